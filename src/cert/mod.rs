@@ -1,0 +1,1 @@
+//! cert: not yet written.

@@ -1,0 +1,42 @@
+//! Command line: clap structs -> validated settings -> calls into the library.
+//!
+//! The only module that knows about flags. Each subcommand group lives in its own file and
+//! exposes `run(args) -> anyhow::Result<ExitCode>`; exit codes follow CLI.md per command.
+//! Shared argument parsing (times like `2034-10-05T12:16:56Z` or `+90d`) is in `time_arg`.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[allow(dead_code)] // used by the commands that take times, added with them
+pub mod time_arg;
+
+/// Diagnose Cisco Firepower sftunnel (FMC <-> FTD mutual TLS on 8305): lab PKI, live tunnel,
+/// offline capture analysis.
+#[derive(Debug, Parser)]
+#[command(name = "sfdiag", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions {
+        /// The shell to generate completions for.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Runs the parsed command and returns the process exit code.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "sfdiag", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! pki: not yet written.

@@ -1,0 +1,1 @@
+//! tls: not yet written.

@@ -1,0 +1,1 @@
+//! tunnel: not yet written.

@@ -1,0 +1,3 @@
+//! One integration-test binary; each module tests one behaviour area end to end on real bytes.
+
+mod common;
