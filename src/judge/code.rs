@@ -5,6 +5,9 @@
 //! crypto/x509/x509_txt.c): note 3.0's `self-signed certificate` (1.1.1 said `self signed`),
 //! `unsuitable certificate purpose` (1.1.1: `unsupported certificate purpose`) and
 //! `certificate is not yet valid` (3.5+ appends `or the system clock is incorrect`).
+//! Numbers are 3.0's too: `invalid CA certificate` is 79 (it was 24 in 1.1.1; 3.0's 24 is
+//! `issuer certificate doesn't have a public key`), so a log from a 1.1.1 peer saying
+//! `err 24:invalid CA certificate` names the same condition as our 79.
 
 use std::fmt;
 
@@ -38,7 +41,7 @@ pub enum VerifyCode {
     UnableToVerifyLeafSignature,
     CertChainTooLong,
     CertRevoked,
-    InvalidCa,
+    NoIssuerPublicKey,
     PathLengthExceeded,
     InvalidPurpose,
     CertUntrusted,
@@ -48,12 +51,19 @@ pub enum VerifyCode {
     AkidIssuerSerialMismatch,
     KeyusageNoCertsign,
     UnhandledCriticalExtension,
+    InvalidNonCa,
     ProxyCertificatesNotAllowed,
     InvalidExtension,
     ApplicationVerification,
     EeKeyTooSmall,
     CaKeyTooSmall,
     CaMdTooWeak,
+    UnsupportedSignatureAlgorithm,
+    SignatureAlgorithmMismatch,
+    SignatureAlgorithmInconsistency,
+    /// 79 since OpenSSL 3.0 (24 in 1.1.1, where 24 is now "no issuer public key").
+    InvalidCa,
+    EcKeyExplicitParams,
     /// Any other `X509_V_ERR_*` number (e.g. read from a log line).
     Other(i32),
 }
@@ -134,7 +144,7 @@ const TABLE: &[(VerifyCode, i32, &str)] = &[
     ),
     (C::CertChainTooLong, 22, "certificate chain too long"),
     (C::CertRevoked, 23, "certificate revoked"),
-    (C::InvalidCa, 24, "invalid CA certificate"),
+    (C::NoIssuerPublicKey, 24, "issuer certificate doesn't have a public key"),
     (C::PathLengthExceeded, 25, "path length constraint exceeded"),
     (C::InvalidPurpose, 26, "unsuitable certificate purpose"),
     (C::CertUntrusted, 27, "certificate not trusted"),
@@ -178,6 +188,23 @@ const TABLE: &[(VerifyCode, i32, &str)] = &[
     (C::EeKeyTooSmall, 66, "EE certificate key too weak"),
     (C::CaKeyTooSmall, 67, "CA certificate key too weak"),
     (C::CaMdTooWeak, 68, "CA signature digest algorithm too weak"),
+    (C::UnsupportedSignatureAlgorithm, 76, "Cannot find certificate signature algorithm"),
+    (
+        C::SignatureAlgorithmMismatch,
+        77,
+        "subject signature algorithm and issuer public key algorithm mismatch",
+    ),
+    (
+        C::SignatureAlgorithmInconsistency,
+        78,
+        "cert info signature and signature algorithm mismatch",
+    ),
+    (C::InvalidCa, 79, "invalid CA certificate"),
+    (
+        C::EcKeyExplicitParams,
+        94,
+        "Certificate public key has explicit ECC parameters",
+    ),
 ];
 
 impl VerifyCode {
@@ -263,7 +290,7 @@ pub fn alert_for(code: VerifyCode) -> u8 {
         63 => BAD_CERTIFICATE, // email mismatch
         13..=16 => BAD_CERTIFICATE,
         62 => BAD_CERTIFICATE, // hostname mismatch
-        24 => UNKNOWN_CA,
+        79 => UNKNOWN_CA, // invalid CA (24 in OpenSSL 1.1.1)
         69 => INTERNAL_ERROR, // invalid call
         26 => UNSUPPORTED_CERTIFICATE,
         64 => BAD_CERTIFICATE, // IP address mismatch
@@ -313,6 +340,8 @@ mod tests {
         assert_eq!(alert_for(VerifyCode::SelfSignedCertInChain), 48);
         assert_eq!(alert_for(VerifyCode::CertSignatureFailure), 51);
         assert_eq!(alert_for(VerifyCode::InvalidCa), 48);
+        assert_eq!(VerifyCode::InvalidCa.code(), 79);
+        assert_eq!(alert_for(VerifyCode::NoIssuerPublicKey), 46);
         assert_eq!(alert_for(VerifyCode::InvalidPurpose), 43);
         assert_eq!(alert_for(VerifyCode::KeyusageNoCertsign), 46);
         assert_eq!(alert_for(VerifyCode::UnhandledCriticalExtension), 46);

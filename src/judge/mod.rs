@@ -21,7 +21,7 @@
 //!    is not an anchor), 19 (ends in another self-signed certificate), 2 (ends in an anchor that
 //!    is not self-signed), 20 (ends in a sent certificate whose issuer is missing).
 //! 3. **check_extensions**, bottom-up: 34 unhandled critical extension, 40 proxy certificate,
-//!    24 when a certificate above the leaf is not a CA (basicConstraints CA:FALSE or absent; a
+//!    79 (1.1.1's 24) when a certificate above the leaf is not a CA (basicConstraints CA:FALSE or absent; a
 //!    v1 self-signed top is accepted as CA, like OpenSSL), 26 purpose (when a purpose is set:
 //!    TLS uses sslclient/sslserver), 25 path length.
 //! 4. **check_auth_level** (only with `auth_level > 0`): 67 CA key too small, 68 weak digest
