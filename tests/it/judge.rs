@@ -173,7 +173,15 @@ fn openssl_verify(
     extra: &[&str],
 ) -> (Vec<(i32, usize, String)>, bool) {
     let at_s = at.unix_timestamp().to_string();
-    let mut args = vec!["verify", "-attime", &at_s, "-CAfile", ca.to_str().unwrap()];
+    let mut args = vec![
+        "verify",
+        "-no-CApath",
+        "-no-CAstore",
+        "-attime",
+        &at_s,
+        "-CAfile",
+        ca.to_str().unwrap(),
+    ];
     if let Some(u) = untrusted {
         args.extend(["-untrusted", u.to_str().unwrap()]);
     }
@@ -185,13 +193,13 @@ fn openssl_verify(
     let mut errors = Vec::new();
     for line in text.lines() {
         // "error 10 at 1 depth lookup: certificate has expired"
-        if let Some(rest) = line.strip_prefix("error ") {
-            if let Some((head, msg)) = rest.split_once(" depth lookup: ") {
-                let mut it = head.split(" at ");
-                let code = it.next().unwrap().parse().unwrap();
-                let depth = it.next().unwrap().parse().unwrap();
-                errors.push((code, depth, msg.to_string()));
-            }
+        if let Some(rest) = line.strip_prefix("error ")
+            && let Some((head, msg)) = rest.split_once(" depth lookup: ")
+        {
+            let mut it = head.split(" at ");
+            let code = it.next().unwrap().parse().unwrap();
+            let depth = it.next().unwrap().parse().unwrap();
+            errors.push((code, depth, msg.to_string()));
         }
     }
     (errors, out.status.success() && text.contains(": OK"))
