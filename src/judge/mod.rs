@@ -33,6 +33,10 @@
 //!    unreadable dates). If the path's top is not self-issued, its signature and dates are not
 //!    checked at all (and a lone such leaf also gets 21), exactly as OpenSSL skips them.
 //!
+//! A certificate whose extensions OpenSSL 3.0 calls invalid (a duplicate, an undecodable
+//! basicConstraints/keyUsage/...) or whose key it cannot decode is never anyone's issuer nor
+//! "self-signed" in step 2, exactly as there: such a leaf gets 20.
+//!
 //! OpenSSL stops at the first error unless its callback says continue. We always continue and
 //! record every error, which gives both answers: `overall` is the first error (what a TLS peer
 //! with the default callback logs and alerts on: `err 10:certificate has expired` at depth 1 for
@@ -408,6 +412,10 @@ impl<'a> Run<'a> {
 
     /// ossl_x509_likely_issued(issuer, subject): names, AKID, signature/key type.
     fn likely_issued(issuer: &CertInfo, subject: &CertInfo) -> bool {
+        // ossl_x509v3_cache_extensions() failing on either side means "not issued".
+        if issuer.v3.invalid.is_some() || subject.v3.invalid.is_some() {
+            return false;
+        }
         let names = match (&issuer.subject, &subject.issuer) {
             (Some(a), Some(b)) => a.matches(b),
             _ => false,
@@ -459,9 +467,9 @@ impl<'a> Run<'a> {
                 let mut self_signed = false;
                 if let Some(src) = found {
                     let issuer = self.cert(src);
-                    if !curr.self_signed {
+                    if !Self::self_signed(curr) {
                         self.path.push(src);
-                        self_signed = issuer.self_signed;
+                        self_signed = Self::self_signed(issuer);
                         ok = true;
                     } else if issuer.der() == curr.der() {
                         // A self-signed certificate that is itself an anchor.
@@ -488,7 +496,7 @@ impl<'a> Run<'a> {
             }
             if search_untrusted {
                 let curr = self.cert(self.path[num - 1]);
-                let issuer = if curr.self_signed || num > max_len {
+                let issuer = if Self::self_signed(curr) || num > max_len {
                     None
                 } else {
                     let lone_self_issued = curr.self_issued && num == 1;
@@ -518,7 +526,7 @@ impl<'a> Run<'a> {
         let top = self.cert(self.path[num - 1]);
         let code = if num > max_len {
             VerifyCode::CertChainTooLong
-        } else if top.self_signed {
+        } else if Self::self_signed(top) {
             if num == 1 {
                 VerifyCode::DepthZeroSelfSignedCert
             } else {
@@ -530,6 +538,12 @@ impl<'a> Run<'a> {
             VerifyCode::UnableToGetIssuerCertLocally
         };
         self.fail(code, num - 1);
+    }
+
+    /// X509_self_signed(cert, 0) == 1: EXFLAG_SS, and OpenSSL could cache the certificate's
+    /// extensions (a certificate with invalid extensions is never "self-signed" there).
+    fn self_signed(c: &CertInfo) -> bool {
+        c.self_signed && c.v3.invalid.is_none()
     }
 
     /// X509_check_ca: 0 not a CA, 1 basicConstraints CA, 3 v1 self-signed root, 4 keyUsage
@@ -691,7 +705,7 @@ impl<'a> Run<'a> {
         }
         loop {
             let (s, i) = (self.at_depth(xs), self.at_depth(xi));
-            if xs != xi || (self.policy.check_self_signature && i.self_signed) {
+            if xs != xi || (self.policy.check_self_signature && Self::self_signed(i)) {
                 let issuer_depth = n + usize::from(xs != xi);
                 let signing_ok = (xs == xi && !i.is_ca())
                     || i.v3

@@ -916,3 +916,39 @@ fn anchors_are_parsed_once_and_judging_needs_no_clock() {
     assert_eq!(j["text"], "certificate has expired");
     assert_eq!(j["depth"], 1);
 }
+
+#[test]
+fn undecodable_basic_constraints_never_chains_like_openssl() {
+    let pki = Pki::new(None);
+    let ca = pki.cert("ca.pem");
+    let good = pki.issue("bc", "/CN=bad-bc", "ca", 30, "basicConstraints=CA:FALSE\n");
+    // basicConstraints' inner SEQUENCE becomes a SET, then the CA re-signs the TBS.
+    let mut der = good.der().to_vec();
+    let oid = [0x06, 0x03, 0x55, 0x1d, 0x13];
+    let at_oid = der.windows(5).position(|w| w == oid).unwrap();
+    let octets = at_oid + 5 + der[at_oid + 5..].iter().position(|&b| b == 0x04).unwrap();
+    assert_eq!(der[octets + 2], 0x30);
+    der[octets + 2] = 0x31;
+    let tbs = cert::parse(&der).tbs().unwrap().to_vec();
+    let d = pki.path("");
+    std::fs::write(d.join("tbs.bin"), &tbs).unwrap();
+    let sig = openssl(&["dgst", "-sha256", "-sign", "ca.key", "tbs.bin"], &d).stdout;
+    assert_eq!(sig.len(), 256);
+    let n = der.len();
+    der[n - 256..].copy_from_slice(&sig);
+    let bad = cert::parse(&der);
+    assert!(bad.v3.invalid.is_some(), "{:?}", bad.extensions);
+    assert!(bad.subject.is_some() && bad.not_after.is_some());
+    let at = day_after(bad.not_before.unwrap());
+    let v = agree(
+        at,
+        std::slice::from_ref(&bad),
+        std::slice::from_ref(&ca),
+        &Policy::default(),
+        &[],
+    );
+    assert_eq!(
+        (v.overall.code, v.overall.depth),
+        (VerifyCode::UnableToGetIssuerCertLocally, Some(0))
+    );
+}
