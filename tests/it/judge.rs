@@ -952,3 +952,39 @@ fn undecodable_basic_constraints_never_chains_like_openssl() {
         (VerifyCode::UnableToGetIssuerCertLocally, Some(0))
     );
 }
+
+#[test]
+fn damaged_certificates_give_records_and_verdicts_never_panics() {
+    let pki = Pki::new(None);
+    let (ca, ftd) = (pki.cert("ca.pem"), pki.cert("ftd.pem"));
+    let at = day_after(ftd.not_before.unwrap());
+    let der = ftd.der().to_vec();
+    let mut partial = 0;
+    for i in 0..der.len() {
+        for damaged in [
+            der[..i].to_vec(),
+            {
+                let mut d = der.clone();
+                d[i] ^= 0xff;
+                d
+            },
+        ] {
+            let c = cert::parse(&damaged);
+            assert_eq!(c.len, damaged.len());
+            if c.parse_error.is_some() && c.subject.is_some() {
+                partial += 1;
+            }
+            // As a leaf and as an anchor: a verdict, whatever the bytes.
+            let v = judge::verify(std::slice::from_ref(&c), std::slice::from_ref(&ca), at);
+            assert_eq!(v.per_cert.len(), 1);
+            if i > 0 {
+                assert!(!v.overall.is_ok(), "damaged at {i} yet verified");
+            }
+            let v = judge::verify(std::slice::from_ref(&ftd), std::slice::from_ref(&c), at);
+            assert!(!v.overall.is_ok(), "a damaged leaf is no anchor for ftd");
+        }
+    }
+    assert!(partial > 100, "damaged certificates still yield their names ({partial})");
+    let v = judge::verify(&[], std::slice::from_ref(&ca), at);
+    assert_eq!(v.overall.code, VerifyCode::Unspecified);
+}
