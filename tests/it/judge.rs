@@ -961,14 +961,11 @@ fn damaged_certificates_give_records_and_verdicts_never_panics() {
     let der = ftd.der().to_vec();
     let mut partial = 0;
     for i in 0..der.len() {
-        for damaged in [
-            der[..i].to_vec(),
-            {
-                let mut d = der.clone();
-                d[i] ^= 0xff;
-                d
-            },
-        ] {
+        for damaged in [der[..i].to_vec(), {
+            let mut d = der.clone();
+            d[i] ^= 0xff;
+            d
+        }] {
             let c = cert::parse(&damaged);
             assert_eq!(c.len, damaged.len());
             if c.parse_error.is_some() && c.subject.is_some() {
@@ -984,7 +981,79 @@ fn damaged_certificates_give_records_and_verdicts_never_panics() {
             assert!(!v.overall.is_ok(), "a damaged leaf is no anchor for ftd");
         }
     }
-    assert!(partial > 100, "damaged certificates still yield their names ({partial})");
+    assert!(
+        partial > 100,
+        "damaged certificates still yield their names ({partial})"
+    );
     let v = judge::verify(&[], std::slice::from_ref(&ca), at);
     assert_eq!(v.overall.code, VerifyCode::Unspecified);
+}
+
+#[test]
+fn rfc4514_names_match_openssl_rfc2253_including_escapes_and_multivalued_rdns() {
+    let tmp = tempfile::tempdir().unwrap();
+    let subjects = [
+        r#"/DC=com/DC=example/C=US/ST=CA/L=Berkeley/O=Org, Inc.+OU=Unit/CN=\#hash; semi "q" <a> \+plus\\back /emailAddress=x@y.z/serialNumber=123/UID=u1/street=Main St/postalCode=94720/SN=Doe/GN=John/initials=JD/dnQualifier=q1/pseudonym=ps/description=d/businessCategory=bc/name=nm/title=InternalCA/generationQualifier=sftunnel"#,
+        "/CN=Zürich Straße/O=Ünïcode",
+        "/CN= leading and trailing /O=#x",
+    ];
+    for (i, subj) in subjects.iter().enumerate() {
+        let pem = format!("n{i}.pem");
+        openssl_ok(
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                "n.key",
+                "-out",
+                &pem,
+                "-days",
+                "1",
+                "-multivalue-rdn",
+                "-utf8",
+                "-subj",
+                subj,
+            ],
+            tmp.path(),
+        );
+        let theirs = openssl_fields(&tmp.path().join(&pem))["subject"].clone();
+        let ours = one(&tmp.path().join(&pem)).subject.unwrap().rfc4514();
+        // OpenSSL escapes every non-ASCII byte as \XX (ASN1_STRFLGS_ESC_MSB); RFC 4514 allows
+        // UTF-8 as is, which we print. Undo that one difference, compare the rest exactly.
+        assert_eq!(ours, unescape_msb(&theirs), "{subj}");
+    }
+}
+
+/// Turns OpenSSL's `\C3\A9` escapes of bytes >= 0x80 back into UTF-8.
+fn unescape_msb(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 1 < b.len() {
+            let hex = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok());
+            match hex {
+                Some(v) if v >= 0x80 => {
+                    out.push(v);
+                    i += 3;
+                }
+                _ => {
+                    // Any other escape (`\,`, `\\`, `\00`) is kept as written.
+                    out.extend_from_slice(&b[i..i + 2]);
+                    i += 2;
+                }
+            }
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8(out).unwrap()
 }
