@@ -56,7 +56,7 @@ use time::OffsetDateTime;
 
 pub use code::{VerifyCode, alert, alert_for};
 
-use crate::cert::{CertInfo, KeyKind, OID_ANY_EKU, OID_CLIENT_AUTH, OID_SERVER_AUTH, key_usage};
+use crate::cert::{CertInfo, KeyKind, OID_CLIENT_AUTH, OID_SERVER_AUTH, key_usage};
 use sig::SigCheck;
 
 /// What the end-entity certificate must be good for (OpenSSL's `-purpose`).
@@ -385,7 +385,7 @@ impl<'a> Run<'a> {
         self.events.push((code, depth, None));
     }
 
-    /// OpenSSL's time check; `depth` `None` only asks "valid now?".
+    /// ossl_x509_check_cert_time(ctx, x, -1): is `c` valid at `at` (no error reported).
     fn time_ok(&self, c: &CertInfo) -> bool {
         matches!((c.not_before, c.not_after), (Some(nb), Some(na))
             if nb.unix_timestamp() <= self.secs && na.unix_timestamp() > self.secs)
@@ -577,6 +577,7 @@ impl<'a> Run<'a> {
         if v3.invalid.is_some() {
             return true;
         }
+        // OpenSSL's xku_reject(): anyExtendedKeyUsage alone does not satisfy a purpose.
         let eku_has = |oids: &[&str]| {
             v3.ext_key_usage
                 .as_ref()
@@ -647,7 +648,6 @@ impl<'a> Run<'a> {
             }
             must_be_ca = true;
         }
-        let _ = OID_ANY_EKU; // anyExtendedKeyUsage does not satisfy OpenSSL's purpose checks
     }
 
     fn min_bits(&self) -> Option<u32> {
