@@ -68,13 +68,20 @@ pub enum PkiError {
     #[error("cannot sign {what}: {reason}")]
     Sign { what: String, reason: String },
     /// notBefore after notAfter.
-    #[error("notBefore {not_before} is after notAfter {not_after}")]
+    #[error(
+        "notBefore {} is after notAfter {}",
+        rfc3339(not_before),
+        rfc3339(not_after)
+    )]
     InvalidValidity {
         not_before: OffsetDateTime,
         not_after: OffsetDateTime,
     },
     /// A time X.509 cannot carry (before year 0 or after 9999).
-    #[error("time {time} cannot be written in a certificate (years 0000-9999 only)")]
+    #[error(
+        "time {} cannot be written in a certificate (years 0000-9999 only)",
+        rfc3339(time)
+    )]
     TimeOutOfRange { time: OffsetDateTime },
     /// Not a textual UUID.
     #[error("invalid UUID {value:?}: expected 8-4-4-4-12 hex digits")]
@@ -94,6 +101,12 @@ pub enum PkiError {
     /// A configuration or certificate file that does not parse.
     #[error("{path}: {reason}")]
     Parse { path: PathBuf, reason: String },
+}
+
+/// RFC 3339 for messages (falls back to `time`'s own form for years RFC 3339 cannot show).
+pub(crate) fn rfc3339(t: &OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.to_string())
 }
 
 impl PkiError {
