@@ -3,8 +3,8 @@
 //! Owns the v1 InternalCA (our own DER writer, `ca`), the v3 peer certificates (rcgen, issued by
 //! that CA), the names they carry (`names`), the folder layout under a root and its loader
 //! (`layout`), the `ims.conf`/`sftunnel.conf` files (`conf`), atomic writes (`fsio`), `pki init`
-//! (`init`), recognising a certificate's role from its path (`roles`) and the expiry thresholds
-//! of `sfdiag check` (`expiry`). It writes only under the root it is given and never reads the
+//! (`init`), recognising a certificate's role from its path (`roles`), finding certificate
+//! files under a folder (`scan`) and the expiry thresholds of `sfdiag check` (`expiry`). It writes only under the root it is given and never reads the
 //! clock: every time is an argument. Decoding certificates for display is `cert`'s job; judging
 //! a chain is `judge`'s.
 
@@ -17,6 +17,7 @@ mod keys;
 pub mod layout;
 pub mod names;
 pub mod roles;
+pub mod scan;
 mod uuid;
 
 use std::path::PathBuf;
@@ -25,7 +26,10 @@ use time::OffsetDateTime;
 
 pub use ca::{InternalCa, PeerProfile, Validity};
 pub use init::{DeviceSpec, InitOptions, init};
-pub use keys::{KEY_BITS_SUPPORTED, generate_rsa_key, key_to_pem, load_key, load_key_pem};
+pub use keys::{
+    KEY_BITS_SUPPORTED, PublicKeySummary, generate_rsa_key, key_to_pem, load_key, load_key_pem,
+    public_key_summary,
+};
 pub use layout::{Identity, Layout, PeerFiles, PkiRoot, Role};
 pub use names::Dn;
 pub use uuid::Uuid;
