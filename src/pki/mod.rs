@@ -24,7 +24,7 @@ use std::path::PathBuf;
 
 use time::OffsetDateTime;
 
-pub use ca::{InternalCa, PeerProfile, Validity};
+pub use ca::{InternalCa, PeerProfile, Validity, read_next_serial, write_next_serial};
 pub use init::{DeviceSpec, InitOptions, init};
 pub use keys::{
     KEY_BITS_SUPPORTED, PublicKeySummary, generate_rsa_key, key_to_pem, load_key, load_key_pem,
