@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 #[allow(dead_code)] // used by the commands that take times, added with them
 pub mod time_arg;
 
+pub mod check;
 pub mod pki;
 
 /// Diagnose Cisco Firepower sftunnel (FMC <-> FTD mutual TLS on 8305): lab PKI, live tunnel,
@@ -31,6 +32,8 @@ pub enum Command {
     },
     /// Lab PKI in the FMC/FTD file layout: init, show.
     Pki(pki::PkiArgs),
+    /// How long each certificate has left: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
+    Check(check::CheckArgs),
 }
 
 /// Runs the parsed command and returns the process exit code.
@@ -43,5 +46,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Pki(args) => pki::run(args),
+        Command::Check(args) => check::run(args),
     }
 }
