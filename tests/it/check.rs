@@ -5,6 +5,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use time::format_description::well_known::Rfc3339;
+use time::{Duration, OffsetDateTime};
+
 use crate::common::{have_openssl, sfdiag};
 
 const FMC: &str = "cdb123c8-4347-11ef-aca1-f3aa241412a1";
@@ -58,6 +61,33 @@ fn pki_init(root: &Path, extra: &[&str]) {
     );
 }
 
+/// notBefore of a certificate, as openssl reads it.
+fn not_before(cert: &Path) -> OffsetDateTime {
+    let out = Command::new("openssl")
+        .args([
+            "x509",
+            "-noout",
+            "-startdate",
+            "-dateopt",
+            "iso_8601",
+            "-in",
+            s(cert),
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    // notBefore=2026-11-26 15:30:54Z
+    let v = text
+        .trim()
+        .trim_start_matches("notBefore=")
+        .replacen(' ', "T", 1);
+    OffsetDateTime::parse(&v, &Rfc3339).unwrap()
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap()
+}
+
 #[test]
 fn exit_codes_for_openssl_made_certificates() {
     let d = tempfile::tempdir().unwrap();
@@ -66,8 +96,11 @@ fn exit_codes_for_openssl_made_certificates() {
     let twenty = openssl_cert(d.path(), "twenty-days", 20);
     let garbage = d.path().join("garbage.pem");
     fs::write(&garbage, b"this is not a certificate\n").unwrap();
+    // Judge half a day after each certificate was made, so the day counts are exact.
+    let at = |cert: &Path, offset: Duration| rfc3339(not_before(cert) + offset);
+    let half = Duration::hours(12);
 
-    let (code, out, _) = check(&[s(&ten_years)]);
+    let (code, out, _) = check(&["--at", &at(&ten_years, half), s(&ten_years)]);
     assert_eq!(code, 0, "{out}");
     assert!(
         out.starts_with("OK: 1 certificate: 0 critical, 0 warning, 1 ok"),
@@ -76,22 +109,27 @@ fn exit_codes_for_openssl_made_certificates() {
     assert!(out.contains("CN=ten-years: notAfter="), "{out}");
     assert!(out.contains("valid for 3649 more days"), "{out}");
 
-    let (code, out, _) = check(&[s(&sixty)]);
+    let (code, out, _) = check(&["--at", &at(&sixty, half), s(&sixty)]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("WARNING  CN=sixty-days: notAfter="), "{out}");
     assert!(out.contains("valid for 59 more days"), "{out}");
 
-    let (code, out, _) = check(&[s(&twenty)]);
+    let (code, out, _) = check(&["--at", &at(&twenty, half), s(&twenty)]);
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("CRITICAL CN=twenty-days"), "{out}");
+    assert!(out.contains("valid for 19 more days"), "{out}");
 
-    // Expired: the same ten-year certificate judged eleven years on.
-    let (code, out, _) = check(&["--at", "+4015d", s(&ten_years)]);
+    // Expired: the ten-year certificate judged eleven years on.
+    let (code, out, _) = check(&[
+        "--at",
+        &at(&ten_years, Duration::days(4015) + half),
+        s(&ten_years),
+    ]);
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("expired 365 days ago"), "{out}");
 
-    // Not yet valid: judged a day before it was made.
-    let (code, out, _) = check(&["--at", "-1d", s(&ten_years)]);
+    // Not yet valid: judged before it was made.
+    let (code, out, _) = check(&["--at", &at(&ten_years, -half), s(&ten_years)]);
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("not yet valid, starts in 0 days"), "{out}");
 
@@ -104,8 +142,19 @@ fn exit_codes_for_openssl_made_certificates() {
     );
 
     // Thresholds are flags.
-    let (code, _, _) = check(&["--warn-days", "30", "--critical-days", "10", s(&sixty)]);
+    let (code, _, _) = check(&[
+        "--at",
+        &at(&sixty, half),
+        "--warn-days",
+        "30",
+        "--critical-days",
+        "10",
+        s(&sixty),
+    ]);
     assert_eq!(code, 0);
+    // Relative --at works against the clock (any 60-day cert is expired in 61 days).
+    let (code, out, _) = check(&["--at", "+61d", s(&sixty)]);
+    assert_eq!(code, 2, "{out}");
 }
 
 #[test]
