@@ -862,6 +862,33 @@ mod tests {
     }
 
     #[test]
+    fn pcapng_packet_longer_than_its_block_is_corrupt_not_a_wait_for_more() {
+        let mut file = PcapNg::new()
+            .section(false)
+            .interface(1, 0, None, None)
+            .epb(0, 0, b"good", 4)
+            .epb(0, 0, &[0; 16], 16)
+            .epb(0, 0, b"never reached", 13)
+            .bytes;
+        // The second EPB's caplen (at block offset 20) claims 200 bytes in a 48-byte block.
+        let second = 28 + 20 + 36;
+        assert_eq!(file[second..second + 4], 6u32.to_le_bytes());
+        file[second + 20..second + 24].copy_from_slice(&200u32.to_le_bytes());
+        let (frames, err) = read_all(&mut reader(file));
+        assert_eq!(frames.len(), 1);
+        let err = err.unwrap();
+        assert!(
+            matches!(err, CaptureError::Corrupt { after_frame: 1, .. }),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .contains("shorter than its own fields claim"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn truncated_pcap_keeps_the_frames_before_the_cut() {
         let mut file = Pcap::new(false, false, 1)
             .packet(1, 0, &[1; 100])
