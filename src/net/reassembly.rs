@@ -31,6 +31,7 @@ pub enum GapCause {
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Out<'a> {
     Data {
+        offset: u64,
         bytes: &'a [u8],
         frame: u64,
         ts: Timestamp,
@@ -189,6 +190,7 @@ impl Half {
             if limit > self.next_off && !data.is_empty() {
                 let take = (data.len() as u64).min(limit - self.next_off) as usize;
                 emit(Out::Data {
+                    offset: self.next_off,
                     bytes: &data[..take],
                     frame,
                     ts,
@@ -221,6 +223,7 @@ impl Half {
             self.counters.retransmitted += overlap as u64;
             data = &data[overlap..];
             emit(Out::Data {
+                offset: self.next_off,
                 bytes: usable,
                 frame: p.frame,
                 ts: p.ts,

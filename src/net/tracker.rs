@@ -105,13 +105,15 @@ pub enum Event<'a> {
         frame: u64,
         ts: Timestamp,
     },
-    /// The next bytes of one direction. `frame`/`ts` are those of the segment that carried
-    /// them (first seen). Bytes that waited for a hole to fill keep their own frame, so
-    /// along a direction the frame can go down: a message is complete at the highest
-    /// frame among its bytes.
+    /// The next bytes of one direction, starting at stream `offset` (bytes delivered plus
+    /// gap bytes before them). `frame`/`ts` are those of the segment that carried them
+    /// (first seen). Bytes that waited for a hole to fill keep their own frame, so along a
+    /// direction the frame can go down: a message is complete at the highest frame among
+    /// its bytes.
     Data {
         conn: ConnId,
         dir: Dir,
+        offset: u64,
         bytes: &'a [u8],
         frame: u64,
         ts: Timestamp,
@@ -141,12 +143,16 @@ pub enum Event<'a> {
         frame: u64,
         ts: Timestamp,
     },
-    /// The connection's last event. `counters` is indexed by [`Dir`] as usize.
+    /// The connection's last event. `frame`/`ts` are when it closed (for end of capture,
+    /// the capture's last frame); `first_frame`/`last_frame` bound its own packets.
+    /// `counters` is indexed by [`Dir::index`].
     Closed {
         conn: ConnId,
         reason: CloseReason,
         frame: u64,
         ts: Timestamp,
+        first_frame: u64,
+        last_frame: u64,
         counters: [HalfCounters; 2],
     },
     Note {
@@ -201,6 +207,8 @@ struct Conn {
     buffering: bool,
     closed: bool,
     last_seen: u64,
+    first_frame: u64,
+    last_frame: u64,
 }
 
 impl Conn {
@@ -226,12 +234,14 @@ fn forward<S: FnMut(Event<'_>)>(
 ) {
     match out {
         Out::Data {
+            offset,
             bytes,
             frame: f,
             ts: t,
         } => sink(Event::Data {
             conn,
             dir,
+            offset,
             bytes,
             frame: f,
             ts: t,
@@ -529,6 +539,8 @@ impl Tracker {
             buffering: true,
             closed: false,
             last_seen: self.tick,
+            first_frame: frame,
+            last_frame: frame,
         };
         let slot = match self.free.pop() {
             Some(s) => {
@@ -586,6 +598,7 @@ impl Tracker {
             // A tombstone: trailing ACKs and retransmitted FINs of a finished connection.
             return;
         }
+        c.last_frame = frame;
         let id = c.id;
         let dir = if src_is_lo == c.client_is_lo {
             Dir::ClientToServer
@@ -712,6 +725,8 @@ impl Tracker {
             reason,
             frame,
             ts,
+            first_frame: c.first_frame,
+            last_frame: c.last_frame,
             counters: c.counters(),
         });
     }
@@ -1073,6 +1088,53 @@ mod tests {
             ]
         );
         assert_eq!(h.t.connections(), 0);
+    }
+
+    #[test]
+    fn data_offsets_count_gaps_and_closed_bounds_the_connection() {
+        let mut t = Tracker::default();
+        let mut got = Vec::new();
+        let segs: [(&str, &str, u32, u8, &[u8]); 5] = [
+            (C, S, 0, SYN, b""),
+            (C, S, 1, ACK, b"ab"),
+            (C, S, 6, ACK, b"fg"),
+            (S, C, 0, RST, b""),
+            (C, S, 9, ACK, b"late"),
+        ];
+        for (i, (src, dst, seq, flags, payload)) in segs.into_iter().enumerate() {
+            let seg = TcpSegment {
+                src: src.parse().unwrap(),
+                dst: dst.parse().unwrap(),
+                seq,
+                ack: 0,
+                flags: TcpFlags(flags),
+                payload,
+                missing: 0,
+            };
+            let frame = 10 + i as u64;
+            t.push_segment(
+                &seg,
+                frame,
+                Timestamp::new(frame as i64, 0),
+                &mut |e| match e {
+                    Event::Data { offset, bytes, .. } => {
+                        got.push(format!("{offset}+{}", bytes.len()))
+                    }
+                    Event::Gap { offset, len, .. } => got.push(format!("gap {offset}+{len}")),
+                    Event::Closed {
+                        first_frame,
+                        last_frame,
+                        counters,
+                        ..
+                    } => got.push(format!(
+                        "closed {first_frame}..{last_frame} {}",
+                        counters[Dir::ClientToServer.index()].delivered
+                    )),
+                    _ => {}
+                },
+            );
+        }
+        assert_eq!(got, ["0+2", "gap 2+3", "5+2", "closed 10..13 4"]);
     }
 
     #[test]
