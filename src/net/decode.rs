@@ -276,7 +276,7 @@ pub(crate) mod tests {
     #[test]
     fn random_bytes_never_panic_on_any_link_type() {
         let mut x = 0x2545_F491_4F6C_DD1Du64;
-        let mut buf = vec![0u8; 200];
+        let mut buf = [0u8; 200];
         let base = ipv4_tcp(1, TcpFlags::ACK, b"payload");
         for round in 0..20_000u32 {
             for b in buf.iter_mut() {
