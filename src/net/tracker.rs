@@ -5,9 +5,9 @@
 //! connection on reused ports from a retransmitted SYN, drives the two [`Half`] reassemblers
 //! of each connection, and enforces the limits: out-of-order bytes per connection and in
 //! total, live connections (least recently active evicted first), and connections the
-//! consumer has finished with keep counters only. Closed connections stay as small
-//! tombstones (no buffers) so the last ACK after a FIN exchange does not look like a new
-//! connection; they are the first to go when the table is full.
+//! consumer has finished with keep counters only. A closed connection leaves the table at
+//! once; only its key is remembered for a while (a bounded FIFO) so that the last ACK after
+//! a FIN exchange is not taken for a new connection.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -21,9 +21,12 @@ use crate::capture::{Frame, Linktype, Timestamp};
 /// Limits and filters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    /// Connections in the table, live or recently closed. At the cap the least recently
-    /// active one is evicted (a `Closed { reason: Evicted }` event if it was live).
+    /// Open connections in the table. At the cap the least recently active one is evicted
+    /// (`Closed { reason: Evicted }`). About 600 bytes each.
     pub max_connections: usize,
+    /// Closed connections whose key is remembered, so their trailing packets are ignored
+    /// rather than opening new connections. About 80 bytes each.
+    pub max_closed_remembered: usize,
     /// Out-of-order bytes buffered per connection (both directions) before the first hole
     /// is declared a gap.
     pub max_buffered_per_conn: usize,
@@ -37,7 +40,8 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Config {
         Config {
-            max_connections: 65_536,
+            max_connections: 32_768,
+            max_closed_remembered: 8_192,
             max_buffered_per_conn: 2 << 20,
             max_buffered_total: 32 << 20,
             ports: Vec::new(),
@@ -178,6 +182,8 @@ pub struct Stats {
     pub undecodable: u64,
     /// TCP segments outside the configured ports.
     pub filtered: u64,
+    /// TCP segments of connections already closed (trailing ACKs, retransmitted FINs).
+    pub after_close: u64,
     /// TCP segments the snap length cut short (their missing bytes are holes).
     pub cut_segments: u64,
     pub connections: u64,
@@ -189,7 +195,7 @@ pub struct Stats {
     pub out_of_order_segments: u64,
     /// Highest out-of-order bytes buffered at once.
     pub peak_buffered: usize,
-    /// Highest number of table entries at once.
+    /// Highest number of open connections at once.
     pub peak_connections: usize,
 }
 
@@ -205,7 +211,6 @@ struct Conn {
     client_is_lo: bool,
     halves: [Half; 2],
     buffering: bool,
-    closed: bool,
     last_seen: u64,
     first_frame: u64,
     last_frame: u64,
@@ -283,6 +288,9 @@ pub struct Tracker {
     lru: VecDeque<(u32, ConnId, u64)>,
     /// The last flow looked up: consecutive packets are mostly of one flow.
     last: Option<(FlowKey, u32)>,
+    /// Keys of recently closed connections, oldest first, bounded.
+    closed: HashMap<FlowKey, ConnId, FastBuild>,
+    closed_fifo: VecDeque<(FlowKey, ConnId)>,
     next_id: u64,
     tick: u64,
     buffered_total: usize,
@@ -319,6 +327,8 @@ impl Tracker {
             by_id: HashMap::default(),
             lru: VecDeque::new(),
             last: None,
+            closed: HashMap::default(),
+            closed_fifo: VecDeque::new(),
             next_id: 0,
             tick: 0,
             buffered_total: 0,
@@ -409,7 +419,18 @@ impl Tracker {
                 self.create(key, src_is_lo, seg, frame, ts, sink)
             }
             Some(slot) => slot,
-            None => self.create(key, src_is_lo, seg, frame, ts, sink),
+            None => {
+                if self.closed.contains_key(&key) {
+                    if !seg.flags.syn() {
+                        // Trailing ACK or retransmitted FIN of a finished connection.
+                        self.stats.after_close += 1;
+                        return;
+                    }
+                    // A SYN on the ports of a closed connection: port reuse.
+                    self.closed.remove(&key);
+                }
+                self.create(key, src_is_lo, seg, frame, ts, sink)
+            }
         };
         self.last = Some((key, slot));
         self.process(slot, src_is_lo, seg, frame, ts, sink);
@@ -429,7 +450,7 @@ impl Tracker {
     }
 
     /// End of capture: every connection still open gets its remaining buffered bytes (after
-    /// gaps) and a `Closed { reason: EndOfCapture }`. The table is emptied.
+    /// gaps) and a `Closed { reason: EndOfCapture }`, in id order. The tracker is emptied.
     pub fn finish<S: FnMut(Event<'_>)>(&mut self, sink: &mut S) {
         let mut slots: Vec<(ConnId, u32)> = self.by_id.iter().map(|(id, s)| (*id, *s)).collect();
         slots.sort_unstable();
@@ -439,6 +460,8 @@ impl Tracker {
             self.remove(slot);
         }
         self.lru.clear();
+        self.closed.clear();
+        self.closed_fifo.clear();
     }
 
     /// Totals so far (live connections included).
@@ -463,7 +486,7 @@ impl Tracker {
         Some((c.client, c.server))
     }
 
-    /// Connections in the table (live and recently closed).
+    /// Open connections in the table.
     pub fn connections(&self) -> usize {
         self.table.len()
     }
@@ -483,9 +506,6 @@ impl Tracker {
     /// reusing the ports?
     fn starts_new_connection(&self, slot: u32, src_is_lo: bool, seg: &TcpSegment<'_>) -> bool {
         let c = self.conn(slot);
-        if c.closed {
-            return true;
-        }
         let dir = if src_is_lo == c.client_is_lo {
             Dir::ClientToServer
         } else {
@@ -537,7 +557,6 @@ impl Tracker {
             client_is_lo: src_is_lo == sender_is_client,
             halves: [Half::default(), Half::default()],
             buffering: true,
-            closed: false,
             last_seen: self.tick,
             first_frame: frame,
             last_frame: frame,
@@ -594,10 +613,6 @@ impl Tracker {
             return;
         };
         c.last_seen = *tick;
-        if c.closed {
-            // A tombstone: trailing ACKs and retransmitted FINs of a finished connection.
-            return;
-        }
         c.last_frame = frame;
         let id = c.id;
         let dir = if src_is_lo == c.client_is_lo {
@@ -671,14 +686,39 @@ impl Tracker {
                 frame,
                 ts,
             });
-            self.retire(slot, CloseReason::Rst, frame, ts, sink);
+            self.close(slot, CloseReason::Rst, frame, ts, sink);
         } else if c.halves[0].fin_seen && c.halves[1].fin_seen {
-            self.retire(slot, CloseReason::Fin, frame, ts, sink);
+            self.close(slot, CloseReason::Fin, frame, ts, sink);
         }
     }
 
-    /// Closes a connection: hands on what is buffered (after gaps), frees the buffers and
-    /// says `Closed`. The entry stays as a tombstone until removed. No-op if already closed.
+    /// A connection ended by FIN or RST: retired, removed, and its key remembered.
+    fn close<S: FnMut(Event<'_>)>(
+        &mut self,
+        slot: u32,
+        reason: CloseReason,
+        frame: u64,
+        ts: Timestamp,
+        sink: &mut S,
+    ) {
+        let Some((key, id)) = self.conns[slot as usize].as_ref().map(|c| (c.key, c.id)) else {
+            return;
+        };
+        self.retire(slot, reason, frame, ts, sink);
+        self.remove(slot);
+        self.closed.insert(key, id);
+        self.closed_fifo.push_back((key, id));
+        while self.closed_fifo.len() > self.config.max_closed_remembered {
+            if let Some((k, old)) = self.closed_fifo.pop_front()
+                && self.closed.get(&k) == Some(&old)
+            {
+                self.closed.remove(&k);
+            }
+        }
+    }
+
+    /// Ends a connection: hands on what is buffered (after gaps), frees the buffers and
+    /// says `Closed`. The caller then removes it.
     fn retire<S: FnMut(Event<'_>)>(
         &mut self,
         slot: u32,
@@ -696,10 +736,6 @@ impl Tracker {
         let Some(c) = conns[slot as usize].as_mut() else {
             return;
         };
-        if c.closed {
-            return;
-        }
-        c.closed = true;
         let id = c.id;
         let cause = if reason == CloseReason::EndOfCapture {
             GapCause::EndOfCapture
@@ -731,7 +767,7 @@ impl Tracker {
         });
     }
 
-    /// Takes a connection out of the table (it must have been retired if it was live).
+    /// Takes a connection out of the table (after retiring it).
     fn remove(&mut self, slot: u32) {
         if let Some(c) = self.conns[slot as usize].take() {
             self.table.remove(&c.key);
@@ -909,6 +945,8 @@ mod tests {
             ]
         );
         assert_eq!(h.t.stats().connections, 1);
+        assert_eq!(h.t.stats().after_close, 1);
+        assert_eq!(h.t.connections(), 0, "a closed connection leaves the table");
         h.finish();
         assert!(
             h.take().is_empty(),
@@ -1182,9 +1220,12 @@ mod tests {
             assert!(h.t.connections() <= 500);
         }
         assert_eq!(h.t.stats().connections, 20_000);
+        assert_eq!(h.t.connections(), 0);
         assert_eq!(h.t.buffered(), 0);
         assert!(h.t.lru.len() <= 2 * 500 + 1);
-        assert_eq!(h.t.stats().evicted, 0, "closed connections go quietly");
+        let remembered = Config::default().max_closed_remembered;
+        assert!(h.t.closed.len() <= remembered && h.t.closed_fifo.len() <= remembered);
+        assert_eq!(h.t.stats().evicted, 0);
     }
 
     #[test]
