@@ -423,6 +423,6 @@ fn a_file_that_is_not_a_capture_says_so() {
     let err = capture::open(&p).unwrap_err();
     assert!(matches!(err, CaptureError::NotACapture { .. }), "{err}");
     assert!(err.to_string().contains("68 65 6c 6c"), "{err}");
-    let err = capture::open(&dir.path().join("missing.pcap")).unwrap_err();
+    let err = capture::open(dir.path().join("missing.pcap")).unwrap_err();
     assert!(matches!(err, CaptureError::Open { .. }), "{err}");
 }
