@@ -3,5 +3,5 @@
 mod check;
 mod common;
 mod judge;
-mod pki;
 mod net;
+mod pki;
