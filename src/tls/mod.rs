@@ -28,7 +28,7 @@ pub use registry::{
     AlertDescription, AlertLevel, CipherSuite, ContentType, HandshakeType, ProtocolVersion,
 };
 pub use scan::{Found, find_start};
-pub use session::{Event, EventKind, Progress, Session, Step};
+pub use session::{Event, EventKind, FatalAlert, Progress, Session, Step};
 
 use std::fmt;
 
@@ -47,7 +47,8 @@ impl Side {
             Side::B => Side::A,
         }
     }
-    fn index(self) -> usize {
+    /// 0 for `A`, 1 for `B`: the index into `Progress`'s per-side arrays.
+    pub fn index(self) -> usize {
         self as usize
     }
 }

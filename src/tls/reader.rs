@@ -74,6 +74,11 @@ pub(super) struct DirReader<M> {
     pub(super) ccs: bool,
     /// TLS 1.3 was negotiated: ChangeCipherSpec is a compatibility no-op.
     pub(super) tls13: bool,
+    /// Skim mode: records are counted, payloads not buffered (`skim`).
+    skim: bool,
+    /// Skim mode: payload bytes left of the current record, and its type.
+    skip: usize,
+    skip_type: ContentType,
     limits: Limits,
 }
 
@@ -94,6 +99,9 @@ impl<M: Copy + Ord> DirReader<M> {
             hs_skip: 0,
             ccs: false,
             tls13: false,
+            skim: false,
+            skip: 0,
+            skip_type: ContentType(0),
             limits,
         }
     }
@@ -101,6 +109,31 @@ impl<M: Copy + Ord> DirReader<M> {
     /// Found TLS (or settled into records), as opposed to still looking or given up.
     pub(super) fn in_records(&self) -> bool {
         self.state == State::Records
+    }
+
+    /// From now on only count records: a record that spans `feed` calls is skipped rather
+    /// than buffered, and partial handshake messages are dropped. For a connection whose
+    /// handshake is over: its alerts (encrypted) and application data are still seen, at the
+    /// cost of a 5-byte header buffer.
+    pub(super) fn skim(&mut self) {
+        self.skim = true;
+        self.hs = Vec::new();
+        self.hs_mark = None;
+        self.hs_skip = 0;
+        if self.state == State::Records && self.pending.len() > HEADER_LEN {
+            if let Some(h) = RecordHeader::read(&self.pending) {
+                self.skip = h.total_len() - self.pending.len();
+                self.skip_type = h.content_type;
+            }
+            self.pending = Vec::new();
+        } else {
+            self.pending.shrink_to(HEADER_LEN);
+        }
+    }
+
+    /// Not TLS, or stopped at bytes that are not: later bytes are of no use.
+    pub(super) fn is_stopped(&self) -> bool {
+        self.state == State::Stopped
     }
 
     /// Bytes held in buffers (partial record, partial message, scan tail).
@@ -234,6 +267,16 @@ impl<M: Copy + Ord> DirReader<M> {
         f: &mut impl FnMut(Item<'_>, M) -> bool,
     ) {
         let mut pos = base;
+        if self.skip > 0 {
+            let n = self.skip.min(data.len());
+            self.skip -= n;
+            data = &data[n..];
+            pos += n as u64;
+            if self.skip > 0 {
+                return;
+            }
+            self.skipped(mark, f);
+        }
         if !self.pending.is_empty() {
             let rec_start = base - self.pending.len() as u64;
             if self.pending.len() < HEADER_LEN {
@@ -248,6 +291,12 @@ impl<M: Copy + Ord> DirReader<M> {
             };
             if !h.is_valid() {
                 return self.not_tls(h, rec_start, mark, f);
+            }
+            if self.skim && h.len > 0 {
+                self.pending.clear();
+                self.skip = h.len.into();
+                self.skip_type = h.content_type;
+                return self.records(data, mark, pos, f);
             }
             let n = (h.total_len() - self.pending.len()).min(data.len());
             self.pending.extend_from_slice(&data[..n]);
@@ -269,6 +318,11 @@ impl<M: Copy + Ord> DirReader<M> {
                 return self.not_tls(h, pos, mark, f);
             }
             if data.len() < h.total_len() {
+                if self.skim {
+                    self.skip = h.total_len() - data.len();
+                    self.skip_type = h.content_type;
+                    return;
+                }
                 break;
             }
             self.record(h, &data[HEADER_LEN..h.total_len()], mark, f);
@@ -277,6 +331,22 @@ impl<M: Copy + Ord> DirReader<M> {
         }
         self.pending.extend_from_slice(data);
         self.pending_mark = Some(mark);
+    }
+
+    /// Skim mode: the record whose payload was skipped is complete.
+    fn skipped(&mut self, mark: M, f: &mut impl FnMut(Item<'_>, M) -> bool) {
+        let item = match self.skip_type {
+            ContentType::APPLICATION_DATA => Item::ApplicationData,
+            // Its two bytes were not kept: report it as an alert of unknown content.
+            ContentType::ALERT => Item::Alert(None),
+            ContentType::HANDSHAKE if self.ccs => Item::EncryptedHandshake,
+            ContentType::CHANGE_CIPHER_SPEC => {
+                self.ccs |= !self.tls13;
+                Item::ChangeCipherSpec
+            }
+            _ => return,
+        };
+        f(item, mark);
     }
 
     fn not_tls(

@@ -188,6 +188,7 @@ impl AlertDescription {
     pub const HANDSHAKE_FAILURE: Self = Self(40);
     pub const BAD_CERTIFICATE: Self = Self(42);
     pub const CERTIFICATE_EXPIRED: Self = Self(45);
+    pub const DECRYPT_ERROR: Self = Self(51);
     pub const UNKNOWN_CA: Self = Self(48);
 
     /// The IANA registry name (`certificate_expired`).

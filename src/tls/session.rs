@@ -107,10 +107,13 @@ pub struct Progress {
     pub finished: [bool; 2],
     pub application_data: [bool; 2],
     pub alerts: [u32; 2],
-    /// The first fatal alert (plaintext fatal, or an encrypted one before the handshake was
-    /// done), with its sender.
-    pub fatal_alert: Option<(Side, Option<Alert>)>,
+    /// The first fatal alert: plaintext fatal, or an encrypted one before the handshake was
+    /// done (TLS <= 1.2).
+    pub fatal_alert: Option<FatalAlert>,
+    /// Each side's last step, by `Side as usize`.
     pub last: [Option<Step>; 2],
+    /// The last step on the wire, either side.
+    pub latest: Option<(Side, Step)>,
     pub done: bool,
 }
 
@@ -140,10 +143,25 @@ impl Progress {
             .find(|&s| self.role(s) == Some(role))
     }
 
+    fn took(&mut self, side: Side, step: Step) {
+        self.last[side.index()] = Some(step);
+        self.latest = Some((side, step));
+    }
+
     /// TLS 1.3 or a draft was negotiated (or asked for by a HelloRetryRequest).
     pub fn is_tls13(&self) -> bool {
         self.version.is_some_and(|v| v.is_tls13())
     }
+}
+
+/// The alert that ended a handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FatalAlert {
+    pub side: Side,
+    /// `None`: encrypted.
+    pub alert: Option<Alert>,
+    /// The other side's last step before it.
+    pub after: Option<Step>,
 }
 
 /// One connection's TLS, both directions.
@@ -192,6 +210,20 @@ impl<M: Copy + Ord> Session<M> {
     pub fn is_finished(&self) -> bool {
         let p = &self.progress;
         p.done || self.encrypted_reported || p.fatal_alert.is_some()
+    }
+
+    /// Stop buffering: from now on records are only counted (alerts, application data), so a
+    /// finished connection costs a few bytes. Call it once `is_finished()`.
+    pub fn skim(&mut self) {
+        for d in &mut self.dirs {
+            d.skim();
+        }
+    }
+
+    /// Neither direction can yield anything more (both are not TLS): the caller may stop
+    /// delivering bytes.
+    pub fn is_dead(&self) -> bool {
+        self.dirs.iter().all(|d| d.is_stopped())
     }
 
     /// The next in-order bytes `side` sent; `mark` is the caller's (frame, time) of the chunk.
@@ -253,7 +285,7 @@ fn on_item<M: Copy>(
     match item {
         Item::Start { plaintext } => emit(EventKind::Start { plaintext }),
         Item::Sslv2ClientHello(body) => {
-            p.last[i] = Some(Step::Handshake(HandshakeType::CLIENT_HELLO));
+            p.took(side, Step::Handshake(HandshakeType::CLIENT_HELLO));
             match ClientHello::parse_sslv2(body) {
                 Ok(h) => {
                     p.client_hello_from.get_or_insert(side);
@@ -263,7 +295,7 @@ fn on_item<M: Copy>(
             }
         }
         Item::Handshake { typ, body } => {
-            p.last[i] = Some(Step::Handshake(typ));
+            p.took(side, Step::Handshake(typ));
             match typ {
                 HandshakeType::CLIENT_HELLO => match ClientHello::parse(body) {
                     Ok(h) => {
@@ -291,8 +323,7 @@ fn on_item<M: Copy>(
                             p.retry_request |= sh.retry_request;
                             if sh.retry_request {
                                 // A HelloRetryRequest: not the ServerHello that counts yet.
-                                p.last[i] =
-                                    Some(Step::Handshake(HandshakeType::HELLO_RETRY_REQUEST));
+                                p.took(side, Step::Handshake(HandshakeType::HELLO_RETRY_REQUEST));
                             }
                             tls13 = sh.version.is_tls13();
                             let version = sh.version;
@@ -338,7 +369,7 @@ fn on_item<M: Copy>(
         Item::EncryptedHandshake => {
             if !p.finished[i] {
                 p.finished[i] = true;
-                p.last[i] = Some(Step::Finished);
+                p.took(side, Step::Finished);
                 emit(EventKind::EncryptedHandshake);
                 if p.finished == [true, true] && p.change_cipher_spec == [true, true] && !p.done {
                     p.done = true;
@@ -348,7 +379,7 @@ fn on_item<M: Copy>(
         }
         Item::ChangeCipherSpec => {
             p.change_cipher_spec[i] = true;
-            p.last[i] = Some(Step::ChangeCipherSpec);
+            p.took(side, Step::ChangeCipherSpec);
             emit(EventKind::ChangeCipherSpec);
         }
         Item::Alert(alert) => {
@@ -357,17 +388,17 @@ fn on_item<M: Copy>(
                 Some(a) => a.level.is_fatal(),
                 None => !p.done && !p.is_tls13(),
             };
-            if fatal && p.fatal_alert.is_none() {
-                p.fatal_alert = Some((side, alert));
-            }
             let after = p.last[side.other().index()];
-            p.last[i] = Some(Step::Alert);
+            if fatal && p.fatal_alert.is_none() {
+                p.fatal_alert = Some(FatalAlert { side, alert, after });
+            }
+            p.took(side, Step::Alert);
             emit(EventKind::Alert { alert, after });
         }
         Item::ApplicationData => {
             if !p.application_data[i] {
                 p.application_data[i] = true;
-                p.last[i] = Some(Step::ApplicationData);
+                p.took(side, Step::ApplicationData);
                 emit(EventKind::ApplicationData);
             }
         }
@@ -380,7 +411,7 @@ fn on_item<M: Copy>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tls::{AlertDescription, AlertLevel};
+    use crate::tls::{AlertDescription, AlertLevel, HEADER_LEN};
 
     fn record(ct: u8, payload: &[u8]) -> Vec<u8> {
         let mut r = vec![ct, 3, 3];
@@ -627,7 +658,14 @@ mod tests {
         };
         assert_eq!(alerts, [(1, Some(fatal_200)), (2, None), (4, None)]);
         assert_eq!(fatal_200.description.to_string(), "unknown(200)");
-        assert_eq!(s.progress().fatal_alert, Some((Side::B, Some(fatal_200))));
+        assert_eq!(
+            s.progress().fatal_alert,
+            Some(FatalAlert {
+                side: Side::B,
+                alert: Some(fatal_200),
+                after: Some(Step::Handshake(HandshakeType::CLIENT_HELLO))
+            })
+        );
     }
 
     #[test]
@@ -846,5 +884,42 @@ mod tests {
             ev.last().unwrap().kind,
             EventKind::Alert { alert: Some(_), .. }
         ));
+    }
+
+    #[test]
+    fn skimming_a_finished_session_counts_records_without_buffering_them() {
+        let (c1, s1, c2, s2) = mutual_tls12();
+        let mut s = Session::default();
+        let mut ev = Vec::new();
+        s.feed(Side::A, &c1, 1, &mut ev);
+        s.feed(Side::B, &s1, 2, &mut ev);
+        s.feed(Side::A, &c2, 3, &mut ev);
+        s.feed(Side::B, &s2, 4, &mut ev);
+        assert!(s.is_finished());
+        s.skim();
+        ev.clear();
+        let mut tail = record(23, &[7; 16000]);
+        tail.extend(record(23, &[8; 16000]));
+        tail.extend(record(21, &[9; 26]));
+        for (i, chunk) in tail.chunks(1000).enumerate() {
+            s.feed(Side::B, chunk, 10 + i as u32, &mut ev);
+            assert!(s.buffered() <= 2 * HEADER_LEN, "{}", s.buffered());
+        }
+        let last = tail.chunks(1000).count() as u32 + 9;
+        assert_eq!(
+            kinds(&ev),
+            [
+                (Side::B, &EventKind::ApplicationData),
+                (
+                    Side::B,
+                    &EventKind::Alert {
+                        alert: None,
+                        after: Some(Step::Finished)
+                    }
+                )
+            ]
+        );
+        assert_eq!(ev[1].mark, last);
+        assert_eq!(s.progress().alerts, [0, 1]);
     }
 }

@@ -3,3 +3,4 @@
 mod common;
 mod judge;
 mod net;
+mod truth;
