@@ -1,6 +1,8 @@
 //! One integration-test binary; each module tests one behaviour area end to end on real bytes.
 
 mod common;
+
+mod analyze;
 mod judge;
 mod net;
 mod truth;
