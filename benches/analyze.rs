@@ -73,7 +73,9 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(len))
         .sample_size(10)
         .measurement_time(Duration::from_secs(10));
-    g.bench_function("sfdiag_analyze", |b| b.iter(|| black_box(sfdiag_analyze(&path))));
+    g.bench_function("sfdiag_analyze", |b| {
+        b.iter(|| black_box(sfdiag_analyze(&path)))
+    });
     g.bench_function("bare_pcap_parser_etherparse", |b| {
         b.iter(|| black_box(bare_loop(&path)))
     });

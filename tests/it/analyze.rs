@@ -78,7 +78,12 @@ fn valid_sftunnel_handshake_exits_0_with_both_chains_ok_and_identities() {
     for c in &certs {
         assert_eq!(c["verdict"]["code"], 0, "{c}");
         let sha = c["sha256"].as_str().unwrap();
-        assert!(sha.len() == 64 && sha.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert!(
+            sha.len() == 64
+                && sha
+                    .chars()
+                    .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        );
     }
     let ftd = certs.iter().find(|c| c["role"] == "client").unwrap();
     assert_eq!(ftd["serial"], "f");
@@ -142,13 +147,18 @@ fn expired_device_cert_is_rejected_by_the_fmc_after_the_client_certificate() {
     assert_eq!(ftd["verdict"]["code"], 10);
     assert_eq!(ftd["verdict"]["depth"], 0);
     let alert = one(&r, "alert");
-    assert_eq!((alert["code"].as_u64(), alert["role"].as_str()), (Some(45), Some("server")));
+    assert_eq!(
+        (alert["code"].as_u64(), alert["role"].as_str()),
+        (Some(45), Some("server"))
+    );
     let s = one(&r, "session");
     assert_eq!(s["failed_by"], "server");
-    assert!(s["reason"]
-        .as_str()
-        .unwrap()
-        .starts_with("server sent fatal certificate_expired after client Certificate"));
+    assert!(
+        s["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("server sent fatal certificate_expired after client Certificate")
+    );
     assert_eq!(s["client_chain_verdict"]["code"], 10);
     assert_eq!(s["server_chain_verdict"]["code"], 0);
 }
@@ -157,7 +167,11 @@ fn expired_device_cert_is_rejected_by_the_fmc_after_the_client_certificate() {
 fn a_regenerated_ca_gives_signature_failure_only_against_the_new_ca() {
     let capture = cap("sftunnel-ca-regenerated.pcap");
     let (r, _) = jsonl(&[path(&capture)]);
-    assert!(of_type(&r, "certificate").iter().all(|c| c["verdict"]["code"] == 0));
+    assert!(
+        of_type(&r, "certificate")
+            .iter()
+            .all(|c| c["verdict"]["code"] == 0)
+    );
     let ca = cap("regenerated.ca.pem");
     let (r, code) = jsonl(&["--ca", path(&ca), path(&capture)]);
     assert_eq!(code, 1);
@@ -180,7 +194,9 @@ fn a_ca_that_is_not_the_internal_ca_leaves_the_sent_one_untrusted() {
     let dir = tempfile::tempdir().unwrap();
     let other = dir.path().join("other.pem");
     let ok = std::process::Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650"])
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650",
+        ])
         .args(["-subj", "/CN=Some Other CA", "-keyout"])
         .arg(dir.path().join("other.key"))
         .arg("-out")
@@ -236,8 +252,15 @@ fn at_judges_as_if_the_clock_showed_that_time() {
         assert_eq!(c["verdict"]["at"], "2035-01-01T00:00:00Z");
     }
     let (r, _) = jsonl(&["--at", "2023-06-01T00:00:00Z", path(&capture)]);
-    assert!(of_type(&r, "certificate").iter().all(|c| c["verdict"]["code"] == 9));
-    assert_eq!(run(&["--at", "yesterday", path(&capture)]).status.code(), Some(2));
+    assert!(
+        of_type(&r, "certificate")
+            .iter()
+            .all(|c| c["verdict"]["code"] == 9)
+    );
+    assert_eq!(
+        run(&["--at", "yesterday", path(&capture)]).status.code(),
+        Some(2)
+    );
 }
 
 #[test]
@@ -284,10 +307,19 @@ fn a_truncated_capture_reports_what_came_before_the_cut_and_names_the_frame() {
     std::fs::write(&cut, &bytes[..5000]).unwrap();
     let (r, code) = jsonl(&[path(&cut)]);
     assert_eq!(code, 0);
-    assert_eq!(of_type(&r, "certificate").len(), 2, "the server chain came before the cut");
+    assert_eq!(
+        of_type(&r, "certificate").len(),
+        2,
+        "the server chain came before the cut"
+    );
     let note = one(&r, "note");
     assert_eq!(note["frame"], 9);
-    assert!(note["text"].as_str().unwrap().contains("truncated after frame 9"));
+    assert!(
+        note["text"]
+            .as_str()
+            .unwrap()
+            .contains("truncated after frame 9")
+    );
     assert_eq!(one(&r, "session")["outcome"], "incomplete");
     assert!(one(&r, "capture")["read_error"].is_string());
 }
@@ -435,5 +467,48 @@ mod golden {
                 "../shared/captures/zeek/tls-early-alert.pcap",
             ],
         );
+    }
+}
+
+#[test]
+fn mangled_captures_give_findings_or_notes_never_a_crash() {
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut rand = move |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n.max(1) as u64) as usize
+    };
+    let files = [
+        cap("sftunnel-valid.pcap"),
+        cap("sftunnel-ftd-expired.pcap"),
+        cap("sftunnel-valid.pcapng"),
+        cap("sftunnel-valid-any-sll2.pcap"),
+        shared_captures().join("zeek/xmpp-dialback-starttls.pcap"),
+        shared_captures().join("suricata-verify/tls-client-hello-frag-01/dump_mtu300.pcap"),
+    ];
+    for file in &files {
+        let original = std::fs::read(file).unwrap();
+        for _ in 0..30 {
+            let mut b = original.clone();
+            // Leave the file header alone so the capture is read at all; mangle the rest.
+            for _ in 0..1 + rand(40) {
+                let i = 24 + rand(b.len() - 24);
+                b[i] = rand(256) as u8;
+            }
+            b.truncate(b.len() - rand(b.len() / 3));
+            let Ok(mut reader) = sfdiag::capture::Reader::new(std::io::Cursor::new(b)) else {
+                continue;
+            };
+            let mut n = 0;
+            let summary = sfdiag::analysis::analyze_reader(
+                &mut reader,
+                "mangled",
+                &sfdiag::analysis::Options::default(),
+                &mut |_| n += 1,
+                &mut |_, _| {},
+            );
+            assert!(summary.net.frames > 0 || summary.read_error.is_some());
+        }
     }
 }
