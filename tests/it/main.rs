@@ -2,6 +2,9 @@
 
 mod check;
 mod common;
+
+mod analyze;
 mod judge;
 mod net;
 mod pki;
+mod truth;
