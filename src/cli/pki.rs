@@ -1,0 +1,465 @@
+//! `sfdiag pki ...`: flags -> `sfdiag::pki` calls, and the human-readable output.
+//!
+//! `init` resolves times against the clock (the only place that reads it for this command)
+//! and hands the library a complete `InitOptions`; `show` decodes certificate and key files
+//! for reading.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::builder::TypedValueParser;
+use clap::{Args, Subcommand};
+use time::OffsetDateTime;
+
+use sfdiag::cert::{self, CertError, CertInfo, SftunnelRole};
+use sfdiag::pki::roles::{CertRole as RoleName, RoleNamer};
+use sfdiag::pki::{self, DeviceSpec, InitOptions, Uuid, Validity};
+
+use super::time_arg::parse_time;
+
+/// `sfdiag pki`.
+#[derive(Debug, Args)]
+pub struct PkiArgs {
+    #[command(subcommand)]
+    pub command: PkiCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PkiCommand {
+    /// Write a lab PKI in the FMC/FTD file layout: a v1 InternalCA, the FMC's and each
+    /// device's sftunnel certificate and key, sftunnel.conf and each appliance's identity.
+    Init(Box<InitArgs>),
+    /// Decode certificates (PEM or DER, several per file) and describe key files by their
+    /// public half.
+    Show(ShowArgs),
+}
+
+/// Flags of `pki show`.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// Certificate or key files.
+    #[arg(value_name = "PATH", required = true)]
+    pub paths: Vec<PathBuf>,
+}
+
+/// Flags of `pki init` (CLI.md).
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The lab root: DIR/fmc/... for the FMC, DIR/NAME/... for each device.
+    #[arg(long, value_name = "DIR")]
+    pub root: PathBuf,
+    /// The FMC's UUID (random when absent).
+    #[arg(long, value_name = "UUID", value_parser = parse_uuid)]
+    pub fmc_uuid: Option<Uuid>,
+    /// Make N devices named ftd1..ftdN (default: 1).
+    #[arg(long, value_name = "N", conflicts_with = "device")]
+    pub devices: Option<u32>,
+    /// A device by name, optionally with its UUID; repeat for several.
+    #[arg(long = "device", value_name = "NAME[=UUID]", value_parser = parse_device)]
+    pub device: Vec<DeviceSpec>,
+    /// Also make a secondary FMC (HA) that the primary manages like a device.
+    #[arg(long, value_name = "NAME")]
+    pub ha_secondary: Option<String>,
+    /// InternalCA notBefore: RFC 3339 or an offset like -3650d (default: now).
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    pub not_before: Option<String>,
+    /// InternalCA notAfter: RFC 3339 or an offset from now like +10d.
+    #[arg(
+        long,
+        value_name = "TIME",
+        conflicts_with = "days",
+        allow_hyphen_values = true
+    )]
+    pub not_after: Option<String>,
+    /// InternalCA lifetime in days from notBefore (default 3650, as on the appliance).
+    #[arg(long, value_name = "N")]
+    pub days: Option<u32>,
+    /// Peer certificates' notBefore (default: the InternalCA's).
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    pub peer_not_before: Option<String>,
+    /// Peer certificates' notAfter (default: the InternalCA's, or --peer-not-before + 3650 days).
+    #[arg(
+        long,
+        value_name = "TIME",
+        conflicts_with = "peer_days",
+        allow_hyphen_values = true
+    )]
+    pub peer_not_after: Option<String>,
+    /// Peer certificates' lifetime in days from their notBefore.
+    #[arg(long, value_name = "N")]
+    pub peer_days: Option<u32>,
+    /// RSA key size for every key.
+    #[arg(long, value_name = "BITS", default_value_t = 2048,
+          value_parser = clap::builder::PossibleValuesParser::new(["2048", "3072", "4096"])
+              .map(|s| s.parse::<u32>().expect("listed values are numbers")))]
+    pub key_bits: u32,
+    /// Replace an existing PKI; its files are kept as *.backup.
+    #[arg(long)]
+    pub force: bool,
+}
+
+fn parse_uuid(s: &str) -> Result<Uuid, String> {
+    s.parse().map_err(|e: pki::PkiError| e.to_string())
+}
+
+fn parse_device(s: &str) -> Result<DeviceSpec, String> {
+    match s.split_once('=') {
+        Some((name, uuid)) => Ok(DeviceSpec {
+            name: name.to_string(),
+            uuid: Some(parse_uuid(uuid)?),
+        }),
+        None => Ok(DeviceSpec {
+            name: s.to_string(),
+            uuid: None,
+        }),
+    }
+}
+
+/// Runs `sfdiag pki ...`.
+pub fn run(args: PkiArgs) -> anyhow::Result<ExitCode> {
+    match args.command {
+        PkiCommand::Init(a) => init(*a, OffsetDateTime::now_utc()),
+        PkiCommand::Show(a) => show(&a.paths),
+    }
+}
+
+fn time_flag(
+    flag: &str,
+    v: &Option<String>,
+    now: OffsetDateTime,
+) -> anyhow::Result<Option<OffsetDateTime>> {
+    v.as_deref()
+        .map(|s| parse_time(s, now).map_err(|e| anyhow::anyhow!("{flag}: {e}")))
+        .transpose()
+}
+
+/// The InternalCA's and the peers' validity windows from the flags.
+fn windows(a: &InitArgs, now: OffsetDateTime) -> anyhow::Result<(Validity, Validity)> {
+    const DEFAULT_DAYS: u32 = 3650;
+    let ca_nb = time_flag("--not-before", &a.not_before, now)?.unwrap_or(now);
+    let ca = match time_flag("--not-after", &a.not_after, now)? {
+        Some(na) => Validity::new(ca_nb, na),
+        None => Validity::days(ca_nb, a.days.unwrap_or(DEFAULT_DAYS)),
+    }
+    .context("InternalCA validity (--not-before/--not-after/--days)")?;
+    let peer_nb = time_flag("--peer-not-before", &a.peer_not_before, now)?;
+    let peer_na = time_flag("--peer-not-after", &a.peer_not_after, now)?;
+    let peer = match (peer_nb, peer_na, a.peer_days) {
+        (None, None, None) => Ok(ca),
+        (nb, Some(na), _) => Validity::new(nb.unwrap_or(ca.not_before), na),
+        (nb, None, days) => {
+            Validity::days(nb.unwrap_or(ca.not_before), days.unwrap_or(DEFAULT_DAYS))
+        }
+    }
+    .context("peer certificate validity (--peer-not-before/--peer-not-after/--peer-days)")?;
+    Ok((ca, peer))
+}
+
+fn init(a: InitArgs, now: OffsetDateTime) -> anyhow::Result<ExitCode> {
+    let (ca_validity, peer_validity) = windows(&a, now)?;
+    let devices = if a.device.is_empty() {
+        (1..=a.devices.unwrap_or(1))
+            .map(|i| DeviceSpec {
+                name: format!("ftd{i}"),
+                uuid: None,
+            })
+            .collect()
+    } else {
+        a.device.clone()
+    };
+    let opts = InitOptions {
+        root: a.root.clone(),
+        fmc_uuid: a.fmc_uuid,
+        devices,
+        ha_secondary: a.ha_secondary.clone(),
+        ca_validity,
+        peer_validity,
+        key_bits: a.key_bits,
+        force: a.force,
+    };
+    let root = pki::init(&opts)?;
+    let mut out = std::io::stdout().lock();
+    print_summary(&mut out, &root, &opts)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn rel<'a>(root: &Path, p: &'a Path) -> std::borrow::Cow<'a, str> {
+    match p.strip_prefix(root) {
+        Ok(r) => r.to_string_lossy(),
+        Err(_) => p.to_string_lossy(),
+    }
+}
+
+fn print_summary(
+    out: &mut impl std::io::Write,
+    root: &pki::PkiRoot,
+    opts: &InitOptions,
+) -> anyhow::Result<()> {
+    let r = root.layout.root();
+    let fmt = |t: OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_else(|_| t.to_string())
+    };
+    writeln!(out, "lab PKI written under {}", r.display())?;
+    writeln!(
+        out,
+        "InternalCA  {}  FMC {}  {} .. {}",
+        rel(r, &root.layout.ca_cert()),
+        root.fmc.uuid,
+        fmt(opts.ca_validity.not_before),
+        fmt(opts.ca_validity.not_after)
+    )?;
+    writeln!(
+        out,
+        "peer certs  {} .. {}",
+        fmt(opts.peer_validity.not_before),
+        fmt(opts.peer_validity.not_after)
+    )?;
+    writeln!(
+        out,
+        "{:<12} {:<13} {:<36}  {:<15}  cert",
+        "name", "role", "uuid", "ip"
+    )?;
+    writeln!(
+        out,
+        "{:<12} {:<13} {:<36}  {:<15}  {}",
+        root.fmc.name,
+        root.fmc.role.to_string(),
+        root.fmc.uuid.to_string(),
+        root.fmc.ip.to_string(),
+        rel(r, &root.fmc_files().cert)
+    )?;
+    for p in &root.peers {
+        let files = root
+            .device_files(&p.name)
+            .map(|f| rel(r, &f.cert).into_owned())
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "{:<12} {:<13} {:<36}  {:<15}  {}",
+            p.name,
+            p.role.to_string(),
+            p.uuid.to_string(),
+            p.ip.to_string(),
+            files
+        )?;
+    }
+    Ok(())
+}
+
+/// What one file turned out to hold.
+enum Shown {
+    Certs(Vec<CertInfo>),
+    Key(Result<pki::PublicKeySummary, String>, String),
+}
+
+fn show(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
+    let mut failed = false;
+    let mut shown: Vec<(PathBuf, Shown)> = Vec::new();
+    for p in paths {
+        match cert::read_certs(p) {
+            Ok(certs) => shown.push((p.clone(), Shown::Certs(certs))),
+            Err(CertError::PrivateKey { label, .. }) => {
+                let key = std::fs::read_to_string(p)
+                    .map_err(|e| e.to_string())
+                    .and_then(|text| {
+                        pki::load_key_pem(&text, p)
+                            .map(|k| pki::public_key_summary(&k))
+                            .map_err(|e| e.to_string())
+                    });
+                shown.push((p.clone(), Shown::Key(key, label)));
+            }
+            Err(e) => {
+                failed = true;
+                eprintln!("sfdiag: {e}");
+            }
+        }
+    }
+    let mut namer = RoleNamer::new();
+    let mut first = true;
+    for (path, what) in &shown {
+        match what {
+            Shown::Certs(certs) => {
+                let role = namer.role_of(path);
+                for (i, c) in certs.iter().enumerate() {
+                    if !first {
+                        writeln!(out)?;
+                    }
+                    first = false;
+                    let role = if i == 0 { role.as_ref() } else { None };
+                    write_cert(&mut out, path, i + 1, certs.len(), c, role)?;
+                }
+                if std::fs::read(path)
+                    .map(|b| contains(&b, b"PRIVATE KEY-----"))
+                    .unwrap_or(false)
+                {
+                    writeln!(
+                        out,
+                        "Note:        this file also holds a private key (not shown)"
+                    )?;
+                }
+            }
+            Shown::Key(summary, label) => {
+                if !first {
+                    writeln!(out)?;
+                }
+                first = false;
+                write_key(&mut out, path, label, summary, &shown)?;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(if failed {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// A private key file: what it is and its public half, and which shown certificate it fits.
+fn write_key(
+    out: &mut impl Write,
+    path: &Path,
+    label: &str,
+    summary: &Result<pki::PublicKeySummary, String>,
+    shown: &[(PathBuf, Shown)],
+) -> std::io::Result<()> {
+    writeln!(out, "== {}", path.display())?;
+    writeln!(
+        out,
+        "Private key: {label} (the private part is never shown)"
+    )?;
+    let k = match summary {
+        Ok(k) => k,
+        Err(e) => return writeln!(out, "Public half: not readable: {e}"),
+    };
+    writeln!(out, "Key:         {}", k.kind)?;
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &k.spki_der);
+    writeln!(
+        out,
+        "Key SHA-256: {} (of the SubjectPublicKeyInfo)",
+        hex::encode(digest.as_ref())
+    )?;
+    let mut matching = Vec::new();
+    for (p, s) in shown {
+        let Shown::Certs(certs) = s else { continue };
+        for (i, c) in certs.iter().enumerate() {
+            if c.public_key() == Some(k.key_bits.as_slice()) {
+                matching.push(if certs.len() > 1 {
+                    format!("{}#{}", p.display(), i + 1)
+                } else {
+                    p.display().to_string()
+                });
+            }
+        }
+    }
+    if !matching.is_empty() {
+        writeln!(out, "Matches:     {}", matching.join(", "))?;
+    }
+    write!(out, "{}", k.pem)
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+fn or_unknown(v: Option<String>) -> String {
+    v.unwrap_or_else(|| "(unreadable)".to_string())
+}
+
+fn write_cert(
+    out: &mut impl Write,
+    path: &Path,
+    index: usize,
+    of: usize,
+    c: &CertInfo,
+    role: Option<&RoleName>,
+) -> std::io::Result<()> {
+    if of > 1 {
+        writeln!(out, "== {} [certificate {index} of {of}]", path.display())?;
+    } else {
+        writeln!(out, "== {}", path.display())?;
+    }
+    if let Some(r) = role {
+        writeln!(out, "Role:        {r}")?;
+    }
+    let id = c.sftunnel_identity();
+    let sftunnel = match id.role {
+        SftunnelRole::InternalCa => Some(format!(
+            "InternalCA of FMC {}",
+            id.uuid.as_deref().unwrap_or("?")
+        )),
+        SftunnelRole::Fmc => Some(format!("FMC {}", id.uuid.as_deref().unwrap_or("?"))),
+        SftunnelRole::Ftd => Some(format!("device {}", id.uuid.as_deref().unwrap_or("?"))),
+        _ => None,
+    };
+    if let Some(s) = sftunnel {
+        writeln!(out, "sftunnel:    {s}")?;
+    }
+    writeln!(
+        out,
+        "Version:     {}",
+        or_unknown(
+            c.version
+                .map(|v| format!("{v} (0x{:x})", v.saturating_sub(1)))
+        )
+    )?;
+    writeln!(
+        out,
+        "Serial:      {}",
+        or_unknown(c.serial.as_ref().map(|s| serial_text(s)))
+    )?;
+    let name = |n: &Option<cert::DistinguishedName>| {
+        n.as_ref()
+            .map(|n| format!("{}\n             RFC 4514: {}", n.oneline(), n.rfc4514()))
+    };
+    writeln!(out, "Subject:     {}", or_unknown(name(&c.subject)))?;
+    writeln!(out, "Issuer:      {}", or_unknown(name(&c.issuer)))?;
+    let t = |t: Option<OffsetDateTime>| t.map(|t| cert::rfc3339(&t));
+    writeln!(out, "Not Before:  {}", or_unknown(t(c.not_before)))?;
+    writeln!(out, "Not After:   {}", or_unknown(t(c.not_after)))?;
+    writeln!(out, "Key:         {}", or_unknown(c.key.clone()))?;
+    writeln!(out, "Signature:   {}", or_unknown(c.sig_alg.clone()))?;
+    if c.extensions.is_empty() {
+        writeln!(out, "Extensions:  none")?;
+    } else {
+        writeln!(out, "Extensions:")?;
+        for e in &c.extensions {
+            writeln!(
+                out,
+                "  {}{}{}",
+                e.name.map(str::to_string).unwrap_or_else(|| e.oid.clone()),
+                if e.critical { " (critical)" } else { "" },
+                e.value
+                    .as_ref()
+                    .map(|v| format!(": {v}"))
+                    .unwrap_or_default()
+            )?;
+        }
+    }
+    writeln!(
+        out,
+        "Self-signed: {}",
+        if c.self_signed { "yes" } else { "no" }
+    )?;
+    writeln!(out, "SHA-256:     {}", c.sha256)?;
+    if let Some(e) = &c.parse_error {
+        writeln!(out, "Problem:     {e}")?;
+    }
+    Ok(())
+}
+
+/// `15 (0xf)` for serials that fit in 128 bits, the hex otherwise.
+fn serial_text(hex: &str) -> String {
+    let (neg, digits) = match hex.strip_prefix('-') {
+        Some(d) => ("-", d),
+        None => ("", hex),
+    };
+    match u128::from_str_radix(digits, 16) {
+        Ok(n) => format!("{neg}{n} ({neg}0x{digits})"),
+        Err(_) => format!("{neg}0x{digits}"),
+    }
+}
