@@ -11,6 +11,8 @@ use clap::{Parser, Subcommand};
 #[allow(dead_code)] // used by the commands that take times, added with them
 pub mod time_arg;
 
+pub mod pki;
+
 /// Diagnose Cisco Firepower sftunnel (FMC <-> FTD mutual TLS on 8305): lab PKI, live tunnel,
 /// offline capture analysis.
 #[derive(Debug, Parser)]
@@ -27,6 +29,8 @@ pub enum Command {
         /// The shell to generate completions for.
         shell: clap_complete::Shell,
     },
+    /// Lab PKI in the FMC/FTD file layout: init, show.
+    Pki(pki::PkiArgs),
 }
 
 /// Runs the parsed command and returns the process exit code.
@@ -38,5 +42,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             clap_complete::generate(shell, &mut cmd, "sfdiag", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Pki(args) => pki::run(args),
     }
 }

@@ -1,1 +1,120 @@
-//! pki: not yet written.
+//! The lab PKI: a copy of the FMC/FTD sftunnel certificate set in the appliance's file layout.
+//!
+//! Owns the v1 InternalCA (our own DER writer, `ca`), the v3 peer certificates (rcgen, issued by
+//! that CA), the names they carry (`names`), the folder layout under a root and its loader
+//! (`layout`), the `ims.conf`/`sftunnel.conf` files (`conf`), atomic writes (`fsio`), `pki init`
+//! (`init`), recognising a certificate's role from its path (`roles`) and the expiry thresholds
+//! of `sfdiag check` (`expiry`). It writes only under the root it is given and never reads the
+//! clock: every time is an argument. Decoding certificates for display is `cert`'s job; judging
+//! a chain is `judge`'s.
+
+mod ca;
+pub mod conf;
+pub mod expiry;
+pub mod fsio;
+mod init;
+mod keys;
+pub mod layout;
+pub mod names;
+pub mod roles;
+mod uuid;
+
+use std::path::PathBuf;
+
+use time::OffsetDateTime;
+
+pub use ca::{InternalCa, PeerProfile, Validity};
+pub use init::{DeviceSpec, InitOptions, init};
+pub use keys::{KEY_BITS_SUPPORTED, generate_rsa_key, key_to_pem, load_key, load_key_pem};
+pub use layout::{Identity, Layout, PeerFiles, PkiRoot, Role};
+pub use names::Dn;
+pub use uuid::Uuid;
+
+/// The PEM encoding of one certificate (LF line endings, like OpenSSL writes).
+pub fn cert_to_pem(der: &[u8]) -> String {
+    pem::encode_config(
+        &pem::Pem::new("CERTIFICATE", der.to_vec()),
+        pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+    )
+}
+
+/// Everything that can go wrong building, writing or loading a lab PKI.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PkiError {
+    /// `pki init` over an existing PKI without `--force`.
+    #[error(
+        "a PKI already exists at {path} (use --force to replace it; old files are kept as *.backup)"
+    )]
+    Exists { path: PathBuf },
+    /// A file-system operation failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The system random generator failed.
+    #[error("random number generator failed")]
+    Random,
+    /// Key generation failed or the size is not one we make.
+    #[error("cannot generate an RSA {bits}-bit key: {reason}")]
+    KeyGen { bits: u32, reason: String },
+    /// A key file could not be read as a private key.
+    #[error("{path}: not a usable private key: {reason}")]
+    BadKey { path: PathBuf, reason: String },
+    /// Signing or encoding a certificate failed.
+    #[error("cannot sign {what}: {reason}")]
+    Sign { what: String, reason: String },
+    /// notBefore after notAfter.
+    #[error(
+        "notBefore {} is after notAfter {}",
+        rfc3339(not_before),
+        rfc3339(not_after)
+    )]
+    InvalidValidity {
+        not_before: OffsetDateTime,
+        not_after: OffsetDateTime,
+    },
+    /// A time X.509 cannot carry (before year 0 or after 9999).
+    #[error(
+        "time {} cannot be written in a certificate (years 0000-9999 only)",
+        rfc3339(time)
+    )]
+    TimeOutOfRange { time: OffsetDateTime },
+    /// Not a textual UUID.
+    #[error("invalid UUID {value:?}: expected 8-4-4-4-12 hex digits")]
+    InvalidUuid { value: String },
+    /// A device name that cannot be a folder name, or clashes with another.
+    #[error("invalid device name {name:?}: {reason}")]
+    InvalidName { name: String, reason: String },
+    /// Two peers given the same UUID.
+    #[error("UUID {uuid} is used twice")]
+    DuplicateUuid { uuid: Uuid },
+    /// The certificate at `path` is not an InternalCA this module can issue from.
+    #[error("{path}: not an sftunnel InternalCA: {reason}")]
+    NotInternalCa { path: PathBuf, reason: String },
+    /// A root that lacks a file every PKI has.
+    #[error("{root} is not an sfdiag PKI root: {missing} is missing")]
+    NotAPki { root: PathBuf, missing: PathBuf },
+    /// A configuration or certificate file that does not parse.
+    #[error("{path}: {reason}")]
+    Parse { path: PathBuf, reason: String },
+}
+
+/// RFC 3339 for messages (falls back to `time`'s own form for years RFC 3339 cannot show).
+pub(crate) fn rfc3339(t: &OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.to_string())
+}
+
+impl PkiError {
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        PkiError::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+}

@@ -1,3 +1,4 @@
 //! One integration-test binary; each module tests one behaviour area end to end on real bytes.
 
 mod common;
+mod pki;

@@ -1,0 +1,472 @@
+//! `pki init`: a whole lab PKI, built in a staging folder and then moved into the root.
+//!
+//! Order of work: check the request (names, UUIDs, times) and refuse an existing PKI before
+//! anything is touched; make every key, the InternalCA and the peer certificates in memory;
+//! write the full tree into a staging folder inside the root (same file system, so the
+//! moves are renames); then move it in, keeping replaced files as `*.backup` under `--force`.
+//! Any failure undoes the moves made so far, and the staging folder is removed on drop, so a
+//! failed init leaves the root as it found it.
+
+use std::collections::HashSet;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use rcgen::KeyPair;
+
+use super::conf::{self, ImsConf, PeerEntry, ProxySsl, SFTUNNEL_PORT, SftunnelConf, TLS_VERSION};
+use super::fsio::{self, DIR_MODE, KEY_DIR_MODE, KEY_MODE, Moves, PUBLIC_MODE};
+use super::layout::{CACERT_FILE, CERT_FILE, FMC_DIR, KEY_FILE, rel};
+use super::{
+    Identity, InternalCa, Layout, PeerProfile, PkiError, PkiRoot, Role, Uuid, Validity,
+    cert_to_pem, generate_rsa_key, key_to_pem,
+};
+
+/// A device to create: its name (folder name) and, optionally, a fixed UUID.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceSpec {
+    /// Folder name under the root, e.g. `ftd1`.
+    pub name: String,
+    /// Its UUID; random when `None`.
+    pub uuid: Option<Uuid>,
+}
+
+/// Everything `pki init` needs; times are resolved by the caller.
+#[derive(Clone, Debug)]
+pub struct InitOptions {
+    /// The lab root (created if missing).
+    pub root: PathBuf,
+    /// The FMC's UUID; random when `None`.
+    pub fmc_uuid: Option<Uuid>,
+    /// Managed devices, in registration order.
+    pub devices: Vec<DeviceSpec>,
+    /// A secondary FMC in HA, managed by the primary like a device.
+    pub ha_secondary: Option<String>,
+    /// The InternalCA's validity.
+    pub ca_validity: Validity,
+    /// The peer certificates' validity.
+    pub peer_validity: Validity,
+    /// RSA key size for every key.
+    pub key_bits: u32,
+    /// Replace an existing PKI, keeping its files as `*.backup`.
+    pub force: bool,
+}
+
+/// One file of the plan, relative to the root.
+struct PlannedFile {
+    rel: PathBuf,
+    bytes: Vec<u8>,
+    mode: u32,
+}
+
+/// Builds the PKI described by `opts` under `opts.root` and returns it as loaded.
+pub fn init(opts: &InitOptions) -> Result<PkiRoot, PkiError> {
+    let fmc_uuid = match opts.fmc_uuid {
+        Some(u) => u,
+        None => Uuid::random()?,
+    };
+    let (fmc, peers) = identities(opts, fmc_uuid)?;
+    let layout = Layout::new(&opts.root);
+
+    let tops: Vec<String> = std::iter::once(FMC_DIR.to_string())
+        .chain(peers.iter().map(|p| p.name.clone()))
+        .collect();
+    let existing = existing_pki_files(&layout, &tops)?;
+    if !opts.force
+        && let Some(first) = existing.first()
+    {
+        let top = first
+            .strip_prefix(layout.root())
+            .ok()
+            .and_then(|r| r.components().next())
+            .map(|c| layout.root().join(c))
+            .unwrap_or_else(|| first.clone());
+        return Err(PkiError::Exists { path: top });
+    }
+    // Under --force, also retire the trees of peers the old PKI had and the new one drops.
+    let mut retire = existing;
+    if opts.force
+        && let Ok(old) = PkiRoot::load(layout.root())
+    {
+        let old_tops: Vec<String> = old
+            .peers
+            .iter()
+            .map(|p| p.name.clone())
+            .filter(|n| !tops.contains(n) && valid_name(n).is_ok())
+            .collect();
+        retire.extend(existing_pki_files(&layout, &old_tops)?);
+    }
+
+    let (files, key_dirs) = plan(opts, &fmc, &peers)?;
+
+    fsio::ensure_dir(layout.root(), DIR_MODE)?;
+    let staging = tempfile::Builder::new()
+        .prefix(".sfdiag-init-")
+        .tempdir_in(layout.root())
+        .map_err(|e| PkiError::io("create a staging folder in", layout.root(), e))?;
+    for d in &key_dirs {
+        fsio::ensure_dir(&staging.path().join(d), KEY_DIR_MODE)?;
+    }
+    for f in &files {
+        let path = staging.path().join(&f.rel);
+        if let Some(parent) = path.parent()
+            && !parent.exists()
+        {
+            fsio::ensure_dir(parent, DIR_MODE)?;
+        }
+        fsio::write_atomic(&path, &f.bytes, f.mode)?;
+    }
+
+    let mut moves = Moves::default();
+    match install(&mut moves, staging.path(), &layout, &tops, &files, &retire) {
+        Ok(()) => {
+            for d in &key_dirs {
+                fsio::ensure_dir(&layout.root().join(d), KEY_DIR_MODE)?;
+            }
+            moves.commit()?;
+            fsio::fsync_dir(layout.root())?;
+        }
+        Err(e) => {
+            moves.rollback();
+            return Err(e);
+        }
+    }
+    drop(staging);
+    tracing::info!(root = %layout.root().display(), peers = peers.len(), "lab PKI written");
+    Ok(PkiRoot { layout, fmc, peers })
+}
+
+/// Moves the staged tree into the root (and old files aside under --force).
+fn install(
+    moves: &mut Moves,
+    staging: &Path,
+    layout: &Layout,
+    tops: &[String],
+    files: &[PlannedFile],
+    retire: &[PathBuf],
+) -> Result<(), PkiError> {
+    for old in retire {
+        moves.rename(old, &fsio::backup_path(old))?;
+    }
+    for top in tops {
+        let target = layout.appliance_dir(top);
+        if !target.exists() {
+            // One rename per appliance: the narrowest window a crash could interrupt.
+            moves.rename(&staging.join(top), &target)?;
+            continue;
+        }
+        for f in files.iter().filter(|f| f.rel.starts_with(top)) {
+            let to = layout.root().join(&f.rel);
+            if let Some(parent) = to.parent() {
+                moves.create_dirs(parent)?;
+            }
+            moves.rename(&staging.join(&f.rel), &to)?;
+        }
+    }
+    Ok(())
+}
+
+/// The FMC's identity and its peers' (devices first, then the HA secondary), validated.
+fn identities(opts: &InitOptions, fmc_uuid: Uuid) -> Result<(Identity, Vec<Identity>), PkiError> {
+    let fmc = Identity {
+        name: FMC_DIR.to_string(),
+        uuid: fmc_uuid,
+        ip: IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)),
+        role: Role::Fmc,
+    };
+    let mut names: HashSet<String> = HashSet::new();
+    let mut uuids: HashSet<Uuid> = HashSet::from([fmc_uuid]);
+    let mut peers = Vec::new();
+    let specs = opts
+        .devices
+        .iter()
+        .map(|d| (d.name.clone(), d.uuid, Role::Device))
+        .chain(
+            opts.ha_secondary
+                .iter()
+                .map(|n| (n.clone(), None, Role::HaSecondary)),
+        );
+    for (i, (name, uuid, role)) in specs.enumerate() {
+        valid_name(&name).map_err(|reason| PkiError::InvalidName {
+            name: name.clone(),
+            reason,
+        })?;
+        if !names.insert(name.clone()) {
+            return Err(PkiError::InvalidName {
+                name,
+                reason: "given twice".into(),
+            });
+        }
+        let uuid = match uuid {
+            Some(u) => u,
+            None => Uuid::random()?,
+        };
+        if !uuids.insert(uuid) {
+            return Err(PkiError::DuplicateUuid { uuid });
+        }
+        // Lab addresses are labels (FAILED_PUSH lines, status); the tunnel binds 127.0.0.1.
+        let ip = match role {
+            Role::HaSecondary => Ipv4Addr::new(127, 0, 0, 2),
+            _ => Ipv4Addr::from(0x7f01_0000u32.wrapping_add(i as u32 + 1)),
+        };
+        peers.push(Identity {
+            name,
+            uuid,
+            ip: IpAddr::V4(ip),
+            role,
+        });
+    }
+    Ok((fmc, peers))
+}
+
+/// A device name must be a plain folder name that cannot collide with the FMC's.
+pub(crate) fn valid_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 64 {
+        return Err("must be 1 to 64 characters".into());
+    }
+    if name == FMC_DIR {
+        return Err(format!("{FMC_DIR:?} is the FMC's own folder"));
+    }
+    if name.starts_with(['.', '-']) {
+        return Err("must not start with '.' or '-'".into());
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(format!(
+            "{c:?} is not allowed (letters, digits, '.', '_', '-')"
+        ));
+    }
+    Ok(())
+}
+
+/// Every file of the new PKI, plus the folders that hold keys (mode 0700).
+fn plan(
+    opts: &InitOptions,
+    fmc: &Identity,
+    peers: &[Identity],
+) -> Result<(Vec<PlannedFile>, Vec<PathBuf>), PkiError> {
+    // Keys are the slow part (RSA generation); make them on every core.
+    let keys = generate_keys(2 + peers.len(), opts.key_bits)?;
+    let mut keys = keys.into_iter();
+    let mut next_key = || keys.next().expect("one key per certificate was generated");
+
+    let ca = InternalCa::create(fmc.uuid, next_key(), &opts.ca_validity)?;
+    let ca_pem = ca.cert_pem().into_bytes();
+    let mut serial: u64 = 1;
+    let mut files = Vec::new();
+    let mut key_dirs = Vec::new();
+    let mut add =
+        |rel: PathBuf, bytes: Vec<u8>, mode: u32| files.push(PlannedFile { rel, bytes, mode });
+    let f = PathBuf::from(FMC_DIR);
+
+    let fmc_key = next_key();
+    let fmc_cert = ca.issue(
+        PeerProfile::Fmc(fmc.uuid),
+        &fmc_key,
+        serial,
+        &opts.peer_validity,
+    )?;
+    serial += 1;
+    add(f.join(rel::CA_CERT), ca_pem.clone(), PUBLIC_MODE);
+    add(
+        f.join(rel::CA_KEY),
+        key_to_pem(ca.key()).into_bytes(),
+        KEY_MODE,
+    );
+    add(
+        f.join(rel::FMC_CERT),
+        cert_to_pem(&fmc_cert).into_bytes(),
+        PUBLIC_MODE,
+    );
+    add(
+        f.join(rel::FMC_KEY),
+        key_to_pem(&fmc_key).into_bytes(),
+        KEY_MODE,
+    );
+    key_dirs.push(f.join(rel::CA_KEY).parent().unwrap().to_path_buf());
+    key_dirs.push(f.join(rel::FMC_KEY).parent().unwrap().to_path_buf());
+
+    for p in peers {
+        let key = next_key();
+        let cert = ca.issue(
+            PeerProfile::Device(p.uuid),
+            &key,
+            serial,
+            &opts.peer_validity,
+        )?;
+        serial += 1;
+        let cert_pem = cert_to_pem(&cert).into_bytes();
+        let key_pem = key_to_pem(&key).into_bytes();
+        // The FMC keeps what it pushed; the device holds the same bytes.
+        let pushed = f.join(rel::pushed_dir(&p.uuid));
+        let own = PathBuf::from(&p.name).join(rel::peer_dir(&fmc.uuid));
+        for dir in [&pushed, &own] {
+            add(dir.join(CACERT_FILE), ca_pem.clone(), PUBLIC_MODE);
+            add(dir.join(CERT_FILE), cert_pem.clone(), PUBLIC_MODE);
+            add(dir.join(KEY_FILE), key_pem.clone(), KEY_MODE);
+            key_dirs.push(dir.clone());
+        }
+        let peer_root = PathBuf::from(&p.name);
+        add(
+            peer_root.join(rel::IMS_CONF),
+            conf::render_ims_conf(&ImsConf {
+                identity: p.clone(),
+                manager_uuid: Some(fmc.uuid),
+            })
+            .into_bytes(),
+            PUBLIC_MODE,
+        );
+        let own_abs = |file: &str| format!("/{}/{file}", rel::peer_dir(&fmc.uuid));
+        add(
+            peer_root.join(rel::SFTUNNEL_CONF),
+            conf::render_sftunnel_conf(&SftunnelConf {
+                proxy: ProxySsl {
+                    cert: own_abs(CERT_FILE),
+                    key: own_abs(KEY_FILE),
+                    ca: own_abs(CACERT_FILE),
+                    tls_version: TLS_VERSION.into(),
+                },
+                peers: vec![PeerEntry {
+                    identity: fmc.clone(),
+                    port: SFTUNNEL_PORT,
+                }],
+            })
+            .into_bytes(),
+            PUBLIC_MODE,
+        );
+    }
+
+    add(
+        f.join(rel::CA_SERIAL),
+        format!("{serial:02X}\n").into_bytes(),
+        PUBLIC_MODE,
+    );
+    add(
+        f.join(rel::IMS_CONF),
+        conf::render_ims_conf(&ImsConf {
+            identity: fmc.clone(),
+            manager_uuid: None,
+        })
+        .into_bytes(),
+        PUBLIC_MODE,
+    );
+    add(
+        f.join(rel::SFTUNNEL_CONF),
+        conf::render_sftunnel_conf(&SftunnelConf {
+            proxy: ProxySsl {
+                cert: format!("/{}", rel::FMC_CERT),
+                key: format!("/{}", rel::FMC_KEY),
+                ca: format!("/{}", rel::CA_CERT),
+                tls_version: TLS_VERSION.into(),
+            },
+            peers: peers
+                .iter()
+                .map(|p| PeerEntry {
+                    identity: p.clone(),
+                    port: SFTUNNEL_PORT,
+                })
+                .collect(),
+        })
+        .into_bytes(),
+        PUBLIC_MODE,
+    );
+    Ok((files, key_dirs))
+}
+
+/// `n` RSA keys, generated on every available core.
+fn generate_keys(n: usize, bits: u32) -> Result<Vec<KeyPair>, PkiError> {
+    let threads = std::thread::available_parallelism()
+        .map(|p| p.get())
+        .unwrap_or(1)
+        .min(n)
+        .max(1);
+    let next = AtomicUsize::new(0);
+    let slots: Mutex<Vec<Option<Result<KeyPair, PkiError>>>> =
+        Mutex::new((0..n).map(|_| None).collect());
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= n {
+                        break;
+                    }
+                    let k = generate_rsa_key(bits);
+                    slots.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(k);
+                }
+            });
+        }
+    });
+    slots
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .into_iter()
+        .map(|k| k.unwrap_or(Err(PkiError::Random)))
+        .collect()
+}
+
+/// The PKI files already present in the given appliance folders (`*.backup` excluded): the
+/// CA and key folders, every peer folder, and the two configuration files.
+fn existing_pki_files(layout: &Layout, tops: &[String]) -> Result<Vec<PathBuf>, PkiError> {
+    let mut found = Vec::new();
+    for top in tops {
+        let base = layout.appliance_dir(top);
+        for f in [rel::IMS_CONF, rel::SFTUNNEL_CONF] {
+            let p = base.join(f);
+            if p.is_file() {
+                found.push(p);
+            }
+        }
+        for d in ["etc/sf/ca_root", "etc/sf/keys", rel::PEERS] {
+            walk_files(&base.join(d), &mut found)?;
+        }
+    }
+    found.retain(|p| {
+        let n = p
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default();
+        !n.ends_with(".backup") && !n.starts_with(".sfdiag-tmp-")
+    });
+    found.sort();
+    Ok(found)
+}
+
+fn walk_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), PkiError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => return Ok(()),
+        Err(e) => return Err(PkiError::io("list", dir, e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| PkiError::io("list", dir, e))?;
+        let ty = entry
+            .file_type()
+            .map_err(|e| PkiError::io("stat", entry.path(), e))?;
+        if ty.is_dir() {
+            walk_files(&entry.path(), out)?;
+        } else if ty.is_file() {
+            out.push(entry.path());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_folder_safe() {
+        for ok in ["ftd1", "FTD-2", "a.b_c"] {
+            assert!(valid_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "fmc", "..", ".x", "-x", "a/b", "a b", &"x".repeat(65)] {
+            assert!(valid_name(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,324 @@
+//! Where every file of a lab PKI lives, and reading a root back.
+//!
+//! Under `--root DIR`, each appliance has its own folder laid out like its real file system:
+//! `DIR/fmc/...` for the FMC and `DIR/<NAME>/...` for each managed device (or HA secondary).
+//! `Layout` is pure path arithmetic (no I/O) so the tunnel, renewal and `check` agree on
+//! names; `PkiRoot::load` reads `ims.conf` and `sftunnel.conf` to learn names, UUIDs, IPs
+//! and roles. Certificates themselves are not read here.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use super::conf::{self, ImsConf};
+use super::{PkiError, Uuid};
+
+/// The FMC's folder name under the root.
+pub const FMC_DIR: &str = "fmc";
+
+/// Appliance-relative paths (as the appliance itself sees them, without the leading `/`).
+pub mod rel {
+    /// The InternalCA certificate on the FMC.
+    pub const CA_CERT: &str = "etc/sf/ca_root/cacert.pem";
+    /// The InternalCA key on the FMC.
+    pub const CA_KEY: &str = "etc/sf/ca_root/cakey.pem";
+    /// The next serial number to issue (hex, like OpenSSL's `serial` file).
+    pub const CA_SERIAL: &str = "etc/sf/ca_root/serial";
+    /// The FMC's own sftunnel certificate.
+    pub const FMC_CERT: &str = "etc/sf/keys/sftunnel-cert.pem";
+    /// The FMC's own sftunnel key.
+    pub const FMC_KEY: &str = "etc/sf/keys/sftunnel-key.pem";
+    /// Every appliance's sftunnel configuration.
+    pub const SFTUNNEL_CONF: &str = "etc/sf/sftunnel.conf";
+    /// Every appliance's identity file.
+    pub const IMS_CONF: &str = "etc/sf/ims.conf";
+    /// Per-peer folders.
+    pub const PEERS: &str = "var/sf/peers";
+
+    /// On the FMC: what was pushed to device `uuid`.
+    pub fn pushed_dir(uuid: &super::Uuid) -> String {
+        format!("{PEERS}/{uuid}/certs_pushed")
+    }
+
+    /// On a device: the files its manager `fmc` gave it.
+    pub fn peer_dir(fmc: &super::Uuid) -> String {
+        format!("{PEERS}/{fmc}")
+    }
+}
+
+/// File names inside a peer folder.
+pub const CACERT_FILE: &str = "cacert.pem";
+/// The sftunnel certificate's file name in a peer folder.
+pub const CERT_FILE: &str = "sftunnel-cert.pem";
+/// The sftunnel key's file name in a peer folder.
+pub const KEY_FILE: &str = "sftunnel-key.pem";
+
+/// What part an appliance plays.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// The (primary) FMC: holds the InternalCA, serves 8305.
+    Fmc,
+    /// A managed FTD.
+    Device,
+    /// A secondary FMC in HA, managed by the primary like a device.
+    HaSecondary,
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::Fmc => "fmc",
+            Role::Device => "device",
+            Role::HaSecondary => "ha-secondary",
+        })
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "fmc" => Ok(Role::Fmc),
+            "device" => Ok(Role::Device),
+            "ha-secondary" => Ok(Role::HaSecondary),
+            _ => Err(format!(
+                "unknown role {s:?} (expected fmc, device or ha-secondary)"
+            )),
+        }
+    }
+}
+
+/// Who an appliance is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    /// Its name (also its folder name under the root).
+    pub name: String,
+    /// Its UUID (in its certificate's `title`).
+    pub uuid: Uuid,
+    /// Its management address (a label in the lab).
+    pub ip: IpAddr,
+    /// Its role.
+    pub role: Role,
+}
+
+/// The three files one end of a tunnel uses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerFiles {
+    /// The InternalCA it trusts.
+    pub ca: PathBuf,
+    /// Its sftunnel certificate.
+    pub cert: PathBuf,
+    /// Its sftunnel key.
+    pub key: PathBuf,
+}
+
+/// Path arithmetic for a lab root.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Layout {
+    root: PathBuf,
+}
+
+impl Layout {
+    /// The layout under `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Layout { root: root.into() }
+    }
+
+    /// The root folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `ROOT/<name>`: an appliance's own file system (`fmc` for the FMC).
+    pub fn appliance_dir(&self, name: &str) -> PathBuf {
+        self.root.join(name)
+    }
+
+    /// `ROOT/fmc`.
+    pub fn fmc_dir(&self) -> PathBuf {
+        self.appliance_dir(FMC_DIR)
+    }
+
+    /// `ROOT/fmc/etc/sf/ca_root/cacert.pem`.
+    pub fn ca_cert(&self) -> PathBuf {
+        self.fmc_dir().join(rel::CA_CERT)
+    }
+
+    /// `ROOT/fmc/etc/sf/ca_root/cakey.pem`.
+    pub fn ca_key(&self) -> PathBuf {
+        self.fmc_dir().join(rel::CA_KEY)
+    }
+
+    /// `ROOT/fmc/etc/sf/ca_root/serial`: the next serial number, hex.
+    pub fn ca_serial(&self) -> PathBuf {
+        self.fmc_dir().join(rel::CA_SERIAL)
+    }
+
+    /// The FMC's own files: InternalCA, `etc/sf/keys/sftunnel-{cert,key}.pem`.
+    pub fn fmc_files(&self) -> PeerFiles {
+        let f = self.fmc_dir();
+        PeerFiles {
+            ca: f.join(rel::CA_CERT),
+            cert: f.join(rel::FMC_CERT),
+            key: f.join(rel::FMC_KEY),
+        }
+    }
+
+    /// `ROOT/<name>/etc/sf/sftunnel.conf`.
+    pub fn sftunnel_conf(&self, name: &str) -> PathBuf {
+        self.appliance_dir(name).join(rel::SFTUNNEL_CONF)
+    }
+
+    /// `ROOT/<name>/etc/sf/ims.conf`.
+    pub fn ims_conf(&self, name: &str) -> PathBuf {
+        self.appliance_dir(name).join(rel::IMS_CONF)
+    }
+
+    /// `ROOT/fmc/var/sf/peers/<device uuid>/certs_pushed`.
+    pub fn pushed_dir(&self, device: &Uuid) -> PathBuf {
+        self.fmc_dir().join(rel::pushed_dir(device))
+    }
+
+    /// The FMC's copies of what it pushed to `device` (cacert, sftunnel-cert, sftunnel-key).
+    pub fn pushed_files(&self, device: &Uuid) -> PeerFiles {
+        let d = self.pushed_dir(device);
+        PeerFiles {
+            ca: d.join(CACERT_FILE),
+            cert: d.join(CERT_FILE),
+            key: d.join(KEY_FILE),
+        }
+    }
+
+    /// `ROOT/<name>/var/sf/peers/<fmc uuid>`.
+    pub fn device_peer_dir(&self, name: &str, fmc: &Uuid) -> PathBuf {
+        self.appliance_dir(name).join(rel::peer_dir(fmc))
+    }
+
+    /// A device's own files, as its manager `fmc` gave them.
+    pub fn device_files(&self, name: &str, fmc: &Uuid) -> PeerFiles {
+        let d = self.device_peer_dir(name, fmc);
+        PeerFiles {
+            ca: d.join(CACERT_FILE),
+            cert: d.join(CERT_FILE),
+            key: d.join(KEY_FILE),
+        }
+    }
+
+    /// `ROOT/fmc/var/tmp/certs/<unix time>/FAILED_PUSH` (renewal's record of devices that
+    /// could not be reached).
+    pub fn failed_push(&self, unix_time: i64) -> PathBuf {
+        self.fmc_dir()
+            .join("var/tmp/certs")
+            .join(unix_time.to_string())
+            .join("FAILED_PUSH")
+    }
+}
+
+/// A lab root read back: the FMC and its peers, and where their files are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PkiRoot {
+    /// Path arithmetic for this root.
+    pub layout: Layout,
+    /// The (primary) FMC.
+    pub fmc: Identity,
+    /// Managed devices and HA secondaries, in `sftunnel.conf` order.
+    pub peers: Vec<Identity>,
+}
+
+impl PkiRoot {
+    /// Reads `ROOT/fmc/etc/sf/ims.conf` and `ROOT/fmc/etc/sf/sftunnel.conf`.
+    pub fn load(root: &Path) -> Result<Self, PkiError> {
+        let layout = Layout::new(root);
+        let ims_path = layout.ims_conf(FMC_DIR);
+        if !layout.ca_cert().exists() && !ims_path.exists() {
+            return Err(PkiError::NotAPki {
+                root: root.to_path_buf(),
+                missing: layout.ca_cert(),
+            });
+        }
+        let ims: ImsConf = conf::parse_ims_conf(&read_text(&ims_path)?, &ims_path)?;
+        let conf_path = layout.sftunnel_conf(FMC_DIR);
+        let sft = conf::parse_sftunnel_conf(&read_text(&conf_path)?, &conf_path)?;
+        Ok(PkiRoot {
+            layout,
+            fmc: ims.identity,
+            peers: sft.peers.into_iter().map(|p| p.identity).collect(),
+        })
+    }
+
+    /// The peer called `name`.
+    pub fn peer(&self, name: &str) -> Option<&Identity> {
+        self.peers.iter().find(|p| p.name == name)
+    }
+
+    /// The peer with UUID `uuid`.
+    pub fn peer_by_uuid(&self, uuid: &Uuid) -> Option<&Identity> {
+        self.peers.iter().find(|p| &p.uuid == uuid)
+    }
+
+    /// The FMC's tunnel files.
+    pub fn fmc_files(&self) -> PeerFiles {
+        self.layout.fmc_files()
+    }
+
+    /// Device `name`'s tunnel files, on the device.
+    pub fn device_files(&self, name: &str) -> Option<PeerFiles> {
+        self.peer(name)
+            .map(|p| self.layout.device_files(&p.name, &self.fmc.uuid))
+    }
+
+    /// The FMC's pushed copies for device `name`.
+    pub fn pushed_files(&self, name: &str) -> Option<PeerFiles> {
+        self.peer(name).map(|p| self.layout.pushed_files(&p.uuid))
+    }
+}
+
+pub(crate) fn read_text(path: &Path) -> Result<String, PkiError> {
+    // Config files are small; refuse anything absurd rather than reading it whole.
+    const MAX: u64 = 1 << 20;
+    let meta = std::fs::metadata(path).map_err(|e| PkiError::io("read", path, e))?;
+    if meta.len() > MAX {
+        return Err(PkiError::Parse {
+            path: path.to_path_buf(),
+            reason: format!("{} bytes is too large for a configuration file", meta.len()),
+        });
+    }
+    std::fs::read_to_string(path).map_err(|e| PkiError::io("read", path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_follow_the_appliance_layout() {
+        let l = Layout::new("/lab");
+        let fmc: Uuid = "cdb123c8-4347-11ef-aca1-f3aa241412a1".parse().unwrap();
+        let dev: Uuid = "c8d5d5c6-87c9-11ef-a993-b9831565bc4e".parse().unwrap();
+        assert_eq!(
+            l.fmc_files(),
+            PeerFiles {
+                ca: "/lab/fmc/etc/sf/ca_root/cacert.pem".into(),
+                cert: "/lab/fmc/etc/sf/keys/sftunnel-cert.pem".into(),
+                key: "/lab/fmc/etc/sf/keys/sftunnel-key.pem".into(),
+            }
+        );
+        assert_eq!(
+            l.pushed_files(&dev).cert,
+            PathBuf::from(
+                "/lab/fmc/var/sf/peers/c8d5d5c6-87c9-11ef-a993-b9831565bc4e/certs_pushed/sftunnel-cert.pem"
+            )
+        );
+        assert_eq!(
+            l.device_files("ftd1", &fmc).key,
+            PathBuf::from(
+                "/lab/ftd1/var/sf/peers/cdb123c8-4347-11ef-aca1-f3aa241412a1/sftunnel-key.pem"
+            )
+        );
+        assert_eq!(
+            l.failed_push(1700000000),
+            PathBuf::from("/lab/fmc/var/tmp/certs/1700000000/FAILED_PUSH")
+        );
+    }
+}
