@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand};
 pub mod time_arg;
 
 pub mod pki;
+pub mod tunnel;
 
 /// Diagnose Cisco Firepower sftunnel (FMC <-> FTD mutual TLS on 8305): lab PKI, live tunnel,
 /// offline capture analysis.
@@ -31,6 +32,8 @@ pub enum Command {
     },
     /// Lab PKI in the FMC/FTD file layout: init, show.
     Pki(pki::PkiArgs),
+    #[command(flatten)]
+    Tunnel(tunnel::TunnelCommand),
 }
 
 /// Runs the parsed command and returns the process exit code.
@@ -43,5 +46,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Pki(args) => pki::run(args),
+        Command::Tunnel(cmd) => tunnel::run(cmd),
     }
 }

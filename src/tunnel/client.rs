@@ -185,7 +185,8 @@ impl Client {
             }
         };
         let uuid = id.cert().and_then(|c| c.title).unwrap_or_default();
-        let (_, never) = watch::channel(false);
+        // Keep the sender: a dropped sender reads as "stop".
+        let (_never_tx, never) = watch::channel(false);
         let mut session = Session::new(&self.s, &tl, Framed::new(tls), &uuid, &self.s.name);
         let fmc = match session.hello().await {
             Ok(f) => f,

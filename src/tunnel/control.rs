@@ -228,3 +228,9 @@ impl ControlClient {
             .ok_or_else(|| control_err(&self.path, "push answer without ack"))
     }
 }
+
+/// The control socket of an FMC whose appliance folder is `fmc_dir` (`<root>/fmc`):
+/// `var/run/sftunnel.sock`, where the appliance keeps its own sockets.
+pub fn socket_path(fmc_dir: &Path) -> PathBuf {
+    fmc_dir.join("var/run/sftunnel.sock")
+}
