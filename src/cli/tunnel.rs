@@ -31,13 +31,13 @@ use super::time_arg::parse_time;
 #[derive(Debug, Subcommand)]
 pub enum TunnelCommand {
     /// The FMC side of sftunnel: accept device tunnels (mutual TLS 1.2), log like the appliance.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// The FTD side: dial the FMC and keep the tunnel up (or --once, or a --count fleet).
-    Connect(ConnectArgs),
+    Connect(Box<ConnectArgs>),
     /// Run both ends on loopback with the given files, one tunnel per device, and judge them.
-    Validate(ValidateArgs),
+    Validate(Box<ValidateArgs>),
     /// Peers of a running `serve`, like sftunnel_status.pl.
-    Status(StatusArgs),
+    Status(Box<StatusArgs>),
 }
 
 /// Runs one of the tunnel subcommands.
@@ -47,10 +47,10 @@ pub fn run(cmd: TunnelCommand) -> anyhow::Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     match cmd {
-        TunnelCommand::Serve(a) => rt.block_on(serve(a)),
-        TunnelCommand::Connect(a) => rt.block_on(connect(a)),
-        TunnelCommand::Validate(a) => rt.block_on(validate_cmd(a)),
-        TunnelCommand::Status(a) => rt.block_on(status(a)),
+        TunnelCommand::Serve(a) => rt.block_on(serve(*a)),
+        TunnelCommand::Connect(a) => rt.block_on(connect(*a)),
+        TunnelCommand::Validate(a) => rt.block_on(validate_cmd(*a)),
+        TunnelCommand::Status(a) => rt.block_on(status(*a)),
     }
 }
 

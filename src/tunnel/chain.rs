@@ -87,8 +87,7 @@ pub fn judge_chain(
     }
     if !anchored {
         let d = chain.len() - 1;
-        let code = if chain.len() == 1 { 21 } else { 20 };
-        return Err(fail_at(code, d, &chain[d]));
+        return Err(fail_at(20, d, &chain[d]));
     }
     for d in (0..chain.len()).rev() {
         let c = &chain[d];
@@ -202,4 +201,29 @@ pub fn subject_der(der: &[u8]) -> Option<Vec<u8>> {
 
 fn parse<'a>(d: &'a [u8]) -> Option<X509Certificate<'a>> {
     X509Certificate::from_der(d).map(|(_, c)| c).ok()
+}
+
+/// The chain a side presents, completed the way OpenSSL completes it from its trust store
+/// (sftunnel does not set `SSL_MODE_NO_AUTO_CHAIN`): the certificate file's contents, then
+/// the trust anchor that issued the last of them, unless it is already there. So the
+/// InternalCA travels in the handshake as it does from the appliance.
+pub fn complete_chain(
+    chain: &[CertificateDer<'static>],
+    anchors: &[CertificateDer<'static>],
+) -> Vec<CertificateDer<'static>> {
+    let mut out = chain.to_vec();
+    let Some(last) = chain.last().and_then(|d| parse(d)) else {
+        return out;
+    };
+    if last.subject() == last.issuer() {
+        return out;
+    }
+    if let Some(a) = anchors
+        .iter()
+        .find(|a| parse(a).is_some_and(|c| c.subject() == last.issuer()))
+        && !out.contains(a)
+    {
+        out.push(a.clone());
+    }
+    out
 }

@@ -5,8 +5,8 @@
 //! TLSv1.2`), ECDHE-RSA with AES-GCM, the aws-lc-rs provider, client certificates required,
 //! trust = the InternalCA, verification by [`PeerVerifier`] at the tunnel's [`Clock`], no
 //! session resumption on the device side (every reconnect is a full handshake, so the
-//! certificates are judged every time, as when an FTD reboots), and optional NSS key logging
-//! for Wireshark.
+//! certificates are judged every time, as when an FTD reboots), the presented chain completed
+//! with the InternalCA as OpenSSL does, and optional NSS key logging for Wireshark.
 
 use std::fs::File;
 use std::io::Write;
@@ -19,6 +19,7 @@ use rustls::crypto::aws_lc_rs::{self, cipher_suite};
 use rustls::{ClientConfig, KeyLog, ServerConfig};
 
 use super::TunnelError;
+use super::chain;
 use super::clock::Clock;
 use super::material::Identity;
 use super::verify::PeerVerifier;
@@ -53,7 +54,10 @@ pub fn server_config(
         .with_protocol_versions(&[&rustls::version::TLS12])
         .map_err(config_err)?
         .with_client_cert_verifier(verifier)
-        .with_single_cert(id.chain.clone(), id.key.clone_key())
+        .with_single_cert(
+            chain::complete_chain(&id.chain, &id.anchors),
+            id.key.clone_key(),
+        )
         .map_err(config_err)?;
     if let Some(k) = keylog {
         c.key_log = k;
@@ -78,7 +82,10 @@ pub fn client_config(
         .map_err(config_err)?
         .dangerous()
         .with_custom_certificate_verifier(verifier)
-        .with_client_auth_cert(id.chain.clone(), id.key.clone_key())
+        .with_client_auth_cert(
+            chain::complete_chain(&id.chain, &id.anchors),
+            id.key.clone_key(),
+        )
         .map_err(config_err)?;
     c.resumption = Resumption::disabled();
     // sftunnel dials an IP address; never send a host name.

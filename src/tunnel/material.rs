@@ -64,12 +64,9 @@ fn certs(path: &Path, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, Tunnel
 impl Identity {
     /// Reads the three files.
     pub fn load(files: &TlsFiles) -> Result<Self, TunnelError> {
-        let ca = read(&files.ca)?;
-        let cert = read(&files.cert)?;
-        let key = read(&files.key)?;
-        let anchors = certs(&files.ca, &ca)?;
-        let chain = certs(&files.cert, &cert)?;
-        let key = PrivateKeyDer::from_pem_slice(&key)
+        let anchors = certs(&files.ca, &read(&files.ca)?)?;
+        let chain = certs(&files.cert, &read(&files.cert)?)?;
+        let key = PrivateKeyDer::from_pem_slice(&read(&files.key)?)
             .map_err(|e| file_err(&files.key, format!("no usable private key: {e}")))?;
         Ok(Self {
             anchors,

@@ -14,6 +14,11 @@
 //! 42 `bad_certificate`, where rustls' own `NotValidYet` would send 45). The OpenSSL code and
 //! depth do not fit in a rustls error, so the verifier also leaves the [`VerifyFailure`] in a
 //! task-local slot that [`capture_verify`] reads back for the log.
+//!
+//! One alert still differs from OpenSSL: a client that sends no certificate gets
+//! `certificate_required` (116), which rustls hard-codes before any verifier runs, where
+//! OpenSSL sends `handshake_failure` (40). The log says `peer did not return a certificate`
+//! either way.
 
 use std::cell::RefCell;
 use std::future::Future;
