@@ -13,6 +13,7 @@ pub mod time_arg;
 
 pub mod check;
 pub mod pki;
+pub mod renew;
 pub mod tunnel;
 
 /// Diagnose Cisco Firepower sftunnel (FMC <-> FTD mutual TLS on 8305): lab PKI, live tunnel,

@@ -10,6 +10,7 @@
 
 mod ca;
 pub mod conf;
+pub mod copy;
 pub mod expiry;
 pub mod fsio;
 mod init;

@@ -10,6 +10,8 @@
 //! -> {"op":"push","peer":"<device uuid>","files":[{"name":"cacert.pem","mode":420,"data_hex":"2d2d..."}]}
 //! <- {"ok":true,"ack":{"ok":true,"message":""}}          (the device's own answer)
 //! <- {"ok":false,"error":"peer ... is not connected"}
+//! -> {"op":"reload","ca":"<path>","cert":"<path>","key":"<path>"}
+//! <- {"ok":true}                                          (new tunnels use these files)
 //! ```
 //!
 //! A connection may send several requests. The socket is only as private as its directory:
@@ -42,6 +44,8 @@ pub struct WireFile {
 pub enum Request {
     Status,
     Push { peer: String, files: Vec<WireFile> },
+    /// Load new certificates for the tunnels accepted from now on (after `pki renew`).
+    Reload { ca: PathBuf, cert: PathBuf, key: PathBuf },
 }
 
 /// The answer to one request.
@@ -121,6 +125,19 @@ async fn answer(req: Request, server: &ServerHandle) -> Response {
             peers: Some(server.peers()),
             ..Response::default()
         },
+        Request::Reload { ca, cert, key } => {
+            let files = super::material::TlsFiles { ca, cert, key };
+            match super::material::Identity::load(&files).and_then(|id| server.reload(&id)) {
+                Ok(()) => Response {
+                    ok: true,
+                    ..Response::default()
+                },
+                Err(e) => Response {
+                    error: Some(e.to_string()),
+                    ..Response::default()
+                },
+            }
+        }
         Request::Push { peer, files } => {
             let files: Result<Vec<PushFile>, String> = files
                 .into_iter()
@@ -202,6 +219,17 @@ impl ControlClient {
             .server
             .ok_or_else(|| control_err(&self.path, "status answer without server"))?;
         Ok((info, r.peers.unwrap_or_default()))
+    }
+
+    /// Makes the server load `files` for the tunnels it accepts from now on.
+    pub async fn reload(&mut self, files: &super::material::TlsFiles) -> Result<(), TunnelError> {
+        self.call(&Request::Reload {
+            ca: files.ca.clone(),
+            cert: files.cert.clone(),
+            key: files.key.clone(),
+        })
+        .await
+        .map(|_| ())
     }
 
     /// Pushes `files` to the connected device `peer_uuid` and returns the device's answer.

@@ -108,7 +108,9 @@ struct Shared {
     log: SfLog,
     clock: Clock,
     timeouts: Timeouts,
-    config: Arc<ServerConfig>,
+    /// Swapped by [`ServerHandle::reload`]; each connection takes the one current at accept.
+    config: std::sync::RwLock<Arc<ServerConfig>>,
+    keylog: Option<Arc<dyn KeyLog>>,
     peers: Mutex<BTreeMap<u64, Peer>>,
     events: broadcast::Sender<ServerEvent>,
     shutdown: watch::Sender<bool>,
@@ -155,7 +157,8 @@ impl Server {
             log: s.log.clone(),
             clock: s.clock.clone(),
             timeouts: s.timeouts,
-            config,
+            config: std::sync::RwLock::new(config),
+            keylog: s.keylog.clone(),
             peers: Mutex::new(BTreeMap::new()),
             events: broadcast::channel(1024).0,
             shutdown,
@@ -251,6 +254,23 @@ impl ServerHandle {
         }
     }
 
+    /// Loads new certificates for the connections accepted from now on, as restarting sftunnel
+    /// after `pki renew` does; tunnels already up keep their session (pushes still reach them).
+    pub fn reload(&self, identity: &Identity) -> Result<(), TunnelError> {
+        let sh = &self.shared;
+        let config = config::server_config(identity, &sh.clock, sh.keylog.clone())?;
+        *sh.config.write().unwrap_or_else(|e| e.into_inner()) = config;
+        sh.log.thread(sh.log.main_tid()).info(&format!(
+            "Loaded new certificates: {}",
+            identity.cert().map_or("?".to_owned(), |c| format!(
+                "{} (notAfter {})",
+                c.subject,
+                rfc3339(c.not_after)
+            ))
+        ));
+        Ok(())
+    }
+
     /// Server events from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<ServerEvent> {
         self.shared.events.subscribe()
@@ -298,7 +318,8 @@ async fn connection(h: ServerHandle, tcp: TcpStream, addr: SocketAddr) {
         f.log(&tl);
         let _ = sh.events.send(ServerEvent::Failed { addr, failure: f });
     };
-    let (tls, est) = match handshake::accept(sh.config.clone(), tcp, sh.timeouts.handshake).await {
+    let config = sh.config.read().unwrap_or_else(|e| e.into_inner()).clone();
+    let (tls, est) = match handshake::accept(config, tcp, sh.timeouts.handshake).await {
         Ok(x) => x,
         Err(f) => return fail(f),
     };
