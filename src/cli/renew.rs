@@ -85,8 +85,8 @@ pub fn run_renew(a: RenewArgs) -> anyhow::Result<ExitCode> {
         None => at,
     };
     let validity = Validity::days(nb, a.days).context("--not-before/--days")?;
-    let pre = renew::preflight(&a.root, at)
-        .with_context(|| format!("--root {}", a.root.display()))?;
+    let pre =
+        renew::preflight(&a.root, at).with_context(|| format!("--root {}", a.root.display()))?;
     let mut out = std::io::stdout().lock();
     renew::render_preflight(&mut out, &pre)?;
     if let Some(lock) = &pre.lock {
@@ -126,9 +126,10 @@ pub fn run_renew(a: RenewArgs) -> anyhow::Result<ExitCode> {
         key_bits: a.key_bits,
     })?;
     renew::render_renewal(&mut out, &renewal)?;
-    let socket = a.control.clone().unwrap_or_else(|| {
-        sfdiag::tunnel::control::socket_path(&renewal.root.layout.fmc_dir())
-    });
+    let socket = a
+        .control
+        .clone()
+        .unwrap_or_else(|| sfdiag::tunnel::control::socket_path(&renewal.root.layout.fmc_dir()));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -144,7 +144,11 @@ const TABLE: &[(VerifyCode, i32, &str)] = &[
     ),
     (C::CertChainTooLong, 22, "certificate chain too long"),
     (C::CertRevoked, 23, "certificate revoked"),
-    (C::NoIssuerPublicKey, 24, "issuer certificate doesn't have a public key"),
+    (
+        C::NoIssuerPublicKey,
+        24,
+        "issuer certificate doesn't have a public key",
+    ),
     (C::PathLengthExceeded, 25, "path length constraint exceeded"),
     (C::InvalidPurpose, 26, "unsuitable certificate purpose"),
     (C::CertUntrusted, 27, "certificate not trusted"),
@@ -188,7 +192,11 @@ const TABLE: &[(VerifyCode, i32, &str)] = &[
     (C::EeKeyTooSmall, 66, "EE certificate key too weak"),
     (C::CaKeyTooSmall, 67, "CA certificate key too weak"),
     (C::CaMdTooWeak, 68, "CA signature digest algorithm too weak"),
-    (C::UnsupportedSignatureAlgorithm, 76, "Cannot find certificate signature algorithm"),
+    (
+        C::UnsupportedSignatureAlgorithm,
+        76,
+        "Cannot find certificate signature algorithm",
+    ),
     (
         C::SignatureAlgorithmMismatch,
         77,
@@ -290,8 +298,8 @@ pub fn alert_for(code: VerifyCode) -> u8 {
         63 => BAD_CERTIFICATE, // email mismatch
         13..=16 => BAD_CERTIFICATE,
         62 => BAD_CERTIFICATE, // hostname mismatch
-        79 => UNKNOWN_CA, // invalid CA (24 in OpenSSL 1.1.1)
-        69 => INTERNAL_ERROR, // invalid call
+        79 => UNKNOWN_CA,      // invalid CA (24 in OpenSSL 1.1.1)
+        69 => INTERNAL_ERROR,  // invalid call
         26 => UNSUPPORTED_CERTIFICATE,
         64 => BAD_CERTIFICATE, // IP address mismatch
         17 => INTERNAL_ERROR,

@@ -254,7 +254,8 @@ impl Transport for LocalTransport {
             }
         }
         for (tmp, target, _) in &staged {
-            std::fs::rename(tmp, target).map_err(|e| PkiError::io("rename into place", target, e))?;
+            std::fs::rename(tmp, target)
+                .map_err(|e| PkiError::io("rename into place", target, e))?;
         }
         if let Some((_, t, _)) = staged.first()
             && let Some(dir) = t.parent()
@@ -372,14 +373,10 @@ pub fn copy(
             report.skipped.push((dev.name.clone(), why));
             continue;
         }
-        let peer = sft
-            .peers
-            .iter()
-            .map(|p| &p.identity)
-            .find(|p| match &own {
-                Ok(id) => p.uuid == id.uuid,
-                Err(_) => p.name.eq_ignore_ascii_case(&dev.name) || p.ip.to_string() == dev.ip,
-            });
+        let peer = sft.peers.iter().map(|p| &p.identity).find(|p| match &own {
+            Ok(id) => p.uuid == id.uuid,
+            Err(_) => p.name.eq_ignore_ascii_case(&dev.name) || p.ip.to_string() == dev.ip,
+        });
         let Some(peer) = peer else {
             let why = format!(
                 "{} is not a peer of FMC {}: no certificates were generated for it",
@@ -409,7 +406,10 @@ pub fn copy(
         })();
         match result {
             Ok(restart) => {
-                w(out, format!("Successfully copied certificates to {}", dev.name))?;
+                w(
+                    out,
+                    format!("Successfully copied certificates to {}", dev.name),
+                )?;
                 w(
                     out,
                     match restart {

@@ -305,7 +305,12 @@ fn renew_inner(opts: &RenewOptions, fail_after: Option<usize>) -> Result<Renewal
                 PUBLIC_MODE,
                 pushed.cert,
             ),
-            (KEY_FILE, key_to_pem(&key).into_bytes(), KEY_MODE, pushed.key),
+            (
+                KEY_FILE,
+                key_to_pem(&key).into_bytes(),
+                KEY_MODE,
+                pushed.key,
+            ),
         ] {
             plan.push(planned(&source, data.clone(), mode));
             files.push(BundleFile {
@@ -598,7 +603,10 @@ pub fn render_renewal(w: &mut dyn Write, r: &Renewal) -> std::io::Result<()> {
             p.serial,
             rel_to(
                 root,
-                p.files[0].source.parent().unwrap_or(Path::new("certs_pushed"))
+                p.files[0]
+                    .source
+                    .parent()
+                    .unwrap_or(Path::new("certs_pushed"))
             )
         )?;
     }

@@ -43,9 +43,16 @@ pub struct WireFile {
 #[non_exhaustive]
 pub enum Request {
     Status,
-    Push { peer: String, files: Vec<WireFile> },
+    Push {
+        peer: String,
+        files: Vec<WireFile>,
+    },
     /// Load new certificates for the tunnels accepted from now on (after `pki renew`).
-    Reload { ca: PathBuf, cert: PathBuf, key: PathBuf },
+    Reload {
+        ca: PathBuf,
+        cert: PathBuf,
+        key: PathBuf,
+    },
 }
 
 /// The answer to one request.

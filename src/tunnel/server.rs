@@ -32,6 +32,7 @@ use super::log::{Level, SF_HEARTBEAT, SF_PEERS, SfLog, ThreadLog};
 use super::material::Identity;
 use super::proto::{Message, PushAck, PushFile, Role};
 use super::status::{PeerStatus, ServerInfo, rfc3339};
+use crate::recorder::{Recorder, Side, Tapped};
 
 /// Deadlines of the tunnel's phases, shared by both sides.
 #[derive(Clone, Copy, Debug)]
@@ -114,6 +115,8 @@ struct Shared {
     peers: Mutex<BTreeMap<u64, Peer>>,
     events: broadcast::Sender<ServerEvent>,
     shutdown: watch::Sender<bool>,
+    /// `--pcap`: every accepted connection is recorded here.
+    recorder: Option<Recorder>,
     next_conn: AtomicU64,
     next_push: AtomicU32,
     info: ServerInfo,
@@ -137,6 +140,14 @@ impl Server {
     /// Binds the listener (and the control socket) and starts accepting. Must be called inside
     /// a tokio runtime.
     pub async fn start(s: ServerSettings) -> Result<Server, TunnelError> {
+        Self::start_recording(s, None).await
+    }
+
+    /// [`Server::start`], recording every accepted connection's traffic into `recorder`.
+    pub async fn start_recording(
+        s: ServerSettings,
+        recorder: Option<Recorder>,
+    ) -> Result<Server, TunnelError> {
         let config = config::server_config(&s.identity, &s.clock, s.keylog.clone())?;
         let listener = TcpListener::bind(&s.listen)
             .await
@@ -162,6 +173,7 @@ impl Server {
             peers: Mutex::new(BTreeMap::new()),
             events: broadcast::channel(1024).0,
             shutdown,
+            recorder,
             next_conn: AtomicU64::new(1),
             next_push: AtomicU32::new(1),
             info,
@@ -319,6 +331,10 @@ async fn connection(h: ServerHandle, tcp: TcpStream, addr: SocketAddr) {
         let _ = sh.events.send(ServerEvent::Failed { addr, failure: f });
     };
     let config = sh.config.read().unwrap_or_else(|e| e.into_inner()).clone();
+    let tcp = match (&sh.recorder, tcp.local_addr()) {
+        (Some(r), Ok(local)) => r.tap(tcp, addr, local, Side::Server),
+        _ => Tapped::plain(tcp),
+    };
     let (tls, est) = match handshake::accept(config, tcp, sh.timeouts.handshake).await {
         Ok(x) => x,
         Err(f) => return fail(f),
