@@ -64,8 +64,10 @@ pub struct V3Facts {
     pub ns_cert_type: Option<u8>,
     /// A critical extension OpenSSL does not handle (code 34), by OID.
     pub unhandled_critical: Option<String>,
-    /// Why OpenSSL would flag the extensions invalid (code 41): a duplicate, or a
-    /// basicConstraints/keyUsage/extendedKeyUsage/key identifier that does not decode.
+    /// Why OpenSSL would flag the extensions invalid (its EXFLAG_INVALID): a duplicate, one of
+    /// the extensions it caches (basicConstraints, keyUsage, extendedKeyUsage, key identifiers,
+    /// subjectAltName, nameConstraints, crlDistributionPoints, proxyCertInfo, nsCertType) that
+    /// does not decode.
     pub invalid: Option<String>,
 }
 
@@ -311,7 +313,16 @@ fn summarize(ext: &X509Extension<'_>, oid: &str, facts: &mut V3Facts) -> Option<
         ParsedExtension::ParseError { error } => {
             if matches!(
                 oid,
-                "2.5.29.19" | "2.5.29.15" | "2.5.29.37" | "2.5.29.14" | "2.5.29.35"
+                "2.5.29.19"
+                    | "2.5.29.15"
+                    | "2.5.29.37"
+                    | "2.5.29.14"
+                    | "2.5.29.35"
+                    | "2.5.29.17"
+                    | "2.5.29.30"
+                    | "2.5.29.31"
+                    | "1.3.6.1.5.5.7.1.14"
+                    | "2.16.840.1.113730.1.1"
             ) {
                 facts
                     .invalid

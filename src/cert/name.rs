@@ -189,7 +189,9 @@ impl DistinguishedName {
             if i > 0 {
                 out.push(',');
             }
-            for (j, a) in rdn.iter().enumerate() {
+            // Inside a multi-valued RDN the order is free (it is a SET); OpenSSL's RFC2253
+            // output reverses the flattened entry list, so the RDN's members come reversed too.
+            for (j, a) in rdn.iter().rev().enumerate() {
                 if j > 0 {
                     out.push('+');
                 }

@@ -307,7 +307,7 @@ pub fn alert_for(code: VerifyCode) -> u8 {
         19 => UNKNOWN_CA,
         70 => INTERNAL_ERROR, // store lookup
         6 => BAD_CERTIFICATE,
-        4 | 5 => DECRYPT_ERROR,
+        4 | 5 => BAD_CERTIFICATE,
         3 | 33 => UNKNOWN_CA,
         2 | 20 | 21 => UNKNOWN_CA,
         1 => INTERNAL_ERROR,

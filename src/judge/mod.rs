@@ -33,6 +33,10 @@
 //!    unreadable dates). If the path's top is not self-issued, its signature and dates are not
 //!    checked at all (and a lone such leaf also gets 21), exactly as OpenSSL skips them.
 //!
+//! A certificate whose extensions OpenSSL 3.0 calls invalid (a duplicate, an undecodable
+//! basicConstraints/keyUsage/...) or whose key it cannot decode is never anyone's issuer nor
+//! "self-signed" in step 2, exactly as there: such a leaf gets 20.
+//!
 //! OpenSSL stops at the first error unless its callback says continue. We always continue and
 //! record every error, which gives both answers: `overall` is the first error (what a TLS peer
 //! with the default callback logs and alerts on: `err 10:certificate has expired` at depth 1 for
@@ -52,7 +56,7 @@ use time::OffsetDateTime;
 
 pub use code::{VerifyCode, alert, alert_for};
 
-use crate::cert::{CertInfo, KeyKind, OID_ANY_EKU, OID_CLIENT_AUTH, OID_SERVER_AUTH, key_usage};
+use crate::cert::{CertInfo, KeyKind, OID_CLIENT_AUTH, OID_SERVER_AUTH, key_usage};
 use sig::SigCheck;
 
 /// What the end-entity certificate must be good for (OpenSSL's `-purpose`).
@@ -381,7 +385,7 @@ impl<'a> Run<'a> {
         self.events.push((code, depth, None));
     }
 
-    /// OpenSSL's time check; `depth` `None` only asks "valid now?".
+    /// ossl_x509_check_cert_time(ctx, x, -1): is `c` valid at `at` (no error reported).
     fn time_ok(&self, c: &CertInfo) -> bool {
         matches!((c.not_before, c.not_after), (Some(nb), Some(na))
             if nb.unix_timestamp() <= self.secs && na.unix_timestamp() > self.secs)
@@ -408,6 +412,10 @@ impl<'a> Run<'a> {
 
     /// ossl_x509_likely_issued(issuer, subject): names, AKID, signature/key type.
     fn likely_issued(issuer: &CertInfo, subject: &CertInfo) -> bool {
+        // ossl_x509v3_cache_extensions() failing on either side means "not issued".
+        if issuer.v3.invalid.is_some() || subject.v3.invalid.is_some() {
+            return false;
+        }
         let names = match (&issuer.subject, &subject.issuer) {
             (Some(a), Some(b)) => a.matches(b),
             _ => false,
@@ -459,9 +467,9 @@ impl<'a> Run<'a> {
                 let mut self_signed = false;
                 if let Some(src) = found {
                     let issuer = self.cert(src);
-                    if !curr.self_signed {
+                    if !Self::self_signed(curr) {
                         self.path.push(src);
-                        self_signed = issuer.self_signed;
+                        self_signed = Self::self_signed(issuer);
                         ok = true;
                     } else if issuer.der() == curr.der() {
                         // A self-signed certificate that is itself an anchor.
@@ -488,7 +496,7 @@ impl<'a> Run<'a> {
             }
             if search_untrusted {
                 let curr = self.cert(self.path[num - 1]);
-                let issuer = if curr.self_signed || num > max_len {
+                let issuer = if Self::self_signed(curr) || num > max_len {
                     None
                 } else {
                     let lone_self_issued = curr.self_issued && num == 1;
@@ -518,7 +526,7 @@ impl<'a> Run<'a> {
         let top = self.cert(self.path[num - 1]);
         let code = if num > max_len {
             VerifyCode::CertChainTooLong
-        } else if top.self_signed {
+        } else if Self::self_signed(top) {
             if num == 1 {
                 VerifyCode::DepthZeroSelfSignedCert
             } else {
@@ -530,6 +538,12 @@ impl<'a> Run<'a> {
             VerifyCode::UnableToGetIssuerCertLocally
         };
         self.fail(code, num - 1);
+    }
+
+    /// X509_self_signed(cert, 0) == 1: EXFLAG_SS, and OpenSSL could cache the certificate's
+    /// extensions (a certificate with invalid extensions is never "self-signed" there).
+    fn self_signed(c: &CertInfo) -> bool {
+        c.self_signed && c.v3.invalid.is_none()
     }
 
     /// X509_check_ca: 0 not a CA, 1 basicConstraints CA, 3 v1 self-signed root, 4 keyUsage
@@ -563,6 +577,7 @@ impl<'a> Run<'a> {
         if v3.invalid.is_some() {
             return true;
         }
+        // OpenSSL's xku_reject(): anyExtendedKeyUsage alone does not satisfy a purpose.
         let eku_has = |oids: &[&str]| {
             v3.ext_key_usage
                 .as_ref()
@@ -633,7 +648,6 @@ impl<'a> Run<'a> {
             }
             must_be_ca = true;
         }
-        let _ = OID_ANY_EKU; // anyExtendedKeyUsage does not satisfy OpenSSL's purpose checks
     }
 
     fn min_bits(&self) -> Option<u32> {
@@ -648,8 +662,10 @@ impl<'a> Run<'a> {
         let Some(min) = self.min_bits() else {
             return true;
         };
+        // A key OpenSSL 3.0 cannot decode (ML-DSA, unknown types) has no strength there.
         self.at_depth(d)
             .key_kind()
+            .filter(|k| !matches!(k, KeyKind::MlDsa(_) | KeyKind::Other(_)))
             .and_then(KeyKind::security_bits)
             .is_some_and(|b| b >= min)
     }
@@ -689,7 +705,7 @@ impl<'a> Run<'a> {
         }
         loop {
             let (s, i) = (self.at_depth(xs), self.at_depth(xi));
-            if xs != xi || (self.policy.check_self_signature && i.self_signed) {
+            if xs != xi || (self.policy.check_self_signature && Self::self_signed(i)) {
                 let issuer_depth = n + usize::from(xs != xi);
                 let signing_ok = (xs == xi && !i.is_ca())
                     || i.v3
@@ -795,9 +811,7 @@ fn sig_security_bits(c: &CertInfo) -> Option<u32> {
         S::RsaPss { hash, .. } => hash.security_bits(),
         S::Ed25519 => 128,
         S::Ed448 => 224,
-        S::MlDsa(44) => 128,
-        S::MlDsa(65) => 192,
-        S::MlDsa(_) => 256,
+        // ML-DSA is unknown to OpenSSL 3.0: X509_get_signature_info() fails.
         _ => return None,
     })
 }

@@ -173,7 +173,15 @@ fn openssl_verify(
     extra: &[&str],
 ) -> (Vec<(i32, usize, String)>, bool) {
     let at_s = at.unix_timestamp().to_string();
-    let mut args = vec!["verify", "-attime", &at_s, "-CAfile", ca.to_str().unwrap()];
+    let mut args = vec![
+        "verify",
+        "-no-CApath",
+        "-no-CAstore",
+        "-attime",
+        &at_s,
+        "-CAfile",
+        ca.to_str().unwrap(),
+    ];
     if let Some(u) = untrusted {
         args.extend(["-untrusted", u.to_str().unwrap()]);
     }
@@ -185,13 +193,13 @@ fn openssl_verify(
     let mut errors = Vec::new();
     for line in text.lines() {
         // "error 10 at 1 depth lookup: certificate has expired"
-        if let Some(rest) = line.strip_prefix("error ") {
-            if let Some((head, msg)) = rest.split_once(" depth lookup: ") {
-                let mut it = head.split(" at ");
-                let code = it.next().unwrap().parse().unwrap();
-                let depth = it.next().unwrap().parse().unwrap();
-                errors.push((code, depth, msg.to_string()));
-            }
+        if let Some(rest) = line.strip_prefix("error ")
+            && let Some((head, msg)) = rest.split_once(" depth lookup: ")
+        {
+            let mut it = head.split(" at ");
+            let code = it.next().unwrap().parse().unwrap();
+            let depth = it.next().unwrap().parse().unwrap();
+            errors.push((code, depth, msg.to_string()));
         }
     }
     (errors, out.status.success() && text.contains(": OK"))
@@ -907,4 +915,145 @@ fn anchors_are_parsed_once_and_judging_needs_no_clock() {
     assert_eq!(j["code"], 10);
     assert_eq!(j["text"], "certificate has expired");
     assert_eq!(j["depth"], 1);
+}
+
+#[test]
+fn undecodable_basic_constraints_never_chains_like_openssl() {
+    let pki = Pki::new(None);
+    let ca = pki.cert("ca.pem");
+    let good = pki.issue("bc", "/CN=bad-bc", "ca", 30, "basicConstraints=CA:FALSE\n");
+    // basicConstraints' inner SEQUENCE becomes a SET, then the CA re-signs the TBS.
+    let mut der = good.der().to_vec();
+    let oid = [0x06, 0x03, 0x55, 0x1d, 0x13];
+    let at_oid = der.windows(5).position(|w| w == oid).unwrap();
+    let octets = at_oid + 5 + der[at_oid + 5..].iter().position(|&b| b == 0x04).unwrap();
+    assert_eq!(der[octets + 2], 0x30);
+    der[octets + 2] = 0x31;
+    let tbs = cert::parse(&der).tbs().unwrap().to_vec();
+    let d = pki.path("");
+    std::fs::write(d.join("tbs.bin"), &tbs).unwrap();
+    let sig = openssl(&["dgst", "-sha256", "-sign", "ca.key", "tbs.bin"], &d).stdout;
+    assert_eq!(sig.len(), 256);
+    let n = der.len();
+    der[n - 256..].copy_from_slice(&sig);
+    let bad = cert::parse(&der);
+    assert!(bad.v3.invalid.is_some(), "{:?}", bad.extensions);
+    assert!(bad.subject.is_some() && bad.not_after.is_some());
+    let at = day_after(bad.not_before.unwrap());
+    let v = agree(
+        at,
+        std::slice::from_ref(&bad),
+        std::slice::from_ref(&ca),
+        &Policy::default(),
+        &[],
+    );
+    assert_eq!(
+        (v.overall.code, v.overall.depth),
+        (VerifyCode::UnableToGetIssuerCertLocally, Some(0))
+    );
+}
+
+#[test]
+fn damaged_certificates_give_records_and_verdicts_never_panics() {
+    let pki = Pki::new(None);
+    let (ca, ftd) = (pki.cert("ca.pem"), pki.cert("ftd.pem"));
+    let at = day_after(ftd.not_before.unwrap());
+    let der = ftd.der().to_vec();
+    let mut partial = 0;
+    for i in 0..der.len() {
+        for damaged in [der[..i].to_vec(), {
+            let mut d = der.clone();
+            d[i] ^= 0xff;
+            d
+        }] {
+            let c = cert::parse(&damaged);
+            assert_eq!(c.len, damaged.len());
+            if c.parse_error.is_some() && c.subject.is_some() {
+                partial += 1;
+            }
+            // As a leaf and as an anchor: a verdict, whatever the bytes.
+            let v = judge::verify(std::slice::from_ref(&c), std::slice::from_ref(&ca), at);
+            assert_eq!(v.per_cert.len(), 1);
+            if i > 0 {
+                assert!(!v.overall.is_ok(), "damaged at {i} yet verified");
+            }
+            let v = judge::verify(std::slice::from_ref(&ftd), std::slice::from_ref(&c), at);
+            assert!(!v.overall.is_ok(), "a damaged leaf is no anchor for ftd");
+        }
+    }
+    assert!(
+        partial > 100,
+        "damaged certificates still yield their names ({partial})"
+    );
+    let v = judge::verify(&[], std::slice::from_ref(&ca), at);
+    assert_eq!(v.overall.code, VerifyCode::Unspecified);
+}
+
+#[test]
+fn rfc4514_names_match_openssl_rfc2253_including_escapes_and_multivalued_rdns() {
+    let tmp = tempfile::tempdir().unwrap();
+    let subjects = [
+        r#"/DC=com/DC=example/C=US/ST=CA/L=Berkeley/O=Org, Inc.+OU=Unit/CN=\#hash; semi "q" <a> \+plus\\back /emailAddress=x@y.z/serialNumber=123/UID=u1/street=Main St/postalCode=94720/SN=Doe/GN=John/initials=JD/dnQualifier=q1/pseudonym=ps/description=d/businessCategory=bc/name=nm/title=InternalCA/generationQualifier=sftunnel"#,
+        "/CN=Zürich Straße/O=Ünïcode",
+        "/CN= leading and trailing /O=#x",
+    ];
+    for (i, subj) in subjects.iter().enumerate() {
+        let pem = format!("n{i}.pem");
+        openssl_ok(
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                "n.key",
+                "-out",
+                &pem,
+                "-days",
+                "1",
+                "-multivalue-rdn",
+                "-utf8",
+                "-subj",
+                subj,
+            ],
+            tmp.path(),
+        );
+        let theirs = openssl_fields(&tmp.path().join(&pem))["subject"].clone();
+        let ours = one(&tmp.path().join(&pem)).subject.unwrap().rfc4514();
+        // OpenSSL escapes every non-ASCII byte as \XX (ASN1_STRFLGS_ESC_MSB); RFC 4514 allows
+        // UTF-8 as is, which we print. Undo that one difference, compare the rest exactly.
+        assert_eq!(ours, unescape_msb(&theirs), "{subj}");
+    }
+}
+
+/// Turns OpenSSL's `\C3\A9` escapes of bytes >= 0x80 back into UTF-8.
+fn unescape_msb(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 1 < b.len() {
+            let hex = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok());
+            match hex {
+                Some(v) if v >= 0x80 => {
+                    out.push(v);
+                    i += 3;
+                }
+                _ => {
+                    // Any other escape (`\,`, `\\`, `\00`) is kept as written.
+                    out.extend_from_slice(&b[i..i + 2]);
+                    i += 2;
+                }
+            }
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8(out).unwrap()
 }
