@@ -3,5 +3,7 @@
 mod check;
 mod common;
 mod judge;
+mod net;
 mod pki;
+mod truth;
 mod tunnel;
