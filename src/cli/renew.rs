@@ -19,8 +19,7 @@ use time::OffsetDateTime;
 use sfdiag::pki::copy::{self, LocalTransport};
 use sfdiag::pki::renew::{self, RenewOptions};
 use sfdiag::pki::{PkiRoot, Validity};
-use sfdiag::tunnel::TlsFiles;
-use sfdiag::tunnel::renewal::{self, ServerSide};
+use sfdiag::tunnel::renewal;
 
 use super::time_arg::parse_time;
 
@@ -62,14 +61,6 @@ pub struct CopyArgs {
     /// `device_name,ipaddr,login,password` lines (`#` comments); the first may be the FMC.
     #[arg(long, value_name = "FILE")]
     pub devices: PathBuf,
-}
-
-fn files(p: sfdiag::pki::PeerFiles) -> TlsFiles {
-    TlsFiles {
-        ca: p.ca,
-        cert: p.cert,
-        key: p.key,
-    }
 }
 
 /// Runs `pki renew`.
@@ -118,36 +109,25 @@ pub fn run_renew(a: RenewArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
     }
-    let renewal = renew::renew(&RenewOptions {
+    let socket = a
+        .control
+        .clone()
+        .unwrap_or_else(|| sfdiag::tunnel::control::socket_path(&pre.root.layout.fmc_dir()));
+    let opts = RenewOptions {
         root: a.root.clone(),
         at,
         ca_validity: validity,
         peer_validity: validity,
         key_bits: a.key_bits,
-    })?;
-    renew::render_renewal(&mut out, &renewal)?;
-    let socket = a
-        .control
-        .clone()
-        .unwrap_or_else(|| sfdiag::tunnel::control::socket_path(&renewal.root.layout.fmc_dir()));
+    };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let delivery = rt.block_on(renewal::deliver(
-        &socket,
-        &files(renewal.root.fmc_files()),
-        &renewal.peers,
-    ));
-    match &delivery.server {
-        ServerSide::Reloaded => writeln!(
-            out,
-            "sftunnel on the FMC loaded the new certificates; pushing each peer's files over its tunnel"
-        )?,
-        ServerSide::NotRunning(why) | ServerSide::ReloadFailed(why) => writeln!(out, "{why}")?,
-    }
-    let rec = renew::record_push(&renewal, &delivery.outcomes)?;
-    renew::render_push(&mut out, &renewal, &delivery.outcomes, &rec)?;
+    drop(out);
+    let mut out = std::io::stdout();
+    let run = rt.block_on(renewal::renew_and_push(opts, &socket, &mut out))?;
+    let rec = run.record;
     Ok(if rec.failed == 0 {
         ExitCode::SUCCESS
     } else {

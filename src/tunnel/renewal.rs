@@ -8,13 +8,15 @@
 //! fails, comes back as an error for `pki::renew::record_push` to list in `FAILED_PUSH`. With no
 //! server running, every peer does. Making the files and writing `FAILED_PUSH` are `pki`'s job.
 
+use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
 use super::control::ControlClient;
 use super::material::TlsFiles;
 use super::proto::PushFile;
-use crate::pki::renew::{PeerBundle, PushOutcome};
+use crate::pki::PkiError;
+use crate::pki::renew::{self, PeerBundle, PushOutcome, PushRecord, RenewOptions, Renewal};
 
 /// How the FMC's side of the delivery went.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,8 +42,14 @@ pub struct Delivery {
 const PUSH_WAIT: Duration = Duration::from_secs(60);
 
 /// Asks the server on `socket` to load `fmc` (the FMC's renewed files), then pushes each
-/// bundle to its peer if that peer is connected.
-pub async fn deliver(socket: &Path, fmc: &TlsFiles, bundles: &[PeerBundle]) -> Delivery {
+/// bundle to its peer if that peer is connected. Says on `out` how the server side went before
+/// the pushes start.
+pub async fn deliver(
+    socket: &Path,
+    fmc: &TlsFiles,
+    bundles: &[PeerBundle],
+    out: &mut (dyn Write + Send),
+) -> Delivery {
     let all_failed = |why: String| {
         bundles
             .iter()
@@ -56,6 +64,7 @@ pub async fn deliver(socket: &Path, fmc: &TlsFiles, bundles: &[PeerBundle]) -> D
         Ok(c) => c,
         Err(e) => {
             let why = format!("sftunnel is not running on the FMC ({e})");
+            let _ = writeln!(out, "{why}");
             return Delivery {
                 outcomes: all_failed(why.clone()),
                 server: ServerSide::NotRunning(why),
@@ -64,11 +73,16 @@ pub async fn deliver(socket: &Path, fmc: &TlsFiles, bundles: &[PeerBundle]) -> D
     };
     if let Err(e) = ctl.reload(fmc).await {
         let why = format!("the FMC could not load its new certificates: {e}");
+        let _ = writeln!(out, "{why}");
         return Delivery {
             outcomes: all_failed(why.clone()),
             server: ServerSide::ReloadFailed(why),
         };
     }
+    let _ = writeln!(
+        out,
+        "sftunnel on the FMC loaded the new certificates; pushing each peer's files over its tunnel"
+    );
     let connected: Vec<String> = match ctl.status().await {
         Ok((_, peers)) => peers.into_iter().map(|p| p.uuid).collect(),
         Err(e) => {
@@ -111,4 +125,45 @@ pub async fn deliver(socket: &Path, fmc: &TlsFiles, bundles: &[PeerBundle]) -> D
         server: ServerSide::Reloaded,
         outcomes,
     }
+}
+
+/// What [`renew_and_push`] did.
+#[derive(Debug)]
+pub struct RenewRun {
+    pub renewal: Renewal,
+    pub delivery: Delivery,
+    pub record: PushRecord,
+}
+
+/// `pki renew` once confirmed: regenerate (on a blocking thread: RSA keys), print what was
+/// made, deliver through the server on `socket`, record `FAILED_PUSH`, print the outcome. The
+/// command and `sfdiag lab` share it so the lab's renewal is the command's.
+pub async fn renew_and_push(
+    opts: RenewOptions,
+    socket: &Path,
+    out: &mut (dyn Write + Send),
+) -> Result<RenewRun, PkiError> {
+    let io = |e: std::io::Error| PkiError::io("write", "output", e);
+    let renewal = tokio::task::spawn_blocking(move || renew::renew(&opts))
+        .await
+        .map_err(|e| PkiError::io("run", "renewal", std::io::Error::other(e.to_string())))??;
+    renew::render_renewal(out, &renewal).map_err(io)?;
+    let delivery = deliver(
+        socket,
+        &TlsFiles {
+            ca: renewal.root.layout.ca_cert(),
+            cert: renewal.root.fmc_files().cert,
+            key: renewal.root.fmc_files().key,
+        },
+        &renewal.peers,
+        out,
+    )
+    .await;
+    let record = renew::record_push(&renewal, &delivery.outcomes)?;
+    renew::render_push(out, &renewal, &delivery.outcomes, &record).map_err(io)?;
+    Ok(RenewRun {
+        renewal,
+        delivery,
+        record,
+    })
 }
