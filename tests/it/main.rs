@@ -3,7 +3,9 @@
 mod check;
 mod common;
 mod judge;
+mod lab;
 mod net;
 mod pki;
+mod renew;
 mod truth;
 mod tunnel;
