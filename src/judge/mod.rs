@@ -1,1 +1,817 @@
-//! judge: not yet written.
+//! judge: a certificate chain + trust anchors + an explicit time -> OpenSSL-grade verdicts
+//! (`X509_V_*` code, depth, text), per certificate and for the chain. Shared by the analyzer
+//! (judging at a packet's time) and the live tunnel's verifiers (at the tunnel's clock); it never
+//! reads the clock and never does I/O. Decoding is `cert`'s job; logging and alerts on the wire
+//! are the callers' (they get [`alert_for`]).
+//!
+//! # The order, and why
+//! The verdicts reproduce OpenSSL 3.0's `X509_verify_cert` (crypto/x509/x509_vfy.c) with its
+//! default flags (trusted-first, no partial chains, no CRLs), step by step:
+//!
+//! 1. **EE key level** (only with `auth_level > 0`, as in TLS): 66 at depth 0.
+//! 2. **build_chain**: starting from the leaf, at each step first look for the current top's
+//!    issuer among the anchors, then among the certificates the peer sent. An issuer is a
+//!    certificate whose subject matches the top's issuer name (OpenSSL's canonical name
+//!    comparison), whose subjectKeyIdentifier/serial does not contradict the top's
+//!    authorityKeyIdentifier, and whose key type fits the signature algorithm; among several,
+//!    the first one valid at `at`, else the one expiring last. Signatures are *not* checked here,
+//!    so a regenerated CA with the same DN is still chosen (and step 5 reports 7). The anchor is
+//!    appended at depth n when the peer did not send it. A path ending in a self-signed anchor is
+//!    trusted; otherwise the error goes to the top of the path: 18 (a lone self-signed leaf that
+//!    is not an anchor), 19 (ends in another self-signed certificate), 2 (ends in an anchor that
+//!    is not self-signed), 20 (ends in a sent certificate whose issuer is missing).
+//! 3. **check_extensions**, bottom-up: 34 unhandled critical extension, 40 proxy certificate,
+//!    79 (1.1.1's 24) when a certificate above the leaf is not a CA (basicConstraints CA:FALSE or absent; a
+//!    v1 self-signed top is accepted as CA, like OpenSSL), 26 purpose (when a purpose is set:
+//!    TLS uses sslclient/sslserver), 25 path length.
+//! 4. **check_auth_level** (only with `auth_level > 0`): 67 CA key too small, 68 weak digest
+//!    (not for the top certificate).
+//! 5. **internal_verify**, top-down: for each certificate, first its signature with its issuer's
+//!    key (32 issuer lacks keyCertSign, 6 issuer key unusable, 7 signature failure; the
+//!    self-signed top's own signature is not checked, as OpenSSL does not by default), then its
+//!    validity at `at` - *including the trust anchor*: 9 not yet valid, 10 expired (13/14
+//!    unreadable dates). If the path's top is not self-issued, its signature and dates are not
+//!    checked at all (and a lone such leaf also gets 21), exactly as OpenSSL skips them.
+//!
+//! A certificate whose extensions OpenSSL 3.0 calls invalid (a duplicate, an undecodable
+//! basicConstraints/keyUsage/...) or whose key it cannot decode is never anyone's issuer nor
+//! "self-signed" in step 2, exactly as there: such a leaf gets 20.
+//!
+//! OpenSSL stops at the first error unless its callback says continue. We always continue and
+//! record every error, which gives both answers: `overall` is the first error (what a TLS peer
+//! with the default callback logs and alerts on: `err 10:certificate has expired` at depth 1 for
+//! an expired InternalCA), and each certificate's own verdict is the first error reported at its
+//! depth (the expired InternalCA's record says 10 while the leaf's says 0). Without anchors only
+//! the dates are judged (top-down), each certificate at its index in the chain.
+//!
+//! Times compare at whole seconds (`at` is truncated, as OpenSSL's `time_t`); OpenSSL 3.0 calls a
+//! certificate expired when `at >= notAfter` and not yet valid when `at < notBefore`.
+
+mod code;
+mod sig;
+
+use serde::ser::SerializeStruct;
+use serde::{Serialize, Serializer};
+use time::OffsetDateTime;
+
+pub use code::{VerifyCode, alert, alert_for};
+
+use crate::cert::{CertInfo, KeyKind, OID_CLIENT_AUTH, OID_SERVER_AUTH, key_usage};
+use sig::SigCheck;
+
+/// What the end-entity certificate must be good for (OpenSSL's `-purpose`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// A TLS server's certificate (what a client checks): `sslserver`.
+    SslServer,
+    /// A TLS client's certificate (what a server checks): `sslclient`.
+    SslClient,
+}
+
+/// Verification settings beyond chain, anchors and time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    /// `None` like `openssl verify` without `-purpose`; TLS peers always set one.
+    pub purpose: Option<Purpose>,
+    /// OpenSSL's auth (security) level: 0 for no key/digest strength checks (as `openssl
+    /// verify`), 1 for OpenSSL's default TLS level (80 bits: RSA >= 1024, no SHA-1 signatures
+    /// below the anchor), 2 for 112 bits (Debian's default).
+    pub auth_level: u8,
+    /// Maximum number of intermediates (OpenSSL's verify depth, default 100).
+    pub max_depth: usize,
+    /// Also check the top self-signed certificate's own signature (X509_V_FLAG_CHECK_SS_SIGNATURE).
+    pub check_self_signature: bool,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            purpose: None,
+            auth_level: 0,
+            max_depth: 100,
+            check_self_signature: false,
+        }
+    }
+}
+
+impl Policy {
+    /// What an OpenSSL TLS peer at security level 1 applies to the other side's chain.
+    pub fn tls(peer_is: Purpose) -> Policy {
+        Policy {
+            purpose: Some(peer_is),
+            auth_level: 1,
+            ..Policy::default()
+        }
+    }
+}
+
+/// Where a certificate of the verified path came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// Index into the chain as sent.
+    Chain(usize),
+    /// Index into the anchors.
+    Anchor(usize),
+}
+
+/// The judgement of one certificate (or of a whole chain), with the facts a report prints.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    pub code: VerifyCode,
+    /// Depth in the verified path (0 = leaf); `None` for a certificate that is not part of it,
+    /// or for a chain verdict that is fine.
+    pub depth: Option<usize>,
+    /// The time judged at.
+    pub at: OffsetDateTime,
+    /// The certificate concerned, RFC 4514.
+    pub subject: Option<String>,
+    pub issuer: Option<String>,
+    /// OpenSSL one-line forms for the messages-log lines (`issuer = /title=InternalCA/...`).
+    pub subject_oneline: Option<String>,
+    pub issuer_oneline: Option<String>,
+    pub not_before: Option<OffsetDateTime>,
+    pub not_after: Option<OffsetDateTime>,
+    pub sha256: Option<String>,
+    /// Why a signature could not be checked here though OpenSSL could (reported as 7).
+    pub note: Option<String>,
+}
+
+impl Verdict {
+    fn new(
+        code: VerifyCode,
+        depth: Option<usize>,
+        at: OffsetDateTime,
+        cert: Option<&CertInfo>,
+    ) -> Self {
+        Verdict {
+            code,
+            depth,
+            at,
+            subject: cert.and_then(|c| c.subject.as_ref()).map(|n| n.rfc4514()),
+            issuer: cert.and_then(|c| c.issuer.as_ref()).map(|n| n.rfc4514()),
+            subject_oneline: cert.and_then(|c| c.subject.as_ref()).map(|n| n.oneline()),
+            issuer_oneline: cert.and_then(|c| c.issuer.as_ref()).map(|n| n.oneline()),
+            not_before: cert.and_then(|c| c.not_before),
+            not_after: cert.and_then(|c| c.not_after),
+            sha256: cert.map(|c| c.sha256.clone()),
+            note: None,
+        }
+    }
+
+    /// OpenSSL's text for the code.
+    pub fn text(&self) -> &'static str {
+        self.code.text()
+    }
+
+    pub fn is_ok(&self) -> bool {
+        self.code.is_ok()
+    }
+
+    /// The TLS alert OpenSSL would send for this verdict.
+    pub fn alert(&self) -> u8 {
+        alert_for(self.code)
+    }
+
+    /// This verdict as an error, `None` when it is fine.
+    pub fn error(&self) -> Option<VerifyError> {
+        let depth = self.depth.unwrap_or(0);
+        Some(match (self.code, self.not_after, self.not_before) {
+            (VerifyCode::Ok, _, _) => return None,
+            (VerifyCode::CertHasExpired, Some(not_after), _) => VerifyError::Expired {
+                depth,
+                not_after,
+                at: self.at,
+            },
+            (VerifyCode::CertNotYetValid, _, Some(not_before)) => VerifyError::NotYetValid {
+                depth,
+                not_before,
+                at: self.at,
+            },
+            (code, _, _) => VerifyError::Chain {
+                code,
+                depth: self.depth,
+                subject: self.subject.clone(),
+            },
+        })
+    }
+}
+
+impl Serialize for Verdict {
+    /// `{"code","text","depth","at"}` as CLI.md's `verdict` object (`note` when present).
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut st = s.serialize_struct("Verdict", 5)?;
+        st.serialize_field("code", &self.code.code())?;
+        st.serialize_field("text", self.code.text())?;
+        st.serialize_field("depth", &self.depth)?;
+        st.serialize_field("at", &crate::cert::rfc3339(&self.at))?;
+        if let Some(n) = &self.note {
+            st.serialize_field("note", n)?;
+        } else {
+            st.skip_field("note")?;
+        }
+        st.end()
+    }
+}
+
+/// A failed verification, carrying what a report or log line prints.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyError {
+    #[error("certificate has expired (depth {depth}, notAfter {}, at {})",
+        crate::cert::rfc3339(.not_after), crate::cert::rfc3339(.at))]
+    Expired {
+        depth: usize,
+        not_after: OffsetDateTime,
+        at: OffsetDateTime,
+    },
+    #[error("certificate is not yet valid (depth {depth}, notBefore {}, at {})",
+        crate::cert::rfc3339(.not_before), crate::cert::rfc3339(.at))]
+    NotYetValid {
+        depth: usize,
+        not_before: OffsetDateTime,
+        at: OffsetDateTime,
+    },
+    #[error("{} (depth {})", .code.text(), .depth.map_or("-".to_string(), |d| d.to_string()))]
+    Chain {
+        code: VerifyCode,
+        depth: Option<usize>,
+        subject: Option<String>,
+    },
+}
+
+impl VerifyError {
+    /// The OpenSSL verify code.
+    pub fn code(&self) -> VerifyCode {
+        match self {
+            VerifyError::Expired { .. } => VerifyCode::CertHasExpired,
+            VerifyError::NotYetValid { .. } => VerifyCode::CertNotYetValid,
+            VerifyError::Chain { code, .. } => *code,
+        }
+    }
+
+    /// The TLS alert OpenSSL sends for it.
+    pub fn alert(&self) -> u8 {
+        alert_for(self.code())
+    }
+}
+
+/// Verdicts for a whole chain.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChainVerdict {
+    /// One per certificate of the chain as given (leaf first). A certificate the verified
+    /// path did not use has `depth: None` and code 0; one byte-identical to an anchor in the
+    /// path gets that anchor's verdict.
+    pub per_cert: Vec<Verdict>,
+    /// Verdicts for the anchors the path used that the chain did not contain (depth order):
+    /// e.g. the InternalCA at depth 1 when the peer sent only its own certificate.
+    pub anchors: Vec<Verdict>,
+    /// The verified path, leaf first.
+    pub path: Vec<Source>,
+    /// Every error in the order OpenSSL reports them when told to continue.
+    pub errors: Vec<Verdict>,
+    /// The first error (what OpenSSL stops at), or code 0.
+    pub overall: Verdict,
+    /// The path ends in a trusted anchor (even if other checks failed).
+    pub trusted: bool,
+}
+
+impl ChainVerdict {
+    /// `Ok` when the chain verifies, else the first error.
+    pub fn result(&self) -> Result<(), VerifyError> {
+        match self.overall.error() {
+            None => Ok(()),
+            Some(e) => Err(e),
+        }
+    }
+
+    /// The verdict of the certificate at `depth` of the verified path.
+    pub fn at_depth(&self, depth: usize) -> Option<&Verdict> {
+        self.per_cert
+            .iter()
+            .chain(&self.anchors)
+            .find(|v| v.depth == Some(depth))
+    }
+}
+
+/// Judges `chain` (leaf first, as sent on the wire) against `anchors` at `at`, with the default
+/// policy (that of `openssl verify -attime`). See the module doc for the rules.
+pub fn verify(chain: &[CertInfo], anchors: &[CertInfo], at: OffsetDateTime) -> ChainVerdict {
+    verify_with(chain, anchors, at, &Policy::default())
+}
+
+/// [`verify`] with explicit settings (TLS peers: [`Policy::tls`]).
+pub fn verify_with(
+    chain: &[CertInfo],
+    anchors: &[CertInfo],
+    at: OffsetDateTime,
+    policy: &Policy,
+) -> ChainVerdict {
+    let mut run = Run {
+        chain,
+        anchors,
+        at,
+        secs: at.unix_timestamp(),
+        policy,
+        path: Vec::new(),
+        num_untrusted: 0,
+        events: Vec::new(),
+        trusted: false,
+    };
+    if chain.is_empty() {
+        let overall = Verdict::new(VerifyCode::Unspecified, None, at, None);
+        return ChainVerdict {
+            per_cert: Vec::new(),
+            anchors: Vec::new(),
+            path: Vec::new(),
+            errors: vec![overall.clone()],
+            overall,
+            trusted: false,
+        };
+    }
+    if anchors.is_empty() {
+        run.path = (0..chain.len()).map(Source::Chain).collect();
+        run.num_untrusted = chain.len();
+        for d in (0..chain.len()).rev() {
+            run.check_time(d);
+        }
+    } else {
+        run.path.push(Source::Chain(0));
+        run.num_untrusted = 1;
+        if !run.key_level_ok(0) {
+            run.fail(VerifyCode::EeKeyTooSmall, 0);
+        }
+        run.build_chain();
+        run.check_extensions();
+        run.check_auth_level();
+        run.internal_verify();
+    }
+    run.finish()
+}
+
+struct Run<'a> {
+    chain: &'a [CertInfo],
+    anchors: &'a [CertInfo],
+    at: OffsetDateTime,
+    secs: i64,
+    policy: &'a Policy,
+    path: Vec<Source>,
+    num_untrusted: usize,
+    /// (code, depth, note) in report order.
+    events: Vec<(VerifyCode, usize, Option<String>)>,
+    trusted: bool,
+}
+
+const NS_SSL_CLIENT: u8 = 0x80;
+const NS_SSL_SERVER: u8 = 0x40;
+const NS_SSL_CA: u8 = 0x04;
+const NS_ANY_CA: u8 = 0x07;
+const OID_PROXY_CERT_INFO: &str = "1.3.6.1.5.5.7.1.14";
+const OID_NS_SGC: &str = "2.16.840.1.113730.4.1";
+const OID_MS_SGC: &str = "1.3.6.1.4.1.311.10.3.3";
+
+impl<'a> Run<'a> {
+    fn cert(&self, src: Source) -> &'a CertInfo {
+        match src {
+            Source::Chain(i) => &self.chain[i],
+            Source::Anchor(i) => &self.anchors[i],
+        }
+    }
+
+    fn at_depth(&self, d: usize) -> &'a CertInfo {
+        self.cert(self.path[d])
+    }
+
+    fn fail(&mut self, code: VerifyCode, depth: usize) {
+        self.events.push((code, depth, None));
+    }
+
+    /// ossl_x509_check_cert_time(ctx, x, -1): is `c` valid at `at` (no error reported).
+    fn time_ok(&self, c: &CertInfo) -> bool {
+        matches!((c.not_before, c.not_after), (Some(nb), Some(na))
+            if nb.unix_timestamp() <= self.secs && na.unix_timestamp() > self.secs)
+    }
+
+    fn check_time(&mut self, d: usize) {
+        let c = self.at_depth(d);
+        match c.not_before {
+            None => self.fail(VerifyCode::ErrorInCertNotBeforeField, d),
+            Some(nb) if nb.unix_timestamp() > self.secs => {
+                self.fail(VerifyCode::CertNotYetValid, d)
+            }
+            _ => {}
+        }
+        match c.not_after {
+            None => self.fail(VerifyCode::ErrorInCertNotAfterField, d),
+            // OpenSSL 3.0's X509_cmp_time() treats equality as "before": expired at notAfter.
+            Some(na) if na.unix_timestamp() <= self.secs => {
+                self.fail(VerifyCode::CertHasExpired, d)
+            }
+            _ => {}
+        }
+    }
+
+    /// ossl_x509_likely_issued(issuer, subject): names, AKID, signature/key type.
+    fn likely_issued(issuer: &CertInfo, subject: &CertInfo) -> bool {
+        // ossl_x509v3_cache_extensions() failing on either side means "not issued".
+        if issuer.v3.invalid.is_some() || subject.v3.invalid.is_some() {
+            return false;
+        }
+        let names = match (&issuer.subject, &subject.issuer) {
+            (Some(a), Some(b)) => a.matches(b),
+            _ => false,
+        };
+        names && subject.akid_check(issuer).is_ok() && subject.signature_fits_key_of(issuer)
+    }
+
+    /// get0_best_issuer_sk: the first candidate valid at `at`, else the latest to expire.
+    fn best_issuer(
+        &self,
+        subject: &CertInfo,
+        candidates: impl Iterator<Item = (Source, &'a CertInfo)>,
+    ) -> Option<Source> {
+        let mut best: Option<(Source, &CertInfo)> = None;
+        for (src, cand) in candidates {
+            if !Self::likely_issued(cand, subject) {
+                continue;
+            }
+            if self.time_ok(cand) {
+                return Some(src);
+            }
+            let later = match (&best, cand.not_after) {
+                (None, _) => true,
+                (Some((_, b)), Some(na)) => b.not_after.is_none_or(|bna| na > bna),
+                (Some(_), None) => false,
+            };
+            if later {
+                best = Some((src, cand));
+            }
+        }
+        best.map(|(s, _)| s)
+    }
+
+    fn build_chain(&mut self) {
+        let max_len = self.policy.max_depth + 1;
+        let mut search_untrusted = true;
+        let mut search_trusted = true; // X509_V_FLAG_TRUSTED_FIRST, OpenSSL's default
+        while search_trusted || search_untrusted {
+            let num = self.path.len();
+            if search_trusted {
+                let curr = self.cert(self.path[num - 1]);
+                let found = if num > max_len {
+                    None
+                } else {
+                    let anchors = self.anchors.iter().enumerate();
+                    self.best_issuer(curr, anchors.map(|(i, c)| (Source::Anchor(i), c)))
+                };
+                let mut ok = false;
+                let mut self_signed = false;
+                if let Some(src) = found {
+                    let issuer = self.cert(src);
+                    if !Self::self_signed(curr) {
+                        self.path.push(src);
+                        self_signed = Self::self_signed(issuer);
+                        ok = true;
+                    } else if issuer.der() == curr.der() {
+                        // A self-signed certificate that is itself an anchor.
+                        self.path[num - 1] = src;
+                        self.num_untrusted = num - 1;
+                        self_signed = true;
+                        ok = true;
+                    }
+                    // else: a self-signed mimic of an anchor (same name, other bytes).
+                }
+                if ok {
+                    search_untrusted = false;
+                    // check_trust: a plain (no aux settings) trusted certificate is a trust
+                    // anchor only when self-signed.
+                    if self_signed {
+                        self.trusted = true;
+                        break;
+                    }
+                    continue;
+                }
+                if !search_untrusted {
+                    break;
+                }
+            }
+            if search_untrusted {
+                let curr = self.cert(self.path[num - 1]);
+                let issuer = if Self::self_signed(curr) || num > max_len {
+                    None
+                } else {
+                    let lone_self_issued = curr.self_issued && num == 1;
+                    let path = &self.path;
+                    let pool =
+                        self.chain.iter().enumerate().filter(|(i, _)| {
+                            lone_self_issued || !path.contains(&Source::Chain(*i))
+                        });
+                    self.best_issuer(curr, pool.map(|(i, c)| (Source::Chain(i), c)))
+                };
+                match issuer {
+                    None => {
+                        search_untrusted = false;
+                        search_trusted = true;
+                    }
+                    Some(src) => {
+                        self.path.push(src);
+                        self.num_untrusted += 1;
+                    }
+                }
+            }
+        }
+        if self.trusted {
+            return;
+        }
+        let num = self.path.len();
+        let top = self.cert(self.path[num - 1]);
+        let code = if num > max_len {
+            VerifyCode::CertChainTooLong
+        } else if Self::self_signed(top) {
+            if num == 1 {
+                VerifyCode::DepthZeroSelfSignedCert
+            } else {
+                VerifyCode::SelfSignedCertInChain
+            }
+        } else if self.num_untrusted < num {
+            VerifyCode::UnableToGetIssuerCert
+        } else {
+            VerifyCode::UnableToGetIssuerCertLocally
+        };
+        self.fail(code, num - 1);
+    }
+
+    /// X509_self_signed(cert, 0) == 1: EXFLAG_SS, and OpenSSL could cache the certificate's
+    /// extensions (a certificate with invalid extensions is never "self-signed" there).
+    fn self_signed(c: &CertInfo) -> bool {
+        c.self_signed && c.v3.invalid.is_none()
+    }
+
+    /// X509_check_ca: 0 not a CA, 1 basicConstraints CA, 3 v1 self-signed root, 4 keyUsage
+    /// with keyCertSign and no basicConstraints, 5 Netscape CA type.
+    fn check_ca(c: &CertInfo) -> u8 {
+        let v3 = &c.v3;
+        if v3
+            .key_usage
+            .is_some_and(|ku| ku & key_usage::KEY_CERT_SIGN == 0)
+        {
+            return 0;
+        }
+        if let Some(bc) = v3.basic_constraints {
+            return u8::from(bc.ca);
+        }
+        if c.version == Some(1) && c.self_signed {
+            3
+        } else if v3.key_usage.is_some() {
+            4
+        } else if v3.ns_cert_type.is_some_and(|n| n & NS_ANY_CA != 0) {
+            5
+        } else {
+            0
+        }
+    }
+
+    fn purpose_ok(c: &CertInfo, purpose: Purpose, ca: bool) -> bool {
+        let v3 = &c.v3;
+        // X509_check_purpose() returns -1 for a certificate with invalid extensions, which
+        // check_purpose() accepts outside strict mode.
+        if v3.invalid.is_some() {
+            return true;
+        }
+        // OpenSSL's xku_reject(): anyExtendedKeyUsage alone does not satisfy a purpose.
+        let eku_has = |oids: &[&str]| {
+            v3.ext_key_usage
+                .as_ref()
+                .is_none_or(|e| e.iter().any(|o| oids.contains(&o.as_str())))
+        };
+        let ns_allows = |bit: u8| v3.ns_cert_type.is_none_or(|n| n & bit != 0);
+        let ku_allows = |bits: u16| v3.key_usage.is_none_or(|k| k & bits != 0);
+        let ssl_ca = || match Self::check_ca(c) {
+            0 => false,
+            5 => v3.ns_cert_type.is_some_and(|n| n & NS_SSL_CA != 0),
+            _ => true,
+        };
+        const DS: u16 = key_usage::DIGITAL_SIGNATURE;
+        const KE: u16 = 1 << 2;
+        const KA: u16 = 1 << 4;
+        match purpose {
+            Purpose::SslServer => {
+                if !eku_has(&[OID_SERVER_AUTH, OID_NS_SGC, OID_MS_SGC]) {
+                    return false;
+                }
+                if ca {
+                    return ssl_ca();
+                }
+                ns_allows(NS_SSL_SERVER) && ku_allows(DS | KE | KA)
+            }
+            Purpose::SslClient => {
+                if !eku_has(&[OID_CLIENT_AUTH]) {
+                    return false;
+                }
+                if ca {
+                    return ssl_ca();
+                }
+                ku_allows(DS | KA) && ns_allows(NS_SSL_CLIENT)
+            }
+        }
+    }
+
+    fn check_extensions(&mut self) {
+        let num = self.path.len();
+        let mut plen = 0u32;
+        let mut must_be_ca = false;
+        for i in 0..num {
+            let x = self.at_depth(i);
+            if x.v3.unhandled_critical.is_some() {
+                self.fail(VerifyCode::UnhandledCriticalExtension, i);
+            }
+            if x.extensions.iter().any(|e| e.oid == OID_PROXY_CERT_INFO) {
+                self.fail(VerifyCode::ProxyCertificatesNotAllowed, i);
+            }
+            let ret = Self::check_ca(x);
+            // Intermediates must be real CAs (ret 1); the top may be a v1 root etc. (ret != 0).
+            if must_be_ca && (ret == 0 || (i + 1 < num && ret != 1)) {
+                self.fail(VerifyCode::InvalidCa, i);
+            }
+            if let Some(p) = self.policy.purpose
+                && !Self::purpose_ok(x, p, must_be_ca)
+            {
+                self.fail(VerifyCode::InvalidPurpose, i);
+            }
+            if let Some(pl) = x.v3.basic_constraints.and_then(|b| b.path_len)
+                && i > 1
+                && plen > pl
+            {
+                self.fail(VerifyCode::PathLengthExceeded, i);
+            }
+            if i > 0 && !x.self_issued {
+                plen += 1;
+            }
+            must_be_ca = true;
+        }
+    }
+
+    fn min_bits(&self) -> Option<u32> {
+        const MINBITS: [u32; 5] = [80, 112, 128, 192, 256];
+        match self.policy.auth_level {
+            0 => None,
+            l => Some(MINBITS[(l as usize).min(5) - 1]),
+        }
+    }
+
+    fn key_level_ok(&self, d: usize) -> bool {
+        let Some(min) = self.min_bits() else {
+            return true;
+        };
+        // A key OpenSSL 3.0 cannot decode (ML-DSA, unknown types) has no strength there.
+        self.at_depth(d)
+            .key_kind()
+            .filter(|k| !matches!(k, KeyKind::MlDsa(_) | KeyKind::Other(_)))
+            .and_then(KeyKind::security_bits)
+            .is_some_and(|b| b >= min)
+    }
+
+    fn check_auth_level(&mut self) {
+        let Some(min) = self.min_bits() else {
+            return;
+        };
+        let num = self.path.len();
+        for i in 0..num {
+            if i > 0 && !self.key_level_ok(i) {
+                self.fail(VerifyCode::CaKeyTooSmall, i);
+            }
+            if i + 1 < num {
+                let bits = sig_security_bits(self.at_depth(i));
+                if bits.is_none_or(|b| b < min) {
+                    self.fail(VerifyCode::CaMdTooWeak, i);
+                }
+            }
+        }
+    }
+
+    fn internal_verify(&mut self) {
+        let mut n = self.path.len() - 1;
+        let mut xi = n;
+        let mut xs = n;
+        let top = self.at_depth(n);
+        if !Self::likely_issued(top, top) {
+            // The top is not self-issued: its issuer is missing, so neither its signature nor
+            // its dates are checked (OpenSSL starts one below it).
+            if n > 0 {
+                n -= 1;
+                xs = n;
+            } else {
+                self.fail(VerifyCode::UnableToVerifyLeafSignature, 0);
+            }
+        }
+        loop {
+            let (s, i) = (self.at_depth(xs), self.at_depth(xi));
+            if xs != xi || (self.policy.check_self_signature && Self::self_signed(i)) {
+                let issuer_depth = n + usize::from(xs != xi);
+                let signing_ok = (xs == xi && !i.is_ca())
+                    || i.v3
+                        .key_usage
+                        .is_none_or(|ku| ku & key_usage::KEY_CERT_SIGN != 0);
+                if !signing_ok {
+                    self.fail(VerifyCode::KeyusageNoCertsign, issuer_depth);
+                }
+                match sig::check(s, i) {
+                    SigCheck::Good => {}
+                    SigCheck::Bad => self.fail(VerifyCode::CertSignatureFailure, n),
+                    SigCheck::NoIssuerKey => {
+                        self.fail(VerifyCode::UnableToDecodeIssuerPublicKey, issuer_depth)
+                    }
+                    SigCheck::Unsupported(why) => self.events.push((
+                        VerifyCode::CertSignatureFailure,
+                        n,
+                        Some(format!("not checked here (OpenSSL may accept it): {why}")),
+                    )),
+                }
+            }
+            self.check_time(n);
+            if n == 0 {
+                break;
+            }
+            n -= 1;
+            xi = xs;
+            xs = n;
+        }
+    }
+
+    fn verdict_at(&self, d: usize) -> Verdict {
+        let cert = self.at_depth(d);
+        match self.events.iter().find(|(_, depth, _)| *depth == d) {
+            Some((code, _, note)) => {
+                let mut v = Verdict::new(*code, Some(d), self.at, Some(cert));
+                v.note = note.clone();
+                v
+            }
+            None => Verdict::new(VerifyCode::Ok, Some(d), self.at, Some(cert)),
+        }
+    }
+
+    fn finish(self) -> ChainVerdict {
+        let path_verdicts: Vec<Verdict> =
+            (0..self.path.len()).map(|d| self.verdict_at(d)).collect();
+        let per_cert = self
+            .chain
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let by_index = self.path.iter().position(|s| *s == Source::Chain(i));
+                let by_bytes = || {
+                    self.path.iter().position(|s| {
+                        matches!(s, Source::Anchor(_)) && self.cert(*s).der() == c.der()
+                    })
+                };
+                match by_index.or_else(by_bytes) {
+                    Some(d) => path_verdicts[d].clone(),
+                    None => Verdict::new(VerifyCode::Ok, None, self.at, Some(c)),
+                }
+            })
+            .collect();
+        let anchors = self
+            .path
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| match s {
+                Source::Anchor(_) => !self.chain.iter().any(|c| c.der() == self.cert(**s).der()),
+                Source::Chain(_) => false,
+            })
+            .map(|(d, _)| path_verdicts[d].clone())
+            .collect();
+        let errors: Vec<Verdict> = self
+            .events
+            .iter()
+            .map(|(code, d, note)| {
+                let mut v = Verdict::new(*code, Some(*d), self.at, Some(self.at_depth(*d)));
+                v.note = note.clone();
+                v
+            })
+            .collect();
+        let overall = errors
+            .first()
+            .cloned()
+            .unwrap_or_else(|| Verdict::new(VerifyCode::Ok, None, self.at, None));
+        ChainVerdict {
+            per_cert,
+            anchors,
+            path: self.path,
+            errors,
+            overall,
+            trusted: self.trusted,
+        }
+    }
+}
+
+/// OpenSSL's security bits of a certificate's signature (x509_init_sig_info).
+fn sig_security_bits(c: &CertInfo) -> Option<u32> {
+    use crate::cert::SigScheme as S;
+    Some(match c.sig_scheme()? {
+        S::RsaPkcs1(h) | S::Ecdsa(h) => h.security_bits(),
+        S::RsaPss { hash, .. } => hash.security_bits(),
+        S::Ed25519 => 128,
+        S::Ed448 => 224,
+        // ML-DSA is unknown to OpenSSL 3.0: X509_get_signature_info() fails.
+        _ => return None,
+    })
+}

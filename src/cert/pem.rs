@@ -1,0 +1,333 @@
+//! Certificate files: every certificate in a PEM bundle (or a single DER certificate), with
+//! errors that name the file and what was wrong: not a certificate, bad base64, an unterminated
+//! block, or a private key where a certificate was expected (said to be a key, never printed).
+//!
+//! Parsing ([`parse_pem_bundle`]) is pure; [`read_certs`] is the only function here that touches
+//! the file system. Non-certificate blocks beside certificates (a key in a combined file, a CSR)
+//! are skipped; a file with no certificate at all is an error naming what it did hold.
+
+use std::path::{Path, PathBuf};
+
+use super::{CertInfo, der};
+
+/// Why certificates could not be read from a file or buffer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CertError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{what}: holds a private key ({label}), not a certificate")]
+    PrivateKey { what: String, label: String },
+    #[error("{what}: PEM block {index} ({label}) has bad base64 on line {line}")]
+    BadBase64 {
+        what: String,
+        index: usize,
+        label: String,
+        line: usize,
+    },
+    #[error("{what}: PEM block {index} ({label}) starting on line {line} has no END line")]
+    Unterminated {
+        what: String,
+        index: usize,
+        label: String,
+        line: usize,
+    },
+    #[error("{what}: no certificate found{found}")]
+    NoCertificate { what: String, found: String },
+    #[error("{what}: certificate {index} is not a DER certificate: {reason}")]
+    NotACertificate {
+        what: String,
+        index: usize,
+        reason: String,
+    },
+}
+
+/// Reads every certificate in a PEM bundle or DER file.
+pub fn read_certs(path: impl AsRef<Path>) -> Result<Vec<CertInfo>, CertError> {
+    let path = path.as_ref();
+    let bytes = std::fs::read(path).map_err(|source| CertError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse_named(&bytes, &path.display().to_string())
+}
+
+/// Parses every certificate in a PEM bundle, or `bytes` as one DER certificate when it holds no
+/// PEM block. Errors call the input "input"; [`read_certs`] names the file instead.
+pub fn parse_pem_bundle(bytes: &[u8]) -> Result<Vec<CertInfo>, CertError> {
+    parse_named(bytes, "input")
+}
+
+fn parse_named(bytes: &[u8], what: &str) -> Result<Vec<CertInfo>, CertError> {
+    let blocks = pem_blocks(bytes, what)?;
+    if blocks.is_empty() {
+        return parse_der(bytes, what).map(|c| vec![c]);
+    }
+    let mut certs = Vec::new();
+    let mut others: Vec<String> = Vec::new();
+    let mut key_label = None;
+    for (index, (label, body)) in blocks.into_iter().enumerate() {
+        let index = index + 1;
+        match label.as_str() {
+            "CERTIFICATE" | "X509 CERTIFICATE" | "TRUSTED CERTIFICATE" => {
+                // A TRUSTED CERTIFICATE is the DER certificate followed by OpenSSL's trust
+                // settings: keep only the certificate's own TLV.
+                let end = match der::read_tlv(&body, 0) {
+                    Some(t) if label == "TRUSTED CERTIFICATE" => t.full.end,
+                    _ => body.len(),
+                };
+                let mut cert = body;
+                cert.truncate(end);
+                let info = CertInfo::from_arc(cert.into());
+                if info.parts.tbs.is_none() {
+                    return Err(CertError::NotACertificate {
+                        what: what.to_string(),
+                        index,
+                        reason: info.parse_error.unwrap_or_default(),
+                    });
+                }
+                certs.push(info);
+            }
+            l if l.contains("PRIVATE KEY") => {
+                key_label.get_or_insert(label.clone());
+            }
+            _ => others.push(label),
+        }
+    }
+    if certs.is_empty() {
+        if let Some(label) = key_label {
+            return Err(CertError::PrivateKey {
+                what: what.to_string(),
+                label,
+            });
+        }
+        return Err(CertError::NoCertificate {
+            what: what.to_string(),
+            found: format!(" (PEM blocks: {})", others.join(", ")),
+        });
+    }
+    Ok(certs)
+}
+
+fn parse_der(bytes: &[u8], what: &str) -> Result<CertInfo, CertError> {
+    let not_cert = |reason: &str| CertError::NotACertificate {
+        what: what.to_string(),
+        index: 1,
+        reason: reason.to_string(),
+    };
+    if bytes.is_empty() {
+        return Err(CertError::NoCertificate {
+            what: what.to_string(),
+            found: " (empty)".into(),
+        });
+    }
+    let Some(outer) = der::read_tlv(bytes, 0).filter(|t| t.tag == der::SEQUENCE) else {
+        return Err(not_cert("neither PEM nor DER"));
+    };
+    // PKCS#1, SEC1 and PKCS#8 private keys all open with INTEGER version; a certificate
+    // opens with its TBS SEQUENCE.
+    if let Some(first) = der::read_tlv(bytes, outer.content.start)
+        && first.tag == der::INTEGER
+    {
+        return Err(CertError::PrivateKey {
+            what: what.to_string(),
+            label: "DER".into(),
+        });
+    }
+    let info = CertInfo::from_arc(bytes.into());
+    if info.parts.tbs.is_none() || info.serial.is_none() {
+        return Err(not_cert(info.parse_error.as_deref().unwrap_or("unknown")));
+    }
+    Ok(info)
+}
+
+/// Splits PEM text into (label, decoded body) blocks. Text outside blocks is ignored (OpenSSL
+/// writes human-readable dumps before certificates with `-text`).
+fn pem_blocks(bytes: &[u8], what: &str) -> Result<Vec<(String, Vec<u8>)>, CertError> {
+    let mut blocks = Vec::new();
+    let mut current: Option<(String, usize, Vec<u8>, bool)> = None;
+    for (i, raw) in bytes.split(|&b| b == b'\n').enumerate() {
+        let line_no = i + 1;
+        let line = trim(raw);
+        match &mut current {
+            None => {
+                if let Some(label) = strip_marker(line, b"-----BEGIN ") {
+                    current = Some((label, line_no, Vec::new(), false));
+                }
+            }
+            Some((label, start, body, seen_data)) => {
+                if let Some(end) = strip_marker(line, b"-----END ") {
+                    let _ = end; // a mismatched END label is tolerated, as OpenSSL does not care
+                    blocks.push((std::mem::take(label), std::mem::take(body)));
+                    current = None;
+                    continue;
+                }
+                if line.starts_with(b"-----BEGIN ") {
+                    return Err(CertError::Unterminated {
+                        what: what.to_string(),
+                        index: blocks.len() + 1,
+                        label: label.clone(),
+                        line: *start,
+                    });
+                }
+                // RFC 1421 headers (Proc-Type, DEK-Info) precede the data in old key files.
+                if !*seen_data && (line.contains(&b':') || line.is_empty()) {
+                    continue;
+                }
+                *seen_data = true;
+                if !decode_base64_line(line, body) {
+                    return Err(CertError::BadBase64 {
+                        what: what.to_string(),
+                        index: blocks.len() + 1,
+                        label: label.clone(),
+                        line: line_no,
+                    });
+                }
+            }
+        }
+    }
+    if let Some((label, start, _, _)) = current {
+        return Err(CertError::Unterminated {
+            what: what.to_string(),
+            index: blocks.len() + 1,
+            label,
+            line: start,
+        });
+    }
+    Ok(blocks)
+}
+
+fn trim(mut s: &[u8]) -> &[u8] {
+    while let [first, rest @ ..] = s {
+        if first.is_ascii_whitespace() {
+            s = rest;
+        } else {
+            break;
+        }
+    }
+    while let [rest @ .., last] = s {
+        if last.is_ascii_whitespace() {
+            s = rest;
+        } else {
+            break;
+        }
+    }
+    s
+}
+
+fn strip_marker(line: &[u8], prefix: &[u8]) -> Option<String> {
+    let rest = line.strip_prefix(prefix)?.strip_suffix(b"-----")?;
+    Some(String::from_utf8_lossy(rest).into_owned())
+}
+
+/// Appends one line of base64 to `out`. Lines are decoded independently, which is fine for
+/// PEM: every line but the last carries a multiple of 4 characters.
+fn decode_base64_line(line: &[u8], out: &mut Vec<u8>) -> bool {
+    let mut acc = 0u32;
+    let mut n = 0;
+    let mut pad = 0;
+    for &c in line {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            b'=' => {
+                pad += 1;
+                0
+            }
+            b' ' | b'\t' | b'\r' => continue,
+            _ => return false,
+        };
+        if pad > 0 && c != b'=' {
+            return false; // data after padding
+        }
+        acc = (acc << 6) | u32::from(v);
+        n += 1;
+        if n == 4 {
+            let bytes = acc.to_be_bytes();
+            let keep = 3 - pad.min(2);
+            out.extend_from_slice(&bytes[1..1 + keep]);
+            acc = 0;
+            n = 0;
+        }
+    }
+    n == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_lines() {
+        let mut out = Vec::new();
+        assert!(decode_base64_line(b"TWFu", &mut out));
+        assert!(decode_base64_line(b"TWE=", &mut out));
+        assert!(decode_base64_line(b"TQ==", &mut out));
+        assert_eq!(out, b"ManMaM");
+        assert!(!decode_base64_line(b"TW!u", &mut out));
+        assert!(!decode_base64_line(b"TWF", &mut out));
+        assert!(!decode_base64_line(b"TQ==TWFu", &mut out));
+    }
+
+    #[test]
+    fn key_is_named_not_printed() {
+        let pem = b"-----BEGIN PRIVATE KEY-----\nTWFu\n-----END PRIVATE KEY-----\n";
+        let e = parse_pem_bundle(pem).unwrap_err();
+        let msg = e.to_string();
+        assert!(matches!(e, CertError::PrivateKey { .. }), "{msg}");
+        assert_eq!(
+            msg,
+            "input: holds a private key (PRIVATE KEY), not a certificate"
+        );
+    }
+
+    #[test]
+    fn bad_base64_and_unterminated_blocks_are_named() {
+        let pem = b"x\n-----BEGIN CERTIFICATE-----\nMII*\n-----END CERTIFICATE-----\n";
+        assert_eq!(
+            parse_pem_bundle(pem).unwrap_err().to_string(),
+            "input: PEM block 1 (CERTIFICATE) has bad base64 on line 3"
+        );
+        let pem = b"-----BEGIN CERTIFICATE-----\nTWFu\n";
+        assert!(matches!(
+            parse_pem_bundle(pem).unwrap_err(),
+            CertError::Unterminated { line: 1, .. }
+        ));
+        let e = parse_pem_bundle(b"-----BEGIN CERTIFICATE-----\nTWFu\n-----END CERTIFICATE-----")
+            .unwrap_err();
+        assert!(
+            matches!(e, CertError::NotACertificate { index: 1, .. }),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn not_pem_not_der() {
+        assert!(matches!(
+            parse_pem_bundle(b"hello").unwrap_err(),
+            CertError::NotACertificate { .. }
+        ));
+        assert!(matches!(
+            parse_pem_bundle(b"").unwrap_err(),
+            CertError::NoCertificate { .. }
+        ));
+        let csr = b"-----BEGIN CERTIFICATE REQUEST-----\nTWFu\n-----END CERTIFICATE REQUEST-----\n";
+        assert_eq!(
+            parse_pem_bundle(csr).unwrap_err().to_string(),
+            "input: no certificate found (PEM blocks: CERTIFICATE REQUEST)"
+        );
+        // A DER private key (SEQUENCE { INTEGER 0, ... }).
+        let der_key = [0x30, 0x05, 0x02, 0x01, 0x00, 0x04, 0x00];
+        assert!(matches!(
+            parse_pem_bundle(&der_key).unwrap_err(),
+            CertError::PrivateKey { .. }
+        ));
+    }
+}

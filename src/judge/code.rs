@@ -1,0 +1,357 @@
+//! OpenSSL's certificate verify codes (`X509_V_*`), their exact strings, and the TLS alert
+//! OpenSSL sends for each.
+//!
+//! Strings are those of the installed OpenSSL 3.0 (checked against `libcrypto.so.3` 3.0.19 and
+//! crypto/x509/x509_txt.c): note 3.0's `self-signed certificate` (1.1.1 said `self signed`),
+//! `unsuitable certificate purpose` (1.1.1: `unsupported certificate purpose`) and
+//! `certificate is not yet valid` (3.5+ appends `or the system clock is incorrect`).
+//! Numbers are 3.0's too: `invalid CA certificate` is 79 (it was 24 in 1.1.1; 3.0's 24 is
+//! `issuer certificate doesn't have a public key`), so a log from a 1.1.1 peer saying
+//! `err 24:invalid CA certificate` names the same condition as our 79.
+
+use std::fmt;
+
+use serde::{Serialize, Serializer};
+
+/// An OpenSSL verify result code. Codes we do not name are kept as `Other(n)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum VerifyCode {
+    Ok,
+    Unspecified,
+    UnableToGetIssuerCert,
+    UnableToGetCrl,
+    UnableToDecryptCertSignature,
+    UnableToDecryptCrlSignature,
+    UnableToDecodeIssuerPublicKey,
+    CertSignatureFailure,
+    CrlSignatureFailure,
+    CertNotYetValid,
+    CertHasExpired,
+    CrlNotYetValid,
+    CrlHasExpired,
+    ErrorInCertNotBeforeField,
+    ErrorInCertNotAfterField,
+    ErrorInCrlLastUpdateField,
+    ErrorInCrlNextUpdateField,
+    OutOfMem,
+    DepthZeroSelfSignedCert,
+    SelfSignedCertInChain,
+    UnableToGetIssuerCertLocally,
+    UnableToVerifyLeafSignature,
+    CertChainTooLong,
+    CertRevoked,
+    NoIssuerPublicKey,
+    PathLengthExceeded,
+    InvalidPurpose,
+    CertUntrusted,
+    CertRejected,
+    SubjectIssuerMismatch,
+    AkidSkidMismatch,
+    AkidIssuerSerialMismatch,
+    KeyusageNoCertsign,
+    UnhandledCriticalExtension,
+    InvalidNonCa,
+    ProxyCertificatesNotAllowed,
+    InvalidExtension,
+    ApplicationVerification,
+    EeKeyTooSmall,
+    CaKeyTooSmall,
+    CaMdTooWeak,
+    UnsupportedSignatureAlgorithm,
+    SignatureAlgorithmMismatch,
+    SignatureAlgorithmInconsistency,
+    /// 79 since OpenSSL 3.0 (24 in 1.1.1, where 24 is now "no issuer public key").
+    InvalidCa,
+    EcKeyExplicitParams,
+    /// Any other `X509_V_ERR_*` number (e.g. read from a log line).
+    Other(i32),
+}
+
+use VerifyCode as C;
+
+/// (code, number, OpenSSL 3.0 text) for every named code.
+const TABLE: &[(VerifyCode, i32, &str)] = &[
+    (C::Ok, 0, "ok"),
+    (
+        C::Unspecified,
+        1,
+        "unspecified certificate verification error",
+    ),
+    (
+        C::UnableToGetIssuerCert,
+        2,
+        "unable to get issuer certificate",
+    ),
+    (C::UnableToGetCrl, 3, "unable to get certificate CRL"),
+    (
+        C::UnableToDecryptCertSignature,
+        4,
+        "unable to decrypt certificate's signature",
+    ),
+    (
+        C::UnableToDecryptCrlSignature,
+        5,
+        "unable to decrypt CRL's signature",
+    ),
+    (
+        C::UnableToDecodeIssuerPublicKey,
+        6,
+        "unable to decode issuer public key",
+    ),
+    (C::CertSignatureFailure, 7, "certificate signature failure"),
+    (C::CrlSignatureFailure, 8, "CRL signature failure"),
+    (C::CertNotYetValid, 9, "certificate is not yet valid"),
+    (C::CertHasExpired, 10, "certificate has expired"),
+    (C::CrlNotYetValid, 11, "CRL is not yet valid"),
+    (C::CrlHasExpired, 12, "CRL has expired"),
+    (
+        C::ErrorInCertNotBeforeField,
+        13,
+        "format error in certificate's notBefore field",
+    ),
+    (
+        C::ErrorInCertNotAfterField,
+        14,
+        "format error in certificate's notAfter field",
+    ),
+    (
+        C::ErrorInCrlLastUpdateField,
+        15,
+        "format error in CRL's lastUpdate field",
+    ),
+    (
+        C::ErrorInCrlNextUpdateField,
+        16,
+        "format error in CRL's nextUpdate field",
+    ),
+    (C::OutOfMem, 17, "out of memory"),
+    (C::DepthZeroSelfSignedCert, 18, "self-signed certificate"),
+    (
+        C::SelfSignedCertInChain,
+        19,
+        "self-signed certificate in certificate chain",
+    ),
+    (
+        C::UnableToGetIssuerCertLocally,
+        20,
+        "unable to get local issuer certificate",
+    ),
+    (
+        C::UnableToVerifyLeafSignature,
+        21,
+        "unable to verify the first certificate",
+    ),
+    (C::CertChainTooLong, 22, "certificate chain too long"),
+    (C::CertRevoked, 23, "certificate revoked"),
+    (
+        C::NoIssuerPublicKey,
+        24,
+        "issuer certificate doesn't have a public key",
+    ),
+    (C::PathLengthExceeded, 25, "path length constraint exceeded"),
+    (C::InvalidPurpose, 26, "unsuitable certificate purpose"),
+    (C::CertUntrusted, 27, "certificate not trusted"),
+    (C::CertRejected, 28, "certificate rejected"),
+    (C::SubjectIssuerMismatch, 29, "subject issuer mismatch"),
+    (
+        C::AkidSkidMismatch,
+        30,
+        "authority and subject key identifier mismatch",
+    ),
+    (
+        C::AkidIssuerSerialMismatch,
+        31,
+        "authority and issuer serial number mismatch",
+    ),
+    (
+        C::KeyusageNoCertsign,
+        32,
+        "key usage does not include certificate signing",
+    ),
+    (
+        C::UnhandledCriticalExtension,
+        34,
+        "unhandled critical extension",
+    ),
+    (
+        C::ProxyCertificatesNotAllowed,
+        40,
+        "proxy certificates not allowed, please set the appropriate flag",
+    ),
+    (
+        C::InvalidExtension,
+        41,
+        "invalid or inconsistent certificate extension",
+    ),
+    (
+        C::ApplicationVerification,
+        50,
+        "application verification failure",
+    ),
+    (C::EeKeyTooSmall, 66, "EE certificate key too weak"),
+    (C::CaKeyTooSmall, 67, "CA certificate key too weak"),
+    (C::CaMdTooWeak, 68, "CA signature digest algorithm too weak"),
+    (
+        C::UnsupportedSignatureAlgorithm,
+        76,
+        "Cannot find certificate signature algorithm",
+    ),
+    (
+        C::SignatureAlgorithmMismatch,
+        77,
+        "subject signature algorithm and issuer public key algorithm mismatch",
+    ),
+    (
+        C::SignatureAlgorithmInconsistency,
+        78,
+        "cert info signature and signature algorithm mismatch",
+    ),
+    (C::InvalidCa, 79, "invalid CA certificate"),
+    (
+        C::EcKeyExplicitParams,
+        94,
+        "Certificate public key has explicit ECC parameters",
+    ),
+];
+
+impl VerifyCode {
+    /// The `X509_V_*` number OpenSSL logs (`err 10:...`).
+    pub fn code(self) -> i32 {
+        if let C::Other(n) = self {
+            return n;
+        }
+        TABLE
+            .iter()
+            .find(|(c, _, _)| *c == self)
+            .map_or(1, |(_, n, _)| *n)
+    }
+
+    /// OpenSSL's `X509_verify_cert_error_string` for this code.
+    pub fn text(self) -> &'static str {
+        TABLE
+            .iter()
+            .find(|(c, _, _)| *c == self)
+            .map_or("unknown certificate verification error", |(_, _, t)| t)
+    }
+
+    /// The code for a number (unknown numbers become `Other`).
+    pub fn from_code(n: i32) -> VerifyCode {
+        TABLE
+            .iter()
+            .find(|(_, m, _)| *m == n)
+            .map_or(C::Other(n), |(c, _, _)| *c)
+    }
+
+    /// True for `Ok`.
+    pub fn is_ok(self) -> bool {
+        self == C::Ok
+    }
+}
+
+impl fmt::Display for VerifyCode {
+    /// `10:certificate has expired`, the form after `err ` in the appliance's log.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.code(), self.text())
+    }
+}
+
+impl Serialize for VerifyCode {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_i32(self.code())
+    }
+}
+
+/// TLS alert descriptions used below (RFC 5246 7.2).
+pub mod alert {
+    pub const HANDSHAKE_FAILURE: u8 = 40;
+    pub const BAD_CERTIFICATE: u8 = 42;
+    pub const UNSUPPORTED_CERTIFICATE: u8 = 43;
+    pub const CERTIFICATE_REVOKED: u8 = 44;
+    pub const CERTIFICATE_EXPIRED: u8 = 45;
+    pub const CERTIFICATE_UNKNOWN: u8 = 46;
+    pub const UNKNOWN_CA: u8 = 48;
+    pub const DECRYPT_ERROR: u8 = 51;
+    pub const INTERNAL_ERROR: u8 = 80;
+}
+
+/// The TLS alert OpenSSL sends when peer verification ends with `code` (ssl_x509err2alert in
+/// ssl/statem/statem_lib.c; anything not in its table is certificate_unknown).
+pub fn alert_for(code: VerifyCode) -> u8 {
+    use alert::*;
+    match code.code() {
+        50 => HANDSHAKE_FAILURE,
+        67 | 94 | 68 => BAD_CERTIFICATE, // CA key too small, EC explicit params, CA md too weak
+        22 => UNKNOWN_CA,
+        10 => CERTIFICATE_EXPIRED,
+        9 => BAD_CERTIFICATE,
+        28 => BAD_CERTIFICATE,
+        23 => CERTIFICATE_REVOKED,
+        7 => DECRYPT_ERROR,
+        27 => BAD_CERTIFICATE,
+        12 => CERTIFICATE_EXPIRED,
+        11 => BAD_CERTIFICATE,
+        8 => DECRYPT_ERROR,
+        65 => BAD_CERTIFICATE, // DANE no match
+        18 => UNKNOWN_CA,
+        66 => BAD_CERTIFICATE,
+        63 => BAD_CERTIFICATE, // email mismatch
+        13..=16 => BAD_CERTIFICATE,
+        62 => BAD_CERTIFICATE, // hostname mismatch
+        79 => UNKNOWN_CA,      // invalid CA (24 in OpenSSL 1.1.1)
+        69 => INTERNAL_ERROR,  // invalid call
+        26 => UNSUPPORTED_CERTIFICATE,
+        64 => BAD_CERTIFICATE, // IP address mismatch
+        17 => INTERNAL_ERROR,
+        25 => UNKNOWN_CA,
+        19 => UNKNOWN_CA,
+        70 => INTERNAL_ERROR, // store lookup
+        6 => BAD_CERTIFICATE,
+        4 | 5 => BAD_CERTIFICATE,
+        3 | 33 => UNKNOWN_CA,
+        2 | 20 | 21 => UNKNOWN_CA,
+        1 => INTERNAL_ERROR,
+        _ => CERTIFICATE_UNKNOWN,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_and_strings_round_trip() {
+        for (c, n, t) in TABLE {
+            assert_eq!(c.code(), *n);
+            assert_eq!(c.text(), *t);
+            assert_eq!(VerifyCode::from_code(*n), *c);
+        }
+        assert_eq!(VerifyCode::from_code(99), VerifyCode::Other(99));
+        assert_eq!(VerifyCode::Other(99).code(), 99);
+        assert_eq!(
+            VerifyCode::Other(99).text(),
+            "unknown certificate verification error"
+        );
+        assert_eq!(
+            VerifyCode::CertHasExpired.to_string(),
+            "10:certificate has expired"
+        );
+    }
+
+    #[test]
+    fn alerts_match_openssl_table() {
+        assert_eq!(alert_for(VerifyCode::CertHasExpired), 45);
+        assert_eq!(alert_for(VerifyCode::CertNotYetValid), 42);
+        assert_eq!(alert_for(VerifyCode::UnableToGetIssuerCertLocally), 48);
+        assert_eq!(alert_for(VerifyCode::UnableToGetIssuerCert), 48);
+        assert_eq!(alert_for(VerifyCode::DepthZeroSelfSignedCert), 48);
+        assert_eq!(alert_for(VerifyCode::SelfSignedCertInChain), 48);
+        assert_eq!(alert_for(VerifyCode::CertSignatureFailure), 51);
+        assert_eq!(alert_for(VerifyCode::InvalidCa), 48);
+        assert_eq!(VerifyCode::InvalidCa.code(), 79);
+        assert_eq!(alert_for(VerifyCode::NoIssuerPublicKey), 46);
+        assert_eq!(alert_for(VerifyCode::InvalidPurpose), 43);
+        assert_eq!(alert_for(VerifyCode::KeyusageNoCertsign), 46);
+        assert_eq!(alert_for(VerifyCode::UnhandledCriticalExtension), 46);
+    }
+}
