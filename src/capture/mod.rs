@@ -188,7 +188,8 @@ impl CaptureError {
 
 /// Opens a capture file; `-` means standard input. Gzip is detected by its magic, not the
 /// file name.
-pub fn open(path: &Path) -> Result<Reader, CaptureError> {
+pub fn open(path: impl AsRef<Path>) -> Result<Reader, CaptureError> {
+    let path = path.as_ref();
     if path.as_os_str() == "-" {
         return Reader::new(io::stdin());
     }

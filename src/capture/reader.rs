@@ -862,6 +862,68 @@ mod tests {
     }
 
     #[test]
+    fn pcapng_packet_longer_than_its_block_is_corrupt_not_a_wait_for_more() {
+        let mut file = PcapNg::new()
+            .section(false)
+            .interface(1, 0, None, None)
+            .epb(0, 0, b"good", 4)
+            .epb(0, 0, &[0; 16], 16)
+            .epb(0, 0, b"never reached", 13)
+            .bytes;
+        // The second EPB's caplen (at block offset 20) claims 200 bytes in a 48-byte block.
+        let second = 28 + 20 + 36;
+        assert_eq!(file[second..second + 4], 6u32.to_le_bytes());
+        file[second + 20..second + 24].copy_from_slice(&200u32.to_le_bytes());
+        let (frames, err) = read_all(&mut reader(file));
+        assert_eq!(frames.len(), 1);
+        let err = err.unwrap();
+        assert!(
+            matches!(err, CaptureError::Corrupt { after_frame: 1, .. }),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .contains("shorter than its own fields claim"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn mutated_captures_give_frames_or_errors_never_panics() {
+        let ng = PcapNg::new()
+            .section(false)
+            .interface(1, 0, Some(9), None)
+            .interface(113, 64, None, Some(5))
+            .epb(0, 1, b"abcdefgh", 8)
+            .block(5, &[1, 2, 3, 4, 5, 6, 7, 8])
+            .epb(1, 2, &[9; 33], 40)
+            .spb(b"simple packet", 13)
+            .bytes;
+        let pcap = Pcap::new(true, true, 1)
+            .packet(1, 2, b"one")
+            .packet(3, 4, &[5; 70])
+            .bytes;
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        for original in [ng, pcap] {
+            for _ in 0..3000 {
+                let mut file = original.clone();
+                for _ in 0..1 + x % 3 {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    let at = (x as usize >> 8) % file.len();
+                    file[at] = x as u8;
+                }
+                file.truncate(file.len() - (x as usize >> 32) % 8);
+                if let Ok(mut r) = Reader::with_buffer(Cursor::new(file), 256, 4096) {
+                    let (frames, _) = read_all(&mut r);
+                    assert!(frames.len() <= 4);
+                }
+            }
+        }
+    }
+
+    #[test]
     fn truncated_pcap_keeps_the_frames_before_the_cut() {
         let mut file = Pcap::new(false, false, 1)
             .packet(1, 0, &[1; 100])

@@ -274,6 +274,33 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn random_bytes_never_panic_on_any_link_type() {
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        let mut buf = [0u8; 200];
+        let base = ipv4_tcp(1, TcpFlags::ACK, b"payload");
+        for round in 0..20_000u32 {
+            for b in buf.iter_mut() {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                *b = x as u8;
+            }
+            // Half the rounds mutate a real packet, so the parsers get past the first checks.
+            let len = (x % 200) as usize;
+            let mut data = buf[..len].to_vec();
+            if round % 2 == 0 {
+                data = base.clone();
+                let at = (x as usize >> 8) % data.len();
+                data[at] = x as u8;
+                data.truncate((x as usize >> 16) % (data.len() + 1));
+            }
+            for lt in [0, 1, 12, 14, 101, 108, 113, 228, 229, 276, 999] {
+                let _ = decode(Linktype(lt), &data);
+            }
+        }
+    }
+
+    #[test]
     fn fragments_other_protocols_and_garbage() {
         let mut frag = ipv4_tcp(1, TcpFlags::ACK, &[0; 16]);
         frag[6] = 0x20; // more fragments

@@ -36,7 +36,8 @@ impl Dir {
         }
     }
 
-    pub(crate) fn index(self) -> usize {
+    /// 0 for client-to-server, 1 for server-to-client: for per-direction arrays.
+    pub fn index(self) -> usize {
         self as usize
     }
 }

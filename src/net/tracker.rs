@@ -5,9 +5,9 @@
 //! connection on reused ports from a retransmitted SYN, drives the two [`Half`] reassemblers
 //! of each connection, and enforces the limits: out-of-order bytes per connection and in
 //! total, live connections (least recently active evicted first), and connections the
-//! consumer has finished with keep counters only. Closed connections stay as small
-//! tombstones (no buffers) so the last ACK after a FIN exchange does not look like a new
-//! connection; they are the first to go when the table is full.
+//! consumer has finished with keep counters only. A closed connection leaves the table at
+//! once; only its key is remembered for a while (a bounded FIFO) so that the last ACK after
+//! a FIN exchange is not taken for a new connection.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -21,9 +21,12 @@ use crate::capture::{Frame, Linktype, Timestamp};
 /// Limits and filters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    /// Connections in the table, live or recently closed. At the cap the least recently
-    /// active one is evicted (a `Closed { reason: Evicted }` event if it was live).
+    /// Open connections in the table. At the cap the least recently active one is evicted
+    /// (`Closed { reason: Evicted }`). About 600 bytes each.
     pub max_connections: usize,
+    /// Closed connections whose key is remembered, so their trailing packets are ignored
+    /// rather than opening new connections. About 80 bytes each.
+    pub max_closed_remembered: usize,
     /// Out-of-order bytes buffered per connection (both directions) before the first hole
     /// is declared a gap.
     pub max_buffered_per_conn: usize,
@@ -37,7 +40,8 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Config {
         Config {
-            max_connections: 65_536,
+            max_connections: 32_768,
+            max_closed_remembered: 8_192,
             max_buffered_per_conn: 2 << 20,
             max_buffered_total: 32 << 20,
             ports: Vec::new(),
@@ -105,13 +109,15 @@ pub enum Event<'a> {
         frame: u64,
         ts: Timestamp,
     },
-    /// The next bytes of one direction. `frame`/`ts` are those of the segment that carried
-    /// them (first seen). Bytes that waited for a hole to fill keep their own frame, so
-    /// along a direction the frame can go down: a message is complete at the highest
-    /// frame among its bytes.
+    /// The next bytes of one direction, starting at stream `offset` (bytes delivered plus
+    /// gap bytes before them). `frame`/`ts` are those of the segment that carried them
+    /// (first seen). Bytes that waited for a hole to fill keep their own frame, so along a
+    /// direction the frame can go down: a message is complete at the highest frame among
+    /// its bytes.
     Data {
         conn: ConnId,
         dir: Dir,
+        offset: u64,
         bytes: &'a [u8],
         frame: u64,
         ts: Timestamp,
@@ -141,12 +147,16 @@ pub enum Event<'a> {
         frame: u64,
         ts: Timestamp,
     },
-    /// The connection's last event. `counters` is indexed by [`Dir`] as usize.
+    /// The connection's last event. `frame`/`ts` are when it closed (for end of capture,
+    /// the capture's last frame); `first_frame`/`last_frame` bound its own packets.
+    /// `counters` is indexed by [`Dir::index`].
     Closed {
         conn: ConnId,
         reason: CloseReason,
         frame: u64,
         ts: Timestamp,
+        first_frame: u64,
+        last_frame: u64,
         counters: [HalfCounters; 2],
     },
     Note {
@@ -172,6 +182,8 @@ pub struct Stats {
     pub undecodable: u64,
     /// TCP segments outside the configured ports.
     pub filtered: u64,
+    /// TCP segments of connections already closed (trailing ACKs, retransmitted FINs).
+    pub after_close: u64,
     /// TCP segments the snap length cut short (their missing bytes are holes).
     pub cut_segments: u64,
     pub connections: u64,
@@ -183,7 +195,7 @@ pub struct Stats {
     pub out_of_order_segments: u64,
     /// Highest out-of-order bytes buffered at once.
     pub peak_buffered: usize,
-    /// Highest number of table entries at once.
+    /// Highest number of open connections at once.
     pub peak_connections: usize,
 }
 
@@ -199,8 +211,9 @@ struct Conn {
     client_is_lo: bool,
     halves: [Half; 2],
     buffering: bool,
-    closed: bool,
     last_seen: u64,
+    first_frame: u64,
+    last_frame: u64,
 }
 
 impl Conn {
@@ -226,12 +239,14 @@ fn forward<S: FnMut(Event<'_>)>(
 ) {
     match out {
         Out::Data {
+            offset,
             bytes,
             frame: f,
             ts: t,
         } => sink(Event::Data {
             conn,
             dir,
+            offset,
             bytes,
             frame: f,
             ts: t,
@@ -273,6 +288,9 @@ pub struct Tracker {
     lru: VecDeque<(u32, ConnId, u64)>,
     /// The last flow looked up: consecutive packets are mostly of one flow.
     last: Option<(FlowKey, u32)>,
+    /// Keys of recently closed connections, oldest first, bounded.
+    closed: HashMap<FlowKey, ConnId, FastBuild>,
+    closed_fifo: VecDeque<(FlowKey, ConnId)>,
     next_id: u64,
     tick: u64,
     buffered_total: usize,
@@ -309,6 +327,8 @@ impl Tracker {
             by_id: HashMap::default(),
             lru: VecDeque::new(),
             last: None,
+            closed: HashMap::default(),
+            closed_fifo: VecDeque::new(),
             next_id: 0,
             tick: 0,
             buffered_total: 0,
@@ -399,7 +419,18 @@ impl Tracker {
                 self.create(key, src_is_lo, seg, frame, ts, sink)
             }
             Some(slot) => slot,
-            None => self.create(key, src_is_lo, seg, frame, ts, sink),
+            None => {
+                if self.closed.contains_key(&key) {
+                    if !seg.flags.syn() {
+                        // Trailing ACK or retransmitted FIN of a finished connection.
+                        self.stats.after_close += 1;
+                        return;
+                    }
+                    // A SYN on the ports of a closed connection: port reuse.
+                    self.closed.remove(&key);
+                }
+                self.create(key, src_is_lo, seg, frame, ts, sink)
+            }
         };
         self.last = Some((key, slot));
         self.process(slot, src_is_lo, seg, frame, ts, sink);
@@ -419,7 +450,7 @@ impl Tracker {
     }
 
     /// End of capture: every connection still open gets its remaining buffered bytes (after
-    /// gaps) and a `Closed { reason: EndOfCapture }`. The table is emptied.
+    /// gaps) and a `Closed { reason: EndOfCapture }`, in id order. The tracker is emptied.
     pub fn finish<S: FnMut(Event<'_>)>(&mut self, sink: &mut S) {
         let mut slots: Vec<(ConnId, u32)> = self.by_id.iter().map(|(id, s)| (*id, *s)).collect();
         slots.sort_unstable();
@@ -429,6 +460,8 @@ impl Tracker {
             self.remove(slot);
         }
         self.lru.clear();
+        self.closed.clear();
+        self.closed_fifo.clear();
     }
 
     /// Totals so far (live connections included).
@@ -453,7 +486,7 @@ impl Tracker {
         Some((c.client, c.server))
     }
 
-    /// Connections in the table (live and recently closed).
+    /// Open connections in the table.
     pub fn connections(&self) -> usize {
         self.table.len()
     }
@@ -473,9 +506,6 @@ impl Tracker {
     /// reusing the ports?
     fn starts_new_connection(&self, slot: u32, src_is_lo: bool, seg: &TcpSegment<'_>) -> bool {
         let c = self.conn(slot);
-        if c.closed {
-            return true;
-        }
         let dir = if src_is_lo == c.client_is_lo {
             Dir::ClientToServer
         } else {
@@ -527,8 +557,9 @@ impl Tracker {
             client_is_lo: src_is_lo == sender_is_client,
             halves: [Half::default(), Half::default()],
             buffering: true,
-            closed: false,
             last_seen: self.tick,
+            first_frame: frame,
+            last_frame: frame,
         };
         let slot = match self.free.pop() {
             Some(s) => {
@@ -582,10 +613,7 @@ impl Tracker {
             return;
         };
         c.last_seen = *tick;
-        if c.closed {
-            // A tombstone: trailing ACKs and retransmitted FINs of a finished connection.
-            return;
-        }
+        c.last_frame = frame;
         let id = c.id;
         let dir = if src_is_lo == c.client_is_lo {
             Dir::ClientToServer
@@ -658,14 +686,39 @@ impl Tracker {
                 frame,
                 ts,
             });
-            self.retire(slot, CloseReason::Rst, frame, ts, sink);
+            self.close(slot, CloseReason::Rst, frame, ts, sink);
         } else if c.halves[0].fin_seen && c.halves[1].fin_seen {
-            self.retire(slot, CloseReason::Fin, frame, ts, sink);
+            self.close(slot, CloseReason::Fin, frame, ts, sink);
         }
     }
 
-    /// Closes a connection: hands on what is buffered (after gaps), frees the buffers and
-    /// says `Closed`. The entry stays as a tombstone until removed. No-op if already closed.
+    /// A connection ended by FIN or RST: retired, removed, and its key remembered.
+    fn close<S: FnMut(Event<'_>)>(
+        &mut self,
+        slot: u32,
+        reason: CloseReason,
+        frame: u64,
+        ts: Timestamp,
+        sink: &mut S,
+    ) {
+        let Some((key, id)) = self.conns[slot as usize].as_ref().map(|c| (c.key, c.id)) else {
+            return;
+        };
+        self.retire(slot, reason, frame, ts, sink);
+        self.remove(slot);
+        self.closed.insert(key, id);
+        self.closed_fifo.push_back((key, id));
+        while self.closed_fifo.len() > self.config.max_closed_remembered {
+            if let Some((k, old)) = self.closed_fifo.pop_front()
+                && self.closed.get(&k) == Some(&old)
+            {
+                self.closed.remove(&k);
+            }
+        }
+    }
+
+    /// Ends a connection: hands on what is buffered (after gaps), frees the buffers and
+    /// says `Closed`. The caller then removes it.
     fn retire<S: FnMut(Event<'_>)>(
         &mut self,
         slot: u32,
@@ -683,10 +736,6 @@ impl Tracker {
         let Some(c) = conns[slot as usize].as_mut() else {
             return;
         };
-        if c.closed {
-            return;
-        }
-        c.closed = true;
         let id = c.id;
         let cause = if reason == CloseReason::EndOfCapture {
             GapCause::EndOfCapture
@@ -712,11 +761,13 @@ impl Tracker {
             reason,
             frame,
             ts,
+            first_frame: c.first_frame,
+            last_frame: c.last_frame,
             counters: c.counters(),
         });
     }
 
-    /// Takes a connection out of the table (it must have been retired if it was live).
+    /// Takes a connection out of the table (after retiring it).
     fn remove(&mut self, slot: u32) {
         if let Some(c) = self.conns[slot as usize].take() {
             self.table.remove(&c.key);
@@ -894,6 +945,8 @@ mod tests {
             ]
         );
         assert_eq!(h.t.stats().connections, 1);
+        assert_eq!(h.t.stats().after_close, 1);
+        assert_eq!(h.t.connections(), 0, "a closed connection leaves the table");
         h.finish();
         assert!(
             h.take().is_empty(),
@@ -1076,6 +1129,53 @@ mod tests {
     }
 
     #[test]
+    fn data_offsets_count_gaps_and_closed_bounds_the_connection() {
+        let mut t = Tracker::default();
+        let mut got = Vec::new();
+        let segs: [(&str, &str, u32, u8, &[u8]); 5] = [
+            (C, S, 0, SYN, b""),
+            (C, S, 1, ACK, b"ab"),
+            (C, S, 6, ACK, b"fg"),
+            (S, C, 0, RST, b""),
+            (C, S, 9, ACK, b"late"),
+        ];
+        for (i, (src, dst, seq, flags, payload)) in segs.into_iter().enumerate() {
+            let seg = TcpSegment {
+                src: src.parse().unwrap(),
+                dst: dst.parse().unwrap(),
+                seq,
+                ack: 0,
+                flags: TcpFlags(flags),
+                payload,
+                missing: 0,
+            };
+            let frame = 10 + i as u64;
+            t.push_segment(
+                &seg,
+                frame,
+                Timestamp::new(frame as i64, 0),
+                &mut |e| match e {
+                    Event::Data { offset, bytes, .. } => {
+                        got.push(format!("{offset}+{}", bytes.len()))
+                    }
+                    Event::Gap { offset, len, .. } => got.push(format!("gap {offset}+{len}")),
+                    Event::Closed {
+                        first_frame,
+                        last_frame,
+                        counters,
+                        ..
+                    } => got.push(format!(
+                        "closed {first_frame}..{last_frame} {}",
+                        counters[Dir::ClientToServer.index()].delivered
+                    )),
+                    _ => {}
+                },
+            );
+        }
+        assert_eq!(got, ["0+2", "gap 2+3", "5+2", "closed 10..13 4"]);
+    }
+
+    #[test]
     fn full_table_evicts_the_least_recently_active() {
         let mut h = Harness::new(Config {
             max_connections: 2,
@@ -1120,9 +1220,12 @@ mod tests {
             assert!(h.t.connections() <= 500);
         }
         assert_eq!(h.t.stats().connections, 20_000);
+        assert_eq!(h.t.connections(), 0);
         assert_eq!(h.t.buffered(), 0);
         assert!(h.t.lru.len() <= 2 * 500 + 1);
-        assert_eq!(h.t.stats().evicted, 0, "closed connections go quietly");
+        let remembered = Config::default().max_closed_remembered;
+        assert!(h.t.closed.len() <= remembered && h.t.closed_fifo.len() <= remembered);
+        assert_eq!(h.t.stats().evicted, 0);
     }
 
     #[test]

@@ -2,6 +2,8 @@
 
 mod check;
 mod common;
+
+mod analyze;
 mod judge;
 mod lab;
 mod net;

@@ -67,6 +67,7 @@ struct Stream {
     frames: Vec<u64>,
     data_frames: BTreeSet<u64>,
     gaps: u64,
+    gap_bytes: u64,
 }
 
 /// Reads a capture through the tracker, keeping every direction's bytes.
@@ -93,6 +94,7 @@ fn reassemble(path: &Path) -> (BTreeMap<(ConnId, usize), Stream>, u64) {
         Event::Data {
             conn,
             dir,
+            offset,
             bytes,
             frame,
             ..
@@ -100,12 +102,19 @@ fn reassemble(path: &Path) -> (BTreeMap<(ConnId, usize), Stream>, u64) {
             let s = streams
                 .get_mut(&(conn, dir as usize))
                 .expect("data after open");
+            assert_eq!(
+                offset,
+                s.bytes.len() as u64 + s.gap_bytes,
+                "contiguous offsets"
+            );
             s.bytes.extend_from_slice(bytes);
             s.frames.extend(std::iter::repeat_n(frame, bytes.len()));
             s.data_frames.insert(frame);
         }
-        Event::Gap { conn, dir, .. } => {
-            streams.get_mut(&(conn, dir as usize)).unwrap().gaps += 1;
+        Event::Gap { conn, dir, len, .. } => {
+            let s = streams.get_mut(&(conn, dir as usize)).unwrap();
+            s.gaps += 1;
+            s.gap_bytes += len;
         }
         _ => {}
     };
@@ -414,6 +423,6 @@ fn a_file_that_is_not_a_capture_says_so() {
     let err = capture::open(&p).unwrap_err();
     assert!(matches!(err, CaptureError::NotACapture { .. }), "{err}");
     assert!(err.to_string().contains("68 65 6c 6c"), "{err}");
-    let err = capture::open(&dir.path().join("missing.pcap")).unwrap_err();
+    let err = capture::open(dir.path().join("missing.pcap")).unwrap_err();
     assert!(matches!(err, CaptureError::Open { .. }), "{err}");
 }
