@@ -39,7 +39,9 @@ pub enum PkiCommand {
     /// Exit 0 all pushed, 1 some not pushed (or declined), 2 refused.
     Renew(Box<super::renew::RenewArgs>),
     /// copy_sftunnel_certs.py: copy each listed device's renewed files from the FMC's
-    /// certs_pushed/ into its tree and restart its tunnel. Exit 0 all copied, 1 some failed.
+    /// certs_pushed/ into its tree (old files kept as *.backup). A `connect` running for that
+    /// device loads them at its next connection attempt (it retries with backoff). Exit 0 all
+    /// copied, 1 some failed.
     Copy(super::renew::CopyArgs),
 }
 

@@ -1,6 +1,6 @@
 //! `sfdiag lab`: whole renewal stories run in-process on loopback, in seconds, with a lab clock.
 //!
-//! Owns the scenarios ([`Scenario`]) and the stage they play on ([`world`]): a lab PKI made by
+//! Owns the scenarios ([`Scenario`]) and the stage they play on (`world`): a lab PKI made by
 //! `pki::init` (in a temporary folder unless a root is given), the FMC's real `serve` with its
 //! control socket and the devices' real `connect` clients, all on 127.0.0.1 port 0, all on one
 //! shared lab [`Clock`](crate::tunnel::Clock) that the story moves forward (the machine's clock
