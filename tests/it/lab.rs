@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use sfdiag::lab::{self, LabOptions, LabReport, Out, Scenario};
 
 use crate::common::{have_openssl, sfdiag};
+use crate::renew::{ims, verifies};
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
@@ -29,14 +30,6 @@ impl Write for Buf {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
-}
-
-fn ims(root: &Path, name: &str, key: &str) -> String {
-    let t = std::fs::read_to_string(root.join(name).join("etc/sf/ims.conf")).unwrap();
-    t.lines()
-        .find_map(|l| l.strip_prefix(&format!("{key}=")))
-        .unwrap()
-        .to_string()
 }
 
 /// The appliance's log lines (`Mon DD HH:MM:SS HOST SF-IMS[pid]: [tid] sftunnel:... TEXT`) of
@@ -68,17 +61,7 @@ fn openssl_verify(ca: &Path, cert: &Path, at: &str) {
         .unwrap()
         .unix_timestamp()
         .to_string();
-    let o = Command::new("openssl")
-        .args(["verify", "-attime", &t, "-CAfile", s(ca), s(cert)])
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "openssl verify {}: {}{}",
-        cert.display(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
+    verifies(ca, cert, Some(&t));
 }
 
 #[test]

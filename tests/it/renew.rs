@@ -67,8 +67,8 @@ fn openssl(args: &[&str]) -> Output {
         .expect("openssl")
 }
 
-/// `openssl verify -CAfile ca cert` says OK.
-fn verifies(ca: &Path, cert: &Path, at: Option<&str>) {
+/// `openssl verify -CAfile ca cert` says OK (at unix time `at` when given).
+pub(crate) fn verifies(ca: &Path, cert: &Path, at: Option<&str>) {
     let mut args = vec!["verify", "-CAfile", s(ca)];
     if let Some(t) = at {
         args.extend(["-attime", t]);
@@ -93,7 +93,7 @@ fn failed_push_files(root: &Path) -> Vec<PathBuf> {
 }
 
 /// `ims.conf` value of `key` for appliance folder `name`.
-fn ims(root: &Path, name: &str, key: &str) -> String {
+pub(crate) fn ims(root: &Path, name: &str, key: &str) -> String {
     let t = std::fs::read_to_string(root.join(name).join("etc/sf/ims.conf")).unwrap();
     t.lines()
         .find_map(|l| l.strip_prefix(&format!("{key}=")))
