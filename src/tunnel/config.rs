@@ -19,7 +19,7 @@ use rustls::crypto::aws_lc_rs::{self, cipher_suite};
 use rustls::{ClientConfig, KeyLog, ServerConfig};
 
 use super::TunnelError;
-use super::chain;
+use super::chain::{self, PeerRole};
 use super::clock::Clock;
 use super::material::Identity;
 use super::verify::PeerVerifier;
@@ -47,7 +47,8 @@ pub fn server_config(
 ) -> Result<Arc<ServerConfig>, TunnelError> {
     let p = provider();
     let verifier = Arc::new(PeerVerifier::new(
-        id.anchors.clone(),
+        &id.anchors,
+        PeerRole::Client,
         p.signature_verification_algorithms,
     ));
     let mut c = ServerConfig::builder_with_details(p, Arc::new(clock.clone()))
@@ -74,7 +75,8 @@ pub fn client_config(
 ) -> Result<Arc<ClientConfig>, TunnelError> {
     let p = provider();
     let verifier = Arc::new(PeerVerifier::new(
-        id.anchors.clone(),
+        &id.anchors,
+        PeerRole::Server,
         p.signature_verification_algorithms,
     ));
     let mut c = ClientConfig::builder_with_details(p, Arc::new(clock.clone()))

@@ -30,7 +30,8 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, Error, SignatureScheme};
 
-use super::chain::{self, VerifyFailure};
+use super::chain::{self, PeerRole, VerifyFailure};
+use crate::cert::{self, CertInfo};
 use super::clock::from_unix_time;
 
 tokio::task_local! {
@@ -88,23 +89,32 @@ impl std::error::Error for Why {}
 /// Judges the peer's chain against the InternalCA; used as either side's verifier.
 #[derive(Debug)]
 pub struct PeerVerifier {
-    anchors: Vec<CertificateDer<'static>>,
+    /// Parsed once: every handshake judges against the same anchors.
+    anchors: Vec<CertInfo>,
     hints: Vec<DistinguishedName>,
     algs: WebPkiSupportedAlgorithms,
+    peer: PeerRole,
 }
 
 impl PeerVerifier {
-    /// Trusts `anchors`; verifies handshake signatures with `algs` (the crypto provider's).
-    pub fn new(anchors: Vec<CertificateDer<'static>>, algs: WebPkiSupportedAlgorithms) -> Self {
+    /// Trusts `anchors` to judge a `peer`'s chain; verifies handshake signatures with `algs`
+    /// (the crypto provider's).
+    pub fn new(
+        anchors: &[CertificateDer<'static>],
+        peer: PeerRole,
+        algs: WebPkiSupportedAlgorithms,
+    ) -> Self {
+        let anchors: Vec<CertInfo> = anchors.iter().map(|a| cert::parse(a)).collect();
         let hints = anchors
             .iter()
-            .filter_map(|a| chain::subject_der(a))
+            .filter_map(chain::subject_der)
             .map(DistinguishedName::from)
             .collect();
         Self {
             anchors,
             hints,
             algs,
+            peer,
         }
     }
 
@@ -120,6 +130,7 @@ impl PeerVerifier {
             intermediates,
             &self.anchors,
             from_unix_time(now),
+            self.peer,
         )
         .map_err(|f| {
             record(&f);
