@@ -31,8 +31,8 @@ use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, Error, SignatureScheme};
 
 use super::chain::{self, PeerRole, VerifyFailure};
-use crate::cert::{self, CertInfo};
 use super::clock::from_unix_time;
+use crate::cert::{self, CertInfo};
 
 tokio::task_local! {
     static VERIFY_SLOT: RefCell<Option<VerifyFailure>>;
