@@ -203,9 +203,21 @@ async fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
         log,
         keylog: a.side.keylog()?,
         control,
+        files: Some(files),
         timeouts: a.side.timeouts(),
     })
     .await?;
+    // SIGHUP restarts the tunnel service with the files read again, like restarting sftunnel.
+    let handle = server.handle();
+    if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                if let Err(e) = handle.restart_from_files() {
+                    tracing::error!("restart: {e}");
+                }
+            }
+        });
+    }
     shutdown_signal().await;
     server.shutdown().await;
     Ok(ExitCode::SUCCESS)

@@ -10,6 +10,8 @@
 //! -> {"op":"push","peer":"<device uuid>","files":[{"name":"cacert.pem","mode":420,"data_hex":"2d2d..."}]}
 //! <- {"ok":true,"ack":{"ok":true,"message":""}}          (the device's own answer)
 //! <- {"ok":false,"error":"peer ... is not connected"}
+//! -> {"op":"restart"}         re-read the server's files, close every tunnel (devices reconnect)
+//! <- {"ok":true}
 //! ```
 //!
 //! A connection may send several requests. The socket is only as private as its directory:
@@ -42,6 +44,7 @@ pub struct WireFile {
 pub enum Request {
     Status,
     Push { peer: String, files: Vec<WireFile> },
+    Restart,
 }
 
 /// The answer to one request.
@@ -120,6 +123,16 @@ async fn answer(req: Request, server: &ServerHandle) -> Response {
             server: Some(server.info()),
             peers: Some(server.peers()),
             ..Response::default()
+        },
+        Request::Restart => match server.restart_from_files() {
+            Ok(()) => Response {
+                ok: true,
+                ..Response::default()
+            },
+            Err(e) => Response {
+                error: Some(e.to_string()),
+                ..Response::default()
+            },
         },
         Request::Push { peer, files } => {
             let files: Result<Vec<PushFile>, String> = files
@@ -202,6 +215,11 @@ impl ControlClient {
             .server
             .ok_or_else(|| control_err(&self.path, "status answer without server"))?;
         Ok((info, r.peers.unwrap_or_default()))
+    }
+
+    /// Restarts the server's tunnel service with its files read again (after a renewal).
+    pub async fn restart(&mut self) -> Result<(), TunnelError> {
+        self.call(&Request::Restart).await.map(|_| ())
     }
 
     /// Pushes `files` to the connected device `peer_uuid` and returns the device's answer.

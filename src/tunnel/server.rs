@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use rustls::{KeyLog, ServerConfig};
@@ -29,7 +29,7 @@ use super::failure::HandshakeFailure;
 use super::framed::Framed;
 use super::handshake;
 use super::log::{Level, SF_HEARTBEAT, SF_PEERS, SfLog, ThreadLog};
-use super::material::Identity;
+use super::material::{Identity, TlsFiles};
 use super::proto::{Message, PushAck, PushFile, Role};
 use super::status::{PeerStatus, ServerInfo, rfc3339};
 
@@ -67,6 +67,8 @@ pub struct ServerSettings {
     pub keylog: Option<Arc<dyn KeyLog>>,
     /// Where to put the control socket (`<root>/fmc/var/run/sftunnel.sock`), if anywhere.
     pub control: Option<PathBuf>,
+    /// The files `identity` came from, re-read by the control socket's `restart`.
+    pub files: Option<TlsFiles>,
     pub timeouts: Timeouts,
 }
 
@@ -108,7 +110,12 @@ struct Shared {
     log: SfLog,
     clock: Clock,
     timeouts: Timeouts,
-    config: Arc<ServerConfig>,
+    /// Swapped by [`ServerHandle::restart`]; each connection takes the current one.
+    config: RwLock<Arc<ServerConfig>>,
+    keylog: Option<Arc<dyn KeyLog>>,
+    files: Option<TlsFiles>,
+    /// Bumped by a restart: sessions of an older generation end.
+    generation: watch::Sender<u64>,
     peers: Mutex<BTreeMap<u64, Peer>>,
     events: broadcast::Sender<ServerEvent>,
     shutdown: watch::Sender<bool>,
@@ -155,7 +162,10 @@ impl Server {
             log: s.log.clone(),
             clock: s.clock.clone(),
             timeouts: s.timeouts,
-            config,
+            config: RwLock::new(config),
+            keylog: s.keylog.clone(),
+            files: s.files.clone(),
+            generation: watch::channel(0).0,
             peers: Mutex::new(BTreeMap::new()),
             events: broadcast::channel(1024).0,
             shutdown,
@@ -251,6 +261,28 @@ impl ServerHandle {
         }
     }
 
+    /// Restarts the tunnel service with new material, as restarting sftunnel after
+    /// `generate_certs.pl` does: new handshakes use `identity`, and every open tunnel is closed
+    /// (devices reconnect and meet the new certificates).
+    pub fn restart(&self, identity: &Identity) -> Result<(), TunnelError> {
+        let sh = &self.shared;
+        let cfg = config::server_config(identity, &sh.clock, sh.keylog.clone())?;
+        *sh.config.write().unwrap_or_else(|e| e.into_inner()) = cfg;
+        sh.generation.send_modify(|g| *g += 1);
+        sh.log
+            .thread(sh.log.main_tid())
+            .info("Restarted with new certificates; closing all tunnels");
+        Ok(())
+    }
+
+    /// [`Self::restart`] with the files the server was started from, read again.
+    pub fn restart_from_files(&self) -> Result<(), TunnelError> {
+        let files = self.shared.files.as_ref().ok_or_else(|| {
+            TunnelError::Config("server was not started from files; nothing to re-read".into())
+        })?;
+        self.restart(&Identity::load(files)?)
+    }
+
     /// Server events from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<ServerEvent> {
         self.shared.events.subscribe()
@@ -298,7 +330,8 @@ async fn connection(h: ServerHandle, tcp: TcpStream, addr: SocketAddr) {
         f.log(&tl);
         let _ = sh.events.send(ServerEvent::Failed { addr, failure: f });
     };
-    let (tls, est) = match handshake::accept(sh.config.clone(), tcp, sh.timeouts.handshake).await {
+    let config = sh.config.read().unwrap_or_else(|e| e.into_inner()).clone();
+    let (tls, est) = match handshake::accept(config, tcp, sh.timeouts.handshake).await {
         Ok(x) => x,
         Err(f) => return fail(f),
     };
@@ -409,6 +442,8 @@ where
     let mut deadline = Instant::now() + idle;
     let mut pending: HashMap<u32, oneshot::Sender<PushAck>> = HashMap::new();
     let mut stop = h.shutdown_signal();
+    let mut generation = sh.generation.subscribe();
+    generation.mark_unchanged();
     let reason = loop {
         tokio::select! {
             m = io.read() => {
@@ -461,6 +496,7 @@ where
                 break "heartbeat timeout".to_owned();
             }
             _ = super::stopped(&mut stop) => break "server shutting down".to_owned(),
+            _ = generation.changed() => break "tunnel service restarted".to_owned(),
         }
     };
     // close_notify; bounded so a peer that stopped reading cannot hold the task.

@@ -101,6 +101,7 @@ pub async fn validate(
             log: fmc_log.clone(),
             keylog: None,
             control: None,
+            files: Some(fmc.clone()),
             timeouts,
         })
         .await?;

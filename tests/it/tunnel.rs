@@ -165,14 +165,14 @@ fn openssl_pki(dir: &Path, ca_window: Option<(&str, &str)>) -> Pki {
     }
 }
 
-/// A PKI made by `sfdiag pki init` under `root` (devices ftd1..ftdN).
+/// A PKI made by `sfdiag pki init` under `root` (devices ftd1..ftdN, unless `extra` names them).
 fn our_pki(root: &Path, devices: u32, extra: &[&str]) -> Pki {
-    let out = sfdiag()
-        .args(["pki", "init", "--root", s(root), "--devices"])
-        .arg(devices.to_string())
-        .args(extra)
-        .output()
-        .unwrap();
+    let mut cmd = sfdiag();
+    cmd.args(["pki", "init", "--root", s(root)]);
+    if !extra.contains(&"--device") {
+        cmd.args(["--devices", &devices.to_string()]);
+    }
+    let out = cmd.args(extra).output().unwrap();
     assert!(
         out.status.success(),
         "{}",
@@ -873,4 +873,128 @@ fn push_over_the_control_socket_installs_files_and_the_device_reconnects() {
         })
         .unwrap_err();
     assert!(err.to_string().contains("is not connected"), "{err}");
+}
+
+#[test]
+fn connect_keeps_retrying_and_logs_every_failure() {
+    need_openssl();
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("lab");
+    our_pki(&root, 1, OUR_EXPIRED);
+    let (_srv, addr) = serve(&["--root".into(), s(&root).into()]);
+    let dev = Proc::spawn(sfdiag().args([
+        "connect",
+        &addr,
+        "--root",
+        s(&root),
+        "--device",
+        "ftd1",
+        "--retry-max",
+        "1",
+    ]));
+    let end = Instant::now() + Duration::from_secs(30);
+    while dev.text().matches("SSL handshake failed").count() < 2 {
+        assert!(Instant::now() < end, "{}", dev.text());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let t = dev.text();
+    assert!(
+        t.matches("err 10:certificate has expired").count() >= 2,
+        "{t}"
+    );
+    assert!(has_line(&t, "Next connection attempt to "), "{t}");
+    assert!(
+        t.matches("Initiating IPv4 connection to").count() >= 2,
+        "{t}"
+    );
+}
+
+/// The renewal of issue 5 driven through the control socket: a new InternalCA with the same
+/// FMC UUID, the device's new files pushed over its live tunnel, the device restarting into a
+/// FMC that still shows the old chain (err 7, alert 51, as when certificates were not pushed
+/// everywhere), then the FMC's tunnel service restarted with its new files: the device is back.
+#[test]
+fn renewal_push_then_fmc_restart_brings_the_device_back_on_the_new_ca() {
+    use sfdiag::tunnel::{ControlClient, PushFile};
+    need_openssl();
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("lab");
+    our_pki(&root, 1, &[]);
+    let lab = sfdiag::pki::PkiRoot::load(&root).unwrap();
+    let dev_uuid = lab.peer("ftd1").unwrap().uuid.to_string();
+    let renewed = d.path().join("renewed");
+    let new = our_pki(
+        &renewed,
+        1,
+        &[
+            "--fmc-uuid",
+            &lab.fmc.uuid.to_string(),
+            "--device",
+            &format!("ftd1={dev_uuid}"),
+        ][..],
+    );
+    let (srv, addr) = serve(&["--root".into(), s(&root).into()]);
+    let dev = Proc::spawn(sfdiag().args([
+        "connect",
+        &addr,
+        "--root",
+        s(&root),
+        "--device",
+        "ftd1",
+        "--retry-max",
+        "1",
+    ]));
+    srv.wait_for(20, |l| {
+        l.contains("Peer ftd1 (") && l.contains("connected from")
+    });
+
+    let file = |name: &str, p: &Path, mode: u32| PushFile {
+        name: name.into(),
+        mode,
+        data: std::fs::read(p).unwrap(),
+    };
+    let files = vec![
+        file("cacert.pem", &new.ftd.ca, 0o644),
+        file("sftunnel-cert.pem", &new.ftd.cert, 0o644),
+        file("sftunnel-key.pem", &new.ftd.key, 0o600),
+    ];
+    let sock = root.join("fmc/var/run/sftunnel.sock");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let ack = rt
+        .block_on(async {
+            ControlClient::connect(&sock)
+                .await?
+                .push(&dev_uuid, &files)
+                .await
+        })
+        .unwrap();
+    assert!(ack.ok, "{ack:?}");
+    // The device now trusts the new CA; the FMC still presents the old chain.
+    dev.wait_for(20, |l| l.contains("err 7:certificate signature failure"));
+    srv.wait_for(20, |l| {
+        l.contains("SSL alert received: tlsv1 alert decrypt error (SSL alert number 51)")
+    });
+
+    // The FMC side of the renewal: its new files in place, its tunnel service restarted.
+    let fmc = root.join("fmc/etc/sf");
+    std::fs::copy(&new.fmc.ca, fmc.join("ca_root/cacert.pem")).unwrap();
+    std::fs::copy(&new.fmc.cert, fmc.join("keys/sftunnel-cert.pem")).unwrap();
+    std::fs::copy(&new.fmc.key, fmc.join("keys/sftunnel-key.pem")).unwrap();
+    rt.block_on(async { ControlClient::connect(&sock).await?.restart().await })
+        .unwrap();
+    srv.wait_for(10, |l| l.contains("Restarted with new certificates"));
+    let end = Instant::now() + Duration::from_secs(20);
+    while srv
+        .text()
+        .lines()
+        .filter(|l| l.contains("Peer ftd1 (") && l.contains("connected from"))
+        .count()
+        < 2
+    {
+        assert!(Instant::now() < end, "{}\n---\n{}", srv.text(), dev.text());
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
