@@ -8,10 +8,13 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-#[allow(dead_code)] // used by the commands that take times, added with them
+pub mod analyze;
 pub mod time_arg;
 
+pub mod check;
+pub mod lab;
 pub mod pki;
+pub mod renew;
 pub mod tunnel;
 
 /// Diagnose Cisco Firepower sftunnel (FMC <-> FTD mutual TLS on 8305): lab PKI, live tunnel,
@@ -25,6 +28,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Analyze captures: certificates on the wire, OpenSSL verdicts at packet time, alerts,
+    /// session outcomes.
+    Analyze(analyze::AnalyzeArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
     Completions {
         /// The shell to generate completions for.
@@ -32,6 +38,10 @@ pub enum Command {
     },
     /// Lab PKI in the FMC/FTD file layout: init, show.
     Pki(pki::PkiArgs),
+    /// How long each certificate has left: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
+    Check(check::CheckArgs),
+    /// Run a renewal story in-process on loopback with a lab clock (default: expiry); --list.
+    Lab(lab::LabArgs),
     #[command(flatten)]
     Tunnel(tunnel::TunnelCommand),
 }
@@ -39,6 +49,7 @@ pub enum Command {
 /// Runs the parsed command and returns the process exit code.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Analyze(args) => analyze::run(args),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut cmd = Cli::command();
@@ -46,6 +57,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Pki(args) => pki::run(args),
+        Command::Check(args) => check::run(args),
+        Command::Lab(args) => lab::run(args),
         Command::Tunnel(cmd) => tunnel::run(cmd),
     }
 }

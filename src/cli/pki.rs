@@ -4,6 +4,7 @@
 //! and hands the library a complete `InitOptions`; `show` decodes certificate and key files
 //! for reading.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -12,6 +13,8 @@ use clap::builder::TypedValueParser;
 use clap::{Args, Subcommand};
 use time::OffsetDateTime;
 
+use sfdiag::cert::{self, CertError, CertInfo, SftunnelRole};
+use sfdiag::pki::roles::{CertRole as RoleName, RoleNamer};
 use sfdiag::pki::{self, DeviceSpec, InitOptions, Uuid, Validity};
 
 use super::time_arg::parse_time;
@@ -28,6 +31,24 @@ pub enum PkiCommand {
     /// Write a lab PKI in the FMC/FTD file layout: a v1 InternalCA, the FMC's and each
     /// device's sftunnel certificate and key, sftunnel.conf and each appliance's identity.
     Init(Box<InitArgs>),
+    /// Decode certificates (PEM or DER, several per file) and describe key files by their
+    /// public half.
+    Show(ShowArgs),
+    /// generate_certs.pl: a new InternalCA (same FMC UUID), every peer's certificate reissued,
+    /// pushed through a running serve; the rest listed in var/tmp/certs/<time>/FAILED_PUSH.
+    /// Exit 0 all pushed, 1 some not pushed (or declined), 2 refused.
+    Renew(Box<super::renew::RenewArgs>),
+    /// copy_sftunnel_certs.py: copy each listed device's renewed files from the FMC's
+    /// certs_pushed/ into its tree and restart its tunnel. Exit 0 all copied, 1 some failed.
+    Copy(super::renew::CopyArgs),
+}
+
+/// Flags of `pki show`.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// Certificate or key files.
+    #[arg(value_name = "PATH", required = true)]
+    pub paths: Vec<PathBuf>,
 }
 
 /// Flags of `pki init` (CLI.md).
@@ -107,6 +128,9 @@ fn parse_device(s: &str) -> Result<DeviceSpec, String> {
 pub fn run(args: PkiArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         PkiCommand::Init(a) => init(*a, OffsetDateTime::now_utc()),
+        PkiCommand::Show(a) => show(&a.paths),
+        PkiCommand::Renew(a) => super::renew::run_renew(*a),
+        PkiCommand::Copy(a) => super::renew::run_copy(a),
     }
 }
 
@@ -232,4 +256,219 @@ fn print_summary(
         )?;
     }
     Ok(())
+}
+
+/// What one file turned out to hold.
+enum Shown {
+    Certs(Vec<CertInfo>),
+    Key(Result<pki::PublicKeySummary, String>, String),
+}
+
+fn show(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
+    let mut failed = false;
+    let mut shown: Vec<(PathBuf, Shown)> = Vec::new();
+    for p in paths {
+        match cert::read_certs(p) {
+            Ok(certs) => shown.push((p.clone(), Shown::Certs(certs))),
+            Err(CertError::PrivateKey { label, .. }) => {
+                let key = std::fs::read_to_string(p)
+                    .map_err(|e| e.to_string())
+                    .and_then(|text| {
+                        pki::load_key_pem(&text, p)
+                            .map(|k| pki::public_key_summary(&k))
+                            .map_err(|e| e.to_string())
+                    });
+                shown.push((p.clone(), Shown::Key(key, label)));
+            }
+            Err(e) => {
+                failed = true;
+                eprintln!("sfdiag: {e}");
+            }
+        }
+    }
+    let mut namer = RoleNamer::new();
+    let mut first = true;
+    for (path, what) in &shown {
+        match what {
+            Shown::Certs(certs) => {
+                let role = namer.role_of(path);
+                for (i, c) in certs.iter().enumerate() {
+                    if !first {
+                        writeln!(out)?;
+                    }
+                    first = false;
+                    let role = if i == 0 { role.as_ref() } else { None };
+                    write_cert(&mut out, path, i + 1, certs.len(), c, role)?;
+                }
+                if std::fs::read(path)
+                    .map(|b| contains(&b, b"PRIVATE KEY-----"))
+                    .unwrap_or(false)
+                {
+                    writeln!(
+                        out,
+                        "Note:        this file also holds a private key (not shown)"
+                    )?;
+                }
+            }
+            Shown::Key(summary, label) => {
+                if !first {
+                    writeln!(out)?;
+                }
+                first = false;
+                write_key(&mut out, path, label, summary, &shown)?;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(if failed {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// A private key file: what it is and its public half, and which shown certificate it fits.
+fn write_key(
+    out: &mut impl Write,
+    path: &Path,
+    label: &str,
+    summary: &Result<pki::PublicKeySummary, String>,
+    shown: &[(PathBuf, Shown)],
+) -> std::io::Result<()> {
+    writeln!(out, "== {}", path.display())?;
+    writeln!(
+        out,
+        "Private key: {label} (the private part is never shown)"
+    )?;
+    let k = match summary {
+        Ok(k) => k,
+        Err(e) => return writeln!(out, "Public half: not readable: {e}"),
+    };
+    writeln!(out, "Key:         {}", k.kind)?;
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &k.spki_der);
+    writeln!(
+        out,
+        "Key SHA-256: {} (of the SubjectPublicKeyInfo)",
+        hex::encode(digest.as_ref())
+    )?;
+    let mut matching = Vec::new();
+    for (p, s) in shown {
+        let Shown::Certs(certs) = s else { continue };
+        for (i, c) in certs.iter().enumerate() {
+            if c.public_key() == Some(k.key_bits.as_slice()) {
+                matching.push(if certs.len() > 1 {
+                    format!("{}#{}", p.display(), i + 1)
+                } else {
+                    p.display().to_string()
+                });
+            }
+        }
+    }
+    if !matching.is_empty() {
+        writeln!(out, "Matches:     {}", matching.join(", "))?;
+    }
+    write!(out, "{}", k.pem)
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+fn or_unknown(v: Option<String>) -> String {
+    v.unwrap_or_else(|| "(unreadable)".to_string())
+}
+
+fn write_cert(
+    out: &mut impl Write,
+    path: &Path,
+    index: usize,
+    of: usize,
+    c: &CertInfo,
+    role: Option<&RoleName>,
+) -> std::io::Result<()> {
+    if of > 1 {
+        writeln!(out, "== {} [certificate {index} of {of}]", path.display())?;
+    } else {
+        writeln!(out, "== {}", path.display())?;
+    }
+    if let Some(r) = role {
+        writeln!(out, "Role:        {r}")?;
+    }
+    let id = c.sftunnel_identity();
+    let sftunnel = match id.role {
+        SftunnelRole::InternalCa => Some(format!(
+            "InternalCA of FMC {}",
+            id.uuid.as_deref().unwrap_or("?")
+        )),
+        SftunnelRole::Fmc => Some(format!("FMC {}", id.uuid.as_deref().unwrap_or("?"))),
+        SftunnelRole::Ftd => Some(format!("device {}", id.uuid.as_deref().unwrap_or("?"))),
+        _ => None,
+    };
+    if let Some(s) = sftunnel {
+        writeln!(out, "sftunnel:    {s}")?;
+    }
+    writeln!(
+        out,
+        "Version:     {}",
+        or_unknown(
+            c.version
+                .map(|v| format!("{v} (0x{:x})", v.saturating_sub(1)))
+        )
+    )?;
+    writeln!(
+        out,
+        "Serial:      {}",
+        or_unknown(c.serial.as_ref().map(|s| serial_text(s)))
+    )?;
+    let name = |n: &Option<cert::DistinguishedName>| {
+        n.as_ref()
+            .map(|n| format!("{}\n             RFC 4514: {}", n.oneline(), n.rfc4514()))
+    };
+    writeln!(out, "Subject:     {}", or_unknown(name(&c.subject)))?;
+    writeln!(out, "Issuer:      {}", or_unknown(name(&c.issuer)))?;
+    let t = |t: Option<OffsetDateTime>| t.map(|t| cert::rfc3339(&t));
+    writeln!(out, "Not Before:  {}", or_unknown(t(c.not_before)))?;
+    writeln!(out, "Not After:   {}", or_unknown(t(c.not_after)))?;
+    writeln!(out, "Key:         {}", or_unknown(c.key.clone()))?;
+    writeln!(out, "Signature:   {}", or_unknown(c.sig_alg.clone()))?;
+    if c.extensions.is_empty() {
+        writeln!(out, "Extensions:  none")?;
+    } else {
+        writeln!(out, "Extensions:")?;
+        for e in &c.extensions {
+            writeln!(
+                out,
+                "  {}{}{}",
+                e.name.map(str::to_string).unwrap_or_else(|| e.oid.clone()),
+                if e.critical { " (critical)" } else { "" },
+                e.value
+                    .as_ref()
+                    .map(|v| format!(": {v}"))
+                    .unwrap_or_default()
+            )?;
+        }
+    }
+    writeln!(
+        out,
+        "Self-signed: {}",
+        if c.self_signed { "yes" } else { "no" }
+    )?;
+    writeln!(out, "SHA-256:     {}", c.sha256)?;
+    if let Some(e) = &c.parse_error {
+        writeln!(out, "Problem:     {e}")?;
+    }
+    Ok(())
+}
+
+/// `15 (0xf)` for serials that fit in 128 bits, the hex otherwise.
+fn serial_text(hex: &str) -> String {
+    let (neg, digits) = match hex.strip_prefix('-') {
+        Some(d) => ("-", d),
+        None => ("", hex),
+    };
+    match u128::from_str_radix(digits, 16) {
+        Ok(n) => format!("{neg}{n} ({neg}0x{digits})"),
+        Err(_) => format!("{neg}0x{digits}"),
+    }
 }

@@ -280,6 +280,24 @@ impl InternalCa {
     }
 }
 
+/// Reads the CA's next serial number (hex, one line, as OpenSSL's `serial` file).
+pub fn read_next_serial(path: &Path) -> Result<u64, PkiError> {
+    let text = std::fs::read_to_string(path).map_err(|e| PkiError::io("read", path, e))?;
+    u64::from_str_radix(text.trim(), 16).map_err(|_| PkiError::Parse {
+        path: path.to_path_buf(),
+        reason: format!("serial {:?} is not a hex number", text.trim()),
+    })
+}
+
+/// Stores the CA's next serial number (atomically).
+pub fn write_next_serial(path: &Path, next: u64) -> Result<(), PkiError> {
+    super::fsio::write_atomic(
+        path,
+        format!("{next:02X}\n").as_bytes(),
+        super::fsio::PUBLIC_MODE,
+    )
+}
+
 /// RFC 5280 4.2.1.2 method (1), what OpenSSL's `subjectKeyIdentifier=hash` computes: SHA-1 of
 /// the subjectPublicKey BIT STRING's contents.
 fn openssl_key_id(key: &impl PublicKeyData) -> Vec<u8> {

@@ -339,6 +339,7 @@ fn plan(
         );
     }
 
+    // Same format `write_next_serial` keeps up to date after init.
     add(
         f.join(rel::CA_SERIAL),
         format!("{serial:02X}\n").into_bytes(),
@@ -377,7 +378,7 @@ fn plan(
 }
 
 /// `n` RSA keys, generated on every available core.
-fn generate_keys(n: usize, bits: u32) -> Result<Vec<KeyPair>, PkiError> {
+pub(super) fn generate_keys(n: usize, bits: u32) -> Result<Vec<KeyPair>, PkiError> {
     let threads = std::thread::available_parallelism()
         .map(|p| p.get())
         .unwrap_or(1)
@@ -459,6 +460,49 @@ fn walk_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), PkiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn init_then_load_gives_the_same_root_and_a_usable_ca() {
+        let d = tempfile::tempdir().unwrap();
+        let v = Validity::days(datetime!(2025-01-01 0:00 UTC), 3650).unwrap();
+        let opts = InitOptions {
+            root: d.path().join("lab"),
+            fmc_uuid: None,
+            devices: vec![DeviceSpec {
+                name: "ftd1".into(),
+                uuid: None,
+            }],
+            ha_secondary: Some("fmc2".into()),
+            ca_validity: v,
+            peer_validity: v,
+            key_bits: 2048,
+            force: false,
+        };
+        let made = init(&opts).unwrap();
+        let loaded = PkiRoot::load(&opts.root).unwrap();
+        assert_eq!(made, loaded);
+        assert_eq!(loaded.peer("fmc2").unwrap().role, Role::HaSecondary);
+        let files = loaded.device_files("ftd1").unwrap();
+        assert!(files.cert.is_file() && files.key.is_file() && files.ca.is_file());
+
+        // Renewal's path: take the CA back, issue the next serial, and bump the counter.
+        let l = &loaded.layout;
+        let ca = InternalCa::load(&l.ca_cert(), &l.ca_key()).unwrap();
+        assert_eq!(ca.fmc_uuid(), loaded.fmc.uuid);
+        let next = super::super::read_next_serial(&l.ca_serial()).unwrap();
+        assert_eq!(next, 4);
+        let key = generate_rsa_key(2048).unwrap();
+        let der = ca
+            .issue(PeerProfile::Device(Uuid::random().unwrap()), &key, next, &v)
+            .unwrap();
+        let (_, c) = x509_parser::parse_x509_certificate(&der).unwrap();
+        let (_, cac) = x509_parser::parse_x509_certificate(ca.cert_der()).unwrap();
+        assert_eq!(c.issuer().as_raw(), cac.subject().as_raw());
+        assert_eq!(c.raw_serial(), &[4]);
+        super::super::write_next_serial(&l.ca_serial(), next + 1).unwrap();
+        assert_eq!(super::super::read_next_serial(&l.ca_serial()).unwrap(), 5);
+    }
 
     #[test]
     fn names_are_folder_safe() {

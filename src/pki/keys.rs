@@ -53,6 +53,42 @@ pub fn load_key(path: &Path) -> Result<KeyPair, PkiError> {
     load_key_pem(&text, path)
 }
 
+/// The public half of a key pair, for display.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublicKeySummary {
+    /// `RSA 2048`, `EC P-256`, `Ed25519`, ...
+    pub kind: String,
+    /// SubjectPublicKeyInfo DER.
+    pub spki_der: Vec<u8>,
+    /// The subjectPublicKey bits (RSAPublicKey DER for RSA): what a certificate of this key
+    /// carries.
+    pub key_bits: Vec<u8>,
+    /// `-----BEGIN PUBLIC KEY-----` PEM.
+    pub pem: String,
+}
+
+/// Describes `key`'s public half (never its private part).
+pub fn public_key_summary(key: &KeyPair) -> PublicKeySummary {
+    use rcgen::PublicKeyData;
+    use x509_parser::prelude::FromDer;
+    use x509_parser::public_key::PublicKey;
+    let spki_der = key.subject_public_key_info();
+    let parsed = x509_parser::x509::SubjectPublicKeyInfo::from_der(&spki_der).ok();
+    let kind = match parsed.as_ref().and_then(|(_, s)| s.parsed().ok()) {
+        Some(PublicKey::RSA(r)) => format!("RSA {}", r.key_size()),
+        _ if key.algorithm() == &rcgen::PKCS_ECDSA_P256_SHA256 => "EC P-256".to_string(),
+        _ if key.algorithm() == &rcgen::PKCS_ECDSA_P384_SHA384 => "EC P-384".to_string(),
+        _ if key.algorithm() == &rcgen::PKCS_ED25519 => "Ed25519".to_string(),
+        _ => format!("{:?}", key.algorithm()),
+    };
+    PublicKeySummary {
+        kind,
+        key_bits: key.der_bytes().to_vec(),
+        pem: key.public_key_pem(),
+        spki_der,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,6 +101,10 @@ mod tests {
         let back = load_key_pem(&pem, Path::new("k.pem")).unwrap();
         assert_eq!(back.public_key_raw(), key.public_key_raw());
         assert_eq!(back.algorithm(), &PKCS_RSA_SHA256);
+        let s = public_key_summary(&back);
+        assert_eq!(s.kind, "RSA 2048");
+        assert!(s.pem.starts_with("-----BEGIN PUBLIC KEY-----"));
+        assert!(!s.pem.contains("PRIVATE"));
     }
 
     #[test]

@@ -3,29 +3,35 @@
 //! Owns the v1 InternalCA (our own DER writer, `ca`), the v3 peer certificates (rcgen, issued by
 //! that CA), the names they carry (`names`), the folder layout under a root and its loader
 //! (`layout`), the `ims.conf`/`sftunnel.conf` files (`conf`), atomic writes (`fsio`), `pki init`
-//! (`init`), recognising a certificate's role from its path (`roles`) and the expiry thresholds
-//! of `sfdiag check` (`expiry`). It writes only under the root it is given and never reads the
+//! (`init`), recognising a certificate's role from its path (`roles`), finding certificate
+//! files under a folder (`scan`) and the expiry thresholds of `sfdiag check` (`expiry`). It writes only under the root it is given and never reads the
 //! clock: every time is an argument. Decoding certificates for display is `cert`'s job; judging
 //! a chain is `judge`'s.
 
 mod ca;
 pub mod conf;
+pub mod copy;
 pub mod expiry;
 pub mod fsio;
 mod init;
 mod keys;
 pub mod layout;
 pub mod names;
+pub mod renew;
 pub mod roles;
+pub mod scan;
 mod uuid;
 
 use std::path::PathBuf;
 
 use time::OffsetDateTime;
 
-pub use ca::{InternalCa, PeerProfile, Validity};
+pub use ca::{InternalCa, PeerProfile, Validity, read_next_serial, write_next_serial};
 pub use init::{DeviceSpec, InitOptions, init};
-pub use keys::{KEY_BITS_SUPPORTED, generate_rsa_key, key_to_pem, load_key, load_key_pem};
+pub use keys::{
+    KEY_BITS_SUPPORTED, PublicKeySummary, generate_rsa_key, key_to_pem, load_key, load_key_pem,
+    public_key_summary,
+};
 pub use layout::{Identity, Layout, PeerFiles, PkiRoot, Role};
 pub use names::Dn;
 pub use uuid::Uuid;
@@ -101,6 +107,14 @@ pub enum PkiError {
     /// A configuration or certificate file that does not parse.
     #[error("{path}: {reason}")]
     Parse { path: PathBuf, reason: String },
+    /// `pki renew` while the FMC says a critical operation (deployment, backup, upgrade) runs.
+    #[error(
+        "refusing to renew certificates: a critical operation is in progress ({operation}), according to {path}; wait for it to finish"
+    )]
+    CriticalOperation { path: PathBuf, operation: String },
+    /// `pki copy` could not reach an appliance (or its files).
+    #[error("could not connect to {host}: {reason}")]
+    Unreachable { host: String, reason: String },
 }
 
 /// RFC 3339 for messages (falls back to `time`'s own form for years RFC 3339 cannot show).

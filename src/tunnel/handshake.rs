@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use rustls::{ClientConfig, ServerConfig};
 use rustls_pki_types::ServerName;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::{TlsAcceptor, TlsConnector, client, server};
 
 use super::chain::{self, PeerCert, VerifyFailure};
@@ -65,12 +65,12 @@ fn established(
     }
 }
 
-/// The FMC side of a handshake.
-pub async fn accept(
+/// The FMC side of a handshake, on a TCP stream (possibly wrapped by the `--pcap` recorder).
+pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
     config: Arc<ServerConfig>,
-    tcp: TcpStream,
+    tcp: S,
     deadline: Duration,
-) -> Result<(server::TlsStream<TcpStream>, Established), HandshakeFailure> {
+) -> Result<(server::TlsStream<S>, Established), HandshakeFailure> {
     let acceptor = TlsAcceptor::from(config);
     let (res, rejected) =
         capture_verify(tokio::time::timeout(deadline, acceptor.accept(tcp))).await;
@@ -88,17 +88,15 @@ pub async fn accept(
     }
 }
 
-/// The device side of a handshake.
-pub async fn connect(
+/// The device side of a handshake with the FMC at `ip`, on a TCP stream (possibly wrapped by
+/// the `--pcap` recorder).
+pub async fn connect<S: AsyncRead + AsyncWrite + Unpin>(
     config: Arc<ClientConfig>,
-    tcp: TcpStream,
+    tcp: S,
+    ip: std::net::IpAddr,
     deadline: Duration,
-) -> Result<(client::TlsStream<TcpStream>, Established), HandshakeFailure> {
+) -> Result<(client::TlsStream<S>, Established), HandshakeFailure> {
     let connector = TlsConnector::from(config);
-    let ip = tcp
-        .peer_addr()
-        .map(|a| a.ip())
-        .unwrap_or(std::net::Ipv4Addr::LOCALHOST.into());
     let (res, rejected) = capture_verify(tokio::time::timeout(
         deadline,
         connector.connect(ServerName::IpAddress(ip.into()), tcp),

@@ -24,6 +24,7 @@ mod install;
 pub mod log;
 pub mod material;
 pub mod proto;
+pub mod renewal;
 pub mod server;
 pub mod status;
 pub mod validate;

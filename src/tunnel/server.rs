@@ -29,9 +29,10 @@ use super::failure::HandshakeFailure;
 use super::framed::Framed;
 use super::handshake;
 use super::log::{Level, SF_HEARTBEAT, SF_PEERS, SfLog, ThreadLog};
-use super::material::{Identity, TlsFiles};
+use super::material::Identity;
 use super::proto::{Message, PushAck, PushFile, Role};
 use super::status::{PeerStatus, ServerInfo, rfc3339};
+use crate::recorder::{Recorder, Side, Tapped};
 
 /// Deadlines of the tunnel's phases, shared by both sides.
 #[derive(Clone, Copy, Debug)]
@@ -67,8 +68,6 @@ pub struct ServerSettings {
     pub keylog: Option<Arc<dyn KeyLog>>,
     /// Where to put the control socket (`<root>/fmc/var/run/sftunnel.sock`), if anywhere.
     pub control: Option<PathBuf>,
-    /// The files `identity` came from, re-read by the control socket's `restart`.
-    pub files: Option<TlsFiles>,
     pub timeouts: Timeouts,
 }
 
@@ -110,15 +109,16 @@ struct Shared {
     log: SfLog,
     clock: Clock,
     timeouts: Timeouts,
-    /// Swapped by [`ServerHandle::restart`]; each connection takes the current one.
+    /// Swapped by [`ServerHandle::reload`]; each connection takes the one current at accept.
     config: RwLock<Arc<ServerConfig>>,
     keylog: Option<Arc<dyn KeyLog>>,
-    files: Option<TlsFiles>,
-    /// Bumped by a restart: sessions of an older generation end.
+    /// Bumped by [`ServerHandle::restart`]: sessions of an older generation end.
     generation: watch::Sender<u64>,
     peers: Mutex<BTreeMap<u64, Peer>>,
     events: broadcast::Sender<ServerEvent>,
     shutdown: watch::Sender<bool>,
+    /// `--pcap`: every accepted connection is recorded here.
+    recorder: Option<Recorder>,
     next_conn: AtomicU64,
     next_push: AtomicU32,
     info: ServerInfo,
@@ -142,6 +142,14 @@ impl Server {
     /// Binds the listener (and the control socket) and starts accepting. Must be called inside
     /// a tokio runtime.
     pub async fn start(s: ServerSettings) -> Result<Server, TunnelError> {
+        Self::start_recording(s, None).await
+    }
+
+    /// [`Server::start`], recording every accepted connection's traffic into `recorder`.
+    pub async fn start_recording(
+        s: ServerSettings,
+        recorder: Option<Recorder>,
+    ) -> Result<Server, TunnelError> {
         let config = config::server_config(&s.identity, &s.clock, s.keylog.clone())?;
         let listener = TcpListener::bind(&s.listen)
             .await
@@ -164,11 +172,11 @@ impl Server {
             timeouts: s.timeouts,
             config: RwLock::new(config),
             keylog: s.keylog.clone(),
-            files: s.files.clone(),
             generation: watch::channel(0).0,
             peers: Mutex::new(BTreeMap::new()),
             events: broadcast::channel(1024).0,
             shutdown,
+            recorder,
             next_conn: AtomicU64::new(1),
             next_push: AtomicU32::new(1),
             info,
@@ -261,26 +269,34 @@ impl ServerHandle {
         }
     }
 
-    /// Restarts the tunnel service with new material, as restarting sftunnel after
-    /// `generate_certs.pl` does: new handshakes use `identity`, and every open tunnel is closed
-    /// (devices reconnect and meet the new certificates).
-    pub fn restart(&self, identity: &Identity) -> Result<(), TunnelError> {
+    /// Loads new certificates for the connections accepted from now on, as restarting sftunnel
+    /// after `pki renew` does; tunnels already up keep their session (pushes still reach them).
+    pub fn reload(&self, identity: &Identity) -> Result<(), TunnelError> {
         let sh = &self.shared;
-        let cfg = config::server_config(identity, &sh.clock, sh.keylog.clone())?;
-        *sh.config.write().unwrap_or_else(|e| e.into_inner()) = cfg;
-        sh.generation.send_modify(|g| *g += 1);
-        sh.log
-            .thread(sh.log.main_tid())
-            .info("Restarted with new certificates; closing all tunnels");
+        let config = config::server_config(identity, &sh.clock, sh.keylog.clone())?;
+        *sh.config.write().unwrap_or_else(|e| e.into_inner()) = config;
+        sh.log.thread(sh.log.main_tid()).info(&format!(
+            "Loaded new certificates: {}",
+            identity.cert().map_or("?".to_owned(), |c| format!(
+                "{} (notAfter {})",
+                c.subject,
+                rfc3339(c.not_after)
+            ))
+        ));
         Ok(())
     }
 
-    /// [`Self::restart`] with the files the server was started from, read again.
-    pub fn restart_from_files(&self) -> Result<(), TunnelError> {
-        let files = self.shared.files.as_ref().ok_or_else(|| {
-            TunnelError::Config("server was not started from files; nothing to re-read".into())
-        })?;
-        self.restart(&Identity::load(files)?)
+    /// Restarts the tunnel service with new material, as restarting sftunnel after
+    /// `generate_certs.pl` does: [`Self::reload`], then every open tunnel is closed (devices
+    /// reconnect and meet the new certificates).
+    pub fn restart(&self, identity: &Identity) -> Result<(), TunnelError> {
+        self.reload(identity)?;
+        self.shared.generation.send_modify(|g| *g += 1);
+        let sh = &self.shared;
+        sh.log
+            .thread(sh.log.main_tid())
+            .info("Restarting the tunnel service: closing all tunnels");
+        Ok(())
     }
 
     /// Server events from now on.
@@ -331,6 +347,10 @@ async fn connection(h: ServerHandle, tcp: TcpStream, addr: SocketAddr) {
         let _ = sh.events.send(ServerEvent::Failed { addr, failure: f });
     };
     let config = sh.config.read().unwrap_or_else(|e| e.into_inner()).clone();
+    let tcp = match (&sh.recorder, tcp.local_addr()) {
+        (Some(r), Ok(local)) => r.tap(tcp, addr, local, Side::Server),
+        _ => Tapped::plain(tcp),
+    };
     let (tls, est) = match handshake::accept(config, tcp, sh.timeouts.handshake).await {
         Ok(x) => x,
         Err(f) => return fail(f),

@@ -101,7 +101,6 @@ pub async fn validate(
             log: fmc_log.clone(),
             keylog: None,
             control: None,
-            files: Some(fmc.clone()),
             timeouts,
         })
         .await?;

@@ -1,6 +1,13 @@
 //! One integration-test binary; each module tests one behaviour area end to end on real bytes.
 
+mod check;
 mod common;
+
+mod analyze;
 mod judge;
+mod lab;
+mod net;
 mod pki;
+mod renew;
+mod truth;
 mod tunnel;

@@ -461,3 +461,77 @@ fn names_match_the_openssl_reference_pki() {
             || String::from_utf8_lossy(&out.stderr).contains("signature failure")
     );
 }
+
+#[test]
+fn show_decodes_pem_bundles_der_and_keys_without_printing_secrets() {
+    need_openssl();
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("lab");
+    init_ok(
+        &root,
+        &["--fmc-uuid", FMC, "--device", &format!("ftd1={FTD}")],
+    );
+    let own = root.join("ftd1/var/sf/peers").join(FMC);
+    let ca = root.join("fmc/etc/sf/ca_root/cacert.pem");
+    let leaf = own.join("sftunnel-cert.pem");
+    let key = own.join("sftunnel-key.pem");
+    let bundle = d.path().join("chain.pem");
+    let mut b = fs::read(&leaf).unwrap();
+    b.extend(fs::read(&ca).unwrap());
+    fs::write(&bundle, b).unwrap();
+    let der = d.path().join("ca.der");
+    openssl(&["x509", "-in", s(&ca), "-outform", "DER", "-out", s(&der)]);
+    let garbage = d.path().join("garbage.pem");
+    fs::write(&garbage, b"hello").unwrap();
+
+    let out = sfdiag()
+        .args(["pki", "show", s(&bundle), s(&der), s(&garbage), s(&key)])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(2), "garbage makes it fail: {err}");
+    assert!(err.contains(s(&garbage)), "{err}");
+
+    assert!(text.contains(&format!("== {} [certificate 1 of 2]", bundle.display())));
+    assert!(text.contains(&format!("== {} [certificate 2 of 2]", bundle.display())));
+    assert!(text.contains(&format!("== {}\n", der.display())));
+    // The leaf: v3, serial 2, names with title and generationQualifier spelled out.
+    assert!(
+        text.contains("Version:     3 (0x2)\nSerial:      2 (0x2)\n"),
+        "{text}"
+    );
+    assert!(text.contains(&format!(
+        "RFC 4514: OU=Intrusion Management System,O=Cisco Systems\\, Inc,title={FTD},generationQualifier=sftunnel_{FTD}"
+    )), "{text}");
+    assert!(text.contains("keyUsage (critical): Digital Signature, Key Encipherment"));
+    assert!(text.contains("basicConstraints (critical): CA:FALSE"));
+    // The CA, from the bundle and from DER: v1, serial 0, no extensions.
+    assert_eq!(
+        text.matches("Version:     1 (0x0)\nSerial:      0 (0x0)\n")
+            .count(),
+        2
+    );
+    assert_eq!(text.matches("Extensions:  none").count(), 2);
+    assert!(text.contains("Signature:   sha256WithRSAEncryption"));
+    assert!(text.contains("Key:         RSA 2048"));
+    let fp = openssl(&["x509", "-noout", "-fingerprint", "-sha256", "-in", s(&ca)]);
+    let fp = fp
+        .trim()
+        .rsplit('=')
+        .next()
+        .unwrap()
+        .replace(':', "")
+        .to_lowercase();
+    assert_eq!(text.matches(&format!("SHA-256:     {fp}")).count(), 2);
+
+    // The key: described by its public half, matched to its certificate, never printed.
+    assert!(text.contains("Private key: PRIVATE KEY (the private part is never shown)"));
+    assert!(
+        text.contains(&format!("Matches:     {}#1", bundle.display())),
+        "{text}"
+    );
+    assert!(!text.contains("PRIVATE KEY-----"), "{text}");
+    let public = openssl(&["pkey", "-in", s(&key), "-pubout"]);
+    assert!(text.contains(&public), "{text}");
+}

@@ -983,9 +983,21 @@ fn renewal_push_then_fmc_restart_brings_the_device_back_on_the_new_ca() {
     std::fs::copy(&new.fmc.ca, fmc.join("ca_root/cacert.pem")).unwrap();
     std::fs::copy(&new.fmc.cert, fmc.join("keys/sftunnel-cert.pem")).unwrap();
     std::fs::copy(&new.fmc.key, fmc.join("keys/sftunnel-key.pem")).unwrap();
-    rt.block_on(async { ControlClient::connect(&sock).await?.restart().await })
-        .unwrap();
-    srv.wait_for(10, |l| l.contains("Restarted with new certificates"));
+    let fmc_files = sfdiag::tunnel::TlsFiles {
+        ca: fmc.join("ca_root/cacert.pem"),
+        cert: fmc.join("keys/sftunnel-cert.pem"),
+        key: fmc.join("keys/sftunnel-key.pem"),
+    };
+    rt.block_on(async {
+        ControlClient::connect(&sock)
+            .await?
+            .restart(&fmc_files)
+            .await
+    })
+    .unwrap();
+    srv.wait_for(10, |l| {
+        l.contains("Restarting the tunnel service: closing all tunnels")
+    });
     let end = Instant::now() + Duration::from_secs(20);
     while srv
         .text()

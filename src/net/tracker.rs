@@ -1,0 +1,1276 @@
+//! The connection tracker: decoded segments in, [`Event`]s out, memory bounded.
+//!
+//! It owns the connection table (canonical key -> connection), decides who is client
+//! (the SYN sender; the SYN-ACK receiver; else the first packet's sender), tells a new
+//! connection on reused ports from a retransmitted SYN, drives the two [`Half`] reassemblers
+//! of each connection, and enforces the limits: out-of-order bytes per connection and in
+//! total, live connections (least recently active evicted first), and connections the
+//! consumer has finished with keep counters only. A closed connection leaves the table at
+//! once; only its key is remembered for a while (a bounded FIFO) so that the last ACK after
+//! a FIN exchange is not taken for a new connection.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+
+use super::DecodeError;
+use super::decode::{Packet, TcpSegment, decode};
+use super::flow::{ConnId, Dir, FastBuild, FlowKey};
+use super::reassembly::{GapCause, Half, HalfCounters, Out};
+use crate::capture::{Frame, Linktype, Timestamp};
+
+/// Limits and filters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Open connections in the table. At the cap the least recently active one is evicted
+    /// (`Closed { reason: Evicted }`). About 600 bytes each.
+    pub max_connections: usize,
+    /// Closed connections whose key is remembered, so their trailing packets are ignored
+    /// rather than opening new connections. About 80 bytes each.
+    pub max_closed_remembered: usize,
+    /// Out-of-order bytes buffered per connection (both directions) before the first hole
+    /// is declared a gap.
+    pub max_buffered_per_conn: usize,
+    /// Out-of-order bytes buffered over all connections.
+    pub max_buffered_total: usize,
+    /// Only connections with one of these ports are tracked (empty: all). Others are
+    /// counted in [`Stats::filtered`].
+    pub ports: Vec<u16>,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            max_connections: 32_768,
+            max_closed_remembered: 8_192,
+            max_buffered_per_conn: 2 << 20,
+            max_buffered_total: 32 << 20,
+            ports: Vec::new(),
+        }
+    }
+}
+
+/// How the tracker learnt who the client is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opening {
+    /// The first packet was a SYN: its sender is the client.
+    Syn,
+    /// The first packet was a SYN-ACK: its receiver is the client.
+    SynAck,
+    /// The capture starts mid-connection: the first packet's sender is taken as client.
+    MidStream,
+}
+
+/// Why a connection left the table of live connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// Both sides sent FIN.
+    Fin,
+    /// A RST was seen.
+    Rst,
+    /// A new connection (a SYN with another ISN) took the same addresses and ports.
+    PortReused,
+    /// The table was full and this connection was the least recently active.
+    Evicted,
+    /// The capture ended while the connection was open.
+    EndOfCapture,
+}
+
+/// Things worth telling the reader of a report that are not stream data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Note {
+    /// An IP fragment: skipped, not reassembled (first ones only; all are counted).
+    Fragment {
+        src: IpAddr,
+        dst: IpAddr,
+        protocol: u8,
+    },
+    /// A frame that does not decode to TCP/IP (first ones only, and each unsupported link
+    /// type once; all are counted).
+    Undecodable(DecodeError),
+    /// A direction whose first bytes were not preceded by its SYN (capture started late,
+    /// or the SYN was not captured).
+    MidStream { dir: Dir },
+    /// A retransmission carried different bytes for offsets already seen; the first
+    /// bytes were kept.
+    Conflict { dir: Dir, offset: u64, len: u64 },
+}
+
+/// What the tracker tells its sink, in capture order (and, per direction, stream order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event<'a> {
+    /// A connection seen for the first time.
+    Opened {
+        conn: ConnId,
+        client: SocketAddr,
+        server: SocketAddr,
+        how: Opening,
+        frame: u64,
+        ts: Timestamp,
+    },
+    /// The next bytes of one direction, starting at stream `offset` (bytes delivered plus
+    /// gap bytes before them). `frame`/`ts` are those of the segment that carried them
+    /// (first seen). Bytes that waited for a hole to fill keep their own frame, so along a
+    /// direction the frame can go down: a message is complete at the highest frame among
+    /// its bytes.
+    Data {
+        conn: ConnId,
+        dir: Dir,
+        offset: u64,
+        bytes: &'a [u8],
+        frame: u64,
+        ts: Timestamp,
+    },
+    /// `len` bytes at stream `offset` will never come; the next `Data` follows them.
+    /// `frame` is where the gap was declared.
+    Gap {
+        conn: ConnId,
+        dir: Dir,
+        offset: u64,
+        len: u64,
+        cause: GapCause,
+        frame: u64,
+        ts: Timestamp,
+    },
+    /// The first FIN of a direction.
+    Fin {
+        conn: ConnId,
+        dir: Dir,
+        frame: u64,
+        ts: Timestamp,
+    },
+    /// A RST; the connection closes.
+    Rst {
+        conn: ConnId,
+        dir: Dir,
+        frame: u64,
+        ts: Timestamp,
+    },
+    /// The connection's last event. `frame`/`ts` are when it closed (for end of capture,
+    /// the capture's last frame); `first_frame`/`last_frame` bound its own packets.
+    /// `counters` is indexed by [`Dir::index`].
+    Closed {
+        conn: ConnId,
+        reason: CloseReason,
+        frame: u64,
+        ts: Timestamp,
+        first_frame: u64,
+        last_frame: u64,
+        counters: [HalfCounters; 2],
+    },
+    Note {
+        conn: Option<ConnId>,
+        note: Note,
+        frame: u64,
+        ts: Timestamp,
+    },
+}
+
+/// Totals over the capture so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub frames: u64,
+    pub tcp_segments: u64,
+    pub tcp_payload_bytes: u64,
+    /// IP packets that are not TCP.
+    pub other_ip: u64,
+    /// Frames that are not IP (ARP, LLDP...).
+    pub not_ip: u64,
+    pub fragments: u64,
+    /// Frames that do not decode (cut headers, bad versions, unsupported link types).
+    pub undecodable: u64,
+    /// TCP segments outside the configured ports.
+    pub filtered: u64,
+    /// TCP segments of connections already closed (trailing ACKs, retransmitted FINs).
+    pub after_close: u64,
+    /// TCP segments the snap length cut short (their missing bytes are holes).
+    pub cut_segments: u64,
+    pub connections: u64,
+    pub evicted: u64,
+    pub gaps: u64,
+    pub gap_bytes: u64,
+    pub conflicts: u64,
+    pub retransmitted_bytes: u64,
+    pub out_of_order_segments: u64,
+    /// Highest out-of-order bytes buffered at once.
+    pub peak_buffered: usize,
+    /// Highest number of open connections at once.
+    pub peak_connections: usize,
+}
+
+/// Notes of one kind beyond this many are only counted.
+const NOTE_CAP: u64 = 64;
+
+struct Conn {
+    id: ConnId,
+    key: FlowKey,
+    client: SocketAddr,
+    server: SocketAddr,
+    /// True when the client is the key's lower endpoint.
+    client_is_lo: bool,
+    halves: [Half; 2],
+    buffering: bool,
+    last_seen: u64,
+    first_frame: u64,
+    last_frame: u64,
+}
+
+impl Conn {
+    fn buffered(&self) -> usize {
+        self.halves[0].buffered() + self.halves[1].buffered()
+    }
+
+    fn counters(&self) -> [HalfCounters; 2] {
+        [self.halves[0].counters, self.halves[1].counters]
+    }
+}
+
+/// Turns a reassembler output into an event.
+#[allow(clippy::too_many_arguments)]
+fn forward<S: FnMut(Event<'_>)>(
+    out: Out<'_>,
+    conn: ConnId,
+    dir: Dir,
+    frame: u64,
+    ts: Timestamp,
+    stats: &mut Stats,
+    sink: &mut S,
+) {
+    match out {
+        Out::Data {
+            offset,
+            bytes,
+            frame: f,
+            ts: t,
+        } => sink(Event::Data {
+            conn,
+            dir,
+            offset,
+            bytes,
+            frame: f,
+            ts: t,
+        }),
+        Out::Gap { offset, len, cause } => {
+            stats.gaps += 1;
+            stats.gap_bytes += len;
+            sink(Event::Gap {
+                conn,
+                dir,
+                offset,
+                len,
+                cause,
+                frame,
+                ts,
+            })
+        }
+        Out::Conflict { offset, len } => {
+            stats.conflicts += 1;
+            sink(Event::Note {
+                conn: Some(conn),
+                note: Note::Conflict { dir, offset, len },
+                frame,
+                ts,
+            })
+        }
+    }
+}
+
+/// Connection tracking and reassembly over a whole capture. Feed it every frame with
+/// [`Tracker::push`], then call [`Tracker::finish`].
+pub struct Tracker {
+    config: Config,
+    conns: Vec<Option<Conn>>,
+    free: Vec<u32>,
+    table: HashMap<FlowKey, u32, FastBuild>,
+    by_id: HashMap<ConnId, u32, FastBuild>,
+    /// (slot, id, last_seen when queued): approximate LRU, re-queued lazily on eviction.
+    lru: VecDeque<(u32, ConnId, u64)>,
+    /// The last flow looked up: consecutive packets are mostly of one flow.
+    last: Option<(FlowKey, u32)>,
+    /// Keys of recently closed connections, oldest first, bounded.
+    closed: HashMap<FlowKey, ConnId, FastBuild>,
+    closed_fifo: VecDeque<(FlowKey, ConnId)>,
+    next_id: u64,
+    tick: u64,
+    buffered_total: usize,
+    last_frame: u64,
+    last_ts: Timestamp,
+    stats: Stats,
+    /// Counters of connections already removed.
+    removed: HalfCounters,
+    unsupported_seen: Vec<Linktype>,
+}
+
+impl Default for Tracker {
+    fn default() -> Tracker {
+        Tracker::new(Config::default())
+    }
+}
+
+impl std::fmt::Debug for Tracker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tracker")
+            .field("connections", &self.table.len())
+            .field("buffered", &self.buffered_total)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Tracker {
+    pub fn new(config: Config) -> Tracker {
+        Tracker {
+            config,
+            conns: Vec::new(),
+            free: Vec::new(),
+            table: HashMap::default(),
+            by_id: HashMap::default(),
+            lru: VecDeque::new(),
+            last: None,
+            closed: HashMap::default(),
+            closed_fifo: VecDeque::new(),
+            next_id: 0,
+            tick: 0,
+            buffered_total: 0,
+            last_frame: 0,
+            last_ts: Timestamp::default(),
+            stats: Stats::default(),
+            removed: HalfCounters::default(),
+            unsupported_seen: Vec::new(),
+        }
+    }
+
+    /// Decodes one frame and feeds it to its connection.
+    pub fn push<S: FnMut(Event<'_>)>(&mut self, frame: &Frame<'_>, sink: &mut S) {
+        self.stats.frames += 1;
+        self.last_frame = frame.index;
+        self.last_ts = frame.ts;
+        match decode(frame.linktype, frame.data) {
+            Ok(Packet::Tcp(seg)) => self.push_segment(&seg, frame.index, frame.ts, sink),
+            Ok(Packet::OtherIp { .. }) => self.stats.other_ip += 1,
+            Ok(Packet::NotIp { .. }) => self.stats.not_ip += 1,
+            Ok(Packet::Fragment { src, dst, protocol }) => {
+                self.stats.fragments += 1;
+                if self.stats.fragments <= NOTE_CAP {
+                    sink(Event::Note {
+                        conn: None,
+                        note: Note::Fragment { src, dst, protocol },
+                        frame: frame.index,
+                        ts: frame.ts,
+                    });
+                }
+            }
+            Err(e) => {
+                self.stats.undecodable += 1;
+                let tell = match e {
+                    DecodeError::UnsupportedLinktype(lt) => {
+                        let new = !self.unsupported_seen.contains(&lt);
+                        if new {
+                            self.unsupported_seen.push(lt);
+                        }
+                        new
+                    }
+                    _ => self.stats.undecodable <= NOTE_CAP,
+                };
+                if tell {
+                    sink(Event::Note {
+                        conn: None,
+                        note: Note::Undecodable(e),
+                        frame: frame.index,
+                        ts: frame.ts,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Feeds one decoded segment (what [`Tracker::push`] does after decoding).
+    pub fn push_segment<S: FnMut(Event<'_>)>(
+        &mut self,
+        seg: &TcpSegment<'_>,
+        frame: u64,
+        ts: Timestamp,
+        sink: &mut S,
+    ) {
+        self.tick += 1;
+        self.last_frame = self.last_frame.max(frame);
+        self.last_ts = ts;
+        self.stats.tcp_segments += 1;
+        self.stats.tcp_payload_bytes += seg.payload.len() as u64;
+        if seg.missing > 0 {
+            self.stats.cut_segments += 1;
+        }
+        if !self.config.ports.is_empty()
+            && !self.config.ports.contains(&seg.src.port())
+            && !self.config.ports.contains(&seg.dst.port())
+        {
+            self.stats.filtered += 1;
+            return;
+        }
+        let (key, src_is_lo) = FlowKey::of(&seg.src, &seg.dst);
+        let found = match self.last {
+            Some((k, slot)) if k == key => Some(slot),
+            _ => self.table.get(&key).copied(),
+        };
+        let slot = match found {
+            Some(slot) if seg.flags.syn() && self.starts_new_connection(slot, src_is_lo, seg) => {
+                self.retire(slot, CloseReason::PortReused, frame, ts, sink);
+                self.remove(slot);
+                self.create(key, src_is_lo, seg, frame, ts, sink)
+            }
+            Some(slot) => slot,
+            None => {
+                if self.closed.contains_key(&key) {
+                    if !seg.flags.syn() {
+                        // Trailing ACK or retransmitted FIN of a finished connection.
+                        self.stats.after_close += 1;
+                        return;
+                    }
+                    // A SYN on the ports of a closed connection: port reuse.
+                    self.closed.remove(&key);
+                }
+                self.create(key, src_is_lo, seg, frame, ts, sink)
+            }
+        };
+        self.last = Some((key, slot));
+        self.process(slot, src_is_lo, seg, frame, ts, sink);
+    }
+
+    /// The consumer is done with this connection's bytes (its handshake is over): free its
+    /// buffers and, from now on, only count its segments. FIN, RST and Closed still come.
+    pub fn stop_buffering(&mut self, conn: ConnId) {
+        let Some(&slot) = self.by_id.get(&conn) else {
+            return;
+        };
+        if let Some(c) = self.conns[slot as usize].as_mut() {
+            c.buffering = false;
+            let freed = c.halves[0].drop_buffer() + c.halves[1].drop_buffer();
+            self.buffered_total -= freed;
+        }
+    }
+
+    /// End of capture: every connection still open gets its remaining buffered bytes (after
+    /// gaps) and a `Closed { reason: EndOfCapture }`, in id order. The tracker is emptied.
+    pub fn finish<S: FnMut(Event<'_>)>(&mut self, sink: &mut S) {
+        let mut slots: Vec<(ConnId, u32)> = self.by_id.iter().map(|(id, s)| (*id, *s)).collect();
+        slots.sort_unstable();
+        let (frame, ts) = (self.last_frame, self.last_ts);
+        for (_, slot) in slots {
+            self.retire(slot, CloseReason::EndOfCapture, frame, ts, sink);
+            self.remove(slot);
+        }
+        self.lru.clear();
+        self.closed.clear();
+        self.closed_fifo.clear();
+    }
+
+    /// Totals so far (live connections included).
+    pub fn stats(&self) -> Stats {
+        let mut s = self.stats;
+        let mut c = self.removed;
+        for conn in self.conns.iter().flatten() {
+            for h in &conn.halves {
+                c.retransmitted += h.counters.retransmitted;
+                c.out_of_order_segments += h.counters.out_of_order_segments;
+            }
+        }
+        s.retransmitted_bytes = c.retransmitted;
+        s.out_of_order_segments = c.out_of_order_segments;
+        s
+    }
+
+    /// A connection's (client, server) while it is in the table.
+    pub fn endpoints(&self, conn: ConnId) -> Option<(SocketAddr, SocketAddr)> {
+        let slot = *self.by_id.get(&conn)?;
+        let c = self.conn(slot);
+        Some((c.client, c.server))
+    }
+
+    /// Open connections in the table.
+    pub fn connections(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Out-of-order bytes buffered now, over all connections.
+    pub fn buffered(&self) -> usize {
+        self.buffered_total
+    }
+
+    fn conn(&self, slot: u32) -> &Conn {
+        self.conns[slot as usize]
+            .as_ref()
+            .expect("table slots point at live entries")
+    }
+
+    /// A SYN on a known connection: a retransmission, the SYN-ACK, or a new connection
+    /// reusing the ports?
+    fn starts_new_connection(&self, slot: u32, src_is_lo: bool, seg: &TcpSegment<'_>) -> bool {
+        let c = self.conn(slot);
+        let dir = if src_is_lo == c.client_is_lo {
+            Dir::ClientToServer
+        } else {
+            Dir::ServerToClient
+        };
+        if !seg.flags.ack() && dir == Dir::ServerToClient {
+            // A bare SYN from the server's side is never part of the same connection.
+            return true;
+        }
+        let half = &c.halves[dir.index()];
+        match half.syn_isn() {
+            Some(isn) => isn != seg.seq,
+            None => half.started(),
+        }
+    }
+
+    fn create<S: FnMut(Event<'_>)>(
+        &mut self,
+        key: FlowKey,
+        src_is_lo: bool,
+        seg: &TcpSegment<'_>,
+        frame: u64,
+        ts: Timestamp,
+        sink: &mut S,
+    ) -> u32 {
+        while self.table.len() >= self.config.max_connections.max(1) {
+            if !self.evict_one(frame, ts, sink) {
+                break;
+            }
+        }
+        let (how, sender_is_client) = match (seg.flags.syn(), seg.flags.ack()) {
+            (true, false) => (Opening::Syn, true),
+            (true, true) => (Opening::SynAck, false),
+            _ => (Opening::MidStream, true),
+        };
+        let (client, server) = if sender_is_client {
+            (seg.src, seg.dst)
+        } else {
+            (seg.dst, seg.src)
+        };
+        let id = ConnId(self.next_id);
+        self.next_id += 1;
+        self.stats.connections += 1;
+        let conn = Conn {
+            id,
+            key,
+            client,
+            server,
+            client_is_lo: src_is_lo == sender_is_client,
+            halves: [Half::default(), Half::default()],
+            buffering: true,
+            last_seen: self.tick,
+            first_frame: frame,
+            last_frame: frame,
+        };
+        let slot = match self.free.pop() {
+            Some(s) => {
+                self.conns[s as usize] = Some(conn);
+                s
+            }
+            None => {
+                self.conns.push(Some(conn));
+                (self.conns.len() - 1) as u32
+            }
+        };
+        self.table.insert(key, slot);
+        self.by_id.insert(id, slot);
+        self.lru.push_back((slot, id, self.tick));
+        if self.lru.len() > 2 * self.config.max_connections.max(16) {
+            // Entries of connections removed without eviction (port reuse) pile up: drop them.
+            let conns = &self.conns;
+            self.lru
+                .retain(|&(s, id, _)| conns[s as usize].as_ref().is_some_and(|c| c.id == id));
+        }
+        self.stats.peak_connections = self.stats.peak_connections.max(self.table.len());
+        sink(Event::Opened {
+            conn: id,
+            client,
+            server,
+            how,
+            frame,
+            ts,
+        });
+        slot
+    }
+
+    fn process<S: FnMut(Event<'_>)>(
+        &mut self,
+        slot: u32,
+        src_is_lo: bool,
+        seg: &TcpSegment<'_>,
+        frame: u64,
+        ts: Timestamp,
+        sink: &mut S,
+    ) {
+        let Tracker {
+            conns,
+            stats,
+            config,
+            buffered_total,
+            tick,
+            ..
+        } = self;
+        let Some(c) = conns[slot as usize].as_mut() else {
+            return;
+        };
+        c.last_seen = *tick;
+        c.last_frame = frame;
+        let id = c.id;
+        let dir = if src_is_lo == c.client_is_lo {
+            Dir::ClientToServer
+        } else {
+            Dir::ServerToClient
+        };
+        let has_data = !seg.payload.is_empty();
+        let half = &mut c.halves[dir.index()];
+        if !half.started() {
+            if seg.flags.syn() {
+                half.start_syn(seg.seq);
+            } else if has_data || seg.flags.fin() {
+                half.start_at(seg.seq);
+                sink(Event::Note {
+                    conn: Some(id),
+                    note: Note::MidStream { dir },
+                    frame,
+                    ts,
+                });
+            }
+        }
+        if has_data {
+            if c.buffering && half.started() {
+                let before = half.buffered();
+                // Data on a SYN (TCP Fast Open) starts after the SYN's sequence number.
+                let seq = if seg.flags.syn() {
+                    seg.seq.wrapping_add(1)
+                } else {
+                    seg.seq
+                };
+                half.segment(seq, seg.payload, frame, ts, &mut |out| {
+                    forward(out, id, dir, frame, ts, stats, sink)
+                });
+                *buffered_total = *buffered_total + half.buffered() - before;
+                // Caps: give up on the oldest hole until back under them.
+                while c.buffered() > config.max_buffered_per_conn
+                    || (*buffered_total > config.max_buffered_total && c.buffered() > 0)
+                {
+                    let d = if c.halves[0].buffered() >= c.halves[1].buffered() {
+                        Dir::ClientToServer
+                    } else {
+                        Dir::ServerToClient
+                    };
+                    let h = &mut c.halves[d.index()];
+                    let before = h.buffered();
+                    h.force_gap(GapCause::BufferFull, &mut |out| {
+                        forward(out, id, d, frame, ts, stats, sink)
+                    });
+                    *buffered_total -= before - h.buffered();
+                }
+                stats.peak_buffered = stats.peak_buffered.max(*buffered_total);
+            } else {
+                half.count_only(seg.payload.len());
+            }
+        }
+        let half = &mut c.halves[dir.index()];
+        if seg.flags.fin() && !half.fin_seen {
+            half.fin_seen = true;
+            sink(Event::Fin {
+                conn: id,
+                dir,
+                frame,
+                ts,
+            });
+        }
+        if seg.flags.rst() {
+            sink(Event::Rst {
+                conn: id,
+                dir,
+                frame,
+                ts,
+            });
+            self.close(slot, CloseReason::Rst, frame, ts, sink);
+        } else if c.halves[0].fin_seen && c.halves[1].fin_seen {
+            self.close(slot, CloseReason::Fin, frame, ts, sink);
+        }
+    }
+
+    /// A connection ended by FIN or RST: retired, removed, and its key remembered.
+    fn close<S: FnMut(Event<'_>)>(
+        &mut self,
+        slot: u32,
+        reason: CloseReason,
+        frame: u64,
+        ts: Timestamp,
+        sink: &mut S,
+    ) {
+        let Some((key, id)) = self.conns[slot as usize].as_ref().map(|c| (c.key, c.id)) else {
+            return;
+        };
+        self.retire(slot, reason, frame, ts, sink);
+        self.remove(slot);
+        self.closed.insert(key, id);
+        self.closed_fifo.push_back((key, id));
+        while self.closed_fifo.len() > self.config.max_closed_remembered {
+            if let Some((k, old)) = self.closed_fifo.pop_front()
+                && self.closed.get(&k) == Some(&old)
+            {
+                self.closed.remove(&k);
+            }
+        }
+    }
+
+    /// Ends a connection: hands on what is buffered (after gaps), frees the buffers and
+    /// says `Closed`. The caller then removes it.
+    fn retire<S: FnMut(Event<'_>)>(
+        &mut self,
+        slot: u32,
+        reason: CloseReason,
+        frame: u64,
+        ts: Timestamp,
+        sink: &mut S,
+    ) {
+        let Tracker {
+            conns,
+            stats,
+            buffered_total,
+            ..
+        } = self;
+        let Some(c) = conns[slot as usize].as_mut() else {
+            return;
+        };
+        let id = c.id;
+        let cause = if reason == CloseReason::EndOfCapture {
+            GapCause::EndOfCapture
+        } else {
+            GapCause::Closed
+        };
+        for dir in [Dir::ClientToServer, Dir::ServerToClient] {
+            let h = &mut c.halves[dir.index()];
+            let held = h.buffered();
+            if c.buffering {
+                h.flush(cause, &mut |out| {
+                    forward(out, id, dir, frame, ts, stats, sink)
+                });
+            }
+            h.drop_buffer();
+            *buffered_total -= held;
+        }
+        if reason == CloseReason::Evicted {
+            stats.evicted += 1;
+        }
+        sink(Event::Closed {
+            conn: id,
+            reason,
+            frame,
+            ts,
+            first_frame: c.first_frame,
+            last_frame: c.last_frame,
+            counters: c.counters(),
+        });
+    }
+
+    /// Takes a connection out of the table (after retiring it).
+    fn remove(&mut self, slot: u32) {
+        if let Some(c) = self.conns[slot as usize].take() {
+            self.table.remove(&c.key);
+            self.by_id.remove(&c.id);
+            for h in &c.halves {
+                self.removed.retransmitted += h.counters.retransmitted;
+                self.removed.out_of_order_segments += h.counters.out_of_order_segments;
+            }
+            self.buffered_total -= c.buffered();
+            self.free.push(slot);
+            if self.last.is_some_and(|(_, s)| s == slot) {
+                self.last = None;
+            }
+        }
+    }
+
+    /// Evicts the least recently active connection. False when the table is empty.
+    fn evict_one<S: FnMut(Event<'_>)>(&mut self, frame: u64, ts: Timestamp, sink: &mut S) -> bool {
+        while let Some((slot, id, stamp)) = self.lru.pop_front() {
+            let Some(c) = self.conns[slot as usize].as_ref().filter(|c| c.id == id) else {
+                continue; // removed since it was queued
+            };
+            if c.last_seen > stamp {
+                // Active since it was queued: give it another round.
+                self.lru.push_back((slot, id, c.last_seen));
+                continue;
+            }
+            self.retire(slot, CloseReason::Evicted, frame, ts, sink);
+            self.remove(slot);
+            return true;
+        }
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::TcpFlags;
+
+    const C: &str = "10.0.0.1:40000";
+    const S: &str = "10.0.0.2:8305";
+    const SYN: u8 = TcpFlags::SYN;
+    const ACK: u8 = TcpFlags::ACK;
+    const FIN: u8 = TcpFlags::FIN;
+    const RST: u8 = TcpFlags::RST;
+
+    /// Events as owned strings, compact enough to compare whole sequences.
+    fn show(e: &Event<'_>) -> String {
+        match e {
+            Event::Opened {
+                conn,
+                client,
+                server,
+                how,
+                frame,
+                ..
+            } => {
+                format!("open {conn} {client}->{server} {how:?} @{frame}")
+            }
+            Event::Data {
+                conn,
+                dir,
+                bytes,
+                frame,
+                ..
+            } => format!(
+                "data {conn} {} {:?} @{frame}",
+                if *dir == Dir::ClientToServer {
+                    "c>s"
+                } else {
+                    "s>c"
+                },
+                String::from_utf8_lossy(bytes)
+            ),
+            Event::Gap {
+                conn,
+                dir,
+                len,
+                cause,
+                frame,
+                ..
+            } => {
+                format!("gap {conn} {dir:?} {len} {cause:?} @{frame}")
+            }
+            Event::Fin {
+                conn, dir, frame, ..
+            } => format!("fin {conn} {dir:?} @{frame}"),
+            Event::Rst {
+                conn, dir, frame, ..
+            } => format!("rst {conn} {dir:?} @{frame}"),
+            Event::Closed {
+                conn,
+                reason,
+                frame,
+                ..
+            } => format!("closed {conn} {reason:?} @{frame}"),
+            Event::Note {
+                conn, note, frame, ..
+            } => format!("note {conn:?} {note:?} @{frame}"),
+        }
+    }
+
+    struct Harness {
+        t: Tracker,
+        frame: u64,
+        got: Vec<String>,
+    }
+
+    impl Harness {
+        fn new(config: Config) -> Harness {
+            Harness {
+                t: Tracker::new(config),
+                frame: 0,
+                got: Vec::new(),
+            }
+        }
+
+        fn seg(&mut self, src: &str, dst: &str, seq: u32, flags: u8, payload: &[u8]) -> &mut Self {
+            self.frame += 1;
+            let seg = TcpSegment {
+                src: src.parse().unwrap(),
+                dst: dst.parse().unwrap(),
+                seq,
+                ack: 0,
+                flags: TcpFlags(flags),
+                payload,
+                missing: 0,
+            };
+            let got = &mut self.got;
+            self.t.push_segment(
+                &seg,
+                self.frame,
+                Timestamp::new(self.frame as i64, 0),
+                &mut |e| got.push(show(&e)),
+            );
+            self
+        }
+
+        fn finish(&mut self) -> &mut Self {
+            let got = &mut self.got;
+            self.t.finish(&mut |e| got.push(show(&e)));
+            self
+        }
+
+        fn take(&mut self) -> Vec<String> {
+            std::mem::take(&mut self.got)
+        }
+    }
+
+    fn handshake(h: &mut Harness, c: &str, s: &str, cisn: u32, sisn: u32) {
+        h.seg(c, s, cisn, SYN, b"");
+        h.seg(s, c, sisn, SYN | ACK, b"");
+        h.seg(c, s, cisn.wrapping_add(1), ACK, b"");
+    }
+
+    #[test]
+    fn full_connection_in_order() {
+        let mut h = Harness::new(Config::default());
+        handshake(&mut h, C, S, 100, 5000);
+        h.seg(C, S, 101, ACK, b"hello")
+            .seg(S, C, 5001, ACK, b"world");
+        h.seg(C, S, 106, FIN | ACK, b"")
+            .seg(S, C, 5006, FIN | ACK, b"");
+        h.seg(C, S, 107, ACK, b""); // the last ACK must not open a connection
+        assert_eq!(
+            h.take(),
+            [
+                "open 0 10.0.0.1:40000->10.0.0.2:8305 Syn @1",
+                "data 0 c>s \"hello\" @4",
+                "data 0 s>c \"world\" @5",
+                "fin 0 ClientToServer @6",
+                "fin 0 ServerToClient @7",
+                "closed 0 Fin @7",
+            ]
+        );
+        assert_eq!(h.t.stats().connections, 1);
+        assert_eq!(h.t.stats().after_close, 1);
+        assert_eq!(h.t.connections(), 0, "a closed connection leaves the table");
+        h.finish();
+        assert!(
+            h.take().is_empty(),
+            "closed connections are not closed again"
+        );
+    }
+
+    #[test]
+    fn syn_ack_first_makes_its_receiver_the_client() {
+        let mut h = Harness::new(Config::default());
+        h.seg(S, C, 9, SYN | ACK, b"").seg(S, C, 10, ACK, b"banner");
+        let got = h.take();
+        assert_eq!(got[0], "open 0 10.0.0.1:40000->10.0.0.2:8305 SynAck @1");
+        assert_eq!(got[1], "data 0 s>c \"banner\" @2");
+    }
+
+    #[test]
+    fn mid_stream_start_takes_the_first_sender_as_client_and_says_so() {
+        let mut h = Harness::new(Config::default());
+        h.seg(S, C, 777, ACK, b"late").seg(C, S, 1, ACK, b"reply");
+        assert_eq!(
+            h.take(),
+            [
+                "open 0 10.0.0.2:8305->10.0.0.1:40000 MidStream @1",
+                "note Some(ConnId(0)) MidStream { dir: ClientToServer } @1",
+                "data 0 c>s \"late\" @1",
+                "note Some(ConnId(0)) MidStream { dir: ServerToClient } @2",
+                "data 0 s>c \"reply\" @2",
+            ]
+        );
+    }
+
+    #[test]
+    fn port_reuse_after_close_is_a_new_connection() {
+        let mut h = Harness::new(Config::default());
+        handshake(&mut h, C, S, 100, 5000);
+        h.seg(C, S, 101, ACK | FIN, b"one")
+            .seg(S, C, 5001, ACK | FIN, b"");
+        h.take();
+        handshake(&mut h, C, S, 900_000, 70);
+        h.seg(C, S, 900_001, ACK, b"two");
+        assert_eq!(
+            h.take(),
+            [
+                "open 1 10.0.0.1:40000->10.0.0.2:8305 Syn @6",
+                "data 1 c>s \"two\" @9",
+            ]
+        );
+    }
+
+    #[test]
+    fn port_reuse_without_close_retires_the_old_connection() {
+        let mut h = Harness::new(Config::default());
+        handshake(&mut h, C, S, 100, 5000);
+        h.seg(C, S, 101, ACK, b"one");
+        h.seg(C, S, 100, SYN, b""); // retransmitted SYN: same connection
+        h.take();
+        h.seg(C, S, 4242, SYN, b""); // another ISN: a new connection
+        assert_eq!(
+            h.take(),
+            [
+                "closed 0 PortReused @6",
+                "open 1 10.0.0.1:40000->10.0.0.2:8305 Syn @6"
+            ]
+        );
+        // A SYN from the other side of a mid-stream connection is a new one too.
+        let mut h = Harness::new(Config::default());
+        h.seg(S, C, 1, ACK, b"x").seg(C, S, 50, SYN, b"");
+        let got = h.take();
+        assert!(
+            got.contains(&"open 1 10.0.0.1:40000->10.0.0.2:8305 Syn @2".to_string()),
+            "{got:?}"
+        );
+    }
+
+    #[test]
+    fn rst_closes_and_reports_its_side() {
+        let mut h = Harness::new(Config::default());
+        handshake(&mut h, C, S, 100, 5000);
+        h.seg(S, C, 5001, RST | ACK, b"");
+        let got = h.take();
+        assert_eq!(got[1..], ["rst 0 ServerToClient @4", "closed 0 Rst @4"]);
+    }
+
+    #[test]
+    fn out_of_order_and_retransmission_through_the_tracker() {
+        let mut h = Harness::new(Config::default());
+        handshake(&mut h, C, S, 100, 5000);
+        h.seg(C, S, 104, ACK, b"def")
+            .seg(C, S, 101, ACK, b"abc")
+            .seg(C, S, 101, ACK, b"abc");
+        let got = h.take();
+        assert_eq!(got[1..], ["data 0 c>s \"abc\" @5", "data 0 c>s \"def\" @4"]);
+        assert_eq!(h.t.stats().retransmitted_bytes, 3);
+        assert_eq!(h.t.stats().out_of_order_segments, 1);
+    }
+
+    #[test]
+    fn wrap_around_through_the_tracker() {
+        let mut h = Harness::new(Config::default());
+        handshake(&mut h, C, S, u32::MAX - 1, 5000);
+        h.seg(C, S, u32::MAX, ACK, b"ab").seg(C, S, 1, ACK, b"cd");
+        assert_eq!(
+            h.take()[1..],
+            ["data 0 c>s \"ab\" @4", "data 0 c>s \"cd\" @5"]
+        );
+    }
+
+    #[test]
+    fn per_connection_cap_turns_a_hole_into_a_gap() {
+        let mut h = Harness::new(Config {
+            max_buffered_per_conn: 100,
+            ..Config::default()
+        });
+        handshake(&mut h, C, S, 0, 0);
+        h.seg(C, S, 1, ACK, b"a");
+        h.seg(C, S, 10, ACK, &[b'x'; 60]);
+        assert_eq!(h.t.buffered(), 60);
+        h.seg(C, S, 70, ACK, &[b'y'; 60]);
+        let got = h.take();
+        assert_eq!(got[2], "gap 0 ClientToServer 8 BufferFull @6", "{got:?}");
+        assert_eq!(h.t.buffered(), 0);
+        assert_eq!(h.t.stats().gaps, 1);
+    }
+
+    #[test]
+    fn total_cap_applies_across_connections() {
+        let mut h = Harness::new(Config {
+            max_buffered_per_conn: 1000,
+            max_buffered_total: 150,
+            ..Config::default()
+        });
+        handshake(&mut h, C, S, 0, 0);
+        handshake(&mut h, "10.0.0.3:1", S, 0, 0);
+        h.seg(C, S, 10, ACK, &[1; 100]);
+        h.seg("10.0.0.3:1", S, 10, ACK, &[2; 100]);
+        assert!(h.t.buffered() <= 150);
+        assert!(h.take().iter().any(|e| e.starts_with("gap 1")));
+    }
+
+    #[test]
+    fn stop_buffering_keeps_only_counters() {
+        let mut h = Harness::new(Config::default());
+        handshake(&mut h, C, S, 0, 0);
+        h.seg(C, S, 1, ACK, b"hello");
+        h.seg(C, S, 100, ACK, b"ahead");
+        assert_eq!(h.t.buffered(), 5);
+        h.t.stop_buffering(ConnId(0));
+        assert_eq!(h.t.buffered(), 0);
+        h.take();
+        h.seg(C, S, 6, ACK, b"more")
+            .seg(C, S, 10, FIN | ACK, b"")
+            .seg(S, C, 1, FIN | ACK, b"");
+        assert_eq!(
+            h.take(),
+            [
+                "fin 0 ClientToServer @7",
+                "fin 0 ServerToClient @8",
+                "closed 0 Fin @8"
+            ]
+        );
+    }
+
+    #[test]
+    fn finish_flushes_buffered_bytes_after_a_gap() {
+        let mut h = Harness::new(Config::default());
+        handshake(&mut h, C, S, 0, 0);
+        h.seg(C, S, 5, ACK, b"tail");
+        h.take();
+        h.finish();
+        assert_eq!(
+            h.take(),
+            [
+                "gap 0 ClientToServer 4 EndOfCapture @4",
+                "data 0 c>s \"tail\" @4",
+                "closed 0 EndOfCapture @4"
+            ]
+        );
+        assert_eq!(h.t.connections(), 0);
+    }
+
+    #[test]
+    fn data_offsets_count_gaps_and_closed_bounds_the_connection() {
+        let mut t = Tracker::default();
+        let mut got = Vec::new();
+        let segs: [(&str, &str, u32, u8, &[u8]); 5] = [
+            (C, S, 0, SYN, b""),
+            (C, S, 1, ACK, b"ab"),
+            (C, S, 6, ACK, b"fg"),
+            (S, C, 0, RST, b""),
+            (C, S, 9, ACK, b"late"),
+        ];
+        for (i, (src, dst, seq, flags, payload)) in segs.into_iter().enumerate() {
+            let seg = TcpSegment {
+                src: src.parse().unwrap(),
+                dst: dst.parse().unwrap(),
+                seq,
+                ack: 0,
+                flags: TcpFlags(flags),
+                payload,
+                missing: 0,
+            };
+            let frame = 10 + i as u64;
+            t.push_segment(
+                &seg,
+                frame,
+                Timestamp::new(frame as i64, 0),
+                &mut |e| match e {
+                    Event::Data { offset, bytes, .. } => {
+                        got.push(format!("{offset}+{}", bytes.len()))
+                    }
+                    Event::Gap { offset, len, .. } => got.push(format!("gap {offset}+{len}")),
+                    Event::Closed {
+                        first_frame,
+                        last_frame,
+                        counters,
+                        ..
+                    } => got.push(format!(
+                        "closed {first_frame}..{last_frame} {}",
+                        counters[Dir::ClientToServer.index()].delivered
+                    )),
+                    _ => {}
+                },
+            );
+        }
+        assert_eq!(got, ["0+2", "gap 2+3", "5+2", "closed 10..13 4"]);
+    }
+
+    #[test]
+    fn full_table_evicts_the_least_recently_active() {
+        let mut h = Harness::new(Config {
+            max_connections: 2,
+            ..Config::default()
+        });
+        h.seg("10.0.0.1:1", S, 0, SYN, b"");
+        h.seg("10.0.0.1:2", S, 0, SYN, b"");
+        h.seg("10.0.0.1:1", S, 1, ACK, b"keep me");
+        h.take();
+        h.seg("10.0.0.1:3", S, 0, SYN, b"");
+        assert_eq!(
+            h.take(),
+            [
+                "closed 1 Evicted @4",
+                "open 2 10.0.0.1:3->10.0.0.2:8305 Syn @4"
+            ]
+        );
+        assert_eq!(h.t.connections(), 2);
+        assert_eq!(h.t.stats().evicted, 1);
+    }
+
+    #[test]
+    fn many_short_connections_keep_the_table_bounded() {
+        let mut h = Harness::new(Config {
+            max_connections: 500,
+            ..Config::default()
+        });
+        for i in 0..20_000u32 {
+            let c = format!(
+                "10.{}.{}.{}:{}",
+                i >> 16,
+                (i >> 8) & 255,
+                i & 255,
+                1024 + i % 50_000
+            );
+            h.seg(&c, S, 0, SYN, b"");
+            h.seg(S, &c, 0, SYN | ACK, b"");
+            h.seg(&c, S, 1, ACK, b"x");
+            h.seg(&c, S, 3, FIN | ACK, b"y"); // out of order before its FIN: flushed at close
+            h.seg(S, &c, 1, FIN | ACK, b"");
+            h.got.clear();
+            assert!(h.t.connections() <= 500);
+        }
+        assert_eq!(h.t.stats().connections, 20_000);
+        assert_eq!(h.t.connections(), 0);
+        assert_eq!(h.t.buffered(), 0);
+        assert!(h.t.lru.len() <= 2 * 500 + 1);
+        let remembered = Config::default().max_closed_remembered;
+        assert!(h.t.closed.len() <= remembered && h.t.closed_fifo.len() <= remembered);
+        assert_eq!(h.t.stats().evicted, 0);
+    }
+
+    #[test]
+    fn port_filter_skips_other_connections() {
+        let mut h = Harness::new(Config {
+            ports: vec![8305],
+            ..Config::default()
+        });
+        h.seg("10.0.0.1:1", "10.0.0.2:443", 0, SYN, b"");
+        h.seg(C, S, 0, SYN, b"");
+        assert_eq!(h.take().len(), 1);
+        assert_eq!(h.t.stats().filtered, 1);
+    }
+
+    #[test]
+    fn frames_are_decoded_and_odd_ones_noted() {
+        use crate::net::decode::tests::ipv4_tcp;
+        let mut t = Tracker::default();
+        let mut got = Vec::new();
+        let mut eth = vec![0u8; 12];
+        eth.extend_from_slice(&[0x08, 0x00]);
+        eth.extend_from_slice(&ipv4_tcp(1, SYN, b""));
+        let mut frag = ipv4_tcp(9, ACK, b"frag");
+        frag[6] = 0x20;
+        let frames: [(u32, Vec<u8>); 4] =
+            [(1, eth), (101, frag), (147, vec![1, 2, 3]), (147, vec![4])];
+        for (i, (lt, data)) in frames.iter().enumerate() {
+            let f = Frame {
+                index: i as u64 + 1,
+                ts: Timestamp::default(),
+                linktype: Linktype(*lt),
+                data,
+                orig_len: data.len() as u32,
+                interface: 0,
+            };
+            t.push(&f, &mut |e| got.push(show(&e)));
+        }
+        assert_eq!(got.len(), 3, "{got:?}");
+        assert!(got[0].starts_with("open 0 10.0.0.1:40000->10.0.0.2:8305 Syn @1"));
+        assert!(got[1].contains("Fragment") && got[1].ends_with("@2"));
+        assert!(got[2].contains("UnsupportedLinktype") && got[2].ends_with("@3"));
+        let s = t.stats();
+        assert_eq!(
+            (s.frames, s.fragments, s.undecodable, s.tcp_segments),
+            (4, 1, 2, 1)
+        );
+    }
+}

@@ -1,0 +1,372 @@
+//! `sfdiag check`: exit codes 0/1/2/3 on certificates made by openssl and by us, roles in a
+//! PKI root, text and JSON.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use time::format_description::well_known::Rfc3339;
+use time::{Duration, OffsetDateTime};
+
+use crate::common::{have_openssl, sfdiag};
+
+const FMC: &str = "cdb123c8-4347-11ef-aca1-f3aa241412a1";
+const FTD: &str = "c8d5d5c6-87c9-11ef-a993-b9831565bc4e";
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn check(args: &[&str]) -> (i32, String, String) {
+    let out: Output = sfdiag().arg("check").args(args).output().unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+/// A self-signed certificate from `openssl req -x509`, valid from now for `days`.
+fn openssl_cert(dir: &Path, name: &str, days: u32) -> PathBuf {
+    assert!(
+        have_openssl(),
+        "the openssl command is needed (.ci/run installs it)"
+    );
+    let cert = dir.join(format!("{name}.pem"));
+    let key = dir.join(format!("{name}.key"));
+    let out = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256"])
+        .args(["-subj", &format!("/CN={name}"), "-days", &days.to_string()])
+        .args(["-keyout", s(&key), "-out", s(&cert)])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    cert
+}
+
+fn pki_init(root: &Path, extra: &[&str]) {
+    let out = sfdiag()
+        .args(["pki", "init", "--root", s(root)])
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// notBefore of a certificate, as openssl reads it.
+fn not_before(cert: &Path) -> OffsetDateTime {
+    let out = Command::new("openssl")
+        .args([
+            "x509",
+            "-noout",
+            "-startdate",
+            "-dateopt",
+            "iso_8601",
+            "-in",
+            s(cert),
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    // notBefore=2026-11-26 15:30:54Z
+    let v = text
+        .trim()
+        .trim_start_matches("notBefore=")
+        .replacen(' ', "T", 1);
+    OffsetDateTime::parse(&v, &Rfc3339).unwrap()
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap()
+}
+
+#[test]
+fn exit_codes_for_openssl_made_certificates() {
+    let d = tempfile::tempdir().unwrap();
+    let ten_years = openssl_cert(d.path(), "ten-years", 3650);
+    let sixty = openssl_cert(d.path(), "sixty-days", 60);
+    let twenty = openssl_cert(d.path(), "twenty-days", 20);
+    let garbage = d.path().join("garbage.pem");
+    fs::write(&garbage, b"this is not a certificate\n").unwrap();
+    // Judge half a day after each certificate was made, so the day counts are exact.
+    let at = |cert: &Path, offset: Duration| rfc3339(not_before(cert) + offset);
+    let half = Duration::hours(12);
+
+    let (code, out, _) = check(&["--at", &at(&ten_years, half), s(&ten_years)]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.starts_with("OK: 1 certificate: 0 critical, 0 warning, 1 ok"),
+        "{out}"
+    );
+    assert!(out.contains("CN=ten-years: notAfter="), "{out}");
+    assert!(out.contains("valid for 3649 more days"), "{out}");
+
+    let (code, out, _) = check(&["--at", &at(&sixty, half), s(&sixty)]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("WARNING  CN=sixty-days: notAfter="), "{out}");
+    assert!(out.contains("valid for 59 more days"), "{out}");
+
+    let (code, out, _) = check(&["--at", &at(&twenty, half), s(&twenty)]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("CRITICAL CN=twenty-days"), "{out}");
+    assert!(out.contains("valid for 19 more days"), "{out}");
+
+    // Expired: the ten-year certificate judged eleven years on.
+    let (code, out, _) = check(&[
+        "--at",
+        &at(&ten_years, Duration::days(4015) + half),
+        s(&ten_years),
+    ]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("expired 365 days ago"), "{out}");
+
+    // Not yet valid: judged before it was made.
+    let (code, out, _) = check(&["--at", &at(&ten_years, -half), s(&ten_years)]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("not yet valid, starts in 0 days"), "{out}");
+
+    let (code, out, _) = check(&[s(&garbage)]);
+    assert_eq!(code, 3, "{out}");
+    assert!(out.starts_with("UNKNOWN: 0 certificates"), "{out}");
+    assert!(
+        out.contains(&format!("UNKNOWN  {}: ", garbage.display())),
+        "{out}"
+    );
+
+    // Thresholds are flags.
+    let (code, _, _) = check(&[
+        "--at",
+        &at(&sixty, half),
+        "--warn-days",
+        "30",
+        "--critical-days",
+        "10",
+        s(&sixty),
+    ]);
+    assert_eq!(code, 0);
+    // Relative --at works against the clock (any 60-day cert is expired in 61 days).
+    let (code, out, _) = check(&["--at", "+61d", s(&sixty)]);
+    assert_eq!(code, 2, "{out}");
+}
+
+#[test]
+fn exit_codes_for_our_own_certificates_at_a_fixed_time() {
+    let d = tempfile::tempdir().unwrap();
+    let at = "2026-11-26T00:00:00Z";
+    for (days, code) in [("3650", 0), ("60", 1), ("20", 2)] {
+        let root = d.path().join(days);
+        pki_init(
+            &root,
+            &["--not-before", at, "--days", days, "--devices", "1"],
+        );
+        let ca = root.join("fmc/etc/sf/ca_root/cacert.pem");
+        let (c, out, _) = check(&["--at", at, s(&ca)]);
+        assert_eq!(c, code, "{days} days: {out}");
+        assert!(out.contains("InternalCA: notAfter="), "{days} days: {out}");
+        assert!(
+            out.contains(&format!("valid for {days} more days")),
+            "{out}"
+        );
+    }
+}
+
+#[test]
+fn one_bad_file_is_unknown_and_the_others_are_still_checked() {
+    let d = tempfile::tempdir().unwrap();
+    let good = openssl_cert(d.path(), "good", 3650);
+    let empty = d.path().join("empty.pem");
+    fs::write(&empty, b"").unwrap();
+    let key = d.path().join("good.key");
+    let missing = d.path().join("missing.pem");
+    let (code, out, _) = check(&[s(&empty), s(&good), s(&key), s(&missing)]);
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains("OK       CN=good: notAfter="), "{out}");
+    assert!(
+        out.contains(&format!("UNKNOWN  {}", empty.display())),
+        "{out}"
+    );
+    assert!(out.contains("private key"), "{out}");
+    assert!(!out.contains("BEGIN"), "a key must never be printed: {out}");
+    assert!(
+        out.contains(&format!("UNKNOWN  {}: ", missing.display())),
+        "{out}"
+    );
+    assert!(
+        out.starts_with("UNKNOWN: 1 certificate: 0 critical, 0 warning, 1 ok, 3 unknown"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_pki_root_is_recognised_and_each_cert_named_by_role() {
+    let d = tempfile::tempdir().unwrap();
+    // The field story: the InternalCA (2014, ten years) has expired, the peer certs (issued
+    // in 2020) have not.
+    pki_init(
+        d.path(),
+        &[
+            "--fmc-uuid",
+            FMC,
+            "--device",
+            &format!("ftd1={FTD}"),
+            "--ha-secondary",
+            "fmc2",
+            "--not-before",
+            "2014-06-01T00:00:00Z",
+            "--days",
+            "3650",
+            "--peer-not-before",
+            "2020-06-01T00:00:00Z",
+            "--peer-days",
+            "3650",
+        ],
+    );
+    let (code, out, err) = check(&["--at", "2026-11-26T00:00:00Z", s(d.path())]);
+    assert_eq!(code, 2, "{out}{err}");
+    let root = d.path().display().to_string();
+    let line = |status: &str, name: &str, rest: &str| {
+        format!("{status:<8} {name}: notAfter={rest} ({root}/")
+    };
+    let ca_end = "May 29 00:00:00 2024 GMT, expired 911 days ago";
+    let peer_end = "May 30 00:00:00 2030 GMT, valid for 1281 more days";
+    for expected in [
+        line("CRITICAL", "InternalCA", ca_end),
+        line("CRITICAL", "InternalCA (ftd1's copy)", ca_end),
+        line("CRITICAL", "InternalCA (pushed to ftd1)", ca_end),
+        line("CRITICAL", "InternalCA (fmc2's copy)", ca_end),
+        line("CRITICAL", "InternalCA (pushed to fmc2)", ca_end),
+        line("OK", "FMC sftunnel cert", peer_end),
+        line("OK", "device ftd1's cert", peer_end),
+        line("OK", "device ftd1's cert (FMC's pushed copy)", peer_end),
+        line("OK", "HA secondary fmc2's cert", peer_end),
+        line(
+            "OK",
+            "HA secondary fmc2's cert (FMC's pushed copy)",
+            peer_end,
+        ),
+    ] {
+        assert!(out.contains(&expected), "missing {expected:?} in\n{out}");
+    }
+    assert!(
+        out.starts_with("CRITICAL: 10 certificates: 5 critical, 0 warning, 5 ok, 0 unknown"),
+        "{out}"
+    );
+
+    // JSON: the same facts.
+    let (code, json, _) = check(&[
+        "--at",
+        "2026-11-26T00:00:00Z",
+        "--format",
+        "json",
+        s(d.path()),
+    ]);
+    assert_eq!(code, 2);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["status"], "CRITICAL");
+    assert_eq!(v["exit_code"], 2);
+    assert_eq!(v["at"], "2026-11-26T00:00:00Z");
+    let certs = v["certificates"].as_array().unwrap();
+    assert_eq!(certs.len(), 10);
+    let ca = certs
+        .iter()
+        .find(|c| c["role"] == "internal_ca")
+        .expect("the InternalCA is named");
+    assert_eq!(ca["name"], "InternalCA");
+    assert_eq!(ca["not_after"], "2024-05-29T00:00:00Z");
+    assert_eq!(ca["days_left"], -911);
+    assert_eq!(ca["standing"], "expired");
+    assert_eq!(ca["message"], "expired 911 days ago");
+    assert_eq!(ca["status"], "CRITICAL");
+    assert_eq!(ca["serial"], "0");
+    assert_eq!(
+        ca["subject"],
+        format!("O=Cisco Systems\\, Inc,CN={FMC},OU=Intrusion Management System,title=InternalCA")
+    );
+    let dev = certs
+        .iter()
+        .find(|c| c["role"] == "device_cert" && c["peer"] == "ftd1")
+        .unwrap();
+    assert_eq!(dev["days_left"], 1281);
+    assert_eq!(dev["status"], "OK");
+    assert_eq!(v["errors"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn backups_are_skipped_in_folders_but_named_when_given() {
+    let d = tempfile::tempdir().unwrap();
+    pki_init(d.path(), &["--devices", "1"]);
+    pki_init(d.path(), &["--devices", "1", "--force"]);
+    let (code, out, _) = check(&[s(d.path())]);
+    assert_eq!(code, 0, "{out}");
+    assert!(!out.contains("backup"), "{out}");
+    assert!(out.starts_with("OK: 6 certificates"), "{out}");
+    let backup = d.path().join("fmc/etc/sf/ca_root/cacert.pem.backup");
+    let (code, out, _) = check(&[s(&backup)]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("InternalCA [backup]: notAfter="), "{out}");
+}
+
+#[test]
+fn an_empty_folder_is_unknown() {
+    let d = tempfile::tempdir().unwrap();
+    let (code, out, _) = check(&[s(d.path())]);
+    assert_eq!(code, 3, "{out}");
+    assert!(
+        out.contains("no certificate found under this folder"),
+        "{out}"
+    );
+}
+
+#[test]
+fn the_openssl_reference_pki_with_an_expired_ca() {
+    // lab-pki.sh makes a v1 InternalCA with `openssl ca` between two given dates.
+    assert!(have_openssl());
+    let d = tempfile::tempdir().unwrap();
+    let script = crate::common::shared_dir().join("tools/lab-pki.sh");
+    let out = Command::new("bash")
+        .arg(&script)
+        .arg(d.path())
+        .args(["20140601000000Z", "20240601000000Z"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (code, out, _) = check(&["--at", "2026-11-26T00:00:00Z", s(d.path())]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains(&format!(
+            "CRITICAL O=Cisco Systems\\, Inc,CN={FMC},OU=Intrusion Management System,title=InternalCA: notAfter=Jun  1 00:00:00 2024 GMT, expired 908 days ago"
+        )),
+        "{out}"
+    );
+    // Keys beside the certificates are passed over in a folder, not reported.
+    assert!(out.contains(", 0 unknown"), "{out}");
+}
+
+#[test]
+fn committed_lab_pkis_check_as_documented() {
+    // certs/README.md: certs/valid runs 2025-01-01 + 3650 days; certs/expired-ca's
+    // InternalCA ended 2024-05-29 while its peer certs run to 2030.
+    let certs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("certs");
+    let (code, out, _) = check(&["--at", "2026-11-26T00:00:00Z", s(&certs.join("valid"))]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out, _) = check(&["--at", "2026-11-26T00:00:00Z", s(&certs.join("expired-ca"))]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains(
+            "CRITICAL InternalCA: notAfter=May 29 00:00:00 2024 GMT, expired 911 days ago"
+        ),
+        "{out}"
+    );
+}
