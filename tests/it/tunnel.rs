@@ -107,6 +107,61 @@ impl Drop for Proc {
     }
 }
 
+/// Runs `cmd` to completion like `Command::output`, but kills it and fails after `secs`.
+fn run(cmd: &mut Command, secs: u64) -> std::process::Output {
+    let what = format!("{cmd:?}");
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    let drain = |r: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_end(&mut v);
+            }
+            v
+        })
+    };
+    let out = drain(
+        child
+            .stdout
+            .take()
+            .map(|r| Box::new(r) as Box<dyn Read + Send>),
+    );
+    let err = drain(
+        child
+            .stderr
+            .take()
+            .map(|r| Box::new(r) as Box<dyn Read + Send>),
+    );
+    let end = Instant::now() + Duration::from_secs(secs);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > end {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what}: still running after {secs}s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    std::process::Output {
+        status,
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    }
+}
+
+/// Runs a control-socket conversation with a deadline.
+fn block<T>(rt: &tokio::runtime::Runtime, f: impl std::future::Future<Output = T>) -> T {
+    rt.block_on(async { tokio::time::timeout(Duration::from_secs(60), f).await })
+        .expect("control socket conversation timed out")
+}
+
 /// One side's three files.
 #[derive(Clone, Debug)]
 struct Side {
@@ -148,7 +203,7 @@ fn openssl_pki(dir: &Path, ca_window: Option<(&str, &str)>) -> Pki {
     if let Some((a, b)) = ca_window {
         cmd.args([a, b]);
     }
-    let out = cmd.output().unwrap();
+    let out = run(&mut cmd, 120);
     assert!(
         out.status.success(),
         "{}",
@@ -172,7 +227,7 @@ fn our_pki(root: &Path, devices: u32, extra: &[&str]) -> Pki {
     if !extra.contains(&"--device") {
         cmd.args(["--devices", &devices.to_string()]);
     }
-    let out = cmd.args(extra).output().unwrap();
+    let out = run(cmd.args(extra), 120);
     assert!(
         out.status.success(),
         "{}",
@@ -632,10 +687,7 @@ fn validate_passes_on_a_fresh_pki_and_fails_with_err10_on_an_expired_ca() {
     let d = tempfile::tempdir().unwrap();
     let fresh = d.path().join("fresh");
     our_pki(&fresh, 2, &[]);
-    let out = sfdiag()
-        .args(["validate", "--root", s(&fresh)])
-        .output()
-        .unwrap();
+    let out = run(sfdiag().args(["validate", "--root", s(&fresh)]), 120);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         out.status.code(),
@@ -653,10 +705,10 @@ fn validate_passes_on_a_fresh_pki_and_fails_with_err10_on_an_expired_ca() {
     assert!(text.contains("ftd1 (") && text.contains("ftd2 ("), "{text}");
 
     // The same PKI eleven years on: now passes, --at fails.
-    let out = sfdiag()
-        .args(["validate", "--root", s(&fresh), "--at", "+11y"])
-        .output()
-        .unwrap();
+    let out = run(
+        sfdiag().args(["validate", "--root", s(&fresh), "--at", "+11y"]),
+        120,
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert_eq!(
@@ -668,10 +720,7 @@ fn validate_passes_on_a_fresh_pki_and_fails_with_err10_on_an_expired_ca() {
 
     let expired = d.path().join("expired");
     our_pki(&expired, 1, OUR_EXPIRED);
-    let out = sfdiag()
-        .args(["validate", "--root", s(&expired)])
-        .output()
-        .unwrap();
+    let out = run(sfdiag().args(["validate", "--root", s(&expired)]), 120);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(
@@ -685,27 +734,25 @@ fn validate_passes_on_a_fresh_pki_and_fails_with_err10_on_an_expired_ca() {
 fn validate_with_explicit_files_and_setup_errors() {
     let d = tempfile::tempdir().unwrap();
     let pki = openssl_pki(d.path(), None);
-    let out = sfdiag()
-        .arg("validate")
-        .args(pki.fmc.args())
-        .args([
+    let out = run(
+        sfdiag().arg("validate").args(pki.fmc.args()).args([
             "--peer-cert",
             s(&pki.ftd.cert),
             "--peer-key",
             s(&pki.ftd.key),
-        ])
-        .output()
-        .unwrap();
+        ]),
+        120,
+    );
     assert_eq!(
         out.status.code(),
         Some(0),
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
-    let out = sfdiag()
-        .args(["validate", "--root", s(&d.path().join("none"))])
-        .output()
-        .unwrap();
+    let out = run(
+        sfdiag().args(["validate", "--root", s(&d.path().join("none"))]),
+        60,
+    );
     assert_eq!(out.status.code(), Some(2));
 }
 
@@ -734,10 +781,10 @@ fn status_lists_connected_and_known_devices_from_the_control_socket() {
     });
     let end = Instant::now() + Duration::from_secs(20);
     let v: serde_json::Value = loop {
-        let out = sfdiag()
-            .args(["status", "--root", s(&root), "--format", "json"])
-            .output()
-            .unwrap();
+        let out = run(
+            sfdiag().args(["status", "--root", s(&root), "--format", "json"]),
+            120,
+        );
         assert!(
             out.status.success(),
             "{}",
@@ -758,10 +805,7 @@ fn status_lists_connected_and_known_devices_from_the_control_socket() {
     assert_eq!(peers[1]["name"], "ftd2");
     assert_eq!(peers[1]["connected"], false);
     assert!(v["server"]["uuid"].is_string());
-    let out = sfdiag()
-        .args(["status", "--root", s(&root)])
-        .output()
-        .unwrap();
+    let out = run(sfdiag().args(["status", "--root", s(&root)]), 120);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.lines()
@@ -776,10 +820,7 @@ fn status_lists_connected_and_known_devices_from_the_control_socket() {
     drop(dev);
     drop(srv);
     // With no server: the known devices, not running, exit 1.
-    let out = sfdiag()
-        .args(["status", "--root", s(&root)])
-        .output()
-        .unwrap();
+    let out = run(sfdiag().args(["status", "--root", s(&root)]), 120);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("sftunnel is not running"));
 }
@@ -817,12 +858,11 @@ fn push_over_the_control_socket_installs_files_and_the_device_reconnects() {
         .build()
         .unwrap();
     let sock = root.join("fmc/var/run/sftunnel.sock");
-    let ack = rt
-        .block_on(async {
-            let mut c = ControlClient::connect(&sock).await?;
-            c.push(&uuid, &files).await
-        })
-        .unwrap();
+    let ack = block(&rt, async {
+        let mut c = ControlClient::connect(&sock).await?;
+        c.push(&uuid, &files).await
+    })
+    .unwrap();
     assert!(ack.ok, "{ack:?}");
     assert_eq!(std::fs::read(&pki.ftd.cert).unwrap(), files[1].data);
     use std::os::unix::fs::PermissionsExt;
@@ -855,23 +895,21 @@ fn push_over_the_control_socket_installs_files_and_the_device_reconnects() {
         mode: 0o644,
         data: b"x".to_vec(),
     }];
-    let ack = rt
-        .block_on(async {
-            let mut c = ControlClient::connect(&sock).await?;
-            c.push(&uuid, &bad).await
-        })
-        .unwrap();
+    let ack = block(&rt, async {
+        let mut c = ControlClient::connect(&sock).await?;
+        c.push(&uuid, &bad).await
+    })
+    .unwrap();
     assert!(
         !ack.ok && ack.message.contains("unexpected file"),
         "{ack:?}"
     );
     // Pushing to a device that is not connected is an error naming it.
-    let err = rt
-        .block_on(async {
-            let mut c = ControlClient::connect(&sock).await?;
-            c.push("00000000-0000-0000-0000-000000000000", &files).await
-        })
-        .unwrap_err();
+    let err = block(&rt, async {
+        let mut c = ControlClient::connect(&sock).await?;
+        c.push("00000000-0000-0000-0000-000000000000", &files).await
+    })
+    .unwrap_err();
     assert!(err.to_string().contains("is not connected"), "{err}");
 }
 
@@ -963,14 +1001,13 @@ fn renewal_push_then_fmc_restart_brings_the_device_back_on_the_new_ca() {
         .enable_all()
         .build()
         .unwrap();
-    let ack = rt
-        .block_on(async {
-            ControlClient::connect(&sock)
-                .await?
-                .push(&dev_uuid, &files)
-                .await
-        })
-        .unwrap();
+    let ack = block(&rt, async {
+        ControlClient::connect(&sock)
+            .await?
+            .push(&dev_uuid, &files)
+            .await
+    })
+    .unwrap();
     assert!(ack.ok, "{ack:?}");
     // The device now trusts the new CA; the FMC still presents the old chain.
     dev.wait_for(20, |l| l.contains("err 7:certificate signature failure"));
@@ -988,7 +1025,7 @@ fn renewal_push_then_fmc_restart_brings_the_device_back_on_the_new_ca() {
         cert: fmc.join("keys/sftunnel-cert.pem"),
         key: fmc.join("keys/sftunnel-key.pem"),
     };
-    rt.block_on(async {
+    block(&rt, async {
         ControlClient::connect(&sock)
             .await?
             .restart(&fmc_files)
