@@ -40,7 +40,10 @@ pub struct PeerCert {
 
 /// Reads the facts of one certificate; `None` if it does not parse that far.
 pub fn peer_cert(der: &[u8]) -> Option<PeerCert> {
-    let c = cert::parse(der);
+    facts(&cert::parse(der))
+}
+
+fn facts(c: &CertInfo) -> Option<PeerCert> {
     Some(PeerCert {
         subject: c.subject.as_ref()?.oneline(),
         title: c.title().map(str::to_owned),
@@ -58,15 +61,15 @@ pub enum PeerRole {
     Client,
 }
 
-/// Judges `ee` + `intermediates` (as sent) against `anchors` at `at`; the first error the way
-/// OpenSSL stops at it.
+/// Judges `ee` + `intermediates` (as sent) against `anchors` at `at`: the accepted peer's
+/// facts (parsed once, here), or the first error the way OpenSSL stops at it.
 pub fn judge_chain(
     ee: &CertificateDer<'_>,
     intermediates: &[CertificateDer<'_>],
     anchors: &[CertInfo],
     at: OffsetDateTime,
     role: PeerRole,
-) -> Result<(), VerifyFailure> {
+) -> Result<Option<PeerCert>, VerifyFailure> {
     let chain: Vec<CertInfo> = std::iter::once(ee)
         .chain(intermediates)
         .map(|d| cert::parse(d))
@@ -77,7 +80,7 @@ pub fn judge_chain(
     };
     let v = judge::verify_with(&chain, anchors, at, &Policy::tls(purpose)).overall;
     if v.is_ok() {
-        return Ok(());
+        return Ok(facts(&chain[0]));
     }
     Err(VerifyFailure {
         code: v.code.code(),

@@ -30,17 +30,21 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, Error, SignatureScheme};
 
-use super::chain::{self, PeerRole, VerifyFailure};
+use super::chain::{self, PeerCert, PeerRole, VerifyFailure};
 use super::clock::from_unix_time;
 use crate::cert::{self, CertInfo};
 
+/// What the verifier concluded about the peer's chain in one handshake: the accepted peer's
+/// facts, or why it was refused.
+pub type Judged = Result<Option<PeerCert>, VerifyFailure>;
+
 tokio::task_local! {
-    static VERIFY_SLOT: RefCell<Option<VerifyFailure>>;
+    static VERIFY_SLOT: RefCell<Option<Judged>>;
 }
 
-/// Runs `f` (a handshake) and returns its output with the chain failure a verifier recorded
-/// while it ran, if any.
-pub async fn capture_verify<F: Future>(f: F) -> (F::Output, Option<VerifyFailure>) {
+/// Runs `f` (a handshake) and returns its output with what a verifier concluded while it ran,
+/// if one ran.
+pub async fn capture_verify<F: Future>(f: F) -> (F::Output, Option<Judged>) {
     VERIFY_SLOT
         .scope(RefCell::new(None), async {
             let out = f.await;
@@ -49,10 +53,10 @@ pub async fn capture_verify<F: Future>(f: F) -> (F::Output, Option<VerifyFailure
         .await
 }
 
-fn record(f: &VerifyFailure) {
+fn record(j: Judged) {
     // Outside `capture_verify` (sync unit tests) there is no slot; the rustls error still says
     // enough to pick the alert.
-    let _ = VERIFY_SLOT.try_with(|s| *s.borrow_mut() = Some(f.clone()));
+    let _ = VERIFY_SLOT.try_with(|s| *s.borrow_mut() = Some(j));
 }
 
 /// The rustls error that makes rustls send `alert` (OpenSSL's alert for a verify code).
@@ -132,9 +136,11 @@ impl PeerVerifier {
             from_unix_time(now),
             self.peer,
         )
+        .map(|peer| record(Ok(peer)))
         .map_err(|f| {
-            record(&f);
-            rustls_error_for_alert(f.alert, &f)
+            let e = rustls_error_for_alert(f.alert, &f);
+            record(Err(f));
+            e
         })
     }
 }

@@ -570,6 +570,12 @@ fn serve_and_connect_once_exchange_hello_and_heartbeat() {
     let (st, out) = connect_once(&addr, &pki.ftd, &["--name", "ftd1"]);
     assert!(st.success(), "{out}");
     assert!(has_line(&out, "registered this device as ftd1"), "{out}");
+    // Each side names the certificate it accepted.
+    assert!(has_line(&out, "peer /CN=localhost/"), "{out}");
+    srv.wait_for(20, |l| {
+        l.contains("SSL connection established with 127.0.0.1")
+            && l.contains("peer /generationQualifier=sftunnel_")
+    });
     srv.wait_for(20, |l| {
         l.contains("Peer ftd1 (") && l.contains("connected from 127.0.0.1")
     });
@@ -633,8 +639,12 @@ fn serve_survives_silent_and_garbage_clients() {
         sock.set_read_timeout(Some(Duration::from_secs(20)))
             .unwrap();
         let mut buf = Vec::new();
-        let r = sock.read_to_end(&mut buf);
-        assert!(r.is_ok() || buf.is_empty(), "{r:?}");
+        // The server closed it (a reset counts: it may close with junk unread); a read that
+        // timed out would mean the connection was left hanging.
+        match sock.read_to_end(&mut buf) {
+            Ok(_) => {}
+            Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}"),
+        }
     }
     srv.wait_for(20, |l| l.contains("Timed out after 2 seconds in handshake"));
     // And the server still serves.
