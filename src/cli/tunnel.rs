@@ -222,6 +222,17 @@ async fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
         recorder,
     )
     .await?;
+    // SIGHUP restarts the tunnel service with the files read again, like restarting sftunnel.
+    let handle = server.handle();
+    if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                if let Err(e) = tunnel::Identity::load(&files).and_then(|id| handle.restart(&id)) {
+                    tracing::error!("restart: {e}");
+                }
+            }
+        });
+    }
     shutdown_signal().await;
     server.shutdown().await;
     Ok(ExitCode::SUCCESS)

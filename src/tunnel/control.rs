@@ -12,6 +12,8 @@
 //! <- {"ok":false,"error":"peer ... is not connected"}
 //! -> {"op":"reload","ca":"<path>","cert":"<path>","key":"<path>"}
 //! <- {"ok":true}                                          (new tunnels use these files)
+//! -> {"op":"restart","ca":"<path>","cert":"<path>","key":"<path>"}
+//! <- {"ok":true}              (reload, then close every tunnel: devices reconnect to the new files)
 //! ```
 //!
 //! A connection may send several requests. The socket is only as private as its directory:
@@ -25,6 +27,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::task::JoinHandle;
 
 use super::TunnelError;
+use super::material::{Identity, TlsFiles};
 use super::proto::{PushAck, PushFile};
 use super::server::ServerHandle;
 use super::status::{PeerStatus, ServerInfo};
@@ -49,6 +52,12 @@ pub enum Request {
     },
     /// Load new certificates for the tunnels accepted from now on (after `pki renew`).
     Reload {
+        ca: PathBuf,
+        cert: PathBuf,
+        key: PathBuf,
+    },
+    /// Reload, then close every open tunnel, as restarting sftunnel does.
+    Restart {
         ca: PathBuf,
         cert: PathBuf,
         key: PathBuf,
@@ -124,6 +133,27 @@ async fn serve_client(s: UnixStream, server: ServerHandle) {
     }
 }
 
+/// `reload` / `restart`: load `files` and hand them to the server.
+fn new_files(server: &ServerHandle, files: TlsFiles, restart: bool) -> Response {
+    let res = Identity::load(&files).and_then(|id| {
+        if restart {
+            server.restart(&id)
+        } else {
+            server.reload(&id)
+        }
+    });
+    match res {
+        Ok(()) => Response {
+            ok: true,
+            ..Response::default()
+        },
+        Err(e) => Response {
+            error: Some(e.to_string()),
+            ..Response::default()
+        },
+    }
+}
+
 async fn answer(req: Request, server: &ServerHandle) -> Response {
     match req {
         Request::Status => Response {
@@ -132,19 +162,8 @@ async fn answer(req: Request, server: &ServerHandle) -> Response {
             peers: Some(server.peers()),
             ..Response::default()
         },
-        Request::Reload { ca, cert, key } => {
-            let files = super::material::TlsFiles { ca, cert, key };
-            match super::material::Identity::load(&files).and_then(|id| server.reload(&id)) {
-                Ok(()) => Response {
-                    ok: true,
-                    ..Response::default()
-                },
-                Err(e) => Response {
-                    error: Some(e.to_string()),
-                    ..Response::default()
-                },
-            }
-        }
+        Request::Reload { ca, cert, key } => new_files(server, TlsFiles { ca, cert, key }, false),
+        Request::Restart { ca, cert, key } => new_files(server, TlsFiles { ca, cert, key }, true),
         Request::Push { peer, files } => {
             let files: Result<Vec<PushFile>, String> = files
                 .into_iter()
@@ -229,8 +248,20 @@ impl ControlClient {
     }
 
     /// Makes the server load `files` for the tunnels it accepts from now on.
-    pub async fn reload(&mut self, files: &super::material::TlsFiles) -> Result<(), TunnelError> {
+    pub async fn reload(&mut self, files: &TlsFiles) -> Result<(), TunnelError> {
         self.call(&Request::Reload {
+            ca: files.ca.clone(),
+            cert: files.cert.clone(),
+            key: files.key.clone(),
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// [`Self::reload`], then the server closes every open tunnel (devices reconnect and meet
+    /// the new certificates), as restarting sftunnel after a renewal does.
+    pub async fn restart(&mut self, files: &TlsFiles) -> Result<(), TunnelError> {
+        self.call(&Request::Restart {
             ca: files.ca.clone(),
             cert: files.cert.clone(),
             key: files.key.clone(),

@@ -4,8 +4,9 @@
 //! Owns TLS policy ([`config`]), the verifiers that call the chain judge at the tunnel's
 //! [`Clock`] ([`verify`], [`chain`]), the message protocol spoken inside the tunnel
 //! ([`proto`]), the FMC server ([`server`]), the device client ([`client`]), the control
-//! socket ([`control`]), in-process validation ([`validate`]) and the appliance's log lines
-//! ([`log`], [`failure`]). Certificates are judged by `judge`; the PKI layout is `pki`'s;
+//! socket ([`control`]: status, push, reload/restart), in-process validation ([`validate`]),
+//! delivering a renewed PKI through a running server ([`renewal`]) and the appliance's log
+//! lines ([`log`], [`failure`]). Certificates are judged by `judge`; the PKI layout is `pki`'s;
 //! flags are the CLI's.
 
 use std::path::PathBuf;

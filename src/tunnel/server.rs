@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use rustls::{KeyLog, ServerConfig};
@@ -110,8 +110,10 @@ struct Shared {
     clock: Clock,
     timeouts: Timeouts,
     /// Swapped by [`ServerHandle::reload`]; each connection takes the one current at accept.
-    config: std::sync::RwLock<Arc<ServerConfig>>,
+    config: RwLock<Arc<ServerConfig>>,
     keylog: Option<Arc<dyn KeyLog>>,
+    /// Bumped by [`ServerHandle::restart`]: sessions of an older generation end.
+    generation: watch::Sender<u64>,
     peers: Mutex<BTreeMap<u64, Peer>>,
     events: broadcast::Sender<ServerEvent>,
     shutdown: watch::Sender<bool>,
@@ -168,8 +170,9 @@ impl Server {
             log: s.log.clone(),
             clock: s.clock.clone(),
             timeouts: s.timeouts,
-            config: std::sync::RwLock::new(config),
+            config: RwLock::new(config),
             keylog: s.keylog.clone(),
+            generation: watch::channel(0).0,
             peers: Mutex::new(BTreeMap::new()),
             events: broadcast::channel(1024).0,
             shutdown,
@@ -280,6 +283,19 @@ impl ServerHandle {
                 rfc3339(c.not_after)
             ))
         ));
+        Ok(())
+    }
+
+    /// Restarts the tunnel service with new material, as restarting sftunnel after
+    /// `generate_certs.pl` does: [`Self::reload`], then every open tunnel is closed (devices
+    /// reconnect and meet the new certificates).
+    pub fn restart(&self, identity: &Identity) -> Result<(), TunnelError> {
+        self.reload(identity)?;
+        self.shared.generation.send_modify(|g| *g += 1);
+        let sh = &self.shared;
+        sh.log
+            .thread(sh.log.main_tid())
+            .info("Restarting the tunnel service: closing all tunnels");
         Ok(())
     }
 
@@ -446,6 +462,8 @@ where
     let mut deadline = Instant::now() + idle;
     let mut pending: HashMap<u32, oneshot::Sender<PushAck>> = HashMap::new();
     let mut stop = h.shutdown_signal();
+    let mut generation = sh.generation.subscribe();
+    generation.mark_unchanged();
     let reason = loop {
         tokio::select! {
             m = io.read() => {
@@ -498,6 +516,7 @@ where
                 break "heartbeat timeout".to_owned();
             }
             _ = super::stopped(&mut stop) => break "server shutting down".to_owned(),
+            _ = generation.changed() => break "tunnel service restarted".to_owned(),
         }
     };
     // close_notify; bounded so a peer that stopped reading cannot hold the task.
