@@ -1,12 +1,9 @@
 //! One integration-test binary; each module tests one behaviour area end to end on real bytes.
 
+mod analyze;
 mod check;
 mod common;
-
-mod analyze;
 mod judge;
-mod net;
-mod pki;
 mod lab;
 mod net;
 mod pki;
