@@ -6,6 +6,7 @@ mod common;
 mod judge;
 mod lab;
 mod net;
+mod own_peers;
 mod pki;
 mod renew;
 mod truth;
