@@ -7,7 +7,9 @@
 //! socket ([`control`]: status, push, reload/restart), in-process validation ([`validate`]),
 //! delivering a renewed PKI through a running server ([`renewal`]) and the appliance's log
 //! lines ([`log`], [`failure`]). Certificates are judged by `judge`; the PKI layout is `pki`'s;
-//! flags are the CLI's.
+//! flags are the CLI's. Beyond ARCHITECTURE.md's directions, this module also reads the alert
+//! registry of the sans-IO `tls` module (one table of alert names for live logs and capture
+//! reports) and taps its streams with `recorder` for `--pcap`.
 
 use std::path::PathBuf;
 
