@@ -25,13 +25,16 @@ use super::clock::Clock;
 use super::config;
 use super::failure::HandshakeFailure;
 use super::framed::Framed;
-use super::handshake::{self, Established};
+use super::handshake::{self, Established, Heard};
 use super::install;
 use super::log::{Level, SF_HEARTBEAT, SF_PEERS, SfLog, ThreadLog};
 use super::material::{Identity, TlsFiles};
 use super::proto::{Message, PushAck, Role};
 use super::server::Timeouts;
 use crate::recorder::{Recorder, Side, Tapped};
+
+/// A device's TLS stream to the FMC.
+pub type Stream = TlsStream<Heard<Tapped<TcpStream>>>;
 
 /// Retry delays of [`Client::run`]: `initial`, doubled after each failure up to `max`.
 #[derive(Clone, Copy, Debug)]
@@ -147,7 +150,7 @@ impl Client {
         &self,
         cfg: Arc<ClientConfig>,
         tl: &ThreadLog,
-    ) -> Result<(TlsStream<Tapped<TcpStream>>, Established), HandshakeFailure> {
+    ) -> Result<(Stream, Established), HandshakeFailure> {
         let (ip, port) = (self.addr.ip(), self.addr.port());
         let v = if self.addr.is_ipv4() { "IPv4" } else { "IPv6" };
         let quiet = tl.is_quiet();

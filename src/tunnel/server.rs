@@ -37,7 +37,8 @@ use crate::recorder::{Recorder, Side, Tapped};
 /// Deadlines of the tunnel's phases, shared by both sides.
 #[derive(Clone, Copy, Debug)]
 pub struct Timeouts {
-    /// TCP connect (device side) and TLS handshake.
+    /// TCP connect (device side), and the longest a peer may stay silent during the TLS
+    /// handshake (a handshake that keeps going gets [`handshake::WHOLE`] times this in all).
     pub handshake: Duration,
     /// From handshake done to the peer's HELLO.
     pub hello: Duration,
