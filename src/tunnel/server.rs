@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use rustls::{KeyLog, ServerConfig};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -152,12 +152,10 @@ impl Server {
         recorder: Option<Recorder>,
     ) -> Result<Server, TunnelError> {
         let config = config::server_config(&s.identity, &s.clock, s.keylog.clone())?;
-        let listener = TcpListener::bind(&s.listen)
-            .await
-            .map_err(|e| TunnelError::Bind {
-                addr: s.listen.clone(),
-                source: e,
-            })?;
+        let listener = listen(&s.listen).await.map_err(|e| TunnelError::Bind {
+            addr: s.listen.clone(),
+            source: e,
+        })?;
         let local_addr = listener.local_addr()?;
         let (shutdown, _) = watch::channel(false);
         let info = ServerInfo {
@@ -313,6 +311,32 @@ impl ServerHandle {
     pub(crate) fn shutdown_signal(&self) -> watch::Receiver<bool> {
         self.shared.shutdown.subscribe()
     }
+}
+
+/// Connections the kernel may queue for us before we accept them. tokio's default (1,024)
+/// overflows when thousands of devices reconnect at once, and every dropped SYN or ACK costs
+/// its device a retransmission timeout (1 s and up); the kernel caps this at
+/// `net.core.somaxconn`.
+const BACKLOG: u32 = 4096;
+
+async fn listen(addr: &str) -> std::io::Result<TcpListener> {
+    let mut last = None;
+    for a in tokio::net::lookup_host(addr).await? {
+        let sock = if a.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        // As std and tokio do: a restarted server may bind beside its old TIME_WAIT sockets.
+        sock.set_reuseaddr(true)?;
+        match sock.bind(a).and_then(|()| sock.listen(BACKLOG)) {
+            Ok(l) => return Ok(l),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address to listen on")
+    }))
 }
 
 async fn accept_loop(listener: TcpListener, h: ServerHandle) {
