@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use rustls::{KeyLog, ServerConfig};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::sync::{Semaphore, broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -120,6 +120,8 @@ struct Shared {
     shutdown: watch::Sender<bool>,
     /// `--pcap`: every accepted connection is recorded here.
     recorder: Option<Recorder>,
+    /// Handshakes in progress at once ([`HANDSHAKE_SLOTS`]).
+    handshakes: Semaphore,
     next_conn: AtomicU64,
     next_push: AtomicU32,
     info: ServerInfo,
@@ -176,6 +178,7 @@ impl Server {
             events: broadcast::channel(1024).0,
             shutdown,
             recorder,
+            handshakes: Semaphore::new(HANDSHAKE_SLOTS),
             next_conn: AtomicU64::new(1),
             next_push: AtomicU32::new(1),
             info,
@@ -313,6 +316,15 @@ impl ServerHandle {
     }
 }
 
+/// TLS handshakes the server works on at once. A reconnect storm brings thousands of
+/// devices in the same second; started all together, each would crawl through its handshake
+/// while the cores share out thousands of RSA signatures, and devices would time out on
+/// handshakes that were merely queued. Taken in order, a few hundred at a time, each one is
+/// quick and the rest wait their turn with their ClientHello in the socket (as OpenSSH's
+/// MaxStartups bounds unauthenticated connections). Enough to keep the cores busy across
+/// network round trips; a slot is only taken once the device has spoken.
+pub const HANDSHAKE_SLOTS: usize = 256;
+
 /// Connections the kernel may queue for us before we accept them. tokio's default (1,024)
 /// overflows when thousands of devices reconnect at once, and every dropped SYN or ACK costs
 /// its device a retransmission timeout (1 s and up); the kernel caps this at
@@ -376,7 +388,20 @@ async fn connection(h: ServerHandle, tcp: TcpStream, addr: SocketAddr) {
         (Some(r), Ok(local)) => r.tap(tcp, addr, local, Side::Server),
         _ => Tapped::plain(tcp),
     };
-    let (tls, est) = match handshake::accept(config, tcp, sh.timeouts.handshake).await {
+    // A device that never speaks costs a socket and this task, never a handshake slot.
+    let silent = tokio::time::timeout(sh.timeouts.handshake, tcp.get_ref().readable()).await;
+    if silent.is_err() {
+        return fail(HandshakeFailure::Timeout {
+            phase: "handshake",
+            secs: sh.timeouts.handshake.as_secs(),
+        });
+    }
+    // Waiting for a slot is our queue, not the device's silence: its deadline starts with the
+    // slot (handshake::accept), and the slots are handed out first come, first served.
+    let slot = sh.handshakes.acquire().await;
+    let res = handshake::accept(config, tcp, sh.timeouts.handshake).await;
+    drop(slot);
+    let (tls, est) = match res {
         Ok(x) => x,
         Err(f) => return fail(f),
     };
