@@ -341,7 +341,7 @@ async fn connect(a: ConnectArgs) -> anyhow::Result<ExitCode> {
         )
         .await?;
         report.render(&mut std::io::stdout().lock())?;
-        return Ok(if report.ok == report.attempted {
+        return Ok(if report.all_ok() {
             ExitCode::SUCCESS
         } else {
             ExitCode::from(1)
