@@ -388,8 +388,10 @@ async fn connection(h: ServerHandle, tcp: TcpStream, addr: SocketAddr) {
         (Some(r), Ok(local)) => r.tap(tcp, addr, local, Side::Server),
         _ => Tapped::plain(tcp),
     };
-    // A device that never speaks costs a socket and this task, never a handshake slot.
-    let silent = tokio::time::timeout(sh.timeouts.handshake, tcp.get_ref().readable()).await;
+    // A device that never speaks costs a socket and this task, never a handshake slot. (Not
+    // `readable()`: tokio reports a fresh socket readable before any byte came.)
+    let mut first = [0u8; 1];
+    let silent = tokio::time::timeout(sh.timeouts.handshake, tcp.get_ref().peek(&mut first)).await;
     if silent.is_err() {
         return fail(HandshakeFailure::Timeout {
             phase: "handshake",
