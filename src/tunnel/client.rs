@@ -375,7 +375,10 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Session<'a, S> {
             version: concat!("sfdiag ", env!("CARGO_PKG_VERSION")).to_owned(),
         };
         let lost = |e: TunnelError| HandshakeFailure::Tls(e.to_string());
-        self.io.send(&hello).await.map_err(lost)?;
+        self.io
+            .send_within(&hello, self.s.timeouts.hello)
+            .await
+            .map_err(lost)?;
         match tokio::time::timeout(self.s.timeouts.hello, self.io.read()).await {
             Err(_) => Err(HandshakeFailure::Timeout {
                 phase: "hello",
@@ -420,7 +423,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Session<'a, S> {
                     sent_at = Instant::now();
                     let now = self.s.clock.now();
                     let hb = Message::Heartbeat { seq, unix_ms: (now.unix_timestamp_nanos() / 1_000_000) as i64 };
-                    if let Err(e) = self.io.send(&hb).await {
+                    if let Err(e) = self.io.send_within(&hb, idle).await {
                         break End::Lost(e.to_string());
                     }
                 }
@@ -448,7 +451,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Session<'a, S> {
                                 }
                             };
                             let ok = ack.ok;
-                            if let Err(e) = self.io.send(&Message::PushAck { id, ack }).await {
+                            if let Err(e) = self.io.send_within(&Message::PushAck { id, ack }, idle).await {
                                 break End::Lost(e.to_string());
                             }
                             if ok {

@@ -261,13 +261,18 @@ impl ServerHandle {
             uuid: uuid.to_owned(),
             reason: reason.to_owned(),
         };
-        tx.send(PushRequest { files, reply })
-            .await
-            .map_err(|_| fail("tunnel closed"))?;
-        match tokio::time::timeout(self.shared.timeouts.push, rx).await {
+        // Queueing counts against the deadline too: behind a push stuck on a peer that stopped
+        // reading, the queue fills and the next push would otherwise wait forever.
+        let delivered = async {
+            tx.send(PushRequest { files, reply })
+                .await
+                .map_err(|_| fail("tunnel closed"))?;
+            rx.await
+                .map_err(|_| fail("tunnel closed before the acknowledgement"))
+        };
+        match tokio::time::timeout(self.shared.timeouts.push, delivered).await {
             Err(_) => Err(fail("no acknowledgement in time")),
-            Ok(Err(_)) => Err(fail("tunnel closed before the acknowledgement")),
-            Ok(Ok(ack)) => Ok(ack),
+            Ok(r) => r,
         }
     }
 
@@ -449,7 +454,7 @@ async fn connection(h: ServerHandle, tcp: TcpStream, addr: SocketAddr) {
         name: sh.info.hostname.clone(),
         version: concat!("sfdiag ", env!("CARGO_PKG_VERSION")).to_owned(),
     };
-    if let Err(e) = io.send(&reply).await {
+    if let Err(e) = io.send_within(&reply, sh.timeouts.hello).await {
         tl.warn(&format!("Dropping {addr}: {e}"));
         return;
     }
@@ -527,7 +532,7 @@ where
                             p.status.last_heartbeat = Some(rfc3339(now));
                         }
                         let ack = Message::HeartbeatAck { seq, unix_ms: (now.unix_timestamp_nanos() / 1_000_000) as i64 };
-                        if let Err(e) = io.send(&ack).await {
+                        if let Err(e) = io.send_within(&ack, idle).await {
                             break e.to_string();
                         }
                     }
@@ -558,7 +563,7 @@ where
                     req.files.len(),
                     req.files.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ")
                 ));
-                if let Err(e) = io.send(&Message::Push { id, files: req.files }).await {
+                if let Err(e) = io.send_within(&Message::Push { id, files: req.files }, idle).await {
                     break e.to_string();
                 }
                 pending.insert(id, req.reply);
