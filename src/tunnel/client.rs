@@ -137,8 +137,24 @@ impl Client {
         self.addr
     }
 
-    /// Reads this device's files and builds its TLS configuration.
+    /// Reads this device's files and builds its TLS configuration, after finishing (or
+    /// undoing) a push the device was killed in the middle of.
     pub fn load(&self) -> Result<(Arc<ClientConfig>, Identity), TunnelError> {
+        let done = install::recover(&self.s.files).map_err(|reason| TunnelError::File {
+            path: install::journal(&self.s.files),
+            reason,
+        })?;
+        if !done.is_empty() {
+            let names: Vec<String> = done.iter().map(|p| p.display().to_string()).collect();
+            self.s.log.thread(self.s.log.main_tid()).log(
+                SF_PEERS,
+                Level::Warn,
+                &format!(
+                    "Finished an interrupted push: installed {}",
+                    names.join(", ")
+                ),
+            );
+        }
         let id = Identity::load(&self.s.files)?;
         let cfg = config::client_config(&id, &self.s.clock, self.s.keylog.clone())?;
         Ok((cfg, id))
