@@ -5,7 +5,10 @@
 //! Each connection is one tokio task that goes through three phases, each with its own deadline
 //! so a slow or silent client only ever costs its own task: TLS handshake, HELLO (the device
 //! says who it is), then the session (HEARTBEAT/ACK, PUSH/ACK; dropped after three heartbeat
-//! intervals of silence). The registry answers [`ServerHandle::peers`] and
+//! intervals of silence, or when it takes none of our bytes for as long). The handshake
+//! deadline is the device's silence, and handshakes are worked on [`HANDSHAKE_SLOTS`] at a
+//! time in arrival order, so a reconnect storm queues instead of timing out; a socket that
+//! never speaks takes no slot. The registry answers [`ServerHandle::peers`] and
 //! [`ServerHandle::push`], which the control socket ([`super::control`]) exposes to `sfdiag
 //! status` and `pki renew`. Lines go to the [`SfLog`] in the appliance's wording.
 
