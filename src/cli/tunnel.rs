@@ -100,7 +100,8 @@ pub struct SideArgs {
     /// Seconds between heartbeats (a peer silent for three is dropped).
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     pub heartbeat: u64,
-    /// Seconds allowed for TCP connect + TLS handshake, and for HELLO.
+    /// Seconds allowed for TCP connect and for HELLO, and the longest a peer may stay silent
+    /// in the TLS handshake (which gets six times that in all).
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     pub timeout: u64,
 }
@@ -278,7 +279,8 @@ pub struct ConnectArgs {
     /// With --count: handshakes in flight at once.
     #[arg(long, value_name = "C", default_value_t = 1, requires = "count")]
     pub concurrency: usize,
-    /// With --count: keep each tunnel up SECONDS (HELLO + heartbeats) instead of closing it.
+    /// With --count: keep each tunnel up SECONDS (HELLO + heartbeats) instead of closing it;
+    /// a tunnel the FMC drops meanwhile reconnects, as a device would.
     #[arg(long, value_name = "SECONDS", requires = "count")]
     pub hold: Option<f64>,
     /// Longest wait between reconnect attempts, in seconds.
@@ -341,7 +343,7 @@ async fn connect(a: ConnectArgs) -> anyhow::Result<ExitCode> {
         )
         .await?;
         report.render(&mut std::io::stdout().lock())?;
-        return Ok(if report.ok == report.attempted {
+        return Ok(if report.all_ok() {
             ExitCode::SUCCESS
         } else {
             ExitCode::from(1)

@@ -25,13 +25,16 @@ use super::clock::Clock;
 use super::config;
 use super::failure::HandshakeFailure;
 use super::framed::Framed;
-use super::handshake::{self, Established};
+use super::handshake::{self, Established, Heard};
 use super::install;
 use super::log::{Level, SF_HEARTBEAT, SF_PEERS, SfLog, ThreadLog};
 use super::material::{Identity, TlsFiles};
 use super::proto::{Message, PushAck, Role};
 use super::server::Timeouts;
 use crate::recorder::{Recorder, Side, Tapped};
+
+/// A device's TLS stream to the FMC.
+pub type Stream = TlsStream<Heard<Tapped<TcpStream>>>;
 
 /// Retry delays of [`Client::run`]: `initial`, doubled after each failure up to `max`.
 #[derive(Clone, Copy, Debug)]
@@ -134,8 +137,24 @@ impl Client {
         self.addr
     }
 
-    /// Reads this device's files and builds its TLS configuration.
+    /// Reads this device's files and builds its TLS configuration, after finishing (or
+    /// undoing) a push the device was killed in the middle of.
     pub fn load(&self) -> Result<(Arc<ClientConfig>, Identity), TunnelError> {
+        let done = install::recover(&self.s.files).map_err(|reason| TunnelError::File {
+            path: install::journal(&self.s.files),
+            reason,
+        })?;
+        if !done.is_empty() {
+            let names: Vec<String> = done.iter().map(|p| p.display().to_string()).collect();
+            self.s.log.thread(self.s.log.main_tid()).log(
+                SF_PEERS,
+                Level::Warn,
+                &format!(
+                    "Finished an interrupted push: installed {}",
+                    names.join(", ")
+                ),
+            );
+        }
         let id = Identity::load(&self.s.files)?;
         let cfg = config::client_config(&id, &self.s.clock, self.s.keylog.clone())?;
         Ok((cfg, id))
@@ -147,7 +166,7 @@ impl Client {
         &self,
         cfg: Arc<ClientConfig>,
         tl: &ThreadLog,
-    ) -> Result<(TlsStream<Tapped<TcpStream>>, Established), HandshakeFailure> {
+    ) -> Result<(Stream, Established), HandshakeFailure> {
         let (ip, port) = (self.addr.ip(), self.addr.port());
         let v = if self.addr.is_ipv4() { "IPv4" } else { "IPv6" };
         let quiet = tl.is_quiet();
@@ -372,7 +391,10 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Session<'a, S> {
             version: concat!("sfdiag ", env!("CARGO_PKG_VERSION")).to_owned(),
         };
         let lost = |e: TunnelError| HandshakeFailure::Tls(e.to_string());
-        self.io.send(&hello).await.map_err(lost)?;
+        self.io
+            .send_within(&hello, self.s.timeouts.hello)
+            .await
+            .map_err(lost)?;
         match tokio::time::timeout(self.s.timeouts.hello, self.io.read()).await {
             Err(_) => Err(HandshakeFailure::Timeout {
                 phase: "hello",
@@ -417,7 +439,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Session<'a, S> {
                     sent_at = Instant::now();
                     let now = self.s.clock.now();
                     let hb = Message::Heartbeat { seq, unix_ms: (now.unix_timestamp_nanos() / 1_000_000) as i64 };
-                    if let Err(e) = self.io.send(&hb).await {
+                    if let Err(e) = self.io.send_within(&hb, idle).await {
                         break End::Lost(e.to_string());
                     }
                 }
@@ -445,7 +467,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Session<'a, S> {
                                 }
                             };
                             let ok = ack.ok;
-                            if let Err(e) = self.io.send(&Message::PushAck { id, ack }).await {
+                            if let Err(e) = self.io.send_within(&Message::PushAck { id, ack }, idle).await {
                                 break End::Lost(e.to_string());
                             }
                             if ok {
@@ -480,7 +502,8 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Session<'a, S> {
 pub struct FleetSettings {
     pub count: usize,
     pub concurrency: usize,
-    /// Keep each tunnel up (HELLO + heartbeats) this long instead of closing after the handshake.
+    /// Keep each tunnel up (HELLO + heartbeats) this long instead of closing after the handshake;
+    /// a tunnel the FMC drops meanwhile reconnects as a device would (see [`fleet`]).
     pub hold: Option<Duration>,
 }
 
@@ -493,11 +516,34 @@ pub struct FleetReport {
     pub failures: BTreeMap<String, usize>,
     /// From the first connect to the last handshake's end (holding time not included).
     pub elapsed: Duration,
+    /// Connect + handshake time of the successful first handshakes, sorted.
+    pub latencies: Vec<Duration>,
+    /// With `hold`: times a held tunnel ended early (the FMC closed or lost it, or HELLO
+    /// failed after a good handshake).
+    pub dropped: usize,
+    /// With `hold`: dropped tunnels that came back (handshake and HELLO again).
+    pub reconnected: usize,
+    /// With `hold`: failed reconnect attempts (and failed HELLOs) by reason.
+    pub reconnect_failures: BTreeMap<String, usize>,
+    /// From the first drop to the last tunnel back.
+    pub reconnect_span: Duration,
 }
 
 impl FleetReport {
     pub fn handshakes_per_sec(&self) -> f64 {
         self.ok as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// The `p` quantile (0..=1) of [`Self::latencies`].
+    pub fn latency(&self, p: f64) -> Option<Duration> {
+        let n = self.latencies.len();
+        let i = ((n as f64 * p).ceil() as usize).clamp(1, n.max(1)) - 1;
+        self.latencies.get(i).copied()
+    }
+
+    /// True when no first handshake and no reconnect failed.
+    pub fn all_ok(&self) -> bool {
+        self.ok == self.attempted && self.reconnect_failures.is_empty()
     }
 
     /// The summary `connect --count` prints.
@@ -514,22 +560,77 @@ impl FleetReport {
         for (why, n) in &self.failures {
             writeln!(w, "  {n:>6}  {why}")?;
         }
+        if let (Some(p50), Some(p99), Some(max)) =
+            (self.latency(0.5), self.latency(0.99), self.latency(1.0))
+        {
+            writeln!(
+                w,
+                "handshake time (connect + TLS): p50 {:.3} s, p99 {:.3} s, max {:.3} s",
+                p50.as_secs_f64(),
+                p99.as_secs_f64(),
+                max.as_secs_f64()
+            )?;
+        }
+        if self.dropped > 0 || !self.reconnect_failures.is_empty() {
+            let failed: usize = self.reconnect_failures.values().sum();
+            writeln!(
+                w,
+                "{} held tunnels dropped, {} reconnected, {failed} reconnect attempts failed; \
+                 first drop to last reconnect {:.3} s: {:.1} reconnects/s",
+                self.dropped,
+                self.reconnected,
+                self.reconnect_span.as_secs_f64(),
+                self.reconnected as f64 / self.reconnect_span.as_secs_f64().max(1e-9)
+            )?;
+            for (why, n) in &self.reconnect_failures {
+                writeln!(w, "  {n:>6}  reconnect: {why}")?;
+            }
+        }
         Ok(())
     }
 }
 
+/// What the held tunnels of a fleet saw after their first handshake.
+#[derive(Default)]
+struct Later {
+    dropped: usize,
+    reconnected: usize,
+    failures: BTreeMap<String, usize>,
+    first_drop: Option<Instant>,
+    last_back: Option<Instant>,
+}
+
+type LaterLock = Arc<std::sync::Mutex<Later>>;
+
+fn later(l: &LaterLock) -> std::sync::MutexGuard<'_, Later> {
+    l.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Opens `f.count` tunnels, `f.concurrency` handshakes at a time, all with this client's files.
+///
+/// With `hold`, each tunnel then lives like a device's for that long: HELLO, heartbeats, and
+/// when the FMC drops it (a restart, a lost session) it reconnects after the client's initial
+/// backoff, doubling on failure, as [`Client::run`] does. That is how a reconnect storm is
+/// made: restart the server while a fleet holds its tunnels.
 pub async fn fleet(client: Arc<Client>, f: FleetSettings) -> Result<FleetReport, TunnelError> {
     let (cfg, id) = client.load()?;
     let uuid: Arc<str> = id.cert().and_then(|c| c.title).unwrap_or_default().into();
     let next = Arc::new(AtomicUsize::new(0));
+    let after: LaterLock = Arc::default();
     let start = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..f.concurrency.max(1) {
-        let (client, cfg, next, uuid) = (client.clone(), cfg.clone(), next.clone(), uuid.clone());
+        let (client, cfg, next, uuid, after) = (
+            client.clone(),
+            cfg.clone(),
+            next.clone(),
+            uuid.clone(),
+            after.clone(),
+        );
         workers.push(tokio::spawn(async move {
             let mut ok = 0usize;
             let mut failures: BTreeMap<String, usize> = BTreeMap::new();
+            let mut latencies = Vec::new();
             let mut holders = Vec::new();
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
@@ -537,9 +638,11 @@ pub async fn fleet(client: Arc<Client>, f: FleetSettings) -> Result<FleetReport,
                     break;
                 }
                 let tl = client.s.log.thread(client.s.log.next_tid());
+                let t0 = Instant::now();
                 match client.attempt(cfg.clone(), &tl).await {
                     Ok((tls, _)) => {
                         ok += 1;
+                        latencies.push(t0.elapsed());
                         match f.hold {
                             None => {
                                 let _ = tokio::time::timeout(
@@ -549,28 +652,16 @@ pub async fn fleet(client: Arc<Client>, f: FleetSettings) -> Result<FleetReport,
                                 .await;
                             }
                             Some(hold) => {
-                                let (client, uuid) = (client.clone(), uuid.clone());
-                                holders.push(tokio::spawn(async move {
-                                    let name = format!("{}-{i}", client.s.name);
-                                    let mut s = Session::new(
-                                        &client.s,
-                                        &tl,
-                                        Framed::new(tls),
-                                        &uuid,
-                                        &name,
-                                    );
-                                    if let Err(e) = s.hello().await {
-                                        e.log(&tl);
-                                        return;
-                                    }
-                                    let (stop_tx, stop_rx) = watch::channel(false);
-                                    let stopper = tokio::spawn(async move {
-                                        tokio::time::sleep(hold).await;
-                                        let _ = stop_tx.send(true);
-                                    });
-                                    s.run(false, stop_rx, &Notify::new()).await;
-                                    stopper.abort();
-                                }));
+                                let name = format!("{}-{i}", client.s.name);
+                                holders.push(tokio::spawn(hold_tunnel(
+                                    client.clone(),
+                                    cfg.clone(),
+                                    tls,
+                                    tl,
+                                    (uuid.clone(), name),
+                                    hold,
+                                    after.clone(),
+                                )));
                             }
                         }
                     }
@@ -580,23 +671,106 @@ pub async fn fleet(client: Arc<Client>, f: FleetSettings) -> Result<FleetReport,
                     }
                 }
             }
-            (ok, failures, holders)
+            (ok, failures, latencies, holders)
         }));
     }
     let mut report = FleetReport::default();
     let mut holders = Vec::new();
     for w in workers {
-        let (ok, failures, h) = w.await.map_err(|e| TunnelError::Config(e.to_string()))?;
+        let (ok, failures, lat, h) = w.await.map_err(|e| TunnelError::Config(e.to_string()))?;
         report.ok += ok;
         for (k, v) in failures {
             *report.failures.entry(k).or_default() += v;
         }
+        report.latencies.extend(lat);
         holders.extend(h);
     }
     report.elapsed = start.elapsed();
     report.attempted = f.count;
+    report.latencies.sort_unstable();
     for h in holders {
         let _ = h.await;
     }
+    let l = later(&after);
+    report.dropped = l.dropped;
+    report.reconnected = l.reconnected;
+    report.reconnect_failures = l.failures.clone();
+    if let (Some(a), Some(b)) = (l.first_drop, l.last_back) {
+        report.reconnect_span = b.saturating_duration_since(a);
+    }
     Ok(report)
+}
+
+/// One held tunnel of a fleet: the session on `first`, then reconnects until `hold` is over.
+async fn hold_tunnel(
+    client: Arc<Client>,
+    cfg: Arc<ClientConfig>,
+    first: Stream,
+    tl: ThreadLog,
+    (uuid, name): (Arc<str>, String),
+    hold: Duration,
+    after: LaterLock,
+) {
+    let until = Instant::now() + hold;
+    let (stop_tx, mut stop) = watch::channel(false);
+    let stopper = tokio::spawn(async move {
+        tokio::time::sleep_until(until).await;
+        let _ = stop_tx.send(true);
+    });
+    let backoff = client.s.backoff;
+    let mut tls = Some(first);
+    let mut again = false;
+    let mut delay = backoff.initial;
+    loop {
+        if let Some(t) = tls.take() {
+            let mut s = Session::new(&client.s, &tl, Framed::new(t), &uuid, &name);
+            match s.hello().await {
+                Ok(_) => {
+                    if again {
+                        let mut l = later(&after);
+                        l.reconnected += 1;
+                        l.last_back = Some(Instant::now());
+                    }
+                    match s.run(false, stop.clone(), &Notify::new()).await {
+                        End::Stopped | End::Done(_) => break,
+                        End::Lost(why) | End::Restart(why) => {
+                            if !tl.is_quiet() {
+                                tl.warn(&format!("Connection to {} lost: {why}", client.addr));
+                            }
+                            let mut l = later(&after);
+                            l.dropped += 1;
+                            l.first_drop.get_or_insert_with(Instant::now);
+                            delay = backoff.initial;
+                        }
+                    }
+                }
+                Err(fail) => {
+                    // The TLS session was up, so this tunnel counts as dropped too.
+                    fail.log(&tl);
+                    let mut l = later(&after);
+                    *l.failures.entry(fail.reason()).or_default() += 1;
+                    l.dropped += 1;
+                    l.first_drop.get_or_insert_with(Instant::now);
+                    delay = (delay * 2).min(backoff.max);
+                }
+            }
+        }
+        if *stop.borrow() {
+            break;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = super::stopped(&mut stop) => break,
+        }
+        again = true;
+        match client.attempt(cfg.clone(), &tl).await {
+            Ok((t, _)) => tls = Some(t),
+            Err(fail) => {
+                fail.log(&tl);
+                *later(&after).failures.entry(fail.reason()).or_default() += 1;
+                delay = (delay * 2).min(backoff.max);
+            }
+        }
+    }
+    stopper.abort();
 }

@@ -3,6 +3,8 @@
 //! Owns buffering only: reads are cancel-safe (usable in `select!` beside timers and push
 //! requests) because bytes land in the buffer only when a read completes.
 
+use std::time::Duration;
+
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::TunnelError;
@@ -52,6 +54,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Framed<S> {
         self.io.write_all(&proto::encode(m)).await?;
         self.io.flush().await?;
         Ok(())
+    }
+
+    /// [`Self::send`], giving up after `limit`: a peer that takes none of our bytes for that
+    /// long (it hangs without reading; its window stays shut) is as gone as a silent one, and
+    /// must not hold the task that writes to it.
+    pub async fn send_within(&mut self, m: &Message, limit: Duration) -> Result<(), TunnelError> {
+        match tokio::time::timeout(limit, self.send(m)).await {
+            Ok(r) => r,
+            Err(_) => Err(TunnelError::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("peer took no data for {} seconds", limit.as_secs()),
+            ))),
+        }
     }
 
     /// Sends close_notify and closes the stream.

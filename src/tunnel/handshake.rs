@@ -4,14 +4,25 @@
 //! Owns the classification of what went wrong (we rejected the peer's chain, the peer sent an
 //! alert, no certificate, timeout, garbage); logging it and deciding what to do next is the
 //! caller's. Shared by `serve`, `connect` and `validate` so all three judge alike.
+//!
+//! The deadline is the peer's silence, not the handshake's length: the peer is dropped when it
+//! has sent nothing for `deadline` ([`Heard`] notes when its bytes last arrived), and a
+//! handshake that keeps making progress gets [`WHOLE`] times that in all (a peer dribbling a
+//! byte at a time still ends). A server in a reconnect storm queues thousands of handshakes on
+//! its cores; a clock started at accept would fail devices that answered at once but waited for
+//! our CPU, and they would come back and add to the queue. Bytes already in the socket count
+//! as heard: the handshake is polled before its timer.
 
 use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use rustls::{ClientConfig, ServerConfig};
 use rustls_pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::Instant;
 use tokio_rustls::{TlsAcceptor, TlsConnector, client, server};
 
 use super::chain::PeerCert;
@@ -62,21 +73,125 @@ fn established(judged: Option<Judged>, suite: Option<rustls::SupportedCipherSuit
     }
 }
 
-/// The FMC side of a handshake, on a TCP stream (possibly wrapped by the `--pcap` recorder).
+/// A handshake that keeps making progress may take this many times the silence allowed.
+pub const WHOLE: u32 = 6;
+
+/// A stream that remembers when the peer's bytes last arrived.
+#[derive(Debug)]
+pub struct Heard<S> {
+    inner: S,
+    last: Instant,
+}
+
+impl<S> Heard<S> {
+    pub fn new(inner: S) -> Self {
+        Self {
+            inner,
+            last: Instant::now(),
+        }
+    }
+
+    /// When a read last returned bytes (or when the stream was wrapped).
+    pub fn last(&self) -> Instant {
+        self.last
+    }
+
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Heard<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.last = Instant::now();
+        }
+        r
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Heard<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Drives `fut` (a handshake over a [`Heard`] stream, which `last_heard` finds) until it ends,
+/// the peer has been silent for `silence`, or [`WHOLE`] times that has passed.
+async fn within<F: std::future::Future + Unpin>(
+    fut: &mut F,
+    silence: Duration,
+    last_heard: impl Fn(&F) -> Option<Instant>,
+) -> Result<F::Output, HandshakeFailure> {
+    let whole = Instant::now() + silence * WHOLE;
+    let mut last = Instant::now();
+    loop {
+        tokio::select! {
+            // The handshake first: bytes that arrived while we were busy are not silence.
+            biased;
+            out = &mut *fut => return Ok(out),
+            _ = tokio::time::sleep_until((last + silence).min(whole)) => {
+                let heard = last_heard(fut).unwrap_or(last);
+                if Instant::now() >= whole {
+                    return Err(HandshakeFailure::Timeout {
+                        phase: "handshake",
+                        secs: (silence * WHOLE).as_secs(),
+                    });
+                }
+                if heard <= last {
+                    return Err(HandshakeFailure::Timeout {
+                        phase: "handshake",
+                        secs: silence.as_secs(),
+                    });
+                }
+                last = heard;
+            }
+        }
+    }
+}
+
+/// The FMC side of a handshake, on a TCP stream (possibly wrapped by the `--pcap` recorder);
+/// the device is dropped after `silence` without a byte from it.
 pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
     config: Arc<ServerConfig>,
     tcp: S,
-    deadline: Duration,
-) -> Result<(server::TlsStream<S>, Established), HandshakeFailure> {
+    silence: Duration,
+) -> Result<(server::TlsStream<Heard<S>>, Established), HandshakeFailure> {
     let acceptor = TlsAcceptor::from(config);
-    let (res, judged) = capture_verify(tokio::time::timeout(deadline, acceptor.accept(tcp))).await;
-    match res {
-        Err(_) => Err(HandshakeFailure::Timeout {
-            phase: "handshake",
-            secs: deadline.as_secs(),
-        }),
-        Ok(Err(e)) => Err(classify(&e, judged)),
-        Ok(Ok(tls)) => {
+    let (res, judged) = capture_verify(async {
+        let mut fut = acceptor.accept(Heard::new(tcp));
+        within(&mut fut, silence, |f| f.get_ref().map(Heard::last)).await
+    })
+    .await;
+    match res? {
+        Err(e) => Err(classify(&e, judged)),
+        Ok(tls) => {
             let est = established(judged, tls.get_ref().1.negotiated_cipher_suite());
             Ok((tls, est))
         }
@@ -84,26 +199,22 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
 }
 
 /// The device side of a handshake with the FMC at `ip`, on a TCP stream (possibly wrapped by
-/// the `--pcap` recorder).
+/// the `--pcap` recorder); the FMC is given up on after `silence` without a byte from it.
 pub async fn connect<S: AsyncRead + AsyncWrite + Unpin>(
     config: Arc<ClientConfig>,
     tcp: S,
     ip: std::net::IpAddr,
-    deadline: Duration,
-) -> Result<(client::TlsStream<S>, Established), HandshakeFailure> {
+    silence: Duration,
+) -> Result<(client::TlsStream<Heard<S>>, Established), HandshakeFailure> {
     let connector = TlsConnector::from(config);
-    let (res, judged) = capture_verify(tokio::time::timeout(
-        deadline,
-        connector.connect(ServerName::IpAddress(ip.into()), tcp),
-    ))
+    let (res, judged) = capture_verify(async {
+        let mut fut = connector.connect(ServerName::IpAddress(ip.into()), Heard::new(tcp));
+        within(&mut fut, silence, |f| f.get_ref().map(Heard::last)).await
+    })
     .await;
-    match res {
-        Err(_) => Err(HandshakeFailure::Timeout {
-            phase: "handshake",
-            secs: deadline.as_secs(),
-        }),
-        Ok(Err(e)) => Err(classify(&e, judged)),
-        Ok(Ok(tls)) => {
+    match res? {
+        Err(e) => Err(classify(&e, judged)),
+        Ok(tls) => {
             let est = established(judged, tls.get_ref().1.negotiated_cipher_suite());
             Ok((tls, est))
         }

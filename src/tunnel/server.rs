@@ -5,7 +5,10 @@
 //! Each connection is one tokio task that goes through three phases, each with its own deadline
 //! so a slow or silent client only ever costs its own task: TLS handshake, HELLO (the device
 //! says who it is), then the session (HEARTBEAT/ACK, PUSH/ACK; dropped after three heartbeat
-//! intervals of silence). The registry answers [`ServerHandle::peers`] and
+//! intervals of silence, or when it takes none of our bytes for as long). The handshake
+//! deadline is the device's silence, and handshakes are worked on [`HANDSHAKE_SLOTS`] at a
+//! time in arrival order, so a reconnect storm queues instead of timing out; a socket that
+//! never speaks takes no slot. The registry answers [`ServerHandle::peers`] and
 //! [`ServerHandle::push`], which the control socket ([`super::control`]) exposes to `sfdiag
 //! status` and `pki renew`. Lines go to the [`SfLog`] in the appliance's wording.
 
@@ -17,8 +20,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use rustls::{KeyLog, ServerConfig};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::{Semaphore, broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -37,7 +40,8 @@ use crate::recorder::{Recorder, Side, Tapped};
 /// Deadlines of the tunnel's phases, shared by both sides.
 #[derive(Clone, Copy, Debug)]
 pub struct Timeouts {
-    /// TCP connect (device side) and TLS handshake.
+    /// TCP connect (device side), and the longest a peer may stay silent during the TLS
+    /// handshake (a handshake that keeps going gets [`handshake::WHOLE`] times this in all).
     pub handshake: Duration,
     /// From handshake done to the peer's HELLO.
     pub hello: Duration,
@@ -119,6 +123,8 @@ struct Shared {
     shutdown: watch::Sender<bool>,
     /// `--pcap`: every accepted connection is recorded here.
     recorder: Option<Recorder>,
+    /// Handshakes in progress at once ([`HANDSHAKE_SLOTS`]).
+    handshakes: Semaphore,
     next_conn: AtomicU64,
     next_push: AtomicU32,
     info: ServerInfo,
@@ -151,12 +157,10 @@ impl Server {
         recorder: Option<Recorder>,
     ) -> Result<Server, TunnelError> {
         let config = config::server_config(&s.identity, &s.clock, s.keylog.clone())?;
-        let listener = TcpListener::bind(&s.listen)
-            .await
-            .map_err(|e| TunnelError::Bind {
-                addr: s.listen.clone(),
-                source: e,
-            })?;
+        let listener = listen(&s.listen).await.map_err(|e| TunnelError::Bind {
+            addr: s.listen.clone(),
+            source: e,
+        })?;
         let local_addr = listener.local_addr()?;
         let (shutdown, _) = watch::channel(false);
         let info = ServerInfo {
@@ -177,6 +181,7 @@ impl Server {
             events: broadcast::channel(1024).0,
             shutdown,
             recorder,
+            handshakes: Semaphore::new(HANDSHAKE_SLOTS),
             next_conn: AtomicU64::new(1),
             next_push: AtomicU32::new(1),
             info,
@@ -259,13 +264,18 @@ impl ServerHandle {
             uuid: uuid.to_owned(),
             reason: reason.to_owned(),
         };
-        tx.send(PushRequest { files, reply })
-            .await
-            .map_err(|_| fail("tunnel closed"))?;
-        match tokio::time::timeout(self.shared.timeouts.push, rx).await {
+        // Queueing counts against the deadline too: behind a push stuck on a peer that stopped
+        // reading, the queue fills and the next push would otherwise wait forever.
+        let delivered = async {
+            tx.send(PushRequest { files, reply })
+                .await
+                .map_err(|_| fail("tunnel closed"))?;
+            rx.await
+                .map_err(|_| fail("tunnel closed before the acknowledgement"))
+        };
+        match tokio::time::timeout(self.shared.timeouts.push, delivered).await {
             Err(_) => Err(fail("no acknowledgement in time")),
-            Ok(Err(_)) => Err(fail("tunnel closed before the acknowledgement")),
-            Ok(Ok(ack)) => Ok(ack),
+            Ok(r) => r,
         }
     }
 
@@ -314,6 +324,41 @@ impl ServerHandle {
     }
 }
 
+/// TLS handshakes the server works on at once. A reconnect storm brings thousands of
+/// devices in the same second; started all together, each would crawl through its handshake
+/// while the cores share out thousands of RSA signatures, and devices would time out on
+/// handshakes that were merely queued. Taken in order, a few hundred at a time, each one is
+/// quick and the rest wait their turn with their ClientHello in the socket (as OpenSSH's
+/// MaxStartups bounds unauthenticated connections). Enough to keep the cores busy across
+/// network round trips; a slot is only taken once the device has spoken.
+pub const HANDSHAKE_SLOTS: usize = 256;
+
+/// Connections the kernel may queue for us before we accept them. tokio's default (1,024)
+/// overflows when thousands of devices reconnect at once, and every dropped SYN or ACK costs
+/// its device a retransmission timeout (1 s and up); the kernel caps this at
+/// `net.core.somaxconn`.
+const BACKLOG: u32 = 4096;
+
+async fn listen(addr: &str) -> std::io::Result<TcpListener> {
+    let mut last = None;
+    for a in tokio::net::lookup_host(addr).await? {
+        let sock = if a.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        // As std and tokio do: a restarted server may bind beside its old TIME_WAIT sockets.
+        sock.set_reuseaddr(true)?;
+        match sock.bind(a).and_then(|()| sock.listen(BACKLOG)) {
+            Ok(l) => return Ok(l),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address to listen on")
+    }))
+}
+
 async fn accept_loop(listener: TcpListener, h: ServerHandle) {
     let mut stop = h.shared.shutdown.subscribe();
     loop {
@@ -351,7 +396,22 @@ async fn connection(h: ServerHandle, tcp: TcpStream, addr: SocketAddr) {
         (Some(r), Ok(local)) => r.tap(tcp, addr, local, Side::Server),
         _ => Tapped::plain(tcp),
     };
-    let (tls, est) = match handshake::accept(config, tcp, sh.timeouts.handshake).await {
+    // A device that never speaks costs a socket and this task, never a handshake slot. (Not
+    // `readable()`: tokio reports a fresh socket readable before any byte came.)
+    let mut first = [0u8; 1];
+    let silent = tokio::time::timeout(sh.timeouts.handshake, tcp.get_ref().peek(&mut first)).await;
+    if silent.is_err() {
+        return fail(HandshakeFailure::Timeout {
+            phase: "handshake",
+            secs: sh.timeouts.handshake.as_secs(),
+        });
+    }
+    // Waiting for a slot is our queue, not the device's silence: its deadline starts with the
+    // slot (handshake::accept), and the slots are handed out first come, first served.
+    let slot = sh.handshakes.acquire().await;
+    let res = handshake::accept(config, tcp, sh.timeouts.handshake).await;
+    drop(slot);
+    let (tls, est) = match res {
         Ok(x) => x,
         Err(f) => return fail(f),
     };
@@ -397,7 +457,7 @@ async fn connection(h: ServerHandle, tcp: TcpStream, addr: SocketAddr) {
         name: sh.info.hostname.clone(),
         version: concat!("sfdiag ", env!("CARGO_PKG_VERSION")).to_owned(),
     };
-    if let Err(e) = io.send(&reply).await {
+    if let Err(e) = io.send_within(&reply, sh.timeouts.hello).await {
         tl.warn(&format!("Dropping {addr}: {e}"));
         return;
     }
@@ -475,7 +535,7 @@ where
                             p.status.last_heartbeat = Some(rfc3339(now));
                         }
                         let ack = Message::HeartbeatAck { seq, unix_ms: (now.unix_timestamp_nanos() / 1_000_000) as i64 };
-                        if let Err(e) = io.send(&ack).await {
+                        if let Err(e) = io.send_within(&ack, idle).await {
                             break e.to_string();
                         }
                     }
@@ -506,7 +566,7 @@ where
                     req.files.len(),
                     req.files.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ")
                 ));
-                if let Err(e) = io.send(&Message::Push { id, files: req.files }).await {
+                if let Err(e) = io.send_within(&Message::Push { id, files: req.files }, idle).await {
                     break e.to_string();
                 }
                 pending.insert(id, req.reply);

@@ -3,6 +3,7 @@
 mod analyze;
 mod check;
 mod common;
+mod faults;
 mod judge;
 mod lab;
 mod net;
