@@ -76,24 +76,44 @@ fn established(judged: Option<Judged>, suite: Option<rustls::SupportedCipherSuit
 /// A handshake that keeps making progress may take this many times the silence allowed.
 pub const WHOLE: u32 = 6;
 
-/// A stream that remembers when the peer's bytes last arrived.
+/// A stream that remembers when the peer's bytes last arrived. The instant is shared
+/// ([`LastHeard`]) so the deadline can read it while a fallible handshake future owns the
+/// stream (that future has no `get_ref`, but gives the stream back on failure).
 #[derive(Debug)]
 pub struct Heard<S> {
     inner: S,
-    last: Instant,
+    last: LastHeard,
+}
+
+/// When a [`Heard`] stream's reads last returned bytes.
+#[derive(Clone, Debug)]
+pub struct LastHeard(Arc<std::sync::Mutex<Instant>>);
+
+impl LastHeard {
+    pub fn get(&self) -> Instant {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    fn set(&self, t: Instant) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = t;
+    }
 }
 
 impl<S> Heard<S> {
     pub fn new(inner: S) -> Self {
         Self {
             inner,
-            last: Instant::now(),
+            last: LastHeard(Arc::new(std::sync::Mutex::new(Instant::now()))),
         }
     }
 
     /// When a read last returned bytes (or when the stream was wrapped).
     pub fn last(&self) -> Instant {
-        self.last
+        self.last.get()
+    }
+
+    /// A handle on [`Heard::last`] that outlives borrows of the stream.
+    pub fn last_heard(&self) -> LastHeard {
+        self.last.clone()
     }
 
     pub fn get_ref(&self) -> &S {
@@ -110,7 +130,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Heard<S> {
         let before = buf.filled().len();
         let r = Pin::new(&mut self.inner).poll_read(cx, buf);
         if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            self.last = Instant::now();
+            self.last.set(Instant::now());
         }
         r
     }
@@ -185,18 +205,47 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> Result<(server::TlsStream<Heard<S>>, Established), HandshakeFailure> {
     let acceptor = TlsAcceptor::from(config);
     let (res, judged) = capture_verify(async {
-        let mut fut = acceptor.accept(Heard::new(tcp));
-        within(&mut fut, silence, |f| f.get_ref().map(Heard::last)).await
+        let tcp = Heard::new(tcp);
+        let heard = tcp.last_heard();
+        let mut fut = acceptor.accept(tcp).into_fallible();
+        within(&mut fut, silence, |_| Some(heard.get())).await
     })
     .await;
     match res? {
-        Err(e) => Err(classify(&e, judged)),
+        Err((e, tcp)) => {
+            linger(tcp).await;
+            Err(classify(&e, judged))
+        }
         Ok(tls) => {
             let est = established(judged, tls.get_ref().1.negotiated_cipher_suite());
             Ok((tls, est))
         }
     }
 }
+
+/// After a failed handshake (our alert already written): close our side and read what the peer
+/// is still sending for a moment before dropping the socket. Closing with the device's last
+/// flight (ClientKeyExchange, CertificateVerify, Finished) unread would make the kernel answer
+/// with a reset, and the device would see "broken pipe" instead of the alert we sent — OpenSSL
+/// peers and ours alike then log the wrong reason. Bounded: at most [`LINGER`] and 64 KiB.
+async fn linger<S: AsyncRead + AsyncWrite + Unpin>(mut tcp: S) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _ = tokio::time::timeout(LINGER, async {
+        let _ = tcp.shutdown().await;
+        let mut buf = [0u8; 4096];
+        let mut total = 0;
+        while total < 64 * 1024 {
+            match tcp.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n,
+            }
+        }
+    })
+    .await;
+}
+
+/// How long a failed handshake's socket lingers for the peer's last flight.
+pub const LINGER: Duration = Duration::from_millis(500);
 
 /// The device side of a handshake with the FMC at `ip`, on a TCP stream (possibly wrapped by
 /// the `--pcap` recorder); the FMC is given up on after `silence` without a byte from it.
