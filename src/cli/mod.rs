@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-#[allow(dead_code)] // used by the commands that take times, added with them
+pub mod analyze;
 pub mod time_arg;
 
 pub mod check;
@@ -25,6 +25,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Analyze captures: certificates on the wire, OpenSSL verdicts at packet time, alerts,
+    /// session outcomes.
+    Analyze(analyze::AnalyzeArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
     Completions {
         /// The shell to generate completions for.
@@ -39,6 +42,7 @@ pub enum Command {
 /// Runs the parsed command and returns the process exit code.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Analyze(args) => analyze::run(args),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut cmd = Cli::command();

@@ -1,1 +1,47 @@
-//! report: not yet written.
+//! report: `analysis` findings -> text in the appliance's messages-log shape, JSON lines, or
+//! one JSON array, written to any `io::Write` as the findings arrive.
+//!
+//! Owns layout only: what a finding means (verdicts, outcomes, reasons) is decided upstream,
+//! and field names/format for JSON are the findings' own serde shape (CLI.md's contract). The
+//! text renderer keeps a bounded summary (sessions grouped by what they have in common) for the
+//! end of each file; the JSON renderers keep nothing.
+
+mod json;
+mod syslog;
+mod text;
+
+use std::io;
+
+pub use json::{JsonArray, JsonLines};
+pub use syslog::stamp;
+pub use text::Text;
+
+use crate::analysis::{Finding, Summary};
+
+/// Output formats of `sfdiag analyze --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    #[default]
+    Text,
+    Json,
+    Jsonl,
+}
+
+/// Something that lays findings out.
+pub trait Renderer {
+    /// One finding, as soon as it is known.
+    fn finding(&mut self, f: &Finding) -> io::Result<()>;
+    /// A capture is done (several files may follow).
+    fn file_done(&mut self, s: &Summary) -> io::Result<()>;
+    /// All input is done.
+    fn finish(&mut self) -> io::Result<()>;
+}
+
+/// The renderer for `format`, writing to `w`.
+pub fn renderer<'w, W: io::Write + 'w>(format: Format, w: W) -> Box<dyn Renderer + 'w> {
+    match format {
+        Format::Text => Box::new(Text::new(w)),
+        Format::Json => Box::new(JsonArray::new(w)),
+        Format::Jsonl => Box::new(JsonLines::new(w)),
+    }
+}

@@ -1,1 +1,128 @@
-//! tls: not yet written.
+//! tls: the TLS wire format, sans-IO. Records, handshake messages, alerts, and a per-connection
+//! state machine: `Session::feed(side, bytes, mark)` -> `Event`s.
+//!
+//! It owns framing (records split across segments, handshake messages split across records,
+//! the first record after a STARTTLS-style upgrade), the hello messages (versions, cipher
+//! suites, SNI, HelloRetryRequest, TLS 1.3 and its drafts), which side is the TLS server (the one
+//! that sent ServerHello, whoever opened the TCP connection), and honesty about encryption: an
+//! alert after ChangeCipherSpec is reported as sent, never guessed.
+//!
+//! It leaves bytes to others: it never reads a file, socket or clock, and certificates stay
+//! opaque DER (decoding them is `cert`'s job, judging them `judge`'s). The caller supplies
+//! in-order bytes per direction (`net` reassembles TCP) and a mark for each chunk (frame number
+//! and time); events carry the mark of the chunk that completed them. Layout after
+//! tls-parser and rustls: registries as newtypes keeping unknown values, parsers that check a
+//! length before every read, and one error enum for the layer.
+
+mod messages;
+mod reader;
+mod record;
+mod registry;
+mod scan;
+mod session;
+mod suites;
+
+pub use messages::{CertificateRequest, ClientHello, ServerHello, certificate_list};
+pub use record::{HEADER_LEN, MAX_RECORD_LEN, RecordHeader};
+pub use registry::{
+    AlertDescription, AlertLevel, CipherSuite, ContentType, HandshakeType, ProtocolVersion,
+};
+pub use scan::{Found, find_start};
+pub use session::{Event, EventKind, FatalAlert, Progress, Session, Step};
+
+use std::fmt;
+
+/// One of the two directions of a connection. Which one is the TLS client is learnt from the
+/// hellos (`Session::role`); `A`/`B` are just the caller's labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Side {
+    A,
+    B,
+}
+
+impl Side {
+    pub fn other(self) -> Self {
+        match self {
+            Side::A => Side::B,
+            Side::B => Side::A,
+        }
+    }
+    /// 0 for `A`, 1 for `B`: the index into `Progress`'s per-side arrays.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// The TLS role of a side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Client,
+    Server,
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::Client => "client",
+            Role::Server => "server",
+        })
+    }
+}
+
+/// A plaintext alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Alert {
+    pub level: AlertLevel,
+    pub description: AlertDescription,
+}
+
+/// Bounds on what one direction may buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The largest handshake message buffered whole. Larger ones are reported and skipped, so a
+    /// length field claiming 16 MB costs nothing. Certificate chains of a few hundred KB fit.
+    pub max_handshake: usize,
+    /// Plaintext bytes searched for the first TLS record before a direction is deemed not TLS.
+    pub scan_window: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_handshake: 1 << 20,
+            scan_window: 64 << 10,
+        }
+    }
+}
+
+/// What can go wrong reading TLS from a byte stream. Messages are short and lowercase; the
+/// variants carry what a report prints.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlsError {
+    #[error(
+        "not a TLS record at stream offset {offset} (bytes {})",
+        hex::encode(header)
+    )]
+    NotTls { offset: u64, header: [u8; 5] },
+    #[error("record of {len} bytes at stream offset {offset} exceeds the TLS limit of {max}")]
+    RecordTooLong { len: usize, max: usize, offset: u64 },
+    #[error("{msg} claims {claimed} bytes, more than the {max} buffered; skipped")]
+    HandshakeTooLarge {
+        msg: HandshakeType,
+        claimed: usize,
+        max: usize,
+    },
+    #[error("malformed {msg}: bad {what}")]
+    Malformed {
+        msg: HandshakeType,
+        what: &'static str,
+    },
+    #[error("stream ends inside a {what} ({have} of {need} bytes)")]
+    Incomplete {
+        what: &'static str,
+        have: usize,
+        need: usize,
+    },
+}

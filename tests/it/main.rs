@@ -5,3 +5,4 @@ mod common;
 mod judge;
 mod net;
 mod pki;
+mod truth;

@@ -1,0 +1,423 @@
+//! The analysis loop: `net` events in, `tls` sessions per connection, `Finding`s out.
+//!
+//! Owns the per-connection state the report needs (TLS session, first/last frame, how TCP
+//! closed, chain verdicts and identities per side) and its lifetime: a connection is reported
+//! when `net` closes it (FIN/RST, port reuse, eviction, end of capture) and then forgotten. Once
+//! a handshake is over the TLS session only skims records (counting alerts and application
+//! data, buffering nothing), and a connection that turns out not to be TLS is handed back to
+//! `net` to count only. What is decoded and judged is `certs`'s business; the outcome wording is
+//! `outcome`'s.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+
+use super::certs::CertJudge;
+use super::findings::{
+    AlertFinding, CertificateFinding, ChainFinding, Finding, Identity, NoteFinding, SessionFinding,
+};
+use super::outcome::{Close, outcome};
+use crate::capture::Timestamp;
+use crate::judge::Verdict;
+use crate::net::{self, ConnId, Dir};
+use crate::tls::{self, EventKind, Role, Side};
+
+/// Where something happened: the frame and its time. Ordered by frame, so a message spanning
+/// segments is marked with the latest frame among them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct Mark {
+    pub frame: u64,
+    pub ts: Timestamp,
+}
+
+struct Conn {
+    id: ConnId,
+    /// TCP client and server (`Side::A` is the TCP client).
+    tcp: [SocketAddr; 2],
+    tls: tls::Session<Mark>,
+    first: Mark,
+    last: Mark,
+    close: Option<Close>,
+    skimming: bool,
+    /// Per side (`Side::index`): the chain's overall verdict and the leaf's identity.
+    chain: [Option<Verdict>; 2],
+    identity: [Option<Identity>; 2],
+}
+
+impl Conn {
+    fn addr(&self, side: Side) -> SocketAddr {
+        self.tcp[side.index()]
+    }
+}
+
+fn side(dir: Dir) -> Side {
+    match dir {
+        Dir::ClientToServer => Side::A,
+        Dir::ServerToClient => Side::B,
+    }
+}
+
+/// Counts over one capture.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub sessions: u64,
+    pub certificates: u64,
+    pub alerts: u64,
+    /// Findings that make `analyze` exit 1.
+    pub problems: u64,
+    /// TCP connections that carried no TLS.
+    pub not_tls: u64,
+}
+
+pub(super) struct Engine<'s> {
+    file: Arc<str>,
+    at: Option<OffsetDateTime>,
+    limits: tls::Limits,
+    conns: HashMap<ConnId, Conn>,
+    judge: CertJudge,
+    sink: &'s mut dyn FnMut(Finding),
+    events: Vec<tls::Event<Mark>>,
+    /// Connections whose bytes are no longer wanted, handed to `net` after each frame.
+    pub(super) done_with: Vec<ConnId>,
+    pub(super) counts: Counts,
+}
+
+impl<'s> Engine<'s> {
+    pub(super) fn new(
+        file: Arc<str>,
+        at: Option<OffsetDateTime>,
+        limits: tls::Limits,
+        judge: CertJudge,
+        sink: &'s mut dyn FnMut(Finding),
+    ) -> Self {
+        Self {
+            file,
+            at,
+            limits,
+            conns: HashMap::new(),
+            judge,
+            sink,
+            events: Vec::new(),
+            done_with: Vec::new(),
+            counts: Counts::default(),
+        }
+    }
+
+    fn emit(&mut self, f: Finding) {
+        match &f {
+            Finding::Certificate(_) => self.counts.certificates += 1,
+            Finding::Alert(_) => self.counts.alerts += 1,
+            Finding::Session(_) => self.counts.sessions += 1,
+            Finding::Chain(_) | Finding::Note(_) => {}
+        }
+        if f.is_problem() {
+            self.counts.problems += 1;
+        }
+        (self.sink)(f);
+    }
+
+    fn note(&mut self, mark: Option<Mark>, text: String) {
+        self.note_at(mark.map(|m| m.frame), mark.map(|m| m.ts), text);
+    }
+
+    pub(super) fn note_at(&mut self, frame: Option<u64>, ts: Option<Timestamp>, text: String) {
+        let f = Finding::Note(NoteFinding {
+            file: self.file.clone(),
+            frame,
+            ts,
+            text,
+        });
+        self.emit(f);
+    }
+
+    /// One event from the connection tracker.
+    pub(super) fn on_net(&mut self, ev: net::Event<'_>) {
+        match ev {
+            net::Event::Opened {
+                conn,
+                client,
+                server,
+                frame,
+                ts,
+                ..
+            } => {
+                let m = Mark { frame, ts };
+                self.conns.insert(
+                    conn,
+                    Conn {
+                        id: conn,
+                        tcp: [client, server],
+                        tls: tls::Session::new(self.limits),
+                        first: m,
+                        last: m,
+                        close: None,
+                        skimming: false,
+                        chain: [None, None],
+                        identity: [None, None],
+                    },
+                );
+            }
+            net::Event::Data {
+                conn,
+                dir,
+                bytes,
+                frame,
+                ts,
+            } => {
+                let Some(c) = self.conns.get_mut(&conn) else {
+                    return;
+                };
+                let m = Mark { frame, ts };
+                c.last = c.last.max(m);
+                c.tls.feed(side(dir), bytes, m, &mut self.events);
+                if c.tls.is_dead() {
+                    self.done_with.push(conn);
+                } else if !c.skimming && c.tls.is_finished() {
+                    c.skimming = true;
+                    c.tls.skim();
+                }
+                self.drain(conn);
+            }
+            net::Event::Gap {
+                conn,
+                dir,
+                offset,
+                len,
+                cause,
+                frame,
+                ts,
+            } => {
+                let Some(c) = self.conns.get_mut(&conn) else {
+                    return;
+                };
+                let m = Mark { frame, ts };
+                let s = side(dir);
+                c.tls.gap(s, m, &mut self.events);
+                if c.tls.is_tls() {
+                    let text = format!(
+                        "{} -> {}: {len} bytes missing at stream offset {offset} ({cause:?}); \
+                         TLS resynchronises on the next handshake record",
+                        c.addr(s),
+                        c.addr(s.other())
+                    );
+                    self.note(Some(m), text);
+                }
+                self.drain(conn);
+            }
+            net::Event::Fin {
+                conn,
+                dir,
+                frame,
+                ts,
+            }
+            | net::Event::Rst {
+                conn,
+                dir,
+                frame,
+                ts,
+            } => {
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.last = c.last.max(Mark { frame, ts });
+                    let s = side(dir);
+                    let close = if matches!(ev, net::Event::Rst { .. }) {
+                        Close::Rst(s)
+                    } else {
+                        Close::Fin(s)
+                    };
+                    c.close.get_or_insert(close);
+                }
+            }
+            net::Event::Closed { conn, .. } => {
+                if let Some(c) = self.conns.remove(&conn) {
+                    self.finish(c);
+                }
+            }
+            net::Event::Note {
+                note, frame, ts, ..
+            } => {
+                let text = match note {
+                    net::Note::Fragment { src, dst, protocol } => format!(
+                        "IP fragment {src} -> {dst} (protocol {protocol}) skipped, not reassembled"
+                    ),
+                    net::Note::Undecodable(e) => format!("frame not decoded: {e}"),
+                    net::Note::Conflict { dir, offset, len } => format!(
+                        "retransmission with different bytes ({dir:?}, {len} bytes at offset {offset}); the first copy was kept"
+                    ),
+                    // The session's reason says when its start was not captured.
+                    net::Note::MidStream { .. } => return,
+                };
+                self.note(Some(Mark { frame, ts }), text);
+            }
+        }
+    }
+
+    /// Turns the TLS events of `conn` into findings.
+    fn drain(&mut self, conn: ConnId) {
+        let events = std::mem::take(&mut self.events);
+        for e in &events {
+            self.on_tls(conn, e);
+        }
+        self.events = events;
+        self.events.clear();
+    }
+
+    fn on_tls(&mut self, conn: ConnId, e: &tls::Event<Mark>) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let (src, dst) = (c.addr(e.side), c.addr(e.side.other()));
+        let role = c.tls.role(e.side);
+        match &e.kind {
+            EventKind::Certificate { role, ders } => {
+                let at = self.at.unwrap_or_else(|| datetime(&e.mark.ts));
+                let chain: Vec<_> = ders.iter().map(|d| self.judge.decode(d)).collect();
+                if chain.is_empty() {
+                    return;
+                }
+                let verdict = self.judge.judge(&chain, *role, at);
+                c.chain[e.side.index()] = Some(verdict.overall.clone());
+                c.identity[e.side.index()] = Identity::of(chain[0].sftunnel_identity());
+                let id = c.id;
+                let chain_finding = ChainFinding {
+                    file: self.file.clone(),
+                    frame: e.mark.frame,
+                    ts: e.mark.ts,
+                    src,
+                    dst,
+                    role: *role,
+                    length: chain.len(),
+                    verdict: verdict.overall.clone(),
+                    trusted: verdict.trusted,
+                    conn: id.0,
+                };
+                for (i, (cert, v)) in chain.iter().zip(verdict.per_cert).enumerate() {
+                    let f = CertificateFinding {
+                        file: self.file.clone(),
+                        frame: e.mark.frame,
+                        ts: e.mark.ts,
+                        src,
+                        dst,
+                        role: *role,
+                        chain_index: i,
+                        sha256: cert.sha256.clone(),
+                        serial: cert.serial.clone(),
+                        version: cert.version,
+                        subject: cert.subject.as_ref().map(|n| n.rfc4514()),
+                        issuer: cert.issuer.as_ref().map(|n| n.rfc4514()),
+                        not_before: cert.not_before,
+                        not_after: cert.not_after,
+                        sig_alg: cert.sig_alg.clone(),
+                        key: cert.key.clone(),
+                        verdict: v,
+                        der_len: cert.len,
+                        self_signed: cert.self_signed,
+                        sftunnel: Identity::of(cert.sftunnel_identity()),
+                        parse_error: cert.parse_error.clone(),
+                        conn: id.0,
+                        subject_oneline: cert.subject.as_ref().map(|n| n.oneline()),
+                        issuer_oneline: cert.issuer.as_ref().map(|n| n.oneline()),
+                    };
+                    self.emit(Finding::Certificate(Box::new(f)));
+                }
+                self.emit(Finding::Chain(Box::new(chain_finding)));
+            }
+            EventKind::Alert { alert, .. } => {
+                let f = AlertFinding {
+                    file: self.file.clone(),
+                    frame: e.mark.frame,
+                    ts: e.mark.ts,
+                    src,
+                    dst,
+                    level: alert.map(|a| a.level.to_string()),
+                    code: alert.map(|a| a.description.0),
+                    description: alert.map(|a| a.description.to_string()),
+                    encrypted: alert.is_none(),
+                    role,
+                    conn: c.id.0,
+                };
+                self.emit(Finding::Alert(f));
+            }
+            EventKind::Error(err) => {
+                let text = format!("{src} -> {dst}: {err}");
+                self.note(Some(e.mark), text);
+            }
+            _ => {}
+        }
+    }
+
+    /// The connection is over: report its session.
+    fn finish(&mut self, c: Conn) {
+        if !c.tls.is_tls() {
+            self.counts.not_tls += 1;
+            return;
+        }
+        if !c.tls.is_finished() {
+            c.tls.finish(c.last, &mut self.events);
+            for e in std::mem::take(&mut self.events) {
+                if let EventKind::Error(err) = e.kind {
+                    let text = format!("{} -> {}: {err}", c.addr(e.side), c.addr(e.side.other()));
+                    self.note(Some(e.mark), text);
+                }
+            }
+        }
+        let s = session(&c, self.file.clone());
+        self.emit(Finding::Session(Box::new(s)));
+    }
+
+    /// End of input: every connection still open is reported (`net::Tracker::finish` closes
+    /// them all, so this only catches what it did not know).
+    pub(super) fn finish_all(&mut self) {
+        let mut left: Vec<Conn> = self.conns.drain().map(|(_, c)| c).collect();
+        left.sort_by_key(|c| c.id);
+        for c in left {
+            self.finish(c);
+        }
+    }
+}
+
+/// A capture time as a `time` value (the epoch for years `time` cannot hold).
+pub(super) fn datetime(ts: &Timestamp) -> OffsetDateTime {
+    ts.to_datetime().unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+fn session(c: &Conn, file: Arc<str>) -> SessionFinding {
+    let p = c.tls.progress();
+    let server = p.side_of(Role::Server).unwrap_or(Side::B);
+    let client = server.other();
+    let (outcome, mut reason, failed_by) = outcome(p, c.close);
+    for (name, s) in [("server", server), ("client", client)] {
+        if let Some(v) = c.chain[s.index()].as_ref().filter(|v| !v.is_ok()) {
+            let depth = v.depth.map_or("-".to_string(), |d| d.to_string());
+            reason += &format!(
+                "; {name} chain: err {}:{} (depth {depth})",
+                v.code.code(),
+                v.text()
+            );
+        }
+    }
+    SessionFinding {
+        file,
+        client: c.addr(client),
+        server: c.addr(server),
+        first_frame: c.first.frame,
+        last_frame: c.last.frame,
+        first_ts: c.first.ts,
+        last_ts: c.last.ts,
+        version: p.version.map(|v| v.to_string()),
+        cipher: p.cipher.map(|v| v.to_string()),
+        sni: p.sni.clone(),
+        client_cert: p.certificates[client.index()].is_some_and(|n| n > 0),
+        certificate_requested: p.certificate_requested,
+        outcome,
+        reason,
+        failed_by,
+        server_chain_verdict: c.chain[server.index()].clone(),
+        client_chain_verdict: c.chain[client.index()].clone(),
+        server_identity: c.identity[server.index()].clone(),
+        client_identity: c.identity[client.index()].clone(),
+        alerts: [p.alerts[client.index()], p.alerts[server.index()]],
+        conn: c.id.0,
+    }
+}

@@ -1,0 +1,153 @@
+//! A session's outcome and the one-line reason a TAC engineer reads first: from what the TLS
+//! layer saw (`tls::Progress`) and how the TCP connection ended.
+//!
+//! Pure: no I/O, no clock, no certificate knowledge (chain verdicts are appended by the caller).
+
+use serde::Serialize;
+
+use crate::tls::{AlertDescription, HandshakeType, Progress, Role, Side, Step};
+
+/// How a TLS session ended up, as far as the capture shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Both sides sent ChangeCipherSpec and Finished.
+    Established,
+    /// A fatal alert, or a FIN/RST before the handshake finished.
+    Failed,
+    /// The capture does not show the end (or the start) of the handshake.
+    Incomplete,
+    /// TLS 1.3 (or a draft): the certificates were encrypted, the result cannot be seen.
+    EncryptedCertificates,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Established => "established",
+            Outcome::Failed => "failed",
+            Outcome::Incomplete => "incomplete",
+            Outcome::EncryptedCertificates => "encrypted_certificates",
+        }
+    }
+}
+
+/// How TCP ended, first of either side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Close {
+    Fin(Side),
+    Rst(Side),
+}
+
+/// The outcome, its reason, and the side that ended a failed handshake.
+pub fn outcome(p: &Progress, close: Option<Close>) -> (Outcome, String, Option<Role>) {
+    let role = |s: Side| p.role(s).map_or("one side", role_name);
+    if let Some(fatal) = &p.fatal_alert {
+        let side = fatal.side;
+        let what = match fatal.alert {
+            Some(a) => format!("{} {}", a.level, a.description),
+            None => "an encrypted alert".to_string(),
+        };
+        let peer = side.other();
+        // handshake_failure answers a missing client certificate; decrypt_error is what OpenSSL
+        // sends for a certificate signature that does not verify (before the peer's Finished).
+        let cert_alert = fatal.alert.is_some_and(|a| {
+            a.description.is_about_certificate()
+                || a.description == AlertDescription::HANDSHAKE_FAILURE
+                || (a.description == AlertDescription::DECRYPT_ERROR
+                    && !p.change_cipher_spec[peer.index()])
+        });
+        let after = match p.certificates[peer.index()] {
+            Some(0) if cert_alert => format!(" after an empty {} Certificate", role(peer)),
+            Some(_) if cert_alert => format!(" after {} Certificate", role(peer)),
+            _ => fatal
+                .after
+                .map(|s| format!(" after {}", step_name(p, peer, s)))
+                .unwrap_or_default(),
+        };
+        let outcome = if p.done {
+            Outcome::Established
+        } else {
+            Outcome::Failed
+        };
+        let by = (outcome == Outcome::Failed).then(|| p.role(side)).flatten();
+        return (outcome, format!("{} sent {what}{after}", role(side)), by);
+    }
+    if p.done {
+        let resumed = p.certificates == [None, None];
+        let reason = if resumed {
+            "handshake completed (session resumed, no certificates)"
+        } else {
+            "handshake completed"
+        };
+        return (Outcome::Established, reason.to_string(), None);
+    }
+    if p.is_tls13() && p.server.is_some() && !retry_only(p) {
+        let v = p.version.map(|v| v.to_string()).unwrap_or_default();
+        return (
+            Outcome::EncryptedCertificates,
+            format!("{v} negotiated: certificates are encrypted"),
+            None,
+        );
+    }
+    let latest = p
+        .latest
+        .map(|(s, step)| format!(" after {}", step_name(p, s, step)))
+        .unwrap_or_default();
+    let started = p.client_hello_from.is_some() || p.server.is_some();
+    match close {
+        Some(Close::Rst(s)) if started => (
+            Outcome::Failed,
+            format!("{} RST{latest}", role(s)),
+            p.role(s),
+        ),
+        Some(Close::Fin(s)) if started => (
+            Outcome::Failed,
+            format!("{} closed the connection (FIN){latest}", role(s)),
+            p.role(s),
+        ),
+        _ if p.latest.is_none() => (Outcome::Incomplete, "no TLS message seen".to_string(), None),
+        _ if !started => (
+            Outcome::Incomplete,
+            "handshake not in the capture (it began before the capture started)".to_string(),
+            None,
+        ),
+        _ => (Outcome::Incomplete, format!("capture ends{latest}"), None),
+    }
+}
+
+/// A HelloRetryRequest was the last word from the server: TLS 1.3 was asked for, not agreed.
+fn retry_only(p: &Progress) -> bool {
+    p.server.is_some_and(|s| {
+        p.last[s.index()] == Some(Step::Handshake(HandshakeType::HELLO_RETRY_REQUEST))
+    })
+}
+
+fn role_name(r: Role) -> &'static str {
+    match r {
+        Role::Client => "client",
+        Role::Server => "server",
+    }
+}
+
+/// "ServerHelloDone" names its sender already; "Certificate" or "Finished" needs the role.
+fn step_name(p: &Progress, side: Side, step: Step) -> String {
+    let implies_role = matches!(
+        step,
+        Step::Handshake(
+            HandshakeType::CLIENT_HELLO
+                | HandshakeType::SERVER_HELLO
+                | HandshakeType::HELLO_RETRY_REQUEST
+                | HandshakeType::SERVER_KEY_EXCHANGE
+                | HandshakeType::CERTIFICATE_REQUEST
+                | HandshakeType::SERVER_HELLO_DONE
+                | HandshakeType::CLIENT_KEY_EXCHANGE
+                | HandshakeType::CERTIFICATE_VERIFY
+                | HandshakeType::NEW_SESSION_TICKET
+        )
+    );
+    match p.role(side) {
+        Some(r) if !implies_role => format!("{} {step}", role_name(r)),
+        _ => step.to_string(),
+    }
+}

@@ -1,0 +1,925 @@
+//! The per-connection state machine: two directions of bytes in, `Event`s out, and a running
+//! `Progress` (roles, version, cipher, who sent what last) for the session summary.
+//!
+//! The TLS server is the side that sent ServerHello, not the side that accepted the TCP
+//! connection (GridFTP data channels, for one, reverse them); before any ServerHello the
+//! ClientHello's sender is taken as the client. For TLS <= 1.2 the handshake is done once both
+//! sides have sent ChangeCipherSpec and their (encrypted) Finished; a TLS 1.3 (or draft)
+//! ServerHello ends what can be seen: certificates are encrypted and the session says so.
+//! What a connection's outcome means (failed, incomplete, the reason) is `analysis`'s call; this
+//! module keeps the facts it needs.
+
+use std::fmt;
+
+use super::messages::{CertificateRequest, ClientHello, ServerHello, certificate_list};
+use super::reader::{DirReader, Item};
+use super::registry::{CipherSuite, HandshakeType, ProtocolVersion};
+use super::{Alert, Limits, Role, Side, TlsError};
+
+/// A step a side took, for "after which message" in reasons.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Handshake(HandshakeType),
+    ChangeCipherSpec,
+    /// The first handshake record after ChangeCipherSpec.
+    Finished,
+    ApplicationData,
+    Alert,
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Step::Handshake(t) => t.fmt(f),
+            Step::ChangeCipherSpec => f.write_str("ChangeCipherSpec"),
+            Step::Finished => f.write_str("Finished"),
+            Step::ApplicationData => f.write_str("application data"),
+            Step::Alert => f.write_str("alert"),
+        }
+    }
+}
+
+/// Something that happened on the wire, with the side that sent it and the caller's mark of
+/// the chunk that completed it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event<M> {
+    pub side: Side,
+    pub mark: M,
+    pub kind: EventKind,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum EventKind {
+    /// This side's TLS starts here, after `plaintext` bytes of another protocol (0 if none).
+    Start {
+        plaintext: u64,
+    },
+    ClientHello(ClientHello),
+    /// Also a HelloRetryRequest (`retry_request`).
+    ServerHello(ServerHello),
+    /// A TLS <= 1.2 Certificate message, possibly empty (a client with no certificate).
+    Certificate {
+        role: Option<Role>,
+        ders: Vec<Vec<u8>>,
+    },
+    CertificateRequest(CertificateRequest),
+    /// Any other plaintext handshake message (ServerKeyExchange, ServerHelloDone, ...).
+    Message(HandshakeType),
+    ChangeCipherSpec,
+    /// The first encrypted handshake record after this side's ChangeCipherSpec: its Finished.
+    EncryptedHandshake,
+    /// `alert: None` when encrypted: an alert was sent, its content is unknowable.
+    /// `after`: the last step the other side had taken.
+    Alert {
+        alert: Option<Alert>,
+        after: Option<Step>,
+    },
+    /// This side's first application data record.
+    ApplicationData,
+    /// TLS 1.3 or a draft was negotiated: the rest of the handshake, certificates included, is
+    /// encrypted.
+    EncryptedCertificates {
+        version: ProtocolVersion,
+    },
+    /// TLS <= 1.2: both sides sent ChangeCipherSpec and Finished.
+    HandshakeDone,
+    Error(TlsError),
+}
+
+/// What is known about the connection so far.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Progress {
+    /// The side that sent ServerHello.
+    pub server: Option<Side>,
+    /// The side that sent the (first) ClientHello.
+    pub client_hello_from: Option<Side>,
+    pub sni: Option<String>,
+    /// Negotiated version (ServerHello's supported_versions, else its version).
+    pub version: Option<ProtocolVersion>,
+    pub cipher: Option<CipherSuite>,
+    pub retry_request: bool,
+    /// Certificates in each side's last Certificate message (`Some(0)`: an empty one), by
+    /// `Side as usize`.
+    pub certificates: [Option<usize>; 2],
+    pub certificate_requested: bool,
+    pub change_cipher_spec: [bool; 2],
+    pub finished: [bool; 2],
+    pub application_data: [bool; 2],
+    pub alerts: [u32; 2],
+    /// The first fatal alert: plaintext fatal, or an encrypted one before the handshake was
+    /// done (TLS <= 1.2).
+    pub fatal_alert: Option<FatalAlert>,
+    /// Each side's last step, by `Side as usize`.
+    pub last: [Option<Step>; 2],
+    /// The last step on the wire, either side.
+    pub latest: Option<(Side, Step)>,
+    pub done: bool,
+}
+
+impl Progress {
+    /// The TLS role of `side`: from ServerHello, else from ClientHello.
+    pub fn role(&self, side: Side) -> Option<Role> {
+        if let Some(s) = self.server {
+            return Some(if s == side {
+                Role::Server
+            } else {
+                Role::Client
+            });
+        }
+        self.client_hello_from.map(|c| {
+            if c == side {
+                Role::Client
+            } else {
+                Role::Server
+            }
+        })
+    }
+
+    /// The side playing `role`, if known.
+    pub fn side_of(&self, role: Role) -> Option<Side> {
+        [Side::A, Side::B]
+            .into_iter()
+            .find(|&s| self.role(s) == Some(role))
+    }
+
+    fn took(&mut self, side: Side, step: Step) {
+        self.last[side.index()] = Some(step);
+        self.latest = Some((side, step));
+    }
+
+    /// TLS 1.3 or a draft was negotiated (or asked for by a HelloRetryRequest).
+    pub fn is_tls13(&self) -> bool {
+        self.version.is_some_and(|v| v.is_tls13())
+    }
+}
+
+/// The alert that ended a handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FatalAlert {
+    pub side: Side,
+    /// `None`: encrypted.
+    pub alert: Option<Alert>,
+    /// The other side's last step before it.
+    pub after: Option<Step>,
+}
+
+/// One connection's TLS, both directions.
+#[derive(Debug)]
+pub struct Session<M> {
+    dirs: [DirReader<M>; 2],
+    progress: Progress,
+    encrypted_reported: bool,
+}
+
+impl<M: Copy + Ord> Default for Session<M> {
+    fn default() -> Self {
+        Self::new(Limits::default())
+    }
+}
+
+impl<M: Copy + Ord> Session<M> {
+    pub fn new(limits: Limits) -> Self {
+        Self {
+            dirs: [DirReader::new(limits), DirReader::new(limits)],
+            progress: Progress::default(),
+            encrypted_reported: false,
+        }
+    }
+
+    pub fn progress(&self) -> &Progress {
+        &self.progress
+    }
+
+    pub fn role(&self, side: Side) -> Option<Role> {
+        self.progress.role(side)
+    }
+
+    /// Bytes this session holds in buffers: what keeping it costs.
+    pub fn buffered(&self) -> usize {
+        self.dirs.iter().map(|d| d.buffered()).sum()
+    }
+
+    /// Some direction has been recognised as TLS.
+    pub fn is_tls(&self) -> bool {
+        self.dirs.iter().any(|d| d.in_records())
+    }
+
+    /// Nothing more of interest can come: the handshake is done, TLS 1.3 hid the rest, or a
+    /// fatal alert ended it. The caller may stop feeding and keep only `progress()`.
+    pub fn is_finished(&self) -> bool {
+        let p = &self.progress;
+        p.done || self.encrypted_reported || p.fatal_alert.is_some()
+    }
+
+    /// Stop buffering: from now on records are only counted (alerts, application data), so a
+    /// finished connection costs a few bytes. Call it once `is_finished()`.
+    pub fn skim(&mut self) {
+        for d in &mut self.dirs {
+            d.skim();
+        }
+    }
+
+    /// Neither direction can yield anything more (both are not TLS): the caller may stop
+    /// delivering bytes.
+    pub fn is_dead(&self) -> bool {
+        self.dirs.iter().all(|d| d.is_stopped())
+    }
+
+    /// The next in-order bytes `side` sent; `mark` is the caller's (frame, time) of the chunk.
+    pub fn feed(&mut self, side: Side, data: &[u8], mark: M, out: &mut Vec<Event<M>>) {
+        let [a, b] = &mut self.dirs;
+        let (me, peer) = match side {
+            Side::A => (a, b),
+            Side::B => (b, a),
+        };
+        let progress = &mut self.progress;
+        let encrypted_reported = &mut self.encrypted_reported;
+        me.feed(data, mark, &mut |item, mark| {
+            let tls13 = on_item(progress, encrypted_reported, side, item, mark, out);
+            if tls13 {
+                peer.tls13 = true;
+            }
+            tls13
+        });
+    }
+
+    /// Bytes of `side` were lost (a TCP gap): resynchronise on the next handshake record.
+    pub fn gap(&mut self, side: Side, mark: M, out: &mut Vec<Event<M>>) {
+        if let Some(e) = self.dirs[side.index()].gap() {
+            out.push(Event {
+                side,
+                mark,
+                kind: EventKind::Error(e),
+            });
+        }
+    }
+
+    /// The capture ended: reports a record or handshake message left half-done on either side.
+    pub fn finish(&self, mark: M, out: &mut Vec<Event<M>>) {
+        for side in [Side::A, Side::B] {
+            if let Some(e) = self.dirs[side.index()].incomplete() {
+                out.push(Event {
+                    side,
+                    mark,
+                    kind: EventKind::Error(e),
+                });
+            }
+        }
+    }
+}
+
+/// Applies one item to the progress and emits its events. Returns true when it shows TLS 1.3
+/// was negotiated (the readers then treat ChangeCipherSpec as the no-op it is there).
+fn on_item<M: Copy>(
+    p: &mut Progress,
+    encrypted_reported: &mut bool,
+    side: Side,
+    item: Item<'_>,
+    mark: M,
+    out: &mut Vec<Event<M>>,
+) -> bool {
+    let i = side.index();
+    let mut emit = |kind| out.push(Event { side, mark, kind });
+    let mut tls13 = false;
+    match item {
+        Item::Start { plaintext } => emit(EventKind::Start { plaintext }),
+        Item::Sslv2ClientHello(body) => {
+            p.took(side, Step::Handshake(HandshakeType::CLIENT_HELLO));
+            match ClientHello::parse_sslv2(body) {
+                Ok(h) => {
+                    p.client_hello_from.get_or_insert(side);
+                    emit(EventKind::ClientHello(h));
+                }
+                Err(e) => emit(EventKind::Error(e)),
+            }
+        }
+        Item::Handshake { typ, body } => {
+            p.took(side, Step::Handshake(typ));
+            match typ {
+                HandshakeType::CLIENT_HELLO => match ClientHello::parse(body) {
+                    Ok(h) => {
+                        p.client_hello_from.get_or_insert(side);
+                        if p.sni.is_none() {
+                            p.sni.clone_from(&h.sni);
+                        }
+                        emit(EventKind::ClientHello(h));
+                    }
+                    Err(e) => emit(EventKind::Error(e)),
+                },
+                HandshakeType::SERVER_HELLO | HandshakeType::HELLO_RETRY_REQUEST => {
+                    let parsed = if typ == HandshakeType::SERVER_HELLO {
+                        ServerHello::parse(body)
+                    } else {
+                        ServerHello::parse_retry_request(body)
+                    };
+                    match parsed {
+                        Ok(sh) => {
+                            p.server = Some(side);
+                            p.version = Some(sh.version);
+                            if sh.cipher_suite.is_some() {
+                                p.cipher = sh.cipher_suite;
+                            }
+                            p.retry_request |= sh.retry_request;
+                            if sh.retry_request {
+                                // A HelloRetryRequest: not the ServerHello that counts yet.
+                                p.took(side, Step::Handshake(HandshakeType::HELLO_RETRY_REQUEST));
+                            }
+                            tls13 = sh.version.is_tls13();
+                            let version = sh.version;
+                            let report = tls13 && !sh.retry_request && !*encrypted_reported;
+                            emit(EventKind::ServerHello(sh));
+                            if report {
+                                *encrypted_reported = true;
+                                emit(EventKind::EncryptedCertificates { version });
+                            }
+                        }
+                        Err(e) => emit(EventKind::Error(e)),
+                    }
+                }
+                HandshakeType::CERTIFICATE if !p.is_tls13() => {
+                    let (ders, err) = certificate_list(body);
+                    p.certificates[i] = Some(ders.len());
+                    emit(EventKind::Certificate {
+                        role: p.role(side),
+                        ders,
+                    });
+                    if let Some(e) = err {
+                        emit(EventKind::Error(e));
+                    }
+                }
+                HandshakeType::CERTIFICATE_REQUEST if !p.is_tls13() => {
+                    let tls12 = p.version.is_none_or(|v| v >= ProtocolVersion::TLS12);
+                    let parsed = CertificateRequest::parse(body, tls12).or_else(|e| {
+                        // Without a ServerHello the shape is a guess: try the other one.
+                        match p.version {
+                            None => CertificateRequest::parse(body, false),
+                            Some(_) => Err(e),
+                        }
+                    });
+                    p.certificate_requested = true;
+                    match parsed {
+                        Ok(r) => emit(EventKind::CertificateRequest(r)),
+                        Err(e) => emit(EventKind::Error(e)),
+                    }
+                }
+                _ => emit(EventKind::Message(typ)),
+            }
+        }
+        Item::EncryptedHandshake => {
+            if !p.finished[i] {
+                p.finished[i] = true;
+                p.took(side, Step::Finished);
+                emit(EventKind::EncryptedHandshake);
+                if p.finished == [true, true] && p.change_cipher_spec == [true, true] && !p.done {
+                    p.done = true;
+                    emit(EventKind::HandshakeDone);
+                }
+            }
+        }
+        Item::ChangeCipherSpec => {
+            p.change_cipher_spec[i] = true;
+            p.took(side, Step::ChangeCipherSpec);
+            emit(EventKind::ChangeCipherSpec);
+        }
+        Item::Alert(alert) => {
+            p.alerts[i] += 1;
+            let fatal = match alert {
+                Some(a) => a.level.is_fatal(),
+                None => !p.done && !p.is_tls13(),
+            };
+            let after = p.last[side.other().index()];
+            if fatal && p.fatal_alert.is_none() {
+                p.fatal_alert = Some(FatalAlert { side, alert, after });
+            }
+            p.took(side, Step::Alert);
+            emit(EventKind::Alert { alert, after });
+        }
+        Item::ApplicationData => {
+            if !p.application_data[i] {
+                p.application_data[i] = true;
+                p.took(side, Step::ApplicationData);
+                emit(EventKind::ApplicationData);
+            }
+        }
+        Item::Heartbeat => {}
+        Item::Error(e) => emit(EventKind::Error(e)),
+    }
+    tls13
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tls::{AlertDescription, AlertLevel, HEADER_LEN};
+
+    fn record(ct: u8, payload: &[u8]) -> Vec<u8> {
+        let mut r = vec![ct, 3, 3];
+        r.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+        r.extend_from_slice(payload);
+        r
+    }
+
+    fn hs(typ: u8, body: &[u8]) -> Vec<u8> {
+        let mut m = vec![typ];
+        m.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+        m.extend_from_slice(body);
+        m
+    }
+
+    fn client_hello(sni: &str) -> Vec<u8> {
+        let mut b = vec![3, 3];
+        b.extend_from_slice(&[1; 32]);
+        b.extend_from_slice(&[0, 0, 4, 0xc0, 0x30, 0x13, 0x01, 1, 0]);
+        let mut ext = vec![0, 0];
+        ext.extend_from_slice(&((sni.len() + 5) as u16).to_be_bytes());
+        ext.extend_from_slice(&((sni.len() + 3) as u16).to_be_bytes());
+        ext.push(0);
+        ext.extend_from_slice(&(sni.len() as u16).to_be_bytes());
+        ext.extend_from_slice(sni.as_bytes());
+        b.extend_from_slice(&(ext.len() as u16).to_be_bytes());
+        b.extend_from_slice(&ext);
+        hs(1, &b)
+    }
+
+    fn server_hello(suite: u16, supported_version: Option<u16>) -> Vec<u8> {
+        let mut b = vec![3, 3];
+        b.extend_from_slice(&[2; 32]);
+        b.push(0);
+        b.extend_from_slice(&suite.to_be_bytes());
+        b.push(0);
+        if let Some(v) = supported_version {
+            b.extend_from_slice(&[0, 6, 0, 43, 0, 2]);
+            b.extend_from_slice(&v.to_be_bytes());
+        }
+        hs(2, &b)
+    }
+
+    fn certificate(ders: &[Vec<u8>]) -> Vec<u8> {
+        let mut list = Vec::new();
+        for d in ders {
+            list.extend_from_slice(&(d.len() as u32).to_be_bytes()[1..]);
+            list.extend_from_slice(d);
+        }
+        let mut b = (list.len() as u32).to_be_bytes()[1..].to_vec();
+        b.extend_from_slice(&list);
+        hs(11, &b)
+    }
+
+    fn kinds(events: &[Event<u32>]) -> Vec<(Side, &EventKind)> {
+        events.iter().map(|e| (e.side, &e.kind)).collect()
+    }
+
+    /// A TLS 1.2 mutual-auth handshake as sftunnel does it: A is the client.
+    fn mutual_tls12() -> (Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>) {
+        let c1 = record(22, &client_hello("localhost"));
+        let mut flight = server_hello(0xc030, None);
+        flight.extend(certificate(&[vec![0x30, 1, 2], vec![0x30, 3]]));
+        flight.extend(hs(13, &[1, 1, 0, 2, 4, 1, 0, 0]));
+        flight.extend(hs(14, &[]));
+        let s1 = record(22, &flight);
+        let mut c2 = record(22, &certificate(&[vec![0x30, 9]]));
+        c2.extend(record(22, &hs(16, &[0; 10])));
+        c2.extend(record(22, &hs(15, &[0; 8])));
+        c2.extend(record(20, &[1]));
+        c2.extend(record(22, &[0x55; 40]));
+        let mut s2 = record(20, &[1]);
+        s2.extend(record(22, &[0x66; 40]));
+        (c1, s1, c2, s2)
+    }
+
+    #[test]
+    fn mutual_handshake_gives_roles_certificates_and_done() {
+        let (c1, s1, c2, s2) = mutual_tls12();
+        let mut s = Session::default();
+        let mut ev = Vec::new();
+        s.feed(Side::A, &c1, 1, &mut ev);
+        s.feed(Side::B, &s1, 2, &mut ev);
+        s.feed(Side::A, &c2, 3, &mut ev);
+        s.feed(Side::B, &s2, 4, &mut ev);
+        let certs: Vec<_> = ev
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::Certificate { role, ders } => Some((e.mark, *role, ders.len())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            certs,
+            [(2, Some(Role::Server), 2), (3, Some(Role::Client), 1)]
+        );
+        assert!(matches!(ev.last().unwrap().kind, EventKind::HandshakeDone));
+        let p = s.progress();
+        assert_eq!(p.server, Some(Side::B));
+        assert_eq!(p.sni.as_deref(), Some("localhost"));
+        assert_eq!(p.cipher, Some(CipherSuite(0xc030)));
+        assert_eq!(p.version, Some(ProtocolVersion::TLS12));
+        assert!(p.certificate_requested && p.done && s.is_finished());
+        assert_eq!(p.certificates, [Some(1), Some(2)]);
+    }
+
+    #[test]
+    fn byte_by_byte_feeding_gives_the_same_events() {
+        let (c1, s1, c2, s2) = mutual_tls12();
+        let mut whole = Session::default();
+        let mut ev_whole = Vec::new();
+        let mut split = Session::default();
+        let mut ev_split = Vec::new();
+        for (side, bytes) in [
+            (Side::A, &c1),
+            (Side::B, &s1),
+            (Side::A, &c2),
+            (Side::B, &s2),
+        ] {
+            whole.feed(side, bytes, 0, &mut ev_whole);
+            for b in bytes.chunks(1) {
+                split.feed(side, b, 0, &mut ev_split);
+            }
+        }
+        assert_eq!(ev_whole, ev_split);
+        assert_eq!(whole.progress(), split.progress());
+    }
+
+    #[test]
+    fn the_tls_server_is_whoever_sends_server_hello() {
+        // B opened the TCP connection but A answers with ServerHello (GridFTP data channels).
+        let mut s = Session::default();
+        let mut ev = Vec::new();
+        s.feed(Side::B, &record(22, &client_hello("x")), 1, &mut ev);
+        let mut flight = server_hello(0x002f, None);
+        flight.extend(certificate(&[vec![0x30, 0]]));
+        s.feed(Side::A, &record(22, &flight), 2, &mut ev);
+        assert_eq!(s.role(Side::A), Some(Role::Server));
+        assert!(ev.iter().any(|e| e.side == Side::A
+            && matches!(
+                e.kind,
+                EventKind::Certificate {
+                    role: Some(Role::Server),
+                    ..
+                }
+            )));
+    }
+
+    #[test]
+    fn large_certificate_over_many_records_comes_out_whole_with_the_last_mark() {
+        // ~360 KB in one Certificate message, cut into 22 records, delivered as 1448-byte
+        // segments: the message appears once, complete, marked with the segment that ended it.
+        let ders: Vec<Vec<u8>> = (0..30u8).map(|i| vec![i; 12_000]).collect();
+        let msg = certificate(&ders);
+        let per = msg.len().div_ceil(22);
+        let mut stream = Vec::new();
+        for part in msg.chunks(per) {
+            stream.extend(record(22, part));
+        }
+        assert_eq!(msg.chunks(per).count(), 22);
+        let mut s = Session::default();
+        let mut ev = Vec::new();
+        s.feed(
+            Side::B,
+            &record(22, &server_hello(0x009c, None)),
+            0,
+            &mut ev,
+        );
+        let segments: Vec<_> = stream.chunks(1448).collect();
+        for (i, seg) in segments.iter().enumerate() {
+            s.feed(Side::B, seg, i as u32 + 1, &mut ev);
+        }
+        let got: Vec<_> = ev
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::Certificate { ders, .. } => Some((e.mark, ders)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].0, segments.len() as u32);
+        assert_eq!(got[0].1, &ders);
+    }
+
+    #[test]
+    fn a_handshake_claiming_16_mb_is_reported_and_skipped() {
+        let mut s = Session::default();
+        let mut ev = Vec::new();
+        // header claims 0xffffff bytes; 3 records of junk follow, then a real alert
+        let mut first = vec![11, 0xff, 0xff, 0xff];
+        first.extend_from_slice(&[0; 1000]);
+        s.feed(
+            Side::B,
+            &record(22, &server_hello(0x002f, None)),
+            0,
+            &mut ev,
+        );
+        s.feed(Side::B, &record(22, &first), 1, &mut ev);
+        for _ in 0..3 {
+            s.feed(Side::B, &record(22, &[0; 16384]), 2, &mut ev);
+        }
+        s.feed(Side::B, &record(21, &[2, 40]), 3, &mut ev);
+        let errors: Vec<_> = ev
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::Error(e) => Some(e.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            errors,
+            [TlsError::HandshakeTooLarge {
+                msg: HandshakeType::CERTIFICATE,
+                claimed: 0xff_ffff,
+                max: Limits::default().max_handshake
+            }]
+        );
+        assert!(s.dirs[1].buffered() < 64 * 1024);
+        assert!(matches!(
+            ev.last().unwrap().kind,
+            EventKind::Alert { alert: Some(_), .. }
+        ));
+    }
+
+    #[test]
+    fn alerts_after_ccs_or_of_odd_length_are_encrypted_and_unknown_codes_kept() {
+        let mut s = Session::default();
+        let mut ev = Vec::new();
+        s.feed(Side::A, &record(22, &client_hello("h")), 0, &mut ev);
+        s.feed(Side::B, &record(21, &[2, 200]), 1, &mut ev);
+        s.feed(Side::B, &record(21, &[2, 40, 0]), 2, &mut ev);
+        s.feed(Side::A, &record(20, &[1]), 3, &mut ev);
+        s.feed(Side::A, &record(21, &[1, 0]), 4, &mut ev);
+        let alerts: Vec<_> = ev
+            .iter()
+            .filter_map(|e| match e.kind {
+                EventKind::Alert { alert, .. } => Some((e.mark, alert)),
+                _ => None,
+            })
+            .collect();
+        let fatal_200 = Alert {
+            level: AlertLevel::FATAL,
+            description: AlertDescription(200),
+        };
+        assert_eq!(alerts, [(1, Some(fatal_200)), (2, None), (4, None)]);
+        assert_eq!(fatal_200.description.to_string(), "unknown(200)");
+        assert_eq!(
+            s.progress().fatal_alert,
+            Some(FatalAlert {
+                side: Side::B,
+                alert: Some(fatal_200),
+                after: Some(Step::Handshake(HandshakeType::CLIENT_HELLO))
+            })
+        );
+    }
+
+    #[test]
+    fn alert_names_what_the_peer_sent_last() {
+        let (c1, s1, c2, _) = mutual_tls12();
+        let mut s = Session::default();
+        let mut ev = Vec::new();
+        s.feed(Side::A, &c1, 1, &mut ev);
+        s.feed(Side::B, &s1, 2, &mut ev);
+        s.feed(Side::A, &c2, 3, &mut ev);
+        s.feed(Side::B, &record(21, &[2, 45]), 4, &mut ev);
+        let EventKind::Alert { alert, after } = &ev.last().unwrap().kind else {
+            panic!("no alert: {ev:?}");
+        };
+        assert_eq!(
+            alert.unwrap().description,
+            AlertDescription::CERTIFICATE_EXPIRED
+        );
+        assert_eq!(*after, Some(Step::Finished));
+        assert!(s.is_finished() && !s.progress().done);
+    }
+
+    #[test]
+    fn tls_found_after_starttls_plaintext_on_both_sides() {
+        let mut s = Session::default();
+        let mut ev = Vec::new();
+        s.feed(Side::A, b"a001 STARTTLS\r\n", 1, &mut ev);
+        s.feed(
+            Side::B,
+            b"a001 OK Begin TLS negotiation now\r\n",
+            2,
+            &mut ev,
+        );
+        let mut c = b"".to_vec();
+        c.extend(record(22, &client_hello("imap.example")));
+        s.feed(Side::A, &c, 3, &mut ev);
+        s.feed(
+            Side::B,
+            &record(22, &server_hello(0xc02f, None)),
+            4,
+            &mut ev,
+        );
+        assert_eq!(
+            kinds(&ev)
+                .iter()
+                .filter(|(_, k)| matches!(k, EventKind::Start { .. }))
+                .count(),
+            2
+        );
+        assert!(
+            ev.iter()
+                .any(|e| e.kind == EventKind::Start { plaintext: 15 })
+        );
+        assert_eq!(s.progress().server, Some(Side::B));
+        assert!(s.is_tls());
+    }
+
+    #[test]
+    fn plaintext_that_never_turns_into_tls_is_dropped_quietly() {
+        let mut s = Session::<u32>::default();
+        let mut ev = Vec::new();
+        for _ in 0..2000 {
+            s.feed(
+                Side::A,
+                b"GET / HTTP/1.1\r\nHost: example\r\n\r\n",
+                0,
+                &mut ev,
+            );
+        }
+        assert!(ev.is_empty() && !s.is_tls());
+        assert!(s.dirs[0].buffered() < 16);
+    }
+
+    #[test]
+    fn garbage_inside_the_record_stream_is_an_error_naming_the_offset() {
+        let mut s = Session::default();
+        let mut ev = Vec::new();
+        let mut b = record(22, &client_hello("h"));
+        let at = b.len() as u64;
+        b.extend_from_slice(b"HTTP/1.1 400 Bad Request\r\n");
+        s.feed(Side::A, &b, 7, &mut ev);
+        let EventKind::Error(TlsError::NotTls { offset, .. }) = ev.last().unwrap().kind else {
+            panic!("{ev:?}");
+        };
+        assert_eq!(offset, at);
+    }
+
+    #[test]
+    fn tls13_says_certificates_are_encrypted_and_ignores_compat_ccs() {
+        let mut s = Session::default();
+        let mut ev = Vec::new();
+        s.feed(Side::A, &record(22, &client_hello("h")), 1, &mut ev);
+        let mut b = record(22, &server_hello(0x1301, Some(0x0304)));
+        b.extend(record(20, &[1]));
+        b.extend(record(23, &[9; 100]));
+        s.feed(Side::B, &b, 2, &mut ev);
+        assert!(ev.iter().any(|e| e.kind
+            == EventKind::EncryptedCertificates {
+                version: ProtocolVersion::TLS13
+            }));
+        assert!(
+            !ev.iter()
+                .any(|e| matches!(e.kind, EventKind::Certificate { .. }))
+        );
+        assert!(s.is_finished() && !s.progress().done);
+        // a plaintext alert after the compat CCS stays readable
+        s.feed(Side::B, &record(21, &[2, 80]), 3, &mut ev);
+        assert!(matches!(
+            ev.last().unwrap().kind,
+            EventKind::Alert { alert: Some(_), .. }
+        ));
+    }
+
+    #[test]
+    fn hello_retry_request_is_recognised_and_waits_for_the_real_server_hello() {
+        const HRR: [u8; 32] = [
+            0xcf, 0x21, 0xad, 0x74, 0xe5, 0x9a, 0x61, 0x11, 0xbe, 0x1d, 0x8c, 0x02, 0x1e, 0x65,
+            0xb8, 0x91, 0xc2, 0xa2, 0x11, 0x16, 0x7a, 0xbb, 0x8c, 0x5e, 0x07, 0x9e, 0x09, 0xe2,
+            0xc8, 0xa8, 0x33, 0x9c,
+        ];
+        let mut hrr = server_hello(0x1301, Some(0x0304));
+        hrr[6..38].copy_from_slice(&HRR);
+        let mut s = Session::default();
+        let mut ev = Vec::new();
+        s.feed(Side::A, &record(22, &client_hello("h")), 1, &mut ev);
+        s.feed(Side::B, &record(22, &hrr), 2, &mut ev);
+        assert!(s.progress().retry_request && !s.is_finished());
+        let mut again = record(20, &[1]);
+        again.extend(record(22, &client_hello("h")));
+        s.feed(Side::A, &again, 3, &mut ev);
+        // the second ClientHello after the compat CCS is still plaintext
+        assert_eq!(
+            ev.iter()
+                .filter(|e| matches!(e.kind, EventKind::ClientHello(_)))
+                .count(),
+            2
+        );
+        s.feed(
+            Side::B,
+            &record(22, &server_hello(0x1301, Some(0x0304))),
+            4,
+            &mut ev,
+        );
+        assert!(s.is_finished());
+    }
+
+    #[test]
+    fn sslv2_client_hello_is_recognised_and_skipped() {
+        let body = [
+            1, 3, 1, 0, 6, 0, 0, 0, 16, 0x07, 0x00, 0xc0, 0x00, 0x00, 0x2f,
+        ];
+        let mut b = vec![0x80, body.len() as u8];
+        b.extend_from_slice(&body);
+        b.extend_from_slice(&[0x11; 16]); // challenge
+        b[1] += 16;
+        let mut s = Session::default();
+        let mut ev = Vec::new();
+        s.feed(Side::A, &b, 1, &mut ev);
+        s.feed(
+            Side::B,
+            &record(22, &server_hello(0x002f, None)),
+            2,
+            &mut ev,
+        );
+        let EventKind::ClientHello(h) = &ev[0].kind else {
+            panic!("{ev:?}");
+        };
+        assert!(h.sslv2_format);
+        assert_eq!(s.progress().server, Some(Side::B));
+    }
+
+    #[test]
+    fn a_stream_cut_inside_a_message_says_so_at_finish() {
+        let mut s = Session::default();
+        let mut ev = Vec::new();
+        let msg = certificate(&[vec![0x30; 3000]]);
+        s.feed(
+            Side::B,
+            &record(22, &server_hello(0x002f, None)),
+            1,
+            &mut ev,
+        );
+        s.feed(Side::B, &record(22, &msg[..1000]), 2, &mut ev);
+        ev.clear();
+        s.finish(9, &mut ev);
+        assert_eq!(
+            ev[0].kind,
+            EventKind::Error(TlsError::Incomplete {
+                what: "Certificate",
+                have: 1000,
+                need: msg.len()
+            })
+        );
+    }
+
+    #[test]
+    fn after_a_gap_the_next_handshake_record_is_found_again() {
+        let mut s = Session::default();
+        let mut ev = Vec::new();
+        s.feed(
+            Side::B,
+            &record(22, &server_hello(0x002f, None)),
+            1,
+            &mut ev,
+        );
+        let msg = record(22, &certificate(&[vec![0x30; 3000]]));
+        s.feed(Side::B, &msg[..500], 2, &mut ev);
+        s.gap(Side::B, 3, &mut ev);
+        s.feed(Side::B, &msg[2000..], 4, &mut ev);
+        s.feed(Side::B, &record(21, &[2, 42]), 5, &mut ev);
+        assert!(matches!(
+            ev.iter().find(|e| e.mark == 3).unwrap().kind,
+            EventKind::Error(TlsError::Incomplete { .. })
+        ));
+        assert!(matches!(
+            ev.last().unwrap().kind,
+            EventKind::Alert { alert: Some(_), .. }
+        ));
+    }
+
+    #[test]
+    fn skimming_a_finished_session_counts_records_without_buffering_them() {
+        let (c1, s1, c2, s2) = mutual_tls12();
+        let mut s = Session::default();
+        let mut ev = Vec::new();
+        s.feed(Side::A, &c1, 1, &mut ev);
+        s.feed(Side::B, &s1, 2, &mut ev);
+        s.feed(Side::A, &c2, 3, &mut ev);
+        s.feed(Side::B, &s2, 4, &mut ev);
+        assert!(s.is_finished());
+        s.skim();
+        ev.clear();
+        let mut tail = record(23, &[7; 16000]);
+        tail.extend(record(23, &[8; 16000]));
+        tail.extend(record(21, &[9; 26]));
+        for (i, chunk) in tail.chunks(1000).enumerate() {
+            s.feed(Side::B, chunk, 10 + i as u32, &mut ev);
+            assert!(s.buffered() <= 2 * HEADER_LEN, "{}", s.buffered());
+        }
+        let last = tail.chunks(1000).count() as u32 + 9;
+        assert_eq!(
+            kinds(&ev),
+            [
+                (Side::B, &EventKind::ApplicationData),
+                (
+                    Side::B,
+                    &EventKind::Alert {
+                        alert: None,
+                        after: Some(Step::Finished)
+                    }
+                )
+            ]
+        );
+        assert_eq!(ev[1].mark, last);
+        assert_eq!(s.progress().alerts, [0, 1]);
+    }
+}
