@@ -165,6 +165,7 @@ impl<'s> Engine<'s> {
                 bytes,
                 frame,
                 ts,
+                ..
             } => {
                 let Some(c) = self.conns.get_mut(&conn) else {
                     return;

@@ -13,6 +13,7 @@ pub mod time_arg;
 
 pub mod check;
 pub mod pki;
+pub mod tunnel;
 
 /// Diagnose Cisco Firepower sftunnel (FMC <-> FTD mutual TLS on 8305): lab PKI, live tunnel,
 /// offline capture analysis.
@@ -37,6 +38,8 @@ pub enum Command {
     Pki(pki::PkiArgs),
     /// How long each certificate has left: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
     Check(check::CheckArgs),
+    #[command(flatten)]
+    Tunnel(tunnel::TunnelCommand),
 }
 
 /// Runs the parsed command and returns the process exit code.
@@ -51,5 +54,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Pki(args) => pki::run(args),
         Command::Check(args) => check::run(args),
+        Command::Tunnel(cmd) => tunnel::run(cmd),
     }
 }

@@ -1,1 +1,74 @@
-//! tunnel: not yet written.
+//! The live sftunnel: the FMC side (`serve`), the device side (`connect`), `validate` and the
+//! control socket `status` and `pki renew` use. The only async code in the crate.
+//!
+//! Owns TLS policy ([`config`]), the verifiers that call the chain judge at the tunnel's
+//! [`Clock`] ([`verify`], [`chain`]), the message protocol spoken inside the tunnel
+//! ([`proto`]), the FMC server ([`server`]), the device client ([`client`]), the control
+//! socket ([`control`]), in-process validation ([`validate`]) and the appliance's log lines
+//! ([`log`], [`failure`]). Certificates are judged by `judge`; the PKI layout is `pki`'s;
+//! flags are the CLI's.
+
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+pub mod chain;
+pub mod client;
+pub mod clock;
+pub mod config;
+pub mod control;
+pub mod failure;
+mod framed;
+pub mod handshake;
+mod install;
+pub mod log;
+pub mod material;
+pub mod proto;
+pub mod server;
+pub mod status;
+pub mod validate;
+pub mod verify;
+
+pub use chain::{PeerCert, VerifyFailure};
+pub use client::{Client, ClientHandle, ClientSettings, ClientState, FleetReport, FleetSettings};
+pub use clock::Clock;
+pub use control::ControlClient;
+pub use failure::HandshakeFailure;
+pub use log::{Level, SfLog, ThreadLog};
+pub use material::{Identity, TlsFiles};
+pub use proto::{PushAck, PushFile};
+pub use server::{Server, ServerEvent, ServerHandle, ServerSettings, Timeouts};
+pub use status::{PeerStatus, ServerInfo};
+
+/// Errors of the tunnel layer.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum TunnelError {
+    #[error("{}: {reason}", path.display())]
+    File { path: PathBuf, reason: String },
+    #[error("tls configuration: {0}")]
+    Config(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("control socket {}: {reason}", path.display())]
+    Control { path: PathBuf, reason: String },
+    #[error("handshake failed: {0}")]
+    Handshake(#[from] HandshakeFailure),
+    #[error("peer {uuid} is not connected")]
+    NotConnected { uuid: String },
+    #[error("push to {uuid}: {reason}")]
+    Push { uuid: String, reason: String },
+    #[error("protocol: {0}")]
+    Protocol(#[from] proto::ProtoError),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Resolves when a shutdown flag turns true (or its sender is gone). Returns `()` so
+/// `select!` arms stay `Send` (a `watch::Ref` is not).
+pub(crate) async fn stopped(rx: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}

@@ -6,3 +6,4 @@ mod judge;
 mod net;
 mod pki;
 mod truth;
+mod tunnel;

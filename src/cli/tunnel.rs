@@ -1,0 +1,498 @@
+//! `sfdiag serve | connect | validate | status`: flags -> `sfdiag::tunnel` settings, a tokio
+//! runtime, signals, and exit codes (CLI.md: connect/validate 0 ok, 1 a handshake failed,
+//! 2 usage or setup error).
+//!
+//! Files come from a lab PKI root (`--root`, read with `pki::PkiRoot`) or explicit
+//! `--ca/--cert/--key`; `--at` puts the side on a lab clock.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand, ValueEnum};
+use time::OffsetDateTime;
+
+use sfdiag::pki::PkiRoot;
+use sfdiag::tunnel::client::Backoff;
+use sfdiag::tunnel::config::KeyLogFile;
+use sfdiag::tunnel::validate::{self, Device};
+use sfdiag::tunnel::{
+    self, Client, ClientSettings, Clock, ControlClient, FleetSettings, PeerStatus, Server,
+    ServerSettings, SfLog, Timeouts, TlsFiles, TunnelError,
+};
+
+use super::time_arg::parse_time;
+
+/// The live tunnel's subcommands (flattened into the top level).
+#[derive(Debug, Subcommand)]
+pub enum TunnelCommand {
+    /// The FMC side of sftunnel: accept device tunnels (mutual TLS 1.2), log like the appliance.
+    Serve(Box<ServeArgs>),
+    /// The FTD side: dial the FMC and keep the tunnel up (or --once, or a --count fleet).
+    Connect(Box<ConnectArgs>),
+    /// Run both ends on loopback with the given files, one tunnel per device, and judge them.
+    Validate(Box<ValidateArgs>),
+    /// Peers of a running `serve`, like sftunnel_status.pl.
+    Status(Box<StatusArgs>),
+}
+
+/// Runs one of the tunnel subcommands.
+pub fn run(cmd: TunnelCommand) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    match cmd {
+        TunnelCommand::Serve(a) => rt.block_on(serve(*a)),
+        TunnelCommand::Connect(a) => rt.block_on(connect(*a)),
+        TunnelCommand::Validate(a) => rt.block_on(validate_cmd(*a)),
+        TunnelCommand::Status(a) => rt.block_on(status(*a)),
+    }
+}
+
+/// `--ca/--cert/--key`.
+#[derive(Debug, Args)]
+pub struct FileArgs {
+    /// The InternalCA to trust (PEM).
+    #[arg(long, value_name = "FILE", requires_all = ["cert", "key"], conflicts_with = "root")]
+    pub ca: Option<PathBuf>,
+    /// This side's sftunnel certificate (PEM).
+    #[arg(long, value_name = "FILE", requires_all = ["ca", "key"])]
+    pub cert: Option<PathBuf>,
+    /// This side's private key (PEM).
+    #[arg(long, value_name = "FILE", requires_all = ["ca", "cert"])]
+    pub key: Option<PathBuf>,
+}
+
+impl FileArgs {
+    fn files(&self) -> Option<TlsFiles> {
+        Some(TlsFiles {
+            ca: self.ca.clone()?,
+            cert: self.cert.clone()?,
+            key: self.key.clone()?,
+        })
+    }
+}
+
+/// Flags both long-running sides share.
+#[derive(Debug, Args)]
+pub struct SideArgs {
+    /// Judge certificates and stamp logs as if the clock showed TIME (RFC 3339 or +90d).
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    pub at: Option<String>,
+    /// Append log lines to FILE instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+    /// Append NSS key log lines (for Wireshark) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub keylog: Option<PathBuf>,
+    /// Host name in log lines (default: the appliance's name).
+    #[arg(long, value_name = "NAME")]
+    pub hostname: Option<String>,
+    /// Seconds between heartbeats (a peer silent for three is dropped).
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub heartbeat: u64,
+    /// Seconds allowed for TCP connect + TLS handshake, and for HELLO.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub timeout: u64,
+}
+
+impl SideArgs {
+    fn clock(&self) -> anyhow::Result<Clock> {
+        Ok(Clock::at(parse_at(self.at.as_deref())?))
+    }
+
+    fn sflog(&self, hostname: &str, clock: &Clock, quiet: bool) -> anyhow::Result<SfLog> {
+        let pid = std::process::id();
+        Ok(match &self.log {
+            Some(p) => {
+                let f = OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)
+                    .with_context(|| format!("cannot open log {}", p.display()))?;
+                SfLog::to_writer(hostname, pid, clock.clone(), f)
+            }
+            None if quiet => SfLog::discard(hostname, clock.clone()),
+            None => SfLog::to_writer(hostname, pid, clock.clone(), std::io::stdout()),
+        })
+    }
+
+    fn keylog(&self) -> anyhow::Result<Option<Arc<dyn rustls::KeyLog>>> {
+        Ok(match &self.keylog {
+            Some(p) => Some(KeyLogFile::open(p)?),
+            None => None,
+        })
+    }
+
+    fn timeouts(&self) -> Timeouts {
+        Timeouts {
+            handshake: Duration::from_secs(self.timeout),
+            hello: Duration::from_secs(self.timeout),
+            heartbeat: Duration::from_secs(self.heartbeat.max(1)),
+            push: Duration::from_secs(30),
+        }
+    }
+}
+
+fn parse_at(at: Option<&str>) -> anyhow::Result<Option<OffsetDateTime>> {
+    at.map(|s| parse_time(s, OffsetDateTime::now_utc()))
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--at: {e}"))
+}
+
+fn load_root(root: &Path) -> anyhow::Result<PkiRoot> {
+    PkiRoot::load(root).with_context(|| format!("--root {}", root.display()))
+}
+
+fn to_files(p: sfdiag::pki::PeerFiles) -> TlsFiles {
+    TlsFiles {
+        ca: p.ca,
+        cert: p.cert,
+        key: p.key,
+    }
+}
+
+/// Where `serve --root DIR` puts its control socket.
+pub fn control_socket(root: &Path) -> PathBuf {
+    tunnel::control::socket_path(&sfdiag::pki::Layout::new(root).fmc_dir())
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// A lab PKI root: serve as its FMC (files, host name, control socket).
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    #[command(flatten)]
+    pub files: FileArgs,
+    /// Address to listen on.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:8305")]
+    pub listen: String,
+    /// Control socket for `status` and `pki renew` (default with --root: ROOT/fmc/var/run/sftunnel.sock).
+    #[arg(long, value_name = "PATH")]
+    pub control: Option<PathBuf>,
+    #[command(flatten)]
+    pub side: SideArgs,
+}
+
+async fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
+    let (files, host, control) = match (&a.root, a.files.files()) {
+        (Some(root), _) => {
+            let r = load_root(root)?;
+            (
+                to_files(r.fmc_files()),
+                r.fmc.name.clone(),
+                Some(a.control.clone().unwrap_or_else(|| control_socket(root))),
+            )
+        }
+        (None, Some(f)) => (f, "fmc".to_owned(), a.control.clone()),
+        (None, None) => bail!("serve needs --root DIR or --ca, --cert and --key"),
+    };
+    let clock = a.side.clock()?;
+    let log = a
+        .side
+        .sflog(a.side.hostname.as_deref().unwrap_or(&host), &clock, false)?;
+    let server = Server::start(ServerSettings {
+        listen: a.listen.clone(),
+        identity: tunnel::Identity::load(&files)?,
+        clock,
+        log,
+        keylog: a.side.keylog()?,
+        control,
+        timeouts: a.side.timeouts(),
+    })
+    .await?;
+    shutdown_signal().await;
+    server.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ConnectArgs {
+    /// The FMC to dial.
+    #[arg(value_name = "ADDR:PORT")]
+    pub server: String,
+    /// A lab PKI root; use --device NAME's files.
+    #[arg(long, value_name = "DIR", requires = "device")]
+    pub root: Option<PathBuf>,
+    /// The device (folder name under --root).
+    #[arg(long, value_name = "NAME", requires = "root")]
+    pub device: Option<String>,
+    #[command(flatten)]
+    pub files: FileArgs,
+    /// Device name sent to the FMC (default: --device, else "ftd").
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// One handshake and one heartbeat, then exit 0 (ok) or 1 (failed).
+    #[arg(long, conflicts_with = "count")]
+    pub once: bool,
+    /// Open N tunnels (fleet / load mode) and print handshakes/s and failures by reason.
+    #[arg(long, value_name = "N")]
+    pub count: Option<usize>,
+    /// With --count: handshakes in flight at once.
+    #[arg(long, value_name = "C", default_value_t = 1, requires = "count")]
+    pub concurrency: usize,
+    /// With --count: keep each tunnel up SECONDS (HELLO + heartbeats) instead of closing it.
+    #[arg(long, value_name = "SECONDS", requires = "count")]
+    pub hold: Option<f64>,
+    /// Longest wait between reconnect attempts, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub retry_max: u64,
+    #[command(flatten)]
+    pub side: SideArgs,
+}
+
+async fn connect(a: ConnectArgs) -> anyhow::Result<ExitCode> {
+    let (files, name) = match (&a.root, &a.device, a.files.files()) {
+        (Some(root), Some(dev), _) => {
+            let r = load_root(root)?;
+            let f = r
+                .device_files(dev)
+                .with_context(|| format!("--device {dev}: not a device of {}", root.display()))?;
+            (to_files(f), dev.clone())
+        }
+        (None, None, Some(f)) => (f, "ftd".to_owned()),
+        _ => bail!("connect needs --root DIR --device NAME, or --ca, --cert and --key"),
+    };
+    let name = a.name.clone().unwrap_or(name);
+    let clock = a.side.clock()?;
+    let host = a.side.hostname.clone().unwrap_or_else(|| name.clone());
+    // A load run logs only to --log: thousands of attempt lines on stdout would measure the
+    // terminal, not the tunnel.
+    let log = a.side.sflog(&host, &clock, a.count.is_some())?;
+    let client = Client::new(ClientSettings {
+        server: a.server.clone(),
+        files,
+        name,
+        clock,
+        log,
+        keylog: a.side.keylog()?,
+        timeouts: a.side.timeouts(),
+        backoff: Backoff {
+            initial: Duration::from_secs(1),
+            max: Duration::from_secs(a.retry_max.max(1)),
+        },
+    })?;
+    if a.once {
+        return Ok(match client.once().await {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(TunnelError::Handshake(_)) => ExitCode::from(1),
+            Err(e) => return Err(e.into()),
+        });
+    }
+    if let Some(count) = a.count {
+        let report = tunnel::client::fleet(
+            Arc::new(client),
+            FleetSettings {
+                count,
+                concurrency: a.concurrency,
+                hold: a.hold.map(Duration::from_secs_f64),
+            },
+        )
+        .await?;
+        report.render(&mut std::io::stdout().lock())?;
+        return Ok(if report.ok == report.attempted {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        });
+    }
+    let handle = client.spawn();
+    shutdown_signal().await;
+    handle.stop().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// A lab PKI root: the FMC against every device.
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    #[command(flatten)]
+    pub files: FileArgs,
+    /// The device's certificate (with --ca/--cert/--key as the FMC's files).
+    #[arg(long, value_name = "FILE", requires_all = ["peer_key", "ca"])]
+    pub peer_cert: Option<PathBuf>,
+    /// The device's key.
+    #[arg(long, value_name = "FILE", requires_all = ["peer_cert", "ca"])]
+    pub peer_key: Option<PathBuf>,
+    /// The CA the device trusts (default: --ca).
+    #[arg(long, value_name = "FILE", requires = "peer_cert")]
+    pub peer_ca: Option<PathBuf>,
+    /// Also validate as if the clock showed TIME (RFC 3339 or +90d).
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    pub at: Option<String>,
+    /// Append both sides' log lines to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+}
+
+async fn validate_cmd(a: ValidateArgs) -> anyhow::Result<ExitCode> {
+    let (fmc, devices) = match (&a.root, a.files.files()) {
+        (Some(root), _) => {
+            let r = load_root(root)?;
+            let devices: Vec<Device> = r
+                .peers
+                .iter()
+                .filter_map(|p| {
+                    Some(Device {
+                        name: p.name.clone(),
+                        files: to_files(r.device_files(&p.name)?),
+                    })
+                })
+                .collect();
+            (to_files(r.fmc_files()), devices)
+        }
+        (None, Some(f)) => {
+            let (Some(cert), Some(key)) = (a.peer_cert.clone(), a.peer_key.clone()) else {
+                bail!("validate with --ca/--cert/--key also needs --peer-cert and --peer-key");
+            };
+            let dev = TlsFiles {
+                ca: a.peer_ca.clone().unwrap_or_else(|| f.ca.clone()),
+                cert,
+                key,
+            };
+            (
+                f,
+                vec![Device {
+                    name: "device".into(),
+                    files: dev,
+                }],
+            )
+        }
+        (None, None) => {
+            bail!("validate needs --root DIR or --ca, --cert, --key, --peer-cert and --peer-key")
+        }
+    };
+    if devices.is_empty() {
+        bail!("no devices to validate");
+    }
+    let mut times = vec![None];
+    if let Some(at) = parse_at(a.at.as_deref())? {
+        times.push(Some(at));
+    }
+    let verdicts = validate::validate(&fmc, &devices, &times).await?;
+    let mut log = match &a.log {
+        Some(p) => Some(
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .with_context(|| format!("cannot open log {}", p.display()))?,
+        ),
+        None => None,
+    };
+    let mut out = std::io::stdout().lock();
+    let mut failed = false;
+    for v in &verdicts {
+        writeln!(out, "{}", v.line())?;
+        if !v.ok() {
+            failed = true;
+            for l in &v.lines {
+                writeln!(out, "    {l}")?;
+            }
+        }
+        if let Some(f) = log.as_mut() {
+            for l in &v.lines {
+                writeln!(f, "{l}")?;
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum StatusFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// A lab PKI root: its FMC's control socket, and every device it knows listed.
+    #[arg(long, value_name = "DIR", required_unless_present = "socket")]
+    pub root: Option<PathBuf>,
+    /// A control socket (for `serve --control PATH`).
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = StatusFormat::Text)]
+    pub format: StatusFormat,
+}
+
+async fn status(a: StatusArgs) -> anyhow::Result<ExitCode> {
+    let root = a.root.as_deref().map(load_root).transpose()?;
+    let socket = match (&a.socket, &a.root) {
+        (Some(s), _) => s.clone(),
+        (None, Some(r)) => control_socket(r),
+        (None, None) => bail!("status needs --root DIR or --socket PATH"),
+    };
+    let live = match ControlClient::connect(&socket).await {
+        Ok(mut c) => Some(c.status().await?),
+        Err(_) => None,
+    };
+    let (info, mut peers) = match live {
+        Some((i, p)) => (Some(i), p),
+        None => (None, Vec::new()),
+    };
+    if let Some(r) = &root {
+        // Devices the PKI knows that have no tunnel up are listed too, with the notAfter of
+        // the certificate they would present.
+        for p in &r.peers {
+            let uuid = p.uuid.to_string();
+            if peers.iter().any(|s| s.uuid == uuid) {
+                continue;
+            }
+            let not_after = r
+                .device_files(&p.name)
+                .and_then(|f| std::fs::read(&f.cert).ok())
+                .and_then(|pem| {
+                    use rustls_pki_types::{CertificateDer, pem::PemObject};
+                    CertificateDer::from_pem_slice(&pem).ok()
+                })
+                .and_then(|der| tunnel::chain::peer_cert(&der))
+                .map(|c| tunnel::status::rfc3339(c.not_after));
+            peers.push(PeerStatus {
+                name: p.name.clone(),
+                uuid,
+                ip: p.ip.to_string(),
+                connected: false,
+                since: None,
+                last_heartbeat: None,
+                cert_not_after: not_after,
+            });
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    match a.format {
+        StatusFormat::Text => tunnel::status::render_text(info.as_ref(), &peers, &mut out)?,
+        StatusFormat::Json => tunnel::status::render_json(info.as_ref(), &peers, &mut out)?,
+    }
+    Ok(if info.is_some() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

@@ -1,0 +1,585 @@
+//! The device side of sftunnel: dials the FMC, proves itself with its certificate, judges the
+//! FMC's, says HELLO, sends heartbeats, installs pushed certificates and restarts.
+//!
+//! Three ways to run it: [`Client::run`] keeps a tunnel up forever like sftunnel (every failure
+//! logged, retries with doubling backoff, files reloaded before every attempt so new
+//! certificates take effect on the next reconnect); [`Client::once`] does one handshake and
+//! one heartbeat for scripts; [`fleet`] opens many tunnels with bounded concurrency to emulate
+//! a fleet or load a server, and counts handshakes and failures.
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use rustls::{ClientConfig, KeyLog};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio::sync::{Notify, watch};
+use tokio::time::Instant;
+use tokio_rustls::client::TlsStream;
+
+use super::TunnelError;
+use super::clock::Clock;
+use super::config;
+use super::failure::HandshakeFailure;
+use super::framed::Framed;
+use super::handshake::{self, Established};
+use super::install;
+use super::log::{Level, SF_HEARTBEAT, SF_PEERS, SfLog, ThreadLog};
+use super::material::{Identity, TlsFiles};
+use super::proto::{Message, PushAck, Role};
+use super::server::Timeouts;
+
+/// Retry delays of [`Client::run`]: `initial`, doubled after each failure up to `max`.
+#[derive(Clone, Copy, Debug)]
+pub struct Backoff {
+    pub initial: Duration,
+    pub max: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self {
+            initial: Duration::from_secs(1),
+            max: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Everything `connect` needs.
+pub struct ClientSettings {
+    /// The FMC, `ADDR:PORT`.
+    pub server: String,
+    /// This device's files; pushes are installed over them.
+    pub files: TlsFiles,
+    /// The device name sent in HELLO.
+    pub name: String,
+    pub clock: Clock,
+    pub log: SfLog,
+    pub keylog: Option<Arc<dyn KeyLog>>,
+    pub timeouts: Timeouts,
+    pub backoff: Backoff,
+}
+
+/// Where a running client stands, for in-process watchers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ClientState {
+    Connecting,
+    /// Tunnel up (HELLO exchanged) with the FMC named `fmc`.
+    Connected {
+        fmc: String,
+    },
+    /// The last attempt failed; retrying after the backoff.
+    Failed(HandshakeFailure),
+    Stopped,
+}
+
+/// What `--once` saw.
+#[derive(Clone, Debug)]
+pub struct OnceReport {
+    pub established: Established,
+    pub fmc_name: String,
+    pub fmc_uuid: String,
+    /// Time from HEARTBEAT to its ACK.
+    pub heartbeat_rtt: Duration,
+}
+
+/// How a session ended.
+enum End {
+    /// Pushed files installed, or a restart was asked for: reconnect at once.
+    Restart(String),
+    /// Lost: reconnect after the backoff.
+    Lost(String),
+    Stopped,
+    /// `--once` got its heartbeat answered.
+    Done(Duration),
+}
+
+/// The device side.
+pub struct Client {
+    s: ClientSettings,
+    addr: SocketAddr,
+}
+
+impl Client {
+    /// Resolves the FMC address; files are read on each attempt.
+    pub fn new(s: ClientSettings) -> Result<Self, TunnelError> {
+        let addr = s
+            .server
+            .to_socket_addrs()
+            .map_err(|e| TunnelError::Config(format!("{}: {e}", s.server)))?
+            .next()
+            .ok_or_else(|| TunnelError::Config(format!("{}: no address", s.server)))?;
+        Ok(Self { s, addr })
+    }
+
+    /// The FMC address dialed.
+    pub fn server_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Reads this device's files and builds its TLS configuration.
+    pub fn load(&self) -> Result<(Arc<ClientConfig>, Identity), TunnelError> {
+        let id = Identity::load(&self.s.files)?;
+        let cfg = config::client_config(&id, &self.s.clock, self.s.keylog.clone())?;
+        Ok((cfg, id))
+    }
+
+    /// TCP connect + TLS handshake, logging the attempt as sftunnel does. Failures are returned,
+    /// not logged.
+    pub async fn attempt(
+        &self,
+        cfg: Arc<ClientConfig>,
+        tl: &ThreadLog,
+    ) -> Result<(TlsStream<TcpStream>, Established), HandshakeFailure> {
+        let (ip, port) = (self.addr.ip(), self.addr.port());
+        let v = if self.addr.is_ipv4() { "IPv4" } else { "IPv6" };
+        let quiet = tl.is_quiet();
+        if !quiet {
+            tl.info(&format!("Initiating {v} connection to {}", self.addr));
+            tl.info(&format!("Wait to connect to {port} (IP: {ip})"));
+        }
+        let deadline = self.s.timeouts.handshake;
+        let tcp = match tokio::time::timeout(deadline, TcpStream::connect(self.addr)).await {
+            Err(_) => {
+                return Err(HandshakeFailure::Timeout {
+                    phase: "connect",
+                    secs: deadline.as_secs(),
+                });
+            }
+            Ok(Err(e)) => {
+                return Err(HandshakeFailure::Connect {
+                    addr: self.addr.to_string(),
+                    reason: e.to_string(),
+                });
+            }
+            Ok(Ok(t)) => t,
+        };
+        let _ = tcp.set_nodelay(true);
+        if !quiet {
+            tl.info(&format!("Connected to {ip} (port {port}) ({v})"));
+        }
+        let (tls, est) = handshake::connect(cfg, tcp, deadline).await?;
+        if !quiet {
+            tl.info(&format!(
+                "Successfully connected using SSL to: {ip} (TLSv1.2, {}), peer {}",
+                est.cipher,
+                est.peer.as_ref().map_or("?", |c| c.subject.as_str())
+            ));
+        }
+        Ok((tls, est))
+    }
+
+    /// One handshake, HELLO and one heartbeat; the tunnel is then closed.
+    pub async fn once(&self) -> Result<OnceReport, TunnelError> {
+        let (cfg, id) = self.load()?;
+        let tl = self.s.log.thread(self.s.log.next_tid());
+        let (tls, est) = match self.attempt(cfg, &tl).await {
+            Ok(x) => x,
+            Err(f) => {
+                f.log(&tl);
+                return Err(f.into());
+            }
+        };
+        let uuid = id.cert().and_then(|c| c.title).unwrap_or_default();
+        // Keep the sender: a dropped sender reads as "stop".
+        let (_never_tx, never) = watch::channel(false);
+        let mut session = Session::new(&self.s, &tl, Framed::new(tls), &uuid, &self.s.name);
+        let fmc = match session.hello().await {
+            Ok(f) => f,
+            Err(f) => {
+                f.log(&tl);
+                return Err(f.into());
+            }
+        };
+        match session.run(true, never, &Notify::new()).await {
+            End::Done(rtt) => Ok(OnceReport {
+                established: est,
+                fmc_name: fmc.0,
+                fmc_uuid: fmc.1,
+                heartbeat_rtt: rtt,
+            }),
+            End::Lost(why) | End::Restart(why) => {
+                let f = HandshakeFailure::Tls(why);
+                f.log(&tl);
+                Err(f.into())
+            }
+            End::Stopped => Err(HandshakeFailure::Closed.into()),
+        }
+    }
+
+    /// Keeps the tunnel up until `stop` turns true; `restart` ends the current session and
+    /// reconnects at once (with files re-read). Setup errors (unreadable files) are logged and
+    /// retried like handshake failures: the appliance keeps trying too.
+    pub async fn run(
+        &self,
+        mut stop: watch::Receiver<bool>,
+        restart: Arc<Notify>,
+        state: watch::Sender<ClientState>,
+    ) {
+        let mut delay = self.s.backoff.initial;
+        loop {
+            if *stop.borrow() {
+                break;
+            }
+            let tl = self.s.log.thread(self.s.log.next_tid());
+            let _ = state.send(ClientState::Connecting);
+            let end = self.run_one(&tl, stop.clone(), &restart, &state).await;
+            match end {
+                Ok(End::Stopped) | Ok(End::Done(_)) => break,
+                Ok(End::Restart(why)) => {
+                    tl.log(SF_PEERS, Level::Info, &format!("Restarting tunnel: {why}"));
+                    delay = self.s.backoff.initial;
+                    continue;
+                }
+                Ok(End::Lost(why)) => {
+                    tl.warn(&format!("Connection to {} lost: {why}", self.addr));
+                    delay = self.s.backoff.initial;
+                }
+                Err(f) => {
+                    f.log(&tl);
+                    let _ = state.send(ClientState::Failed(f));
+                }
+            }
+            tl.info(&format!(
+                "Next connection attempt to {} in {} seconds",
+                self.addr,
+                delay.as_secs_f32()
+            ));
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = restart.notified() => {}
+                _ = super::stopped(&mut stop) => break,
+            }
+            delay = (delay * 2).min(self.s.backoff.max);
+        }
+        let _ = state.send(ClientState::Stopped);
+    }
+
+    async fn run_one(
+        &self,
+        tl: &ThreadLog,
+        stop: watch::Receiver<bool>,
+        restart: &Notify,
+        state: &watch::Sender<ClientState>,
+    ) -> Result<End, HandshakeFailure> {
+        let (cfg, id) = self
+            .load()
+            .map_err(|e| HandshakeFailure::Tls(format!("cannot load certificates: {e}")))?;
+        let (tls, _) = self.attempt(cfg, tl).await?;
+        let uuid = id.cert().and_then(|c| c.title).unwrap_or_default();
+        let mut session = Session::new(&self.s, tl, Framed::new(tls), &uuid, &self.s.name);
+        let (fmc, _) = session.hello().await?;
+        let _ = state.send(ClientState::Connected { fmc });
+        Ok(session.run(false, stop, restart).await)
+    }
+
+    /// Starts [`Client::run`] on a task; the handle stops or restarts it.
+    pub fn spawn(self) -> ClientHandle {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let (state_tx, state_rx) = watch::channel(ClientState::Connecting);
+        let restart = Arc::new(Notify::new());
+        let r = restart.clone();
+        let task = tokio::spawn(async move { self.run(stop_rx, r, state_tx).await });
+        ClientHandle {
+            stop: stop_tx,
+            restart,
+            state: state_rx,
+            task,
+        }
+    }
+}
+
+/// A client running on its own task.
+pub struct ClientHandle {
+    stop: watch::Sender<bool>,
+    restart: Arc<Notify>,
+    state: watch::Receiver<ClientState>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ClientHandle {
+    /// Ends the current session (if any) and reconnects now with the files re-read, as
+    /// restarting sftunnel on the device does.
+    pub fn restart(&self) {
+        self.restart.notify_one();
+    }
+
+    /// The client's state as it changes.
+    pub fn state(&self) -> watch::Receiver<ClientState> {
+        self.state.clone()
+    }
+
+    /// Stops the client and waits for its task.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// One registered tunnel on the device side.
+struct Session<'a, S> {
+    s: &'a ClientSettings,
+    tl: &'a ThreadLog,
+    io: Framed<S>,
+    uuid: &'a str,
+    name: &'a str,
+}
+
+impl<'a, S: AsyncRead + AsyncWrite + Unpin> Session<'a, S> {
+    fn new(
+        s: &'a ClientSettings,
+        tl: &'a ThreadLog,
+        io: Framed<S>,
+        uuid: &'a str,
+        name: &'a str,
+    ) -> Self {
+        Self {
+            s,
+            tl,
+            io,
+            uuid,
+            name,
+        }
+    }
+
+    /// Sends our HELLO and reads the FMC's: its name and UUID.
+    async fn hello(&mut self) -> Result<(String, String), HandshakeFailure> {
+        let hello = Message::Hello {
+            role: Role::Device,
+            uuid: self.uuid.to_owned(),
+            name: self.name.to_owned(),
+            version: concat!("sfdiag ", env!("CARGO_PKG_VERSION")).to_owned(),
+        };
+        let lost = |e: TunnelError| HandshakeFailure::Tls(e.to_string());
+        self.io.send(&hello).await.map_err(lost)?;
+        match tokio::time::timeout(self.s.timeouts.hello, self.io.read()).await {
+            Err(_) => Err(HandshakeFailure::Timeout {
+                phase: "hello",
+                secs: self.s.timeouts.hello.as_secs(),
+            }),
+            Ok(Ok(Some(Message::Hello {
+                role: Role::Fmc,
+                uuid,
+                name,
+                ..
+            }))) => {
+                if !self.tl.is_quiet() {
+                    self.tl.log(
+                        SF_PEERS,
+                        Level::Info,
+                        &format!(
+                            "Peer {name} ({uuid}) registered this device as {}",
+                            self.name
+                        ),
+                    );
+                }
+                Ok((name, uuid))
+            }
+            Ok(Ok(None)) => Err(HandshakeFailure::Closed),
+            Ok(Ok(Some(m))) => Err(HandshakeFailure::Tls(format!("expected HELLO, got {m:?}"))),
+            Ok(Err(e)) => Err(lost(e)),
+        }
+    }
+
+    /// Heartbeats and pushes until the session ends.
+    async fn run(mut self, once: bool, mut stop: watch::Receiver<bool>, restart: &Notify) -> End {
+        let every = self.s.timeouts.heartbeat;
+        let idle = every * 3;
+        let mut tick = tokio::time::interval(every);
+        let mut deadline = Instant::now() + idle;
+        let mut seq = 0u64;
+        let mut sent_at = Instant::now();
+        let end = loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    seq += 1;
+                    sent_at = Instant::now();
+                    let now = self.s.clock.now();
+                    let hb = Message::Heartbeat { seq, unix_ms: (now.unix_timestamp_nanos() / 1_000_000) as i64 };
+                    if let Err(e) = self.io.send(&hb).await {
+                        break End::Lost(e.to_string());
+                    }
+                }
+                m = self.io.read() => {
+                    deadline = Instant::now() + idle;
+                    match m {
+                        Ok(Some(Message::HeartbeatAck { seq: got, .. })) => {
+                            if once && got == seq {
+                                break End::Done(sent_at.elapsed());
+                            }
+                        }
+                        Ok(Some(Message::Push { id, files })) => {
+                            let names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
+                            self.tl.log(SF_PEERS, Level::Info, &format!("Received push {id}: {}", names.join(", ")));
+                            let ack = match install::install(&self.s.files, &files) {
+                                Ok(paths) => {
+                                    for p in &paths {
+                                        self.tl.log(SF_PEERS, Level::Info, &format!("Installed {}", p.display()));
+                                    }
+                                    PushAck { ok: true, message: format!("installed {} file(s)", paths.len()) }
+                                }
+                                Err(why) => {
+                                    self.tl.log(SF_PEERS, Level::Error, &format!("Push {id} refused: {why}"));
+                                    PushAck { ok: false, message: why }
+                                }
+                            };
+                            let ok = ack.ok;
+                            if let Err(e) = self.io.send(&Message::PushAck { id, ack }).await {
+                                break End::Lost(e.to_string());
+                            }
+                            if ok {
+                                break End::Restart(format!("new certificates from push {id}"));
+                            }
+                        }
+                        Ok(Some(Message::Unknown { kind, len })) => {
+                            self.tl.log(SF_PEERS, Level::Warn, &format!("Ignoring unknown message type {kind} ({len} bytes)"));
+                        }
+                        Ok(Some(other)) => {
+                            self.tl.log(SF_PEERS, Level::Warn, &format!("Unexpected message: {other:?}"));
+                        }
+                        Ok(None) => break End::Lost("closed by peer".into()),
+                        Err(e) => break End::Lost(e.to_string()),
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline) => {
+                    self.tl.log(SF_HEARTBEAT, Level::Warn, &format!("No heartbeat answer for {} seconds", idle.as_secs()));
+                    break End::Lost("heartbeat timeout".into());
+                }
+                _ = restart.notified() => break End::Restart("restart requested".into()),
+                _ = super::stopped(&mut stop) => break End::Stopped,
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.io.close()).await;
+        end
+    }
+}
+
+/// `--count N --concurrency C [--hold SECONDS]`.
+#[derive(Clone, Copy, Debug)]
+pub struct FleetSettings {
+    pub count: usize,
+    pub concurrency: usize,
+    /// Keep each tunnel up (HELLO + heartbeats) this long instead of closing after the handshake.
+    pub hold: Option<Duration>,
+}
+
+/// What a fleet run counted.
+#[derive(Clone, Debug, Default)]
+pub struct FleetReport {
+    pub attempted: usize,
+    pub ok: usize,
+    /// Failures by [`HandshakeFailure::reason`].
+    pub failures: BTreeMap<String, usize>,
+    /// From the first connect to the last handshake's end (holding time not included).
+    pub elapsed: Duration,
+}
+
+impl FleetReport {
+    pub fn handshakes_per_sec(&self) -> f64 {
+        self.ok as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// The summary `connect --count` prints.
+    pub fn render(&self, w: &mut impl std::io::Write) -> std::io::Result<()> {
+        writeln!(
+            w,
+            "{} handshakes attempted, {} succeeded, {} failed in {:.3} s: {:.1} handshakes/s",
+            self.attempted,
+            self.ok,
+            self.attempted - self.ok,
+            self.elapsed.as_secs_f64(),
+            self.handshakes_per_sec()
+        )?;
+        for (why, n) in &self.failures {
+            writeln!(w, "  {n:>6}  {why}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Opens `f.count` tunnels, `f.concurrency` handshakes at a time, all with this client's files.
+pub async fn fleet(client: Arc<Client>, f: FleetSettings) -> Result<FleetReport, TunnelError> {
+    let (cfg, id) = client.load()?;
+    let uuid: Arc<str> = id.cert().and_then(|c| c.title).unwrap_or_default().into();
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..f.concurrency.max(1) {
+        let (client, cfg, next, uuid) = (client.clone(), cfg.clone(), next.clone(), uuid.clone());
+        workers.push(tokio::spawn(async move {
+            let mut ok = 0usize;
+            let mut failures: BTreeMap<String, usize> = BTreeMap::new();
+            let mut holders = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= f.count {
+                    break;
+                }
+                let tl = client.s.log.thread(client.s.log.next_tid());
+                match client.attempt(cfg.clone(), &tl).await {
+                    Ok((tls, _)) => {
+                        ok += 1;
+                        match f.hold {
+                            None => {
+                                let _ = tokio::time::timeout(
+                                    Duration::from_secs(1),
+                                    Framed::new(tls).close(),
+                                )
+                                .await;
+                            }
+                            Some(hold) => {
+                                let (client, uuid) = (client.clone(), uuid.clone());
+                                holders.push(tokio::spawn(async move {
+                                    let name = format!("{}-{i}", client.s.name);
+                                    let mut s = Session::new(
+                                        &client.s,
+                                        &tl,
+                                        Framed::new(tls),
+                                        &uuid,
+                                        &name,
+                                    );
+                                    if let Err(e) = s.hello().await {
+                                        e.log(&tl);
+                                        return;
+                                    }
+                                    let (stop_tx, stop_rx) = watch::channel(false);
+                                    let stopper = tokio::spawn(async move {
+                                        tokio::time::sleep(hold).await;
+                                        let _ = stop_tx.send(true);
+                                    });
+                                    s.run(false, stop_rx, &Notify::new()).await;
+                                    stopper.abort();
+                                }));
+                            }
+                        }
+                    }
+                    Err(fail) => {
+                        fail.log(&tl);
+                        *failures.entry(fail.reason()).or_default() += 1;
+                    }
+                }
+            }
+            (ok, failures, holders)
+        }));
+    }
+    let mut report = FleetReport::default();
+    let mut holders = Vec::new();
+    for w in workers {
+        let (ok, failures, h) = w.await.map_err(|e| TunnelError::Config(e.to_string()))?;
+        report.ok += ok;
+        for (k, v) in failures {
+            *report.failures.entry(k).or_default() += v;
+        }
+        holders.extend(h);
+    }
+    report.elapsed = start.elapsed();
+    report.attempted = f.count;
+    for h in holders {
+        let _ = h.await;
+    }
+    Ok(report)
+}

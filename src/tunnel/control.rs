@@ -1,0 +1,236 @@
+//! The local control socket of a running `serve`: a unix socket under the PKI root
+//! (`<root>/fmc/var/run/sftunnel.sock`) through which `sfdiag status` asks which peers are
+//! connected and `pki renew` pushes files to them.
+//!
+//! Owns the socket's protocol, one JSON object per line each way:
+//!
+//! ```text
+//! -> {"op":"status"}
+//! <- {"ok":true,"server":{...},"peers":[{"name","uuid","ip","connected","since",...}]}
+//! -> {"op":"push","peer":"<device uuid>","files":[{"name":"cacert.pem","mode":420,"data_hex":"2d2d..."}]}
+//! <- {"ok":true,"ack":{"ok":true,"message":""}}          (the device's own answer)
+//! <- {"ok":false,"error":"peer ... is not connected"}
+//! ```
+//!
+//! A connection may send several requests. The socket is only as private as its directory:
+//! it lives under the root the server was given, like the appliance's own sockets.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::task::JoinHandle;
+
+use super::TunnelError;
+use super::proto::{PushAck, PushFile};
+use super::server::ServerHandle;
+use super::status::{PeerStatus, ServerInfo};
+
+/// A file in a push request, hex-encoded so JSON carries any bytes.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct WireFile {
+    pub name: String,
+    pub mode: u32,
+    pub data_hex: String,
+}
+
+/// A request on the control socket.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Request {
+    Status,
+    Push { peer: String, files: Vec<WireFile> },
+}
+
+/// The answer to one request.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Response {
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<ServerInfo>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peers: Option<Vec<PeerStatus>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ack: Option<PushAck>,
+}
+
+fn control_err(path: &Path, reason: impl std::fmt::Display) -> TunnelError {
+    TunnelError::Control {
+        path: path.to_owned(),
+        reason: reason.to_string(),
+    }
+}
+
+/// Binds the socket at `path` and answers requests for `server` until it shuts down.
+/// A socket file left by a dead server is replaced; one with a live server is an error.
+pub(crate) async fn listen(
+    path: &Path,
+    server: ServerHandle,
+) -> Result<JoinHandle<()>, TunnelError> {
+    if path.exists() {
+        if UnixStream::connect(path).await.is_ok() {
+            return Err(control_err(path, "another server is already listening"));
+        }
+        std::fs::remove_file(path).map_err(|e| control_err(path, e))?;
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| control_err(path, e))?;
+    }
+    let listener = UnixListener::bind(path).map_err(|e| control_err(path, e))?;
+    let mut stop = server.shutdown_signal();
+    Ok(tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                r = listener.accept() => if let Ok((s, _)) = r {
+                    tokio::spawn(serve_client(s, server.clone()));
+                },
+                _ = super::stopped(&mut stop) => break,
+            }
+        }
+    }))
+}
+
+async fn serve_client(s: UnixStream, server: ServerHandle) {
+    let (r, mut w) = s.into_split();
+    let mut lines = BufReader::new(r).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let resp = match serde_json::from_str::<Request>(&line) {
+            Err(e) => Response {
+                error: Some(format!("bad request: {e}")),
+                ..Response::default()
+            },
+            Ok(req) => answer(req, &server).await,
+        };
+        let mut out = serde_json::to_string(&resp).unwrap_or_default();
+        out.push('\n');
+        if w.write_all(out.as_bytes()).await.is_err() {
+            break;
+        }
+    }
+}
+
+async fn answer(req: Request, server: &ServerHandle) -> Response {
+    match req {
+        Request::Status => Response {
+            ok: true,
+            server: Some(server.info()),
+            peers: Some(server.peers()),
+            ..Response::default()
+        },
+        Request::Push { peer, files } => {
+            let files: Result<Vec<PushFile>, String> = files
+                .into_iter()
+                .map(|f| {
+                    Ok(PushFile {
+                        data: hex::decode(&f.data_hex)
+                            .map_err(|e| format!("{}: bad hex: {e}", f.name))?,
+                        name: f.name,
+                        mode: f.mode,
+                    })
+                })
+                .collect();
+            let res = match files {
+                Ok(files) => server.push(&peer, files).await.map_err(|e| e.to_string()),
+                Err(e) => Err(e),
+            };
+            match res {
+                Ok(ack) => Response {
+                    ok: true,
+                    ack: Some(ack),
+                    ..Response::default()
+                },
+                Err(e) => Response {
+                    error: Some(e),
+                    ..Response::default()
+                },
+            }
+        }
+    }
+}
+
+/// A client of a running server's control socket.
+#[derive(Debug)]
+pub struct ControlClient {
+    path: PathBuf,
+    lines: tokio::io::Lines<BufReader<tokio::net::unix::OwnedReadHalf>>,
+    w: tokio::net::unix::OwnedWriteHalf,
+}
+
+impl ControlClient {
+    /// Connects to the socket at `path` (fails if no server is running there).
+    pub async fn connect(path: &Path) -> Result<Self, TunnelError> {
+        let s = UnixStream::connect(path)
+            .await
+            .map_err(|e| control_err(path, e))?;
+        let (r, w) = s.into_split();
+        Ok(Self {
+            path: path.to_owned(),
+            lines: BufReader::new(r).lines(),
+            w,
+        })
+    }
+
+    async fn call(&mut self, req: &Request) -> Result<Response, TunnelError> {
+        let mut line = serde_json::to_string(req).map_err(|e| control_err(&self.path, e))?;
+        line.push('\n');
+        self.w
+            .write_all(line.as_bytes())
+            .await
+            .map_err(|e| control_err(&self.path, e))?;
+        let answer = self
+            .lines
+            .next_line()
+            .await
+            .map_err(|e| control_err(&self.path, e))?
+            .ok_or_else(|| control_err(&self.path, "server closed the socket"))?;
+        let resp: Response =
+            serde_json::from_str(&answer).map_err(|e| control_err(&self.path, e))?;
+        match resp.error {
+            Some(e) if !resp.ok => Err(control_err(&self.path, e)),
+            _ => Ok(resp),
+        }
+    }
+
+    /// The server's facts and its connected peers.
+    pub async fn status(&mut self) -> Result<(ServerInfo, Vec<PeerStatus>), TunnelError> {
+        let r = self.call(&Request::Status).await?;
+        let info = r
+            .server
+            .ok_or_else(|| control_err(&self.path, "status answer without server"))?;
+        Ok((info, r.peers.unwrap_or_default()))
+    }
+
+    /// Pushes `files` to the connected device `peer_uuid` and returns the device's answer.
+    pub async fn push(
+        &mut self,
+        peer_uuid: &str,
+        files: &[PushFile],
+    ) -> Result<PushAck, TunnelError> {
+        let files = files
+            .iter()
+            .map(|f| WireFile {
+                name: f.name.clone(),
+                mode: f.mode,
+                data_hex: hex::encode(&f.data),
+            })
+            .collect();
+        let r = self
+            .call(&Request::Push {
+                peer: peer_uuid.to_owned(),
+                files,
+            })
+            .await?;
+        r.ack
+            .ok_or_else(|| control_err(&self.path, "push answer without ack"))
+    }
+}
+
+/// The control socket of an FMC whose appliance folder is `fmc_dir` (`<root>/fmc`):
+/// `var/run/sftunnel.sock`, where the appliance keeps its own sockets.
+pub fn socket_path(fmc_dir: &Path) -> PathBuf {
+    fmc_dir.join("var/run/sftunnel.sock")
+}

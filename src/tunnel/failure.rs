@@ -1,0 +1,221 @@
+//! Why a tunnel attempt failed, and how the appliance words it in its log.
+//!
+//! Owns [`HandshakeFailure`] (one value per failed attempt, carrying what the log and the fleet
+//! summary print), the OpenSSL wording of TLS alerts, and the verify-failure block sftunnel's
+//! verify callback logs. Deciding that something failed is the server's, client's and
+//! verifier's job.
+
+use std::fmt;
+
+use super::chain::VerifyFailure;
+use super::log::ThreadLog;
+
+/// One failed tunnel attempt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HandshakeFailure {
+    /// TCP connect failed (refused, unreachable, ...).
+    Connect { addr: String, reason: String },
+    /// A phase did not finish in time.
+    Timeout { phase: &'static str, secs: u64 },
+    /// We rejected the peer's certificate chain (and sent `failure.alert`).
+    Rejected(VerifyFailure),
+    /// The peer rejected us with this alert.
+    AlertReceived { alert: u8 },
+    /// The peer sent no certificate.
+    NoPeerCertificate,
+    /// The peer closed the connection during the handshake.
+    Closed,
+    /// Any other TLS or socket error.
+    Tls(String),
+}
+
+impl HandshakeFailure {
+    /// A short key to count failures by in the fleet summary.
+    pub fn reason(&self) -> String {
+        match self {
+            HandshakeFailure::Connect { reason, .. } => format!("connect: {reason}"),
+            HandshakeFailure::Timeout { phase, .. } => format!("timeout: {phase}"),
+            HandshakeFailure::Rejected(v) => {
+                format!("err {}:{} (depth {})", v.code, v.text, v.depth)
+            }
+            HandshakeFailure::AlertReceived { alert } => {
+                format!("alert received: {alert} {}", alert_name(*alert))
+            }
+            HandshakeFailure::NoPeerCertificate => "peer did not return a certificate".into(),
+            HandshakeFailure::Closed => "closed during handshake".into(),
+            HandshakeFailure::Tls(s) => s.clone(),
+        }
+    }
+
+    /// The alert that went on the wire for this failure, if we know it: the one we sent when we
+    /// rejected the peer, the one we received otherwise.
+    pub fn alert(&self) -> Option<u8> {
+        match self {
+            HandshakeFailure::Rejected(v) => Some(v.alert),
+            HandshakeFailure::AlertReceived { alert } => Some(*alert),
+            _ => None,
+        }
+    }
+
+    /// The lines the appliance logs for this failure, ending with `SSL handshake failed` when
+    /// the failure happened in the TLS handshake.
+    pub fn log_lines(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        match self {
+            HandshakeFailure::Connect { addr, reason } => {
+                v.push(format!("Failed to connect to {addr}: {reason}"));
+                return v;
+            }
+            HandshakeFailure::Timeout { phase, secs } => {
+                v.push(format!("Timed out after {secs} seconds in {phase}"));
+                if *phase != "handshake" {
+                    return v;
+                }
+            }
+            HandshakeFailure::Rejected(f) => v.extend(verify_block(f)),
+            HandshakeFailure::AlertReceived { alert } => v.push(format!(
+                "SSL alert received: {} (SSL alert number {alert})",
+                openssl_alert_reason(*alert)
+            )),
+            HandshakeFailure::NoPeerCertificate => {
+                v.push("peer did not return a certificate".into())
+            }
+            HandshakeFailure::Closed => v.push("Connection closed by peer during handshake".into()),
+            HandshakeFailure::Tls(s) => v.push(s.clone()),
+        }
+        v.push("SSL handshake failed".into());
+        v
+    }
+
+    /// Logs [`Self::log_lines`] at ERROR.
+    pub fn log(&self, log: &ThreadLog) {
+        for l in self.log_lines() {
+            log.error(&l);
+        }
+    }
+}
+
+impl fmt::Display for HandshakeFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.reason())
+    }
+}
+
+impl std::error::Error for HandshakeFailure {}
+
+/// The block OpenSSL's verify callback in sftunnel logs for a rejected certificate.
+pub fn verify_block(f: &VerifyFailure) -> Vec<String> {
+    vec![
+        format!("-Error with certificate at depth {}", f.depth),
+        format!("issuer = {}", f.issuer),
+        format!("subject = {}", f.subject),
+        format!("err {}:{}", f.code, f.text),
+    ]
+}
+
+/// The TLS registry name of an alert (`certificate_expired`).
+pub fn alert_name(alert: u8) -> &'static str {
+    match alert {
+        0 => "close_notify",
+        10 => "unexpected_message",
+        20 => "bad_record_mac",
+        22 => "record_overflow",
+        40 => "handshake_failure",
+        42 => "bad_certificate",
+        43 => "unsupported_certificate",
+        44 => "certificate_revoked",
+        45 => "certificate_expired",
+        46 => "certificate_unknown",
+        47 => "illegal_parameter",
+        48 => "unknown_ca",
+        49 => "access_denied",
+        50 => "decode_error",
+        51 => "decrypt_error",
+        70 => "protocol_version",
+        71 => "insufficient_security",
+        80 => "internal_error",
+        90 => "user_canceled",
+        100 => "no_renegotiation",
+        109 => "missing_extension",
+        110 => "unsupported_extension",
+        112 => "unrecognized_name",
+        116 => "certificate_required",
+        120 => "no_application_protocol",
+        _ => "unknown",
+    }
+}
+
+/// OpenSSL's error reason for a received alert (`sslv3 alert certificate expired`), as
+/// `s_client`/`s_server` print it.
+pub fn openssl_alert_reason(alert: u8) -> String {
+    let s = match alert {
+        10 => "sslv3 alert unexpected message",
+        20 => "sslv3 alert bad record mac",
+        22 => "tlsv1 alert record overflow",
+        40 => "sslv3 alert handshake failure",
+        42 => "sslv3 alert bad certificate",
+        43 => "sslv3 alert unsupported certificate",
+        44 => "sslv3 alert certificate revoked",
+        45 => "sslv3 alert certificate expired",
+        46 => "sslv3 alert certificate unknown",
+        47 => "sslv3 alert illegal parameter",
+        48 => "tlsv1 alert unknown ca",
+        49 => "tlsv1 alert access denied",
+        50 => "tlsv1 alert decode error",
+        51 => "tlsv1 alert decrypt error",
+        70 => "tlsv1 alert protocol version",
+        71 => "tlsv1 alert insufficient security",
+        80 => "tlsv1 alert internal error",
+        90 => "tlsv1 alert user cancelled",
+        100 => "tlsv1 alert no renegotiation",
+        110 => "tlsv1 unsupported extension",
+        116 => "tlsv13 alert certificate required",
+        _ => return format!("unknown alert {alert}"),
+    };
+    s.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejected_chain_logs_the_verify_block_then_handshake_failed() {
+        let f = HandshakeFailure::Rejected(VerifyFailure {
+            code: 10,
+            text: "certificate has expired".into(),
+            depth: 1,
+            subject: "/title=InternalCA/OU=Intrusion Management System/CN=u/O=Cisco Systems, Inc"
+                .into(),
+            issuer: "/title=InternalCA/OU=Intrusion Management System/CN=u/O=Cisco Systems, Inc"
+                .into(),
+            alert: 45,
+        });
+        assert_eq!(
+            f.log_lines(),
+            vec![
+                "-Error with certificate at depth 1",
+                "issuer = /title=InternalCA/OU=Intrusion Management System/CN=u/O=Cisco Systems, Inc",
+                "subject = /title=InternalCA/OU=Intrusion Management System/CN=u/O=Cisco Systems, Inc",
+                "err 10:certificate has expired",
+                "SSL handshake failed",
+            ]
+        );
+        assert_eq!(f.alert(), Some(45));
+        assert_eq!(f.reason(), "err 10:certificate has expired (depth 1)");
+    }
+
+    #[test]
+    fn received_alert_is_named_in_openssl_words() {
+        let f = HandshakeFailure::AlertReceived { alert: 45 };
+        assert_eq!(
+            f.log_lines(),
+            vec![
+                "SSL alert received: sslv3 alert certificate expired (SSL alert number 45)",
+                "SSL handshake failed"
+            ]
+        );
+        assert_eq!(f.reason(), "alert received: 45 certificate_expired");
+    }
+}

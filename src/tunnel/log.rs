@@ -1,0 +1,280 @@
+//! Log lines in the shape of the appliance's messages log:
+//! `Sep 20 04:10:47 HOSTNAME SF-IMS[pid]: [tid] sftunnel:sf_ssl [LEVEL] text`.
+//!
+//! Owns the line format and where lines go (a writer such as stdout or `--log FILE`, memory for
+//! in-process labs and tests, or nowhere). The stamp comes from the tunnel's [`Clock`] and the
+//! hostname is an input, so a lab run logs its lab time and the emulated appliance's name. What
+//! the lines say is decided by the server and client; this module only formats and delivers.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use time::OffsetDateTime;
+
+use super::clock::Clock;
+
+/// Severity as the appliance prints it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Level {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+impl Level {
+    fn as_str(self) -> &'static str {
+        match self {
+            Level::Debug => "DEBUG",
+            Level::Info => "INFO",
+            Level::Warn => "WARN",
+            Level::Error => "ERROR",
+        }
+    }
+}
+
+/// The `sftunnel:<component>` part of a line.
+pub const SF_SSL: &str = "sf_ssl";
+/// Peer bookkeeping: identity, pushes.
+pub const SF_PEERS: &str = "sf_peers";
+/// Heartbeats.
+pub const SF_HEARTBEAT: &str = "sf_heartbeat";
+
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+/// One messages-log line (without the newline). Days are space-padded as syslog does.
+pub fn format_line(
+    at: OffsetDateTime,
+    hostname: &str,
+    pid: u32,
+    tid: u32,
+    component: &str,
+    level: Level,
+    text: &str,
+) -> String {
+    format!(
+        "{} {:>2} {:02}:{:02}:{:02} {hostname} SF-IMS[{pid}]: [{tid}] sftunnel:{component} [{}] {text}",
+        MONTHS[usize::from(u8::from(at.month())) - 1],
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second(),
+        level.as_str(),
+    )
+}
+
+enum Sink {
+    Writer(Mutex<Box<dyn Write + Send>>),
+    Memory(Mutex<Vec<String>>),
+    Discard,
+}
+
+struct Inner {
+    hostname: String,
+    pid: u32,
+    clock: Clock,
+    sink: Sink,
+    next_tid: AtomicU32,
+}
+
+/// Where one appliance's lines go. Cheap to clone; clones share the sink and the tid counter.
+#[derive(Clone)]
+pub struct SfLog {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for SfLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SfLog")
+            .field("hostname", &self.inner.hostname)
+            .field("pid", &self.inner.pid)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SfLog {
+    fn new(hostname: &str, pid: u32, clock: Clock, sink: Sink) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                hostname: hostname.to_owned(),
+                pid,
+                clock,
+                sink,
+                next_tid: AtomicU32::new(pid.wrapping_add(1)),
+            }),
+        }
+    }
+
+    /// Lines written to `w` (stdout, a `--log` file), one `write` per line.
+    pub fn to_writer(
+        hostname: &str,
+        pid: u32,
+        clock: Clock,
+        w: impl Write + Send + 'static,
+    ) -> Self {
+        Self::new(hostname, pid, clock, Sink::Writer(Mutex::new(Box::new(w))))
+    }
+
+    /// Lines kept in memory; read them with [`SfLog::lines`].
+    pub fn memory(hostname: &str, pid: u32, clock: Clock) -> Self {
+        Self::new(hostname, pid, clock, Sink::Memory(Mutex::new(Vec::new())))
+    }
+
+    /// Lines dropped (load generators, benchmarks).
+    pub fn discard(hostname: &str, clock: Clock) -> Self {
+        Self::new(hostname, std::process::id(), clock, Sink::Discard)
+    }
+
+    /// The emulated appliance's host name.
+    pub fn hostname(&self) -> &str {
+        &self.inner.hostname
+    }
+
+    /// The clock stamping the lines.
+    pub fn clock(&self) -> &Clock {
+        &self.inner.clock
+    }
+
+    /// A fresh thread id for one connection's lines (the appliance logs per thread).
+    pub fn next_tid(&self) -> u32 {
+        self.inner.next_tid.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The main thread's id (= pid, as on the appliance).
+    pub fn main_tid(&self) -> u32 {
+        self.inner.pid
+    }
+
+    /// True when lines go nowhere, so callers can skip building them.
+    pub fn is_discard(&self) -> bool {
+        matches!(self.inner.sink, Sink::Discard)
+    }
+
+    /// Writes one line.
+    pub fn log(&self, tid: u32, component: &str, level: Level, text: &str) {
+        if self.is_discard() {
+            return;
+        }
+        let line = format_line(
+            self.inner.clock.now(),
+            &self.inner.hostname,
+            self.inner.pid,
+            tid,
+            component,
+            level,
+            text,
+        );
+        match &self.inner.sink {
+            Sink::Writer(w) => {
+                let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
+                // A log that cannot be written must not take the tunnel down with it.
+                let _ = writeln!(w, "{line}").and_then(|()| w.flush());
+            }
+            Sink::Memory(v) => v.lock().unwrap_or_else(|e| e.into_inner()).push(line),
+            Sink::Discard => {}
+        }
+    }
+
+    /// The lines kept so far by a memory log (empty for other sinks).
+    pub fn lines(&self) -> Vec<String> {
+        match &self.inner.sink {
+            Sink::Memory(v) => v.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// A logger bound to one thread id.
+    pub fn thread(&self, tid: u32) -> ThreadLog {
+        ThreadLog {
+            log: self.clone(),
+            tid,
+        }
+    }
+}
+
+/// An [`SfLog`] bound to one `[tid]`, with a shorthand per level for the `sf_ssl` component.
+#[derive(Clone, Debug)]
+pub struct ThreadLog {
+    log: SfLog,
+    tid: u32,
+}
+
+impl ThreadLog {
+    pub fn tid(&self) -> u32 {
+        self.tid
+    }
+    /// True when lines go nowhere (fleet load runs), so callers can skip building them.
+    pub fn is_quiet(&self) -> bool {
+        self.log.is_discard()
+    }
+    pub fn log(&self, component: &str, level: Level, text: &str) {
+        self.log.log(self.tid, component, level, text);
+    }
+    pub fn info(&self, text: &str) {
+        self.log(SF_SSL, Level::Info, text);
+    }
+    pub fn warn(&self, text: &str) {
+        self.log(SF_SSL, Level::Warn, text);
+    }
+    pub fn error(&self, text: &str) {
+        self.log(SF_SSL, Level::Error, text);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn line_has_the_appliance_shape() {
+        let l = format_line(
+            datetime!(2024-09-20 04:10:47 UTC),
+            "FTD-hostname",
+            50792,
+            51982,
+            SF_SSL,
+            Level::Error,
+            "err 10:certificate has expired",
+        );
+        assert_eq!(
+            l,
+            "Sep 20 04:10:47 FTD-hostname SF-IMS[50792]: [51982] sftunnel:sf_ssl [ERROR] err 10:certificate has expired"
+        );
+        let l = format_line(
+            datetime!(2034-01-05 23:01:02 UTC),
+            "fmc",
+            7,
+            8,
+            SF_PEERS,
+            Level::Info,
+            "x",
+        );
+        assert_eq!(
+            l,
+            "Jan  5 23:01:02 fmc SF-IMS[7]: [8] sftunnel:sf_peers [INFO] x"
+        );
+    }
+
+    #[test]
+    fn memory_log_keeps_lines_with_lab_time_and_fresh_tids() {
+        let log = SfLog::memory("fmc", 100, Clock::lab(datetime!(2034-10-05 12:16:56 UTC)));
+        let a = log.next_tid();
+        let b = log.next_tid();
+        assert_ne!(a, b);
+        log.thread(a).error("SSL handshake failed");
+        let lines = log.lines();
+        assert_eq!(lines.len(), 1);
+        assert!(lines[0].starts_with("Oct  5 12:1"), "{}", lines[0]);
+        assert!(
+            lines[0].ends_with(&format!(
+                "fmc SF-IMS[100]: [{a}] sftunnel:sf_ssl [ERROR] SSL handshake failed"
+            )),
+            "{}",
+            lines[0]
+        );
+    }
+}

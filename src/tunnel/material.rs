@@ -1,0 +1,102 @@
+//! The TLS material one side of the tunnel uses: trust anchors (the InternalCA), its own
+//! certificate chain and private key, loaded from PEM files.
+//!
+//! Owns reading and checking those files; where they live (the appliance layout under a PKI
+//! root) is `crate::pki`'s knowledge, and judging certificates is `judge`'s.
+
+use std::path::{Path, PathBuf};
+
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use super::TunnelError;
+use super::chain::{self, PeerCert};
+
+/// The three files of one side: `cacert.pem`, `sftunnel-cert.pem`, `sftunnel-key.pem`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// Loaded material of one side.
+#[derive(Debug)]
+pub struct Identity {
+    /// The CA certificates this side trusts (the InternalCA).
+    pub anchors: Vec<CertificateDer<'static>>,
+    /// This side's certificate first, then any intermediates.
+    pub chain: Vec<CertificateDer<'static>>,
+    pub key: PrivateKeyDer<'static>,
+}
+
+impl Clone for Identity {
+    fn clone(&self) -> Self {
+        Self {
+            anchors: self.anchors.clone(),
+            chain: self.chain.clone(),
+            key: self.key.clone_key(),
+        }
+    }
+}
+
+fn file_err(path: &Path, reason: impl std::fmt::Display) -> TunnelError {
+    TunnelError::File {
+        path: path.to_owned(),
+        reason: reason.to_string(),
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, TunnelError> {
+    std::fs::read(path).map_err(|e| file_err(path, e))
+}
+
+fn certs(path: &Path, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, TunnelError> {
+    let v = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| file_err(path, format!("bad PEM: {e}")))?;
+    if v.is_empty() {
+        return Err(file_err(path, "no CERTIFICATE in file"));
+    }
+    Ok(v)
+}
+
+impl Identity {
+    /// Reads the three files.
+    pub fn load(files: &TlsFiles) -> Result<Self, TunnelError> {
+        let anchors = certs(&files.ca, &read(&files.ca)?)?;
+        let chain = certs(&files.cert, &read(&files.cert)?)?;
+        let key = PrivateKeyDer::from_pem_slice(&read(&files.key)?)
+            .map_err(|e| file_err(&files.key, format!("no usable private key: {e}")))?;
+        Ok(Self {
+            anchors,
+            chain,
+            key,
+        })
+    }
+
+    /// Facts of this side's own certificate (its UUID is the subject's `title`).
+    pub fn cert(&self) -> Option<PeerCert> {
+        chain::peer_cert(&self.chain[0])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_and_empty_files_name_the_path() {
+        let d = tempfile::tempdir().unwrap();
+        let files = TlsFiles {
+            ca: d.path().join("ca.pem"),
+            cert: d.path().join("cert.pem"),
+            key: d.path().join("key.pem"),
+        };
+        let e = Identity::load(&files).unwrap_err().to_string();
+        assert!(e.contains("ca.pem"), "{e}");
+        std::fs::write(&files.ca, "not pem").unwrap();
+        let e = Identity::load(&files).unwrap_err().to_string();
+        assert!(e.contains("ca.pem") && e.contains("no CERTIFICATE"), "{e}");
+    }
+}

@@ -1,0 +1,469 @@
+//! The FMC side of sftunnel: accepts many device tunnels at once, judges each device's
+//! certificate, keeps a registry of connected peers with their heartbeats, and pushes files to
+//! them on request.
+//!
+//! Each connection is one tokio task that goes through three phases, each with its own deadline
+//! so a slow or silent client only ever costs its own task: TLS handshake, HELLO (the device
+//! says who it is), then the session (HEARTBEAT/ACK, PUSH/ACK; dropped after three heartbeat
+//! intervals of silence). The registry answers [`ServerHandle::peers`] and
+//! [`ServerHandle::push`], which the control socket ([`super::control`]) exposes to `sfdiag
+//! status` and `pki renew`. Lines go to the [`SfLog`] in the appliance's wording.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rustls::{KeyLog, ServerConfig};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::TunnelError;
+use super::clock::Clock;
+use super::config;
+use super::failure::HandshakeFailure;
+use super::framed::Framed;
+use super::handshake;
+use super::log::{Level, SF_HEARTBEAT, SF_PEERS, SfLog, ThreadLog};
+use super::material::Identity;
+use super::proto::{Message, PushAck, PushFile, Role};
+use super::status::{PeerStatus, ServerInfo, rfc3339};
+
+/// Deadlines of the tunnel's phases, shared by both sides.
+#[derive(Clone, Copy, Debug)]
+pub struct Timeouts {
+    /// TCP connect (device side) and TLS handshake.
+    pub handshake: Duration,
+    /// From handshake done to the peer's HELLO.
+    pub hello: Duration,
+    /// The device sends a heartbeat this often; three missed intervals drop the tunnel.
+    pub heartbeat: Duration,
+    /// How long a push waits for the device's acknowledgement.
+    pub push: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            handshake: Duration::from_secs(10),
+            hello: Duration::from_secs(10),
+            heartbeat: Duration::from_secs(30),
+            push: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Everything `serve` needs.
+pub struct ServerSettings {
+    /// `ADDR:PORT`; port 0 picks a free one (see [`Server::local_addr`]).
+    pub listen: String,
+    pub identity: Identity,
+    pub clock: Clock,
+    pub log: SfLog,
+    pub keylog: Option<Arc<dyn KeyLog>>,
+    /// Where to put the control socket (`<root>/fmc/var/run/sftunnel.sock`), if anywhere.
+    pub control: Option<PathBuf>,
+    pub timeouts: Timeouts,
+}
+
+/// Something that happened on the server, for in-process watchers (lab, validate, tests).
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum ServerEvent {
+    /// A device finished its handshake and HELLO.
+    Connected {
+        conn: u64,
+        uuid: String,
+        name: String,
+        addr: SocketAddr,
+    },
+    /// A registered device went away.
+    Disconnected {
+        conn: u64,
+        uuid: String,
+        reason: String,
+    },
+    /// A connection failed before it was registered.
+    Failed {
+        addr: SocketAddr,
+        failure: HandshakeFailure,
+    },
+}
+
+struct PushRequest {
+    files: Vec<PushFile>,
+    reply: oneshot::Sender<PushAck>,
+}
+
+struct Peer {
+    status: PeerStatus,
+    push: mpsc::Sender<PushRequest>,
+}
+
+struct Shared {
+    log: SfLog,
+    clock: Clock,
+    timeouts: Timeouts,
+    config: Arc<ServerConfig>,
+    peers: Mutex<BTreeMap<u64, Peer>>,
+    events: broadcast::Sender<ServerEvent>,
+    shutdown: watch::Sender<bool>,
+    next_conn: AtomicU64,
+    next_push: AtomicU32,
+    info: ServerInfo,
+}
+
+/// A cheap handle on a running server: peers, pushes, events, shutdown.
+#[derive(Clone)]
+pub struct ServerHandle {
+    shared: Arc<Shared>,
+}
+
+/// A running FMC server.
+pub struct Server {
+    handle: ServerHandle,
+    local_addr: SocketAddr,
+    tasks: Vec<JoinHandle<()>>,
+    control: Option<PathBuf>,
+}
+
+impl Server {
+    /// Binds the listener (and the control socket) and starts accepting. Must be called inside
+    /// a tokio runtime.
+    pub async fn start(s: ServerSettings) -> Result<Server, TunnelError> {
+        let config = config::server_config(&s.identity, &s.clock, s.keylog.clone())?;
+        let listener = TcpListener::bind(&s.listen)
+            .await
+            .map_err(|e| TunnelError::Bind {
+                addr: s.listen.clone(),
+                source: e,
+            })?;
+        let local_addr = listener.local_addr()?;
+        let (shutdown, _) = watch::channel(false);
+        let info = ServerInfo {
+            hostname: s.log.hostname().to_owned(),
+            uuid: s.identity.cert().and_then(|c| c.title),
+            listen: local_addr.to_string(),
+            now: String::new(),
+            started: rfc3339(s.clock.now()),
+        };
+        let shared = Arc::new(Shared {
+            log: s.log.clone(),
+            clock: s.clock.clone(),
+            timeouts: s.timeouts,
+            config,
+            peers: Mutex::new(BTreeMap::new()),
+            events: broadcast::channel(1024).0,
+            shutdown,
+            next_conn: AtomicU64::new(1),
+            next_push: AtomicU32::new(1),
+            info,
+        });
+        let handle = ServerHandle { shared };
+        let main = s.log.thread(s.log.main_tid());
+        main.info(&format!("Listening on {local_addr}"));
+        let mut tasks = vec![tokio::spawn(accept_loop(listener, handle.clone()))];
+        if let Some(path) = &s.control {
+            tasks.push(super::control::listen(path, handle.clone()).await?);
+            main.info(&format!("Control socket at {}", path.display()));
+        }
+        Ok(Server {
+            handle,
+            local_addr,
+            tasks,
+            control: s.control,
+        })
+    }
+
+    /// The address actually bound (the port when `listen` said 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn handle(&self) -> ServerHandle {
+        self.handle.clone()
+    }
+
+    /// Stops accepting, ends every session (close_notify) and removes the control socket.
+    pub async fn shutdown(self) {
+        let _ = self.handle.shared.shutdown.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        if let Some(p) = &self.control {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+
+    /// Runs until the handle's shutdown is requested (from another task or a signal).
+    pub async fn wait(self) {
+        let mut rx = self.handle.shared.shutdown.subscribe();
+        let _ = super::stopped(&mut rx).await;
+        self.shutdown().await;
+    }
+}
+
+impl ServerHandle {
+    /// Every connected peer, oldest connection first.
+    pub fn peers(&self) -> Vec<PeerStatus> {
+        let peers = self.shared.peers.lock().unwrap_or_else(|e| e.into_inner());
+        peers.values().map(|p| p.status.clone()).collect()
+    }
+
+    /// The server's own facts, with its clock read now.
+    pub fn info(&self) -> ServerInfo {
+        ServerInfo {
+            now: rfc3339(self.shared.clock.now()),
+            ..self.shared.info.clone()
+        }
+    }
+
+    /// Sends `files` to the device with `uuid` (its newest tunnel) and waits for its answer.
+    /// The device writes them atomically, acknowledges, then restarts its tunnel.
+    pub async fn push(&self, uuid: &str, files: Vec<PushFile>) -> Result<PushAck, TunnelError> {
+        let tx = {
+            let peers = self.shared.peers.lock().unwrap_or_else(|e| e.into_inner());
+            peers
+                .values()
+                .rev()
+                .find(|p| p.status.uuid == uuid)
+                .map(|p| p.push.clone())
+        };
+        let tx = tx.ok_or_else(|| TunnelError::NotConnected {
+            uuid: uuid.to_owned(),
+        })?;
+        let (reply, rx) = oneshot::channel();
+        let fail = |reason: &str| TunnelError::Push {
+            uuid: uuid.to_owned(),
+            reason: reason.to_owned(),
+        };
+        tx.send(PushRequest { files, reply })
+            .await
+            .map_err(|_| fail("tunnel closed"))?;
+        match tokio::time::timeout(self.shared.timeouts.push, rx).await {
+            Err(_) => Err(fail("no acknowledgement in time")),
+            Ok(Err(_)) => Err(fail("tunnel closed before the acknowledgement")),
+            Ok(Ok(ack)) => Ok(ack),
+        }
+    }
+
+    /// Server events from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<ServerEvent> {
+        self.shared.events.subscribe()
+    }
+
+    /// Asks the server to stop (what [`Server::wait`] waits for).
+    pub fn request_shutdown(&self) {
+        let _ = self.shared.shutdown.send(true);
+    }
+
+    pub(crate) fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shared.shutdown.subscribe()
+    }
+}
+
+async fn accept_loop(listener: TcpListener, h: ServerHandle) {
+    let mut stop = h.shared.shutdown.subscribe();
+    loop {
+        tokio::select! {
+            r = listener.accept() => match r {
+                Ok((tcp, addr)) => {
+                    tokio::spawn(connection(h.clone(), tcp, addr));
+                }
+                Err(e) => {
+                    // Out of descriptors and the like: say so, breathe, keep serving.
+                    h.shared.log.thread(h.shared.log.main_tid()).error(&format!("accept: {e}"));
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            _ = super::stopped(&mut stop) => break,
+        }
+    }
+}
+
+fn ipv(addr: &SocketAddr) -> &'static str {
+    if addr.is_ipv4() { "IPv4" } else { "IPv6" }
+}
+
+async fn connection(h: ServerHandle, tcp: TcpStream, addr: SocketAddr) {
+    let sh = &h.shared;
+    let tl = sh.log.thread(sh.log.next_tid());
+    let _ = tcp.set_nodelay(true);
+    tl.info(&format!("Accepted {} connection from {addr}", ipv(&addr)));
+    let fail = |f: HandshakeFailure| {
+        f.log(&tl);
+        let _ = sh.events.send(ServerEvent::Failed { addr, failure: f });
+    };
+    let (tls, est) = match handshake::accept(sh.config.clone(), tcp, sh.timeouts.handshake).await {
+        Ok(x) => x,
+        Err(f) => return fail(f),
+    };
+    let peer_cert = est.peer.clone();
+    tl.info(&format!(
+        "SSL connection established with {addr} (TLSv1.2, {}), peer {}",
+        est.cipher,
+        peer_cert.as_ref().map_or("?", |c| c.subject.as_str())
+    ));
+    let mut io = Framed::new(tls);
+    let hello = tokio::time::timeout(sh.timeouts.hello, io.read()).await;
+    let (uuid, name) = match hello {
+        Ok(Ok(Some(Message::Hello {
+            role: Role::Device,
+            uuid,
+            name,
+            ..
+        }))) => (uuid, name),
+        Err(_) => {
+            return fail(HandshakeFailure::Timeout {
+                phase: "hello",
+                secs: sh.timeouts.hello.as_secs(),
+            });
+        }
+        Ok(other) => {
+            let why = match other {
+                Ok(None) => "closed before HELLO".to_owned(),
+                Ok(Some(m)) => format!("expected HELLO, got {m:?}"),
+                Err(e) => e.to_string(),
+            };
+            tl.warn(&format!("Dropping {addr}: {why}"));
+            return;
+        }
+    };
+    // The certificate is the identity that was verified; HELLO's UUID is only a claim.
+    let uuid = peer_cert
+        .as_ref()
+        .and_then(|c| c.title.clone())
+        .unwrap_or(uuid);
+    let reply = Message::Hello {
+        role: Role::Fmc,
+        uuid: sh.info.uuid.clone().unwrap_or_default(),
+        name: sh.info.hostname.clone(),
+        version: concat!("sfdiag ", env!("CARGO_PKG_VERSION")).to_owned(),
+    };
+    if let Err(e) = io.send(&reply).await {
+        tl.warn(&format!("Dropping {addr}: {e}"));
+        return;
+    }
+    let conn = sh.next_conn.fetch_add(1, Ordering::Relaxed);
+    let (push_tx, push_rx) = mpsc::channel(4);
+    let status = PeerStatus {
+        name: name.clone(),
+        uuid: uuid.clone(),
+        ip: addr.ip().to_string(),
+        connected: true,
+        since: Some(rfc3339(sh.clock.now())),
+        last_heartbeat: None,
+        cert_not_after: peer_cert.as_ref().map(|c| rfc3339(c.not_after)),
+    };
+    sh.peers.lock().unwrap_or_else(|e| e.into_inner()).insert(
+        conn,
+        Peer {
+            status,
+            push: push_tx,
+        },
+    );
+    tl.log(
+        SF_PEERS,
+        Level::Info,
+        &format!("Peer {name} ({uuid}) connected from {}", addr.ip()),
+    );
+    let _ = sh.events.send(ServerEvent::Connected {
+        conn,
+        uuid: uuid.clone(),
+        name: name.clone(),
+        addr,
+    });
+    let reason = session(&h, &tl, conn, &name, io, push_rx).await;
+    sh.peers
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&conn);
+    tl.log(
+        SF_PEERS,
+        Level::Info,
+        &format!("Peer {name} ({uuid}) disconnected: {reason}"),
+    );
+    let _ = sh
+        .events
+        .send(ServerEvent::Disconnected { conn, uuid, reason });
+}
+
+/// The registered phase; returns why it ended.
+async fn session<S>(
+    h: &ServerHandle,
+    tl: &ThreadLog,
+    conn: u64,
+    name: &str,
+    mut io: Framed<S>,
+    mut push_rx: mpsc::Receiver<PushRequest>,
+) -> String
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let sh = &h.shared;
+    let idle = sh.timeouts.heartbeat * 3;
+    let mut deadline = Instant::now() + idle;
+    let mut pending: HashMap<u32, oneshot::Sender<PushAck>> = HashMap::new();
+    let mut stop = h.shutdown_signal();
+    let reason = loop {
+        tokio::select! {
+            m = io.read() => {
+                deadline = Instant::now() + idle;
+                match m {
+                    Ok(Some(Message::Heartbeat { seq, .. })) => {
+                        let now = sh.clock.now();
+                        if let Some(p) = sh.peers.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&conn) {
+                            p.status.last_heartbeat = Some(rfc3339(now));
+                        }
+                        let ack = Message::HeartbeatAck { seq, unix_ms: (now.unix_timestamp_nanos() / 1_000_000) as i64 };
+                        if let Err(e) = io.send(&ack).await {
+                            break e.to_string();
+                        }
+                    }
+                    Ok(Some(Message::PushAck { id, ack })) => {
+                        tl.log(SF_PEERS, Level::Info, &format!(
+                            "Peer {name} acknowledged push {id}: {}{}",
+                            if ack.ok { "ok" } else { "failed" },
+                            if ack.message.is_empty() { String::new() } else { format!(" ({})", ack.message) }
+                        ));
+                        if let Some(r) = pending.remove(&id) {
+                            let _ = r.send(ack);
+                        }
+                    }
+                    Ok(Some(Message::Unknown { kind, len })) => {
+                        tl.log(SF_PEERS, Level::Warn, &format!("Ignoring unknown message type {kind} ({len} bytes)"));
+                    }
+                    Ok(Some(other)) => {
+                        tl.log(SF_PEERS, Level::Warn, &format!("Unexpected message from {name}: {other:?}"));
+                    }
+                    Ok(None) => break "closed by peer".to_owned(),
+                    Err(e) => break e.to_string(),
+                }
+            }
+            Some(req) = push_rx.recv() => {
+                let id = sh.next_push.fetch_add(1, Ordering::Relaxed);
+                tl.log(SF_PEERS, Level::Info, &format!(
+                    "Pushing {} file(s) to {name} (push {id}): {}",
+                    req.files.len(),
+                    req.files.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ")
+                ));
+                if let Err(e) = io.send(&Message::Push { id, files: req.files }).await {
+                    break e.to_string();
+                }
+                pending.insert(id, req.reply);
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+                tl.log(SF_HEARTBEAT, Level::Warn, &format!("No heartbeat from {name} for {} seconds", idle.as_secs()));
+                break "heartbeat timeout".to_owned();
+            }
+            _ = super::stopped(&mut stop) => break "server shutting down".to_owned(),
+        }
+    };
+    // close_notify; bounded so a peer that stopped reading cannot hold the task.
+    let _ = tokio::time::timeout(Duration::from_secs(1), io.close()).await;
+    reason
+}

@@ -1,0 +1,876 @@
+//! The live tunnel against real OpenSSL peers and against itself: `serve`, `connect`,
+//! `validate`, `status`, pushes over the control socket. Certificates come from stock openssl
+//! (`lab-pki.sh`) and from our own `pki init`. Everything binds 127.0.0.1 port 0 and every
+//! wait has a deadline.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::common::{have_openssl, sfdiag, shared_dir};
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// A child process whose stdout and stderr lines are collected as they come.
+struct Proc {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Arc<Mutex<Vec<String>>>,
+    what: String,
+}
+
+impl Proc {
+    fn spawn(cmd: &mut Command) -> Proc {
+        let what = format!("{cmd:?}");
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let out: Box<dyn Read + Send> = Box::new(child.stdout.take().unwrap());
+        let err: Box<dyn Read + Send> = Box::new(child.stderr.take().unwrap());
+        for r in [out, err] {
+            let lines = lines.clone();
+            std::thread::spawn(move || {
+                for l in BufReader::new(r).lines() {
+                    match l {
+                        Ok(l) => lines.lock().unwrap().push(l),
+                        Err(_) => break,
+                    }
+                }
+            });
+        }
+        Proc {
+            stdin: child.stdin.take(),
+            child,
+            lines,
+            what,
+        }
+    }
+
+    fn text(&self) -> String {
+        self.lines.lock().unwrap().join("\n")
+    }
+
+    /// The first line matching `pred`, waiting up to `secs`.
+    fn wait_for(&self, secs: u64, pred: impl Fn(&str) -> bool) -> String {
+        let end = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(l) = self.lines.lock().unwrap().iter().find(|l| pred(l)) {
+                return l.clone();
+            }
+            assert!(
+                Instant::now() < end,
+                "{}: no expected line in {secs}s; output:\n{}",
+                self.what,
+                self.text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn wait_exit(&mut self, secs: u64) -> ExitStatus {
+        let end = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                // Let the reader threads drain the pipes.
+                std::thread::sleep(Duration::from_millis(50));
+                return st;
+            }
+            assert!(
+                Instant::now() < end,
+                "{}: still running after {secs}s; output:\n{}",
+                self.what,
+                self.text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Closes stdin (s_client then says goodbye, s_server stops).
+    fn close_stdin(&mut self) {
+        self.stdin.take();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One side's three files.
+#[derive(Clone, Debug)]
+struct Side {
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+impl Side {
+    fn args(&self) -> Vec<String> {
+        vec![
+            "--ca".into(),
+            s(&self.ca).into(),
+            "--cert".into(),
+            s(&self.cert).into(),
+            "--key".into(),
+            s(&self.key).into(),
+        ]
+    }
+}
+
+struct Pki {
+    fmc: Side,
+    ftd: Side,
+}
+
+fn need_openssl() {
+    assert!(
+        have_openssl(),
+        "these tests talk to openssl s_server/s_client (.ci/run installs it)"
+    );
+}
+
+/// A PKI made by stock openssl (`lab-pki.sh`), with the CA valid START..END if given.
+fn openssl_pki(dir: &Path, ca_window: Option<(&str, &str)>) -> Pki {
+    need_openssl();
+    let mut cmd = Command::new("bash");
+    cmd.arg(shared_dir().join("tools/lab-pki.sh")).arg(dir);
+    if let Some((a, b)) = ca_window {
+        cmd.args([a, b]);
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let side = |n: &str| Side {
+        ca: dir.join("ca.pem"),
+        cert: dir.join(format!("{n}.pem")),
+        key: dir.join(format!("{n}.key")),
+    };
+    Pki {
+        fmc: side("fmc"),
+        ftd: side("ftd"),
+    }
+}
+
+/// A PKI made by `sfdiag pki init` under `root` (devices ftd1..ftdN).
+fn our_pki(root: &Path, devices: u32, extra: &[&str]) -> Pki {
+    let out = sfdiag()
+        .args(["pki", "init", "--root", s(root), "--devices"])
+        .arg(devices.to_string())
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let fmc = root.join("fmc/etc/sf");
+    let peers = root.join("ftd1/var/sf/peers");
+    let fmc_uuid = std::fs::read_dir(&peers)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .file_name();
+    let d = peers.join(fmc_uuid);
+    Pki {
+        fmc: Side {
+            ca: fmc.join("ca_root/cacert.pem"),
+            cert: fmc.join("keys/sftunnel-cert.pem"),
+            key: fmc.join("keys/sftunnel-key.pem"),
+        },
+        ftd: Side {
+            ca: d.join("cacert.pem"),
+            cert: d.join("sftunnel-cert.pem"),
+            key: d.join("sftunnel-key.pem"),
+        },
+    }
+}
+
+const EXPIRED_CA: (&str, &str) = ("20140601000000Z", "20240601000000Z");
+const FUTURE_CA: (&str, &str) = ("20400101000000Z", "20500101000000Z");
+/// `pki init` flags for an InternalCA that expired in 2024 with peer certs still valid.
+const OUR_EXPIRED: &[&str] = &[
+    "--not-before",
+    "2014-06-01T00:00:00Z",
+    "--not-after",
+    "2024-06-01T00:00:00Z",
+    "--peer-not-before",
+    "-1d",
+    "--peer-days",
+    "3650",
+];
+
+/// `sfdiag serve` on 127.0.0.1 port 0; returns the process and its address.
+fn serve(args: &[String]) -> (Proc, String) {
+    let p = Proc::spawn(
+        sfdiag()
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args),
+    );
+    let l = p.wait_for(20, |l| l.contains("Listening on "));
+    let addr = l.rsplit("Listening on ").next().unwrap().trim().to_owned();
+    (p, addr)
+}
+
+/// `openssl s_server` as sftunnel's FMC would be configured; returns it and its address.
+fn s_server(side: &Side, extra: &[&str]) -> (Proc, String) {
+    let p = Proc::spawn(
+        Command::new("openssl")
+            .args([
+                "s_server",
+                "-accept",
+                "127.0.0.1:0",
+                "-tls1_2",
+                "-Verify",
+                "1",
+            ])
+            .args(["-verify_return_error", "-CAfile", s(&side.ca)])
+            .args(["-cert", s(&side.cert), "-key", s(&side.key)])
+            .args(extra),
+    );
+    let l = p.wait_for(20, |l| l.starts_with("ACCEPT "));
+    let addr = l.trim_start_matches("ACCEPT ").trim().to_owned();
+    (p, addr)
+}
+
+fn s_client(addr: &str, side: Option<&Side>) -> Proc {
+    let mut cmd = Command::new("openssl");
+    cmd.args(["s_client", "-connect", addr, "-tls1_2"]);
+    if let Some(side) = side {
+        cmd.args([
+            "-CAfile",
+            s(&side.ca),
+            "-cert",
+            s(&side.cert),
+            "-key",
+            s(&side.key),
+        ]);
+    }
+    Proc::spawn(&mut cmd)
+}
+
+/// `connect ADDR --count 1`: one handshake, no protocol after it (what an openssl peer
+/// understands). Returns the exit status and the log lines.
+fn connect_handshake_only(addr: &str, side: &Side, extra: &[&str]) -> (ExitStatus, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("ftd.log");
+    let mut p = Proc::spawn(
+        sfdiag()
+            .args(["connect", addr, "--count", "1", "--log", s(&log)])
+            .args(side.args())
+            .args(extra),
+    );
+    let st = p.wait_exit(30);
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    (st, format!("{text}\n--- stdout/stderr:\n{}", p.text()))
+}
+
+fn connect_once(addr: &str, side: &Side, extra: &[&str]) -> (ExitStatus, String) {
+    let mut p = Proc::spawn(
+        sfdiag()
+            .args(["connect", addr, "--once"])
+            .args(side.args())
+            .args(extra),
+    );
+    let st = p.wait_exit(30);
+    (st, p.text())
+}
+
+fn has_line(text: &str, needle: &str) -> bool {
+    text.lines().any(|l| l.contains(needle))
+}
+
+/// Asserts the appliance's failure block for an expired InternalCA in `log`.
+fn assert_err10_block(log: &str) {
+    for want in [
+        "sftunnel:sf_ssl [ERROR] -Error with certificate at depth 1",
+        "sftunnel:sf_ssl [ERROR] issuer = /title=InternalCA/OU=Intrusion Management System/CN=",
+        "sftunnel:sf_ssl [ERROR] subject = /title=InternalCA/OU=Intrusion Management System/CN=",
+        "sftunnel:sf_ssl [ERROR] err 10:certificate has expired",
+        "sftunnel:sf_ssl [ERROR] SSL handshake failed",
+    ] {
+        assert!(has_line(log, want), "missing {want:?} in:\n{log}");
+    }
+    // The lines have the messages-log shape: `Mon dd HH:MM:SS host SF-IMS[pid]: [tid] ...`.
+    let l = log
+        .lines()
+        .find(|l| l.contains("[ERROR] err 10:"))
+        .unwrap()
+        .trim();
+    let parts: Vec<&str> = l.split_whitespace().collect();
+    assert!(
+        parts[4].starts_with("SF-IMS[") && parts[4].ends_with("]:"),
+        "{l}"
+    );
+    assert!(parts[5].starts_with('[') && parts[5].ends_with(']'), "{l}");
+}
+
+// ---- sfdiag serve <- openssl s_client ----
+
+fn serve_vs_s_client_valid(pki: &Pki) {
+    let (srv, addr) = serve(&pki.fmc.args());
+    let mut cli = s_client(&addr, Some(&pki.ftd));
+    cli.wait_for(20, |l| l.contains("Verify return code: 0 (ok)"));
+    srv.wait_for(20, |l| {
+        l.contains("SSL connection established with 127.0.0.1")
+            && l.contains("ECDHE-RSA-AES256-GCM-SHA384")
+    });
+    assert!(cli.text().contains("Protocol  : TLSv1.2") || cli.text().contains("TLSv1.2"));
+    cli.close_stdin();
+    cli.wait_exit(20);
+}
+
+fn serve_vs_s_client_expired(pki: &Pki) {
+    let (srv, addr) = serve(&pki.fmc.args());
+    let mut cli = s_client(&addr, Some(&pki.ftd));
+    cli.wait_exit(20);
+    let out = cli.text();
+    // s_client judged our server certificate (it does not stop on errors by default) ...
+    assert!(
+        out.contains("verify error:num=10:certificate has expired"),
+        "{out}"
+    );
+    // ... and got our alert when we judged its certificate.
+    assert!(out.contains("SSL alert number 45"), "{out}");
+    assert!(out.contains("sslv3 alert certificate expired"), "{out}");
+    srv.wait_for(20, |l| l.contains("SSL handshake failed"));
+    assert_err10_block(&srv.text());
+}
+
+#[test]
+fn serve_accepts_openssl_client_with_openssl_made_pki() {
+    let d = tempfile::tempdir().unwrap();
+    serve_vs_s_client_valid(&openssl_pki(d.path(), None));
+}
+
+#[test]
+fn serve_accepts_openssl_client_with_our_pki() {
+    need_openssl();
+    let d = tempfile::tempdir().unwrap();
+    serve_vs_s_client_valid(&our_pki(d.path(), 1, &[]));
+}
+
+#[test]
+fn serve_rejects_expired_internal_ca_with_err10_and_alert45_openssl_made() {
+    let d = tempfile::tempdir().unwrap();
+    serve_vs_s_client_expired(&openssl_pki(d.path(), Some(EXPIRED_CA)));
+}
+
+#[test]
+fn serve_rejects_expired_internal_ca_with_err10_and_alert45_our_pki() {
+    need_openssl();
+    let d = tempfile::tempdir().unwrap();
+    serve_vs_s_client_expired(&our_pki(d.path(), 1, OUR_EXPIRED));
+}
+
+#[test]
+fn serve_sends_bad_certificate_42_for_a_not_yet_valid_ca() {
+    let d = tempfile::tempdir().unwrap();
+    let pki = openssl_pki(d.path(), Some(FUTURE_CA));
+    let (srv, addr) = serve(&pki.fmc.args());
+    let mut cli = s_client(&addr, Some(&pki.ftd));
+    cli.wait_exit(20);
+    let out = cli.text();
+    assert!(
+        out.contains("verify error:num=9:certificate is not yet valid"),
+        "{out}"
+    );
+    assert!(out.contains("SSL alert number 42"), "{out}");
+    srv.wait_for(20, |l| l.contains("SSL handshake failed"));
+    assert!(
+        has_line(&srv.text(), "err 9:certificate is not yet valid"),
+        "{}",
+        srv.text()
+    );
+}
+
+#[test]
+fn serve_refuses_a_client_without_certificate() {
+    let d = tempfile::tempdir().unwrap();
+    let pki = openssl_pki(d.path(), None);
+    let (srv, addr) = serve(&pki.fmc.args());
+    let mut cli = s_client(&addr, None);
+    cli.wait_exit(20);
+    let out = cli.text();
+    // rustls answers an empty client Certificate with certificate_required (116) where OpenSSL
+    // sends handshake_failure (40); either way the handshake ends there.
+    assert!(out.contains("SSL alert number 116"), "{out}");
+    srv.wait_for(20, |l| l.contains("peer did not return a certificate"));
+    srv.wait_for(20, |l| l.contains("SSL handshake failed"));
+}
+
+// ---- sfdiag connect -> openssl s_server ----
+
+fn connect_vs_s_server_valid(pki: &Pki) {
+    let (mut srv, addr) = s_server(&pki.fmc, &["-naccept", "1"]);
+    let (st, log) = connect_handshake_only(&addr, &pki.ftd, &[]);
+    assert!(st.success(), "{log}");
+    assert!(
+        has_line(&log, "Initiating IPv4 connection to 127.0.0.1:"),
+        "{log}"
+    );
+    assert!(has_line(&log, "Wait to connect to "), "{log}");
+    assert!(has_line(&log, "Connected to 127.0.0.1 (port "), "{log}");
+    assert!(
+        has_line(&log, "Successfully connected using SSL to: 127.0.0.1"),
+        "{log}"
+    );
+    srv.wait_for(20, |l| l.contains("ECDHE-RSA-AES256-GCM-SHA384"));
+    srv.wait_exit(20);
+    // s_server verified our device certificate (-Verify 1 -verify_return_error).
+    assert!(!srv.text().contains("verify error"), "{}", srv.text());
+}
+
+fn connect_vs_s_server_expired(pki: &Pki) {
+    let (mut srv, addr) = s_server(&pki.fmc, &["-naccept", "1"]);
+    let (st, log) = connect_handshake_only(&addr, &pki.ftd, &[]);
+    assert_eq!(st.code(), Some(1), "{log}");
+    assert_err10_block(&log);
+    srv.wait_exit(20);
+    let out = srv.text();
+    assert!(out.contains("SSL alert number 45"), "{out}");
+    assert!(out.contains("sslv3 alert certificate expired"), "{out}");
+}
+
+#[test]
+fn connect_handshakes_with_openssl_server_openssl_made_pki() {
+    let d = tempfile::tempdir().unwrap();
+    connect_vs_s_server_valid(&openssl_pki(d.path(), None));
+}
+
+#[test]
+fn connect_handshakes_with_openssl_server_our_pki() {
+    need_openssl();
+    let d = tempfile::tempdir().unwrap();
+    connect_vs_s_server_valid(&our_pki(d.path(), 1, &[]));
+}
+
+#[test]
+fn connect_rejects_expired_internal_ca_of_openssl_server_openssl_made() {
+    let d = tempfile::tempdir().unwrap();
+    connect_vs_s_server_expired(&openssl_pki(d.path(), Some(EXPIRED_CA)));
+}
+
+#[test]
+fn connect_rejects_expired_internal_ca_of_openssl_server_our_pki() {
+    need_openssl();
+    let d = tempfile::tempdir().unwrap();
+    connect_vs_s_server_expired(&our_pki(d.path(), 1, OUR_EXPIRED));
+}
+
+#[test]
+fn connect_sends_bad_certificate_42_for_a_not_yet_valid_ca() {
+    let d = tempfile::tempdir().unwrap();
+    let pki = openssl_pki(d.path(), Some(FUTURE_CA));
+    let (mut srv, addr) = s_server(&pki.fmc, &["-naccept", "1"]);
+    let (st, log) = connect_handshake_only(&addr, &pki.ftd, &[]);
+    assert_eq!(st.code(), Some(1), "{log}");
+    assert!(
+        has_line(&log, "err 9:certificate is not yet valid"),
+        "{log}"
+    );
+    srv.wait_exit(20);
+    assert!(srv.text().contains("SSL alert number 42"), "{}", srv.text());
+}
+
+#[test]
+fn connect_fails_with_exit_2_on_missing_files() {
+    let d = tempfile::tempdir().unwrap();
+    let missing = Side {
+        ca: d.path().join("nope.pem"),
+        cert: d.path().join("nope.pem"),
+        key: d.path().join("nope.key"),
+    };
+    let (st, out) = connect_once("127.0.0.1:9", &missing, &[]);
+    assert_eq!(st.code(), Some(2), "{out}");
+    assert!(out.contains("nope.pem"), "{out}");
+}
+
+// ---- sfdiag against itself ----
+
+#[test]
+fn serve_and_connect_once_exchange_hello_and_heartbeat() {
+    need_openssl();
+    let d = tempfile::tempdir().unwrap();
+    let pki = our_pki(d.path(), 1, &[]);
+    let keylog = d.path().join("keys.log");
+    let mut args = pki.fmc.args();
+    args.extend(["--keylog".into(), s(&keylog).into()]);
+    let (srv, addr) = serve(&args);
+    let (st, out) = connect_once(&addr, &pki.ftd, &["--name", "ftd1"]);
+    assert!(st.success(), "{out}");
+    assert!(has_line(&out, "registered this device as ftd1"), "{out}");
+    srv.wait_for(20, |l| {
+        l.contains("Peer ftd1 (") && l.contains("connected from 127.0.0.1")
+    });
+    srv.wait_for(20, |l| {
+        l.contains("Peer ftd1 (") && l.contains("disconnected")
+    });
+    let keys = std::fs::read_to_string(&keylog).unwrap();
+    assert!(
+        keys.lines()
+            .any(|l| l.starts_with("CLIENT_RANDOM ") && l.split(' ').count() == 3),
+        "{keys}"
+    );
+}
+
+#[test]
+fn serve_on_a_lab_clock_past_the_ca_rejects_the_device() {
+    need_openssl();
+    let d = tempfile::tempdir().unwrap();
+    let pki = our_pki(d.path(), 1, &[]);
+    let mut args = pki.fmc.args();
+    args.extend(["--at".into(), "+11y".into()]);
+    let (srv, addr) = serve(&args);
+    let (st, out) = connect_once(&addr, &pki.ftd, &[]);
+    assert_eq!(st.code(), Some(1), "{out}");
+    assert!(
+        has_line(
+            &out,
+            "SSL alert received: sslv3 alert certificate expired (SSL alert number 45)"
+        ),
+        "{out}"
+    );
+    srv.wait_for(20, |l| l.contains("SSL handshake failed"));
+    assert_err10_block(&srv.text());
+    // The server's lines carry its lab time, eleven years on.
+    let year_on = (time::OffsetDateTime::now_utc() + time::Duration::days(11 * 365)).month();
+    let l = srv.wait_for(5, |l| l.contains("err 10:"));
+    assert!(
+        l.starts_with(&format!("{:.3}", format!("{year_on:?}"))),
+        "{l}"
+    );
+}
+
+#[test]
+fn serve_survives_silent_and_garbage_clients() {
+    need_openssl();
+    let d = tempfile::tempdir().unwrap();
+    let pki = our_pki(d.path(), 1, &[]);
+    let mut args = pki.fmc.args();
+    args.extend(["--timeout".into(), "2".into()]);
+    let (srv, addr) = serve(&args);
+    // A client that connects and says nothing, and one that sends junk.
+    let mut silent = TcpStream::connect(&addr).unwrap();
+    let mut junk = TcpStream::connect(&addr).unwrap();
+    junk.write_all(b"GET / HTTP/1.0\r\n\r\n\x16\x03\x01\xff\xff garbage")
+        .unwrap();
+    // Neither delays a real device.
+    let (st, out) = connect_once(&addr, &pki.ftd, &[]);
+    assert!(st.success(), "{out}");
+    // The junk gets an alert or a close, the silent one is dropped after the handshake deadline.
+    for sock in [&mut junk, &mut silent] {
+        sock.set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let mut buf = Vec::new();
+        let r = sock.read_to_end(&mut buf);
+        assert!(r.is_ok() || buf.is_empty(), "{r:?}");
+    }
+    srv.wait_for(20, |l| l.contains("Timed out after 2 seconds in handshake"));
+    // And the server still serves.
+    let (st, out) = connect_once(&addr, &pki.ftd, &[]);
+    assert!(st.success(), "{out}");
+}
+
+#[test]
+fn fleet_mode_counts_handshakes_and_failures_by_reason() {
+    need_openssl();
+    let d = tempfile::tempdir().unwrap();
+    let pki = our_pki(&d.path().join("ok"), 1, &[]);
+    let (_srv, addr) = serve(&pki.fmc.args());
+    let mut p = Proc::spawn(
+        sfdiag()
+            .args(["connect", &addr, "--count", "20", "--concurrency", "4"])
+            .args(pki.ftd.args()),
+    );
+    assert!(p.wait_exit(60).success(), "{}", p.text());
+    assert!(
+        p.text()
+            .contains("20 handshakes attempted, 20 succeeded, 0 failed"),
+        "{}",
+        p.text()
+    );
+    assert!(p.text().contains("handshakes/s"), "{}", p.text());
+    // A device from another PKI: every attempt fails, counted under one reason (the device
+    // sees the FMC's chain end in an InternalCA it does not trust, as OpenSSL would).
+    let other = our_pki(&d.path().join("other"), 1, &[]);
+    let mut p = Proc::spawn(
+        sfdiag()
+            .args(["connect", &addr, "--count", "6", "--concurrency", "3"])
+            .args(other.ftd.args()),
+    );
+    assert_eq!(p.wait_exit(60).code(), Some(1), "{}", p.text());
+    assert!(p.text().contains("6 failed"), "{}", p.text());
+    assert!(
+        p.text()
+            .contains("     6  err 19:self-signed certificate in certificate chain (depth 1)"),
+        "{}",
+        p.text()
+    );
+}
+
+// ---- validate ----
+
+#[test]
+fn validate_passes_on_a_fresh_pki_and_fails_with_err10_on_an_expired_ca() {
+    need_openssl();
+    let d = tempfile::tempdir().unwrap();
+    let fresh = d.path().join("fresh");
+    our_pki(&fresh, 2, &[]);
+    let out = sfdiag()
+        .args(["validate", "--root", s(&fresh)])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.contains(": ok, TLSv1.2 ECDHE-RSA-AES256-GCM-SHA384"))
+            .count(),
+        2,
+        "{text}"
+    );
+    assert!(text.contains("ftd1 (") && text.contains("ftd2 ("), "{text}");
+
+    // The same PKI eleven years on: now passes, --at fails.
+    let out = sfdiag()
+        .args(["validate", "--root", s(&fresh), "--at", "+11y"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert_eq!(
+        text.lines().filter(|l| l.contains(": ok,")).count(),
+        2,
+        "{text}"
+    );
+    assert!(text.contains("FAILED: device rejected the FMC's certificate: err 10:certificate has expired at depth 1"), "{text}");
+
+    let expired = d.path().join("expired");
+    our_pki(&expired, 1, OUR_EXPIRED);
+    let out = sfdiag()
+        .args(["validate", "--root", s(&expired)])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("FAILED:") && text.contains("err 10:certificate has expired at depth 1"),
+        "{text}"
+    );
+    assert_err10_block(&text);
+}
+
+#[test]
+fn validate_with_explicit_files_and_setup_errors() {
+    let d = tempfile::tempdir().unwrap();
+    let pki = openssl_pki(d.path(), None);
+    let out = sfdiag()
+        .arg("validate")
+        .args(pki.fmc.args())
+        .args([
+            "--peer-cert",
+            s(&pki.ftd.cert),
+            "--peer-key",
+            s(&pki.ftd.key),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = sfdiag()
+        .args(["validate", "--root", s(&d.path().join("none"))])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+// ---- status and push over the control socket ----
+
+#[test]
+fn status_lists_connected_and_known_devices_from_the_control_socket() {
+    need_openssl();
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("lab");
+    our_pki(&root, 2, &[]);
+    let (srv, addr) = serve(&["--root".into(), s(&root).into()]);
+    srv.wait_for(10, |l| l.contains("Control socket at "));
+    let dev = Proc::spawn(sfdiag().args([
+        "connect",
+        &addr,
+        "--root",
+        s(&root),
+        "--device",
+        "ftd1",
+        "--heartbeat",
+        "1",
+    ]));
+    srv.wait_for(20, |l| {
+        l.contains("Peer ftd1 (") && l.contains("connected from")
+    });
+    let end = Instant::now() + Duration::from_secs(20);
+    let v: serde_json::Value = loop {
+        let out = sfdiag()
+            .args(["status", "--root", s(&root), "--format", "json"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        if v["peers"][0]["last_heartbeat"].is_string() || Instant::now() > end {
+            break v;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let peers = v["peers"].as_array().unwrap();
+    assert_eq!(peers.len(), 2, "{v}");
+    assert_eq!(peers[0]["name"], "ftd1");
+    assert_eq!(peers[0]["connected"], true);
+    assert!(peers[0]["last_heartbeat"].is_string(), "{v}");
+    assert!(peers[0]["cert_not_after"].is_string(), "{v}");
+    assert_eq!(peers[1]["name"], "ftd2");
+    assert_eq!(peers[1]["connected"], false);
+    assert!(v["server"]["uuid"].is_string());
+    let out = sfdiag()
+        .args(["status", "--root", s(&root)])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("ftd1 ") && l.contains(" connected ")),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("ftd2 ") && l.contains(" disconnected")),
+        "{text}"
+    );
+    drop(dev);
+    drop(srv);
+    // With no server: the known devices, not running, exit 1.
+    let out = sfdiag()
+        .args(["status", "--root", s(&root)])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("sftunnel is not running"));
+}
+
+#[test]
+fn push_over_the_control_socket_installs_files_and_the_device_reconnects() {
+    use sfdiag::tunnel::{ControlClient, PushFile};
+    need_openssl();
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("lab");
+    let pki = our_pki(&root, 1, &[]);
+    let (srv, addr) = serve(&["--root".into(), s(&root).into()]);
+    let dev =
+        Proc::spawn(sfdiag().args(["connect", &addr, "--root", s(&root), "--device", "ftd1"]));
+    srv.wait_for(20, |l| {
+        l.contains("Peer ftd1 (") && l.contains("connected from")
+    });
+    let lab = sfdiag::pki::PkiRoot::load(&root).unwrap();
+    let uuid = lab.peer("ftd1").unwrap().uuid.to_string();
+
+    // The renewal step: the same three files back (a renewal would send new ones).
+    let file = |name: &str, p: &Path, mode: u32| PushFile {
+        name: name.into(),
+        mode,
+        data: std::fs::read(p).unwrap(),
+    };
+    let files = vec![
+        file("cacert.pem", &pki.ftd.ca, 0o644),
+        file("sftunnel-cert.pem", &pki.ftd.cert, 0o644),
+        file("sftunnel-key.pem", &pki.ftd.key, 0o600),
+    ];
+    std::fs::write(&pki.ftd.cert, "stale\n").unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let sock = root.join("fmc/var/run/sftunnel.sock");
+    let ack = rt
+        .block_on(async {
+            let mut c = ControlClient::connect(&sock).await?;
+            c.push(&uuid, &files).await
+        })
+        .unwrap();
+    assert!(ack.ok, "{ack:?}");
+    assert_eq!(std::fs::read(&pki.ftd.cert).unwrap(), files[1].data);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&pki.ftd.key)
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    dev.wait_for(20, |l| {
+        l.contains("Restarting tunnel: new certificates from push")
+    });
+    // The device came back with the installed files.
+    let end = Instant::now() + Duration::from_secs(20);
+    while srv
+        .text()
+        .lines()
+        .filter(|l| l.contains("Peer ftd1 (") && l.contains("connected from"))
+        .count()
+        < 2
+    {
+        assert!(Instant::now() < end, "{}", srv.text());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A push with a name the device does not know is refused, nothing written.
+    let bad = vec![PushFile {
+        name: "../../etc/passwd".into(),
+        mode: 0o644,
+        data: b"x".to_vec(),
+    }];
+    let ack = rt
+        .block_on(async {
+            let mut c = ControlClient::connect(&sock).await?;
+            c.push(&uuid, &bad).await
+        })
+        .unwrap();
+    assert!(
+        !ack.ok && ack.message.contains("unexpected file"),
+        "{ack:?}"
+    );
+    // Pushing to a device that is not connected is an error naming it.
+    let err = rt
+        .block_on(async {
+            let mut c = ControlClient::connect(&sock).await?;
+            c.push("00000000-0000-0000-0000-000000000000", &files).await
+        })
+        .unwrap_err();
+    assert!(err.to_string().contains("is not connected"), "{err}");
+}
