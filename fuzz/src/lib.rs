@@ -21,8 +21,11 @@ use sfdiag::report::{self, Format};
 use sfdiag::tls::{self, Limits, Side};
 use sfdiag::tunnel::proto;
 
+/// A harness: arbitrary bytes in, a panic when something that must hold does not.
+pub type Harness = fn(&[u8]);
+
 /// Every target, by the name of its directory under `fuzz/regressions` and `fuzz/corpus`.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Harness)] = &[
     ("capture_reader", capture_reader),
     ("net_frames", net_frames),
     ("net_reassembly", net_reassembly),

@@ -2,6 +2,7 @@
 
 mod check;
 mod common;
+mod hostile;
 mod judge;
 mod net;
 mod pki;
