@@ -229,6 +229,7 @@ pub struct PkiRoot {
 impl PkiRoot {
     /// Reads `ROOT/fmc/etc/sf/ims.conf` and `ROOT/fmc/etc/sf/sftunnel.conf`.
     pub fn load(root: &Path) -> Result<Self, PkiError> {
+        super::guard::refuse_world_writable(root)?;
         let layout = Layout::new(root);
         let ims_path = layout.ims_conf(FMC_DIR);
         if !layout.ca_cert().exists() && !ims_path.exists() {
