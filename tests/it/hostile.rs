@@ -502,6 +502,46 @@ fn a_capture_cut_inside_a_packet_keeps_the_frames_before_the_cut() {
 }
 
 #[test]
+fn a_gzip_stream_cut_short_or_corrupt_keeps_what_came_before() {
+    use std::io::Write;
+    let whole = std::fs::read(project("sftunnel-ca-expired.pcap")).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&whole).unwrap();
+    let gz = gz.finish().unwrap();
+    let full = analyze_bytes(whole, Options::default()).unwrap();
+    let a = analyze_bytes(gz.clone(), Options::default()).unwrap();
+    assert_eq!(
+        a.summary.net.frames, full.summary.net.frames,
+        "gzip reads the same"
+    );
+
+    let cut = analyze_bytes(gz[..gz.len() * 2 / 3].to_vec(), Options::default()).unwrap();
+    assert!(cut.summary.net.frames < full.summary.net.frames);
+    assert!(cut.summary.read_error.is_some(), "the cut is reported");
+
+    let mut bad = gz.clone();
+    let mid = bad.len() / 2;
+    for b in &mut bad[mid..mid + 64] {
+        *b ^= 0x5a;
+    }
+    let broken = analyze_bytes(bad.clone(), Options::default()).unwrap();
+    assert!(
+        broken.summary.read_error.is_some(),
+        "corruption is reported"
+    );
+    assert!(broken.summary.net.frames < full.summary.net.frames);
+
+    let dir = tempfile::tempdir().unwrap();
+    let run = analyze_file(&write_temp(&dir, "broken.pcap.gz", &bad));
+    if broken.summary.net.frames > 0 {
+        assert!(matches!(run.code, Some(0 | 1)), "partial results: {run:?}");
+        assert!(run.stdout.contains("\"read_error\":\""), "{run:?}");
+    } else {
+        assert_eq!(run.code, Some(2), "nothing analyzed: {run:?}");
+    }
+}
+
+#[test]
 fn records_claiming_two_gigabytes_are_corruption_not_allocations() {
     let dir = tempfile::tempdir().unwrap();
     let frames = read_frames(&project("sftunnel-valid.pcap"));
