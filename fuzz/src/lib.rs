@@ -59,19 +59,26 @@ impl Read for Dribble {
     }
 }
 
-fn reader_over(data: &[u8]) -> Result<capture::Reader, capture::CaptureError> {
-    // The read size depends on the length only, so a crash replays exactly.
-    let step = match data.len() % 4 {
+/// The read size for `data`: it depends on the length only, so a crash replays exactly.
+fn read_step(data: &[u8]) -> usize {
+    match data.len() % 4 {
         0 => usize::MAX,
         1 => 1,
         2 => 7,
         _ => 4093,
-    };
+    }
+}
+
+fn reader_with_step(data: &[u8], step: usize) -> Result<capture::Reader, capture::CaptureError> {
     capture::Reader::new(Dribble {
         data: data.into(),
         pos: 0,
         step,
     })
+}
+
+fn reader_over(data: &[u8]) -> Result<capture::Reader, capture::CaptureError> {
+    reader_with_step(data, read_step(data))
 }
 
 fn check_frame(frame: &Frame<'_>, expect_index: u64) {
@@ -80,30 +87,85 @@ fn check_frame(frame: &Frame<'_>, expect_index: u64) {
     assert!(frame.data.len() <= capture::MAX_BLOCK_LEN);
 }
 
-/// pcap / pcapng / gzip bytes through `capture::Reader`: frames numbered in order, no frame
-/// bigger than the block limit, and the loop ends (each frame costs at least a record header).
-pub fn capture_reader(data: &[u8]) {
-    let Ok(mut reader) = reader_over(data) else {
-        return;
+/// What a reader made of an input: each frame (owned) and how reading ended.
+type ReadResult = (
+    Vec<(u64, Timestamp, Linktype, u32, u32, Vec<u8>)>,
+    Option<String>,
+);
+
+fn read_all(data: &[u8], step: usize) -> ReadResult {
+    let mut reader = match reader_with_step(data, step) {
+        Ok(r) => r,
+        Err(e) => return (Vec::new(), Some(e.to_string())),
     };
-    let mut n = 0u64;
+    let mut frames = Vec::new();
+    let mut end = None;
     loop {
         match reader.next_frame() {
             Ok(Some(frame)) => {
-                n += 1;
+                let n = frames.len() as u64 + 1;
                 check_frame(&frame, n);
                 // A gzip member can expand a lot, but not without limit per input byte.
                 assert!(n <= 1 + data.len() as u64 * 1100, "more frames than bytes");
+                frames.push((
+                    frame.index,
+                    frame.ts,
+                    frame.linktype,
+                    frame.orig_len,
+                    frame.interface,
+                    frame.data.to_vec(),
+                ));
             }
             Ok(None) => break,
             Err(e) => {
-                assert!(e.after_frame() <= n, "error names a frame not yet read");
-                let _ = e.to_string();
+                assert!(
+                    e.after_frame() <= frames.len() as u64,
+                    "error names a frame not yet read"
+                );
+                end = Some(e.to_string());
                 break;
             }
         }
     }
-    assert_eq!(reader.frames_read(), n);
+    assert_eq!(reader.frames_read(), frames.len() as u64);
+    // After the end (or an error) the reader stays ended.
+    assert!(matches!(reader.next_frame(), Ok(None)));
+    (frames, end)
+}
+
+/// pcap / pcapng / gzip bytes through `capture::Reader`: frames numbered in order, no frame
+/// bigger than the block limit, the loop ends (each frame costs at least a record header),
+/// and the same frames and the same ending whether the input comes in one read or dribbles
+/// in (a pipe, a gzip stream; for damaged gzip see below).
+pub fn capture_reader(data: &[u8]) {
+    let whole = read_all(data, usize::MAX);
+    let step = read_step(data);
+    if step == usize::MAX {
+        return;
+    }
+    let dribbled = read_all(data, step);
+    if data.starts_with(&[0x1f, 0x8b]) {
+        // flate2 drops the output of a read that meets corruption, so how much of a damaged
+        // gzip stream survives depends on the read sizes: the frames must agree as far as both go.
+        let n = whole.0.len().min(dribbled.0.len());
+        assert!(
+            whole.0[..n] == dribbled.0[..n],
+            "gzip: frames differ by read size"
+        );
+        if whole.0.len() != dribbled.0.len() {
+            assert!(
+                whole.1.is_some() && dribbled.1.is_some(),
+                "only a damaged stream differs"
+            );
+        }
+        return;
+    }
+    assert!(
+        whole == dribbled,
+        "reads of {step} bytes give other frames or another ending: {:?} vs {:?}",
+        whole.1,
+        dribbled.1
+    );
 }
 
 /// Per-direction bookkeeping for the stream invariants of `net` events.
@@ -418,8 +480,14 @@ fn tls_bound(limits: &Limits) -> usize {
 
 /// Two directions of bytes through `tls::Session` (records, handshake reassembly, hellos,
 /// alerts, the state machine), plus the message parsers on the raw input. Input: control
-/// bytes `c` then `c & 0x3f` bytes of data for side A (`c & 0x40 == 0`) or B; `c == 0xff` is a
-/// TCP gap on side A, `0xfe` on B.
+/// bytes `c` then `c & 0x3f` bytes (times 64 when `c & 0x80`) of data for side A
+/// (`c & 0x40 == 0`) or B; `c == 0xff` is a TCP gap on side A, `0xfe` on B.
+///
+/// The stream is fed three ways: as the chunks say, skimming once the session is finished
+/// (as the analyzer does); as the chunks say without skimming; and one byte at a time without
+/// skimming. TCP may cut a stream anywhere, so the last two must give the same events, marks
+/// and progress; skimming may lose what it skips (a record split across feeds), so the first
+/// must agree with them up to the point where it started skimming.
 pub fn tls_session(data: &[u8]) {
     let _ = tls::ClientHello::parse(data);
     let _ = tls::ClientHello::parse_sslv2(data);
@@ -431,6 +499,42 @@ pub fn tls_session(data: &[u8]) {
     assert!(ders.iter().map(|d| d.len() + 3).sum::<usize>() <= data.len());
     let _ = tls::find_start(data);
 
+    let skimming = tls_feed(data, false, true);
+    for e in &skimming.events {
+        let _ = format!("{:?}", e.kind);
+        if let tls::EventKind::Error(err) = &e.kind {
+            let _ = err.to_string();
+        }
+    }
+    let chunked = tls_feed(data, false, false);
+    let bytewise = tls_feed(data, true, false);
+    assert_eq!(
+        chunked.events, bytewise.events,
+        "events depend on where TCP cut the stream"
+    );
+    assert_eq!(
+        chunked.progress, bytewise.progress,
+        "progress depends on the cuts"
+    );
+    let k = skimming.skimmed_at.unwrap_or(skimming.events.len());
+    assert_eq!(
+        skimming.events[..k],
+        chunked.events[..k.min(chunked.events.len())],
+        "skimming changed what came before it"
+    );
+}
+
+/// What one feeding of `tls_session`'s input gave.
+struct TlsRun {
+    events: Vec<tls::Event<u64>>,
+    progress: tls::Progress,
+    /// How many events there were when skimming started.
+    skimmed_at: Option<usize>,
+}
+
+/// Runs `tls_session`'s input through a session; `bytewise` feeds each chunk byte by byte,
+/// `skim` skims once the session is finished.
+fn tls_feed(data: &[u8], bytewise: bool, skim: bool) -> TlsRun {
     // Small limits so 16 MB claims and the scan window are reached by small inputs.
     let limits = Limits {
         max_handshake: 2048,
@@ -440,45 +544,48 @@ pub fn tls_session(data: &[u8]) {
     let mut events = Vec::new();
     let mut rest = data;
     let mut mark = 0u64;
-    let mut skimmed = false;
+    let mut skimmed_at = None;
     while let Some((&c, tail)) = rest.split_first() {
         mark += 1;
+        rest = tail;
         match c {
             0xff => session.gap(Side::A, mark, &mut events),
             0xfe => session.gap(Side::B, mark, &mut events),
             _ => {
                 let side = if c & 0x40 == 0 { Side::A } else { Side::B };
-                let n = usize::from(c & 0x3f).min(tail.len());
-                // 0x80 doubles the chunk: long records arrive in few steps.
-                let n = if c & 0x80 != 0 {
-                    (n * 64).min(tail.len())
+                let n = usize::from(c & 0x3f) * if c & 0x80 != 0 { 64 } else { 1 };
+                let (chunk, after) = tail.split_at(n.min(tail.len()));
+                rest = after;
+                if bytewise {
+                    for b in chunk.chunks(1) {
+                        session.feed(side, b, mark, &mut events);
+                    }
                 } else {
-                    n
-                };
-                session.feed(side, &tail[..n], mark, &mut events);
-                rest = &tail[n..];
+                    session.feed(side, chunk, mark, &mut events);
+                }
                 assert!(
                     session.buffered() <= tls_bound(&limits),
                     "tls buffering bound"
                 );
-                for e in events.drain(..) {
-                    let _ = format!("{:?}", e.kind);
-                    if let tls::EventKind::Error(err) = &e.kind {
-                        let _ = err.to_string();
-                    }
-                }
-                if session.is_finished() && !skimmed {
+                if skim && session.is_finished() && skimmed_at.is_none() {
                     session.skim();
-                    skimmed = true;
+                    skimmed_at = Some(events.len());
                 }
-                continue;
             }
         }
-        rest = tail;
     }
     session.finish(mark, &mut events);
-    let p = session.progress();
-    let _ = (p.role(Side::A), p.role(Side::B), p.is_tls13());
+    let progress = session.progress().clone();
+    let _ = (
+        progress.role(Side::A),
+        progress.role(Side::B),
+        progress.is_tls13(),
+    );
+    TlsRun {
+        events,
+        progress,
+        skimmed_at,
+    }
 }
 
 /// Fixed instants to judge at besides the certificates' own boundaries.
