@@ -749,6 +749,46 @@ fn a_handshake_message_claiming_16_mb_is_skipped_with_bounded_buffers() {
 }
 
 #[test]
+fn where_tls_may_start_does_not_depend_on_how_tcp_cut_the_bytes() {
+    // Found by the fuzzer (fuzz/regressions/tls_session/alert-past-scan-window-in-one-chunk):
+    // a record past the scan window was taken for TLS when it came in one chunk, not in many.
+    let limits = Limits {
+        max_handshake: 2048,
+        scan_window: 512,
+    };
+    let starts = |plaintext: usize, chunk: usize| {
+        let mut stream = vec![b'x'; plaintext];
+        stream.extend(record(21, &[2, 40]));
+        let mut session: tls::Session<u64> = tls::Session::new(limits);
+        let mut events = Vec::new();
+        for c in stream.chunks(chunk) {
+            session.feed(Side::A, c, 0, &mut events);
+        }
+        events.iter().find_map(|e| match e.kind {
+            tls::EventKind::Start { plaintext } => Some(plaintext),
+            _ => None,
+        })
+    };
+    for chunk in [1, 7, 100, 4096] {
+        assert_eq!(
+            starts(600, chunk),
+            None,
+            "past the window, chunks of {chunk}"
+        );
+        assert_eq!(
+            starts(512, chunk),
+            Some(512),
+            "at the window, chunks of {chunk}"
+        );
+        assert_eq!(
+            starts(300, chunk),
+            Some(300),
+            "inside it, chunks of {chunk}"
+        );
+    }
+}
+
+#[test]
 fn endless_zero_length_records_cost_time_not_memory() {
     let zero: Vec<u8> = [22u8, 23, 21, 20]
         .iter()
