@@ -225,6 +225,60 @@ fn tunnel_seeds() -> Vec<Vec<u8>> {
     seeds
 }
 
+/// An FMC's ims.conf and sftunnel.conf as `pki init` writes them, joined by a zero byte.
+fn conf_seed() -> Vec<u8> {
+    use sfdiag::pki::conf::{self, ImsConf, PeerEntry, ProxySsl, SftunnelConf};
+    use sfdiag::pki::{Identity, Role as PkiRole};
+    let id = |name: &str, uuid: &str, ip: &str, role| Identity {
+        name: name.into(),
+        uuid: uuid.parse().expect("uuid"),
+        ip: ip.parse().expect("ip"),
+        role,
+    };
+    let fmc = id(
+        "fmc",
+        "0f3e1d3a-0000-4000-8000-000000000001",
+        "127.0.0.1",
+        PkiRole::Fmc,
+    );
+    let ims = conf::render_ims_conf(&ImsConf {
+        identity: fmc,
+        manager_uuid: None,
+    });
+    let sft = conf::render_sftunnel_conf(&SftunnelConf {
+        proxy: ProxySsl {
+            cert: "/etc/sf/keys/sftunnel-cert.pem".into(),
+            key: "/etc/sf/keys/sftunnel-key.pem".into(),
+            ca: "/etc/sf/ca_root/cacert.pem".into(),
+            tls_version: conf::TLS_VERSION.into(),
+        },
+        peers: vec![
+            PeerEntry {
+                identity: id(
+                    "ftd1",
+                    "c8d5d5c6-87c9-11ef-a993-b9831565bc4e",
+                    "127.1.0.1",
+                    PkiRole::Device,
+                ),
+                port: conf::SFTUNNEL_PORT,
+            },
+            PeerEntry {
+                identity: id(
+                    "fmc2",
+                    "c8d5d5c6-87c9-11ef-a993-b9831565bc4f",
+                    "::1",
+                    PkiRole::HaSecondary,
+                ),
+                port: 8306,
+            },
+        ],
+    });
+    let mut b = ims.into_bytes();
+    b.push(0);
+    b.extend(sft.into_bytes());
+    b
+}
+
 fn main() {
     let mut args = std::env::args_os().skip(1);
     let dir = PathBuf::from(args.next().expect("usage: seeds OUT_DIR FILE..."));
@@ -269,5 +323,6 @@ fn main() {
     for s in tunnel_seeds() {
         out.put("tunnel_proto", "msg", &s);
     }
+    out.put("pki_conf", "lab", &conf_seed());
     eprintln!("{} seeds in {}", out.n, out.dir.display());
 }

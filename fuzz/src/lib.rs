@@ -33,6 +33,7 @@ pub const TARGETS: &[(&str, Harness)] = &[
     ("cert_judge", cert_judge),
     ("analyze", analyze),
     ("tunnel_proto", tunnel_proto),
+    ("pki_conf", pki_conf),
 ];
 
 /// Runs the named target on `data` (None: no such target).
@@ -751,6 +752,66 @@ pub fn tunnel_proto(data: &[u8]) {
             Err(e) => {
                 let _ = e.to_string();
                 break;
+            }
+        }
+    }
+}
+
+/// A PKI root of this process's own for `pki_conf`, created once.
+fn conf_root() -> &'static std::path::Path {
+    static ROOT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    ROOT.get_or_init(|| {
+        let root = std::env::temp_dir().join(format!("sfdiag-fuzz-conf-{}", std::process::id()));
+        std::fs::create_dir_all(root.join("fmc/etc/sf")).expect("fuzz conf root");
+        root
+    })
+}
+
+/// The appliance's identity and tunnel configuration files: `pki::conf`'s parsers (what
+/// parses renders back to text that parses the same) and `pki::PkiRoot::load` on them (every
+/// peer's folder stays under the root: names come from a file, paths are built from them).
+/// Input: `ims.conf`, a zero byte, `sftunnel.conf` (without a zero byte: the same text for both).
+pub fn pki_conf(data: &[u8]) {
+    use sfdiag::pki::{self, conf};
+    let (ims, sft) = match data.iter().position(|&b| b == 0) {
+        Some(i) => (&data[..i], &data[i + 1..]),
+        None => (data, data),
+    };
+    let (ims, sft) = (String::from_utf8_lossy(ims), String::from_utf8_lossy(sft));
+    let path = std::path::Path::new("fuzz.conf");
+    if let Ok(c) = conf::parse_ims_conf(&ims, path) {
+        let again = conf::parse_ims_conf(&conf::render_ims_conf(&c), path);
+        assert_eq!(again.ok().as_ref(), Some(&c), "ims.conf round trip");
+    }
+    if let Ok(c) = conf::parse_sftunnel_conf(&sft, path) {
+        let again = conf::parse_sftunnel_conf(&conf::render_sftunnel_conf(&c), path);
+        assert_eq!(again.ok().as_ref(), Some(&c), "sftunnel.conf round trip");
+    }
+
+    let root = conf_root();
+    let sf = root.join("fmc/etc/sf");
+    std::fs::write(sf.join("ims.conf"), ims.as_bytes()).expect("write ims.conf");
+    std::fs::write(sf.join("sftunnel.conf"), sft.as_bytes()).expect("write sftunnel.conf");
+    let Ok(loaded) = pki::PkiRoot::load(root) else {
+        return;
+    };
+    let under_root = |p: &std::path::Path| {
+        p.strip_prefix(root).is_ok_and(|rel| {
+            rel.components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)))
+        })
+    };
+    for peer in &loaded.peers {
+        let dir = loaded.layout.appliance_dir(&peer.name);
+        assert!(
+            under_root(&dir) && dir != root,
+            "peer {:?} has its folder outside the root: {}",
+            peer.name,
+            dir.display()
+        );
+        if let Some(files) = loaded.device_files(&peer.name) {
+            for p in [&files.ca, &files.cert, &files.key] {
+                assert!(under_root(p), "{}", p.display());
             }
         }
     }
