@@ -996,6 +996,55 @@ fn duplicate_overlapping_and_swapped_segments_give_the_same_findings() {
 }
 
 // ---------------------------------------------------------------------------------------
+// A PKI root's configuration is input too.
+
+#[test]
+fn a_peer_name_that_would_leave_the_pki_root_is_refused() {
+    // Peer names in sftunnel.conf become folder names (ROOT/<name>/var/sf/peers/...), read by
+    // validate/serve and written by renewal. Kept as fuzz/regressions/pki_conf/.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("lab");
+    let out = sfdiag()
+        .args([
+            "pki",
+            "init",
+            "--root",
+            root.to_str().unwrap(),
+            "--device",
+            "ftd1",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let conf = root.join("fmc/etc/sf/sftunnel.conf");
+    let good = std::fs::read_to_string(&conf).unwrap();
+    assert!(sfdiag::pki::PkiRoot::load(&root).is_ok());
+    for bad in ["../../outside", "/etc", "fmc", "..", "a/b"] {
+        std::fs::write(
+            &conf,
+            good.replace("name ftd1;", &format!("name \"{bad}\";")),
+        )
+        .unwrap();
+        let err = sfdiag::pki::PkiRoot::load(&root).unwrap_err();
+        assert!(
+            matches!(&err, sfdiag::pki::PkiError::InvalidName { name, .. } if name == bad),
+            "{bad}: {err}"
+        );
+        let run = run_limited(&["validate", "--root", root.to_str().unwrap()]);
+        assert_eq!(run.code, Some(2), "{bad}: {run:?}");
+        assert!(run.stderr.contains("invalid device name"), "{bad}: {run:?}");
+        assert!(
+            run.stderr.contains("sftunnel.conf"),
+            "names the file: {run:?}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // check: unreadable certificate files are UNKNOWN (3).
 
 #[test]
