@@ -701,6 +701,24 @@ pub fn analyze(data: &[u8]) {
     };
     let summary =
         analysis::analyze_reader(&mut reader, "fuzz.pcap", &opts, &mut sink, &mut |_, _| {});
+    // Findings point at frames that were read, sessions span forwards, and there are no more
+    // sessions than TCP connections.
+    let frames = summary.net.frames;
+    for f in &findings {
+        let j = serde_json::to_value(f).expect("findings serialise");
+        for key in ["frame", "first_frame", "last_frame"] {
+            if let Some(n) = j.get(key).and_then(|v| v.as_u64()) {
+                assert!(n >= 1 && n <= frames, "{key} {n} of {frames} frames: {j}");
+            }
+        }
+        if let (Some(a), Some(b)) = (
+            j.get("first_frame").and_then(|v| v.as_u64()),
+            j.get("last_frame").and_then(|v| v.as_u64()),
+        ) {
+            assert!(a <= b, "session runs backwards: {j}");
+        }
+    }
+    assert!(summary.counts.sessions <= summary.net.connections);
     for format in [Format::Text, Format::Json, Format::Jsonl] {
         let mut out = Vec::new();
         let mut r = report::renderer(format, &mut out);
