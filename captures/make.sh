@@ -45,3 +45,19 @@ pki old-ca
 ISSUER_DIR="$tmp/old-ca" "$here/pki.sh" regenerated >/dev/null
 rec sftunnel-ca-regenerated.pcap regenerated
 ls -la "$here"/*.pcap*
+
+# sfdiag's own peers (serve + connect --once), with PKIs made by `sfdiag pki init`.
+cargo build --release --quiet --manifest-path "$here/../Cargo.toml"
+bin="$here/../target/release/sfdiag"
+recsd() { # file root
+  "$here/record-sfdiag.sh" "$bin" "$2" "$here/$1" >/dev/null
+  chmod 644 "$here/$1"
+  cp "$2/fmc/etc/sf/ca_root/cacert.pem" "$here/$2.ca.pem"
+  # the pid/tid and local paths differ run to run; keep the lines as they were logged
+}
+"$bin" pki init --root sfdiag-valid --devices 1 >/dev/null
+recsd sfdiag-valid.pcap sfdiag-valid
+# InternalCA 2014-06-01 .. 2024-05-29, peer certs still within their dates: the FTD logs err 10 at depth 1.
+"$bin" pki init --root sfdiag-ca-expired --devices 1 --not-before 2014-06-01T00:00:00Z --days 3650 \
+  --peer-not-before 2024-01-01T00:00:00Z --peer-days 3650 >/dev/null
+recsd sfdiag-ca-expired.pcap sfdiag-ca-expired

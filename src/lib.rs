@@ -14,6 +14,7 @@ pub mod judge;
 pub mod lab;
 pub mod net;
 pub mod pki;
+pub mod recorder;
 pub mod report;
 pub mod tls;
 pub mod tunnel;

@@ -13,8 +13,10 @@ pub mod time_arg;
 
 pub mod check;
 pub mod hints;
+pub mod lab;
 pub mod man;
 pub mod pki;
+pub mod renew;
 pub mod tunnel;
 
 /// Diagnose Cisco Firepower sftunnel (FMC <-> FTD mutual TLS on 8305): lab PKI, live tunnel,
@@ -66,6 +68,8 @@ pub enum Command {
     Pki(pki::PkiArgs),
     /// How long each certificate has left: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
     Check(check::CheckArgs),
+    /// Run a renewal story in-process on loopback with a lab clock (default: expiry); --list.
+    Lab(lab::LabArgs),
     #[command(flatten)]
     Tunnel(tunnel::TunnelCommand),
     /// Print the manual page (roff) to stdout, or write every page with --dir.
@@ -84,6 +88,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Pki(args) => pki::run(args),
         Command::Check(args) => check::run(args),
+        Command::Lab(args) => lab::run(args),
         Command::Tunnel(cmd) => tunnel::run(cmd),
         Command::Man(args) => man::run(args),
     }

@@ -34,6 +34,15 @@ pub enum PkiCommand {
     /// Decode certificates (PEM or DER, several per file) and describe key files by their
     /// public half.
     Show(ShowArgs),
+    /// generate_certs.pl: a new InternalCA (same FMC UUID), every peer's certificate reissued,
+    /// pushed through a running serve; the rest listed in var/tmp/certs/<time>/FAILED_PUSH.
+    /// Exit 0 all pushed, 1 some not pushed (or declined), 2 refused.
+    Renew(Box<super::renew::RenewArgs>),
+    /// copy_sftunnel_certs.py: copy each listed device's renewed files from the FMC's
+    /// certs_pushed/ into its tree (old files kept as *.backup). A `connect` running for that
+    /// device loads them at its next connection attempt (it retries with backoff). Exit 0 all
+    /// copied, 1 some failed.
+    Copy(super::renew::CopyArgs),
 }
 
 /// Flags of `pki show`.
@@ -122,6 +131,8 @@ pub fn run(args: PkiArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         PkiCommand::Init(a) => init(*a, OffsetDateTime::now_utc()),
         PkiCommand::Show(a) => show(&a.paths),
+        PkiCommand::Renew(a) => super::renew::run_renew(*a),
+        PkiCommand::Copy(a) => super::renew::run_copy(a),
     }
 }
 

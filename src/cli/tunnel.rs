@@ -90,6 +90,10 @@ pub struct SideArgs {
     /// Append NSS key log lines (for Wireshark) to FILE.
     #[arg(long, value_name = "FILE")]
     pub keylog: Option<PathBuf>,
+    /// Write a pcap of this side's own TLS traffic to FILE (real TLS bytes, synthesized
+    /// Ethernet/IP/TCP framing, stamped with this side's clock).
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<PathBuf>,
     /// Host name in log lines (default: the appliance's name).
     #[arg(long, value_name = "NAME")]
     pub hostname: Option<String>,
@@ -127,6 +131,14 @@ impl SideArgs {
             Some(p) => Some(KeyLogFile::open(p)?),
             None => None,
         })
+    }
+
+    fn recorder(&self, clock: &Clock) -> anyhow::Result<Option<sfdiag::recorder::Recorder>> {
+        let Some(p) = &self.pcap else { return Ok(None) };
+        let clock = clock.clone();
+        let r = sfdiag::recorder::Recorder::create(p, move || clock.now())
+            .with_context(|| format!("--pcap {}", p.display()))?;
+        Ok(Some(r))
     }
 
     fn timeouts(&self) -> Timeouts {
@@ -196,16 +208,31 @@ async fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
     let log = a
         .side
         .sflog(a.side.hostname.as_deref().unwrap_or(&host), &clock, false)?;
-    let server = Server::start(ServerSettings {
-        listen: a.listen.clone(),
-        identity: tunnel::Identity::load(&files)?,
-        clock,
-        log,
-        keylog: a.side.keylog()?,
-        control,
-        timeouts: a.side.timeouts(),
-    })
+    let recorder = a.side.recorder(&clock)?;
+    let server = Server::start_recording(
+        ServerSettings {
+            listen: a.listen.clone(),
+            identity: tunnel::Identity::load(&files)?,
+            clock,
+            log,
+            keylog: a.side.keylog()?,
+            control,
+            timeouts: a.side.timeouts(),
+        },
+        recorder,
+    )
     .await?;
+    // SIGHUP restarts the tunnel service with the files read again, like restarting sftunnel.
+    let handle = server.handle();
+    if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                if let Err(e) = tunnel::Identity::load(&files).and_then(|id| handle.restart(&id)) {
+                    tracing::error!("restart: {e}");
+                }
+            }
+        });
+    }
     shutdown_signal().await;
     server.shutdown().await;
     Ok(ExitCode::SUCCESS)
@@ -279,7 +306,8 @@ async fn connect(a: ConnectArgs) -> anyhow::Result<ExitCode> {
     // A load run logs only to --log: thousands of attempt lines on stdout would measure the
     // terminal, not the tunnel.
     let log = a.side.sflog(&host, &clock, a.count.is_some())?;
-    let client = Client::new(ClientSettings {
+    let recorder = a.side.recorder(&clock)?;
+    let mut client = Client::new(ClientSettings {
         server: a.server.clone(),
         files,
         name,
@@ -292,6 +320,9 @@ async fn connect(a: ConnectArgs) -> anyhow::Result<ExitCode> {
             max: Duration::from_secs(a.retry_max.max(1)),
         },
     })?;
+    if let Some(r) = recorder {
+        client = client.with_recorder(r);
+    }
     if a.once {
         return Ok(match client.once().await {
             Ok(_) => ExitCode::SUCCESS,

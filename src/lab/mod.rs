@@ -1,1 +1,159 @@
-//! lab: not yet written.
+//! `sfdiag lab`: whole renewal stories run in-process on loopback, in seconds, with a lab clock.
+//!
+//! Owns the scenarios ([`Scenario`]) and the stage they play on (`world`): a lab PKI made by
+//! `pki::init` (in a temporary folder unless a root is given), the FMC's real `serve` with its
+//! control socket and the devices' real `connect` clients, all on 127.0.0.1 port 0, all on one
+//! shared lab [`Clock`](crate::tunnel::Clock) that the story moves forward (the machine's clock
+//! is never touched). Every appliance logs in the messages-log shape under its own host name
+//! (`FMC`, `ftd1`, ...), straight to the lab's output, and each step ends with a status table.
+//! The steps call the same library code as the commands they stand for (`pki renew` is
+//! `pki::renew` + `tunnel::renewal::deliver`, `pki copy` is `pki::copy` over the local
+//! transport, `check` is `pki::expiry`), and the FMC's traffic is recorded (`recorder`) and
+//! analyzed at the end by `analysis`, as `sfdiag analyze` would.
+//!
+//! What this module leaves to others: certificates, layout and renewal files (`pki`), TLS,
+//! logging and pushes (`tunnel`), packet synthesis (`recorder`), verdicts on the capture
+//! (`analysis`). Nothing here prints: output goes to the writer the caller gives.
+
+mod out;
+mod scenarios;
+mod world;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::tunnel::PeerStatus;
+
+pub use out::Out;
+
+/// A story `sfdiag lab` can run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scenario {
+    /// The default: the InternalCA expires under three connected FTDs; one reboots and cannot
+    /// come back (err 10); renewal pushes to the two still up, FAILED_PUSH lists the third;
+    /// `pki copy` fixes it.
+    Expiry,
+    /// Primary and secondary FMC in HA: the secondary's copy of the InternalCA ends first and
+    /// its tunnel breaks; renewal on the primary, FAILED_PUSH, `pki copy` to the secondary.
+    Ha,
+    /// A routine renewal while one device is off: it comes back with the old files and fails
+    /// with err 7 (certificate signature failure, alert 51) until `pki copy`.
+    NotPushed,
+    /// The 90- and 30-day warnings of `check` as the lab clock nears the CA's end, and an
+    /// early renewal that pushes to everyone.
+    Expiring,
+}
+
+impl Scenario {
+    /// Every scenario, the default first.
+    pub const ALL: [Scenario; 4] = [
+        Scenario::Expiry,
+        Scenario::Ha,
+        Scenario::NotPushed,
+        Scenario::Expiring,
+    ];
+
+    /// The name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Expiry => "expiry",
+            Scenario::Ha => "ha",
+            Scenario::NotPushed => "not-pushed",
+            Scenario::Expiring => "expiring",
+        }
+    }
+
+    /// One line for `--list`.
+    pub fn summary(self) -> &'static str {
+        match self {
+            Scenario::Expiry => {
+                "(default) InternalCA expires under 3 FTDs; one reboots and fails (err 10); renew pushes to 2, FAILED_PUSH lists 1; pki copy; all connected"
+            }
+            Scenario::Ha => {
+                "FMC HA: the secondary's copy of the InternalCA ends first, its tunnel breaks; renew on the primary; pki copy to the secondary"
+            }
+            Scenario::NotPushed => {
+                "CA regenerated while one FTD was off: it comes back with old files (err 7, alert 51); validate fails, pki copy, validate passes"
+            }
+            Scenario::Expiring => {
+                "check's 90- and 30-day warnings as the CA nears its end; an early renew pushes to every device, nothing breaks"
+            }
+        }
+    }
+
+    /// The scenario called `name`.
+    pub fn from_name(name: &str) -> Option<Scenario> {
+        Scenario::ALL.into_iter().find(|s| s.name() == name)
+    }
+}
+
+/// `--list`: one line per scenario.
+pub fn render_list(w: &mut dyn Write) -> std::io::Result<()> {
+    for s in Scenario::ALL {
+        writeln!(w, "{:<11} {}", s.name(), s.summary())?;
+    }
+    Ok(())
+}
+
+/// How to run a scenario.
+#[derive(Clone, Debug, Default)]
+pub struct LabOptions {
+    /// Where to build the PKI (must not hold one yet); a temporary folder when `None`.
+    pub root: Option<PathBuf>,
+    /// Where to write the capture; inside the root when `None`.
+    pub pcap: Option<PathBuf>,
+    /// Skip the analysis of the capture at the end.
+    pub no_analysis: bool,
+}
+
+/// One step of a story and the status table that closed it.
+#[derive(Clone, Debug)]
+pub struct StepReport {
+    pub title: String,
+    /// The lab clock when the step ended (RFC 3339).
+    pub at: String,
+    pub peers: Vec<PeerStatus>,
+}
+
+/// What a run produced, for callers and tests.
+#[derive(Clone, Debug)]
+pub struct LabReport {
+    pub scenario: Scenario,
+    /// The PKI root (already deleted when it was temporary).
+    pub root: PathBuf,
+    /// False when the root was a temporary folder, removed at the end.
+    pub root_kept: bool,
+    pub steps: Vec<StepReport>,
+    /// FAILED_PUSH files written by the renewal, with their contents.
+    pub failed_push: Vec<(PathBuf, String)>,
+    /// The capture (already deleted with a temporary root unless `--pcap` named it).
+    pub pcap: PathBuf,
+    pub packets: u64,
+    /// Problems the analysis of the capture found (failed verdicts, fatal alerts, failed
+    /// handshakes); `None` when it was skipped.
+    pub analysis_problems: Option<u64>,
+    pub elapsed: Duration,
+}
+
+/// Why a run could not finish. A story whose expected event does not come in time is an
+/// error too: the lab says which wait timed out.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LabError {
+    #[error(transparent)]
+    Pki(#[from] crate::pki::PkiError),
+    #[error(transparent)]
+    Tunnel(#[from] crate::tunnel::TunnelError),
+    #[error("lab output: {0}")]
+    Output(#[from] std::io::Error),
+    #[error("timed out after {secs} s waiting for {what}")]
+    Timeout { what: String, secs: u64 },
+    #[error("the story went off script: {0}")]
+    Unexpected(String),
+}
+
+/// Runs `scenario`, writing every appliance's log lines and the lab's narration to `out`.
+pub async fn run(scenario: Scenario, opts: &LabOptions, out: Out) -> Result<LabReport, LabError> {
+    scenarios::run(scenario, opts, out).await
+}

@@ -378,7 +378,7 @@ fn plan(
 }
 
 /// `n` RSA keys, generated on every available core.
-fn generate_keys(n: usize, bits: u32) -> Result<Vec<KeyPair>, PkiError> {
+pub(super) fn generate_keys(n: usize, bits: u32) -> Result<Vec<KeyPair>, PkiError> {
     let threads = std::thread::available_parallelism()
         .map(|p| p.get())
         .unwrap_or(1)

@@ -10,6 +10,7 @@
 
 mod ca;
 pub mod conf;
+pub mod copy;
 pub mod expiry;
 pub mod fsio;
 mod guard;
@@ -17,6 +18,7 @@ mod init;
 mod keys;
 pub mod layout;
 pub mod names;
+pub mod renew;
 pub mod roles;
 pub mod scan;
 mod uuid;
@@ -112,6 +114,14 @@ pub enum PkiError {
     /// A configuration or certificate file that does not parse.
     #[error("{path}: {reason}")]
     Parse { path: PathBuf, reason: String },
+    /// `pki renew` while the FMC says a critical operation (deployment, backup, upgrade) runs.
+    #[error(
+        "refusing to renew certificates: a critical operation is in progress ({operation}), according to {path}; wait for it to finish"
+    )]
+    CriticalOperation { path: PathBuf, operation: String },
+    /// `pki copy` could not reach an appliance (or its files).
+    #[error("could not connect to {host}: {reason}")]
+    Unreachable { host: String, reason: String },
 }
 
 /// RFC 3339 for messages (falls back to `time`'s own form for years RFC 3339 cannot show).

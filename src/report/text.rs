@@ -216,6 +216,14 @@ fn where_(v: &Verdict) -> String {
     }
 }
 
+fn plural(n: u64, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}
+
 fn verdict_short(v: &Option<Verdict>) -> String {
     match v {
         None => "none sent".to_string(),
@@ -255,15 +263,15 @@ impl<W: Write> Renderer for Text<W> {
         let c = &s.counts;
         writeln!(
             self.w,
-            "== {}: {} frames, {} TCP connections ({} not TLS), {} TLS sessions, {} certificates, {} alerts, {} problems",
+            "== {}: {}, {} ({} not TLS), {}, {}, {}, {}",
             s.file,
-            s.net.frames,
-            s.net.connections,
+            plural(s.net.frames, "frame"),
+            plural(s.net.connections, "TCP connection"),
             c.not_tls,
-            c.sessions,
-            c.certificates,
-            c.alerts,
-            c.problems
+            plural(c.sessions, "TLS session"),
+            plural(c.certificates, "certificate"),
+            plural(c.alerts, "alert"),
+            plural(c.problems, "problem"),
         )?;
         for g in std::mem::take(&mut self.order) {
             let k = &g.key;

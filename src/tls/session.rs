@@ -411,7 +411,7 @@ fn on_item<M: Copy>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tls::{AlertDescription, AlertLevel, HEADER_LEN};
+    use crate::tls::{AlertDescription, AlertLevel, HEADER_LEN, MAX_RECORD_LEN};
 
     fn record(ct: u8, payload: &[u8]) -> Vec<u8> {
         let mut r = vec![ct, 3, 3];
@@ -921,5 +921,43 @@ mod tests {
         );
         assert_eq!(ev[1].mark, last);
         assert_eq!(s.progress().alerts, [0, 1]);
+    }
+
+    #[test]
+    fn mangled_bytes_in_random_chunks_never_panic_and_stay_bounded() {
+        // A small xorshift: deterministic, no dependency.
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rand = move |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n.max(1) as u64) as usize
+        };
+        let (c1, s1, c2, s2) = mutual_tls12();
+        let flights = [(Side::A, c1), (Side::B, s1), (Side::A, c2), (Side::B, s2)];
+        let limits = Limits::default();
+        for _ in 0..3000 {
+            let mut s = Session::new(limits);
+            let mut ev = Vec::new();
+            for (side, bytes) in &flights {
+                let mut b = bytes.clone();
+                for _ in 0..rand(6) {
+                    let i = rand(b.len());
+                    b[i] = rand(256) as u8;
+                }
+                b.truncate(b.len() - rand(b.len() / 4 + 1));
+                let mut rest = &b[..];
+                while !rest.is_empty() {
+                    let n = 1 + rand(rest.len());
+                    s.feed(*side, &rest[..n], 0u32, &mut ev);
+                    rest = &rest[n..];
+                    if rand(50) == 0 {
+                        s.gap(*side, 0, &mut ev);
+                    }
+                }
+                assert!(s.buffered() <= 2 * (limits.max_handshake + MAX_RECORD_LEN + 64));
+            }
+            s.finish(0, &mut ev);
+        }
     }
 }

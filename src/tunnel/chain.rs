@@ -1,13 +1,16 @@
-//! The bridge from a rustls verifier to a certificate verdict: the peer's chain + our trust
-//! anchors + the tunnel's clock -> accepted, or a [`VerifyFailure`] worded as OpenSSL would.
+//! The bridge from a rustls verifier to `crate::judge`: the peer's chain + our trust anchors +
+//! the tunnel's clock -> accepted, or a [`VerifyFailure`] worded as OpenSSL's verify callback
+//! words it on the appliance.
 //!
-//! INTERIM: until `crate::judge` lands this module judges by itself (path by issuer name, RSA
-//! signatures, validity top-down like OpenSSL's `internal_verify`) so the tunnel can be built
-//! and tested; the tunnel only depends on [`judge_chain`], [`PeerCert`] and [`VerifyFailure`].
+//! Owns only the translation (DER -> `cert::CertInfo`, the TLS purpose each side checks, the
+//! verdict -> code, depth, one-line names and alert). The rules themselves are `judge`'s: the
+//! same ones the analyzer applies to captures, so a live tunnel and a capture of it agree.
 
-use ::time::OffsetDateTime;
 use rustls_pki_types::CertificateDer;
-use x509_parser::prelude::{FromDer, X509Certificate, X509Name};
+use time::OffsetDateTime;
+
+use crate::cert::{self, CertInfo};
+use crate::judge::{self, Policy, Purpose};
 
 /// What our side found wrong with the peer's chain, as OpenSSL reports it in its verify callback.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,7 +28,7 @@ pub struct VerifyFailure {
     pub alert: u8,
 }
 
-/// The facts the tunnel keeps about an accepted peer certificate.
+/// The facts the tunnel keeps about a certificate it was shown.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PeerCert {
     /// `X509_NAME_oneline` of the subject.
@@ -35,172 +38,64 @@ pub struct PeerCert {
     pub not_after: OffsetDateTime,
 }
 
-/// Reads the facts of one certificate; `None` if it does not parse.
+/// Reads the facts of one certificate; `None` if it does not parse that far.
 pub fn peer_cert(der: &[u8]) -> Option<PeerCert> {
-    let (_, c) = X509Certificate::from_der(der).ok()?;
+    facts(&cert::parse(der))
+}
+
+fn facts(c: &CertInfo) -> Option<PeerCert> {
     Some(PeerCert {
-        subject: oneline(c.subject()),
-        title: c
-            .subject()
-            .iter_attributes()
-            .find(|a| a.attr_type() == &x509_parser::oid_registry::OID_X509_TITLE)
-            .and_then(|a| a.as_str().ok())
-            .map(str::to_owned),
-        not_after: c.validity().not_after.to_datetime(),
+        subject: c.subject.as_ref()?.oneline(),
+        title: c.title().map(str::to_owned),
+        not_after: c.not_after?,
     })
 }
 
-/// Judges `ee` + `intermediates` against `anchors` at `at`, stopping at the first error the
-/// way OpenSSL does with `-verify_return_error` (top of the chain first).
+/// Which end's certificate is being judged: OpenSSL checks a server's chain for `sslserver`
+/// and a client's for `sslclient` at security level 1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerRole {
+    /// The FMC, judged by a device.
+    Server,
+    /// A device, judged by the FMC.
+    Client,
+}
+
+/// Judges `ee` + `intermediates` (as sent) against `anchors` at `at`: the accepted peer's
+/// facts (parsed once, here), or the first error the way OpenSSL stops at it.
 pub fn judge_chain(
     ee: &CertificateDer<'_>,
     intermediates: &[CertificateDer<'_>],
-    anchors: &[CertificateDer<'_>],
+    anchors: &[CertInfo],
     at: OffsetDateTime,
-) -> Result<(), VerifyFailure> {
-    let Some(leaf) = parse(ee) else {
-        return Err(failure(0, 0, "", "", "unable to decode certificate"));
+    role: PeerRole,
+) -> Result<Option<PeerCert>, VerifyFailure> {
+    let chain: Vec<CertInfo> = std::iter::once(ee)
+        .chain(intermediates)
+        .map(|d| cert::parse(d))
+        .collect();
+    let purpose = match role {
+        PeerRole::Server => Purpose::SslServer,
+        PeerRole::Client => Purpose::SslClient,
     };
-    // Build the path by issuer name: leaf, then intermediates, then one anchor.
-    let mut chain = vec![leaf];
-    let pool: Vec<X509Certificate<'_>> = intermediates.iter().filter_map(|d| parse(d)).collect();
-    let roots: Vec<X509Certificate<'_>> = anchors.iter().filter_map(|d| parse(d)).collect();
-    let mut anchored = false;
-    while chain.len() < 10 {
-        let top = chain.last().expect("chain starts with the leaf");
-        if let Some(r) = roots.iter().find(|r| r.subject() == top.issuer()) {
-            if r.as_ref() != top.as_ref() {
-                chain.push(r.clone());
-            }
-            anchored = true;
-            break;
-        }
-        if top.subject() == top.issuer() {
-            let code = if chain.len() == 1 { 18 } else { 19 };
-            let d = chain.len() - 1;
-            return Err(fail_at(code, d, &chain[d]));
-        }
-        match pool.iter().find(|c| c.subject() == top.issuer()) {
-            Some(c) => chain.push(c.clone()),
-            None => break,
-        }
+    let v = judge::verify_with(&chain, anchors, at, &Policy::tls(purpose)).overall;
+    if v.is_ok() {
+        return Ok(facts(&chain[0]));
     }
-    if !anchored {
-        let d = chain.len() - 1;
-        return Err(fail_at(20, d, &chain[d]));
-    }
-    for d in (0..chain.len()).rev() {
-        let c = &chain[d];
-        if d + 1 < chain.len() && !signed_by(c, &chain[d + 1]) {
-            return Err(fail_at(7, d, c));
-        }
-        let v = c.validity();
-        if at < v.not_before.to_datetime() {
-            return Err(fail_at(9, d, c));
-        }
-        if at > v.not_after.to_datetime() {
-            return Err(fail_at(10, d, c));
-        }
-    }
-    Ok(())
-}
-
-fn signed_by(c: &X509Certificate<'_>, issuer: &X509Certificate<'_>) -> bool {
-    use aws_lc_rs::signature;
-    use x509_parser::oid_registry as o;
-    let alg: &dyn signature::VerificationAlgorithm = match &c.signature_algorithm.algorithm {
-        a if a == &o::OID_PKCS1_SHA256WITHRSA => &signature::RSA_PKCS1_2048_8192_SHA256,
-        a if a == &o::OID_PKCS1_SHA384WITHRSA => &signature::RSA_PKCS1_2048_8192_SHA384,
-        a if a == &o::OID_PKCS1_SHA512WITHRSA => &signature::RSA_PKCS1_2048_8192_SHA512,
-        _ => return false,
-    };
-    signature::UnparsedPublicKey::new(alg, &issuer.public_key().subject_public_key.data)
-        .verify(c.tbs_certificate.as_ref(), &c.signature_value.data)
-        .is_ok()
-}
-
-fn fail_at(code: i32, depth: usize, c: &X509Certificate<'_>) -> VerifyFailure {
-    failure(
-        code,
-        depth,
-        &oneline(c.subject()),
-        &oneline(c.issuer()),
-        verify_text(code),
-    )
-}
-
-fn failure(code: i32, depth: usize, subject: &str, issuer: &str, text: &str) -> VerifyFailure {
-    VerifyFailure {
-        code,
-        text: text.to_owned(),
-        depth,
-        subject: subject.to_owned(),
-        issuer: issuer.to_owned(),
-        alert: alert_for(code),
-    }
-}
-
-fn verify_text(code: i32) -> &'static str {
-    match code {
-        7 => "certificate signature failure",
-        9 => "certificate is not yet valid",
-        10 => "certificate has expired",
-        18 => "self-signed certificate",
-        19 => "self-signed certificate in certificate chain",
-        20 => "unable to get local issuer certificate",
-        21 => "unable to verify the first certificate",
-        _ => "unspecified certificate verification error",
-    }
-}
-
-fn alert_for(code: i32) -> u8 {
-    match code {
-        7 => 51,
-        9 => 42,
-        10 => 45,
-        18..=21 => 48,
-        _ => 46,
-    }
-}
-
-/// `X509_NAME_oneline`: `/title=InternalCA/OU=Intrusion Management System/CN=.../O=...`.
-fn oneline(n: &X509Name<'_>) -> String {
-    use x509_parser::oid_registry as o;
-    let mut s = String::new();
-    for a in n.iter_attributes() {
-        let t = a.attr_type();
-        let key = if t == &o::OID_X509_COMMON_NAME {
-            "CN".to_owned()
-        } else if t == &o::OID_X509_ORGANIZATION_NAME {
-            "O".to_owned()
-        } else if t == &o::OID_X509_ORGANIZATIONAL_UNIT {
-            "OU".to_owned()
-        } else if t == &o::OID_X509_TITLE {
-            "title".to_owned()
-        } else if t == &o::OID_X509_GENERATION_QUALIFIER {
-            "generationQualifier".to_owned()
-        } else if t == &o::OID_X509_COUNTRY_NAME {
-            "C".to_owned()
-        } else {
-            t.to_id_string()
-        };
-        s.push('/');
-        s.push_str(&key);
-        s.push('=');
-        s.push_str(a.as_str().unwrap_or("<binary>"));
-    }
-    s
+    Err(VerifyFailure {
+        code: v.code.code(),
+        text: v.text().to_owned(),
+        depth: v.depth.unwrap_or(0),
+        subject: v.subject_oneline.clone().unwrap_or_default(),
+        issuer: v.issuer_oneline.clone().unwrap_or_default(),
+        alert: v.alert(),
+    })
 }
 
 /// The DER of a certificate's subject name (for the CA names a server sends in its
 /// CertificateRequest).
-pub fn subject_der(der: &[u8]) -> Option<Vec<u8>> {
-    let (_, c) = X509Certificate::from_der(der).ok()?;
-    Some(c.subject().as_raw().to_vec())
-}
-
-fn parse<'a>(d: &'a [u8]) -> Option<X509Certificate<'a>> {
-    X509Certificate::from_der(d).map(|(_, c)| c).ok()
+pub fn subject_der(c: &CertInfo) -> Option<Vec<u8>> {
+    c.subject.as_ref().map(|n| n.der().to_vec())
 }
 
 /// The chain a side presents, completed the way OpenSSL completes it from its trust store
@@ -212,16 +107,21 @@ pub fn complete_chain(
     anchors: &[CertificateDer<'static>],
 ) -> Vec<CertificateDer<'static>> {
     let mut out = chain.to_vec();
-    let Some(last) = chain.last().and_then(|d| parse(d)) else {
+    let Some(last) = chain.last().map(|d| cert::parse(d)) else {
         return out;
     };
-    if last.subject() == last.issuer() {
+    let Some(issuer) = last.issuer.as_ref() else {
+        return out;
+    };
+    if last.self_issued {
         return out;
     }
-    if let Some(a) = anchors
-        .iter()
-        .find(|a| parse(a).is_some_and(|c| c.subject() == last.issuer()))
-        && !out.contains(a)
+    if let Some(a) = anchors.iter().find(|a| {
+        cert::parse(a)
+            .subject
+            .as_ref()
+            .is_some_and(|s| s.matches(issuer))
+    }) && !out.contains(a)
     {
         out.push(a.clone());
     }

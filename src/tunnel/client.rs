@@ -31,6 +31,7 @@ use super::log::{Level, SF_HEARTBEAT, SF_PEERS, SfLog, ThreadLog};
 use super::material::{Identity, TlsFiles};
 use super::proto::{Message, PushAck, Role};
 use super::server::Timeouts;
+use crate::recorder::{Recorder, Side, Tapped};
 
 /// Retry delays of [`Client::run`]: `initial`, doubled after each failure up to `max`.
 #[derive(Clone, Copy, Debug)]
@@ -102,6 +103,8 @@ enum End {
 pub struct Client {
     s: ClientSettings,
     addr: SocketAddr,
+    /// `--pcap`: every connection this client opens is recorded here.
+    recorder: Option<Recorder>,
 }
 
 impl Client {
@@ -113,7 +116,17 @@ impl Client {
             .map_err(|e| TunnelError::Config(format!("{}: {e}", s.server)))?
             .next()
             .ok_or_else(|| TunnelError::Config(format!("{}: no address", s.server)))?;
-        Ok(Self { s, addr })
+        Ok(Self {
+            s,
+            addr,
+            recorder: None,
+        })
+    }
+
+    /// Records the traffic of every connection this client opens into `recorder`.
+    pub fn with_recorder(mut self, recorder: Recorder) -> Self {
+        self.recorder = Some(recorder);
+        self
     }
 
     /// The FMC address dialed.
@@ -134,7 +147,7 @@ impl Client {
         &self,
         cfg: Arc<ClientConfig>,
         tl: &ThreadLog,
-    ) -> Result<(TlsStream<TcpStream>, Established), HandshakeFailure> {
+    ) -> Result<(TlsStream<Tapped<TcpStream>>, Established), HandshakeFailure> {
         let (ip, port) = (self.addr.ip(), self.addr.port());
         let v = if self.addr.is_ipv4() { "IPv4" } else { "IPv6" };
         let quiet = tl.is_quiet();
@@ -162,7 +175,11 @@ impl Client {
         if !quiet {
             tl.info(&format!("Connected to {ip} (port {port}) ({v})"));
         }
-        let (tls, est) = handshake::connect(cfg, tcp, deadline).await?;
+        let tcp = match (&self.recorder, tcp.local_addr()) {
+            (Some(r), Ok(local)) => r.tap(tcp, local, self.addr, Side::Client),
+            _ => Tapped::plain(tcp),
+        };
+        let (tls, est) = handshake::connect(cfg, tcp, ip, deadline).await?;
         if !quiet {
             tl.info(&format!(
                 "Successfully connected using SSL to: {ip} (TLSv1.2, {}), peer {}",

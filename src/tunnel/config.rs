@@ -19,7 +19,7 @@ use rustls::crypto::aws_lc_rs::{self, cipher_suite};
 use rustls::{ClientConfig, KeyLog, ServerConfig};
 
 use super::TunnelError;
-use super::chain;
+use super::chain::{self, PeerRole};
 use super::clock::Clock;
 use super::material::Identity;
 use super::verify::PeerVerifier;
@@ -47,7 +47,8 @@ pub fn server_config(
 ) -> Result<Arc<ServerConfig>, TunnelError> {
     let p = provider();
     let verifier = Arc::new(PeerVerifier::new(
-        id.anchors.clone(),
+        &id.anchors,
+        PeerRole::Client,
         p.signature_verification_algorithms,
     ));
     let mut c = ServerConfig::builder_with_details(p, Arc::new(clock.clone()))
@@ -74,7 +75,8 @@ pub fn client_config(
 ) -> Result<Arc<ClientConfig>, TunnelError> {
     let p = provider();
     let verifier = Arc::new(PeerVerifier::new(
-        id.anchors.clone(),
+        &id.anchors,
+        PeerRole::Server,
         p.signature_verification_algorithms,
     ));
     let mut c = ClientConfig::builder_with_details(p, Arc::new(clock.clone()))
@@ -125,5 +127,201 @@ impl KeyLog for KeyLogFile {
         let mut f = self.0.lock().unwrap_or_else(|e| e.into_inner());
         // A key log that cannot be written must not break the tunnel.
         let _ = f.write_all(line.as_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Both configurations against each other in memory (no sockets), on lab PKIs made by
+    //! `pki::init`, with the clocks as the only thing that changes.
+    use super::*;
+    use crate::pki::{self, DeviceSpec, InitOptions, Validity};
+    use crate::tunnel::material::TlsFiles;
+    use rustls::{AlertDescription, ClientConnection, ServerConnection};
+    use time::macros::datetime;
+    use time::{Duration, OffsetDateTime};
+
+    struct Lab {
+        _dir: tempfile::TempDir,
+        fmc: Identity,
+        ftd: Identity,
+    }
+
+    /// A PKI whose InternalCA is valid `ca`, peer certificates valid around now.
+    fn lab(ca: (OffsetDateTime, OffsetDateTime)) -> Lab {
+        let dir = tempfile::tempdir().unwrap();
+        let now = OffsetDateTime::now_utc();
+        let root = pki::init(&InitOptions {
+            root: dir.path().to_owned(),
+            fmc_uuid: None,
+            devices: vec![DeviceSpec {
+                name: "ftd1".into(),
+                uuid: None,
+            }],
+            ha_secondary: None,
+            ca_validity: Validity::new(ca.0, ca.1).unwrap(),
+            peer_validity: Validity::new(now - Duration::days(1), now + Duration::days(3650))
+                .unwrap(),
+            key_bits: 2048,
+            force: false,
+        })
+        .unwrap();
+        let load = |f: pki::PeerFiles| {
+            Identity::load(&TlsFiles {
+                ca: f.ca,
+                cert: f.cert,
+                key: f.key,
+            })
+            .unwrap()
+        };
+        Lab {
+            fmc: load(root.fmc_files()),
+            ftd: load(root.device_files("ftd1").unwrap()),
+            _dir: dir,
+        }
+    }
+
+    fn fresh() -> Lab {
+        let now = OffsetDateTime::now_utc();
+        lab((now - Duration::days(1), now + Duration::days(3650)))
+    }
+
+    /// What happened on each side and which alerts crossed the wire.
+    struct Outcome {
+        client: Result<(), rustls::Error>,
+        server: Result<(), rustls::Error>,
+        client_sent: Option<u8>,
+        server_sent: Option<u8>,
+        suite: Option<rustls::CipherSuite>,
+    }
+
+    /// A plaintext alert record's description (handshake-time alerts are not encrypted yet).
+    fn alert_in(bytes: &[u8]) -> Option<u8> {
+        let mut rest = bytes;
+        while rest.len() >= 5 {
+            let len = usize::from(u16::from_be_bytes([rest[3], rest[4]]));
+            let body = rest.get(5..5 + len)?;
+            if rest[0] == 0x15 && len == 2 {
+                return Some(body[1]);
+            }
+            rest = &rest[5 + len..];
+        }
+        None
+    }
+
+    fn handshake(fmc: &Clock, ftd: &Clock, lab: &Lab) -> Outcome {
+        let s = server_config(&lab.fmc, fmc, None).unwrap();
+        let c = client_config(&lab.ftd, ftd, None).unwrap();
+        let name = rustls_pki_types::ServerName::IpAddress(std::net::Ipv4Addr::LOCALHOST.into());
+        let mut c = ClientConnection::new(c, name).unwrap();
+        let mut s = ServerConnection::new(s).unwrap();
+        let mut o = Outcome {
+            client: Ok(()),
+            server: Ok(()),
+            client_sent: None,
+            server_sent: None,
+            suite: None,
+        };
+        for _ in 0..10 {
+            let mut wire = Vec::new();
+            while c.wants_write() {
+                c.write_tls(&mut wire).unwrap();
+            }
+            o.client_sent = o.client_sent.or(alert_in(&wire));
+            if o.server.is_ok() && !wire.is_empty() {
+                s.read_tls(&mut &wire[..]).unwrap();
+                o.server = s.process_new_packets().map(|_| ());
+            }
+            let mut wire = Vec::new();
+            while s.wants_write() {
+                s.write_tls(&mut wire).unwrap();
+            }
+            o.server_sent = o.server_sent.or(alert_in(&wire));
+            if o.client.is_ok() && !wire.is_empty() {
+                c.read_tls(&mut &wire[..]).unwrap();
+                o.client = c.process_new_packets().map(|_| ());
+            }
+            if o.client.is_err() || o.server.is_err() {
+                continue;
+            }
+            if !c.is_handshaking() && !s.is_handshaking() {
+                o.suite = c.negotiated_cipher_suite().map(|s| s.suite());
+                assert_eq!(c.protocol_version(), Some(rustls::ProtocolVersion::TLSv1_2));
+                break;
+            }
+        }
+        o
+    }
+
+    #[test]
+    fn valid_pki_negotiates_tls12_ecdhe_rsa_aes256_gcm_with_client_auth() {
+        let lab = fresh();
+        let o = handshake(&Clock::system(), &Clock::system(), &lab);
+        assert!(
+            o.client.is_ok() && o.server.is_ok(),
+            "{:?} {:?}",
+            o.client,
+            o.server
+        );
+        assert_eq!(
+            o.suite,
+            Some(rustls::CipherSuite::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384)
+        );
+    }
+
+    #[test]
+    fn expired_internal_ca_is_refused_with_alert_45_though_webpki_would_accept_it() {
+        let lab = lab((
+            datetime!(2014-06-01 00:00:00 UTC),
+            datetime!(2024-06-01 00:00:00 UTC),
+        ));
+        // webpki alone accepts this chain: it never looks at the anchor's own dates.
+        let anchors = [webpki::anchor_from_trusted_cert(&lab.fmc.anchors[0]).unwrap()];
+        let ee = webpki::EndEntityCert::try_from(&lab.fmc.chain[0]).unwrap();
+        ee.verify_for_usage(
+            provider().signature_verification_algorithms.all,
+            &anchors,
+            &[],
+            rustls_pki_types::UnixTime::now(),
+            webpki::KeyUsage::server_auth(),
+            None,
+            None,
+        )
+        .unwrap();
+        let o = handshake(&Clock::system(), &Clock::system(), &lab);
+        // The device judges the FMC's chain first and refuses it.
+        assert_eq!(o.client_sent, Some(45));
+        assert_eq!(
+            o.client.unwrap_err(),
+            rustls::Error::InvalidCertificate(rustls::CertificateError::Expired)
+        );
+        assert_eq!(
+            o.server.unwrap_err(),
+            rustls::Error::AlertReceived(AlertDescription::CertificateExpired)
+        );
+    }
+
+    #[test]
+    fn the_fmc_on_a_lab_clock_past_the_ca_refuses_the_device_with_45() {
+        let lab = fresh();
+        let later = Clock::lab(OffsetDateTime::now_utc() + Duration::days(11 * 365));
+        let o = handshake(&later, &Clock::system(), &lab);
+        assert_eq!(o.server_sent, Some(45));
+        assert_eq!(
+            o.client.unwrap_err(),
+            rustls::Error::AlertReceived(AlertDescription::CertificateExpired)
+        );
+    }
+
+    #[test]
+    fn a_not_yet_valid_chain_gets_bad_certificate_42_as_from_openssl() {
+        let lab = fresh();
+        let before = Clock::lab(OffsetDateTime::now_utc() - Duration::days(30));
+        let o = handshake(&Clock::system(), &before, &lab);
+        assert_eq!(o.client_sent, Some(42));
+        assert_eq!(
+            o.server.unwrap_err(),
+            rustls::Error::AlertReceived(AlertDescription::BadCertificate)
+        );
     }
 }

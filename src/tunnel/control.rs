@@ -10,6 +10,10 @@
 //! -> {"op":"push","peer":"<device uuid>","files":[{"name":"cacert.pem","mode":420,"data_hex":"2d2d..."}]}
 //! <- {"ok":true,"ack":{"ok":true,"message":""}}          (the device's own answer)
 //! <- {"ok":false,"error":"peer ... is not connected"}
+//! -> {"op":"reload","ca":"<path>","cert":"<path>","key":"<path>"}
+//! <- {"ok":true}                                          (new tunnels use these files)
+//! -> {"op":"restart","ca":"<path>","cert":"<path>","key":"<path>"}
+//! <- {"ok":true}              (reload, then close every tunnel: devices reconnect to the new files)
 //! ```
 //!
 //! A connection may send several requests. The socket is only as private as its directory:
@@ -23,6 +27,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::task::JoinHandle;
 
 use super::TunnelError;
+use super::material::{Identity, TlsFiles};
 use super::proto::{PushAck, PushFile};
 use super::server::ServerHandle;
 use super::status::{PeerStatus, ServerInfo};
@@ -41,7 +46,22 @@ pub struct WireFile {
 #[non_exhaustive]
 pub enum Request {
     Status,
-    Push { peer: String, files: Vec<WireFile> },
+    Push {
+        peer: String,
+        files: Vec<WireFile>,
+    },
+    /// Load new certificates for the tunnels accepted from now on (after `pki renew`).
+    Reload {
+        ca: PathBuf,
+        cert: PathBuf,
+        key: PathBuf,
+    },
+    /// Reload, then close every open tunnel, as restarting sftunnel does.
+    Restart {
+        ca: PathBuf,
+        cert: PathBuf,
+        key: PathBuf,
+    },
 }
 
 /// The answer to one request.
@@ -113,6 +133,27 @@ async fn serve_client(s: UnixStream, server: ServerHandle) {
     }
 }
 
+/// `reload` / `restart`: load `files` and hand them to the server.
+fn new_files(server: &ServerHandle, files: TlsFiles, restart: bool) -> Response {
+    let res = Identity::load(&files).and_then(|id| {
+        if restart {
+            server.restart(&id)
+        } else {
+            server.reload(&id)
+        }
+    });
+    match res {
+        Ok(()) => Response {
+            ok: true,
+            ..Response::default()
+        },
+        Err(e) => Response {
+            error: Some(e.to_string()),
+            ..Response::default()
+        },
+    }
+}
+
 async fn answer(req: Request, server: &ServerHandle) -> Response {
     match req {
         Request::Status => Response {
@@ -121,6 +162,8 @@ async fn answer(req: Request, server: &ServerHandle) -> Response {
             peers: Some(server.peers()),
             ..Response::default()
         },
+        Request::Reload { ca, cert, key } => new_files(server, TlsFiles { ca, cert, key }, false),
+        Request::Restart { ca, cert, key } => new_files(server, TlsFiles { ca, cert, key }, true),
         Request::Push { peer, files } => {
             let files: Result<Vec<PushFile>, String> = files
                 .into_iter()
@@ -202,6 +245,29 @@ impl ControlClient {
             .server
             .ok_or_else(|| control_err(&self.path, "status answer without server"))?;
         Ok((info, r.peers.unwrap_or_default()))
+    }
+
+    /// Makes the server load `files` for the tunnels it accepts from now on.
+    pub async fn reload(&mut self, files: &TlsFiles) -> Result<(), TunnelError> {
+        self.call(&Request::Reload {
+            ca: files.ca.clone(),
+            cert: files.cert.clone(),
+            key: files.key.clone(),
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// [`Self::reload`], then the server closes every open tunnel (devices reconnect and meet
+    /// the new certificates), as restarting sftunnel after a renewal does.
+    pub async fn restart(&mut self, files: &TlsFiles) -> Result<(), TunnelError> {
+        self.call(&Request::Restart {
+            ca: files.ca.clone(),
+            cert: files.cert.clone(),
+            key: files.key.clone(),
+        })
+        .await
+        .map(|_| ())
     }
 
     /// Pushes `files` to the connected device `peer_uuid` and returns the device's answer.

@@ -114,36 +114,13 @@ pub fn verify_block(f: &VerifyFailure) -> Vec<String> {
     ]
 }
 
-/// The TLS registry name of an alert (`certificate_expired`).
+/// The TLS registry name of an alert (`certificate_expired`). The registry itself lives in the
+/// sans-IO `tls` module, shared with the analyzer, so the live tunnel and capture reports name
+/// alerts identically.
 pub fn alert_name(alert: u8) -> &'static str {
-    match alert {
-        0 => "close_notify",
-        10 => "unexpected_message",
-        20 => "bad_record_mac",
-        22 => "record_overflow",
-        40 => "handshake_failure",
-        42 => "bad_certificate",
-        43 => "unsupported_certificate",
-        44 => "certificate_revoked",
-        45 => "certificate_expired",
-        46 => "certificate_unknown",
-        47 => "illegal_parameter",
-        48 => "unknown_ca",
-        49 => "access_denied",
-        50 => "decode_error",
-        51 => "decrypt_error",
-        70 => "protocol_version",
-        71 => "insufficient_security",
-        80 => "internal_error",
-        90 => "user_canceled",
-        100 => "no_renegotiation",
-        109 => "missing_extension",
-        110 => "unsupported_extension",
-        112 => "unrecognized_name",
-        116 => "certificate_required",
-        120 => "no_application_protocol",
-        _ => "unknown",
-    }
+    crate::tls::AlertDescription(alert)
+        .name()
+        .unwrap_or("unknown")
 }
 
 /// OpenSSL's error reason for a received alert (`sslv3 alert certificate expired`), as

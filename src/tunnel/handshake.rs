@@ -11,12 +11,12 @@ use std::time::Duration;
 
 use rustls::{ClientConfig, ServerConfig};
 use rustls_pki_types::ServerName;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::{TlsAcceptor, TlsConnector, client, server};
 
-use super::chain::{self, PeerCert, VerifyFailure};
+use super::chain::PeerCert;
 use super::failure::HandshakeFailure;
-use super::verify::capture_verify;
+use super::verify::{Judged, capture_verify};
 
 /// What an established session tells about itself.
 #[derive(Clone, Debug)]
@@ -27,8 +27,8 @@ pub struct Established {
     pub cipher: String,
 }
 
-fn classify(e: &io::Error, rejected: Option<VerifyFailure>) -> HandshakeFailure {
-    if let Some(v) = rejected {
+fn classify(e: &io::Error, judged: Option<Judged>) -> HandshakeFailure {
+    if let Some(Err(v)) = judged {
         return HandshakeFailure::Rejected(v);
     }
     let tls = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>());
@@ -53,53 +53,46 @@ fn suite_name(s: Option<rustls::SupportedCipherSuite>) -> String {
     }
 }
 
-fn established(
-    certs: Option<&[rustls_pki_types::CertificateDer<'_>]>,
-    suite: Option<rustls::SupportedCipherSuite>,
-) -> Established {
+fn established(judged: Option<Judged>, suite: Option<rustls::SupportedCipherSuite>) -> Established {
     Established {
-        peer: certs
-            .and_then(|c| c.first())
-            .and_then(|c| chain::peer_cert(c)),
+        // The verifier already parsed the peer's certificate; its facts came back with the
+        // verdict, so the hot path parses it once.
+        peer: judged.and_then(Result::ok).flatten(),
         cipher: suite_name(suite),
     }
 }
 
-/// The FMC side of a handshake.
-pub async fn accept(
+/// The FMC side of a handshake, on a TCP stream (possibly wrapped by the `--pcap` recorder).
+pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
     config: Arc<ServerConfig>,
-    tcp: TcpStream,
+    tcp: S,
     deadline: Duration,
-) -> Result<(server::TlsStream<TcpStream>, Established), HandshakeFailure> {
+) -> Result<(server::TlsStream<S>, Established), HandshakeFailure> {
     let acceptor = TlsAcceptor::from(config);
-    let (res, rejected) =
-        capture_verify(tokio::time::timeout(deadline, acceptor.accept(tcp))).await;
+    let (res, judged) = capture_verify(tokio::time::timeout(deadline, acceptor.accept(tcp))).await;
     match res {
         Err(_) => Err(HandshakeFailure::Timeout {
             phase: "handshake",
             secs: deadline.as_secs(),
         }),
-        Ok(Err(e)) => Err(classify(&e, rejected)),
+        Ok(Err(e)) => Err(classify(&e, judged)),
         Ok(Ok(tls)) => {
-            let c = tls.get_ref().1;
-            let est = established(c.peer_certificates(), c.negotiated_cipher_suite());
+            let est = established(judged, tls.get_ref().1.negotiated_cipher_suite());
             Ok((tls, est))
         }
     }
 }
 
-/// The device side of a handshake.
-pub async fn connect(
+/// The device side of a handshake with the FMC at `ip`, on a TCP stream (possibly wrapped by
+/// the `--pcap` recorder).
+pub async fn connect<S: AsyncRead + AsyncWrite + Unpin>(
     config: Arc<ClientConfig>,
-    tcp: TcpStream,
+    tcp: S,
+    ip: std::net::IpAddr,
     deadline: Duration,
-) -> Result<(client::TlsStream<TcpStream>, Established), HandshakeFailure> {
+) -> Result<(client::TlsStream<S>, Established), HandshakeFailure> {
     let connector = TlsConnector::from(config);
-    let ip = tcp
-        .peer_addr()
-        .map(|a| a.ip())
-        .unwrap_or(std::net::Ipv4Addr::LOCALHOST.into());
-    let (res, rejected) = capture_verify(tokio::time::timeout(
+    let (res, judged) = capture_verify(tokio::time::timeout(
         deadline,
         connector.connect(ServerName::IpAddress(ip.into()), tcp),
     ))
@@ -109,10 +102,9 @@ pub async fn connect(
             phase: "handshake",
             secs: deadline.as_secs(),
         }),
-        Ok(Err(e)) => Err(classify(&e, rejected)),
+        Ok(Err(e)) => Err(classify(&e, judged)),
         Ok(Ok(tls)) => {
-            let c = tls.get_ref().1;
-            let est = established(c.peer_certificates(), c.negotiated_cipher_suite());
+            let est = established(judged, tls.get_ref().1.negotiated_cipher_suite());
             Ok((tls, est))
         }
     }

@@ -86,3 +86,70 @@ pub fn install(files: &TlsFiles, pushed: &[PushFile]) -> Result<Vec<PathBuf>, St
     }
     Ok(done)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CERT: &str = "-----BEGIN CERTIFICATE-----\nMAA=\n-----END CERTIFICATE-----\n";
+    const KEY: &str = "-----BEGIN PRIVATE KEY-----\nMAA=\n-----END PRIVATE KEY-----\n";
+
+    fn files(dir: &Path) -> TlsFiles {
+        TlsFiles {
+            ca: dir.join("cacert.pem"),
+            cert: dir.join("sftunnel-cert.pem"),
+            key: dir.join("sftunnel-key.pem"),
+        }
+    }
+
+    fn push(name: &str, data: &str) -> PushFile {
+        PushFile {
+            name: name.into(),
+            mode: 0o644,
+            data: data.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn a_bad_file_anywhere_in_the_push_leaves_every_old_file_in_place() {
+        let d = tempfile::tempdir().unwrap();
+        let f = files(d.path());
+        std::fs::write(&f.ca, "old ca").unwrap();
+        for bad in [
+            vec![push("cacert.pem", CERT), push("../etc/passwd", CERT)],
+            vec![
+                push("cacert.pem", CERT),
+                push("sftunnel-key.pem", "not a key"),
+            ],
+            vec![],
+        ] {
+            assert!(install(&f, &bad).is_err());
+            assert_eq!(std::fs::read_to_string(&f.ca).unwrap(), "old ca");
+            assert!(!f.key.exists());
+        }
+        // No staging files are left behind either.
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_good_push_replaces_all_three_and_keeps_the_key_private() {
+        let d = tempfile::tempdir().unwrap();
+        let f = files(d.path());
+        let mut key = push("sftunnel-key.pem", KEY);
+        key.mode = 0o666;
+        let done = install(
+            &f,
+            &[
+                push("cacert.pem", CERT),
+                push("sftunnel-cert.pem", CERT),
+                key,
+            ],
+        )
+        .unwrap();
+        assert_eq!(done, vec![f.ca.clone(), f.cert.clone(), f.key.clone()]);
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&f.key), 0o600);
+        assert_eq!(mode(&f.ca), 0o644);
+        assert_eq!(std::fs::read_to_string(&f.cert).unwrap(), CERT);
+    }
+}

@@ -4,9 +4,12 @@
 //! Owns TLS policy ([`config`]), the verifiers that call the chain judge at the tunnel's
 //! [`Clock`] ([`verify`], [`chain`]), the message protocol spoken inside the tunnel
 //! ([`proto`]), the FMC server ([`server`]), the device client ([`client`]), the control
-//! socket ([`control`]), in-process validation ([`validate`]) and the appliance's log lines
-//! ([`log`], [`failure`]). Certificates are judged by `judge`; the PKI layout is `pki`'s;
-//! flags are the CLI's.
+//! socket ([`control`]: status, push, reload/restart), in-process validation ([`validate`]),
+//! delivering a renewed PKI through a running server ([`renewal`]) and the appliance's log
+//! lines ([`log`], [`failure`]). Certificates are judged by `judge`; the PKI layout is `pki`'s;
+//! flags are the CLI's. Beyond ARCHITECTURE.md's directions, this module also reads the alert
+//! registry of the sans-IO `tls` module (one table of alert names for live logs and capture
+//! reports) and taps its streams with `recorder` for `--pcap`.
 
 use std::path::PathBuf;
 
@@ -24,6 +27,7 @@ mod install;
 pub mod log;
 pub mod material;
 pub mod proto;
+pub mod renewal;
 pub mod server;
 pub mod status;
 pub mod validate;

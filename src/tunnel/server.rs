@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use rustls::{KeyLog, ServerConfig};
@@ -32,6 +32,7 @@ use super::log::{Level, SF_HEARTBEAT, SF_PEERS, SfLog, ThreadLog};
 use super::material::Identity;
 use super::proto::{Message, PushAck, PushFile, Role};
 use super::status::{PeerStatus, ServerInfo, rfc3339};
+use crate::recorder::{Recorder, Side, Tapped};
 
 /// Deadlines of the tunnel's phases, shared by both sides.
 #[derive(Clone, Copy, Debug)]
@@ -108,10 +109,16 @@ struct Shared {
     log: SfLog,
     clock: Clock,
     timeouts: Timeouts,
-    config: Arc<ServerConfig>,
+    /// Swapped by [`ServerHandle::reload`]; each connection takes the one current at accept.
+    config: RwLock<Arc<ServerConfig>>,
+    keylog: Option<Arc<dyn KeyLog>>,
+    /// Bumped by [`ServerHandle::restart`]: sessions of an older generation end.
+    generation: watch::Sender<u64>,
     peers: Mutex<BTreeMap<u64, Peer>>,
     events: broadcast::Sender<ServerEvent>,
     shutdown: watch::Sender<bool>,
+    /// `--pcap`: every accepted connection is recorded here.
+    recorder: Option<Recorder>,
     next_conn: AtomicU64,
     next_push: AtomicU32,
     info: ServerInfo,
@@ -135,6 +142,14 @@ impl Server {
     /// Binds the listener (and the control socket) and starts accepting. Must be called inside
     /// a tokio runtime.
     pub async fn start(s: ServerSettings) -> Result<Server, TunnelError> {
+        Self::start_recording(s, None).await
+    }
+
+    /// [`Server::start`], recording every accepted connection's traffic into `recorder`.
+    pub async fn start_recording(
+        s: ServerSettings,
+        recorder: Option<Recorder>,
+    ) -> Result<Server, TunnelError> {
         let config = config::server_config(&s.identity, &s.clock, s.keylog.clone())?;
         let listener = TcpListener::bind(&s.listen)
             .await
@@ -155,10 +170,13 @@ impl Server {
             log: s.log.clone(),
             clock: s.clock.clone(),
             timeouts: s.timeouts,
-            config,
+            config: RwLock::new(config),
+            keylog: s.keylog.clone(),
+            generation: watch::channel(0).0,
             peers: Mutex::new(BTreeMap::new()),
             events: broadcast::channel(1024).0,
             shutdown,
+            recorder,
             next_conn: AtomicU64::new(1),
             next_push: AtomicU32::new(1),
             info,
@@ -251,6 +269,36 @@ impl ServerHandle {
         }
     }
 
+    /// Loads new certificates for the connections accepted from now on, as restarting sftunnel
+    /// after `pki renew` does; tunnels already up keep their session (pushes still reach them).
+    pub fn reload(&self, identity: &Identity) -> Result<(), TunnelError> {
+        let sh = &self.shared;
+        let config = config::server_config(identity, &sh.clock, sh.keylog.clone())?;
+        *sh.config.write().unwrap_or_else(|e| e.into_inner()) = config;
+        sh.log.thread(sh.log.main_tid()).info(&format!(
+            "Loaded new certificates: {}",
+            identity.cert().map_or("?".to_owned(), |c| format!(
+                "{} (notAfter {})",
+                c.subject,
+                rfc3339(c.not_after)
+            ))
+        ));
+        Ok(())
+    }
+
+    /// Restarts the tunnel service with new material, as restarting sftunnel after
+    /// `generate_certs.pl` does: [`Self::reload`], then every open tunnel is closed (devices
+    /// reconnect and meet the new certificates).
+    pub fn restart(&self, identity: &Identity) -> Result<(), TunnelError> {
+        self.reload(identity)?;
+        self.shared.generation.send_modify(|g| *g += 1);
+        let sh = &self.shared;
+        sh.log
+            .thread(sh.log.main_tid())
+            .info("Restarting the tunnel service: closing all tunnels");
+        Ok(())
+    }
+
     /// Server events from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<ServerEvent> {
         self.shared.events.subscribe()
@@ -298,7 +346,12 @@ async fn connection(h: ServerHandle, tcp: TcpStream, addr: SocketAddr) {
         f.log(&tl);
         let _ = sh.events.send(ServerEvent::Failed { addr, failure: f });
     };
-    let (tls, est) = match handshake::accept(sh.config.clone(), tcp, sh.timeouts.handshake).await {
+    let config = sh.config.read().unwrap_or_else(|e| e.into_inner()).clone();
+    let tcp = match (&sh.recorder, tcp.local_addr()) {
+        (Some(r), Ok(local)) => r.tap(tcp, addr, local, Side::Server),
+        _ => Tapped::plain(tcp),
+    };
+    let (tls, est) = match handshake::accept(config, tcp, sh.timeouts.handshake).await {
         Ok(x) => x,
         Err(f) => return fail(f),
     };
@@ -409,6 +462,8 @@ where
     let mut deadline = Instant::now() + idle;
     let mut pending: HashMap<u32, oneshot::Sender<PushAck>> = HashMap::new();
     let mut stop = h.shutdown_signal();
+    let mut generation = sh.generation.subscribe();
+    generation.mark_unchanged();
     let reason = loop {
         tokio::select! {
             m = io.read() => {
@@ -461,6 +516,7 @@ where
                 break "heartbeat timeout".to_owned();
             }
             _ = super::stopped(&mut stop) => break "server shutting down".to_owned(),
+            _ = generation.changed() => break "tunnel service restarted".to_owned(),
         }
     };
     // close_notify; bounded so a peer that stopped reading cannot hold the task.

@@ -30,16 +30,21 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, Error, SignatureScheme};
 
-use super::chain::{self, VerifyFailure};
+use super::chain::{self, PeerCert, PeerRole, VerifyFailure};
 use super::clock::from_unix_time;
+use crate::cert::{self, CertInfo};
+
+/// What the verifier concluded about the peer's chain in one handshake: the accepted peer's
+/// facts, or why it was refused.
+pub type Judged = Result<Option<PeerCert>, VerifyFailure>;
 
 tokio::task_local! {
-    static VERIFY_SLOT: RefCell<Option<VerifyFailure>>;
+    static VERIFY_SLOT: RefCell<Option<Judged>>;
 }
 
-/// Runs `f` (a handshake) and returns its output with the chain failure a verifier recorded
-/// while it ran, if any.
-pub async fn capture_verify<F: Future>(f: F) -> (F::Output, Option<VerifyFailure>) {
+/// Runs `f` (a handshake) and returns its output with what a verifier concluded while it ran,
+/// if one ran.
+pub async fn capture_verify<F: Future>(f: F) -> (F::Output, Option<Judged>) {
     VERIFY_SLOT
         .scope(RefCell::new(None), async {
             let out = f.await;
@@ -48,10 +53,10 @@ pub async fn capture_verify<F: Future>(f: F) -> (F::Output, Option<VerifyFailure
         .await
 }
 
-fn record(f: &VerifyFailure) {
+fn record(j: Judged) {
     // Outside `capture_verify` (sync unit tests) there is no slot; the rustls error still says
     // enough to pick the alert.
-    let _ = VERIFY_SLOT.try_with(|s| *s.borrow_mut() = Some(f.clone()));
+    let _ = VERIFY_SLOT.try_with(|s| *s.borrow_mut() = Some(j));
 }
 
 /// The rustls error that makes rustls send `alert` (OpenSSL's alert for a verify code).
@@ -88,23 +93,32 @@ impl std::error::Error for Why {}
 /// Judges the peer's chain against the InternalCA; used as either side's verifier.
 #[derive(Debug)]
 pub struct PeerVerifier {
-    anchors: Vec<CertificateDer<'static>>,
+    /// Parsed once: every handshake judges against the same anchors.
+    anchors: Vec<CertInfo>,
     hints: Vec<DistinguishedName>,
     algs: WebPkiSupportedAlgorithms,
+    peer: PeerRole,
 }
 
 impl PeerVerifier {
-    /// Trusts `anchors`; verifies handshake signatures with `algs` (the crypto provider's).
-    pub fn new(anchors: Vec<CertificateDer<'static>>, algs: WebPkiSupportedAlgorithms) -> Self {
+    /// Trusts `anchors` to judge a `peer`'s chain; verifies handshake signatures with `algs`
+    /// (the crypto provider's).
+    pub fn new(
+        anchors: &[CertificateDer<'static>],
+        peer: PeerRole,
+        algs: WebPkiSupportedAlgorithms,
+    ) -> Self {
+        let anchors: Vec<CertInfo> = anchors.iter().map(|a| cert::parse(a)).collect();
         let hints = anchors
             .iter()
-            .filter_map(|a| chain::subject_der(a))
+            .filter_map(chain::subject_der)
             .map(DistinguishedName::from)
             .collect();
         Self {
             anchors,
             hints,
             algs,
+            peer,
         }
     }
 
@@ -120,10 +134,13 @@ impl PeerVerifier {
             intermediates,
             &self.anchors,
             from_unix_time(now),
+            self.peer,
         )
+        .map(|peer| record(Ok(peer)))
         .map_err(|f| {
-            record(&f);
-            rustls_error_for_alert(f.alert, &f)
+            let e = rustls_error_for_alert(f.alert, &f);
+            record(Err(f));
+            e
         })
     }
 }

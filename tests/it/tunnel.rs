@@ -107,6 +107,61 @@ impl Drop for Proc {
     }
 }
 
+/// Runs `cmd` to completion like `Command::output`, but kills it and fails after `secs`.
+fn run(cmd: &mut Command, secs: u64) -> std::process::Output {
+    let what = format!("{cmd:?}");
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    let drain = |r: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_end(&mut v);
+            }
+            v
+        })
+    };
+    let out = drain(
+        child
+            .stdout
+            .take()
+            .map(|r| Box::new(r) as Box<dyn Read + Send>),
+    );
+    let err = drain(
+        child
+            .stderr
+            .take()
+            .map(|r| Box::new(r) as Box<dyn Read + Send>),
+    );
+    let end = Instant::now() + Duration::from_secs(secs);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > end {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what}: still running after {secs}s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    std::process::Output {
+        status,
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    }
+}
+
+/// Runs a control-socket conversation with a deadline.
+fn block<T>(rt: &tokio::runtime::Runtime, f: impl std::future::Future<Output = T>) -> T {
+    rt.block_on(async { tokio::time::timeout(Duration::from_secs(60), f).await })
+        .expect("control socket conversation timed out")
+}
+
 /// One side's three files.
 #[derive(Clone, Debug)]
 struct Side {
@@ -148,7 +203,7 @@ fn openssl_pki(dir: &Path, ca_window: Option<(&str, &str)>) -> Pki {
     if let Some((a, b)) = ca_window {
         cmd.args([a, b]);
     }
-    let out = cmd.output().unwrap();
+    let out = run(&mut cmd, 120);
     assert!(
         out.status.success(),
         "{}",
@@ -165,14 +220,14 @@ fn openssl_pki(dir: &Path, ca_window: Option<(&str, &str)>) -> Pki {
     }
 }
 
-/// A PKI made by `sfdiag pki init` under `root` (devices ftd1..ftdN).
+/// A PKI made by `sfdiag pki init` under `root` (devices ftd1..ftdN, unless `extra` names them).
 fn our_pki(root: &Path, devices: u32, extra: &[&str]) -> Pki {
-    let out = sfdiag()
-        .args(["pki", "init", "--root", s(root), "--devices"])
-        .arg(devices.to_string())
-        .args(extra)
-        .output()
-        .unwrap();
+    let mut cmd = sfdiag();
+    cmd.args(["pki", "init", "--root", s(root)]);
+    if !extra.contains(&"--device") {
+        cmd.args(["--devices", &devices.to_string()]);
+    }
+    let out = run(cmd.args(extra), 120);
     assert!(
         out.status.success(),
         "{}",
@@ -515,6 +570,16 @@ fn serve_and_connect_once_exchange_hello_and_heartbeat() {
     let (st, out) = connect_once(&addr, &pki.ftd, &["--name", "ftd1"]);
     assert!(st.success(), "{out}");
     assert!(has_line(&out, "registered this device as ftd1"), "{out}");
+    // Each side names the certificate it accepted.
+    assert!(
+        out.lines()
+            .any(|l| l.contains("Successfully connected using SSL") && l.contains("/CN=localhost")),
+        "{out}"
+    );
+    srv.wait_for(20, |l| {
+        l.contains("SSL connection established with 127.0.0.1")
+            && l.contains("peer /generationQualifier=sftunnel_")
+    });
     srv.wait_for(20, |l| {
         l.contains("Peer ftd1 (") && l.contains("connected from 127.0.0.1")
     });
@@ -578,8 +643,12 @@ fn serve_survives_silent_and_garbage_clients() {
         sock.set_read_timeout(Some(Duration::from_secs(20)))
             .unwrap();
         let mut buf = Vec::new();
-        let r = sock.read_to_end(&mut buf);
-        assert!(r.is_ok() || buf.is_empty(), "{r:?}");
+        // The server closed it (a reset counts: it may close with junk unread); a read that
+        // timed out would mean the connection was left hanging.
+        match sock.read_to_end(&mut buf) {
+            Ok(_) => {}
+            Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}"),
+        }
     }
     srv.wait_for(20, |l| l.contains("Timed out after 2 seconds in handshake"));
     // And the server still serves.
@@ -632,10 +701,7 @@ fn validate_passes_on_a_fresh_pki_and_fails_with_err10_on_an_expired_ca() {
     let d = tempfile::tempdir().unwrap();
     let fresh = d.path().join("fresh");
     our_pki(&fresh, 2, &[]);
-    let out = sfdiag()
-        .args(["validate", "--root", s(&fresh)])
-        .output()
-        .unwrap();
+    let out = run(sfdiag().args(["validate", "--root", s(&fresh)]), 120);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         out.status.code(),
@@ -653,10 +719,10 @@ fn validate_passes_on_a_fresh_pki_and_fails_with_err10_on_an_expired_ca() {
     assert!(text.contains("ftd1 (") && text.contains("ftd2 ("), "{text}");
 
     // The same PKI eleven years on: now passes, --at fails.
-    let out = sfdiag()
-        .args(["validate", "--root", s(&fresh), "--at", "+11y"])
-        .output()
-        .unwrap();
+    let out = run(
+        sfdiag().args(["validate", "--root", s(&fresh), "--at", "+11y"]),
+        120,
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert_eq!(
@@ -668,10 +734,7 @@ fn validate_passes_on_a_fresh_pki_and_fails_with_err10_on_an_expired_ca() {
 
     let expired = d.path().join("expired");
     our_pki(&expired, 1, OUR_EXPIRED);
-    let out = sfdiag()
-        .args(["validate", "--root", s(&expired)])
-        .output()
-        .unwrap();
+    let out = run(sfdiag().args(["validate", "--root", s(&expired)]), 120);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(
@@ -685,27 +748,25 @@ fn validate_passes_on_a_fresh_pki_and_fails_with_err10_on_an_expired_ca() {
 fn validate_with_explicit_files_and_setup_errors() {
     let d = tempfile::tempdir().unwrap();
     let pki = openssl_pki(d.path(), None);
-    let out = sfdiag()
-        .arg("validate")
-        .args(pki.fmc.args())
-        .args([
+    let out = run(
+        sfdiag().arg("validate").args(pki.fmc.args()).args([
             "--peer-cert",
             s(&pki.ftd.cert),
             "--peer-key",
             s(&pki.ftd.key),
-        ])
-        .output()
-        .unwrap();
+        ]),
+        120,
+    );
     assert_eq!(
         out.status.code(),
         Some(0),
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
-    let out = sfdiag()
-        .args(["validate", "--root", s(&d.path().join("none"))])
-        .output()
-        .unwrap();
+    let out = run(
+        sfdiag().args(["validate", "--root", s(&d.path().join("none"))]),
+        60,
+    );
     assert_eq!(out.status.code(), Some(2));
 }
 
@@ -734,10 +795,10 @@ fn status_lists_connected_and_known_devices_from_the_control_socket() {
     });
     let end = Instant::now() + Duration::from_secs(20);
     let v: serde_json::Value = loop {
-        let out = sfdiag()
-            .args(["status", "--root", s(&root), "--format", "json"])
-            .output()
-            .unwrap();
+        let out = run(
+            sfdiag().args(["status", "--root", s(&root), "--format", "json"]),
+            120,
+        );
         assert!(
             out.status.success(),
             "{}",
@@ -758,10 +819,7 @@ fn status_lists_connected_and_known_devices_from_the_control_socket() {
     assert_eq!(peers[1]["name"], "ftd2");
     assert_eq!(peers[1]["connected"], false);
     assert!(v["server"]["uuid"].is_string());
-    let out = sfdiag()
-        .args(["status", "--root", s(&root)])
-        .output()
-        .unwrap();
+    let out = run(sfdiag().args(["status", "--root", s(&root)]), 120);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.lines()
@@ -776,10 +834,7 @@ fn status_lists_connected_and_known_devices_from_the_control_socket() {
     drop(dev);
     drop(srv);
     // With no server: the known devices, not running, exit 1.
-    let out = sfdiag()
-        .args(["status", "--root", s(&root)])
-        .output()
-        .unwrap();
+    let out = run(sfdiag().args(["status", "--root", s(&root)]), 120);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("sftunnel is not running"));
 }
@@ -817,12 +872,11 @@ fn push_over_the_control_socket_installs_files_and_the_device_reconnects() {
         .build()
         .unwrap();
     let sock = root.join("fmc/var/run/sftunnel.sock");
-    let ack = rt
-        .block_on(async {
-            let mut c = ControlClient::connect(&sock).await?;
-            c.push(&uuid, &files).await
-        })
-        .unwrap();
+    let ack = block(&rt, async {
+        let mut c = ControlClient::connect(&sock).await?;
+        c.push(&uuid, &files).await
+    })
+    .unwrap();
     assert!(ack.ok, "{ack:?}");
     assert_eq!(std::fs::read(&pki.ftd.cert).unwrap(), files[1].data);
     use std::os::unix::fs::PermissionsExt;
@@ -855,22 +909,155 @@ fn push_over_the_control_socket_installs_files_and_the_device_reconnects() {
         mode: 0o644,
         data: b"x".to_vec(),
     }];
-    let ack = rt
-        .block_on(async {
-            let mut c = ControlClient::connect(&sock).await?;
-            c.push(&uuid, &bad).await
-        })
-        .unwrap();
+    let ack = block(&rt, async {
+        let mut c = ControlClient::connect(&sock).await?;
+        c.push(&uuid, &bad).await
+    })
+    .unwrap();
     assert!(
         !ack.ok && ack.message.contains("unexpected file"),
         "{ack:?}"
     );
     // Pushing to a device that is not connected is an error naming it.
-    let err = rt
-        .block_on(async {
-            let mut c = ControlClient::connect(&sock).await?;
-            c.push("00000000-0000-0000-0000-000000000000", &files).await
-        })
-        .unwrap_err();
+    let err = block(&rt, async {
+        let mut c = ControlClient::connect(&sock).await?;
+        c.push("00000000-0000-0000-0000-000000000000", &files).await
+    })
+    .unwrap_err();
     assert!(err.to_string().contains("is not connected"), "{err}");
+}
+
+#[test]
+fn connect_keeps_retrying_and_logs_every_failure() {
+    need_openssl();
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("lab");
+    our_pki(&root, 1, OUR_EXPIRED);
+    let (_srv, addr) = serve(&["--root".into(), s(&root).into()]);
+    let dev = Proc::spawn(sfdiag().args([
+        "connect",
+        &addr,
+        "--root",
+        s(&root),
+        "--device",
+        "ftd1",
+        "--retry-max",
+        "1",
+    ]));
+    let end = Instant::now() + Duration::from_secs(30);
+    while dev.text().matches("SSL handshake failed").count() < 2 {
+        assert!(Instant::now() < end, "{}", dev.text());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let t = dev.text();
+    assert!(
+        t.matches("err 10:certificate has expired").count() >= 2,
+        "{t}"
+    );
+    assert!(has_line(&t, "Next connection attempt to "), "{t}");
+    assert!(
+        t.matches("Initiating IPv4 connection to").count() >= 2,
+        "{t}"
+    );
+}
+
+/// The renewal of issue 5 driven through the control socket: a new InternalCA with the same
+/// FMC UUID, the device's new files pushed over its live tunnel, the device restarting into a
+/// FMC that still shows the old chain (err 7, alert 51, as when certificates were not pushed
+/// everywhere), then the FMC's tunnel service restarted with its new files: the device is back.
+#[test]
+fn renewal_push_then_fmc_restart_brings_the_device_back_on_the_new_ca() {
+    use sfdiag::tunnel::{ControlClient, PushFile};
+    need_openssl();
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("lab");
+    our_pki(&root, 1, &[]);
+    let lab = sfdiag::pki::PkiRoot::load(&root).unwrap();
+    let dev_uuid = lab.peer("ftd1").unwrap().uuid.to_string();
+    let renewed = d.path().join("renewed");
+    let new = our_pki(
+        &renewed,
+        1,
+        &[
+            "--fmc-uuid",
+            &lab.fmc.uuid.to_string(),
+            "--device",
+            &format!("ftd1={dev_uuid}"),
+        ][..],
+    );
+    let (srv, addr) = serve(&["--root".into(), s(&root).into()]);
+    let dev = Proc::spawn(sfdiag().args([
+        "connect",
+        &addr,
+        "--root",
+        s(&root),
+        "--device",
+        "ftd1",
+        "--retry-max",
+        "1",
+    ]));
+    srv.wait_for(20, |l| {
+        l.contains("Peer ftd1 (") && l.contains("connected from")
+    });
+
+    let file = |name: &str, p: &Path, mode: u32| PushFile {
+        name: name.into(),
+        mode,
+        data: std::fs::read(p).unwrap(),
+    };
+    let files = vec![
+        file("cacert.pem", &new.ftd.ca, 0o644),
+        file("sftunnel-cert.pem", &new.ftd.cert, 0o644),
+        file("sftunnel-key.pem", &new.ftd.key, 0o600),
+    ];
+    let sock = root.join("fmc/var/run/sftunnel.sock");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let ack = block(&rt, async {
+        ControlClient::connect(&sock)
+            .await?
+            .push(&dev_uuid, &files)
+            .await
+    })
+    .unwrap();
+    assert!(ack.ok, "{ack:?}");
+    // The device now trusts the new CA; the FMC still presents the old chain.
+    dev.wait_for(20, |l| l.contains("err 7:certificate signature failure"));
+    srv.wait_for(20, |l| {
+        l.contains("SSL alert received: tlsv1 alert decrypt error (SSL alert number 51)")
+    });
+
+    // The FMC side of the renewal: its new files in place, its tunnel service restarted.
+    let fmc = root.join("fmc/etc/sf");
+    std::fs::copy(&new.fmc.ca, fmc.join("ca_root/cacert.pem")).unwrap();
+    std::fs::copy(&new.fmc.cert, fmc.join("keys/sftunnel-cert.pem")).unwrap();
+    std::fs::copy(&new.fmc.key, fmc.join("keys/sftunnel-key.pem")).unwrap();
+    let fmc_files = sfdiag::tunnel::TlsFiles {
+        ca: fmc.join("ca_root/cacert.pem"),
+        cert: fmc.join("keys/sftunnel-cert.pem"),
+        key: fmc.join("keys/sftunnel-key.pem"),
+    };
+    block(&rt, async {
+        ControlClient::connect(&sock)
+            .await?
+            .restart(&fmc_files)
+            .await
+    })
+    .unwrap();
+    srv.wait_for(10, |l| {
+        l.contains("Restarting the tunnel service: closing all tunnels")
+    });
+    let end = Instant::now() + Duration::from_secs(20);
+    while srv
+        .text()
+        .lines()
+        .filter(|l| l.contains("Peer ftd1 (") && l.contains("connected from"))
+        .count()
+        < 2
+    {
+        assert!(Instant::now() < end, "{}\n---\n{}", srv.text(), dev.text());
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

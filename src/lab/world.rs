@@ -1,0 +1,667 @@
+//! The stage a scenario plays on: one lab PKI, the FMC's server with its control socket, the
+//! devices' clients, the shared lab clock, the capture, and the waits that keep the story in
+//! step with what the appliances really did.
+//!
+//! Every wait is for an event the appliances report (the server's `Connected`/`Failed`, a
+//! client's state, a heartbeat stamped after a clock jump), each with a deadline; nothing
+//! sleeps for a fixed time to "let things settle".
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use tokio::sync::{broadcast, watch};
+
+use super::out::Out;
+use super::{LabError, StepReport};
+use crate::pki::copy::{self, CopyReport, LocalTransport};
+use crate::pki::expiry::{self, Status, Thresholds};
+use crate::pki::renew::{self, RenewOptions};
+use crate::pki::roles::RoleNamer;
+use crate::pki::{InitOptions, PeerFiles, PkiRoot, Validity};
+use crate::recorder::Recorder;
+use crate::tunnel::client::Backoff;
+use crate::tunnel::renewal::{self, RenewRun};
+use crate::tunnel::status::{self, PeerStatus, rfc3339};
+use crate::tunnel::validate::{self, Verdict};
+use crate::tunnel::{
+    Client, ClientHandle, ClientSettings, ClientState, Clock, HandshakeFailure, Identity, Server,
+    ServerEvent, ServerSettings, SfLog, Timeouts, TlsFiles,
+};
+
+/// Deadline for any one thing the story waits for.
+const WAIT: Duration = Duration::from_secs(20);
+
+/// The lab's tunnel timings: heartbeats every second (a jump of the clock shows in the status
+/// table within a second), a device retries 2 s after a failure, then 4 s, 8 s.
+fn timeouts() -> Timeouts {
+    Timeouts {
+        handshake: Duration::from_secs(10),
+        hello: Duration::from_secs(10),
+        heartbeat: Duration::from_secs(1),
+        push: Duration::from_secs(15),
+    }
+}
+
+fn backoff() -> Backoff {
+    Backoff {
+        initial: Duration::from_secs(2),
+        max: Duration::from_secs(8),
+    }
+}
+
+pub(crate) fn files(p: PeerFiles) -> TlsFiles {
+    TlsFiles {
+        ca: p.ca,
+        cert: p.cert,
+        key: p.key,
+    }
+}
+
+struct Running {
+    handle: ClientHandle,
+    state: watch::Receiver<ClientState>,
+}
+
+type Clients = Arc<Mutex<BTreeMap<String, Running>>>;
+
+/// See the module doc.
+pub(crate) struct World {
+    pub root: PkiRoot,
+    pub clock: Clock,
+    pub out: Out,
+    server: Option<Server>,
+    addr: SocketAddr,
+    socket: PathBuf,
+    clients: Clients,
+    pub recorder: Recorder,
+    pub steps: Vec<StepReport>,
+    pub failed_push: Vec<(PathBuf, String)>,
+    step_no: usize,
+    steps_total: usize,
+    pid: u32,
+}
+
+impl World {
+    /// Makes the PKI under `root_dir` (lab clock at `start`), starts the FMC, records into
+    /// `pcap`.
+    pub async fn new(
+        init: InitOptions,
+        start: OffsetDateTime,
+        out: Out,
+        pcap: &Path,
+        steps_total: usize,
+    ) -> Result<World, LabError> {
+        let clock = Clock::lab(start);
+        let root = tokio::task::spawn_blocking(move || crate::pki::init(&init))
+            .await
+            .map_err(|e| LabError::Unexpected(e.to_string()))??;
+        let c = clock.clone();
+        let recorder = Recorder::create(pcap, move || c.now()).map_err(|e| {
+            LabError::Output(std::io::Error::new(
+                e.kind(),
+                format!("{}: {e}", pcap.display()),
+            ))
+        })?;
+        let pid = std::process::id().clamp(1000, 60000);
+        let socket = crate::tunnel::control::socket_path(&root.layout.fmc_dir());
+        let mut w = World {
+            root,
+            clock,
+            out,
+            server: None,
+            addr: "127.0.0.1:0".parse().expect("literal address"),
+            socket,
+            clients: Arc::default(),
+            recorder,
+            steps: Vec::new(),
+            failed_push: Vec::new(),
+            step_no: 0,
+            steps_total,
+            pid,
+        };
+        w.start_fmc().await?;
+        Ok(w)
+    }
+
+    fn log_for(&mut self, hostname: &str) -> SfLog {
+        self.pid += 97;
+        SfLog::to_writer(
+            hostname,
+            self.pid,
+            self.clock.clone(),
+            self.out.line_writer(),
+        )
+    }
+
+    async fn start_fmc(&mut self) -> Result<(), LabError> {
+        let identity = Identity::load(&files(self.root.fmc_files()))?;
+        let log = self.log_for("FMC");
+        let server = Server::start_recording(
+            ServerSettings {
+                listen: "127.0.0.1:0".into(),
+                identity,
+                clock: self.clock.clone(),
+                log,
+                keylog: None,
+                control: Some(self.socket.clone()),
+                timeouts: timeouts(),
+            },
+            Some(self.recorder.clone()),
+        )
+        .await?;
+        self.addr = server.local_addr();
+        self.server = Some(server);
+        Ok(())
+    }
+
+    fn server(&self) -> &Server {
+        self.server
+            .as_ref()
+            .expect("the FMC runs for the whole story")
+    }
+
+    /// Server events from now on (subscribe before acting, then wait).
+    pub fn events(&self) -> broadcast::Receiver<ServerEvent> {
+        self.server().handle().subscribe()
+    }
+
+    /// Where the root is.
+    pub fn root_dir(&self) -> &Path {
+        self.root.layout.root()
+    }
+
+    // ---- narration ----
+
+    /// A step's header with the lab clock, first moved to `at` when given.
+    pub fn step(&mut self, at: Option<OffsetDateTime>, title: &str) -> Result<(), LabError> {
+        self.step_no += 1;
+        if let Some(t) = at {
+            self.clock.set(t);
+        }
+        let now = self.clock.now();
+        self.out.text(&format!(
+            "\n=== [{}/{}] {} | {}",
+            self.step_no,
+            self.steps_total,
+            lab_time(now),
+            title
+        ))?;
+        Ok(())
+    }
+
+    /// A line of the lab's own narration.
+    pub fn say(&self, text: &str) -> Result<(), LabError> {
+        Ok(self.out.text(&format!("lab: {text}"))?)
+    }
+
+    /// The command a person would type for this step.
+    pub fn command(&self, cmd: &str) -> Result<(), LabError> {
+        Ok(self.out.text(&format!("$ {cmd}"))?)
+    }
+
+    // ---- devices ----
+
+    /// Starts (or boots) device `name`'s sftunnel: it connects and keeps retrying.
+    pub fn start_device(&mut self, name: &str) -> Result<(), LabError> {
+        let dev_files = self
+            .root
+            .device_files(name)
+            .ok_or_else(|| LabError::Unexpected(format!("no device {name}")))?;
+        let log = self.log_for(name);
+        let client = Client::new(ClientSettings {
+            server: self.addr.to_string(),
+            files: files(dev_files),
+            name: name.to_string(),
+            clock: self.clock.clone(),
+            log,
+            keylog: None,
+            timeouts: timeouts(),
+            backoff: backoff(),
+        })?;
+        let handle = client.spawn();
+        let state = handle.state();
+        self.clients
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.to_string(), Running { handle, state });
+        Ok(())
+    }
+
+    /// Stops device `name`'s sftunnel (power off, reboot): its tunnel closes.
+    pub async fn stop_device(&mut self, name: &str) -> Result<(), LabError> {
+        let running = self
+            .clients
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
+        if let Some(r) = running {
+            let mut ev = self.events();
+            let uuid = self.uuid(name)?;
+            let was_up = self
+                .server()
+                .handle()
+                .peers()
+                .iter()
+                .any(|p| p.uuid == uuid);
+            r.handle.stop().await;
+            if was_up {
+                wait(&format!("the FMC to see {name} go"), async {
+                    loop {
+                        match ev.recv().await {
+                            Ok(ServerEvent::Disconnected { uuid: u, .. }) if u == uuid => {
+                                return Ok(());
+                            }
+                            Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                            Err(e) => return Err(LabError::Unexpected(e.to_string())),
+                        }
+                    }
+                })
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    fn uuid(&self, name: &str) -> Result<String, LabError> {
+        self.root
+            .peer(name)
+            .map(|p| p.uuid.to_string())
+            .ok_or_else(|| LabError::Unexpected(format!("no device {name}")))
+    }
+
+    fn state(&self, name: &str) -> Result<watch::Receiver<ClientState>, LabError> {
+        self.clients
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .map(|r| r.state.clone())
+            .ok_or_else(|| LabError::Unexpected(format!("{name} is not running")))
+    }
+
+    /// Waits until the FMC registered a new tunnel from each of `names` (events from `ev`,
+    /// subscribed before the action) and each device says it is connected.
+    pub async fn wait_connected(
+        &self,
+        mut ev: broadcast::Receiver<ServerEvent>,
+        names: &[&str],
+    ) -> Result<(), LabError> {
+        let mut want: Vec<String> = names
+            .iter()
+            .map(|n| self.uuid(n))
+            .collect::<Result<_, _>>()?;
+        wait(&format!("{} to connect", names.join(", ")), async {
+            while !want.is_empty() {
+                match ev.recv().await {
+                    Ok(ServerEvent::Connected { uuid, .. }) => want.retain(|u| u != &uuid),
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(e) => return Err(LabError::Unexpected(e.to_string())),
+                }
+            }
+            Ok(())
+        })
+        .await?;
+        for n in names {
+            let mut st = self.state(n)?;
+            wait(&format!("{n} to report its tunnel up"), async {
+                st.wait_for(|s| matches!(s, ClientState::Connected { .. }))
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| LabError::Unexpected(e.to_string()))
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Waits for device `name`'s next failed attempt and for the FMC's account of a failed
+    /// connection (from `ev`); returns the device's failure.
+    pub async fn wait_failed(
+        &self,
+        mut ev: broadcast::Receiver<ServerEvent>,
+        name: &str,
+    ) -> Result<HandshakeFailure, LabError> {
+        let mut st = self.state(name)?;
+        let f = wait(&format!("{name}'s connection attempt to fail"), async {
+            st.wait_for(|s| matches!(s, ClientState::Failed(_)))
+                .await
+                .map(|s| match &*s {
+                    ClientState::Failed(f) => f.clone(),
+                    _ => unreachable!("waited for Failed"),
+                })
+                .map_err(|e| LabError::Unexpected(e.to_string()))
+        })
+        .await?;
+        wait("the FMC to log the failed connection", async {
+            loop {
+                match ev.recv().await {
+                    Ok(ServerEvent::Failed { .. }) => return Ok(()),
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(e) => return Err(LabError::Unexpected(e.to_string())),
+                }
+            }
+        })
+        .await?;
+        Ok(f)
+    }
+
+    /// Waits until every connected peer sent a heartbeat stamped at or after `t`.
+    pub async fn wait_heartbeats_after(&self, t: OffsetDateTime) -> Result<(), LabError> {
+        let h = self.server().handle();
+        wait("heartbeats after the clock jump", async {
+            loop {
+                let peers = h.peers();
+                let fresh = peers.iter().all(|p| {
+                    p.last_heartbeat
+                        .as_deref()
+                        .and_then(|s| {
+                            OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+                                .ok()
+                        })
+                        .is_some_and(|hb| hb >= t.replace_nanosecond(0).unwrap_or(t))
+                });
+                if fresh {
+                    return Ok(());
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await
+    }
+
+    // ---- status ----
+
+    /// The FMC's view of every peer of the PKI, like `sfdiag status --root`.
+    pub fn peer_rows(&self) -> Vec<PeerStatus> {
+        let live = self.server().handle().peers();
+        self.root
+            .peers
+            .iter()
+            .map(|p| {
+                let uuid = p.uuid.to_string();
+                match live.iter().rev().find(|s| s.uuid == uuid) {
+                    Some(s) => PeerStatus {
+                        ip: p.ip.to_string(),
+                        ..s.clone()
+                    },
+                    None => PeerStatus {
+                        name: p.name.clone(),
+                        uuid,
+                        ip: p.ip.to_string(),
+                        connected: false,
+                        since: None,
+                        last_heartbeat: None,
+                        cert_not_after: self
+                            .root
+                            .device_files(&p.name)
+                            .and_then(|f| std::fs::read(f.cert).ok())
+                            .and_then(|pem| {
+                                use rustls_pki_types::{CertificateDer, pem::PemObject};
+                                CertificateDer::from_pem_slice(&pem).ok()
+                            })
+                            .and_then(|der| crate::tunnel::chain::peer_cert(&der))
+                            .map(|c| rfc3339(c.not_after)),
+                    },
+                }
+            })
+            .collect()
+    }
+
+    /// Prints the status table and keeps it in the report.
+    pub fn status(&mut self) -> Result<(), LabError> {
+        let rows = self.peer_rows();
+        let info = self.server().handle().info();
+        self.command(&format!(
+            "sfdiag status --root {}",
+            self.root_dir().display()
+        ))?;
+        self.out
+            .block(|w| status::render_text(Some(&info), &rows, &mut WriteRef(w)))?;
+        self.steps.push(StepReport {
+            title: format!("step {}", self.step_no),
+            at: rfc3339(self.clock.now()),
+            peers: rows,
+        });
+        Ok(())
+    }
+
+    /// Names the last recorded step (called by scenarios after `status`).
+    pub fn title_last(&mut self, title: &str) {
+        if let Some(s) = self.steps.last_mut() {
+            s.title = title.to_string();
+        }
+    }
+
+    // ---- the runbook's commands ----
+
+    /// `pki renew --root ROOT --yes` at the lab clock, through the running FMC.
+    pub async fn renew(&mut self) -> Result<RenewRun, LabError> {
+        let now = self.clock.now();
+        let at = now.replace_nanosecond(0).unwrap_or(now);
+        self.command(&format!(
+            "sfdiag pki renew --root {} --yes",
+            self.root_dir().display()
+        ))?;
+        let pre = renew::preflight(self.root_dir(), at)?;
+        self.out.block(|w| renew::render_preflight(w, &pre))?;
+        if let Some(lock) = &pre.lock {
+            return Err(crate::pki::PkiError::CriticalOperation {
+                path: lock.path.clone(),
+                operation: lock.operation.clone(),
+            }
+            .into());
+        }
+        self.out
+            .text("No critical operation (deployment, backup, upgrade) is in progress.")?;
+        let v = Validity::days(at, 3650)?;
+        let opts = RenewOptions {
+            root: self.root_dir().to_path_buf(),
+            at,
+            ca_validity: v,
+            peer_validity: v,
+            key_bits: 2048,
+        };
+        let mut w = self.out.line_writer();
+        let run = renewal::renew_and_push(opts, &self.socket, &mut w).await?;
+        if let Some(fp) = &run.record.failed_push {
+            let text =
+                std::fs::read_to_string(fp).map_err(|e| crate::pki::PkiError::io("read", fp, e))?;
+            self.command(&format!("cat {}", fp.display()))?;
+            self.out.text(&text)?;
+            self.failed_push.push((fp.clone(), text));
+        }
+        Ok(run)
+    }
+
+    /// `pki copy --root ROOT --devices ROOT/devices.csv` with `lines` as the CSV; restarts the
+    /// in-process tunnels of the devices it copied to.
+    pub fn copy(&mut self, lines: &[String]) -> Result<CopyReport, LabError> {
+        let csv = self.root_dir().join("devices.csv");
+        let text = format!(
+            "# device_name,ipaddr,login,password\n{}\n",
+            lines.join("\n")
+        );
+        std::fs::write(&csv, &text).map_err(|e| crate::pki::PkiError::io("write", &csv, e))?;
+        self.command(&format!("cat {}", csv.display()))?;
+        self.out.text(&text)?;
+        self.command(&format!(
+            "sfdiag pki copy --root {} --devices {}",
+            self.root_dir().display(),
+            csv.display()
+        ))?;
+        let entries = copy::parse_devices_csv(&text, &csv)?;
+        let clients = self.clients.clone();
+        let mut t =
+            LocalTransport::new(self.root_dir()).with_restart(Box::new(move |name| match clients
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(name)
+            {
+                Some(r) => {
+                    r.handle.restart();
+                    true
+                }
+                None => false,
+            }));
+        let mut w = self.out.line_writer();
+        Ok(copy::copy(
+            &entries,
+            &copy::local_fmc_entry(&self.root),
+            &mut t,
+            &mut w,
+        )?)
+    }
+
+    /// `validate --root ROOT` at the lab clock: a fresh FMC and one tunnel per device.
+    pub async fn validate(&self) -> Result<Vec<Verdict>, LabError> {
+        let now = self.clock.now();
+        self.command(&format!(
+            "sfdiag validate --root {} --at {}",
+            self.root_dir().display(),
+            rfc3339(now)
+        ))?;
+        let devices: Vec<validate::Device> = self
+            .root
+            .peers
+            .iter()
+            .filter_map(|p| {
+                Some(validate::Device {
+                    name: p.name.clone(),
+                    files: files(self.root.device_files(&p.name)?),
+                })
+            })
+            .collect();
+        let verdicts =
+            validate::validate(&files(self.root.fmc_files()), &devices, &[Some(now)]).await?;
+        let mut text = String::new();
+        for v in &verdicts {
+            text += &format!("{}\n", v.line());
+        }
+        self.out.text(&text)?;
+        Ok(verdicts)
+    }
+
+    /// `check ROOT` at the lab clock (warning within 90 days, critical within 30): the status
+    /// line and one line per certificate a tunnel uses.
+    pub fn check(&self) -> Result<Status, LabError> {
+        let at = self
+            .clock
+            .now()
+            .replace_nanosecond(0)
+            .unwrap_or(self.clock.now());
+        let t = Thresholds::default();
+        self.command(&format!(
+            "sfdiag check --at {} {}",
+            rfc3339(at),
+            self.root_dir().display()
+        ))?;
+        let mut paths = vec![self.root.layout.ca_cert(), self.root.fmc_files().cert];
+        for p in &self.root.peers {
+            if let Some(f) = self.root.device_files(&p.name) {
+                paths.push(f.cert);
+                paths.push(f.ca);
+            }
+        }
+        let mut namer = RoleNamer::new();
+        let mut lines = Vec::new();
+        let mut statuses = Vec::new();
+        for p in &paths {
+            let certs = crate::cert::read_certs(p)
+                .map_err(|e| LabError::Unexpected(format!("{}: {e}", p.display())))?;
+            let Some(c) = certs.first() else { continue };
+            let (Some(nb), Some(na)) = (c.not_before, c.not_after) else {
+                continue;
+            };
+            let a = expiry::assess(nb, na, at, &t);
+            statuses.push(a.status);
+            let role = namer
+                .role_of(p)
+                .map(|r| r.to_string())
+                .unwrap_or_else(|| p.display().to_string());
+            lines.push(format!(
+                "{:<8} {role}: notAfter={}, {}",
+                a.status.as_str(),
+                crate::cert::rfc3339(&na),
+                a.standing
+            ));
+        }
+        let worst = expiry::worst(statuses.iter().copied());
+        let count = |s: Status| statuses.iter().filter(|x| **x == s).count();
+        self.out.text(&format!(
+            "{worst}: {} certificates: {} critical, {} warning, {} ok (at {}; warning within {} days, critical within {} days)\n{}",
+            statuses.len(),
+            count(Status::Critical),
+            count(Status::Warning),
+            count(Status::Ok),
+            rfc3339(at),
+            t.warn_days,
+            t.critical_days,
+            lines.join("\n")
+        ))?;
+        Ok(worst)
+    }
+
+    /// Stops every device and the FMC, and flushes the capture.
+    pub async fn finish(
+        mut self,
+    ) -> Result<(Recorder, Vec<StepReport>, Vec<(PathBuf, String)>), LabError> {
+        let names: Vec<String> = self
+            .clients
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        // One by one, each waited for, so every tunnel's close is in the capture.
+        for n in names {
+            self.stop_device(&n).await?;
+        }
+        if let Some(s) = self.server.take() {
+            s.shutdown().await;
+        }
+        self.recorder.flush()?;
+        Ok((self.recorder, self.steps, self.failed_push))
+    }
+}
+
+/// `2034-10-04 09:00:00 UTC`.
+pub(crate) fn lab_time(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+async fn wait<T>(
+    what: &str,
+    f: impl std::future::Future<Output = Result<T, LabError>>,
+) -> Result<T, LabError> {
+    match tokio::time::timeout(WAIT, f).await {
+        Ok(r) => r,
+        Err(_) => Err(LabError::Timeout {
+            what: what.to_string(),
+            secs: WAIT.as_secs(),
+        }),
+    }
+}
+
+/// `&mut dyn Write` as an `impl Write` for renderers that take one by value type.
+struct WriteRef<'a>(&'a mut dyn std::io::Write);
+
+impl std::io::Write for WriteRef<'_> {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.write(b)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}

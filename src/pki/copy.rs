@@ -1,0 +1,468 @@
+//! `pki copy`: the `copy_sftunnel_certs.py` step, for the devices a renewal could not push to.
+//!
+//! Owns the `devices.csv` format (`device_name,ipaddr,login,password`, `#` comments), the order
+//! of work for each listed device, and the lines it prints (`Attempting connection to X`,
+//! `Successfully copied certificates to X`, `Could not connect to X`). How bytes reach an
+//! appliance is a [`Transport`]'s job: [`LocalTransport`] works on a lab root (each appliance is
+//! a folder); an SSH transport to real appliances can implement the same four calls (log in,
+//! read a file, install a set of files, restart sftunnel) without touching the rest.
+//!
+//! The certificates come from the FMC: the appliance that runs the copy, or, when the first
+//! line of `devices.csv` names an FMC, that FMC (jump-server use). Its `ims.conf` and
+//! `sftunnel.conf` say which peers it has and their UUIDs; each device gets
+//! `/var/sf/peers/<device>/certs_pushed/{cacert,sftunnel-cert,sftunnel-key}.pem` from the FMC
+//! as `/var/sf/peers/<fmc>/...` on its own side, as one set (old files kept as `*.backup`,
+//! all three staged, then renamed). A listed FMC that is not the HA secondary is skipped: the
+//! primary keeps its own files, and only devices and the secondary take the FMC's.
+
+use std::fmt;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use super::conf::{self, SftunnelConf};
+use super::fsio::{self, KEY_DIR_MODE, KEY_MODE};
+use super::layout::{CACERT_FILE, CERT_FILE, KEY_FILE, read_text, rel};
+use super::{Identity, PkiError, Role};
+
+/// One line of `devices.csv`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DeviceEntry {
+    /// 1-based line number in the file.
+    pub line: usize,
+    /// The device's name (as the FMC knows it).
+    pub name: String,
+    /// Its management address.
+    pub ip: String,
+    /// The login a transport uses.
+    pub login: String,
+    /// The password a transport uses (never printed).
+    pub password: String,
+}
+
+impl fmt::Debug for DeviceEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DeviceEntry")
+            .field("line", &self.line)
+            .field("name", &self.name)
+            .field("ip", &self.ip)
+            .field("login", &self.login)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DeviceEntry {
+    /// An entry for an appliance known by identity (the local FMC), with no credentials.
+    pub fn for_identity(id: &Identity) -> Self {
+        DeviceEntry {
+            line: 0,
+            name: id.name.clone(),
+            ip: id.ip.to_string(),
+            login: String::new(),
+            password: String::new(),
+        }
+    }
+}
+
+/// Parses `devices.csv`: `device_name,ipaddr,login,password` per line; blank lines and lines
+/// starting with `#` are skipped; the password is the rest of the line (it may hold commas).
+pub fn parse_devices_csv(text: &str, path: &Path) -> Result<Vec<DeviceEntry>, PkiError> {
+    let mut out = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let f: Vec<&str> = line.splitn(4, ',').collect();
+        let bad = |reason: &str| PkiError::Parse {
+            path: path.to_path_buf(),
+            reason: format!("line {}: {reason}", i + 1),
+        };
+        if f.len() < 4 {
+            return Err(bad("expected device_name,ipaddr,login,password"));
+        }
+        let name = f[0].trim();
+        if name.is_empty() {
+            return Err(bad("empty device name"));
+        }
+        out.push(DeviceEntry {
+            line: i + 1,
+            name: name.to_string(),
+            ip: f[1].trim().to_string(),
+            login: f[2].trim().to_string(),
+            password: f[3].to_string(),
+        });
+    }
+    Ok(out)
+}
+
+/// A file to install on an appliance, at the path the appliance sees (`/var/sf/...`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct RemoteFile {
+    /// Absolute path on the appliance.
+    pub path: String,
+    /// Contents.
+    pub data: Vec<u8>,
+    /// Unix mode (0600 for keys).
+    pub mode: u32,
+}
+
+impl fmt::Debug for RemoteFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RemoteFile")
+            .field("path", &self.path)
+            .field("len", &self.data.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What restarting a device's sftunnel did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Restart {
+    /// sftunnel was restarted and reconnects with the new files now.
+    Restarted,
+    /// No running tunnel could be reached; the device's sftunnel reads its files again before
+    /// its next connection attempt (`sfdiag connect` retries with backoff).
+    OnNextAttempt,
+}
+
+/// How `pki copy` reaches appliances. Errors are reported per device and the copy goes on.
+pub trait Transport {
+    /// Logs in to `host` (an SSH transport would authenticate with its login and password).
+    fn connect(&mut self, host: &DeviceEntry) -> Result<(), PkiError>;
+    /// Reads a file from `host` (absolute appliance path).
+    fn read(&mut self, host: &DeviceEntry, path: &str) -> Result<Vec<u8>, PkiError>;
+    /// Installs `files` on `host` as one set: old files kept as `*.backup`, all new ones
+    /// staged beside their targets, then renamed, so the device never holds a mix.
+    fn install(&mut self, host: &DeviceEntry, files: &[RemoteFile]) -> Result<(), PkiError>;
+    /// Restarts sftunnel on `host`.
+    fn restart_sftunnel(&mut self, host: &DeviceEntry) -> Result<Restart, PkiError>;
+}
+
+/// A restart hook: given an appliance's name, restarts its emulated sftunnel if it runs in
+/// this process and says whether it did (the lab wires its device clients here).
+pub type RestartHook = Box<dyn FnMut(&str) -> bool + Send>;
+
+/// Appliances as folders of a lab root (`ROOT/fmc`, `ROOT/<name>`), found by the name or IP
+/// in their `etc/sf/ims.conf`. Credentials are not needed and not checked.
+pub struct LocalTransport {
+    root: PathBuf,
+    restart: Option<RestartHook>,
+}
+
+impl fmt::Debug for LocalTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LocalTransport")
+            .field("root", &self.root)
+            .field("restart_hook", &self.restart.is_some())
+            .finish()
+    }
+}
+
+impl LocalTransport {
+    /// A transport over the appliances under `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        LocalTransport {
+            root: root.into(),
+            restart: None,
+        }
+    }
+
+    /// Restarts in-process tunnels through `hook`.
+    pub fn with_restart(mut self, hook: RestartHook) -> Self {
+        self.restart = Some(hook);
+        self
+    }
+
+    /// The folder that is `host`'s file system.
+    fn folder(&self, host: &DeviceEntry) -> Result<PathBuf, PkiError> {
+        let unreachable = |reason: String| PkiError::Unreachable {
+            host: host.name.clone(),
+            reason,
+        };
+        let entries = std::fs::read_dir(&self.root)
+            .map_err(|e| unreachable(format!("{}: {e}", self.root.display())))?;
+        let mut by_ip = None;
+        let mut dirs: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| p.is_dir())
+            .collect();
+        dirs.sort();
+        for dir in dirs {
+            let path = dir.join(rel::IMS_CONF);
+            let Ok(text) = read_text(&path) else { continue };
+            let Ok(ims) = conf::parse_ims_conf(&text, &path) else {
+                continue;
+            };
+            if ims.identity.name.eq_ignore_ascii_case(&host.name) {
+                return Ok(dir);
+            }
+            if by_ip.is_none() && ims.identity.ip.to_string() == host.ip {
+                by_ip = Some(dir);
+            }
+        }
+        by_ip.ok_or_else(|| {
+            unreachable(format!(
+                "no appliance named {} or at {} under {}",
+                host.name,
+                host.ip,
+                self.root.display()
+            ))
+        })
+    }
+}
+
+/// `/var/sf/x` under an appliance folder.
+fn under(folder: &Path, path: &str) -> PathBuf {
+    folder.join(path.trim_start_matches('/'))
+}
+
+impl Transport for LocalTransport {
+    fn connect(&mut self, host: &DeviceEntry) -> Result<(), PkiError> {
+        self.folder(host).map(|_| ())
+    }
+
+    fn read(&mut self, host: &DeviceEntry, path: &str) -> Result<Vec<u8>, PkiError> {
+        let p = under(&self.folder(host)?, path);
+        std::fs::read(&p).map_err(|e| PkiError::io("read", p, e))
+    }
+
+    fn install(&mut self, host: &DeviceEntry, files: &[RemoteFile]) -> Result<(), PkiError> {
+        let folder = self.folder(host)?;
+        let mut staged = Vec::new();
+        for f in files {
+            let target = under(&folder, &f.path);
+            let dir = target.parent().unwrap_or(&folder).to_path_buf();
+            if !dir.exists() {
+                fsio::ensure_dir(&dir, KEY_DIR_MODE)?;
+            }
+            let name = target.file_name().unwrap_or_default().to_string_lossy();
+            let tmp = dir.join(format!(".sfdiag-tmp-copy-{name}"));
+            if let Err(e) = fsio::write_atomic(&tmp, &f.data, f.mode) {
+                for (t, _, _) in &staged {
+                    let _ = std::fs::remove_file(t);
+                }
+                return Err(e);
+            }
+            staged.push((tmp, target, f.mode));
+        }
+        // Backups are copies, so the target is never missing while the set is swapped in.
+        for (_, target, mode) in &staged {
+            if target.exists() {
+                let old = std::fs::read(target).map_err(|e| PkiError::io("read", target, e))?;
+                fsio::write_atomic(&fsio::backup_path(target), &old, *mode)?;
+            }
+        }
+        for (tmp, target, _) in &staged {
+            std::fs::rename(tmp, target)
+                .map_err(|e| PkiError::io("rename into place", target, e))?;
+        }
+        if let Some((_, t, _)) = staged.first()
+            && let Some(dir) = t.parent()
+        {
+            fsio::fsync_dir(dir)?;
+        }
+        Ok(())
+    }
+
+    fn restart_sftunnel(&mut self, host: &DeviceEntry) -> Result<Restart, PkiError> {
+        let folder = self.folder(host)?;
+        let name = folder
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let restarted = self.restart.as_mut().is_some_and(|hook| hook(&name));
+        Ok(if restarted {
+            Restart::Restarted
+        } else {
+            Restart::OnNextAttempt
+        })
+    }
+}
+
+/// What happened to each listed device.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CopyReport {
+    /// Devices that got their files.
+    pub copied: Vec<String>,
+    /// Devices that could not be reached or written, with why.
+    pub failed: Vec<(String, String)>,
+    /// Entries skipped, with why (an FMC that is not the HA secondary, an unknown device).
+    pub skipped: Vec<(String, String)>,
+}
+
+impl CopyReport {
+    /// True when every device that was not skipped got its files.
+    pub fn ok(&self) -> bool {
+        self.failed.is_empty()
+    }
+}
+
+/// Reads an appliance's identity and peers through the transport.
+fn read_fmc(
+    t: &mut dyn Transport,
+    host: &DeviceEntry,
+) -> Result<(Identity, SftunnelConf), PkiError> {
+    let text = |t: &mut dyn Transport, p: &str| -> Result<String, PkiError> {
+        let b = t.read(host, p)?;
+        String::from_utf8(b).map_err(|_| PkiError::Parse {
+            path: PathBuf::from(p),
+            reason: "not UTF-8".into(),
+        })
+    };
+    let ims_path = format!("/{}", rel::IMS_CONF);
+    let ims = conf::parse_ims_conf(&text(t, &ims_path)?, Path::new(&ims_path))?;
+    let conf_path = format!("/{}", rel::SFTUNNEL_CONF);
+    let sft = conf::parse_sftunnel_conf(&text(t, &conf_path)?, Path::new(&conf_path))?;
+    Ok((ims.identity, sft))
+}
+
+/// Copies each listed device's files from the FMC. `local_fmc` is the FMC the copy runs on,
+/// used unless the first entry names an FMC (jump-server use). Lines go to `out`.
+pub fn copy(
+    entries: &[DeviceEntry],
+    local_fmc: &DeviceEntry,
+    t: &mut dyn Transport,
+    out: &mut dyn Write,
+) -> Result<CopyReport, PkiError> {
+    let w = |out: &mut dyn Write, s: String| {
+        writeln!(out, "{s}").map_err(|e| PkiError::io("write", "output", e))
+    };
+    let mut report = CopyReport::default();
+    let mut targets = entries;
+    let mut source = local_fmc.clone();
+    if let Some(first) = entries.first()
+        && t.connect(first).is_ok()
+        && let Ok((id, _)) = read_fmc(t, first)
+        && id.role == Role::Fmc
+    {
+        w(
+            out,
+            format!(
+                "Using {} ({}) as the FMC: certificates are read from it",
+                first.name, first.ip
+            ),
+        )?;
+        source = first.clone();
+        targets = &entries[1..];
+    }
+    t.connect(&source).map_err(|e| PkiError::Unreachable {
+        host: source.name.clone(),
+        reason: format!("the FMC cannot be reached: {e}"),
+    })?;
+    let (fmc, sft) = read_fmc(t, &source)?;
+
+    for dev in targets {
+        w(out, format!("Attempting connection to {}", dev.name))?;
+        if let Err(e) = t.connect(dev) {
+            w(out, format!("Could not connect to {}", dev.name))?;
+            w(out, format!("  ({e})"))?;
+            report.failed.push((dev.name.clone(), e.to_string()));
+            continue;
+        }
+        // Who the host says it is decides whether it may take the FMC's files.
+        let own = read_fmc(t, dev).map(|(id, _)| id);
+        if let Ok(id) = &own
+            && id.role == Role::Fmc
+        {
+            let why = format!(
+                "{} is an FMC HA peer but not the secondary: skipping it (only devices and the secondary FMC take these certificates)",
+                dev.name
+            );
+            w(out, why.clone())?;
+            report.skipped.push((dev.name.clone(), why));
+            continue;
+        }
+        let peer = sft.peers.iter().map(|p| &p.identity).find(|p| match &own {
+            Ok(id) => p.uuid == id.uuid,
+            Err(_) => p.name.eq_ignore_ascii_case(&dev.name) || p.ip.to_string() == dev.ip,
+        });
+        let Some(peer) = peer else {
+            let why = format!(
+                "{} is not a peer of FMC {}: no certificates were generated for it",
+                dev.name, fmc.name
+            );
+            w(out, format!("Skipping {}: {why}", dev.name))?;
+            report.skipped.push((dev.name.clone(), why));
+            continue;
+        };
+        let result = (|| -> Result<Restart, PkiError> {
+            let mut files = Vec::new();
+            for (name, mode) in [
+                (CACERT_FILE, fsio::PUBLIC_MODE),
+                (CERT_FILE, fsio::PUBLIC_MODE),
+                (KEY_FILE, KEY_MODE),
+            ] {
+                let src = format!("/{}/{name}", rel::pushed_dir(&peer.uuid));
+                let data = t.read(&source, &src)?;
+                files.push(RemoteFile {
+                    path: format!("/{}/{name}", rel::peer_dir(&fmc.uuid)),
+                    data,
+                    mode,
+                });
+            }
+            t.install(dev, &files)?;
+            t.restart_sftunnel(dev)
+        })();
+        match result {
+            Ok(restart) => {
+                w(
+                    out,
+                    format!("Successfully copied certificates to {}", dev.name),
+                )?;
+                w(
+                    out,
+                    match restart {
+                        Restart::Restarted => format!("Restarted sftunnel on {}", dev.name),
+                        Restart::OnNextAttempt => format!(
+                            "sftunnel on {} loads the new certificates at its next connection attempt",
+                            dev.name
+                        ),
+                    },
+                )?;
+                report.copied.push(dev.name.clone());
+            }
+            Err(e) => {
+                w(
+                    out,
+                    format!("Could not copy certificates to {}: {e}", dev.name),
+                )?;
+                report.failed.push((dev.name.clone(), e.to_string()));
+            }
+        }
+    }
+    w(
+        out,
+        format!(
+            "Copied certificates to {} device(s); {} failed, {} skipped",
+            report.copied.len(),
+            report.failed.len(),
+            report.skipped.len()
+        ),
+    )?;
+    Ok(report)
+}
+
+/// The FMC of a lab root as a copy source.
+pub fn local_fmc_entry(root: &super::PkiRoot) -> DeviceEntry {
+    DeviceEntry::for_identity(&root.fmc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_lines_comments_and_commas_in_passwords() {
+        let text = "# name,ip,login,password\n\nfmc,10.0.0.1,admin,Adm!n123\n  ftd3 , 10.0.0.13 ,admin,pa,ss\n";
+        let v = parse_devices_csv(text, Path::new("d.csv")).unwrap();
+        assert_eq!(v.len(), 2);
+        assert_eq!(v[1].name, "ftd3");
+        assert_eq!(v[1].ip, "10.0.0.13");
+        assert_eq!(v[1].password, "pa,ss");
+        assert_eq!(v[1].line, 4);
+        assert!(!format!("{:?}", v[0]).contains("Adm!n"));
+        let e = parse_devices_csv("ftd1,10.0.0.1\n", Path::new("d.csv")).unwrap_err();
+        assert!(e.to_string().contains("d.csv: line 1"), "{e}");
+    }
+}

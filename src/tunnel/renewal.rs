@@ -1,0 +1,169 @@
+//! Delivering a renewal through a running `serve`: the push half of `generate_certs.pl`.
+//!
+//! Owns the order of the conversation with the FMC's control socket after `pki::renew` has put
+//! the new files in place: first the server loads the FMC's new certificate and InternalCA for
+//! the tunnels it accepts from now on (sftunnel's restart), then each peer still connected gets
+//! its three files over its live tunnel and answers; the peer installs them atomically and
+//! reconnects with them, which now succeeds. Every peer that is not connected, or whose push
+//! fails, comes back as an error for `pki::renew::record_push` to list in `FAILED_PUSH`. With no
+//! server running, every peer does. Making the files and writing `FAILED_PUSH` are `pki`'s job.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+use super::control::ControlClient;
+use super::material::TlsFiles;
+use super::proto::PushFile;
+use crate::pki::PkiError;
+use crate::pki::renew::{self, PeerBundle, PushOutcome, PushRecord, RenewOptions, Renewal};
+
+/// How the FMC's side of the delivery went.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ServerSide {
+    /// No server answered on the control socket: nothing was pushed.
+    NotRunning(String),
+    /// The server refused the new files: nothing was pushed (pushing would have cut the peers
+    /// off from an FMC still presenting the old certificate).
+    ReloadFailed(String),
+    /// The server loaded the new files; the outcomes say which peers got theirs.
+    Reloaded,
+}
+
+/// The result of [`deliver`].
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    pub server: ServerSide,
+    /// One per bundle, in order.
+    pub outcomes: Vec<PushOutcome>,
+}
+
+/// Longest wait for one push's answer on top of the server's own push timeout.
+const PUSH_WAIT: Duration = Duration::from_secs(60);
+
+/// Asks the server on `socket` to load `fmc` (the FMC's renewed files), then pushes each
+/// bundle to its peer if that peer is connected. Says on `out` how the server side went before
+/// the pushes start.
+pub async fn deliver(
+    socket: &Path,
+    fmc: &TlsFiles,
+    bundles: &[PeerBundle],
+    out: &mut (dyn Write + Send),
+) -> Delivery {
+    let all_failed = |why: String| {
+        bundles
+            .iter()
+            .map(|b| PushOutcome {
+                uuid: b.identity.uuid,
+                name: b.identity.name.clone(),
+                result: Err(why.clone()),
+            })
+            .collect()
+    };
+    let mut ctl = match ControlClient::connect(socket).await {
+        Ok(c) => c,
+        Err(e) => {
+            let why = format!("sftunnel is not running on the FMC ({e})");
+            let _ = writeln!(out, "{why}");
+            return Delivery {
+                outcomes: all_failed(why.clone()),
+                server: ServerSide::NotRunning(why),
+            };
+        }
+    };
+    if let Err(e) = ctl.reload(fmc).await {
+        let why = format!("the FMC could not load its new certificates: {e}");
+        let _ = writeln!(out, "{why}");
+        return Delivery {
+            outcomes: all_failed(why.clone()),
+            server: ServerSide::ReloadFailed(why),
+        };
+    }
+    let _ = writeln!(
+        out,
+        "sftunnel on the FMC loaded the new certificates; pushing each peer's files over its tunnel"
+    );
+    let connected: Vec<String> = match ctl.status().await {
+        Ok((_, peers)) => peers.into_iter().map(|p| p.uuid).collect(),
+        Err(e) => {
+            let why = format!("cannot list connected peers: {e}");
+            return Delivery {
+                outcomes: all_failed(why),
+                server: ServerSide::Reloaded,
+            };
+        }
+    };
+    let mut outcomes = Vec::new();
+    for b in bundles {
+        let uuid = b.identity.uuid.to_string();
+        let result = if !connected.contains(&uuid) {
+            Err("not connected".to_owned())
+        } else {
+            let files: Vec<PushFile> = b
+                .files
+                .iter()
+                .map(|f| PushFile {
+                    name: f.name.to_owned(),
+                    mode: f.mode,
+                    data: f.data.clone(),
+                })
+                .collect();
+            match tokio::time::timeout(PUSH_WAIT, ctl.push(&uuid, &files)).await {
+                Err(_) => Err("no answer in time".to_owned()),
+                Ok(Err(e)) => Err(e.to_string()),
+                Ok(Ok(ack)) if ack.ok => Ok(ack.message),
+                Ok(Ok(ack)) => Err(format!("refused by the device: {}", ack.message)),
+            }
+        };
+        outcomes.push(PushOutcome {
+            uuid: b.identity.uuid,
+            name: b.identity.name.clone(),
+            result,
+        });
+    }
+    Delivery {
+        server: ServerSide::Reloaded,
+        outcomes,
+    }
+}
+
+/// What [`renew_and_push`] did.
+#[derive(Debug)]
+pub struct RenewRun {
+    pub renewal: Renewal,
+    pub delivery: Delivery,
+    pub record: PushRecord,
+}
+
+/// `pki renew` once confirmed: regenerate (on a blocking thread: RSA keys), print what was
+/// made, deliver through the server on `socket`, record `FAILED_PUSH`, print the outcome. The
+/// command and `sfdiag lab` share it so the lab's renewal is the command's.
+pub async fn renew_and_push(
+    opts: RenewOptions,
+    socket: &Path,
+    out: &mut (dyn Write + Send),
+) -> Result<RenewRun, PkiError> {
+    let io = |e: std::io::Error| PkiError::io("write", "output", e);
+    let renewal = tokio::task::spawn_blocking(move || renew::renew(&opts))
+        .await
+        .map_err(|e| PkiError::io("run", "renewal", std::io::Error::other(e.to_string())))??;
+    renew::render_renewal(out, &renewal).map_err(io)?;
+    let delivery = deliver(
+        socket,
+        &TlsFiles {
+            ca: renewal.root.layout.ca_cert(),
+            cert: renewal.root.fmc_files().cert,
+            key: renewal.root.fmc_files().key,
+        },
+        &renewal.peers,
+        out,
+    )
+    .await;
+    let record = renew::record_push(&renewal, &delivery.outcomes)?;
+    renew::render_push(out, &renewal, &delivery.outcomes, &record).map_err(io)?;
+    Ok(RenewRun {
+        renewal,
+        delivery,
+        record,
+    })
+}

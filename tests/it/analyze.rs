@@ -1,0 +1,514 @@
+//! `sfdiag analyze` end to end on the project's own recordings (`captures/`, made by stock
+//! openssl peers, see captures/README.md) and a few shared ones: verdicts per certificate and
+//! per chain, alerts, session outcomes and reasons, flags, formats, exit codes, bad input.
+//! Golden reports (`tests/golden/`) pin the whole text and JSON output for a few captures.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+
+use serde_json::Value;
+
+use crate::common::{project_captures, sfdiag, shared_captures};
+
+fn cap(name: &str) -> PathBuf {
+    project_captures().join(name)
+}
+
+fn run(args: &[&str]) -> Output {
+    sfdiag()
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .arg("analyze")
+        .args(args)
+        .output()
+        .expect("sfdiag runs")
+}
+
+/// `--format jsonl` records of one run, and its exit code.
+fn jsonl(args: &[&str]) -> (Vec<Value>, i32) {
+    let mut a = vec!["--format", "jsonl"];
+    a.extend_from_slice(args);
+    let out = run(&a);
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let records = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    (records, out.status.code().unwrap())
+}
+
+fn of_type<'a>(records: &'a [Value], t: &str) -> Vec<&'a Value> {
+    records.iter().filter(|r| r["type"] == t).collect()
+}
+
+fn one<'a>(records: &'a [Value], t: &str) -> &'a Value {
+    let v = of_type(records, t);
+    assert_eq!(v.len(), 1, "one {t} record expected: {records:#?}");
+    v[0]
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn valid_sftunnel_handshake_exits_0_with_both_chains_ok_and_identities() {
+    let ca = cap("valid.ca.pem");
+    let (r, code) = jsonl(&["--ca", path(&ca), path(&cap("sftunnel-valid.pcap"))]);
+    assert_eq!(code, 0);
+    let s = one(&r, "session");
+    assert_eq!(s["outcome"], "established");
+    assert_eq!(s["version"], "TLSv1.2");
+    assert_eq!(s["client_cert"], true);
+    assert_eq!(s["server"].as_str().unwrap(), "127.0.0.1:8305");
+    assert_eq!(s["server_chain_verdict"]["code"], 0);
+    assert_eq!(s["client_chain_verdict"]["code"], 0);
+    assert_eq!(s["server_identity"]["role"], "fmc");
+    assert_eq!(
+        s["server_identity"]["uuid"],
+        "cdb123c8-4347-11ef-aca1-f3aa241412a1"
+    );
+    assert_eq!(s["client_identity"]["role"], "ftd");
+    assert_eq!(
+        s["client_identity"]["uuid"],
+        "c8d5d5c6-87c9-11ef-a993-b9831565bc4e"
+    );
+    let certs = of_type(&r, "certificate");
+    assert_eq!(certs.len(), 4);
+    for c in &certs {
+        assert_eq!(c["verdict"]["code"], 0, "{c}");
+        let sha = c["sha256"].as_str().unwrap();
+        assert!(
+            sha.len() == 64
+                && sha
+                    .chars()
+                    .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        );
+    }
+    let ftd = certs.iter().find(|c| c["role"] == "client").unwrap();
+    assert_eq!(ftd["serial"], "f");
+    assert_eq!(
+        ftd["subject"],
+        "OU=Intrusion Management System,O=Cisco Systems\\, Inc,title=c8d5d5c6-87c9-11ef-a993-b9831565bc4e,generationQualifier=sftunnel_c8d5d5c6-87c9-11ef-a993-b9831565bc4e"
+    );
+}
+
+#[test]
+fn expired_internal_ca_is_err_10_on_the_ca_record_while_the_leaf_stays_0() {
+    let ca = cap("ca-expired.ca.pem");
+    for args in [
+        vec![path(&cap("sftunnel-ca-expired.pcap"))],
+        vec!["--ca", path(&ca), path(&cap("sftunnel-ca-expired.pcap"))],
+    ] {
+        let (r, code) = jsonl(&args);
+        assert_eq!(code, 1, "{args:?}");
+        let certs = of_type(&r, "certificate");
+        let leaf = certs.iter().find(|c| c["chain_index"] == 0).unwrap();
+        let internal_ca = certs.iter().find(|c| c["chain_index"] == 1).unwrap();
+        assert_eq!(leaf["verdict"]["code"], 0);
+        assert_eq!(internal_ca["verdict"]["code"], 10);
+        assert_eq!(internal_ca["verdict"]["depth"], 1);
+        assert_eq!(internal_ca["verdict"]["text"], "certificate has expired");
+        assert_eq!(internal_ca["version"], 1);
+        assert_eq!(internal_ca["serial"], "0");
+        assert_eq!(internal_ca["not_after"], "2024-06-01T00:00:00Z");
+        // judged at the packet's own time
+        assert_eq!(internal_ca["verdict"]["at"], internal_ca["ts"]);
+        let alert = one(&r, "alert");
+        assert_eq!(alert["code"], 45);
+        assert_eq!(alert["description"], "certificate_expired");
+        assert_eq!(alert["level"], "fatal");
+        let s = one(&r, "session");
+        assert_eq!(s["outcome"], "failed");
+        assert!(
+            s["reason"]
+                .as_str()
+                .unwrap()
+                .starts_with("client sent fatal certificate_expired after server Certificate"),
+            "{s}"
+        );
+        assert_eq!(s["server_chain_verdict"]["code"], 10);
+        assert_eq!(s["server_chain_verdict"]["depth"], 1);
+    }
+    let text = String::from_utf8(run(&[path(&cap("sftunnel-ca-expired.pcap"))]).stdout).unwrap();
+    assert!(text.contains(
+        "sftunnel:sf_ssl [ERROR] err 10:certificate has expired (depth 1, issuer=/title=InternalCA/OU=Intrusion Management System/CN=cdb123c8-4347-11ef-aca1-f3aa241412a1/O=Cisco Systems, Inc)"
+    ), "{text}");
+}
+
+#[test]
+fn expired_device_cert_is_rejected_by_the_fmc_after_the_client_certificate() {
+    let (r, code) = jsonl(&[path(&cap("sftunnel-ftd-expired.pcap"))]);
+    assert_eq!(code, 1);
+    let ftd = of_type(&r, "certificate")
+        .into_iter()
+        .find(|c| c["role"] == "client")
+        .unwrap();
+    assert_eq!(ftd["verdict"]["code"], 10);
+    assert_eq!(ftd["verdict"]["depth"], 0);
+    let alert = one(&r, "alert");
+    assert_eq!(
+        (alert["code"].as_u64(), alert["role"].as_str()),
+        (Some(45), Some("server"))
+    );
+    let s = one(&r, "session");
+    assert_eq!(s["failed_by"], "server");
+    assert!(
+        s["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("server sent fatal certificate_expired after client Certificate")
+    );
+    assert_eq!(s["client_chain_verdict"]["code"], 10);
+    assert_eq!(s["server_chain_verdict"]["code"], 0);
+}
+
+#[test]
+fn a_regenerated_ca_gives_signature_failure_only_against_the_new_ca() {
+    let capture = cap("sftunnel-ca-regenerated.pcap");
+    let (r, _) = jsonl(&[path(&capture)]);
+    assert!(
+        of_type(&r, "certificate")
+            .iter()
+            .all(|c| c["verdict"]["code"] == 0)
+    );
+    let ca = cap("regenerated.ca.pem");
+    let (r, code) = jsonl(&["--ca", path(&ca), path(&capture)]);
+    assert_eq!(code, 1);
+    let leaf = of_type(&r, "certificate")
+        .into_iter()
+        .find(|c| c["chain_index"] == 0)
+        .unwrap();
+    assert_eq!(leaf["verdict"]["code"], 7);
+    assert_eq!(leaf["verdict"]["text"], "certificate signature failure");
+    assert_eq!(one(&r, "alert")["description"], "decrypt_error");
+    assert_eq!(one(&r, "session")["server_chain_verdict"]["code"], 7);
+}
+
+#[test]
+fn a_ca_that_is_not_the_internal_ca_leaves_the_sent_one_untrusted() {
+    if !crate::common::have_openssl() {
+        eprintln!("skipped: no openssl command");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("other.pem");
+    let ok = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650",
+        ])
+        .args(["-subj", "/CN=Some Other CA", "-keyout"])
+        .arg(dir.path().join("other.key"))
+        .arg("-out")
+        .arg(&other)
+        .output()
+        .unwrap()
+        .status
+        .success();
+    assert!(ok);
+    // The FMC sends its leaf and the InternalCA; with another CA as the only anchor, the path
+    // ends in the self-signed InternalCA that is not trusted: OpenSSL's 19 at depth 1.
+    let (r, code) = jsonl(&["--ca", path(&other), path(&cap("sftunnel-valid.pcap"))]);
+    assert_eq!(code, 1);
+    let v = &one(&r, "session")["server_chain_verdict"];
+    assert_eq!(v["code"], 19, "{v}");
+    assert_eq!(v["depth"], 1);
+    assert_eq!(v["text"], "self-signed certificate in certificate chain");
+}
+
+#[test]
+fn not_yet_valid_fmc_cert_is_err_9_and_openssl_answers_bad_certificate() {
+    let (r, code) = jsonl(&[path(&cap("sftunnel-fmc-not-yet-valid.pcap"))]);
+    assert_eq!(code, 1);
+    let leaf = of_type(&r, "certificate")
+        .into_iter()
+        .find(|c| c["role"] == "server" && c["chain_index"] == 0)
+        .unwrap();
+    assert_eq!(leaf["verdict"]["code"], 9);
+    assert_eq!(one(&r, "alert")["code"], 42);
+}
+
+#[test]
+fn no_client_certificate_is_named_in_the_reason() {
+    let (r, code) = jsonl(&[path(&cap("sftunnel-no-client-cert.pcap"))]);
+    assert_eq!(code, 1);
+    let s = one(&r, "session");
+    assert_eq!(s["client_cert"], false);
+    assert_eq!(s["certificate_requested"], true);
+    assert_eq!(
+        s["reason"],
+        "server sent fatal handshake_failure after an empty client Certificate"
+    );
+    assert!(s["client_chain_verdict"].is_null());
+}
+
+#[test]
+fn at_judges_as_if_the_clock_showed_that_time() {
+    let capture = cap("sftunnel-valid.pcap");
+    let (r, code) = jsonl(&["--at", "2035-01-01T00:00:00Z", path(&capture)]);
+    assert_eq!(code, 1);
+    for c in of_type(&r, "certificate") {
+        assert_eq!(c["verdict"]["code"], 10, "{c}");
+        assert_eq!(c["verdict"]["at"], "2035-01-01T00:00:00Z");
+    }
+    let (r, _) = jsonl(&["--at", "2023-06-01T00:00:00Z", path(&capture)]);
+    assert!(
+        of_type(&r, "certificate")
+            .iter()
+            .all(|c| c["verdict"]["code"] == 9)
+    );
+    assert_eq!(
+        run(&["--at", "yesterday", path(&capture)]).status.code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn port_restricts_which_connections_are_looked_at() {
+    let capture = cap("sftunnel-valid.pcap");
+    let (r, code) = jsonl(&["--port", "443", path(&capture)]);
+    assert_eq!(code, 0);
+    assert!(of_type(&r, "session").is_empty());
+    let (r, _) = jsonl(&["--port", "443", "--port", "8305", path(&capture)]);
+    assert_eq!(of_type(&r, "session").len(), 1);
+}
+
+#[test]
+fn link_types_and_file_formats_give_the_same_certificates() {
+    let shas = |name: &str| {
+        let (r, code) = jsonl(&[path(&cap(name))]);
+        assert_eq!(code, 0, "{name}");
+        assert_eq!(one(&r, "session")["outcome"], "established", "{name}");
+        let mut v: Vec<String> = of_type(&r, "certificate")
+            .iter()
+            .map(|c| format!("{} {} {}", c["role"], c["chain_index"], c["sha256"]))
+            .collect();
+        v.sort();
+        v
+    };
+    let reference = shas("sftunnel-valid.pcap");
+    assert_eq!(reference.len(), 4);
+    for name in [
+        "sftunnel-valid.pcapng",
+        "sftunnel-valid-ipv6.pcap",
+        "sftunnel-valid-any-sll2.pcap",
+    ] {
+        assert_eq!(shas(name), reference, "{name}");
+    }
+    let (r, _) = jsonl(&[path(&cap("sftunnel-valid-ipv6.pcap"))]);
+    assert_eq!(one(&r, "session")["server"], "[::1]:8305");
+}
+
+#[test]
+fn a_truncated_capture_reports_what_came_before_the_cut_and_names_the_frame() {
+    let bytes = std::fs::read(cap("sftunnel-valid.pcap")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cut = dir.path().join("cut.pcap");
+    std::fs::write(&cut, &bytes[..5000]).unwrap();
+    let (r, code) = jsonl(&[path(&cut)]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        of_type(&r, "certificate").len(),
+        2,
+        "the server chain came before the cut"
+    );
+    let note = one(&r, "note");
+    assert_eq!(note["frame"], 9);
+    assert!(
+        note["text"]
+            .as_str()
+            .unwrap()
+            .contains("truncated after frame 9")
+    );
+    assert_eq!(one(&r, "session")["outcome"], "incomplete");
+    assert!(one(&r, "capture")["read_error"].is_string());
+}
+
+#[test]
+fn unreadable_input_exits_2_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.pcap");
+    std::fs::write(&junk, b"this is not a capture").unwrap();
+    for p in [junk, dir.path().join("missing.pcap")] {
+        let out = run(&[path(&p)]);
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(err.contains(path(&p)), "{err}");
+    }
+}
+
+#[test]
+fn gzip_on_stdin_is_read() {
+    let raw = std::fs::read(cap("sftunnel-ftd-expired.pcap")).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&raw).unwrap();
+    let gz = gz.finish().unwrap();
+    let mut child = sfdiag()
+        .args(["analyze", "--format", "jsonl", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&gz).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("\"file\":\"-\""));
+    assert_eq!(text.matches("\"type\":\"certificate\"").count(), 4);
+}
+
+#[test]
+fn json_is_one_array_of_the_jsonl_records() {
+    let capture = cap("sftunnel-ftd-expired.pcap");
+    let (lines, _) = jsonl(&[path(&capture)]);
+    let out = run(&["--format", "json", path(&capture)]);
+    let array: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(array.as_array().unwrap(), &lines);
+}
+
+#[test]
+fn several_files_are_reported_in_turn() {
+    let (r, code) = jsonl(&[
+        path(&cap("sftunnel-valid.pcap")),
+        path(&cap("sftunnel-ca-expired.pcap")),
+    ]);
+    assert_eq!(code, 1);
+    let files: Vec<_> = of_type(&r, "capture")
+        .iter()
+        .map(|c| c["file"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(files.len(), 2);
+    assert!(files[1].ends_with("sftunnel-ca-expired.pcap"));
+}
+
+#[test]
+fn tls13_sessions_say_their_certificates_are_encrypted() {
+    let hrr = shared_captures().join("zeek/hrr.pcap");
+    let (r, code) = jsonl(&[path(&hrr)]);
+    assert_eq!(code, 0);
+    assert!(of_type(&r, "certificate").is_empty());
+    let s = one(&r, "session");
+    assert_eq!(s["outcome"], "encrypted_certificates");
+    assert_eq!(s["version"], "TLSv1.3");
+}
+
+/// Golden reports: the whole output for a few captures. Refresh with
+/// `INSTA_UPDATE=always cargo test --test it analyze::golden` (tests/golden/README.md).
+mod golden {
+    use super::*;
+
+    fn check(name: &str, args: &[&str]) {
+        let out = run(args);
+        let mut text = String::from_utf8(out.stdout).unwrap();
+        text.push_str(&format!("[exit {}]\n", out.status.code().unwrap()));
+        let mut settings = insta::Settings::clone_current();
+        settings.set_snapshot_path("../golden");
+        settings.set_prepend_module_to_snapshot(false);
+        settings.set_omit_expression(true);
+        settings.set_description(format!("sfdiag analyze {}", args.join(" ")));
+        settings.bind(|| insta::assert_snapshot!(name, text));
+    }
+
+    #[test]
+    fn ca_expired_text() {
+        check("ca-expired.txt", &["captures/sftunnel-ca-expired.pcap"]);
+    }
+
+    #[test]
+    fn ca_expired_with_anchor_jsonl() {
+        check(
+            "ca-expired.jsonl",
+            &[
+                "--format",
+                "jsonl",
+                "--ca",
+                "captures/ca-expired.ca.pem",
+                "captures/sftunnel-ca-expired.pcap",
+            ],
+        );
+    }
+
+    #[test]
+    fn ftd_expired_text() {
+        check("ftd-expired.txt", &["captures/sftunnel-ftd-expired.pcap"]);
+    }
+
+    #[test]
+    fn ca_regenerated_with_anchor_text() {
+        check(
+            "ca-regenerated.txt",
+            &[
+                "--ca",
+                "captures/regenerated.ca.pem",
+                "captures/sftunnel-ca-regenerated.pcap",
+            ],
+        );
+    }
+
+    #[test]
+    fn valid_sll2_text() {
+        check(
+            "valid-any-sll2.txt",
+            &[
+                "--ca",
+                "captures/valid.ca.pem",
+                "captures/sftunnel-valid-any-sll2.pcap",
+            ],
+        );
+    }
+
+    #[test]
+    fn shared_tls_early_alert_jsonl() {
+        check(
+            "zeek-tls-early-alert.jsonl",
+            &[
+                "--format",
+                "jsonl",
+                "../shared/captures/zeek/tls-early-alert.pcap",
+            ],
+        );
+    }
+}
+
+#[test]
+fn mangled_captures_give_findings_or_notes_never_a_crash() {
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut rand = move |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n.max(1) as u64) as usize
+    };
+    let files = [
+        cap("sftunnel-valid.pcap"),
+        cap("sftunnel-ftd-expired.pcap"),
+        cap("sftunnel-valid.pcapng"),
+        cap("sftunnel-valid-any-sll2.pcap"),
+        shared_captures().join("zeek/xmpp-dialback-starttls.pcap"),
+        shared_captures().join("suricata-verify/tls-client-hello-frag-01/dump_mtu300.pcap"),
+    ];
+    for file in &files {
+        let original = std::fs::read(file).unwrap();
+        for _ in 0..30 {
+            let mut b = original.clone();
+            // Leave the file header alone so the capture is read at all; mangle the rest.
+            for _ in 0..1 + rand(40) {
+                let i = 24 + rand(b.len() - 24);
+                b[i] = rand(256) as u8;
+            }
+            b.truncate(b.len() - rand(b.len() / 3));
+            let Ok(mut reader) = sfdiag::capture::Reader::new(std::io::Cursor::new(b)) else {
+                continue;
+            };
+            let mut n = 0;
+            let summary = sfdiag::analysis::analyze_reader(
+                &mut reader,
+                "mangled",
+                &sfdiag::analysis::Options::default(),
+                &mut |_| n += 1,
+                &mut |_, _| {},
+            );
+            assert!(summary.net.frames > 0 || summary.read_error.is_some());
+        }
+    }
+}
