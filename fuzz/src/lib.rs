@@ -775,16 +775,6 @@ pub fn tunnel_proto(data: &[u8]) {
     }
 }
 
-/// A PKI root of this process's own for `pki_conf`, created once.
-fn conf_root() -> &'static std::path::Path {
-    static ROOT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
-    ROOT.get_or_init(|| {
-        let root = std::env::temp_dir().join(format!("sfdiag-fuzz-conf-{}", std::process::id()));
-        std::fs::create_dir_all(root.join("fmc/etc/sf")).expect("fuzz conf root");
-        root
-    })
-}
-
 /// The appliance's identity and tunnel configuration files: `pki::conf`'s parsers (what
 /// parses renders back to text that parses the same) and `pki::PkiRoot::load` on them (every
 /// peer's folder stays under the root: names come from a file, paths are built from them).
@@ -806,8 +796,11 @@ pub fn pki_conf(data: &[u8]) {
         assert_eq!(again.ok().as_ref(), Some(&c), "sftunnel.conf round trip");
     }
 
-    let root = conf_root();
+    // A root of its own per run, removed afterwards (the tests run this too).
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path();
     let sf = root.join("fmc/etc/sf");
+    std::fs::create_dir_all(&sf).expect("fmc/etc/sf");
     std::fs::write(sf.join("ims.conf"), ims.as_bytes()).expect("write ims.conf");
     std::fs::write(sf.join("sftunnel.conf"), sft.as_bytes()).expect("write sftunnel.conf");
     let Ok(loaded) = pki::PkiRoot::load(root) else {
