@@ -1,4 +1,5 @@
-//! The `sfdiag` binary: parse arguments, set up tracing, run, map the outcome to an exit code.
+//! The `sfdiag` binary: parse arguments, set up tracing, run, map the outcome to an exit code
+//! (with a hint at the next step under an error, from `cli::hints`).
 
 use std::process::ExitCode;
 
@@ -8,18 +9,25 @@ mod cli;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
-    // The tool's own story goes to stderr through tracing (RUST_LOG); stdout is the report.
+    // The tool's own story goes to stderr through tracing; stdout is the report. -q/-v set
+    // the level, else RUST_LOG, else warnings. Colour only on a terminal, never with NO_COLOR.
+    let filter = match args.log_level() {
+        Some(level) => tracing_subscriber::EnvFilter::new(level),
+        None => tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+    };
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
+        .with_env_filter(filter)
+        .with_ansi(cli::colour(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
     match cli::run(args) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("sfdiag: {e:#}");
+            if let Some(hint) = cli::hints::hint(&e) {
+                eprintln!("hint: {hint}");
+            }
             // Setup errors: 2 for analyze/connect/validate, 3 (UNKNOWN) for check; each command
             // maps its own expected failures, this is the catch-all for unexpected ones.
             ExitCode::from(2)

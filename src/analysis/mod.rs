@@ -117,7 +117,12 @@ pub fn analyze_reader(
                 let after = e.after_frame();
                 tracing::warn!(%file, error = %e, "capture read stopped");
                 let frame = (after > 0).then_some(after);
-                engine.note_at(frame, None, format!("{e}; findings cover frames 1-{after}"));
+                let covers = if after > 0 {
+                    format!("findings cover frames 1-{after}")
+                } else {
+                    "no frame could be read".to_string()
+                };
+                engine.note_at(frame, None, format!("{e}; {covers}"));
                 read_error = Some(e.to_string());
                 break;
             }

@@ -97,6 +97,16 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
         }
         match result {
             Ok(summary) => {
+                // CLI.md: 2 is "input unreadable (nothing analyzed)", which a file whose
+                // header reads but whose first record does not is, too.
+                if let Some(e) = summary
+                    .read_error
+                    .as_deref()
+                    .filter(|_| summary.net.frames == 0)
+                {
+                    eprintln!("sfdiag analyze: {}: {e}", path.display());
+                    unreadable = true;
+                }
                 problems |= summary.counts.problems > 0;
                 if write_error.is_none() {
                     write_error = out.file_done(&summary).err();

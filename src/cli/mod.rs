@@ -6,13 +6,15 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{ArgAction, Parser, Subcommand};
 
 pub mod analyze;
 pub mod time_arg;
 
 pub mod check;
+pub mod hints;
 pub mod lab;
+pub mod man;
 pub mod pki;
 pub mod renew;
 pub mod tunnel;
@@ -22,8 +24,34 @@ pub mod tunnel;
 #[derive(Debug, Parser)]
 #[command(name = "sfdiag", version, about, long_about = None)]
 pub struct Cli {
+    /// More of the tool's own story on stderr: -v info, -vv debug, -vvv trace (default:
+    /// warnings; RUST_LOG filters finer when neither -v nor -q is given).
+    #[arg(short, long, action = ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Only errors on stderr (the report on stdout is unchanged).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// The tracing filter for `-q`/`-v`, or `None` to use RUST_LOG (default `warn`).
+    pub fn log_level(&self) -> Option<&'static str> {
+        match (self.quiet, self.verbose) {
+            (true, _) => Some("error"),
+            (false, 0) => None,
+            (false, 1) => Some("info"),
+            (false, 2) => Some("debug"),
+            (false, _) => Some("trace"),
+        }
+    }
+}
+
+/// Colour on a stream only when it is a terminal and NO_COLOR (https://no-color.org) is
+/// unset or empty.
+pub fn colour(stream: &impl std::io::IsTerminal) -> bool {
+    stream.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 #[derive(Debug, Subcommand)]
@@ -44,6 +72,8 @@ pub enum Command {
     Lab(lab::LabArgs),
     #[command(flatten)]
     Tunnel(tunnel::TunnelCommand),
+    /// Print the manual page (roff) to stdout, or write every page with --dir.
+    Man(man::ManArgs),
 }
 
 /// Runs the parsed command and returns the process exit code.
@@ -60,5 +90,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check(args) => check::run(args),
         Command::Lab(args) => lab::run(args),
         Command::Tunnel(cmd) => tunnel::run(cmd),
+        Command::Man(args) => man::run(args),
     }
 }

@@ -229,6 +229,7 @@ pub struct PkiRoot {
 impl PkiRoot {
     /// Reads `ROOT/fmc/etc/sf/ims.conf` and `ROOT/fmc/etc/sf/sftunnel.conf`.
     pub fn load(root: &Path) -> Result<Self, PkiError> {
+        super::guard::refuse_world_writable(root)?;
         let layout = Layout::new(root);
         let ims_path = layout.ims_conf(FMC_DIR);
         if !layout.ca_cert().exists() && !ims_path.exists() {
@@ -240,6 +241,13 @@ impl PkiRoot {
         let ims: ImsConf = conf::parse_ims_conf(&read_text(&ims_path)?, &ims_path)?;
         let conf_path = layout.sftunnel_conf(FMC_DIR);
         let sft = conf::parse_sftunnel_conf(&read_text(&conf_path)?, &conf_path)?;
+        // Peer names become folder names under the root: `../x` or `/etc` must not.
+        for p in &sft.peers {
+            super::init::valid_name(&p.identity.name).map_err(|reason| PkiError::InvalidName {
+                name: p.identity.name.clone(),
+                reason: format!("{reason}; in {}", conf_path.display()),
+            })?;
+        }
         Ok(PkiRoot {
             layout,
             fmc: ims.identity,

@@ -13,6 +13,7 @@ pub mod conf;
 pub mod copy;
 pub mod expiry;
 pub mod fsio;
+mod guard;
 mod init;
 mod keys;
 pub mod layout;
@@ -27,6 +28,7 @@ use std::path::PathBuf;
 use time::OffsetDateTime;
 
 pub use ca::{InternalCa, PeerProfile, Validity, read_next_serial, write_next_serial};
+pub use guard::refuse_world_writable;
 pub use init::{DeviceSpec, InitOptions, init};
 pub use keys::{
     KEY_BITS_SUPPORTED, PublicKeySummary, generate_rsa_key, key_to_pem, load_key, load_key_pem,
@@ -53,6 +55,11 @@ pub enum PkiError {
         "a PKI already exists at {path} (use --force to replace it; old files are kept as *.backup)"
     )]
     Exists { path: PathBuf },
+    /// A file or folder in the PKI that every local user may write (`guard`).
+    #[error(
+        "{path} is writable by every user: anyone could replace the certificates or keys (run `chmod o-w {path}`)"
+    )]
+    WorldWritable { path: PathBuf },
     /// A file-system operation failed.
     #[error("{op} {path}: {source}")]
     Io {

@@ -222,9 +222,16 @@ impl<M: Copy + Ord> DirReader<M> {
                     return self.enter_records(total, mark, f);
                 }
                 State::Scanning => match scan::find_start(&self.pending) {
-                    Found::At(i) => {
+                    // The window bounds where TLS may start, however the bytes were cut:
+                    // a record past it is not looked at, in one chunk or many.
+                    Found::At(i) if self.skipped + i as u64 <= self.limits.scan_window => {
                         self.skipped += i as u64;
                         return self.enter_records(i, mark, f);
+                    }
+                    Found::At(_) => {
+                        self.state = State::Stopped;
+                        self.pending = Vec::new();
+                        return;
                     }
                     Found::Not { keep_from } => {
                         self.skipped += keep_from as u64;

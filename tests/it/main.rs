@@ -2,8 +2,10 @@
 
 mod analyze;
 mod check;
+mod cli_polish;
 mod common;
 mod faults;
+mod hostile;
 mod judge;
 mod lab;
 mod net;
