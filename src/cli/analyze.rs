@@ -48,7 +48,8 @@ pub struct AnalyzeArgs {
     pub files: Vec<PathBuf>,
 }
 
-pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
+/// `quiet` (`-q`): no progress bar either.
+pub fn run(args: AnalyzeArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let mut anchors = Vec::new();
     for path in &args.ca {
         let certs = cert::read_certs(path).with_context(|| format!("--ca {}", path.display()))?;
@@ -78,7 +79,7 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     let mut unreadable = false;
     let mut write_error: Option<io::Error> = None;
     for path in &args.files {
-        let bar = progress_bar(path);
+        let bar = if quiet { None } else { progress_bar(path) };
         let mut sink = |f: analysis::Finding| {
             if write_error.is_none()
                 && let Err(e) = out.finding(&f)
@@ -114,6 +115,9 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
             }
             Err(e) => {
                 eprintln!("sfdiag analyze: {e}");
+                if let Some(hint) = super::hints::hint(&anyhow::Error::new(e)) {
+                    eprintln!("hint: {hint}");
+                }
                 unreadable = true;
             }
         }

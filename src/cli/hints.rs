@@ -6,6 +6,7 @@
 
 use std::io;
 
+use sfdiag::capture::CaptureError;
 use sfdiag::cert::CertError;
 use sfdiag::pki::PkiError;
 use sfdiag::tunnel::TunnelError;
@@ -18,6 +19,9 @@ pub fn hint(err: &anyhow::Error) -> Option<&'static str> {
         }
         if let Some(e) = cause.downcast_ref::<CertError>() {
             return cert(e);
+        }
+        if let Some(e) = cause.downcast_ref::<CaptureError>() {
+            return capture(e);
         }
         if let Some(TunnelError::Bind { source, .. }) = cause.downcast_ref::<TunnelError>() {
             return io_kind(source.kind());
@@ -54,6 +58,17 @@ fn cert(e: &CertError) -> Option<&'static str> {
             Some("`sfdiag pki show FILE` or `openssl x509 -in FILE -text` shows what it holds")
         }
         CertError::Io { source, .. } => io_kind(source.kind()),
+        _ => None,
+    }
+}
+
+fn capture(e: &CaptureError) -> Option<&'static str> {
+    match e {
+        CaptureError::NotACapture { .. } => Some(
+            "analyze reads pcap and pcapng, gzip-compressed or not; `file FILE` says what it is, \
+             and `editcap -F pcapng IN OUT` (Wireshark) converts other capture formats",
+        ),
+        CaptureError::Open { source, .. } => io_kind(source.kind()),
         _ => None,
     }
 }

@@ -79,7 +79,7 @@ pub enum Command {
 /// Runs the parsed command and returns the process exit code.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Analyze(args) => analyze::run(args),
+        Command::Analyze(args) => analyze::run(args, cli.quiet),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut cmd = Cli::command();

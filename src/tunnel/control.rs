@@ -17,12 +17,15 @@
 //! ```
 //!
 //! A connection may send several requests. The socket is only as private as its directory:
-//! it lives under the root the server was given, like the appliance's own sockets.
+//! it lives under the root the server was given, like the appliance's own sockets. Even so, a
+//! client that goes silent is dropped after [`IDLE_TIMEOUT`] and a request line is at most
+//! [`MAX_REQUEST`] bytes, so a stuck script cannot pin a task or grow a buffer for ever.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::task::JoinHandle;
 
@@ -31,6 +34,14 @@ use super::material::{Identity, TlsFiles};
 use super::proto::{PushAck, PushFile};
 use super::server::ServerHandle;
 use super::status::{PeerStatus, ServerInfo};
+
+/// How long a control client may stay silent between requests.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The longest request line: a push of files up to the tunnel's frame limit, hex-encoded
+/// (twice the bytes), with room for the JSON around them. A bigger push gets the frame-limit
+/// error from the server rather than this one.
+pub const MAX_REQUEST: usize = 4 * super::proto::MAX_FRAME + 64 * 1024;
 
 /// A file in a push request, hex-encoded so JSON carries any bytes.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -116,18 +127,38 @@ pub(crate) async fn listen(
 
 async fn serve_client(s: UnixStream, server: ServerHandle) {
     let (r, mut w) = s.into_split();
-    let mut lines = BufReader::new(r).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        let resp = match serde_json::from_str::<Request>(&line) {
-            Err(e) => Response {
-                error: Some(format!("bad request: {e}")),
+    let mut r = BufReader::new(r);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let mut limited = (&mut r).take(MAX_REQUEST as u64 + 1);
+        let read = limited.read_until(b'\n', &mut line);
+        // Silent too long, closed, or broken: nothing to answer.
+        let Ok(Ok(n)) = tokio::time::timeout(IDLE_TIMEOUT, read).await else {
+            break;
+        };
+        if n == 0 {
+            break;
+        }
+        let too_long = line.len() > MAX_REQUEST;
+        let resp = if too_long {
+            Response {
+                error: Some(format!("request longer than {MAX_REQUEST} bytes")),
                 ..Response::default()
-            },
-            Ok(req) => answer(req, &server).await,
+            }
+        } else {
+            match serde_json::from_slice::<Request>(&line) {
+                Err(e) => Response {
+                    error: Some(format!("bad request: {e}")),
+                    ..Response::default()
+                },
+                Ok(req) => answer(req, &server).await,
+            }
         };
         let mut out = serde_json::to_string(&resp).unwrap_or_default();
         out.push('\n');
-        if w.write_all(out.as_bytes()).await.is_err() {
+        // The rest of an over-long line would read as garbage requests: say why, then close.
+        if w.write_all(out.as_bytes()).await.is_err() || too_long {
             break;
         }
     }

@@ -158,6 +158,20 @@ pub fn encode(msg: &Message) -> Vec<u8> {
     b
 }
 
+/// The length field of the PUSH frame that would carry `files` (type + body, as `decode`
+/// compares with [`MAX_FRAME`]), counted without encoding: a sender checks it first, because a
+/// peer drops the whole tunnel on a frame over the limit.
+pub fn push_frame_len(files: &[PushFile]) -> usize {
+    // type, id, file count; per file: name length + name (cut as put_str cuts it), mode, data
+    // length + data.
+    1 + 4
+        + 2
+        + files
+            .iter()
+            .map(|f| 2 + f.name.len().min(u16::MAX as usize) + 4 + 4 + f.data.len())
+            .sum::<usize>()
+}
+
 /// Reads one frame from the front of `buf`: `Ok(None)` when more bytes are needed, else the
 /// message and how many bytes it used.
 pub fn decode(buf: &[u8]) -> Result<Option<(Message, usize)>, ProtoError> {
@@ -385,6 +399,25 @@ mod tests {
         for n in 0..junk.len() {
             let _ = decode(&junk[..n]);
         }
+    }
+
+    #[test]
+    fn push_frame_len_is_the_encoded_length() {
+        for m in samples() {
+            if let Message::Push { files, .. } = &m {
+                assert_eq!(push_frame_len(files), encode(&m).len() - 4);
+            }
+        }
+        let big = vec![PushFile {
+            name: "x".repeat(70_000),
+            mode: 0,
+            data: vec![1; 10],
+        }];
+        let m = Message::Push { id: 1, files: big };
+        let Message::Push { files, .. } = &m else {
+            unreachable!()
+        };
+        assert_eq!(push_frame_len(files), encode(&m).len() - 4);
     }
 
     #[test]

@@ -264,6 +264,16 @@ impl ServerHandle {
             uuid: uuid.to_owned(),
             reason: reason.to_owned(),
         };
+        // Refused here, not on the wire: the device would drop the tunnel on a frame over the
+        // limit, and the push would come back as "tunnel closed" with no reason given.
+        let len = super::proto::push_frame_len(&files);
+        if len > super::proto::MAX_FRAME || files.len() > usize::from(u16::MAX) {
+            return Err(fail(&format!(
+                "{} files, a frame of {len} bytes: over the {}-byte frame limit",
+                files.len(),
+                super::proto::MAX_FRAME
+            )));
+        }
         // Queueing counts against the deadline too: behind a push stuck on a peer that stopped
         // reading, the queue fills and the next push would otherwise wait forever.
         let delivered = async {

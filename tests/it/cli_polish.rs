@@ -361,6 +361,18 @@ fn errors_end_with_a_hint_at_the_next_step() {
         text(&out.stderr)
     );
 
+    // A file that is not a capture at all (here a certificate).
+    let cert = root.join("fmc/etc/sf/keys/sftunnel-cert.pem");
+    let out = run(&["analyze", cert.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("not a pcap or pcapng capture"), "{err}");
+    assert!(
+        err.contains(cert.to_str().unwrap()),
+        "names the file: {err}"
+    );
+    assert!(err.contains("hint: analyze reads pcap and pcapng"), "{err}");
+
     // A port someone else holds.
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = busy.local_addr().unwrap().to_string();

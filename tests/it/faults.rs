@@ -147,6 +147,10 @@ struct Fmc {
 
 impl Fmc {
     fn start(files: &TlsFiles, timeouts: Timeouts) -> Fmc {
+        Fmc::start_with(files, timeouts, None)
+    }
+
+    fn start_with(files: &TlsFiles, timeouts: Timeouts, control: Option<PathBuf>) -> Fmc {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -160,7 +164,7 @@ impl Fmc {
                 clock: Clock::system(),
                 log: log.clone(),
                 keylog: None,
-                control: None,
+                control,
                 timeouts,
             }))
             .unwrap();
@@ -1006,4 +1010,52 @@ fn wait_line(file: &Path, secs: u64, needle: &str) -> String {
         },
     );
     found.unwrap()
+}
+
+/// The control socket is local, but a script can still misbehave: a request that is not
+/// JSON gets an answer saying so and the connection goes on; a line longer than any push
+/// could need gets an error and the connection is closed, without the server buffering it
+/// all; neither leaves a task behind.
+#[test]
+fn control_socket_answers_garbage_and_cuts_off_an_endless_line() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::net::UnixStream;
+    let d = tempfile::tempdir().unwrap();
+    let lab = lab(d.path());
+    let sock = d.path().join("ctl.sock");
+    let fmc = Fmc::start_with(&lab.fmc, short_timeouts(), Some(sock.clone()));
+    let base = fmc.tasks();
+
+    let c = UnixStream::connect(&sock).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut lines = BufReader::new(c.try_clone().unwrap());
+    let mut w = c;
+    let mut answer = String::new();
+    w.write_all(b"hello?\n").unwrap();
+    lines.read_line(&mut answer).unwrap();
+    assert!(answer.contains("bad request"), "{answer}");
+    answer.clear();
+    w.write_all(b"{\"op\":\"status\"}\n").unwrap();
+    lines.read_line(&mut answer).unwrap();
+    assert!(answer.contains("\"ok\":true"), "{answer}");
+
+    // No newline for longer than the limit: the server answers and hangs up; the rest of
+    // what we write then fails (or vanishes) instead of filling the server's memory.
+    let chunk = vec![b'x'; 64 * 1024];
+    let limit = sfdiag::tunnel::control::MAX_REQUEST;
+    let mut sent = 0;
+    while sent <= limit + chunk.len() {
+        if w.write_all(&chunk).is_err() {
+            break;
+        }
+        sent += chunk.len();
+    }
+    answer.clear();
+    lines.read_line(&mut answer).unwrap();
+    assert!(answer.contains("request longer than"), "{answer}");
+    answer.clear();
+    assert_eq!(lines.read_line(&mut answer).unwrap(), 0, "closed: {answer}");
+    drop(w);
+    drop(lines);
+    fmc.wait_idle(20, base);
 }

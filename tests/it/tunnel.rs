@@ -903,6 +903,20 @@ fn push_over_the_control_socket_installs_files_and_the_device_reconnects() {
         assert!(Instant::now() < end, "{}", srv.text());
         std::thread::sleep(Duration::from_millis(50));
     }
+    // A push too big for one frame is refused by the FMC before it is sent, saying why, and
+    // the tunnel stays up (the next push below still gets the device's answer).
+    let huge = vec![PushFile {
+        name: "sftunnel-cert.pem".into(),
+        mode: 0o644,
+        data: vec![b'A'; 2 << 20],
+    }];
+    let err = block(&rt, async {
+        let mut c = ControlClient::connect(&sock).await?;
+        c.push(&uuid, &huge).await
+    })
+    .unwrap_err();
+    assert!(err.to_string().contains("frame limit"), "{err}");
+    assert_ne!(std::fs::read(&pki.ftd.cert).unwrap(), huge[0].data);
     // A push with a name the device does not know is refused, nothing written.
     let bad = vec![PushFile {
         name: "../../etc/passwd".into(),
