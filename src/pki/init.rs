@@ -10,18 +10,12 @@
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-use rcgen::KeyPair;
 
 use super::conf::{self, ImsConf, PeerEntry, ProxySsl, SFTUNNEL_PORT, SftunnelConf, TLS_VERSION};
 use super::fsio::{self, DIR_MODE, KEY_DIR_MODE, KEY_MODE, Moves, PUBLIC_MODE};
+use super::issue;
 use super::layout::{CACERT_FILE, CERT_FILE, FMC_DIR, KEY_FILE, rel};
-use super::{
-    Identity, InternalCa, Layout, PeerProfile, PkiError, PkiRoot, Role, Uuid, Validity,
-    cert_to_pem, generate_rsa_key, key_to_pem,
-};
+use super::{Identity, Layout, PkiError, PkiRoot, Role, Uuid, Validity};
 
 /// A device to create: its name (folder name) and, optionally, a fixed UUID.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -248,58 +242,40 @@ fn plan(
     fmc: &Identity,
     peers: &[Identity],
 ) -> Result<(Vec<PlannedFile>, Vec<PathBuf>), PkiError> {
-    // Keys are the slow part (RSA generation); make them on every core.
-    let keys = generate_keys(2 + peers.len(), opts.key_bits)?;
-    let mut keys = keys.into_iter();
-    let mut next_key = || keys.next().expect("one key per certificate was generated");
-
-    let ca = InternalCa::create(fmc.uuid, next_key(), &opts.ca_validity)?;
-    let ca_pem = ca.cert_pem().into_bytes();
-    let mut serial: u64 = 1;
+    let devices: Vec<_> = peers.iter().map(|p| p.uuid).collect();
+    let generation = issue::issue(&issue::Request {
+        fmc: fmc.uuid,
+        devices: &devices,
+        key_bits: opts.key_bits,
+        ca_validity: &opts.ca_validity,
+        peer_validity: &opts.peer_validity,
+        first_serial: 1,
+    })?;
+    let ca_pem = &generation.ca_pem;
     let mut files = Vec::new();
     let mut key_dirs = Vec::new();
     let mut add =
         |rel: PathBuf, bytes: Vec<u8>, mode: u32| files.push(PlannedFile { rel, bytes, mode });
     let f = PathBuf::from(FMC_DIR);
 
-    let fmc_key = next_key();
-    let fmc_cert = ca.issue(
-        PeerProfile::Fmc(fmc.uuid),
-        &fmc_key,
-        serial,
-        &opts.peer_validity,
-    )?;
-    serial += 1;
     add(f.join(rel::CA_CERT), ca_pem.clone(), PUBLIC_MODE);
-    add(
-        f.join(rel::CA_KEY),
-        key_to_pem(ca.key()).into_bytes(),
-        KEY_MODE,
-    );
+    add(f.join(rel::CA_KEY), generation.ca_key_pem.clone(), KEY_MODE);
     add(
         f.join(rel::FMC_CERT),
-        cert_to_pem(&fmc_cert).into_bytes(),
+        generation.fmc.cert_pem.clone(),
         PUBLIC_MODE,
     );
     add(
         f.join(rel::FMC_KEY),
-        key_to_pem(&fmc_key).into_bytes(),
+        generation.fmc.key_pem.clone(),
         KEY_MODE,
     );
     key_dirs.push(f.join(rel::CA_KEY).parent().unwrap().to_path_buf());
     key_dirs.push(f.join(rel::FMC_KEY).parent().unwrap().to_path_buf());
 
-    for p in peers {
-        let key = next_key();
-        let cert = ca.issue(
-            PeerProfile::Device(p.uuid),
-            &key,
-            serial,
-            &opts.peer_validity,
-        )?;
-        serial += 1;
-        let cert_pem = cert_to_pem(&cert).into_bytes();
-        let key_pem = key_to_pem(&key).into_bytes();
+    for (p, issued) in peers.iter().zip(&generation.devices) {
+        let cert_pem = &issued.cert_pem;
+        let key_pem = &issued.key_pem;
         // The FMC keeps what it pushed; the device holds the same bytes.
         let pushed = f.join(rel::pushed_dir(&p.uuid));
         let own = PathBuf::from(&p.name).join(rel::peer_dir(&fmc.uuid));
@@ -342,7 +318,7 @@ fn plan(
     // Same format `write_next_serial` keeps up to date after init.
     add(
         f.join(rel::CA_SERIAL),
-        format!("{serial:02X}\n").into_bytes(),
+        format!("{:02X}\n", generation.next_serial).into_bytes(),
         PUBLIC_MODE,
     );
     add(
@@ -375,38 +351,6 @@ fn plan(
         PUBLIC_MODE,
     );
     Ok((files, key_dirs))
-}
-
-/// `n` RSA keys, generated on every available core.
-pub(super) fn generate_keys(n: usize, bits: u32) -> Result<Vec<KeyPair>, PkiError> {
-    let threads = std::thread::available_parallelism()
-        .map(|p| p.get())
-        .unwrap_or(1)
-        .min(n)
-        .max(1);
-    let next = AtomicUsize::new(0);
-    let slots: Mutex<Vec<Option<Result<KeyPair, PkiError>>>> =
-        Mutex::new((0..n).map(|_| None).collect());
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= n {
-                        break;
-                    }
-                    let k = generate_rsa_key(bits);
-                    slots.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(k);
-                }
-            });
-        }
-    });
-    slots
-        .into_inner()
-        .unwrap_or_else(|e| e.into_inner())
-        .into_iter()
-        .map(|k| k.unwrap_or(Err(PkiError::Random)))
-        .collect()
 }
 
 /// The PKI files already present in the given appliance folders (`*.backup` excluded): the
@@ -460,6 +404,7 @@ fn walk_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), PkiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pki::{InternalCa, PeerProfile, generate_rsa_key};
     use time::macros::datetime;
 
     #[test]

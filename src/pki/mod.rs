@@ -2,8 +2,8 @@
 //!
 //! Owns the v1 InternalCA (our own DER writer, `ca`), the v3 peer certificates (rcgen, issued by
 //! that CA), the names they carry (`names`), the folder layout under a root and its loader
-//! (`layout`), the `ims.conf`/`sftunnel.conf` files (`conf`), atomic writes (`fsio`), `pki init`
-//! (`init`), recognising a certificate's role from its path (`roles`), finding certificate
+//! (`layout`), the `ims.conf`/`sftunnel.conf` files (`conf`), atomic writes (`fsio`), one
+//! generation of certificates (`issue`, shared by `pki init` (`init`) and `pki renew`), recognising a certificate's role from its path (`roles`), finding certificate
 //! files under a folder (`scan`) and the expiry thresholds of `sfdiag check` (`expiry`). It writes only under the root it is given and never reads the
 //! clock: every time is an argument. Decoding certificates for display is `cert`'s job; judging
 //! a chain is `judge`'s.
@@ -15,6 +15,7 @@ pub mod expiry;
 pub mod fsio;
 mod guard;
 mod init;
+mod issue;
 mod keys;
 pub mod layout;
 pub mod names;

@@ -21,11 +21,9 @@ use time::OffsetDateTime;
 
 use super::expiry::{self, Standing};
 use super::fsio::{self, DIR_MODE, KEY_DIR_MODE, KEY_MODE, Moves, PUBLIC_MODE};
+use super::issue;
 use super::layout::{CACERT_FILE, CERT_FILE, KEY_FILE, rel};
-use super::{
-    Identity, InternalCa, Layout, PeerProfile, PkiError, PkiRoot, Uuid, Validity, cert_to_pem,
-    key_to_pem, rfc3339,
-};
+use super::{Identity, Layout, PkiError, PkiRoot, Uuid, Validity, rfc3339};
 
 /// Where the appliance says a critical operation (deployment, backup, upgrade) is running,
 /// relative to the FMC's folder. Its first line names the operation.
@@ -246,71 +244,51 @@ fn renew_inner(opts: &RenewOptions, fail_after: Option<usize>) -> Result<Renewal
     let layout = &root.layout.clone();
     let fmc = &root.fmc.clone();
 
-    // Keys first (the slow part), on every core; nothing on disk has changed yet.
-    let keys = super::init::generate_keys(2 + root.peers.len(), opts.key_bits)?;
-    let mut keys = keys.into_iter();
-    let mut next_key = || keys.next().expect("one key per certificate was generated");
-    let ca = InternalCa::create(fmc.uuid, next_key(), &opts.ca_validity)?;
-    let ca_pem = ca.cert_pem().into_bytes();
-    let mut serial = match super::read_next_serial(&layout.ca_serial()) {
+    let first_serial = match super::read_next_serial(&layout.ca_serial()) {
         Ok(n) => n,
         Err(PkiError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => 1,
         Err(e) => return Err(e),
     };
+    // Nothing on disk changes until everything is issued and staged.
+    let devices: Vec<_> = root.peers.iter().map(|p| p.uuid).collect();
+    let generation = issue::issue(&issue::Request {
+        fmc: fmc.uuid,
+        devices: &devices,
+        key_bits: opts.key_bits,
+        ca_validity: &opts.ca_validity,
+        peer_validity: &opts.peer_validity,
+        first_serial,
+    })?;
+    let ca_pem = &generation.ca_pem;
 
     let mut plan = Vec::new();
     let fmc_files = layout.fmc_files();
-    let fmc_key = next_key();
-    let fmc_serial = serial;
-    let fmc_cert = ca.issue(
-        PeerProfile::Fmc(fmc.uuid),
-        &fmc_key,
-        serial,
-        &opts.peer_validity,
-    )?;
-    serial += 1;
+    let fmc_serial = generation.fmc.serial;
     plan.push(planned(&fmc_files.ca, ca_pem.clone(), PUBLIC_MODE));
     plan.push(planned(
         &layout.ca_key(),
-        key_to_pem(ca.key()).into_bytes(),
+        generation.ca_key_pem.clone(),
         KEY_MODE,
     ));
     plan.push(planned(
         &fmc_files.cert,
-        cert_to_pem(&fmc_cert).into_bytes(),
+        generation.fmc.cert_pem.clone(),
         PUBLIC_MODE,
     ));
     plan.push(planned(
         &fmc_files.key,
-        key_to_pem(&fmc_key).into_bytes(),
+        generation.fmc.key_pem.clone(),
         KEY_MODE,
     ));
 
     let mut peers = Vec::new();
-    for p in &root.peers {
-        let key = next_key();
-        let cert = ca.issue(
-            PeerProfile::Device(p.uuid),
-            &key,
-            serial,
-            &opts.peer_validity,
-        )?;
+    for (p, issued) in root.peers.iter().zip(&generation.devices) {
         let pushed = layout.pushed_files(&p.uuid);
         let mut files = Vec::new();
         for (name, data, mode, source) in [
             (CACERT_FILE, ca_pem.clone(), PUBLIC_MODE, pushed.ca),
-            (
-                CERT_FILE,
-                cert_to_pem(&cert).into_bytes(),
-                PUBLIC_MODE,
-                pushed.cert,
-            ),
-            (
-                KEY_FILE,
-                key_to_pem(&key).into_bytes(),
-                KEY_MODE,
-                pushed.key,
-            ),
+            (CERT_FILE, issued.cert_pem.clone(), PUBLIC_MODE, pushed.cert),
+            (KEY_FILE, issued.key_pem.clone(), KEY_MODE, pushed.key),
         ] {
             plan.push(planned(&source, data.clone(), mode));
             files.push(BundleFile {
@@ -324,14 +302,13 @@ fn renew_inner(opts: &RenewOptions, fail_after: Option<usize>) -> Result<Renewal
         }
         peers.push(PeerBundle {
             identity: p.clone(),
-            serial,
+            serial: issued.serial,
             files,
         });
-        serial += 1;
     }
     plan.push(planned(
         &layout.ca_serial(),
-        format!("{serial:02X}\n").into_bytes(),
+        format!("{:02X}\n", generation.next_serial).into_bytes(),
         PUBLIC_MODE,
     ));
 
@@ -375,7 +352,7 @@ fn renew_inner(opts: &RenewOptions, fail_after: Option<usize>) -> Result<Renewal
         peer_validity: opts.peer_validity,
         ca_sha256: hex::encode(aws_lc_rs::digest::digest(
             &aws_lc_rs::digest::SHA256,
-            ca.cert_der(),
+            generation.ca.cert_der(),
         )),
         fmc_serial,
         peers,
@@ -659,7 +636,7 @@ pub fn render_push(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pki::{DeviceSpec, InitOptions, init};
+    use crate::pki::{DeviceSpec, InitOptions, InternalCa, init};
     use time::macros::datetime;
 
     fn lab(dir: &Path) -> PkiRoot {
