@@ -58,12 +58,20 @@ pub struct Summary {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AnalysisError {
-    #[error("{file}: {source}")]
+    #[error("{}", unreadable(file, source))]
     Unreadable {
         file: String,
         #[source]
         source: CaptureError,
     },
+}
+
+/// "FILE: why", except where the reason names the file already (it could not be opened).
+fn unreadable(file: &str, source: &CaptureError) -> String {
+    match source {
+        CaptureError::Open { .. } => source.to_string(),
+        _ => format!("{file}: {source}"),
+    }
 }
 
 /// Frames between two calls of the progress callback.

@@ -373,6 +373,14 @@ fn errors_end_with_a_hint_at_the_next_step() {
     );
     assert!(err.contains("hint: analyze reads pcap and pcapng"), "{err}");
 
+    // A capture that is not there: named once, and where to look.
+    let missing = dir.path().join("missing.pcap");
+    let out = run(&["analyze", missing.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert_eq!(err.matches("missing.pcap").count(), 1, "{err}");
+    assert!(err.contains("hint: check the path"), "{err}");
+
     // A port someone else holds.
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = busy.local_addr().unwrap().to_string();
