@@ -64,7 +64,8 @@ pub enum Command {
         /// The shell to generate completions for.
         shell: clap_complete::Shell,
     },
-    /// Lab PKI in the FMC/FTD file layout: init, show.
+    /// Lab PKI in the FMC/FTD file layout: init, show, renew (generate_certs.pl), copy
+    /// (copy_sftunnel_certs.py).
     Pki(pki::PkiArgs),
     /// How long each certificate has left: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
     Check(check::CheckArgs),
