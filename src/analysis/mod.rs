@@ -54,6 +54,20 @@ pub struct Summary {
     pub read_error: Option<String>,
 }
 
+impl Summary {
+    /// The summary of a capture that could not be read at all (not found, not a capture):
+    /// nothing counted, and why, so that every input has a record in the report.
+    pub fn unreadable(err: &AnalysisError) -> Summary {
+        let AnalysisError::Unreadable { file, source } = err;
+        Summary {
+            file: file.as_str().into(),
+            counts: Counts::default(),
+            net: net::Stats::default(),
+            read_error: Some(source.to_string()),
+        }
+    }
+}
+
 /// The capture could not be analyzed at all.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -35,7 +35,7 @@ pub struct AnalyzeArgs {
     pub ca: Vec<PathBuf>,
     /// Judge as if the clock showed TIME (RFC 3339 or +90d/-3h from now) instead of each
     /// packet's own time.
-    #[arg(long, value_name = "TIME")]
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
     pub at: Option<String>,
     /// Only TCP connections on this port (repeatable; default: TLS is looked for on every port).
     #[arg(long = "port", value_name = "P")]
@@ -115,6 +115,10 @@ pub fn run(args: AnalyzeArgs, quiet: bool) -> anyhow::Result<ExitCode> {
             }
             Err(e) => {
                 eprintln!("sfdiag analyze: {e}");
+                // The report still lists it, so a script reading JSON sees every input.
+                if write_error.is_none() {
+                    write_error = out.file_done(&analysis::Summary::unreadable(&e)).err();
+                }
                 if let Some(hint) = super::hints::hint(&anyhow::Error::new(e)) {
                     eprintln!("hint: {hint}");
                 }

@@ -309,7 +309,11 @@ impl<W: Write> Renderer for Text<W> {
             )?;
         }
         if let Some(e) = &s.read_error {
-            writeln!(self.w, "capture not read to its end: {e}")?;
+            if s.net.frames == 0 {
+                writeln!(self.w, "capture could not be read: {e}")?;
+            } else {
+                writeln!(self.w, "capture not read to its end: {e}")?;
+            }
         }
         self.groups.clear();
         self.seen.clear();

@@ -261,6 +261,19 @@ fn at_judges_as_if_the_clock_showed_that_time() {
         run(&["--at", "yesterday", path(&capture)]).status.code(),
         Some(2)
     );
+    // A negative offset is a time, not a flag (CLI.md: `--at +90d/-3h`).
+    let (r, code) = jsonl(&["--at", "-3h", path(&capture)]);
+    let certs = of_type(&r, "certificate");
+    assert!(!certs.is_empty());
+    let at = certs[0]["verdict"]["at"].as_str().unwrap().to_owned();
+    let at =
+        time::OffsetDateTime::parse(&at, &time::format_description::well_known::Rfc3339).unwrap();
+    let ago = time::OffsetDateTime::now_utc() - at;
+    assert!(
+        ago > time::Duration::minutes(170) && ago < time::Duration::minutes(190),
+        "{ago}"
+    );
+    assert_eq!(code, 0, "the lab certificates are valid three hours ago");
 }
 
 #[test]
@@ -511,4 +524,37 @@ fn mangled_captures_give_findings_or_notes_never_a_crash() {
             assert!(summary.net.frames > 0 || summary.read_error.is_some());
         }
     }
+}
+
+#[test]
+fn an_unreadable_file_among_several_is_reported_and_the_others_still_are() {
+    let good = cap("sftunnel-ca-expired.pcap");
+    let missing = "/nonexistent/missing.pcap";
+    let (r, code) = jsonl(&[path(&good), missing]);
+    // grep's convention: an input that could not be read makes it 2, findings or not.
+    assert_eq!(code, 2);
+    assert!(
+        !of_type(&r, "certificate").is_empty(),
+        "the good file is analyzed"
+    );
+    let captures = of_type(&r, "capture");
+    assert_eq!(captures.len(), 2, "one record per input: {captures:?}");
+    assert!(captures[0]["read_error"].is_null());
+    assert_eq!(captures[1]["file"], missing);
+    assert_eq!(captures[1]["frames"], 0);
+    assert!(
+        captures[1]["read_error"]
+            .as_str()
+            .unwrap()
+            .contains("cannot open"),
+        "{}",
+        captures[1]
+    );
+    let text = run(&[missing]);
+    assert_eq!(text.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&text.stdout).contains("capture could not be read: cannot open"),
+        "{}",
+        String::from_utf8_lossy(&text.stdout)
+    );
 }
