@@ -26,7 +26,7 @@ fn main() -> ExitCode {
         // `sfdiag analyze big.pcap | head`: the reader left; that is not an error to report.
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("sfdiag: {e:#}");
+            eprintln!("sfdiag: {}", chain_text(&e));
             if let Some(hint) = cli::hints::hint(&e) {
                 eprintln!("hint: {hint}");
             }
@@ -42,4 +42,22 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
         c.downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
     })
+}
+
+/// The error and its causes joined by ": ", like anyhow's `{:#}`, but without a cause whose
+/// text the message already holds: many library errors put their source in their own text
+/// ("create folder X: No such file"), and the chain would repeat it.
+fn chain_text(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }

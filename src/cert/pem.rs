@@ -113,6 +113,29 @@ fn parse_named(bytes: &[u8], what: &str) -> Result<Vec<CertInfo>, CertError> {
     Ok(certs)
 }
 
+/// What a file that is neither PEM nor DER seems to be, for the error: a capture, gzip, or
+/// its first bytes (as text when they are printable).
+fn describe_start(bytes: &[u8]) -> String {
+    match bytes.get(..4) {
+        Some([0xa1, 0xb2, 0xc3, 0xd4] | [0xd4, 0xc3, 0xb2, 0xa1])
+        | Some([0xa1, 0xb2, 0x3c, 0x4d] | [0x4d, 0x3c, 0xb2, 0xa1]) => {
+            return "a pcap capture (`sfdiag analyze` reads those)".into();
+        }
+        Some([0x0a, 0x0d, 0x0d, 0x0a]) => {
+            return "a pcapng capture (`sfdiag analyze` reads those)".into();
+        }
+        Some([0x1f, 0x8b, ..]) => return "gzip-compressed data".into(),
+        _ => {}
+    }
+    let head = &bytes[..bytes.len().min(16)];
+    if head.iter().all(|b| b.is_ascii_graphic() || *b == b' ') {
+        format!("it starts with {:?}", String::from_utf8_lossy(head))
+    } else {
+        let hex: Vec<String> = head.iter().map(|b| format!("{b:02x}")).collect();
+        format!("it starts with bytes {}", hex.join(" "))
+    }
+}
+
 fn parse_der(bytes: &[u8], what: &str) -> Result<CertInfo, CertError> {
     let not_cert = |reason: &str| CertError::NotACertificate {
         what: what.to_string(),
@@ -126,7 +149,10 @@ fn parse_der(bytes: &[u8], what: &str) -> Result<CertInfo, CertError> {
         });
     }
     let Some(outer) = der::read_tlv(bytes, 0).filter(|t| t.tag == der::SEQUENCE) else {
-        return Err(not_cert("neither PEM nor DER"));
+        return Err(CertError::NoCertificate {
+            what: what.to_string(),
+            found: format!(" (no PEM block, and not DER: {})", describe_start(bytes)),
+        });
     };
     // PKCS#1, SEC1 and PKCS#8 private keys all open with INTEGER version; a certificate
     // opens with its TBS SEQUENCE.
@@ -310,10 +336,23 @@ mod tests {
 
     #[test]
     fn not_pem_not_der() {
-        assert!(matches!(
-            parse_pem_bundle(b"hello").unwrap_err(),
-            CertError::NotACertificate { .. }
-        ));
+        assert_eq!(
+            parse_pem_bundle(b"hello").unwrap_err().to_string(),
+            "input: no certificate found (no PEM block, and not DER: it starts with \"hello\")"
+        );
+        let pcap = [0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0];
+        assert!(
+            parse_pem_bundle(&pcap)
+                .unwrap_err()
+                .to_string()
+                .contains("a pcap capture (`sfdiag analyze` reads those)")
+        );
+        assert!(
+            parse_pem_bundle(&[0, 1, 0xff])
+                .unwrap_err()
+                .to_string()
+                .ends_with("it starts with bytes 00 01 ff)")
+        );
         assert!(matches!(
             parse_pem_bundle(b"").unwrap_err(),
             CertError::NoCertificate { .. }

@@ -52,7 +52,8 @@ pub struct AnalyzeArgs {
 pub fn run(args: AnalyzeArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let mut anchors = Vec::new();
     for path in &args.ca {
-        let certs = cert::read_certs(path).with_context(|| format!("--ca {}", path.display()))?;
+        // The error names the file already.
+        let certs = cert::read_certs(path).context("--ca")?;
         anchors.extend(certs);
     }
     let at = match &args.at {

@@ -81,6 +81,15 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         Some(s) => parse_time(s, now).map_err(|e| anyhow::anyhow!("--at: {e}"))?,
         None => now,
     };
+    if args.warn_days < args.critical_days {
+        anyhow::bail!(
+            "--warn-days {} is less than --critical-days {}: WARNING could never be reported \
+             (give --warn-days at least {})",
+            args.warn_days,
+            args.critical_days,
+            args.critical_days
+        );
+    }
     let thresholds = Thresholds {
         warn_days: args.warn_days,
         critical_days: args.critical_days,

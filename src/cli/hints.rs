@@ -24,7 +24,12 @@ pub fn hint(err: &anyhow::Error) -> Option<&'static str> {
             return capture(e);
         }
         if let Some(TunnelError::Bind { source, .. }) = cause.downcast_ref::<TunnelError>() {
-            return io_kind(source.kind());
+            return match source.kind() {
+                io::ErrorKind::InvalidInput => {
+                    Some("give --listen as ADDR:PORT, e.g. 127.0.0.1:8305 or 0.0.0.0:8305")
+                }
+                kind => io_kind(kind),
+            };
         }
         cause
             .downcast_ref::<io::Error>()

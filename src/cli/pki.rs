@@ -48,7 +48,8 @@ pub enum PkiCommand {
 /// Flags of `pki show`.
 #[derive(Debug, Args)]
 pub struct ShowArgs {
-    /// Certificate or key files.
+    /// Certificate or key files, or folders (every .pem/.crt/.cer/.der/.cert file under
+    /// them, as `check` finds them).
     #[arg(value_name = "PATH", required = true)]
     pub paths: Vec<PathBuf>,
 }
@@ -270,7 +271,27 @@ fn show(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     let mut failed = false;
     let mut shown: Vec<(PathBuf, Shown)> = Vec::new();
+    let mut files = Vec::new();
     for p in paths {
+        if !p.is_dir() {
+            files.push(p.clone());
+            continue;
+        }
+        let found = pki::scan::cert_files(p);
+        for (dir, e) in &found.errors {
+            failed = true;
+            eprintln!("sfdiag: {}: {e}", dir.display());
+        }
+        if found.files.is_empty() && found.errors.is_empty() {
+            failed = true;
+            eprintln!(
+                "sfdiag: {}: no .pem/.crt/.cer/.der/.cert file under it",
+                p.display()
+            );
+        }
+        files.extend(found.files);
+    }
+    for p in &files {
         match cert::read_certs(p) {
             Ok(certs) => shown.push((p.clone(), Shown::Certs(certs))),
             Err(CertError::PrivateKey { label, .. }) => {

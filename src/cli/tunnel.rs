@@ -21,8 +21,8 @@ use sfdiag::tunnel::client::Backoff;
 use sfdiag::tunnel::config::KeyLogFile;
 use sfdiag::tunnel::validate::{self, Device};
 use sfdiag::tunnel::{
-    self, Client, ClientSettings, Clock, ControlClient, FleetSettings, PeerStatus, Server,
-    ServerSettings, SfLog, Timeouts, TlsFiles, TunnelError,
+    self, Client, ClientSettings, Clock, ControlClient, FleetSettings, Server, ServerSettings,
+    SfLog, Timeouts, TlsFiles, TunnelError,
 };
 
 use super::time_arg::parse_time;
@@ -464,9 +464,10 @@ pub enum StatusFormat {
 }
 
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("server").required(true).multiple(true).args(["root", "socket"])))]
 pub struct StatusArgs {
     /// A lab PKI root: its FMC's control socket, and every device it knows listed.
-    #[arg(long, value_name = "DIR", required_unless_present = "socket")]
+    #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,
     /// A control socket (for `serve --control PATH`).
     #[arg(long, value_name = "PATH")]
@@ -491,32 +492,7 @@ async fn status(a: StatusArgs) -> anyhow::Result<ExitCode> {
         None => (None, Vec::new()),
     };
     if let Some(r) = &root {
-        // Devices the PKI knows that have no tunnel up are listed too, with the notAfter of
-        // the certificate they would present.
-        for p in &r.peers {
-            let uuid = p.uuid.to_string();
-            if peers.iter().any(|s| s.uuid == uuid) {
-                continue;
-            }
-            let not_after = r
-                .device_files(&p.name)
-                .and_then(|f| std::fs::read(&f.cert).ok())
-                .and_then(|pem| {
-                    use rustls_pki_types::{CertificateDer, pem::PemObject};
-                    CertificateDer::from_pem_slice(&pem).ok()
-                })
-                .and_then(|der| tunnel::chain::peer_cert(&der))
-                .map(|c| tunnel::status::rfc3339(c.not_after));
-            peers.push(PeerStatus {
-                name: p.name.clone(),
-                uuid,
-                ip: p.ip.to_string(),
-                connected: false,
-                since: None,
-                last_heartbeat: None,
-                cert_not_after: not_after,
-            });
-        }
+        peers = tunnel::status::rows_for_root(&peers, r);
     }
     let mut out = std::io::stdout().lock();
     match a.format {

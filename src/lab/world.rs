@@ -376,38 +376,20 @@ impl World {
 
     /// The FMC's view of every peer of the PKI, like `sfdiag status --root`.
     pub fn peer_rows(&self) -> Vec<PeerStatus> {
-        let live = self.server().handle().peers();
-        self.root
-            .peers
-            .iter()
-            .map(|p| {
-                let uuid = p.uuid.to_string();
-                match live.iter().rev().find(|s| s.uuid == uuid) {
-                    Some(s) => PeerStatus {
-                        ip: p.ip.to_string(),
-                        ..s.clone()
-                    },
-                    None => PeerStatus {
-                        name: p.name.clone(),
-                        uuid,
-                        ip: p.ip.to_string(),
-                        connected: false,
-                        since: None,
-                        last_heartbeat: None,
-                        cert_not_after: self
-                            .root
-                            .device_files(&p.name)
-                            .and_then(|f| std::fs::read(f.cert).ok())
-                            .and_then(|pem| {
-                                use rustls_pki_types::{CertificateDer, pem::PemObject};
-                                CertificateDer::from_pem_slice(&pem).ok()
-                            })
-                            .and_then(|der| crate::tunnel::chain::peer_cert(&der))
-                            .map(|c| rfc3339(c.not_after)),
-                    },
-                }
-            })
-            .collect()
+        let seen = self.server().handle().peers_seen();
+        let mut rows = crate::tunnel::status::rows_for_root(&seen, &self.root);
+        // Lab devices all dial from loopback: show the address each has in the PKI instead.
+        for r in &mut rows {
+            if let Some(p) = self
+                .root
+                .peers
+                .iter()
+                .find(|p| p.uuid.to_string() == r.uuid)
+            {
+                r.ip = p.ip.to_string();
+            }
+        }
+        rows
     }
 
     /// Prints the status table and keeps it in the report.

@@ -187,9 +187,15 @@ fn identities(opts: &InitOptions, fmc_uuid: Uuid) -> Result<(Identity, Vec<Ident
             reason,
         })?;
         if !names.insert(name.clone()) {
+            let reason = if role == Role::HaSecondary {
+                "the HA secondary's name is already a device's (--device/--devices names them \
+                 ftd1, ftd2, ...): give the secondary another name"
+            } else {
+                "given twice"
+            };
             return Err(PkiError::InvalidName {
                 name,
-                reason: "given twice".into(),
+                reason: reason.into(),
             });
         }
         let uuid = match uuid {
@@ -406,6 +412,31 @@ mod tests {
     use super::*;
     use crate::pki::{InternalCa, PeerProfile, generate_rsa_key};
     use time::macros::datetime;
+
+    #[test]
+    fn an_ha_secondary_named_like_a_device_says_so() {
+        let d = tempfile::tempdir().unwrap();
+        let v = Validity::days(datetime!(2025-01-01 0:00 UTC), 3650).unwrap();
+        let opts = InitOptions {
+            root: d.path().join("lab"),
+            fmc_uuid: None,
+            devices: vec![DeviceSpec {
+                name: "ftd1".into(),
+                uuid: None,
+            }],
+            ha_secondary: Some("ftd1".into()),
+            ca_validity: v,
+            peer_validity: v,
+            key_bits: 2048,
+            force: false,
+        };
+        let e = init(&opts).unwrap_err().to_string();
+        assert!(
+            e.contains("HA secondary's name is already a device's"),
+            "{e}"
+        );
+        assert!(!opts.root.exists(), "nothing written");
+    }
 
     #[test]
     fn init_then_load_gives_the_same_root_and_a_usable_ca() {

@@ -190,7 +190,7 @@ async fn answer(req: Request, server: &ServerHandle) -> Response {
         Request::Status => Response {
             ok: true,
             server: Some(server.info()),
-            peers: Some(server.peers()),
+            peers: Some(server.peers_seen()),
             ..Response::default()
         },
         Request::Reload { ca, cert, key } => new_files(server, TlsFiles { ca, cert, key }, false),

@@ -6,6 +6,8 @@
 
 use std::path::{Path, PathBuf};
 
+use rustls::InconsistentKeys;
+use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
@@ -68,6 +70,22 @@ impl Identity {
         let chain = certs(&files.cert, &read(&files.cert)?)?;
         let key = PrivateKeyDer::from_pem_slice(&read(&files.key)?)
             .map_err(|e| file_err(&files.key, format!("no usable private key: {e}")))?;
+        // Checked here, where both paths are known: rustls would only say "KeyMismatch".
+        let provider = rustls::crypto::aws_lc_rs::default_provider();
+        match CertifiedKey::from_der(chain.clone(), key.clone_key(), &provider) {
+            Ok(_) => {}
+            Err(rustls::Error::InconsistentKeys(InconsistentKeys::KeyMismatch)) => {
+                return Err(file_err(
+                    &files.key,
+                    format!(
+                        "not the private key of {} (their public keys differ); use the key \
+                         file issued with that certificate",
+                        files.cert.display()
+                    ),
+                ));
+            }
+            Err(e) => return Err(file_err(&files.key, format!("unusable private key: {e}"))),
+        }
         Ok(Self {
             anchors,
             chain,
@@ -98,5 +116,36 @@ mod tests {
         std::fs::write(&files.ca, "not pem").unwrap();
         let e = Identity::load(&files).unwrap_err().to_string();
         assert!(e.contains("ca.pem") && e.contains("no CERTIFICATE"), "{e}");
+    }
+
+    #[test]
+    fn a_key_of_another_certificate_names_both_files() {
+        let d = tempfile::tempdir().unwrap();
+        let pem = |k: &rcgen::KeyPair| {
+            let c = rcgen::CertificateParams::new(vec!["x".into()])
+                .unwrap()
+                .self_signed(k)
+                .unwrap();
+            c.pem()
+        };
+        let (k1, k2) = (
+            rcgen::KeyPair::generate().unwrap(),
+            rcgen::KeyPair::generate().unwrap(),
+        );
+        let files = TlsFiles {
+            ca: d.path().join("ca.pem"),
+            cert: d.path().join("cert.pem"),
+            key: d.path().join("key.pem"),
+        };
+        std::fs::write(&files.ca, pem(&k1)).unwrap();
+        std::fs::write(&files.cert, pem(&k1)).unwrap();
+        std::fs::write(&files.key, k2.serialize_pem()).unwrap();
+        let e = Identity::load(&files).unwrap_err().to_string();
+        assert!(
+            e.contains("key.pem") && e.contains("cert.pem") && e.contains("public keys differ"),
+            "{e}"
+        );
+        std::fs::write(&files.key, k1.serialize_pem()).unwrap();
+        Identity::load(&files).unwrap();
     }
 }

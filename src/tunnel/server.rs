@@ -119,6 +119,10 @@ struct Shared {
     /// Bumped by [`ServerHandle::restart`]: sessions of an older generation end.
     generation: watch::Sender<u64>,
     peers: Mutex<BTreeMap<u64, Peer>>,
+    /// The last state of each device (by UUID) whose tunnel went down, for `status`: a
+    /// device that left shows when it left and its last heartbeat, not a blank row. One entry
+    /// per device that ever registered (a valid certificate), so it stays small.
+    departed: Mutex<BTreeMap<String, PeerStatus>>,
     events: broadcast::Sender<ServerEvent>,
     shutdown: watch::Sender<bool>,
     /// `--pcap`: every accepted connection is recorded here.
@@ -178,6 +182,7 @@ impl Server {
             keylog: s.keylog.clone(),
             generation: watch::channel(0).0,
             peers: Mutex::new(BTreeMap::new()),
+            departed: Mutex::new(BTreeMap::new()),
             events: broadcast::channel(1024).0,
             shutdown,
             recorder,
@@ -235,6 +240,23 @@ impl ServerHandle {
     pub fn peers(&self) -> Vec<PeerStatus> {
         let peers = self.shared.peers.lock().unwrap_or_else(|e| e.into_inner());
         peers.values().map(|p| p.status.clone()).collect()
+    }
+
+    /// [`Self::peers`], then every device that was connected and is not now (`connected`
+    /// false, `since` when it went down, its last heartbeat kept), as `status` lists them.
+    pub fn peers_seen(&self) -> Vec<PeerStatus> {
+        let mut all = self.peers();
+        let departed = self
+            .shared
+            .departed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        for p in departed.values() {
+            if !all.iter().any(|c| c.uuid == p.uuid) {
+                all.push(p.clone());
+            }
+        }
+        all
     }
 
     /// The server's own facts, with its clock read now.
@@ -501,10 +523,22 @@ async fn connection(h: ServerHandle, tcp: TcpStream, addr: SocketAddr) {
         addr,
     });
     let reason = session(&h, &tl, conn, &name, io, push_rx).await;
-    sh.peers
+    let gone = sh
+        .peers
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .remove(&conn);
+    if let Some(p) = gone {
+        let status = PeerStatus {
+            connected: false,
+            since: Some(rfc3339(sh.clock.now())),
+            ..p.status
+        };
+        sh.departed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(uuid.clone(), status);
+    }
     tl.log(
         SF_PEERS,
         Level::Info,

@@ -1,14 +1,18 @@
 //! What `sfdiag status` shows: the FMC's view of its peers, like `sftunnel_status.pl`, and its
 //! renderers (text table, JSON) onto any `io::Write`.
 //!
-//! The rows come from the running server over the control socket, merged by the caller with
-//! the devices a PKI root knows about (so disconnected devices are listed too).
+//! The rows come from the running server over the control socket (connected peers, and the
+//! last state of those that left), merged by [`rows_for_root`] with the devices a PKI root
+//! knows about, so a device that never connected is listed too.
 
 use std::io::{self, Write};
 
+use rustls_pki_types::{CertificateDer, pem::PemObject};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+
+use crate::pki::PkiRoot;
 
 /// One peer row.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -17,7 +21,8 @@ pub struct PeerStatus {
     pub uuid: String,
     pub ip: String,
     pub connected: bool,
-    /// When the tunnel came up (RFC 3339, on the server's clock).
+    /// Since when the peer is in its state (RFC 3339, on the server's clock): when the tunnel
+    /// came up, or when it went down.
     pub since: Option<String>,
     pub last_heartbeat: Option<String>,
     /// The notAfter of the certificate the peer presented (or has on disk when not connected).
@@ -33,6 +38,43 @@ pub struct ServerInfo {
     /// The server's clock when it answered (a lab clock shows its lab time).
     pub now: String,
     pub started: String,
+}
+
+/// One row per peer of `root` (in its `sftunnel.conf` order) from the server's `seen` rows;
+/// a peer the server has not seen gets a disconnected row with the notAfter of the
+/// certificate it has on disk; peers the server saw that the root does not know follow.
+pub fn rows_for_root(seen: &[PeerStatus], root: &PkiRoot) -> Vec<PeerStatus> {
+    let mut rows: Vec<PeerStatus> = root
+        .peers
+        .iter()
+        .map(|p| {
+            let uuid = p.uuid.to_string();
+            // The newest row for the device: a connection that replaced an older one.
+            match seen.iter().rev().find(|s| s.uuid == uuid) {
+                Some(s) => s.clone(),
+                None => PeerStatus {
+                    name: p.name.clone(),
+                    uuid,
+                    ip: p.ip.to_string(),
+                    connected: false,
+                    since: None,
+                    last_heartbeat: None,
+                    cert_not_after: root
+                        .device_files(&p.name)
+                        .and_then(|f| std::fs::read(f.cert).ok())
+                        .and_then(|pem| CertificateDer::from_pem_slice(&pem).ok())
+                        .and_then(|der| super::chain::peer_cert(&der))
+                        .map(|c| rfc3339(c.not_after)),
+                },
+            }
+        })
+        .collect();
+    for s in seen {
+        if !rows.iter().any(|r| r.uuid == s.uuid) {
+            rows.push(s.clone());
+        }
+    }
+    rows
 }
 
 /// RFC 3339 in UTC, whole seconds.

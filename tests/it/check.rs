@@ -152,6 +152,14 @@ fn exit_codes_for_openssl_made_certificates() {
         s(&sixty),
     ]);
     assert_eq!(code, 0);
+    // Thresholds the wrong way round leave no WARNING window: a usage error, not a silent OK.
+    let (code, out, err) = check(&["--warn-days", "10", "--critical-days", "30", s(&sixty)]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.is_empty(), "{out}");
+    assert!(
+        err.contains("--warn-days 10 is less than --critical-days 30"),
+        "{err}"
+    );
     // Relative --at works against the clock (any 60-day cert is expired in 61 days).
     let (code, out, _) = check(&["--at", "+61d", s(&sixty)]);
     assert_eq!(code, 2, "{out}");

@@ -381,6 +381,28 @@ fn errors_end_with_a_hint_at_the_next_step() {
     assert_eq!(err.matches("missing.pcap").count(), 1, "{err}");
     assert!(err.contains("hint: check the path"), "{err}");
 
+    // A cause the message already holds is not repeated (the chain would say it twice).
+    let out = run(&[
+        "analyze",
+        "--ca",
+        missing.to_str().unwrap(),
+        cert.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert_eq!(err.matches("os error").count(), 1, "{err}");
+    let out = run(&[
+        "serve",
+        "--root",
+        root.to_str().unwrap(),
+        "--listen",
+        "nonsense",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert_eq!(err.matches("invalid socket address").count(), 1, "{err}");
+    assert!(err.contains("hint: give --listen as ADDR:PORT"), "{err}");
+
     // A port someone else holds.
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = busy.local_addr().unwrap().to_string();
@@ -440,6 +462,17 @@ fn keys_are_0600_and_never_printed_or_logged_even_at_trace_level() {
     }
     let root_s = root.to_str().unwrap();
     leaks(&run(&["-vvv", "check", root_s]), "check");
+    // A whole folder: every certificate and every key (by its public half) shown.
+    let out = run(&["-vvv", "pki", "show", root_s]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    assert_eq!(
+        shown.matches("the private part is never shown").count(),
+        keys.len(),
+        "{shown}"
+    );
+    assert!(shown.matches("Subject:").count() >= keys.len(), "{shown}");
+    leaks(&out, "pki show ROOT");
     // Both ends of a real handshake, with rustls' own trace logging on.
     let out = run(&["-vvv", "validate", "--root", root_s]);
     assert!(out.status.success(), "{}", text(&out.stderr));

@@ -1054,7 +1054,11 @@ fn control_socket_answers_garbage_and_cuts_off_an_endless_line() {
     lines.read_line(&mut answer).unwrap();
     assert!(answer.contains("request longer than"), "{answer}");
     answer.clear();
-    assert_eq!(lines.read_line(&mut answer).unwrap(), 0, "closed: {answer}");
+    // Closed: end of stream, or a reset (the server left our unread bytes behind).
+    match lines.read_line(&mut answer) {
+        Ok(n) => assert_eq!(n, 0, "closed: {answer}"),
+        Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}"),
+    }
     drop(w);
     drop(lines);
     fmc.wait_idle(20, base);

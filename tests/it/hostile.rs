@@ -395,7 +395,14 @@ fn an_empty_file_is_unreadable_with_a_message_saying_so() {
     let run = analyze_file(&path);
     assert_eq!(run.code, Some(2), "{run:?}");
     assert!(run.stderr.contains("empty.pcap"), "names the file: {run:?}");
-    assert!(run.stdout.is_empty(), "{run:?}");
+    // The report still has the file's record, saying why nothing was read.
+    let record: serde_json::Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    assert_eq!(record["type"], "capture", "{run:?}");
+    assert_eq!(record["frames"], 0, "{run:?}");
+    assert!(
+        record["read_error"].as_str().unwrap().contains("empty"),
+        "{run:?}"
+    );
 }
 
 #[test]

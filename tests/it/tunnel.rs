@@ -831,7 +831,26 @@ fn status_lists_connected_and_known_devices_from_the_control_socket() {
             .any(|l| l.starts_with("ftd2 ") && l.contains(" disconnected")),
         "{text}"
     );
+    // A device that left keeps its row: when it went down and its last heartbeat.
+    let heartbeat = peers[0]["last_heartbeat"].as_str().unwrap().to_owned();
     drop(dev);
+    srv.wait_for(20, |l| {
+        l.contains("Peer ftd1 (") && l.contains("disconnected")
+    });
+    let out = run(
+        sfdiag().args(["status", "--root", s(&root), "--format", "json"]),
+        120,
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let left = &v["peers"][0];
+    assert_eq!(left["name"], "ftd1", "{v}");
+    assert_eq!(left["connected"], false, "{v}");
+    assert!(left["since"].is_string(), "when it went down: {v}");
+    assert!(
+        left["last_heartbeat"].as_str().unwrap() >= heartbeat.as_str(),
+        "{v}"
+    );
+    assert!(v["peers"][1]["since"].is_null(), "ftd2 never came: {v}");
     drop(srv);
     // With no server: the known devices, not running, exit 1.
     let out = run(sfdiag().args(["status", "--root", s(&root)]), 120);
