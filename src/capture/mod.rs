@@ -197,7 +197,18 @@ pub fn open(path: impl AsRef<Path>) -> Result<Reader, CaptureError> {
         path: path.to_path_buf(),
         source,
     })?;
-    let len = file.metadata().ok().map(|m| m.len());
+    let meta = file.metadata().ok();
+    // Opening a folder succeeds on Unix; reading it would fail with a bare "Is a directory".
+    if meta.as_ref().is_some_and(|m| m.is_dir()) {
+        return Err(CaptureError::Open {
+            path: path.to_path_buf(),
+            source: io::Error::new(
+                io::ErrorKind::IsADirectory,
+                "it is a folder: give the capture files in it (e.g. DIR/*.pcap*)",
+            ),
+        });
+    }
+    let len = meta.map(|m| m.len());
     let mut reader = Reader::new(file)?;
     reader.set_input_len(len);
     Ok(reader)
@@ -206,6 +217,14 @@ pub fn open(path: impl AsRef<Path>) -> Result<Reader, CaptureError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_folder_is_refused_as_such() {
+        let d = tempfile::tempdir().unwrap();
+        let e = open(d.path()).unwrap_err();
+        assert!(matches!(e, CaptureError::Open { .. }), "{e}");
+        assert!(e.to_string().contains("it is a folder"), "{e}");
+    }
 
     #[test]
     fn timestamp_prints_like_tshark_epoch() {
