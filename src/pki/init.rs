@@ -413,23 +413,29 @@ mod tests {
     use crate::pki::{InternalCa, PeerProfile, generate_rsa_key};
     use time::macros::datetime;
 
-    #[test]
-    fn an_ha_secondary_named_like_a_device_says_so() {
-        let d = tempfile::tempdir().unwrap();
+    /// One device `ftd1` and an HA secondary `ha` under `dir/lab`, ten years from 2025.
+    fn ftd1_and_ha(dir: &Path, ha: &str) -> (InitOptions, Validity) {
         let v = Validity::days(datetime!(2025-01-01 0:00 UTC), 3650).unwrap();
         let opts = InitOptions {
-            root: d.path().join("lab"),
+            root: dir.join("lab"),
             fmc_uuid: None,
             devices: vec![DeviceSpec {
                 name: "ftd1".into(),
                 uuid: None,
             }],
-            ha_secondary: Some("ftd1".into()),
+            ha_secondary: Some(ha.into()),
             ca_validity: v,
             peer_validity: v,
             key_bits: 2048,
             force: false,
         };
+        (opts, v)
+    }
+
+    #[test]
+    fn an_ha_secondary_named_like_a_device_says_so() {
+        let d = tempfile::tempdir().unwrap();
+        let (opts, _) = ftd1_and_ha(d.path(), "ftd1");
         let e = init(&opts).unwrap_err().to_string();
         assert!(
             e.contains("HA secondary's name is already a device's"),
@@ -441,20 +447,7 @@ mod tests {
     #[test]
     fn init_then_load_gives_the_same_root_and_a_usable_ca() {
         let d = tempfile::tempdir().unwrap();
-        let v = Validity::days(datetime!(2025-01-01 0:00 UTC), 3650).unwrap();
-        let opts = InitOptions {
-            root: d.path().join("lab"),
-            fmc_uuid: None,
-            devices: vec![DeviceSpec {
-                name: "ftd1".into(),
-                uuid: None,
-            }],
-            ha_secondary: Some("fmc2".into()),
-            ca_validity: v,
-            peer_validity: v,
-            key_bits: 2048,
-            force: false,
-        };
+        let (opts, v) = ftd1_and_ha(d.path(), "fmc2");
         let made = init(&opts).unwrap();
         let loaded = PkiRoot::load(&opts.root).unwrap();
         assert_eq!(made, loaded);
