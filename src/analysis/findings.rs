@@ -13,8 +13,9 @@ use time::OffsetDateTime;
 
 use super::outcome::Outcome;
 use crate::capture::Timestamp;
-use crate::cert::{SftunnelIdentity, SftunnelRole, rfc3339};
+use crate::cert::{SftunnelIdentity, SftunnelRole};
 use crate::judge::Verdict;
+use crate::sftunnel::rfc3339;
 use crate::tls::Role;
 
 /// One finding. Serialises as one JSON object tagged by `type`.
@@ -53,13 +54,6 @@ fn arc_str<S: Serializer>(v: &Arc<str>, s: S) -> Result<S::Ok, S::Error> {
 
 fn ts<S: Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&timestamp_rfc3339(t))
-}
-
-fn opt_time<S: Serializer>(t: &Option<OffsetDateTime>, s: S) -> Result<S::Ok, S::Error> {
-    match t {
-        Some(t) => s.serialize_str(&rfc3339(t)),
-        None => s.serialize_none(),
-    }
 }
 
 /// A capture timestamp as RFC 3339 UTC with its fraction (`2023-02-28T16:19:52.672456Z`).
@@ -107,9 +101,9 @@ pub struct CertificateFinding {
     pub version: Option<u32>,
     pub subject: Option<String>,
     pub issuer: Option<String>,
-    #[serde(serialize_with = "opt_time")]
+    #[serde(serialize_with = "crate::sftunnel::serialize_opt_rfc3339")]
     pub not_before: Option<OffsetDateTime>,
-    #[serde(serialize_with = "opt_time")]
+    #[serde(serialize_with = "crate::sftunnel::serialize_opt_rfc3339")]
     pub not_after: Option<OffsetDateTime>,
     pub sig_alg: Option<String>,
     pub key: Option<String>,

@@ -20,7 +20,7 @@ mod validity;
 use std::ops::Range;
 use std::sync::Arc;
 
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 use time::OffsetDateTime;
 
 pub use alg::{Curve, Hash, KeyKind, SigScheme, sig_alg_name};
@@ -49,9 +49,9 @@ pub struct CertInfo {
     pub serial: Option<String>,
     pub subject: Option<DistinguishedName>,
     pub issuer: Option<DistinguishedName>,
-    #[serde(serialize_with = "ser_time")]
+    #[serde(serialize_with = "crate::sftunnel::serialize_opt_rfc3339")]
     pub not_before: Option<OffsetDateTime>,
-    #[serde(serialize_with = "ser_time")]
+    #[serde(serialize_with = "crate::sftunnel::serialize_opt_rfc3339")]
     pub not_after: Option<OffsetDateTime>,
     /// OpenSSL's name (`sha256WithRSAEncryption`, `ecdsa-with-SHA384`, `ML-DSA-44`) or the OID.
     pub sig_alg: Option<String>,
@@ -418,20 +418,6 @@ fn serial_hex(raw: &[u8]) -> String {
         (true, _) => "0".into(),
         (false, true) => format!("-{h}"),
         (false, false) => h.to_string(),
-    }
-}
-
-/// RFC 3339 UTC, as every report prints times.
-pub fn rfc3339(t: &OffsetDateTime) -> String {
-    t.to_offset(time::UtcOffset::UTC)
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| t.to_string())
-}
-
-fn ser_time<S: Serializer>(t: &Option<OffsetDateTime>, s: S) -> Result<S::Ok, S::Error> {
-    match t {
-        Some(t) => s.serialize_str(&rfc3339(t)),
-        None => s.serialize_none(),
     }
 }
 

@@ -16,6 +16,7 @@ use time::OffsetDateTime;
 use sfdiag::cert::{self, CertError, CertInfo, SftunnelRole};
 use sfdiag::pki::roles::{CertRole as RoleName, RoleNamer};
 use sfdiag::pki::{self, DeviceSpec, InitOptions, Uuid, Validity};
+use sfdiag::sftunnel;
 
 use super::time_arg::parse_time;
 
@@ -210,10 +211,7 @@ fn print_summary(
     opts: &InitOptions,
 ) -> anyhow::Result<()> {
     let r = root.layout.root();
-    let fmt = |t: OffsetDateTime| {
-        t.format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_else(|_| t.to_string())
-    };
+    let fmt = |t: OffsetDateTime| sftunnel::rfc3339(&t);
     writeln!(out, "lab PKI written under {}", r.display())?;
     writeln!(
         out,
@@ -450,7 +448,7 @@ fn write_cert(
     };
     writeln!(out, "Subject:     {}", or_unknown(name(&c.subject)))?;
     writeln!(out, "Issuer:      {}", or_unknown(name(&c.issuer)))?;
-    let t = |t: Option<OffsetDateTime>| t.map(|t| cert::rfc3339(&t));
+    let t = |t: Option<OffsetDateTime>| t.map(|t| sftunnel::rfc3339(&t));
     writeln!(out, "Not Before:  {}", or_unknown(t(c.not_before)))?;
     writeln!(out, "Not After:   {}", or_unknown(t(c.not_after)))?;
     writeln!(out, "Key:         {}", or_unknown(c.key.clone()))?;

@@ -203,7 +203,7 @@ impl Serialize for Verdict {
         st.serialize_field("code", &self.code.code())?;
         st.serialize_field("text", self.code.text())?;
         st.serialize_field("depth", &self.depth)?;
-        st.serialize_field("at", &crate::cert::rfc3339(&self.at))?;
+        st.serialize_field("at", &crate::sftunnel::rfc3339(&self.at))?;
         if let Some(n) = &self.note {
             st.serialize_field("note", n)?;
         } else {
@@ -218,14 +218,14 @@ impl Serialize for Verdict {
 #[non_exhaustive]
 pub enum VerifyError {
     #[error("certificate has expired (depth {depth}, notAfter {}, at {})",
-        crate::cert::rfc3339(.not_after), crate::cert::rfc3339(.at))]
+        crate::sftunnel::rfc3339(.not_after), crate::sftunnel::rfc3339(.at))]
     Expired {
         depth: usize,
         not_after: OffsetDateTime,
         at: OffsetDateTime,
     },
     #[error("certificate is not yet valid (depth {depth}, notBefore {}, at {})",
-        crate::cert::rfc3339(.not_before), crate::cert::rfc3339(.at))]
+        crate::sftunnel::rfc3339(.not_before), crate::sftunnel::rfc3339(.at))]
     NotYetValid {
         depth: usize,
         not_before: OffsetDateTime,

@@ -28,6 +28,10 @@ use std::path::PathBuf;
 
 use time::OffsetDateTime;
 
+// The shared vocabulary, for this module and its children: the one RFC 3339 form of its
+// messages and the appliance role.
+use crate::sftunnel::{Role, rfc3339};
+
 pub use ca::{InternalCa, PeerProfile, Validity, read_next_serial, write_next_serial};
 pub use guard::refuse_world_writable;
 pub use init::{DeviceSpec, InitOptions, init};
@@ -35,7 +39,7 @@ pub use keys::{
     KEY_BITS_SUPPORTED, PublicKeySummary, generate_rsa_key, key_to_pem, load_key, load_key_pem,
     public_key_summary,
 };
-pub use layout::{Identity, Layout, PeerFiles, PkiRoot, Role};
+pub use layout::{Identity, Layout, PeerFiles, PkiRoot};
 pub use names::Dn;
 pub use uuid::Uuid;
 
@@ -123,12 +127,6 @@ pub enum PkiError {
     /// `pki copy` could not reach an appliance (or its files).
     #[error("could not connect to {host}: {reason}")]
     Unreachable { host: String, reason: String },
-}
-
-/// RFC 3339 for messages (falls back to `time`'s own form for years RFC 3339 cannot show).
-pub(crate) fn rfc3339(t: &OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| t.to_string())
 }
 
 impl PkiError {

@@ -38,7 +38,7 @@ pub use client::{Client, ClientHandle, ClientSettings, ClientState, FleetReport,
 pub use clock::Clock;
 pub use control::ControlClient;
 pub use failure::HandshakeFailure;
-pub use log::{Level, SfLog, ThreadLog};
+pub use log::{SfLog, ThreadLog};
 pub use material::{Identity, TlsFiles};
 pub use proto::{PushAck, PushFile};
 pub use server::{Server, ServerEvent, ServerHandle, ServerSettings, Timeouts};

@@ -9,10 +9,9 @@ use std::io::{self, Write};
 
 use rustls_pki_types::{CertificateDer, pem::PemObject};
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use crate::pki::PkiRoot;
+use crate::sftunnel::rfc3339;
 
 /// One peer row.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,7 +63,7 @@ pub fn rows_for_root(seen: &[PeerStatus], root: &PkiRoot) -> Vec<PeerStatus> {
                         .and_then(|f| std::fs::read(f.cert).ok())
                         .and_then(|pem| CertificateDer::from_pem_slice(&pem).ok())
                         .and_then(|der| super::chain::peer_cert(&der))
-                        .map(|c| rfc3339(c.not_after)),
+                        .map(|c| rfc3339(&c.not_after)),
                 },
             }
         })
@@ -75,14 +74,6 @@ pub fn rows_for_root(seen: &[PeerStatus], root: &PkiRoot) -> Vec<PeerStatus> {
         }
     }
     rows
-}
-
-/// RFC 3339 in UTC, whole seconds.
-pub fn rfc3339(t: OffsetDateTime) -> String {
-    t.replace_nanosecond(0)
-        .unwrap_or(t)
-        .format(&Rfc3339)
-        .unwrap_or_default()
 }
 
 /// A table with one row per peer.

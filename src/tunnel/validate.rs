@@ -17,7 +17,7 @@ use super::failure::HandshakeFailure;
 use super::log::SfLog;
 use super::material::{Identity, TlsFiles};
 use super::server::{Server, ServerEvent, ServerSettings, Timeouts};
-use super::status::rfc3339;
+use crate::sftunnel::{rfc3339, whole_seconds};
 
 /// One device to try.
 #[derive(Clone, Debug)]
@@ -49,7 +49,12 @@ impl Verdict {
 
     /// The one line `validate` prints.
     pub fn line(&self) -> String {
-        let head = format!("{} ({}) at {}", self.device, self.uuid, rfc3339(self.at));
+        let head = format!(
+            "{} ({}) at {}",
+            self.device,
+            self.uuid,
+            rfc3339(&whole_seconds(self.at))
+        );
         if self.ok() {
             return format!(
                 "{head}: ok, TLSv1.2 {}",
