@@ -13,10 +13,10 @@ use time::OffsetDateTime;
 
 use super::outcome::Outcome;
 use crate::capture::Timestamp;
-use crate::cert::{SftunnelIdentity, SftunnelRole};
+use crate::cert::SftunnelIdentity;
 use crate::judge::Verdict;
-use crate::sftunnel::rfc3339;
-use crate::tls::Role;
+use crate::sftunnel::TlsSide;
+use crate::sftunnel::{SubjectRole, rfc3339};
 
 /// One finding. Serialises as one JSON object tagged by `type`.
 #[derive(Debug, Clone, Serialize)]
@@ -67,13 +67,13 @@ pub fn timestamp_rfc3339(t: &Timestamp) -> String {
 /// The sftunnel identity a certificate carries, when it has one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Identity {
-    pub role: SftunnelRole,
+    pub role: SubjectRole,
     pub uuid: Option<String>,
 }
 
 impl Identity {
     pub(crate) fn of(id: SftunnelIdentity) -> Option<Self> {
-        (id.role != SftunnelRole::Other).then_some(Identity {
+        (id.role != SubjectRole::Other).then_some(Identity {
             role: id.role,
             uuid: id.uuid,
         })
@@ -92,7 +92,7 @@ pub struct CertificateFinding {
     pub src: SocketAddr,
     pub dst: SocketAddr,
     /// The sender's TLS role; `null` when no hello showed it.
-    pub role: Option<Role>,
+    pub role: Option<TlsSide>,
     /// 0 = the first certificate of the message (the sender's own).
     pub chain_index: usize,
     /// Lowercase hex SHA-256 of the DER.
@@ -137,7 +137,7 @@ pub struct ChainFinding {
     pub ts: Timestamp,
     pub src: SocketAddr,
     pub dst: SocketAddr,
-    pub role: Option<Role>,
+    pub role: Option<TlsSide>,
     /// Certificates in the message.
     pub length: usize,
     pub verdict: Verdict,
@@ -164,7 +164,7 @@ pub struct AlertFinding {
     /// Sent after ChangeCipherSpec (or not 2 bytes long): its content is unknowable.
     pub encrypted: bool,
     /// The sender's TLS role.
-    pub role: Option<Role>,
+    pub role: Option<TlsSide>,
     pub conn: u64,
 }
 
@@ -199,7 +199,7 @@ pub struct SessionFinding {
     pub outcome: Outcome,
     pub reason: String,
     /// The side whose alert or close ended a failed handshake.
-    pub failed_by: Option<Role>,
+    pub failed_by: Option<TlsSide>,
     /// The whole chain's verdict (the first error, OpenSSL's answer), `null` when that side
     /// sent no certificate.
     pub server_chain_verdict: Option<Verdict>,

@@ -23,6 +23,8 @@ use std::sync::Arc;
 use serde::Serialize;
 use time::OffsetDateTime;
 
+use crate::sftunnel::SubjectRole;
+
 pub use alg::{Curve, Hash, KeyKind, SigScheme, sig_alg_name};
 pub use ext::{
     AuthorityKeyId, BasicConstraints, Extension, OID_ANY_EKU, OID_CLIENT_AUTH, OID_SERVER_AUTH,
@@ -89,7 +91,7 @@ struct Parts {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SftunnelIdentity {
     /// `internal_ca`, `fmc`, `ftd` or `other`.
-    pub role: SftunnelRole,
+    pub role: SubjectRole,
     /// The FMC's UUID for the InternalCA (its CN) and the FMC cert, the device's for an FTD.
     pub uuid: Option<String>,
     /// `title` as written.
@@ -97,16 +99,6 @@ pub struct SftunnelIdentity {
     /// `generationQualifier` as written (`sftunnel`, `sftunnel_<uuid>`).
     pub generation_qualifier: Option<String>,
     pub common_name: Option<String>,
-}
-
-/// The part a certificate plays in an sftunnel PKI.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SftunnelRole {
-    InternalCa,
-    Fmc,
-    Ftd,
-    Other,
 }
 
 /// Why an authority key identifier rules a candidate issuer out (OpenSSL's X509_check_akid).
@@ -338,12 +330,12 @@ impl CertInfo {
         let gq = self.generation_qualifier().map(str::to_string);
         let cn = self.common_name().map(str::to_string);
         let (role, uuid) = match (title.as_deref(), gq.as_deref()) {
-            (Some("InternalCA"), _) => (SftunnelRole::InternalCa, cn.clone()),
-            (Some(t), Some("sftunnel")) => (SftunnelRole::Fmc, Some(t.to_string())),
+            (Some("InternalCA"), _) => (SubjectRole::InternalCa, cn.clone()),
+            (Some(t), Some("sftunnel")) => (SubjectRole::Fmc, Some(t.to_string())),
             (Some(t), Some(g)) if g.starts_with("sftunnel_") => {
-                (SftunnelRole::Ftd, Some(t.to_string()))
+                (SubjectRole::Ftd, Some(t.to_string()))
             }
-            (t, _) => (SftunnelRole::Other, t.map(str::to_string)),
+            (t, _) => (SubjectRole::Other, t.map(str::to_string)),
         };
         SftunnelIdentity {
             role,

@@ -13,10 +13,10 @@ use clap::builder::TypedValueParser;
 use clap::{Args, Subcommand};
 use time::OffsetDateTime;
 
-use sfdiag::cert::{self, CertError, CertInfo, SftunnelRole};
+use sfdiag::cert::{self, CertError, CertInfo};
 use sfdiag::pki::roles::{CertRole as RoleName, RoleNamer};
 use sfdiag::pki::{self, DeviceSpec, InitOptions, Uuid, Validity};
-use sfdiag::sftunnel;
+use sfdiag::sftunnel::{self, SubjectRole};
 
 use super::time_arg::parse_time;
 
@@ -418,12 +418,12 @@ fn write_cert(
     }
     let id = c.sftunnel_identity();
     let sftunnel = match id.role {
-        SftunnelRole::InternalCa => Some(format!(
+        SubjectRole::InternalCa => Some(format!(
             "InternalCA of FMC {}",
             id.uuid.as_deref().unwrap_or("?")
         )),
-        SftunnelRole::Fmc => Some(format!("FMC {}", id.uuid.as_deref().unwrap_or("?"))),
-        SftunnelRole::Ftd => Some(format!("device {}", id.uuid.as_deref().unwrap_or("?"))),
+        SubjectRole::Fmc => Some(format!("FMC {}", id.uuid.as_deref().unwrap_or("?"))),
+        SubjectRole::Ftd => Some(format!("device {}", id.uuid.as_deref().unwrap_or("?"))),
         _ => None,
     };
     if let Some(s) = sftunnel {

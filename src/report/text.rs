@@ -24,9 +24,8 @@ use crate::analysis::{
     AlertFinding, CertificateFinding, ChainFinding, Finding, Identity, NoteFinding, Outcome,
     SessionFinding, Summary,
 };
-use crate::cert::SftunnelRole;
 use crate::judge::Verdict;
-use crate::sftunnel::{Level, rfc3339};
+use crate::sftunnel::{Level, SubjectRole, rfc3339};
 
 /// Distinct session groups kept per file; more are counted only.
 const GROUP_CAP: usize = 1000;
@@ -154,7 +153,7 @@ impl<W: Write> Text<W> {
     fn session(&mut self, s: &SessionFinding) -> io::Result<()> {
         if s.outcome == Outcome::Failed {
             let host = match s.failed_by {
-                Some(crate::tls::Role::Client) => s.client.ip(),
+                Some(crate::sftunnel::TlsSide::Client) => s.client.ip(),
                 _ => s.server.ip(),
             };
             let text = format!(
@@ -253,10 +252,10 @@ fn verdict_short(v: &Option<Verdict>) -> String {
 fn identity(i: &Option<Identity>) -> Option<String> {
     let i = i.as_ref()?;
     let who = match i.role {
-        SftunnelRole::Fmc => "FMC",
-        SftunnelRole::Ftd => "FTD",
-        SftunnelRole::InternalCa => "InternalCA of FMC",
-        SftunnelRole::Other => return None,
+        SubjectRole::Fmc => "FMC",
+        SubjectRole::Ftd => "FTD",
+        SubjectRole::InternalCa => "InternalCA of FMC",
+        SubjectRole::Other => return None,
     };
     Some(format!("{who} {}", i.uuid.as_deref().unwrap_or("?")))
 }

@@ -18,12 +18,12 @@ pub enum Role {
 }
 
 impl Role {
-    /// The role a certificate issued for this appliance shows ([`CertRole`]): an HA secondary
+    /// The role a certificate issued for this appliance shows ([`SubjectRole`]): an HA secondary
     /// gets a managed peer's certificate, like a device.
-    pub fn cert_role(self) -> CertRole {
+    pub fn subject_role(self) -> SubjectRole {
         match self {
-            Role::Fmc => CertRole::Fmc,
-            Role::Device | Role::HaSecondary => CertRole::Ftd,
+            Role::Fmc => SubjectRole::Fmc,
+            Role::Device | Role::HaSecondary => SubjectRole::Ftd,
         }
     }
 }
@@ -54,12 +54,12 @@ impl FromStr for Role {
 
 /// The part a certificate plays in an sftunnel PKI, read from its subject (`title`,
 /// `generationQualifier`). A certificate cannot tell a device from an HA secondary (both get
-/// `generationQualifier=sftunnel_<uuid>`), so both are [`CertRole::Ftd`]; the InternalCA and
+/// `generationQualifier=sftunnel_<uuid>`), so both are [`SubjectRole::Ftd`]; the InternalCA and
 /// certificates of no sftunnel shape have roles of their own. JSON: `internal_ca`, `fmc`,
 /// `ftd`, `other`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum CertRole {
+pub enum SubjectRole {
     /// `title=InternalCA`: the FMC's CA.
     InternalCa,
     /// `generationQualifier=sftunnel`: the FMC's own certificate.
@@ -84,11 +84,11 @@ mod tests {
 
     #[test]
     fn an_ha_secondary_holds_a_managed_peers_certificate() {
-        assert_eq!(Role::Fmc.cert_role(), CertRole::Fmc);
-        assert_eq!(Role::Device.cert_role(), CertRole::Ftd);
-        assert_eq!(Role::HaSecondary.cert_role(), CertRole::Ftd);
+        assert_eq!(Role::Fmc.subject_role(), SubjectRole::Fmc);
+        assert_eq!(Role::Device.subject_role(), SubjectRole::Ftd);
+        assert_eq!(Role::HaSecondary.subject_role(), SubjectRole::Ftd);
         assert_eq!(
-            serde_json::to_string(&CertRole::InternalCa).unwrap(),
+            serde_json::to_string(&SubjectRole::InternalCa).unwrap(),
             "\"internal_ca\""
         );
     }

@@ -16,6 +16,14 @@ pub enum TlsSide {
 }
 
 impl TlsSide {
+    /// `client`, `server`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TlsSide::Client => "client",
+            TlsSide::Server => "server",
+        }
+    }
+
     /// The other end.
     pub fn peer(self) -> Self {
         match self {
@@ -27,9 +35,6 @@ impl TlsSide {
 
 impl fmt::Display for TlsSide {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            TlsSide::Client => "client",
-            TlsSide::Server => "server",
-        })
+        f.write_str(self.as_str())
     }
 }

@@ -33,7 +33,7 @@ pub mod status;
 pub mod validate;
 pub mod verify;
 
-pub use chain::{PeerCert, VerifyFailure};
+pub use chain::PeerCert;
 pub use client::{Client, ClientHandle, ClientSettings, ClientState, FleetReport, FleetSettings};
 pub use clock::Clock;
 pub use control::ControlClient;

@@ -17,6 +17,7 @@ use super::failure::HandshakeFailure;
 use super::log::SfLog;
 use super::material::{Identity, TlsFiles};
 use super::server::{Server, ServerEvent, ServerSettings, Timeouts};
+use crate::judge;
 use crate::sftunnel::{rfc3339, whole_seconds};
 
 /// One device to try.
@@ -62,20 +63,29 @@ impl Verdict {
             );
         }
         let why = match (&self.fmc, &self.device_side) {
-            (Some(HandshakeFailure::Rejected(v)), _) => format!(
-                "FMC rejected the device's certificate: err {}:{} at depth {} ({}), alert {}",
-                v.code, v.text, v.depth, v.subject, v.alert
-            ),
-            (_, Some(HandshakeFailure::Rejected(v))) => format!(
-                "device rejected the FMC's certificate: err {}:{} at depth {} ({}), alert {}",
-                v.code, v.text, v.depth, v.subject, v.alert
-            ),
+            (Some(HandshakeFailure::Rejected(v)), _) => {
+                format!("FMC rejected the device's certificate: {}", rejection(v))
+            }
+            (_, Some(HandshakeFailure::Rejected(v))) => {
+                format!("device rejected the FMC's certificate: {}", rejection(v))
+            }
             (_, Some(f)) => format!("device: {}", f.reason()),
             (Some(f), None) => format!("FMC: {}", f.reason()),
             (None, None) => "no tunnel".into(),
         };
         format!("{head}: FAILED: {why}")
     }
+}
+
+/// `err 10:certificate has expired at depth 1 (/title=InternalCA/...), alert 45`.
+fn rejection(v: &judge::Verdict) -> String {
+    format!(
+        "err {} at depth {} ({}), alert {}",
+        v.code,
+        v.depth.unwrap_or(0),
+        v.subject_oneline.as_deref().unwrap_or(""),
+        v.alert().0
+    )
 }
 
 /// Runs every device against the FMC at each time (`None` = the real now).
