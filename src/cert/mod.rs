@@ -31,7 +31,7 @@ pub use ext::{
     V3Facts, key_usage,
 };
 pub use name::{Attribute, DistinguishedName, NameError, attribute_name, escape_rfc4514};
-pub use pem::{CertError, parse_pem_bundle, read_certs};
+pub use pem::{CertError, parse_key_pem, parse_named, parse_pem_bundle, read_certs, read_key};
 
 /// A decoded certificate. Cheap to clone (the DER is shared).
 ///
@@ -108,6 +108,14 @@ pub enum AkidMismatch {
     KeyId,
     /// authorityCertSerialNumber or authorityCertIssuer differs (code 31).
     IssuerSerial,
+}
+
+/// What key a DER SubjectPublicKeyInfo holds (`RSA 2048` through [`KeyKind::describe`]),
+/// read as a certificate's key is; `None` if it is not one.
+pub fn spki_key_kind(spki_der: &[u8]) -> Option<KeyKind> {
+    alg::parse_spki(spki_der, 0..spki_der.len())
+        .ok()
+        .map(|s| s.kind)
 }
 
 /// Decodes a certificate. Never fails: see `parse_error` for what could not be read.

@@ -119,6 +119,9 @@ pub enum PkiError {
     /// A configuration or certificate file that does not parse.
     #[error("{path}: {reason}")]
     Parse { path: PathBuf, reason: String },
+    /// A certificate or key file that `cert` could not read (the error names the file).
+    #[error(transparent)]
+    Cert(crate::cert::CertError),
     /// `pki renew` while the FMC says a critical operation (deployment, backup, upgrade) runs.
     #[error(
         "refusing to renew certificates: a critical operation is in progress ({operation}), according to {path}; wait for it to finish"
@@ -127,6 +130,28 @@ pub enum PkiError {
     /// `pki copy` could not reach an appliance (or its files).
     #[error("could not connect to {host}: {reason}")]
     Unreachable { host: String, reason: String },
+}
+
+impl From<crate::cert::CertError> for PkiError {
+    /// A file that could not be read stays an I/O error (with its hints); the rest is `cert`'s.
+    fn from(e: crate::cert::CertError) -> Self {
+        match e {
+            crate::cert::CertError::Io { path, source } => PkiError::io("read", path, source),
+            e => PkiError::Cert(e),
+        }
+    }
+}
+
+/// The first certificate of a PEM bundle or DER file, read by `cert` (its errors name the
+/// file and what it holds instead).
+pub(crate) fn first_cert(path: &std::path::Path) -> Result<crate::cert::CertInfo, PkiError> {
+    crate::cert::read_certs(path)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| PkiError::Parse {
+            path: path.to_path_buf(),
+            reason: "no certificate".into(),
+        })
 }
 
 impl PkiError {

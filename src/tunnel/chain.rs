@@ -28,7 +28,8 @@ pub fn peer_cert(der: &[u8]) -> Option<PeerCert> {
     facts(&cert::parse(der))
 }
 
-fn facts(c: &CertInfo) -> Option<PeerCert> {
+/// The facts of an already decoded certificate; `None` if it lacks a subject or notAfter.
+pub(crate) fn facts(c: &CertInfo) -> Option<PeerCert> {
     Some(PeerCert {
         subject: c.subject.as_ref()?.oneline(),
         title: c.title().map(str::to_owned),

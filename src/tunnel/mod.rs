@@ -67,6 +67,9 @@ pub enum TunnelError {
     Push { uuid: String, reason: String },
     #[error("protocol: {0}")]
     Protocol(#[from] proto::ProtoError),
+    /// A certificate or key file `cert` could not read (the error names the file).
+    #[error(transparent)]
+    Cert(#[from] crate::cert::CertError),
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }

@@ -7,7 +7,6 @@
 
 use std::io::{self, Write};
 
-use rustls_pki_types::{CertificateDer, pem::PemObject};
 use serde::{Deserialize, Serialize};
 
 use crate::pki::PkiRoot;
@@ -60,9 +59,8 @@ pub fn rows_for_root(seen: &[PeerStatus], root: &PkiRoot) -> Vec<PeerStatus> {
                     last_heartbeat: None,
                     cert_not_after: root
                         .device_files(&p.name)
-                        .and_then(|f| std::fs::read(f.cert).ok())
-                        .and_then(|pem| CertificateDer::from_pem_slice(&pem).ok())
-                        .and_then(|der| super::chain::peer_cert(&der))
+                        .and_then(|f| crate::cert::read_certs(f.cert).ok())
+                        .and_then(|certs| certs.first().and_then(super::chain::facts))
                         .map(|c| rfc3339(&c.not_after)),
                 },
             }
