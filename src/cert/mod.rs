@@ -6,9 +6,10 @@
 //! signature algorithm, the common extensions, the SHA-256 of the DER, and the sftunnel identity
 //! read from the DN. [`parse`] never fails and never panics: a certificate x509-parser cannot
 //! read as a whole still yields a record with its SHA-256, length, the error, and every field a
-//! lenient walk of its structure could recover (see `der`). It leaves judging (time, chain,
-//! signatures) to `judge`, and file system access to the thin [`read_certs`] wrapper around the
-//! pure [`parse_pem_bundle`].
+//! lenient walk of its structure could recover (see `der`). It is also the one reader of PEM
+//! and X.509 files, private keys included (`pem`), for every module that loads them. It leaves
+//! judging (time, chain, signatures) to `judge`, and file system access to the thin
+//! [`read_certs`] and [`read_key`] wrappers around the pure parsers.
 
 mod alg;
 mod der;

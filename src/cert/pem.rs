@@ -65,12 +65,17 @@ pub enum CertError {
 
 /// Reads every certificate in a PEM bundle or DER file.
 pub fn read_certs(path: impl AsRef<Path>) -> Result<Vec<CertInfo>, CertError> {
-    let path = path.as_ref();
+    let (bytes, what) = read(path.as_ref())?;
+    parse_named(&bytes, &what)
+}
+
+/// A file's bytes and the name its errors go by.
+fn read(path: &Path) -> Result<(Vec<u8>, String), CertError> {
     let bytes = std::fs::read(path).map_err(|source| CertError::Io {
         path: path.to_path_buf(),
         source,
     })?;
-    parse_named(&bytes, &path.display().to_string())
+    Ok((bytes, path.display().to_string()))
 }
 
 /// Parses every certificate in a PEM bundle, or `bytes` as one DER certificate when it holds no
@@ -134,12 +139,8 @@ pub fn parse_named(bytes: &[u8], what: &str) -> Result<Vec<CertInfo>, CertError>
 /// Reads the private key in a PEM file (PKCS#8 `PRIVATE KEY`, PKCS#1 `RSA PRIVATE KEY` or
 /// SEC1 `EC PRIVATE KEY`; the first one when there are several) or a DER key file.
 pub fn read_key(path: impl AsRef<Path>) -> Result<PrivateKeyDer<'static>, CertError> {
-    let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|source| CertError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    parse_key_pem(&bytes, &path.display().to_string())
+    let (bytes, what) = read(path.as_ref())?;
+    parse_key_pem(&bytes, &what)
 }
 
 /// [`read_key`] on bytes already read; `what` names them in errors (the file's path).

@@ -196,4 +196,31 @@ mod tests {
             lines[0]
         );
     }
+
+    #[test]
+    fn what_a_peer_sends_stays_on_its_own_line() {
+        let out = Arc::new(Mutex::new(Vec::new()));
+        struct Shared(Arc<Mutex<Vec<u8>>>);
+        impl Write for Shared {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let clock = Clock::lab(datetime!(2034-10-05 12:16:56 UTC));
+        let log = SfLog::to_writer("fmc", 100, clock, Shared(out.clone()));
+        // A HELLO name crafted to append a line of its own.
+        let name = "ftd1\nOct  5 12:16:57 fmc SF-IMS[100]: [101] sftunnel:sf_peers [INFO] Peer ftd9 registered";
+        log.thread(101).log(
+            Component::SfPeers,
+            Level::Info,
+            &format!("Peer {name} registered"),
+        );
+        let text = String::from_utf8(out.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(text.contains("ftd1\\x0aOct  5"), "{text}");
+    }
 }

@@ -97,14 +97,26 @@ impl Identity {
 mod tests {
     use super::*;
 
+    fn self_signed_pem(k: &rcgen::KeyPair) -> String {
+        rcgen::CertificateParams::new(vec!["x".into()])
+            .unwrap()
+            .self_signed(k)
+            .unwrap()
+            .pem()
+    }
+
+    fn files_in(d: &Path) -> TlsFiles {
+        TlsFiles {
+            ca: d.join("ca.pem"),
+            cert: d.join("cert.pem"),
+            key: d.join("key.pem"),
+        }
+    }
+
     #[test]
     fn missing_and_empty_files_name_the_path() {
         let d = tempfile::tempdir().unwrap();
-        let files = TlsFiles {
-            ca: d.path().join("ca.pem"),
-            cert: d.path().join("cert.pem"),
-            key: d.path().join("key.pem"),
-        };
+        let files = files_in(d.path());
         let e = Identity::load(&files).unwrap_err().to_string();
         assert!(e.contains("ca.pem"), "{e}");
         std::fs::write(&files.ca, "not pem").unwrap();
@@ -118,17 +130,8 @@ mod tests {
     #[test]
     fn a_certificate_given_as_the_key_is_named_as_such() {
         let d = tempfile::tempdir().unwrap();
-        let k = rcgen::KeyPair::generate().unwrap();
-        let pem = rcgen::CertificateParams::new(vec!["x".into()])
-            .unwrap()
-            .self_signed(&k)
-            .unwrap()
-            .pem();
-        let files = TlsFiles {
-            ca: d.path().join("ca.pem"),
-            cert: d.path().join("cert.pem"),
-            key: d.path().join("key.pem"),
-        };
+        let pem = self_signed_pem(&rcgen::KeyPair::generate().unwrap());
+        let files = files_in(d.path());
         for f in [&files.ca, &files.cert, &files.key] {
             std::fs::write(f, &pem).unwrap();
         }
@@ -142,22 +145,12 @@ mod tests {
     #[test]
     fn a_key_of_another_certificate_names_both_files() {
         let d = tempfile::tempdir().unwrap();
-        let pem = |k: &rcgen::KeyPair| {
-            let c = rcgen::CertificateParams::new(vec!["x".into()])
-                .unwrap()
-                .self_signed(k)
-                .unwrap();
-            c.pem()
-        };
+        let pem = self_signed_pem;
         let (k1, k2) = (
             rcgen::KeyPair::generate().unwrap(),
             rcgen::KeyPair::generate().unwrap(),
         );
-        let files = TlsFiles {
-            ca: d.path().join("ca.pem"),
-            cert: d.path().join("cert.pem"),
-            key: d.path().join("key.pem"),
-        };
+        let files = files_in(d.path());
         std::fs::write(&files.ca, pem(&k1)).unwrap();
         std::fs::write(&files.cert, pem(&k1)).unwrap();
         std::fs::write(&files.key, k2.serialize_pem()).unwrap();
