@@ -199,19 +199,19 @@ mod tests {
 
     #[test]
     fn what_a_peer_sends_stays_on_its_own_line() {
-        let out = Arc::new(Mutex::new(Vec::new()));
-        struct Shared(Arc<Mutex<Vec<u8>>>);
-        impl Write for Shared {
-            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(b);
-                Ok(b.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("messages");
+        let file = {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .unwrap()
+        };
         let clock = Clock::lab(datetime!(2034-10-05 12:16:56 UTC));
-        let log = SfLog::to_writer("fmc", 100, clock, Shared(out.clone()));
+        let log = SfLog::to_writer("fmc", 100, clock, file);
         // A HELLO name crafted to append a line of its own.
         let name = "ftd1\nOct  5 12:16:57 fmc SF-IMS[100]: [101] sftunnel:sf_peers [INFO] Peer ftd9 registered";
         log.thread(101).log(
@@ -219,7 +219,7 @@ mod tests {
             Level::Info,
             &format!("Peer {name} registered"),
         );
-        let text = String::from_utf8(out.lock().unwrap().clone()).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text.lines().count(), 1, "{text}");
         assert!(text.contains("ftd1\\x0aOct  5"), "{text}");
     }
