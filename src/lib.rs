@@ -3,8 +3,10 @@
 //! Three jobs share this library: a lab PKI and live tunnel that reproduce the appliance
 //! (`pki`, `tunnel`, `lab`), an offline analyzer of customer captures (`capture` -> `net` ->
 //! `tls` -> `cert` -> `judge` -> `analysis` -> `report`), and a live validation of renewed
-//! certificates. The layering and its allowed directions are in ARCHITECTURE.md; the library
-//! never prints and never reads the clock outside `tunnel` and `lab`.
+//! certificates. The words they share (appliance roles, the TLS side, the messages-log line,
+//! how times are written) are said once, in `sftunnel`, which depends on no other module. The
+//! layering and its allowed directions are in ARCHITECTURE.md; the library never prints and
+//! never reads the clock outside `tunnel` and `lab`.
 #![forbid(unsafe_code)]
 
 pub mod analysis;
@@ -16,5 +18,6 @@ pub mod net;
 pub mod pki;
 pub mod recorder;
 pub mod report;
+pub mod sftunnel;
 pub mod tls;
 pub mod tunnel;

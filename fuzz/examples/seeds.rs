@@ -14,7 +14,8 @@ use std::path::{Path, PathBuf};
 use sfdiag::capture::{self, Linktype};
 use sfdiag::net::{self, ConnId, Event, Tracker};
 use sfdiag::tls::{self, Side};
-use sfdiag::tunnel::proto::{self, Message, PushAck, PushFile, Role};
+use sfdiag::sftunnel::Role;
+use sfdiag::tunnel::proto::{self, Message, PushAck, PushFile};
 
 const MAX_SEED: usize = 64 << 10;
 
@@ -228,7 +229,8 @@ fn tunnel_seeds() -> Vec<Vec<u8>> {
 /// An FMC's ims.conf and sftunnel.conf as `pki init` writes them, joined by a zero byte.
 fn conf_seed() -> Vec<u8> {
     use sfdiag::pki::conf::{self, ImsConf, PeerEntry, ProxySsl, SftunnelConf};
-    use sfdiag::pki::{Identity, Role as PkiRole};
+    use sfdiag::pki::Identity;
+    use sfdiag::sftunnel::Role as PkiRole;
     let id = |name: &str, uuid: &str, ip: &str, role| Identity {
         name: name.into(),
         uuid: uuid.parse().expect("uuid"),

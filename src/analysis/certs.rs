@@ -13,8 +13,8 @@ use std::collections::HashMap;
 use time::OffsetDateTime;
 
 use crate::cert::{self, CertInfo};
-use crate::judge::{self, ChainVerdict, Policy, Purpose};
-use crate::tls::Role;
+use crate::judge::{self, ChainVerdict, Policy};
+use crate::sftunnel::TlsSide;
 
 /// Entries kept per cache before it is cleared.
 const CACHE_CAP: usize = 4096;
@@ -22,7 +22,7 @@ const CACHE_CAP: usize = 4096;
 pub(super) struct CertJudge {
     anchors: Vec<CertInfo>,
     decoded: HashMap<Box<[u8]>, CertInfo>,
-    verdicts: HashMap<(Vec<String>, Option<Role>, i64), ChainVerdict>,
+    verdicts: HashMap<(Vec<String>, Option<TlsSide>, i64), ChainVerdict>,
 }
 
 impl CertJudge {
@@ -50,7 +50,7 @@ impl CertJudge {
     pub(super) fn judge(
         &mut self,
         chain: &[CertInfo],
-        role: Option<Role>,
+        role: Option<TlsSide>,
         at: OffsetDateTime,
     ) -> ChainVerdict {
         let key = (
@@ -64,11 +64,7 @@ impl CertJudge {
         let verdict = if self.anchors.is_empty() {
             judge::verify(chain, &[], at)
         } else {
-            let policy = match role {
-                Some(Role::Server) => Policy::tls(Purpose::SslServer),
-                Some(Role::Client) => Policy::tls(Purpose::SslClient),
-                None => Policy::default(),
-            };
+            let policy = role.map_or_else(Policy::default, Policy::for_peer);
             judge::verify_with(chain, &self.anchors, at, &policy)
         };
         if self.verdicts.len() >= CACHE_CAP {

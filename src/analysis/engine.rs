@@ -22,7 +22,8 @@ use super::outcome::{Close, outcome};
 use crate::capture::Timestamp;
 use crate::judge::Verdict;
 use crate::net::{self, ConnId, Dir};
-use crate::tls::{self, EventKind, Role, Side};
+use crate::sftunnel::TlsSide;
+use crate::tls::{self, EventKind, Side};
 
 /// Where something happened: the frame and its time. Ordered by frame, so a message spanning
 /// segments is marked with the latest frame among them.
@@ -385,7 +386,7 @@ pub(super) fn datetime(ts: &Timestamp) -> OffsetDateTime {
 
 fn session(c: &Conn, file: Arc<str>) -> SessionFinding {
     let p = c.tls.progress();
-    let server = p.side_of(Role::Server).unwrap_or(Side::B);
+    let server = p.side_of(TlsSide::Server).unwrap_or(Side::B);
     let client = server.other();
     let (outcome, mut reason, failed_by) = outcome(p, c.close);
     for (name, s) in [("server", server), ("client", client)] {

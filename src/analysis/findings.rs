@@ -13,9 +13,10 @@ use time::OffsetDateTime;
 
 use super::outcome::Outcome;
 use crate::capture::Timestamp;
-use crate::cert::{SftunnelIdentity, SftunnelRole, rfc3339};
+use crate::cert::SftunnelIdentity;
 use crate::judge::Verdict;
-use crate::tls::Role;
+use crate::sftunnel::TlsSide;
+use crate::sftunnel::{SubjectRole, rfc3339};
 
 /// One finding. Serialises as one JSON object tagged by `type`.
 #[derive(Debug, Clone, Serialize)]
@@ -55,13 +56,6 @@ fn ts<S: Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&timestamp_rfc3339(t))
 }
 
-fn opt_time<S: Serializer>(t: &Option<OffsetDateTime>, s: S) -> Result<S::Ok, S::Error> {
-    match t {
-        Some(t) => s.serialize_str(&rfc3339(t)),
-        None => s.serialize_none(),
-    }
-}
-
 /// A capture timestamp as RFC 3339 UTC with its fraction (`2023-02-28T16:19:52.672456Z`).
 pub fn timestamp_rfc3339(t: &Timestamp) -> String {
     match t.to_datetime() {
@@ -73,13 +67,13 @@ pub fn timestamp_rfc3339(t: &Timestamp) -> String {
 /// The sftunnel identity a certificate carries, when it has one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Identity {
-    pub role: SftunnelRole,
+    pub role: SubjectRole,
     pub uuid: Option<String>,
 }
 
 impl Identity {
     pub(crate) fn of(id: SftunnelIdentity) -> Option<Self> {
-        (id.role != SftunnelRole::Other).then_some(Identity {
+        (id.role != SubjectRole::Other).then_some(Identity {
             role: id.role,
             uuid: id.uuid,
         })
@@ -98,7 +92,7 @@ pub struct CertificateFinding {
     pub src: SocketAddr,
     pub dst: SocketAddr,
     /// The sender's TLS role; `null` when no hello showed it.
-    pub role: Option<Role>,
+    pub role: Option<TlsSide>,
     /// 0 = the first certificate of the message (the sender's own).
     pub chain_index: usize,
     /// Lowercase hex SHA-256 of the DER.
@@ -107,9 +101,9 @@ pub struct CertificateFinding {
     pub version: Option<u32>,
     pub subject: Option<String>,
     pub issuer: Option<String>,
-    #[serde(serialize_with = "opt_time")]
+    #[serde(serialize_with = "crate::sftunnel::serialize_opt_rfc3339")]
     pub not_before: Option<OffsetDateTime>,
-    #[serde(serialize_with = "opt_time")]
+    #[serde(serialize_with = "crate::sftunnel::serialize_opt_rfc3339")]
     pub not_after: Option<OffsetDateTime>,
     pub sig_alg: Option<String>,
     pub key: Option<String>,
@@ -143,7 +137,7 @@ pub struct ChainFinding {
     pub ts: Timestamp,
     pub src: SocketAddr,
     pub dst: SocketAddr,
-    pub role: Option<Role>,
+    pub role: Option<TlsSide>,
     /// Certificates in the message.
     pub length: usize,
     pub verdict: Verdict,
@@ -170,7 +164,7 @@ pub struct AlertFinding {
     /// Sent after ChangeCipherSpec (or not 2 bytes long): its content is unknowable.
     pub encrypted: bool,
     /// The sender's TLS role.
-    pub role: Option<Role>,
+    pub role: Option<TlsSide>,
     pub conn: u64,
 }
 
@@ -205,7 +199,7 @@ pub struct SessionFinding {
     pub outcome: Outcome,
     pub reason: String,
     /// The side whose alert or close ended a failed handshake.
-    pub failed_by: Option<Role>,
+    pub failed_by: Option<TlsSide>,
     /// The whole chain's verdict (the first error, OpenSSL's answer), `null` when that side
     /// sent no certificate.
     pub server_chain_verdict: Option<Verdict>,

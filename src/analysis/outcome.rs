@@ -5,7 +5,8 @@
 
 use serde::Serialize;
 
-use crate::tls::{AlertDescription, HandshakeType, Progress, Role, Side, Step};
+use crate::sftunnel::TlsSide;
+use crate::tls::{AlertDescription, HandshakeType, Progress, Side, Step};
 
 /// How a TLS session ended up, as far as the capture shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -40,8 +41,8 @@ pub enum Close {
 }
 
 /// The outcome, its reason, and the side that ended a failed handshake.
-pub fn outcome(p: &Progress, close: Option<Close>) -> (Outcome, String, Option<Role>) {
-    let role = |s: Side| p.role(s).map_or("one side", role_name);
+pub fn outcome(p: &Progress, close: Option<Close>) -> (Outcome, String, Option<TlsSide>) {
+    let role = |s: Side| p.role(s).map_or("one side", TlsSide::as_str);
     if let Some(fatal) = &p.fatal_alert {
         let side = fatal.side;
         let what = match fatal.alert {
@@ -123,13 +124,6 @@ fn retry_only(p: &Progress) -> bool {
     })
 }
 
-fn role_name(r: Role) -> &'static str {
-    match r {
-        Role::Client => "client",
-        Role::Server => "server",
-    }
-}
-
 /// "ServerHelloDone" names its sender already; "Certificate" or "Finished" needs the role.
 fn step_name(p: &Progress, side: Side, step: Step) -> String {
     let implies_role = matches!(
@@ -147,7 +141,7 @@ fn step_name(p: &Progress, side: Side, step: Step) -> String {
         )
     );
     match p.role(side) {
-        Some(r) if !implies_role => format!("{} {step}", role_name(r)),
+        Some(r) if !implies_role => format!("{} {step}", r.as_str()),
         _ => step.to_string(),
     }
 }

@@ -6,9 +6,10 @@
 //! signature algorithm, the common extensions, the SHA-256 of the DER, and the sftunnel identity
 //! read from the DN. [`parse`] never fails and never panics: a certificate x509-parser cannot
 //! read as a whole still yields a record with its SHA-256, length, the error, and every field a
-//! lenient walk of its structure could recover (see `der`). It leaves judging (time, chain,
-//! signatures) to `judge`, and file system access to the thin [`read_certs`] wrapper around the
-//! pure [`parse_pem_bundle`].
+//! lenient walk of its structure could recover (see `der`). It is also the one reader of PEM
+//! and X.509 files, private keys included (`pem`), for every module that loads them. It leaves
+//! judging (time, chain, signatures) to `judge`, and file system access to the thin
+//! [`read_certs`] and [`read_key`] wrappers around the pure parsers.
 
 mod alg;
 mod der;
@@ -20,8 +21,10 @@ mod validity;
 use std::ops::Range;
 use std::sync::Arc;
 
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 use time::OffsetDateTime;
+
+use crate::sftunnel::SubjectRole;
 
 pub use alg::{Curve, Hash, KeyKind, SigScheme, sig_alg_name};
 pub use ext::{
@@ -29,7 +32,7 @@ pub use ext::{
     V3Facts, key_usage,
 };
 pub use name::{Attribute, DistinguishedName, NameError, attribute_name, escape_rfc4514};
-pub use pem::{CertError, parse_pem_bundle, read_certs};
+pub use pem::{CertError, parse_key_pem, parse_named, parse_pem_bundle, read_certs, read_key};
 
 /// A decoded certificate. Cheap to clone (the DER is shared).
 ///
@@ -49,9 +52,9 @@ pub struct CertInfo {
     pub serial: Option<String>,
     pub subject: Option<DistinguishedName>,
     pub issuer: Option<DistinguishedName>,
-    #[serde(serialize_with = "ser_time")]
+    #[serde(serialize_with = "crate::sftunnel::serialize_opt_rfc3339")]
     pub not_before: Option<OffsetDateTime>,
-    #[serde(serialize_with = "ser_time")]
+    #[serde(serialize_with = "crate::sftunnel::serialize_opt_rfc3339")]
     pub not_after: Option<OffsetDateTime>,
     /// OpenSSL's name (`sha256WithRSAEncryption`, `ecdsa-with-SHA384`, `ML-DSA-44`) or the OID.
     pub sig_alg: Option<String>,
@@ -89,7 +92,7 @@ struct Parts {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SftunnelIdentity {
     /// `internal_ca`, `fmc`, `ftd` or `other`.
-    pub role: SftunnelRole,
+    pub role: SubjectRole,
     /// The FMC's UUID for the InternalCA (its CN) and the FMC cert, the device's for an FTD.
     pub uuid: Option<String>,
     /// `title` as written.
@@ -99,16 +102,6 @@ pub struct SftunnelIdentity {
     pub common_name: Option<String>,
 }
 
-/// The part a certificate plays in an sftunnel PKI.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SftunnelRole {
-    InternalCa,
-    Fmc,
-    Ftd,
-    Other,
-}
-
 /// Why an authority key identifier rules a candidate issuer out (OpenSSL's X509_check_akid).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AkidMismatch {
@@ -116,6 +109,14 @@ pub enum AkidMismatch {
     KeyId,
     /// authorityCertSerialNumber or authorityCertIssuer differs (code 31).
     IssuerSerial,
+}
+
+/// What key a DER SubjectPublicKeyInfo holds (`RSA 2048` through [`KeyKind::describe`]),
+/// read as a certificate's key is; `None` if it is not one.
+pub fn spki_key_kind(spki_der: &[u8]) -> Option<KeyKind> {
+    alg::parse_spki(spki_der, 0..spki_der.len())
+        .ok()
+        .map(|s| s.kind)
 }
 
 /// Decodes a certificate. Never fails: see `parse_error` for what could not be read.
@@ -338,12 +339,12 @@ impl CertInfo {
         let gq = self.generation_qualifier().map(str::to_string);
         let cn = self.common_name().map(str::to_string);
         let (role, uuid) = match (title.as_deref(), gq.as_deref()) {
-            (Some("InternalCA"), _) => (SftunnelRole::InternalCa, cn.clone()),
-            (Some(t), Some("sftunnel")) => (SftunnelRole::Fmc, Some(t.to_string())),
+            (Some("InternalCA"), _) => (SubjectRole::InternalCa, cn.clone()),
+            (Some(t), Some("sftunnel")) => (SubjectRole::Fmc, Some(t.to_string())),
             (Some(t), Some(g)) if g.starts_with("sftunnel_") => {
-                (SftunnelRole::Ftd, Some(t.to_string()))
+                (SubjectRole::Ftd, Some(t.to_string()))
             }
-            (t, _) => (SftunnelRole::Other, t.map(str::to_string)),
+            (t, _) => (SubjectRole::Other, t.map(str::to_string)),
         };
         SftunnelIdentity {
             role,
@@ -418,20 +419,6 @@ fn serial_hex(raw: &[u8]) -> String {
         (true, _) => "0".into(),
         (false, true) => format!("-{h}"),
         (false, false) => h.to_string(),
-    }
-}
-
-/// RFC 3339 UTC, as every report prints times.
-pub fn rfc3339(t: &OffsetDateTime) -> String {
-    t.to_offset(time::UtcOffset::UTC)
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| t.to_string())
-}
-
-fn ser_time<S: Serializer>(t: &Option<OffsetDateTime>, s: S) -> Result<S::Ok, S::Error> {
-    match t {
-        Some(t) => s.serialize_str(&rfc3339(t)),
-        None => s.serialize_none(),
     }
 }
 

@@ -1,12 +1,17 @@
-//! Certificate files: every certificate in a PEM bundle (or a single DER certificate), with
-//! errors that name the file and what was wrong: not a certificate, bad base64, an unterminated
-//! block, or a private key where a certificate was expected (said to be a key, never printed).
+//! Certificate and key files: every certificate in a PEM bundle (or a single DER certificate),
+//! and the private key of a key file, with errors that name the file and what was wrong: not a
+//! certificate, bad base64, an unterminated block, a private key where a certificate was
+//! expected (said to be a key, never printed), no key or an encrypted one where a key was.
+//! Every module that reads a PEM or X.509 file (`pki`, `tunnel`, the CLI) reads it here.
 //!
-//! Parsing ([`parse_pem_bundle`]) is pure; [`read_certs`] is the only function here that touches
-//! the file system. Non-certificate blocks beside certificates (a key in a combined file, a CSR)
-//! are skipped; a file with no certificate at all is an error naming what it did hold.
+//! Parsing ([`parse_pem_bundle`], [`parse_key_pem`]) is pure; [`read_certs`] and [`read_key`]
+//! are the only functions here that touch the file system. Non-certificate blocks beside
+//! certificates (a key in a combined file, a CSR) are skipped, and so are certificates beside a
+//! key; a file with neither is an error naming what it did hold.
 
 use std::path::{Path, PathBuf};
+
+use rustls_pki_types::{PrivateKeyDer, PrivatePkcs1KeyDer, PrivatePkcs8KeyDer, PrivateSec1KeyDer};
 
 use super::{CertInfo, der};
 
@@ -44,16 +49,33 @@ pub enum CertError {
         index: usize,
         reason: String,
     },
+    #[error("{what}: no private key found{found}")]
+    NoKey { what: String, found: String },
+    #[error(
+        "{what}: PEM block {index} is an encrypted private key ({label}); decrypt it first (openssl pkey -in FILE -out KEY)"
+    )]
+    EncryptedKey {
+        what: String,
+        index: usize,
+        label: String,
+    },
+    #[error("{what}: holds a {label}, not a key format sfdiag reads (PKCS#8, PKCS#1 or SEC1)")]
+    UnsupportedKey { what: String, label: String },
 }
 
 /// Reads every certificate in a PEM bundle or DER file.
 pub fn read_certs(path: impl AsRef<Path>) -> Result<Vec<CertInfo>, CertError> {
-    let path = path.as_ref();
+    let (bytes, what) = read(path.as_ref())?;
+    parse_named(&bytes, &what)
+}
+
+/// A file's bytes and the name its errors go by.
+fn read(path: &Path) -> Result<(Vec<u8>, String), CertError> {
     let bytes = std::fs::read(path).map_err(|source| CertError::Io {
         path: path.to_path_buf(),
         source,
     })?;
-    parse_named(&bytes, &path.display().to_string())
+    Ok((bytes, path.display().to_string()))
 }
 
 /// Parses every certificate in a PEM bundle, or `bytes` as one DER certificate when it holds no
@@ -62,7 +84,8 @@ pub fn parse_pem_bundle(bytes: &[u8]) -> Result<Vec<CertInfo>, CertError> {
     parse_named(bytes, "input")
 }
 
-fn parse_named(bytes: &[u8], what: &str) -> Result<Vec<CertInfo>, CertError> {
+/// [`parse_pem_bundle`] on bytes already read; `what` names them in errors (a file's name).
+pub fn parse_named(bytes: &[u8], what: &str) -> Result<Vec<CertInfo>, CertError> {
     let blocks = pem_blocks(bytes, what)?;
     if blocks.is_empty() {
         return parse_der(bytes, what).map(|c| vec![c]);
@@ -111,6 +134,59 @@ fn parse_named(bytes: &[u8], what: &str) -> Result<Vec<CertInfo>, CertError> {
         });
     }
     Ok(certs)
+}
+
+/// Reads the private key in a PEM file (PKCS#8 `PRIVATE KEY`, PKCS#1 `RSA PRIVATE KEY` or
+/// SEC1 `EC PRIVATE KEY`; the first one when there are several) or a DER key file.
+pub fn read_key(path: impl AsRef<Path>) -> Result<PrivateKeyDer<'static>, CertError> {
+    let (bytes, what) = read(path.as_ref())?;
+    parse_key_pem(&bytes, &what)
+}
+
+/// [`read_key`] on bytes already read; `what` names them in errors (the file's path).
+pub fn parse_key_pem(bytes: &[u8], what: &str) -> Result<PrivateKeyDer<'static>, CertError> {
+    let blocks = pem_blocks(bytes, what)?;
+    if blocks.is_empty() {
+        if bytes.is_empty() {
+            return Err(CertError::NoKey {
+                what: what.to_string(),
+                found: " (empty)".into(),
+            });
+        }
+        return PrivateKeyDer::try_from(bytes.to_vec()).map_err(|_| CertError::NoKey {
+            what: what.to_string(),
+            found: format!(
+                " (no PEM block, and not a DER key: {})",
+                describe_start(bytes)
+            ),
+        });
+    }
+    let mut labels = Vec::new();
+    for (index, (label, body)) in blocks.into_iter().enumerate() {
+        match label.as_str() {
+            "PRIVATE KEY" => return Ok(PrivatePkcs8KeyDer::from(body).into()),
+            "RSA PRIVATE KEY" => return Ok(PrivatePkcs1KeyDer::from(body).into()),
+            "EC PRIVATE KEY" => return Ok(PrivateSec1KeyDer::from(body).into()),
+            "ENCRYPTED PRIVATE KEY" => {
+                return Err(CertError::EncryptedKey {
+                    what: what.to_string(),
+                    index: index + 1,
+                    label,
+                });
+            }
+            l if l.contains("PRIVATE KEY") => {
+                return Err(CertError::UnsupportedKey {
+                    what: what.to_string(),
+                    label,
+                });
+            }
+            _ => labels.push(label),
+        }
+    }
+    Err(CertError::NoKey {
+        what: what.to_string(),
+        found: format!(" (PEM blocks: {})", labels.join(", ")),
+    })
 }
 
 /// What a file that is neither PEM nor DER seems to be, for the error: a capture, gzip, or
@@ -332,6 +408,60 @@ mod tests {
             matches!(e, CertError::NotACertificate { index: 1, .. }),
             "{e}"
         );
+    }
+
+    #[test]
+    fn keys_of_each_format_are_read_and_what_is_not_a_key_is_named() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let pkcs8 = key.serialize_pem();
+        let got = parse_key_pem(pkcs8.as_bytes(), "k.pem").unwrap();
+        assert!(matches!(got, PrivateKeyDer::Pkcs8(_)));
+        assert_eq!(got.secret_der(), key.serialize_der().as_slice());
+        // Beside a certificate, in a combined file, the key is found.
+        let cert = rcgen::CertificateParams::new(vec!["x".into()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap()
+            .pem();
+        let both = format!("{cert}{pkcs8}");
+        assert_eq!(
+            parse_key_pem(both.as_bytes(), "k.pem")
+                .unwrap()
+                .secret_der(),
+            key.serialize_der().as_slice()
+        );
+        let der = parse_key_pem(&key.serialize_der(), "k.der").unwrap();
+        assert_eq!(der.secret_der(), key.serialize_der().as_slice());
+        let rsa = b"-----BEGIN RSA PRIVATE KEY-----\nTWFu\n-----END RSA PRIVATE KEY-----\n";
+        assert!(matches!(
+            parse_key_pem(rsa, "r").unwrap(),
+            PrivateKeyDer::Pkcs1(_)
+        ));
+        assert_eq!(
+            parse_key_pem(cert.as_bytes(), "c.pem")
+                .unwrap_err()
+                .to_string(),
+            "c.pem: no private key found (PEM blocks: CERTIFICATE)"
+        );
+        let enc =
+            b"-----BEGIN ENCRYPTED PRIVATE KEY-----\nTWFu\n-----END ENCRYPTED PRIVATE KEY-----\n";
+        assert!(matches!(
+            parse_key_pem(enc, "e").unwrap_err(),
+            CertError::EncryptedKey { index: 1, .. }
+        ));
+        assert_eq!(
+            parse_key_pem(b"hello", "h").unwrap_err().to_string(),
+            "h: no private key found (no PEM block, and not a DER key: it starts with \"hello\")"
+        );
+        let ssh = b"-----BEGIN OPENSSH PRIVATE KEY-----\nTWFu\n-----END OPENSSH PRIVATE KEY-----\n";
+        assert!(matches!(
+            parse_key_pem(ssh, "s").unwrap_err(),
+            CertError::UnsupportedKey { .. }
+        ));
+        assert!(matches!(
+            parse_key_pem(b"", "z").unwrap_err(),
+            CertError::NoKey { .. }
+        ));
     }
 
     #[test]

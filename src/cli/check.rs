@@ -18,6 +18,7 @@ use sfdiag::cert::{self, CertError, CertInfo};
 use sfdiag::pki::expiry::{self, Assessment, Standing, Status, Thresholds};
 use sfdiag::pki::roles::{CertRole, RoleNamer};
 use sfdiag::pki::scan;
+use sfdiag::sftunnel;
 
 use super::time_arg::parse_time;
 
@@ -267,7 +268,7 @@ fn render_text(
         count(Status::Warning),
         count(Status::Ok),
         problems.len() + usize::from(checked.is_empty() && problems.is_empty()),
-        cert::rfc3339(&at),
+        sftunnel::rfc3339(&at),
         t.warn_days,
         t.critical_days
     )?;
@@ -317,8 +318,8 @@ fn render_json(
                 "issuer": c.info.issuer.as_ref().map(|s| s.rfc4514()),
                 "serial": c.info.serial,
                 "sha256": c.info.sha256,
-                "not_before": cert::rfc3339(&c.not_before),
-                "not_after": cert::rfc3339(&c.not_after),
+                "not_before": sftunnel::rfc3339(&c.not_before),
+                "not_after": sftunnel::rfc3339(&c.not_after),
                 "days_left": c.verdict.days_left,
                 "standing": standing,
                 "standing_days": days,
@@ -340,7 +341,7 @@ fn render_json(
     let doc = json!({
         "status": status.as_str(),
         "exit_code": status.exit_code(),
-        "at": cert::rfc3339(&at),
+        "at": sftunnel::rfc3339(&at),
         "warn_days": t.warn_days,
         "critical_days": t.critical_days,
         "certificates": certs,

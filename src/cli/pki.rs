@@ -13,9 +13,10 @@ use clap::builder::TypedValueParser;
 use clap::{Args, Subcommand};
 use time::OffsetDateTime;
 
-use sfdiag::cert::{self, CertError, CertInfo, SftunnelRole};
+use sfdiag::cert::{self, CertError, CertInfo};
 use sfdiag::pki::roles::{CertRole as RoleName, RoleNamer};
 use sfdiag::pki::{self, DeviceSpec, InitOptions, Uuid, Validity};
+use sfdiag::sftunnel::{self, SubjectRole};
 
 use super::time_arg::parse_time;
 
@@ -210,10 +211,7 @@ fn print_summary(
     opts: &InitOptions,
 ) -> anyhow::Result<()> {
     let r = root.layout.root();
-    let fmt = |t: OffsetDateTime| {
-        t.format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_else(|_| t.to_string())
-    };
+    let fmt = |t: OffsetDateTime| sftunnel::rfc3339(&t);
     writeln!(out, "lab PKI written under {}", r.display())?;
     writeln!(
         out,
@@ -420,12 +418,12 @@ fn write_cert(
     }
     let id = c.sftunnel_identity();
     let sftunnel = match id.role {
-        SftunnelRole::InternalCa => Some(format!(
+        SubjectRole::InternalCa => Some(format!(
             "InternalCA of FMC {}",
             id.uuid.as_deref().unwrap_or("?")
         )),
-        SftunnelRole::Fmc => Some(format!("FMC {}", id.uuid.as_deref().unwrap_or("?"))),
-        SftunnelRole::Ftd => Some(format!("device {}", id.uuid.as_deref().unwrap_or("?"))),
+        SubjectRole::Fmc => Some(format!("FMC {}", id.uuid.as_deref().unwrap_or("?"))),
+        SubjectRole::Ftd => Some(format!("device {}", id.uuid.as_deref().unwrap_or("?"))),
         _ => None,
     };
     if let Some(s) = sftunnel {
@@ -450,7 +448,7 @@ fn write_cert(
     };
     writeln!(out, "Subject:     {}", or_unknown(name(&c.subject)))?;
     writeln!(out, "Issuer:      {}", or_unknown(name(&c.issuer)))?;
-    let t = |t: Option<OffsetDateTime>| t.map(|t| cert::rfc3339(&t));
+    let t = |t: Option<OffsetDateTime>| t.map(|t| sftunnel::rfc3339(&t));
     writeln!(out, "Not Before:  {}", or_unknown(t(c.not_before)))?;
     writeln!(out, "Not After:   {}", or_unknown(t(c.not_after)))?;
     writeln!(out, "Key:         {}", or_unknown(c.key.clone()))?;

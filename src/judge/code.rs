@@ -13,6 +13,8 @@ use std::fmt;
 
 use serde::{Serialize, Serializer};
 
+use crate::tls::AlertDescription;
+
 /// An OpenSSL verify result code. Codes we do not name are kept as `Other(n)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -262,56 +264,43 @@ impl Serialize for VerifyCode {
     }
 }
 
-/// TLS alert descriptions used below (RFC 5246 7.2).
-pub mod alert {
-    pub const HANDSHAKE_FAILURE: u8 = 40;
-    pub const BAD_CERTIFICATE: u8 = 42;
-    pub const UNSUPPORTED_CERTIFICATE: u8 = 43;
-    pub const CERTIFICATE_REVOKED: u8 = 44;
-    pub const CERTIFICATE_EXPIRED: u8 = 45;
-    pub const CERTIFICATE_UNKNOWN: u8 = 46;
-    pub const UNKNOWN_CA: u8 = 48;
-    pub const DECRYPT_ERROR: u8 = 51;
-    pub const INTERNAL_ERROR: u8 = 80;
-}
-
 /// The TLS alert OpenSSL sends when peer verification ends with `code` (ssl_x509err2alert in
 /// ssl/statem/statem_lib.c; anything not in its table is certificate_unknown).
-pub fn alert_for(code: VerifyCode) -> u8 {
-    use alert::*;
+pub fn alert_for(code: VerifyCode) -> AlertDescription {
+    use AlertDescription as A;
     match code.code() {
-        50 => HANDSHAKE_FAILURE,
-        67 | 94 | 68 => BAD_CERTIFICATE, // CA key too small, EC explicit params, CA md too weak
-        22 => UNKNOWN_CA,
-        10 => CERTIFICATE_EXPIRED,
-        9 => BAD_CERTIFICATE,
-        28 => BAD_CERTIFICATE,
-        23 => CERTIFICATE_REVOKED,
-        7 => DECRYPT_ERROR,
-        27 => BAD_CERTIFICATE,
-        12 => CERTIFICATE_EXPIRED,
-        11 => BAD_CERTIFICATE,
-        8 => DECRYPT_ERROR,
-        65 => BAD_CERTIFICATE, // DANE no match
-        18 => UNKNOWN_CA,
-        66 => BAD_CERTIFICATE,
-        63 => BAD_CERTIFICATE, // email mismatch
-        13..=16 => BAD_CERTIFICATE,
-        62 => BAD_CERTIFICATE, // hostname mismatch
-        79 => UNKNOWN_CA,      // invalid CA (24 in OpenSSL 1.1.1)
-        69 => INTERNAL_ERROR,  // invalid call
-        26 => UNSUPPORTED_CERTIFICATE,
-        64 => BAD_CERTIFICATE, // IP address mismatch
-        17 => INTERNAL_ERROR,
-        25 => UNKNOWN_CA,
-        19 => UNKNOWN_CA,
-        70 => INTERNAL_ERROR, // store lookup
-        6 => BAD_CERTIFICATE,
-        4 | 5 => BAD_CERTIFICATE,
-        3 | 33 => UNKNOWN_CA,
-        2 | 20 | 21 => UNKNOWN_CA,
-        1 => INTERNAL_ERROR,
-        _ => CERTIFICATE_UNKNOWN,
+        50 => A::HANDSHAKE_FAILURE,
+        67 | 94 | 68 => A::BAD_CERTIFICATE, // CA key too small, EC explicit params, CA md too weak
+        22 => A::UNKNOWN_CA,
+        10 => A::CERTIFICATE_EXPIRED,
+        9 => A::BAD_CERTIFICATE,
+        28 => A::BAD_CERTIFICATE,
+        23 => A::CERTIFICATE_REVOKED,
+        7 => A::DECRYPT_ERROR,
+        27 => A::BAD_CERTIFICATE,
+        12 => A::CERTIFICATE_EXPIRED,
+        11 => A::BAD_CERTIFICATE,
+        8 => A::DECRYPT_ERROR,
+        65 => A::BAD_CERTIFICATE, // DANE no match
+        18 => A::UNKNOWN_CA,
+        66 => A::BAD_CERTIFICATE,
+        63 => A::BAD_CERTIFICATE, // email mismatch
+        13..=16 => A::BAD_CERTIFICATE,
+        62 => A::BAD_CERTIFICATE, // hostname mismatch
+        79 => A::UNKNOWN_CA,      // invalid CA (24 in OpenSSL 1.1.1)
+        69 => A::INTERNAL_ERROR,  // invalid call
+        26 => A::UNSUPPORTED_CERTIFICATE,
+        64 => A::BAD_CERTIFICATE, // IP address mismatch
+        17 => A::INTERNAL_ERROR,
+        25 => A::UNKNOWN_CA,
+        19 => A::UNKNOWN_CA,
+        70 => A::INTERNAL_ERROR, // store lookup
+        6 => A::BAD_CERTIFICATE,
+        4 | 5 => A::BAD_CERTIFICATE,
+        3 | 33 => A::UNKNOWN_CA,
+        2 | 20 | 21 => A::UNKNOWN_CA,
+        1 => A::INTERNAL_ERROR,
+        _ => A::CERTIFICATE_UNKNOWN,
     }
 }
 
@@ -340,18 +329,18 @@ mod tests {
 
     #[test]
     fn alerts_match_openssl_table() {
-        assert_eq!(alert_for(VerifyCode::CertHasExpired), 45);
-        assert_eq!(alert_for(VerifyCode::CertNotYetValid), 42);
-        assert_eq!(alert_for(VerifyCode::UnableToGetIssuerCertLocally), 48);
-        assert_eq!(alert_for(VerifyCode::UnableToGetIssuerCert), 48);
-        assert_eq!(alert_for(VerifyCode::DepthZeroSelfSignedCert), 48);
-        assert_eq!(alert_for(VerifyCode::SelfSignedCertInChain), 48);
-        assert_eq!(alert_for(VerifyCode::CertSignatureFailure), 51);
-        assert_eq!(alert_for(VerifyCode::InvalidCa), 48);
+        assert_eq!(alert_for(VerifyCode::CertHasExpired).0, 45);
+        assert_eq!(alert_for(VerifyCode::CertNotYetValid).0, 42);
+        assert_eq!(alert_for(VerifyCode::UnableToGetIssuerCertLocally).0, 48);
+        assert_eq!(alert_for(VerifyCode::UnableToGetIssuerCert).0, 48);
+        assert_eq!(alert_for(VerifyCode::DepthZeroSelfSignedCert).0, 48);
+        assert_eq!(alert_for(VerifyCode::SelfSignedCertInChain).0, 48);
+        assert_eq!(alert_for(VerifyCode::CertSignatureFailure).0, 51);
+        assert_eq!(alert_for(VerifyCode::InvalidCa).0, 48);
         assert_eq!(VerifyCode::InvalidCa.code(), 79);
-        assert_eq!(alert_for(VerifyCode::NoIssuerPublicKey), 46);
-        assert_eq!(alert_for(VerifyCode::InvalidPurpose), 43);
-        assert_eq!(alert_for(VerifyCode::KeyusageNoCertsign), 46);
-        assert_eq!(alert_for(VerifyCode::UnhandledCriticalExtension), 46);
+        assert_eq!(alert_for(VerifyCode::NoIssuerPublicKey).0, 46);
+        assert_eq!(alert_for(VerifyCode::InvalidPurpose).0, 43);
+        assert_eq!(alert_for(VerifyCode::KeyusageNoCertsign).0, 46);
+        assert_eq!(alert_for(VerifyCode::UnhandledCriticalExtension).0, 46);
     }
 }

@@ -54,9 +54,11 @@ use serde::ser::SerializeStruct;
 use serde::{Serialize, Serializer};
 use time::OffsetDateTime;
 
-pub use code::{VerifyCode, alert, alert_for};
+pub use code::{VerifyCode, alert_for};
 
 use crate::cert::{CertInfo, KeyKind, OID_CLIENT_AUTH, OID_SERVER_AUTH, key_usage};
+use crate::sftunnel::TlsSide;
+use crate::tls::AlertDescription;
 use sig::SigCheck;
 
 /// What the end-entity certificate must be good for (OpenSSL's `-purpose`).
@@ -66,6 +68,17 @@ pub enum Purpose {
     SslServer,
     /// A TLS client's certificate (what a server checks): `sslclient`.
     SslClient,
+}
+
+impl Purpose {
+    /// What a chain sent by the `sender` end of a TLS connection is checked for: a server's
+    /// chain for `sslserver` (the client checks it), a client's for `sslclient`.
+    pub fn of(sender: TlsSide) -> Purpose {
+        match sender {
+            TlsSide::Server => Purpose::SslServer,
+            TlsSide::Client => Purpose::SslClient,
+        }
+    }
 }
 
 /// Verification settings beyond chain, anchors and time.
@@ -103,6 +116,13 @@ impl Policy {
             ..Policy::default()
         }
     }
+
+    /// What an OpenSSL TLS peer applies to the chain the `sender` end sent:
+    /// [`Policy::tls`] for [`Purpose::of`] it. The analyzer and the live tunnel both judge
+    /// through this, so they agree.
+    pub fn for_peer(sender: TlsSide) -> Policy {
+        Policy::tls(Purpose::of(sender))
+    }
 }
 
 /// Where a certificate of the verified path came from.
@@ -115,7 +135,7 @@ pub enum Source {
 }
 
 /// The judgement of one certificate (or of a whole chain), with the facts a report prints.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {
     pub code: VerifyCode,
     /// Depth in the verified path (0 = leaf); `None` for a certificate that is not part of it,
@@ -168,7 +188,7 @@ impl Verdict {
     }
 
     /// The TLS alert OpenSSL would send for this verdict.
-    pub fn alert(&self) -> u8 {
+    pub fn alert(&self) -> AlertDescription {
         alert_for(self.code)
     }
 
@@ -203,7 +223,7 @@ impl Serialize for Verdict {
         st.serialize_field("code", &self.code.code())?;
         st.serialize_field("text", self.code.text())?;
         st.serialize_field("depth", &self.depth)?;
-        st.serialize_field("at", &crate::cert::rfc3339(&self.at))?;
+        st.serialize_field("at", &crate::sftunnel::rfc3339(&self.at))?;
         if let Some(n) = &self.note {
             st.serialize_field("note", n)?;
         } else {
@@ -218,14 +238,14 @@ impl Serialize for Verdict {
 #[non_exhaustive]
 pub enum VerifyError {
     #[error("certificate has expired (depth {depth}, notAfter {}, at {})",
-        crate::cert::rfc3339(.not_after), crate::cert::rfc3339(.at))]
+        crate::sftunnel::rfc3339(.not_after), crate::sftunnel::rfc3339(.at))]
     Expired {
         depth: usize,
         not_after: OffsetDateTime,
         at: OffsetDateTime,
     },
     #[error("certificate is not yet valid (depth {depth}, notBefore {}, at {})",
-        crate::cert::rfc3339(.not_before), crate::cert::rfc3339(.at))]
+        crate::sftunnel::rfc3339(.not_before), crate::sftunnel::rfc3339(.at))]
     NotYetValid {
         depth: usize,
         not_before: OffsetDateTime,
@@ -250,7 +270,7 @@ impl VerifyError {
     }
 
     /// The TLS alert OpenSSL sends for it.
-    pub fn alert(&self) -> u8 {
+    pub fn alert(&self) -> AlertDescription {
         alert_for(self.code())
     }
 }

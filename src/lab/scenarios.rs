@@ -168,7 +168,7 @@ fn csv_line(w: &World, name: &str) -> Result<String, LabError> {
 
 fn expect_failure(name: &str, f: &HandshakeFailure, code: i32) -> Result<(), LabError> {
     match f {
-        HandshakeFailure::Rejected(v) if v.code == code => Ok(()),
+        HandshakeFailure::Rejected(v) if v.code.code() == code => Ok(()),
         other => Err(unexpected(format!(
             "{name} was expected to fail with err {code}, got: {}",
             other.reason()
@@ -430,7 +430,7 @@ async fn not_pushed(root: &Path, pcap: &Path, out: Out) -> Result<World, LabErro
     w.say(&format!(
         "ftd2 still trusts the old InternalCA, which has the same name but another key: {}, alert {}",
         f.reason(),
-        f.alert().unwrap_or(0)
+        f.alert().map_or(0, |a| a.0)
     ))?;
     w.status()?;
     w.title_last("ftd2 fails");

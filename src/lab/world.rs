@@ -23,9 +23,10 @@ use crate::pki::renew::{self, RenewOptions};
 use crate::pki::roles::RoleNamer;
 use crate::pki::{InitOptions, PeerFiles, PkiRoot, Validity};
 use crate::recorder::Recorder;
+use crate::sftunnel::{rfc3339, whole_seconds};
 use crate::tunnel::client::Backoff;
 use crate::tunnel::renewal::{self, RenewRun};
-use crate::tunnel::status::{self, PeerStatus, rfc3339};
+use crate::tunnel::status::{self, PeerStatus};
 use crate::tunnel::validate::{self, Verdict};
 use crate::tunnel::{
     Client, ClientHandle, ClientSettings, ClientState, Clock, HandshakeFailure, Identity, Server,
@@ -404,7 +405,7 @@ impl World {
             .block(|w| status::render_text(Some(&info), &rows, &mut WriteRef(w)))?;
         self.steps.push(StepReport {
             title: format!("step {}", self.step_no),
-            at: rfc3339(self.clock.now()),
+            at: rfc3339(&whole_seconds(self.clock.now())),
             peers: rows,
         });
         Ok(())
@@ -503,7 +504,7 @@ impl World {
         self.command(&format!(
             "sfdiag validate --root {} --at {}",
             self.root_dir().display(),
-            rfc3339(now)
+            rfc3339(&whole_seconds(now))
         ))?;
         let devices: Vec<validate::Device> = self
             .root
@@ -537,7 +538,7 @@ impl World {
         let t = Thresholds::default();
         self.command(&format!(
             "sfdiag check --at {} {}",
-            rfc3339(at),
+            rfc3339(&whole_seconds(at)),
             self.root_dir().display()
         ))?;
         let mut paths = vec![self.root.layout.ca_cert(), self.root.fmc_files().cert];
@@ -566,7 +567,7 @@ impl World {
             lines.push(format!(
                 "{:<8} {role}: notAfter={}, {}",
                 a.status.as_str(),
-                crate::cert::rfc3339(&na),
+                rfc3339(&na),
                 a.standing
             ));
         }
@@ -578,7 +579,7 @@ impl World {
             count(Status::Critical),
             count(Status::Warning),
             count(Status::Ok),
-            rfc3339(at),
+            rfc3339(&whole_seconds(at)),
             t.warn_days,
             t.critical_days,
             lines.join("\n")

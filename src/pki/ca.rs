@@ -15,7 +15,7 @@ use time::{OffsetDateTime, Time, UtcOffset};
 use yasna::DERWriter;
 use yasna::models::{GeneralizedTime, ObjectIdentifier, UTCTime};
 
-use super::{Dn, PkiError, Uuid};
+use super::{Dn, PkiError, Uuid, first_cert};
 
 /// sha256WithRSAEncryption (RFC 4055).
 const SHA256_WITH_RSA: &[u64] = &[1, 2, 840, 113549, 1, 1, 11];
@@ -173,28 +173,27 @@ impl InternalCa {
             path: path.to_path_buf(),
             reason,
         };
-        let (_, cert) = x509_parser::parse_x509_certificate(&cert_der)
-            .map_err(|e| bad(format!("not a DER certificate: {e}")))?;
+        let cert = crate::cert::parse(&cert_der);
+        if let Some(e) = &cert.parse_error {
+            return Err(bad(format!("not a DER certificate: {e}")));
+        }
         let cn = cert
-            .subject()
-            .iter_common_name()
-            .next()
-            .and_then(|a| a.as_str().ok())
+            .common_name()
             .ok_or_else(|| bad("subject has no CN".into()))?;
         let fmc_uuid: Uuid = cn
             .parse()
             .map_err(|_| bad(format!("subject CN {cn:?} is not an FMC UUID")))?;
         let dn = Dn::internal_ca(&fmc_uuid);
-        if cert.subject().as_raw() != dn.to_der().as_slice() {
+        if cert.subject.as_ref().map(|n| n.der()) != Some(dn.to_der().as_slice()) {
             return Err(bad(format!(
                 "subject is not {} in the appliance's order with UTF8String values",
                 dn.to_rfc4514()
             )));
         }
-        if cert.public_key().raw != key.subject_public_key_info().as_slice() {
+        // The subjectPublicKey bits: what a certificate of this key carries.
+        if cert.public_key() != Some(rcgen::PublicKeyData::der_bytes(&key)) {
             return Err(bad("the key does not belong to this certificate".into()));
         }
-        drop(cert);
         Ok(InternalCa {
             fmc_uuid,
             dn,
@@ -205,16 +204,7 @@ impl InternalCa {
 
     /// Reads `cacert.pem` and `cakey.pem`.
     pub fn load(cert_path: &Path, key_path: &Path) -> Result<Self, PkiError> {
-        let text =
-            std::fs::read_to_string(cert_path).map_err(|e| PkiError::io("read", cert_path, e))?;
-        let der = pem::parse(&text)
-            .ok()
-            .filter(|p| p.tag() == "CERTIFICATE")
-            .map(pem::Pem::into_contents)
-            .ok_or_else(|| PkiError::NotInternalCa {
-                path: cert_path.to_path_buf(),
-                reason: "no PEM CERTIFICATE block".into(),
-            })?;
+        let der = first_cert(cert_path)?.der().to_vec();
         let key = super::load_key(key_path)?;
         Self::from_parts(der, key, cert_path)
     }

@@ -1,4 +1,5 @@
-//! RSA key pairs for the lab PKI: generation (aws-lc-rs through rcgen), PEM in and out.
+//! RSA key pairs for the lab PKI: generation (aws-lc-rs through rcgen), PEM out, and PEM in
+//! through `cert`'s key reader.
 //!
 //! Keys are PKCS#8 (`BEGIN PRIVATE KEY`), which OpenSSL 3, rustls and rcgen all read. The
 //! key's bytes never reach a log or a report: `KeyPair`'s Debug elides them.
@@ -41,7 +42,8 @@ pub fn key_to_pem(key: &KeyPair) -> String {
 
 /// Reads a private key from PEM text (PKCS#8, PKCS#1 or SEC1); `path` only names it in errors.
 pub fn load_key_pem(text: &str, path: &Path) -> Result<KeyPair, PkiError> {
-    KeyPair::from_pem(text).map_err(|e| PkiError::BadKey {
+    let der = crate::cert::parse_key_pem(text.as_bytes(), &path.display().to_string())?;
+    KeyPair::try_from(&der).map_err(|e| PkiError::BadKey {
         path: path.to_path_buf(),
         reason: e.to_string(),
     })
@@ -70,16 +72,10 @@ pub struct PublicKeySummary {
 /// Describes `key`'s public half (never its private part).
 pub fn public_key_summary(key: &KeyPair) -> PublicKeySummary {
     use rcgen::PublicKeyData;
-    use x509_parser::prelude::FromDer;
-    use x509_parser::public_key::PublicKey;
     let spki_der = key.subject_public_key_info();
-    let parsed = x509_parser::x509::SubjectPublicKeyInfo::from_der(&spki_der).ok();
-    let kind = match parsed.as_ref().and_then(|(_, s)| s.parsed().ok()) {
-        Some(PublicKey::RSA(r)) => format!("RSA {}", r.key_size()),
-        _ if key.algorithm() == &rcgen::PKCS_ECDSA_P256_SHA256 => "EC P-256".to_string(),
-        _ if key.algorithm() == &rcgen::PKCS_ECDSA_P384_SHA384 => "EC P-384".to_string(),
-        _ if key.algorithm() == &rcgen::PKCS_ED25519 => "Ed25519".to_string(),
-        _ => format!("{:?}", key.algorithm()),
+    let kind = match crate::cert::spki_key_kind(&spki_der) {
+        Some(k) => k.describe(),
+        None => format!("{:?}", key.algorithm()),
     };
     PublicKeySummary {
         kind,

@@ -6,13 +6,12 @@
 //! names; `PkiRoot::load` reads `ims.conf` and `sftunnel.conf` to learn names, UUIDs, IPs
 //! and roles. Certificates themselves are not read here.
 
-use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use super::conf::{self, ImsConf};
 use super::{PkiError, Uuid};
+use crate::sftunnel::Role;
 
 /// The FMC's folder name under the root.
 pub const FMC_DIR: &str = "fmc";
@@ -53,41 +52,6 @@ pub const CACERT_FILE: &str = "cacert.pem";
 pub const CERT_FILE: &str = "sftunnel-cert.pem";
 /// The sftunnel key's file name in a peer folder.
 pub const KEY_FILE: &str = "sftunnel-key.pem";
-
-/// What part an appliance plays.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Role {
-    /// The (primary) FMC: holds the InternalCA, serves 8305.
-    Fmc,
-    /// A managed FTD.
-    Device,
-    /// A secondary FMC in HA, managed by the primary like a device.
-    HaSecondary,
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Role::Fmc => "fmc",
-            Role::Device => "device",
-            Role::HaSecondary => "ha-secondary",
-        })
-    }
-}
-
-impl FromStr for Role {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "fmc" => Ok(Role::Fmc),
-            "device" => Ok(Role::Device),
-            "ha-secondary" => Ok(Role::HaSecondary),
-            _ => Err(format!(
-                "unknown role {s:?} (expected fmc, device or ha-secondary)"
-            )),
-        }
-    }
-}
 
 /// Who an appliance is.
 #[derive(Clone, Debug, PartialEq, Eq)]

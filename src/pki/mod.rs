@@ -28,6 +28,10 @@ use std::path::PathBuf;
 
 use time::OffsetDateTime;
 
+// The shared vocabulary, for this module and its children: the one RFC 3339 form of its
+// messages and the appliance role.
+use crate::sftunnel::{Role, rfc3339};
+
 pub use ca::{InternalCa, PeerProfile, Validity, read_next_serial, write_next_serial};
 pub use guard::refuse_world_writable;
 pub use init::{DeviceSpec, InitOptions, init};
@@ -35,7 +39,7 @@ pub use keys::{
     KEY_BITS_SUPPORTED, PublicKeySummary, generate_rsa_key, key_to_pem, load_key, load_key_pem,
     public_key_summary,
 };
-pub use layout::{Identity, Layout, PeerFiles, PkiRoot, Role};
+pub use layout::{Identity, Layout, PeerFiles, PkiRoot};
 pub use names::Dn;
 pub use uuid::Uuid;
 
@@ -115,6 +119,9 @@ pub enum PkiError {
     /// A configuration or certificate file that does not parse.
     #[error("{path}: {reason}")]
     Parse { path: PathBuf, reason: String },
+    /// A certificate or key file that `cert` could not read (the error names the file).
+    #[error(transparent)]
+    Cert(crate::cert::CertError),
     /// `pki renew` while the FMC says a critical operation (deployment, backup, upgrade) runs.
     #[error(
         "refusing to renew certificates: a critical operation is in progress ({operation}), according to {path}; wait for it to finish"
@@ -125,10 +132,26 @@ pub enum PkiError {
     Unreachable { host: String, reason: String },
 }
 
-/// RFC 3339 for messages (falls back to `time`'s own form for years RFC 3339 cannot show).
-pub(crate) fn rfc3339(t: &OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| t.to_string())
+impl From<crate::cert::CertError> for PkiError {
+    /// A file that could not be read stays an I/O error (with its hints); the rest is `cert`'s.
+    fn from(e: crate::cert::CertError) -> Self {
+        match e {
+            crate::cert::CertError::Io { path, source } => PkiError::io("read", path, source),
+            e => PkiError::Cert(e),
+        }
+    }
+}
+
+/// The first certificate of a PEM bundle or DER file, read by `cert` (its errors name the
+/// file and what it holds instead).
+pub(crate) fn first_cert(path: &std::path::Path) -> Result<crate::cert::CertInfo, PkiError> {
+    crate::cert::read_certs(path)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| PkiError::Parse {
+            path: path.to_path_buf(),
+            reason: "no certificate".into(),
+        })
 }
 
 impl PkiError {

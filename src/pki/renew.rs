@@ -92,20 +92,16 @@ pub fn preflight(root: &Path, at: OffsetDateTime) -> Result<Preflight, PkiError>
 
 /// notBefore and notAfter of the first certificate in a PEM file.
 fn cert_validity(path: &Path) -> Result<(OffsetDateTime, OffsetDateTime), PkiError> {
-    let text = std::fs::read_to_string(path).map_err(|e| PkiError::io("read", path, e))?;
-    let bad = |reason: String| PkiError::Parse {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let der = pem::parse(&text)
-        .ok()
-        .filter(|p| p.tag() == "CERTIFICATE")
-        .map(pem::Pem::into_contents)
-        .ok_or_else(|| bad("no PEM CERTIFICATE block".into()))?;
-    let (_, c) = x509_parser::parse_x509_certificate(&der)
-        .map_err(|e| bad(format!("not a certificate: {e}")))?;
-    let v = c.validity();
-    Ok((v.not_before.to_datetime(), v.not_after.to_datetime()))
+    let c = super::first_cert(path)?;
+    c.not_before
+        .zip(c.not_after)
+        .ok_or_else(|| PkiError::Parse {
+            path: path.to_path_buf(),
+            reason: format!(
+                "no readable validity: {}",
+                c.parse_error.as_deref().unwrap_or("unknown")
+            ),
+        })
 }
 
 /// Everything `pki renew` needs; times are resolved by the caller.

@@ -30,14 +30,7 @@ pub use tap::Tapped;
 
 use pcap::flags::{ACK, FIN, PSH, SYN};
 
-/// Which end of a connection the recording side is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Side {
-    /// The side that connected (an FTD).
-    Client,
-    /// The side that accepted (the FMC).
-    Server,
-}
+use crate::sftunnel::TlsSide;
 
 type Now = Box<dyn Fn() -> OffsetDateTime + Send + Sync>;
 
@@ -135,7 +128,7 @@ impl Recorder {
 
     /// Starts recording a connection between `client` and `server` that `local` holds, with
     /// its three-way handshake.
-    pub fn flow(&self, client: SocketAddr, server: SocketAddr, local: Side) -> Flow {
+    pub fn flow(&self, client: SocketAddr, server: SocketAddr, local: TlsSide) -> Flow {
         let n = self.inner.flows.fetch_add(1, Ordering::Relaxed);
         // Arbitrary but distinct initial sequence numbers per connection.
         let isn_c = 0x1000_0000u32.wrapping_add(n.wrapping_mul(0x0101_0000));
@@ -148,11 +141,11 @@ impl Recorder {
             fin: [false, false],
             local,
         };
-        f.emit(Side::Client, SYN, &[], false);
+        f.emit(TlsSide::Client, SYN, &[], false);
         f.next[0] = f.next[0].wrapping_add(1);
-        f.emit(Side::Server, SYN | ACK, &[], true);
+        f.emit(TlsSide::Server, SYN | ACK, &[], true);
         f.next[1] = f.next[1].wrapping_add(1);
-        f.emit(Side::Client, ACK, &[], true);
+        f.emit(TlsSide::Client, ACK, &[], true);
         f
     }
 
@@ -162,23 +155,16 @@ impl Recorder {
         inner: S,
         client: SocketAddr,
         server: SocketAddr,
-        local: Side,
+        local: TlsSide,
     ) -> Tapped<S> {
         Tapped::recorded(inner, self.flow(client, server, local))
     }
 }
 
-fn idx(s: Side) -> usize {
+fn idx(s: TlsSide) -> usize {
     match s {
-        Side::Client => 0,
-        Side::Server => 1,
-    }
-}
-
-fn other(s: Side) -> Side {
-    match s {
-        Side::Client => Side::Server,
-        Side::Server => Side::Client,
+        TlsSide::Client => 0,
+        TlsSide::Server => 1,
     }
 }
 
@@ -192,7 +178,7 @@ pub struct Flow {
     ip_id: [u16; 2],
     /// Each side's FIN was recorded.
     fin: [bool; 2],
-    local: Side,
+    local: TlsSide,
 }
 
 impl std::fmt::Debug for Flow {
@@ -206,8 +192,8 @@ impl std::fmt::Debug for Flow {
 }
 
 impl Flow {
-    fn emit(&mut self, from: Side, flags: u8, payload: &[u8], acks: bool) {
-        let (i, j) = (idx(from), idx(other(from)));
+    fn emit(&mut self, from: TlsSide, flags: u8, payload: &[u8], acks: bool) {
+        let (i, j) = (idx(from), idx(from.peer()));
         let id = self.ip_id[i];
         self.ip_id[i] = id.wrapping_add(1);
         self.rec.write(&pcap::Segment {
@@ -221,7 +207,7 @@ impl Flow {
         });
     }
 
-    fn data(&mut self, from: Side, bytes: &[u8]) {
+    fn data(&mut self, from: TlsSide, bytes: &[u8]) {
         let i = idx(from);
         if self.fin[i] {
             return;
@@ -238,7 +224,7 @@ impl Flow {
         }
     }
 
-    fn close(&mut self, from: Side) {
+    fn close(&mut self, from: TlsSide) {
         let i = idx(from);
         if self.fin[i] {
             return;
@@ -246,9 +232,9 @@ impl Flow {
         self.emit(from, FIN | ACK, &[], true);
         self.next[i] = self.next[i].wrapping_add(1);
         self.fin[i] = true;
-        if self.fin[idx(other(from))] {
+        if self.fin[idx(from.peer())] {
             // Both FINs seen: the last ACK comes from the side that closed first.
-            self.emit(other(from), ACK, &[], true);
+            self.emit(from.peer(), ACK, &[], true);
         }
     }
 
@@ -259,7 +245,7 @@ impl Flow {
 
     /// The recording side read `bytes` from its peer.
     pub fn received(&mut self, bytes: &[u8]) {
-        self.data(other(self.local), bytes);
+        self.data(self.local.peer(), bytes);
     }
 
     /// The recording side shut its sending half (or closed the socket).
@@ -269,7 +255,7 @@ impl Flow {
 
     /// The peer's end of stream was read.
     pub fn peer_closed(&mut self) {
-        self.close(other(self.local));
+        self.close(self.local.peer());
     }
 }
 
@@ -328,7 +314,7 @@ mod tests {
         let mut f = rec.flow(
             "127.0.0.1:40000".parse().unwrap(),
             "127.0.0.1:8305".parse().unwrap(),
-            Side::Server,
+            TlsSide::Server,
         );
         f.received(&[1u8; 100]); // client hello
         f.sent(&[2u8; 3000]); // server flight, three segments

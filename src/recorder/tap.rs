@@ -91,7 +91,8 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Tapped<S> {
 
 #[cfg(test)]
 mod tests {
-    use crate::recorder::{Recorder, Side};
+    use crate::recorder::Recorder;
+    use crate::sftunnel::TlsSide;
     use std::sync::{Arc, Mutex};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -116,7 +117,7 @@ mod tests {
             a,
             "127.0.0.1:1".parse().unwrap(),
             "127.0.0.1:2".parse().unwrap(),
-            Side::Client,
+            TlsSide::Client,
         );
         t.write_all(b"hello").await.unwrap();
         let mut got = [0u8; 5];

@@ -13,7 +13,6 @@ mod text;
 use std::io;
 
 pub use json::{JsonArray, JsonLines};
-pub use syslog::stamp;
 pub use text::Text;
 
 use crate::analysis::{Finding, Summary};

@@ -1,42 +1,41 @@
-//! The appliance's messages-log line: `Oct  7 09:14:51 HOST SF-IMS[analyze]: [frame N] ...`.
+//! The analyzer's messages-log lines: `Oct  7 09:14:51 HOST SF-IMS[analyze]: [frame N] ...`.
 //!
-//! Stamps are the packet's time in UTC, in syslog's `%b %e %H:%M:%S` form (day padded with a
-//! space), so lines from a capture sort and grep like the appliance's own log.
+//! The line and its escaping are [`crate::sftunnel::Line`], the one format the tunnel logs in
+//! too; this module only fills it in for a finding: stamped with the packet's time (UTC), logged
+//! by the host that received what the line is about, naming the frame.
 
-use std::fmt::Write as _;
+use std::io::{self, Write};
 
 use crate::capture::Timestamp;
+use crate::sftunnel::{At, Component, Level, Line, Pid, TidOrFrame};
 
-const MONTHS: [&str; 12] = [
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-];
-
-/// `Oct  7 09:14:51` for a capture timestamp (UTC).
-pub fn stamp(ts: &Timestamp) -> String {
-    let Some(dt) = ts.to_datetime() else {
-        return ts.to_string();
+/// Writes one messages-log line (and its newline) about `frame` at `ts`, logged by `host`.
+pub(super) fn write_line(
+    w: &mut impl Write,
+    ts: &Timestamp,
+    host: &str,
+    frame: Option<u64>,
+    level: Level,
+    text: &str,
+) -> io::Result<()> {
+    let raw;
+    let at = match ts.to_datetime() {
+        Some(t) => At::Time(t),
+        None => {
+            raw = ts.to_string();
+            At::Raw(&raw)
+        }
     };
-    let mut s = String::with_capacity(15);
-    let month = MONTHS[usize::from(u8::from(dt.month())) - 1];
-    let _ = write!(
-        s,
-        "{month} {:>2} {:02}:{:02}:{:02}",
-        dt.day(),
-        dt.hour(),
-        dt.minute(),
-        dt.second()
-    );
-    s
-}
-
-/// The start of a messages-log line for `frame`, logged by `host`.
-pub(super) fn prefix(ts: &Timestamp, host: &str, frame: Option<u64>) -> String {
-    let mut s = format!("{} {host} SF-IMS[analyze]: ", stamp(ts));
-    if let Some(f) = frame {
-        let _ = write!(s, "[frame {f}] ");
-    }
-    s.push_str("sftunnel:sf_ssl ");
-    s
+    let line = Line {
+        at,
+        host,
+        pid: Pid::Analyze,
+        tid_or_frame: frame.map(TidOrFrame::Frame),
+        component: Component::SfSsl,
+        level,
+        text,
+    };
+    writeln!(w, "{line}")
 }
 
 #[cfg(test)]
@@ -44,9 +43,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn stamps_like_syslog() {
+    fn lines_are_stamped_with_the_packet_time_or_the_raw_one() {
+        let mut out = Vec::new();
         // 2024-10-07T09:14:51Z
-        assert_eq!(stamp(&Timestamp::new(1728292491, 5)), "Oct  7 09:14:51");
-        assert_eq!(stamp(&Timestamp::new(1732616400, 0)), "Nov 26 10:20:00");
+        let ts = Timestamp::new(1728292491, 5);
+        write_line(&mut out, &ts, "10.0.0.2", Some(4), Level::Info, "x").unwrap();
+        // Beyond year 9999: no calendar date, so the capture's own number.
+        let far = Timestamp::new(i64::MAX / 2, 0);
+        write_line(&mut out, &far, "h", None, Level::Error, "y\nz").unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            format!(
+                "Oct  7 09:14:51 10.0.0.2 SF-IMS[analyze]: [frame 4] sftunnel:sf_ssl [INFO] x\n\
+                 {far} h SF-IMS[analyze]: sftunnel:sf_ssl [ERROR] y\\x0az\n"
+            )
+        );
     }
 }

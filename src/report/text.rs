@@ -19,13 +19,13 @@ use std::io::{self, Write};
 use std::net::SocketAddr;
 
 use super::Renderer;
-use super::syslog::prefix;
+use super::syslog::write_line;
 use crate::analysis::{
     AlertFinding, CertificateFinding, ChainFinding, Finding, Identity, NoteFinding, Outcome,
     SessionFinding, Summary,
 };
-use crate::cert::{SftunnelRole, rfc3339};
 use crate::judge::Verdict;
+use crate::sftunnel::{Level, SubjectRole, rfc3339};
 
 /// Distinct session groups kept per file; more are counted only.
 const GROUP_CAP: usize = 1000;
@@ -86,11 +86,13 @@ impl<W: Write> Text<W> {
             return Ok(());
         }
         let role = c.role.map_or("peer".to_string(), |r| r.to_string());
-        let level = if c.verdict.is_ok() { "INFO" } else { "WARN" };
-        write!(
-            self.w,
-            "{}[{level}] {role} {} sent certificate {}: subject={} issuer={} serial={} notBefore={} notAfter={} sha256={}",
-            prefix(&c.ts, &c.dst.ip().to_string(), Some(c.frame)),
+        let level = if c.verdict.is_ok() {
+            Level::Info
+        } else {
+            Level::Warn
+        };
+        let mut text = format!(
+            "{role} {} sent certificate {}: subject={} issuer={} serial={} notBefore={} notAfter={} sha256={}",
             c.src,
             c.chain_index,
             c.subject_oneline.as_deref().unwrap_or("-"),
@@ -99,14 +101,15 @@ impl<W: Write> Text<W> {
             c.not_before.as_ref().map_or("-".into(), rfc3339),
             c.not_after.as_ref().map_or("-".into(), rfc3339),
             c.sha256,
-        )?;
+        );
         if !c.verdict.is_ok() {
-            write!(self.w, " verdict=err {}:{}", code, c.verdict.text())?;
+            text.push_str(&format!(" verdict=err {}:{}", code, c.verdict.text()));
         }
         if let Some(e) = &c.parse_error {
-            write!(self.w, " parse_error=\"{e}\"")?;
+            text.push_str(&format!(" parse_error=\"{e}\""));
         }
-        writeln!(self.w)
+        let host = c.dst.ip().to_string();
+        write_line(&mut self.w, &c.ts, &host, Some(c.frame), level, &text)
     }
 
     fn chain(&mut self, c: &ChainFinding) -> io::Result<()> {
@@ -114,14 +117,21 @@ impl<W: Write> Text<W> {
             return Ok(());
         }
         let role = c.role.map_or("peer".to_string(), |r| r.to_string());
-        writeln!(
-            self.w,
-            "{}[ERROR] err {}:{} ({}) in the chain from {role} {}",
-            prefix(&c.ts, &c.dst.ip().to_string(), Some(c.frame)),
+        let text = format!(
+            "err {}:{} ({}) in the chain from {role} {}",
             c.verdict.code.code(),
             c.verdict.text(),
             where_(&c.verdict),
             c.src,
+        );
+        let host = c.dst.ip().to_string();
+        write_line(
+            &mut self.w,
+            &c.ts,
+            &host,
+            Some(c.frame),
+            Level::Error,
+            &text,
         )
     }
 
@@ -130,32 +140,34 @@ impl<W: Write> Text<W> {
             return Ok(());
         };
         let tag = match (level.as_str(), code) {
-            ("fatal", _) => "ERROR",
-            (_, 0) => "INFO",
-            _ => "WARN",
+            ("fatal", _) => Level::Error,
+            (_, 0) => Level::Info,
+            _ => Level::Warn,
         };
         let role = a.role.map_or("peer".to_string(), |r| r.to_string());
-        writeln!(
-            self.w,
-            "{}[{tag}] received {level} alert {code} {desc} from {role} {}",
-            prefix(&a.ts, &a.dst.ip().to_string(), Some(a.frame)),
-            a.src
-        )
+        let text = format!("received {level} alert {code} {desc} from {role} {}", a.src);
+        let host = a.dst.ip().to_string();
+        write_line(&mut self.w, &a.ts, &host, Some(a.frame), tag, &text)
     }
 
     fn session(&mut self, s: &SessionFinding) -> io::Result<()> {
         if s.outcome == Outcome::Failed {
             let host = match s.failed_by {
-                Some(crate::tls::Role::Client) => s.client.ip(),
+                Some(crate::sftunnel::TlsSide::Client) => s.client.ip(),
                 _ => s.server.ip(),
             };
-            writeln!(
-                self.w,
-                "{}[ERROR] SSL handshake failed: {} ({} -> {})",
-                prefix(&s.last_ts, &host.to_string(), Some(s.last_frame)),
-                s.reason,
-                s.client,
-                s.server
+            let text = format!(
+                "SSL handshake failed: {} ({} -> {})",
+                s.reason, s.client, s.server
+            );
+            let host = host.to_string();
+            write_line(
+                &mut self.w,
+                &s.last_ts,
+                &host,
+                Some(s.last_frame),
+                Level::Error,
+                &text,
             )?;
         }
         let key = GroupKey {
@@ -240,10 +252,10 @@ fn verdict_short(v: &Option<Verdict>) -> String {
 fn identity(i: &Option<Identity>) -> Option<String> {
     let i = i.as_ref()?;
     let who = match i.role {
-        SftunnelRole::Fmc => "FMC",
-        SftunnelRole::Ftd => "FTD",
-        SftunnelRole::InternalCa => "InternalCA of FMC",
-        SftunnelRole::Other => return None,
+        SubjectRole::Fmc => "FMC",
+        SubjectRole::Ftd => "FTD",
+        SubjectRole::InternalCa => "InternalCA of FMC",
+        SubjectRole::Other => return None,
     };
     Some(format!("{who} {}", i.uuid.as_deref().unwrap_or("?")))
 }

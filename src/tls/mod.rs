@@ -30,8 +30,6 @@ pub use registry::{
 pub use scan::{Found, find_start};
 pub use session::{Event, EventKind, FatalAlert, Progress, Session, Step};
 
-use std::fmt;
-
 /// One of the two directions of a connection. Which one is the TLS client is learnt from the
 /// hellos (`Session::role`); `A`/`B` are just the caller's labels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -50,23 +48,6 @@ impl Side {
     /// 0 for `A`, 1 for `B`: the index into `Progress`'s per-side arrays.
     pub fn index(self) -> usize {
         self as usize
-    }
-}
-
-/// The TLS role of a side.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Client,
-    Server,
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Role::Client => "client",
-            Role::Server => "server",
-        })
     }
 }
 

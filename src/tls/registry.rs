@@ -187,9 +187,15 @@ impl AlertDescription {
     pub const CLOSE_NOTIFY: Self = Self(0);
     pub const HANDSHAKE_FAILURE: Self = Self(40);
     pub const BAD_CERTIFICATE: Self = Self(42);
+    pub const UNSUPPORTED_CERTIFICATE: Self = Self(43);
+    pub const CERTIFICATE_REVOKED: Self = Self(44);
     pub const CERTIFICATE_EXPIRED: Self = Self(45);
-    pub const DECRYPT_ERROR: Self = Self(51);
+    pub const CERTIFICATE_UNKNOWN: Self = Self(46);
     pub const UNKNOWN_CA: Self = Self(48);
+    pub const ACCESS_DENIED: Self = Self(49);
+    pub const DECRYPT_ERROR: Self = Self(51);
+    pub const INTERNAL_ERROR: Self = Self(80);
+    pub const CERTIFICATE_REQUIRED: Self = Self(116);
 
     /// The IANA registry name (`certificate_expired`).
     pub fn name(self) -> Option<&'static str> {

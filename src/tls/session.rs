@@ -14,7 +14,8 @@ use std::fmt;
 use super::messages::{CertificateRequest, ClientHello, ServerHello, certificate_list};
 use super::reader::{DirReader, Item};
 use super::registry::{CipherSuite, HandshakeType, ProtocolVersion};
-use super::{Alert, Limits, Role, Side, TlsError};
+use super::{Alert, Limits, Side, TlsError};
+use crate::sftunnel::TlsSide;
 
 /// A step a side took, for "after which message" in reasons.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,7 +61,7 @@ pub enum EventKind {
     ServerHello(ServerHello),
     /// A TLS <= 1.2 Certificate message, possibly empty (a client with no certificate).
     Certificate {
-        role: Option<Role>,
+        role: Option<TlsSide>,
         ders: Vec<Vec<u8>>,
     },
     CertificateRequest(CertificateRequest),
@@ -119,25 +120,25 @@ pub struct Progress {
 
 impl Progress {
     /// The TLS role of `side`: from ServerHello, else from ClientHello.
-    pub fn role(&self, side: Side) -> Option<Role> {
+    pub fn role(&self, side: Side) -> Option<TlsSide> {
         if let Some(s) = self.server {
             return Some(if s == side {
-                Role::Server
+                TlsSide::Server
             } else {
-                Role::Client
+                TlsSide::Client
             });
         }
         self.client_hello_from.map(|c| {
             if c == side {
-                Role::Client
+                TlsSide::Client
             } else {
-                Role::Server
+                TlsSide::Server
             }
         })
     }
 
     /// The side playing `role`, if known.
-    pub fn side_of(&self, role: Role) -> Option<Side> {
+    pub fn side_of(&self, role: TlsSide) -> Option<Side> {
         [Side::A, Side::B]
             .into_iter()
             .find(|&s| self.role(s) == Some(role))
@@ -191,7 +192,7 @@ impl<M: Copy + Ord> Session<M> {
         &self.progress
     }
 
-    pub fn role(&self, side: Side) -> Option<Role> {
+    pub fn role(&self, side: Side) -> Option<TlsSide> {
         self.progress.role(side)
     }
 
@@ -506,7 +507,7 @@ mod tests {
             .collect();
         assert_eq!(
             certs,
-            [(2, Some(Role::Server), 2), (3, Some(Role::Client), 1)]
+            [(2, Some(TlsSide::Server), 2), (3, Some(TlsSide::Client), 1)]
         );
         assert!(matches!(ev.last().unwrap().kind, EventKind::HandshakeDone));
         let p = s.progress();
@@ -549,12 +550,12 @@ mod tests {
         let mut flight = server_hello(0x002f, None);
         flight.extend(certificate(&[vec![0x30, 0]]));
         s.feed(Side::A, &record(22, &flight), 2, &mut ev);
-        assert_eq!(s.role(Side::A), Some(Role::Server));
+        assert_eq!(s.role(Side::A), Some(TlsSide::Server));
         assert!(ev.iter().any(|e| e.side == Side::A
             && matches!(
                 e.kind,
                 EventKind::Certificate {
-                    role: Some(Role::Server),
+                    role: Some(TlsSide::Server),
                     ..
                 }
             )));

@@ -1,32 +1,17 @@
 //! The bridge from a rustls verifier to `crate::judge`: the peer's chain + our trust anchors +
-//! the tunnel's clock -> accepted, or a [`VerifyFailure`] worded as OpenSSL's verify callback
-//! words it on the appliance.
+//! the tunnel's clock -> accepted, or the judge's own [`Verdict`] on it, which the log words as
+//! OpenSSL's verify callback does on the appliance (code, depth, one-line names, alert).
 //!
-//! Owns only the translation (DER -> `cert::CertInfo`, the TLS purpose each side checks, the
-//! verdict -> code, depth, one-line names and alert). The rules themselves are `judge`'s: the
-//! same ones the analyzer applies to captures, so a live tunnel and a capture of it agree.
+//! Owns only the translation (DER -> `cert::CertInfo`, the peer's facts, the chain a side
+//! presents). The rules, the TLS purpose each side checks included, are `judge`'s: the same
+//! ones the analyzer applies to captures, so a live tunnel and a capture of it agree.
 
 use rustls_pki_types::CertificateDer;
 use time::OffsetDateTime;
 
 use crate::cert::{self, CertInfo};
-use crate::judge::{self, Policy, Purpose};
-
-/// What our side found wrong with the peer's chain, as OpenSSL reports it in its verify callback.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct VerifyFailure {
-    /// OpenSSL's `X509_V_ERR_*` number (10 = certificate has expired).
-    pub code: i32,
-    /// OpenSSL's text for `code`.
-    pub text: String,
-    /// 0 = the peer's own certificate, 1 = its issuer (the InternalCA), ...
-    pub depth: usize,
-    /// The failing certificate's subject and issuer, `X509_NAME_oneline` style (`/title=.../CN=...`).
-    pub subject: String,
-    pub issuer: String,
-    /// The TLS alert OpenSSL sends for `code`.
-    pub alert: u8,
-}
+use crate::judge::{self, Policy, Verdict};
+use crate::sftunnel::TlsSide;
 
 /// The facts the tunnel keeps about a certificate it was shown.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,7 +28,8 @@ pub fn peer_cert(der: &[u8]) -> Option<PeerCert> {
     facts(&cert::parse(der))
 }
 
-fn facts(c: &CertInfo) -> Option<PeerCert> {
+/// The facts of an already decoded certificate; `None` if it lacks a subject or notAfter.
+pub(crate) fn facts(c: &CertInfo) -> Option<PeerCert> {
     Some(PeerCert {
         subject: c.subject.as_ref()?.oneline(),
         title: c.title().map(str::to_owned),
@@ -51,45 +37,25 @@ fn facts(c: &CertInfo) -> Option<PeerCert> {
     })
 }
 
-/// Which end's certificate is being judged: OpenSSL checks a server's chain for `sslserver`
-/// and a client's for `sslclient` at security level 1.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PeerRole {
-    /// The FMC, judged by a device.
-    Server,
-    /// A device, judged by the FMC.
-    Client,
-}
-
-/// Judges `ee` + `intermediates` (as sent) against `anchors` at `at`: the accepted peer's
-/// facts (parsed once, here), or the first error the way OpenSSL stops at it.
+/// Judges `ee` + `intermediates` (as sent by the `peer` end: the server's when a device
+/// judges the FMC) against `anchors` at `at`: the accepted peer's facts (parsed once, here),
+/// or the judge's verdict on the first error, where OpenSSL stops.
 pub fn judge_chain(
     ee: &CertificateDer<'_>,
     intermediates: &[CertificateDer<'_>],
     anchors: &[CertInfo],
     at: OffsetDateTime,
-    role: PeerRole,
-) -> Result<Option<PeerCert>, VerifyFailure> {
+    peer: TlsSide,
+) -> Result<Option<PeerCert>, Box<Verdict>> {
     let chain: Vec<CertInfo> = std::iter::once(ee)
         .chain(intermediates)
         .map(|d| cert::parse(d))
         .collect();
-    let purpose = match role {
-        PeerRole::Server => Purpose::SslServer,
-        PeerRole::Client => Purpose::SslClient,
-    };
-    let v = judge::verify_with(&chain, anchors, at, &Policy::tls(purpose)).overall;
+    let v = judge::verify_with(&chain, anchors, at, &Policy::for_peer(peer)).overall;
     if v.is_ok() {
         return Ok(facts(&chain[0]));
     }
-    Err(VerifyFailure {
-        code: v.code.code(),
-        text: v.text().to_owned(),
-        depth: v.depth.unwrap_or(0),
-        subject: v.subject_oneline.clone().unwrap_or_default(),
-        issuer: v.issuer_oneline.clone().unwrap_or_default(),
-        alert: v.alert(),
-    })
+    Err(Box::new(v))
 }
 
 /// The DER of a certificate's subject name (for the CA names a server sends in its

@@ -27,11 +27,12 @@ use super::failure::HandshakeFailure;
 use super::framed::Framed;
 use super::handshake::{self, Established, Heard};
 use super::install;
-use super::log::{Level, SF_HEARTBEAT, SF_PEERS, SfLog, ThreadLog};
+use super::log::{SfLog, ThreadLog};
 use super::material::{Identity, TlsFiles};
-use super::proto::{Message, PushAck, Role};
+use super::proto::{Message, PushAck};
 use super::server::Timeouts;
-use crate::recorder::{Recorder, Side, Tapped};
+use crate::recorder::{Recorder, Tapped};
+use crate::sftunnel::{Component, Level, Role, TlsSide};
 
 /// A device's TLS stream to the FMC.
 pub type Stream = TlsStream<Heard<Tapped<TcpStream>>>;
@@ -147,7 +148,7 @@ impl Client {
         if !done.is_empty() {
             let names: Vec<String> = done.iter().map(|p| p.display().to_string()).collect();
             self.s.log.thread(self.s.log.main_tid()).log(
-                SF_PEERS,
+                Component::SfPeers,
                 Level::Warn,
                 &format!(
                     "Finished an interrupted push: installed {}",
@@ -195,7 +196,7 @@ impl Client {
             tl.info(&format!("Connected to {ip} (port {port}) ({v})"));
         }
         let tcp = match (&self.recorder, tcp.local_addr()) {
-            (Some(r), Ok(local)) => r.tap(tcp, local, self.addr, Side::Client),
+            (Some(r), Ok(local)) => r.tap(tcp, local, self.addr, TlsSide::Client),
             _ => Tapped::plain(tcp),
         };
         let (tls, est) = handshake::connect(cfg, tcp, ip, deadline).await?;
@@ -267,7 +268,11 @@ impl Client {
             match end {
                 Ok(End::Stopped) | Ok(End::Done(_)) => break,
                 Ok(End::Restart(why)) => {
-                    tl.log(SF_PEERS, Level::Info, &format!("Restarting tunnel: {why}"));
+                    tl.log(
+                        Component::SfPeers,
+                        Level::Info,
+                        &format!("Restarting tunnel: {why}"),
+                    );
                     delay = self.s.backoff.initial;
                     continue;
                 }
@@ -408,7 +413,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Session<'a, S> {
             }))) => {
                 if !self.tl.is_quiet() {
                     self.tl.log(
-                        SF_PEERS,
+                        Component::SfPeers,
                         Level::Info,
                         &format!(
                             "Peer {name} ({uuid}) registered this device as {}",
@@ -453,16 +458,16 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Session<'a, S> {
                         }
                         Ok(Some(Message::Push { id, files })) => {
                             let names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
-                            self.tl.log(SF_PEERS, Level::Info, &format!("Received push {id}: {}", names.join(", ")));
+                            self.tl.log(Component::SfPeers, Level::Info, &format!("Received push {id}: {}", names.join(", ")));
                             let ack = match install::install(&self.s.files, &files) {
                                 Ok(paths) => {
                                     for p in &paths {
-                                        self.tl.log(SF_PEERS, Level::Info, &format!("Installed {}", p.display()));
+                                        self.tl.log(Component::SfPeers, Level::Info, &format!("Installed {}", p.display()));
                                     }
                                     PushAck { ok: true, message: format!("installed {} file(s)", paths.len()) }
                                 }
                                 Err(why) => {
-                                    self.tl.log(SF_PEERS, Level::Error, &format!("Push {id} refused: {why}"));
+                                    self.tl.log(Component::SfPeers, Level::Error, &format!("Push {id} refused: {why}"));
                                     PushAck { ok: false, message: why }
                                 }
                             };
@@ -475,17 +480,17 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Session<'a, S> {
                             }
                         }
                         Ok(Some(Message::Unknown { kind, len })) => {
-                            self.tl.log(SF_PEERS, Level::Warn, &format!("Ignoring unknown message type {kind} ({len} bytes)"));
+                            self.tl.log(Component::SfPeers, Level::Warn, &format!("Ignoring unknown message type {kind} ({len} bytes)"));
                         }
                         Ok(Some(other)) => {
-                            self.tl.log(SF_PEERS, Level::Warn, &format!("Unexpected message: {other:?}"));
+                            self.tl.log(Component::SfPeers, Level::Warn, &format!("Unexpected message: {other:?}"));
                         }
                         Ok(None) => break End::Lost("closed by peer".into()),
                         Err(e) => break End::Lost(e.to_string()),
                     }
                 }
                 _ = tokio::time::sleep_until(deadline) => {
-                    self.tl.log(SF_HEARTBEAT, Level::Warn, &format!("No heartbeat answer for {} seconds", idle.as_secs()));
+                    self.tl.log(Component::SfHeartbeat, Level::Warn, &format!("No heartbeat answer for {} seconds", idle.as_secs()));
                     break End::Lost("heartbeat timeout".into());
                 }
                 _ = restart.notified() => break End::Restart("restart requested".into()),

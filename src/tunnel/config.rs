@@ -19,10 +19,11 @@ use rustls::crypto::aws_lc_rs::{self, cipher_suite};
 use rustls::{ClientConfig, KeyLog, ServerConfig};
 
 use super::TunnelError;
-use super::chain::{self, PeerRole};
+use super::chain;
 use super::clock::Clock;
 use super::material::Identity;
 use super::verify::PeerVerifier;
+use crate::sftunnel::TlsSide;
 
 /// aws-lc-rs limited to the suites sftunnel negotiates: ECDHE-RSA-AES256-GCM-SHA384 first,
 /// then ECDHE-RSA-AES128-GCM-SHA256.
@@ -48,7 +49,7 @@ pub fn server_config(
     let p = provider();
     let verifier = Arc::new(PeerVerifier::new(
         &id.anchors,
-        PeerRole::Client,
+        TlsSide::Client,
         p.signature_verification_algorithms,
     ));
     let mut c = ServerConfig::builder_with_details(p, Arc::new(clock.clone()))
@@ -76,7 +77,7 @@ pub fn client_config(
     let p = provider();
     let verifier = Arc::new(PeerVerifier::new(
         &id.anchors,
-        PeerRole::Server,
+        TlsSide::Server,
         p.signature_verification_algorithms,
     ));
     let mut c = ClientConfig::builder_with_details(p, Arc::new(clock.clone()))

@@ -7,8 +7,9 @@
 
 use std::fmt;
 
-use super::chain::VerifyFailure;
 use super::log::ThreadLog;
+use crate::judge::Verdict;
+use crate::tls::AlertDescription;
 
 /// One failed tunnel attempt.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -18,10 +19,11 @@ pub enum HandshakeFailure {
     Connect { addr: String, reason: String },
     /// A phase did not finish in time.
     Timeout { phase: &'static str, secs: u64 },
-    /// We rejected the peer's certificate chain (and sent `failure.alert`).
-    Rejected(VerifyFailure),
+    /// We rejected the peer's certificate chain: the judge's verdict on it (we sent its
+    /// `alert()`).
+    Rejected(Box<Verdict>),
     /// The peer rejected us with this alert.
-    AlertReceived { alert: u8 },
+    AlertReceived { alert: AlertDescription },
     /// The peer sent no certificate.
     NoPeerCertificate,
     /// The peer closed the connection during the handshake.
@@ -37,11 +39,13 @@ impl HandshakeFailure {
             HandshakeFailure::Connect { reason, .. } => format!("connect: {reason}"),
             HandshakeFailure::Timeout { phase, .. } => format!("timeout: {phase}"),
             HandshakeFailure::Rejected(v) => {
-                format!("err {}:{} (depth {})", v.code, v.text, v.depth)
+                format!("err {} (depth {})", v.code, v.depth.unwrap_or(0))
             }
-            HandshakeFailure::AlertReceived { alert } => {
-                format!("alert received: {alert} {}", alert_name(*alert))
-            }
+            HandshakeFailure::AlertReceived { alert } => format!(
+                "alert received: {} {}",
+                alert.0,
+                alert.name().unwrap_or("unknown")
+            ),
             HandshakeFailure::NoPeerCertificate => "peer did not return a certificate".into(),
             HandshakeFailure::Closed => "closed during handshake".into(),
             HandshakeFailure::Tls(s) => s.clone(),
@@ -50,9 +54,9 @@ impl HandshakeFailure {
 
     /// The alert that went on the wire for this failure, if we know it: the one we sent when we
     /// rejected the peer, the one we received otherwise.
-    pub fn alert(&self) -> Option<u8> {
+    pub fn alert(&self) -> Option<AlertDescription> {
         match self {
-            HandshakeFailure::Rejected(v) => Some(v.alert),
+            HandshakeFailure::Rejected(v) => Some(v.alert()),
             HandshakeFailure::AlertReceived { alert } => Some(*alert),
             _ => None,
         }
@@ -75,8 +79,9 @@ impl HandshakeFailure {
             }
             HandshakeFailure::Rejected(f) => v.extend(verify_block(f)),
             HandshakeFailure::AlertReceived { alert } => v.push(format!(
-                "SSL alert received: {} (SSL alert number {alert})",
-                openssl_alert_reason(*alert)
+                "SSL alert received: {} (SSL alert number {})",
+                openssl_alert_reason(*alert),
+                alert.0
             )),
             HandshakeFailure::NoPeerCertificate => {
                 v.push("peer did not return a certificate".into())
@@ -105,28 +110,20 @@ impl fmt::Display for HandshakeFailure {
 impl std::error::Error for HandshakeFailure {}
 
 /// The block OpenSSL's verify callback in sftunnel logs for a rejected certificate.
-pub fn verify_block(f: &VerifyFailure) -> Vec<String> {
+pub fn verify_block(v: &Verdict) -> Vec<String> {
     vec![
-        format!("-Error with certificate at depth {}", f.depth),
-        format!("issuer = {}", f.issuer),
-        format!("subject = {}", f.subject),
-        format!("err {}:{}", f.code, f.text),
+        format!("-Error with certificate at depth {}", v.depth.unwrap_or(0)),
+        format!("issuer = {}", v.issuer_oneline.as_deref().unwrap_or("")),
+        format!("subject = {}", v.subject_oneline.as_deref().unwrap_or("")),
+        format!("err {}", v.code),
     ]
 }
 
-/// The TLS registry name of an alert (`certificate_expired`). The registry itself lives in the
-/// sans-IO `tls` module, shared with the analyzer, so the live tunnel and capture reports name
-/// alerts identically.
-pub fn alert_name(alert: u8) -> &'static str {
-    crate::tls::AlertDescription(alert)
-        .name()
-        .unwrap_or("unknown")
-}
-
 /// OpenSSL's error reason for a received alert (`sslv3 alert certificate expired`), as
-/// `s_client`/`s_server` print it.
-pub fn openssl_alert_reason(alert: u8) -> String {
-    let s = match alert {
+/// `s_client`/`s_server` print it. (The registry names themselves, `certificate_expired`,
+/// are `tls::AlertDescription`'s, shared with the analyzer.)
+pub fn openssl_alert_reason(alert: AlertDescription) -> String {
+    let s = match alert.0 {
         10 => "sslv3 alert unexpected message",
         20 => "sslv3 alert bad record mac",
         22 => "tlsv1 alert record overflow",
@@ -148,7 +145,7 @@ pub fn openssl_alert_reason(alert: u8) -> String {
         100 => "tlsv1 alert no renegotiation",
         110 => "tlsv1 unsupported extension",
         116 => "tlsv13 alert certificate required",
-        _ => return format!("unknown alert {alert}"),
+        n => return format!("unknown alert {n}"),
     };
     s.to_owned()
 }
@@ -159,16 +156,14 @@ mod tests {
 
     #[test]
     fn rejected_chain_logs_the_verify_block_then_handshake_failed() {
-        let f = HandshakeFailure::Rejected(VerifyFailure {
-            code: 10,
-            text: "certificate has expired".into(),
-            depth: 1,
-            subject: "/title=InternalCA/OU=Intrusion Management System/CN=u/O=Cisco Systems, Inc"
-                .into(),
-            issuer: "/title=InternalCA/OU=Intrusion Management System/CN=u/O=Cisco Systems, Inc"
-                .into(),
-            alert: 45,
-        });
+        // The judge's own verdict (on an empty chain), told what an expired InternalCA gives.
+        let mut v = crate::judge::verify(&[], &[], time::OffsetDateTime::UNIX_EPOCH).overall;
+        let ca = "/title=InternalCA/OU=Intrusion Management System/CN=u/O=Cisco Systems, Inc";
+        v.code = crate::judge::VerifyCode::CertHasExpired;
+        v.depth = Some(1);
+        v.subject_oneline = Some(ca.into());
+        v.issuer_oneline = Some(ca.into());
+        let f = HandshakeFailure::Rejected(Box::new(v));
         assert_eq!(
             f.log_lines(),
             vec![
@@ -179,13 +174,15 @@ mod tests {
                 "SSL handshake failed",
             ]
         );
-        assert_eq!(f.alert(), Some(45));
+        assert_eq!(f.alert(), Some(AlertDescription::CERTIFICATE_EXPIRED));
         assert_eq!(f.reason(), "err 10:certificate has expired (depth 1)");
     }
 
     #[test]
     fn received_alert_is_named_in_openssl_words() {
-        let f = HandshakeFailure::AlertReceived { alert: 45 };
+        let f = HandshakeFailure::AlertReceived {
+            alert: AlertDescription::CERTIFICATE_EXPIRED,
+        };
         assert_eq!(
             f.log_lines(),
             vec![

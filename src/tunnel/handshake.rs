@@ -28,6 +28,7 @@ use tokio_rustls::{TlsAcceptor, TlsConnector, client, server};
 use super::chain::PeerCert;
 use super::failure::HandshakeFailure;
 use super::verify::{Judged, capture_verify};
+use crate::tls::AlertDescription;
 
 /// What an established session tells about itself.
 #[derive(Clone, Debug)]
@@ -45,7 +46,7 @@ fn classify(e: &io::Error, judged: Option<Judged>) -> HandshakeFailure {
     let tls = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>());
     match tls {
         Some(rustls::Error::AlertReceived(a)) => HandshakeFailure::AlertReceived {
-            alert: u8::from(*a),
+            alert: AlertDescription(u8::from(*a)),
         },
         Some(rustls::Error::NoCertificatesPresented) => HandshakeFailure::NoPeerCertificate,
         Some(other) => HandshakeFailure::Tls(other.to_string()),

@@ -19,11 +19,9 @@ use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-
 use super::material::TlsFiles;
 use super::proto::PushFile;
+use crate::cert;
 use crate::pki::fsio;
 
 /// The pushed file names, in the order they are installed.
@@ -58,26 +56,15 @@ fn dir_of(p: &Path) -> &Path {
         .unwrap_or(Path::new("."))
 }
 
+/// The pushed file holds what its name says (read by `cert`, whose error names the file and
+/// what it holds instead).
 fn check(name: &str, data: &[u8]) -> Result<(), String> {
-    let ok = if name == "sftunnel-key.pem" {
-        PrivateKeyDer::from_pem_slice(data).is_ok()
+    let read = if name == "sftunnel-key.pem" {
+        cert::parse_key_pem(data, name).map(drop)
     } else {
-        CertificateDer::pem_slice_iter(data)
-            .next()
-            .is_some_and(|r| r.is_ok())
+        cert::parse_named(data, name).map(drop)
     };
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "{name} does not contain a usable {}",
-            if name == "sftunnel-key.pem" {
-                "key"
-            } else {
-                "certificate"
-            }
-        ))
-    }
+    read.map_err(|e| e.to_string())
 }
 
 /// Steps 1 and 2: every file checked, staged and synced, then the journal committed.
@@ -175,9 +162,19 @@ pub fn install(files: &TlsFiles, pushed: &[PushFile]) -> Result<Vec<PathBuf>, St
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::LazyLock;
 
-    const CERT: &str = "-----BEGIN CERTIFICATE-----\nMAA=\n-----END CERTIFICATE-----\n";
-    const KEY: &str = "-----BEGIN PRIVATE KEY-----\nMAA=\n-----END PRIVATE KEY-----\n";
+    /// A real certificate and its key (the install reads what it is given).
+    static KEY_PAIR: LazyLock<rcgen::KeyPair> =
+        LazyLock::new(|| rcgen::KeyPair::generate().unwrap());
+    static CERT: LazyLock<String> = LazyLock::new(|| {
+        rcgen::CertificateParams::new(vec!["ftd".into()])
+            .unwrap()
+            .self_signed(&*KEY_PAIR)
+            .unwrap()
+            .pem()
+    });
+    static KEY: LazyLock<String> = LazyLock::new(|| KEY_PAIR.serialize_pem());
 
     fn files(dir: &Path) -> TlsFiles {
         TlsFiles {
@@ -201,9 +198,9 @@ mod tests {
         let f = files(d.path());
         std::fs::write(&f.ca, "old ca").unwrap();
         for bad in [
-            vec![push("cacert.pem", CERT), push("../etc/passwd", CERT)],
+            vec![push("cacert.pem", &CERT), push("../etc/passwd", &CERT)],
             vec![
-                push("cacert.pem", CERT),
+                push("cacert.pem", &CERT),
                 push("sftunnel-key.pem", "not a key"),
             ],
             vec![],
@@ -218,9 +215,9 @@ mod tests {
 
     fn three(tag: &str) -> Vec<PushFile> {
         vec![
-            push("cacert.pem", &format!("{CERT}# {tag}\n")),
-            push("sftunnel-cert.pem", &format!("{CERT}# {tag}\n")),
-            push("sftunnel-key.pem", &format!("{KEY}# {tag}\n")),
+            push("cacert.pem", &format!("{}# {tag}\n", *CERT)),
+            push("sftunnel-cert.pem", &format!("{}# {tag}\n", *CERT)),
+            push("sftunnel-key.pem", &format!("{}# {tag}\n", *KEY)),
         ]
     }
 
@@ -280,13 +277,13 @@ mod tests {
     fn a_good_push_replaces_all_three_and_keeps_the_key_private() {
         let d = tempfile::tempdir().unwrap();
         let f = files(d.path());
-        let mut key = push("sftunnel-key.pem", KEY);
+        let mut key = push("sftunnel-key.pem", &KEY);
         key.mode = 0o666;
         let done = install(
             &f,
             &[
-                push("cacert.pem", CERT),
-                push("sftunnel-cert.pem", CERT),
+                push("cacert.pem", &CERT),
+                push("sftunnel-cert.pem", &CERT),
                 key,
             ],
         )
@@ -295,6 +292,6 @@ mod tests {
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&f.key), 0o600);
         assert_eq!(mode(&f.ca), 0o644);
-        assert_eq!(std::fs::read_to_string(&f.cert).unwrap(), CERT);
+        assert_eq!(std::fs::read_to_string(&f.cert).unwrap(), *CERT);
     }
 }

@@ -1,8 +1,9 @@
 //! Log lines in the shape of the appliance's messages log:
 //! `Sep 20 04:10:47 HOSTNAME SF-IMS[pid]: [tid] sftunnel:sf_ssl [LEVEL] text`.
 //!
-//! Owns the line format and where lines go (a writer such as stdout or `--log FILE`, memory for
-//! in-process labs and tests, or nowhere). The stamp comes from the tunnel's [`Clock`] and the
+//! Owns where lines go (a writer such as stdout or `--log FILE`, memory for in-process labs and
+//! tests, or nowhere); the line itself, with its escaping of what peers send, is
+//! [`crate::sftunnel::Line`]. The stamp comes from the tunnel's [`Clock`] and the
 //! hostname is an input, so a lab run logs its lab time and the emulated appliance's name. What
 //! the lines say is decided by the server and client; this module only formats and delivers.
 
@@ -10,61 +11,8 @@ use std::io::Write;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
-use time::OffsetDateTime;
-
 use super::clock::Clock;
-
-/// Severity as the appliance prints it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Level {
-    Debug,
-    Info,
-    Warn,
-    Error,
-}
-
-impl Level {
-    fn as_str(self) -> &'static str {
-        match self {
-            Level::Debug => "DEBUG",
-            Level::Info => "INFO",
-            Level::Warn => "WARN",
-            Level::Error => "ERROR",
-        }
-    }
-}
-
-/// The `sftunnel:<component>` part of a line.
-pub const SF_SSL: &str = "sf_ssl";
-/// Peer bookkeeping: identity, pushes.
-pub const SF_PEERS: &str = "sf_peers";
-/// Heartbeats.
-pub const SF_HEARTBEAT: &str = "sf_heartbeat";
-
-const MONTHS: [&str; 12] = [
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-];
-
-/// One messages-log line (without the newline). Days are space-padded as syslog does.
-pub fn format_line(
-    at: OffsetDateTime,
-    hostname: &str,
-    pid: u32,
-    tid: u32,
-    component: &str,
-    level: Level,
-    text: &str,
-) -> String {
-    format!(
-        "{} {:>2} {:02}:{:02}:{:02} {hostname} SF-IMS[{pid}]: [{tid}] sftunnel:{component} [{}] {text}",
-        MONTHS[usize::from(u8::from(at.month())) - 1],
-        at.day(),
-        at.hour(),
-        at.minute(),
-        at.second(),
-        level.as_str(),
-    )
-}
+use crate::sftunnel::{Component, Level, Line, Pid, TidOrFrame};
 
 enum Sink {
     Writer(Mutex<Box<dyn Write + Send>>),
@@ -154,19 +102,20 @@ impl SfLog {
     }
 
     /// Writes one line.
-    pub fn log(&self, tid: u32, component: &str, level: Level, text: &str) {
+    pub fn log(&self, tid: u32, component: Component, level: Level, text: &str) {
         if self.is_discard() {
             return;
         }
-        let line = format_line(
-            self.inner.clock.now(),
-            &self.inner.hostname,
-            self.inner.pid,
-            tid,
+        let line = Line {
+            at: self.inner.clock.now().into(),
+            host: &self.inner.hostname,
+            pid: Pid::Process(self.inner.pid),
+            tid_or_frame: Some(TidOrFrame::Tid(tid)),
             component,
             level,
             text,
-        );
+        }
+        .to_string();
         match &self.inner.sink {
             Sink::Writer(w) => {
                 let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
@@ -210,17 +159,17 @@ impl ThreadLog {
     pub fn is_quiet(&self) -> bool {
         self.log.is_discard()
     }
-    pub fn log(&self, component: &str, level: Level, text: &str) {
+    pub fn log(&self, component: Component, level: Level, text: &str) {
         self.log.log(self.tid, component, level, text);
     }
     pub fn info(&self, text: &str) {
-        self.log(SF_SSL, Level::Info, text);
+        self.log(Component::SfSsl, Level::Info, text);
     }
     pub fn warn(&self, text: &str) {
-        self.log(SF_SSL, Level::Warn, text);
+        self.log(Component::SfSsl, Level::Warn, text);
     }
     pub fn error(&self, text: &str) {
-        self.log(SF_SSL, Level::Error, text);
+        self.log(Component::SfSsl, Level::Error, text);
     }
 }
 
@@ -228,36 +177,6 @@ impl ThreadLog {
 mod tests {
     use super::*;
     use time::macros::datetime;
-
-    #[test]
-    fn line_has_the_appliance_shape() {
-        let l = format_line(
-            datetime!(2024-09-20 04:10:47 UTC),
-            "FTD-hostname",
-            50792,
-            51982,
-            SF_SSL,
-            Level::Error,
-            "err 10:certificate has expired",
-        );
-        assert_eq!(
-            l,
-            "Sep 20 04:10:47 FTD-hostname SF-IMS[50792]: [51982] sftunnel:sf_ssl [ERROR] err 10:certificate has expired"
-        );
-        let l = format_line(
-            datetime!(2034-01-05 23:01:02 UTC),
-            "fmc",
-            7,
-            8,
-            SF_PEERS,
-            Level::Info,
-            "x",
-        );
-        assert_eq!(
-            l,
-            "Jan  5 23:01:02 fmc SF-IMS[7]: [8] sftunnel:sf_peers [INFO] x"
-        );
-    }
 
     #[test]
     fn memory_log_keeps_lines_with_lab_time_and_fresh_tids() {
@@ -276,5 +195,32 @@ mod tests {
             "{}",
             lines[0]
         );
+    }
+
+    #[test]
+    fn what_a_peer_sends_stays_on_its_own_line() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("messages");
+        let file = {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .unwrap()
+        };
+        let clock = Clock::lab(datetime!(2034-10-05 12:16:56 UTC));
+        let log = SfLog::to_writer("fmc", 100, clock, file);
+        // A HELLO name crafted to append a line of its own.
+        let name = "ftd1\nOct  5 12:16:57 fmc SF-IMS[100]: [101] sftunnel:sf_peers [INFO] Peer ftd9 registered";
+        log.thread(101).log(
+            Component::SfPeers,
+            Level::Info,
+            &format!("Peer {name} registered"),
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(text.contains("ftd1\\x0aOct  5"), "{text}");
     }
 }

@@ -33,12 +33,12 @@ pub mod status;
 pub mod validate;
 pub mod verify;
 
-pub use chain::{PeerCert, VerifyFailure};
+pub use chain::PeerCert;
 pub use client::{Client, ClientHandle, ClientSettings, ClientState, FleetReport, FleetSettings};
 pub use clock::Clock;
 pub use control::ControlClient;
 pub use failure::HandshakeFailure;
-pub use log::{Level, SfLog, ThreadLog};
+pub use log::{SfLog, ThreadLog};
 pub use material::{Identity, TlsFiles};
 pub use proto::{PushAck, PushFile};
 pub use server::{Server, ServerEvent, ServerHandle, ServerSettings, Timeouts};
@@ -67,6 +67,9 @@ pub enum TunnelError {
     Push { uuid: String, reason: String },
     #[error("protocol: {0}")]
     Protocol(#[from] proto::ProtoError),
+    /// A certificate or key file `cert` could not read (the error names the file).
+    #[error(transparent)]
+    Cert(#[from] crate::cert::CertError),
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }

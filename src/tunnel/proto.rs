@@ -10,7 +10,8 @@
 //! string  = len:u16be UTF-8 bytes
 //! bytes   = len:u32be raw bytes
 //!
-//! 0x01 HELLO          role:u8 (1 = FMC, 2 = device) uuid:string name:string version:string
+//! 0x01 HELLO          role:u8 (1 = FMC, 2 = device, 3 = HA secondary) uuid:string name:string
+//!                     version:string
 //! 0x02 HEARTBEAT      seq:u64be unix_ms:i64be              (sender's clock)
 //! 0x03 HEARTBEAT_ACK  seq:u64be unix_ms:i64be              (answers HEARTBEAT seq)
 //! 0x04 PUSH           id:u32be count:u16be { name:string mode:u32be data:bytes } * count
@@ -27,15 +28,10 @@
 
 use thiserror::Error;
 
+use crate::sftunnel::Role;
+
 /// The largest frame either side accepts (a push of three PEM files is a few KiB).
 pub const MAX_FRAME: usize = 1 << 20;
-
-/// Who sent a HELLO.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
-    Fmc,
-    Device,
-}
 
 /// One file of a PUSH: a bare file name (no directories) and its bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -118,6 +114,7 @@ pub fn encode(msg: &Message) -> Vec<u8> {
             b.push(match role {
                 Role::Fmc => 1,
                 Role::Device => 2,
+                Role::HaSecondary => 3,
             });
             put_str(&mut b, uuid);
             put_str(&mut b, name);
@@ -198,6 +195,7 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Message, usize)>, ProtoError> {
             let role = match r.u8()? {
                 1 => Role::Fmc,
                 2 => Role::Device,
+                3 => Role::HaSecondary,
                 x => return Err(r.bad(format!("role {x}"))),
             };
             Message::Hello {
@@ -321,6 +319,12 @@ mod tests {
                 role: Role::Device,
                 uuid: "c8d5d5c6-87c9-11ef-a993-b9831565bc4e".into(),
                 name: "ftd1".into(),
+                version: "sfdiag 0.1".into(),
+            },
+            Message::Hello {
+                role: Role::HaSecondary,
+                uuid: "6a3f1b2e-87c9-11ef-a993-b9831565bc4e".into(),
+                name: "fmc2".into(),
                 version: "sfdiag 0.1".into(),
             },
             Message::Heartbeat {

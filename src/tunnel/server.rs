@@ -25,17 +25,19 @@ use tokio::sync::{Semaphore, broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::sftunnel::{Component, Level, Role, TlsSide, rfc3339, whole_seconds};
+
 use super::TunnelError;
 use super::clock::Clock;
 use super::config;
 use super::failure::HandshakeFailure;
 use super::framed::Framed;
 use super::handshake;
-use super::log::{Level, SF_HEARTBEAT, SF_PEERS, SfLog, ThreadLog};
+use super::log::{SfLog, ThreadLog};
 use super::material::Identity;
-use super::proto::{Message, PushAck, PushFile, Role};
-use super::status::{PeerStatus, ServerInfo, rfc3339};
-use crate::recorder::{Recorder, Side, Tapped};
+use super::proto::{Message, PushAck, PushFile};
+use super::status::{PeerStatus, ServerInfo};
+use crate::recorder::{Recorder, Tapped};
 
 /// Deadlines of the tunnel's phases, shared by both sides.
 #[derive(Clone, Copy, Debug)]
@@ -172,7 +174,7 @@ impl Server {
             uuid: s.identity.cert().and_then(|c| c.title),
             listen: local_addr.to_string(),
             now: String::new(),
-            started: rfc3339(s.clock.now()),
+            started: rfc3339(&whole_seconds(s.clock.now())),
         };
         let shared = Arc::new(Shared {
             log: s.log.clone(),
@@ -262,7 +264,7 @@ impl ServerHandle {
     /// The server's own facts, with its clock read now.
     pub fn info(&self) -> ServerInfo {
         ServerInfo {
-            now: rfc3339(self.shared.clock.now()),
+            now: rfc3339(&whole_seconds(self.shared.clock.now())),
             ..self.shared.info.clone()
         }
     }
@@ -322,7 +324,7 @@ impl ServerHandle {
             identity.cert().map_or("?".to_owned(), |c| format!(
                 "{} (notAfter {})",
                 c.subject,
-                rfc3339(c.not_after)
+                rfc3339(&c.not_after)
             ))
         ));
         Ok(())
@@ -425,7 +427,7 @@ async fn connection(h: ServerHandle, tcp: TcpStream, addr: SocketAddr) {
     };
     let config = sh.config.read().unwrap_or_else(|e| e.into_inner()).clone();
     let tcp = match (&sh.recorder, tcp.local_addr()) {
-        (Some(r), Ok(local)) => r.tap(tcp, addr, local, Side::Server),
+        (Some(r), Ok(local)) => r.tap(tcp, addr, local, TlsSide::Server),
         _ => Tapped::plain(tcp),
     };
     // A device that never speaks costs a socket and this task, never a handshake slot. (Not
@@ -500,9 +502,9 @@ async fn connection(h: ServerHandle, tcp: TcpStream, addr: SocketAddr) {
         uuid: uuid.clone(),
         ip: addr.ip().to_string(),
         connected: true,
-        since: Some(rfc3339(sh.clock.now())),
+        since: Some(rfc3339(&whole_seconds(sh.clock.now()))),
         last_heartbeat: None,
-        cert_not_after: peer_cert.as_ref().map(|c| rfc3339(c.not_after)),
+        cert_not_after: peer_cert.as_ref().map(|c| rfc3339(&c.not_after)),
     };
     sh.peers.lock().unwrap_or_else(|e| e.into_inner()).insert(
         conn,
@@ -512,7 +514,7 @@ async fn connection(h: ServerHandle, tcp: TcpStream, addr: SocketAddr) {
         },
     );
     tl.log(
-        SF_PEERS,
+        Component::SfPeers,
         Level::Info,
         &format!("Peer {name} ({uuid}) connected from {}", addr.ip()),
     );
@@ -531,7 +533,7 @@ async fn connection(h: ServerHandle, tcp: TcpStream, addr: SocketAddr) {
     if let Some(p) = gone {
         let status = PeerStatus {
             connected: false,
-            since: Some(rfc3339(sh.clock.now())),
+            since: Some(rfc3339(&whole_seconds(sh.clock.now()))),
             ..p.status
         };
         sh.departed
@@ -540,7 +542,7 @@ async fn connection(h: ServerHandle, tcp: TcpStream, addr: SocketAddr) {
             .insert(uuid.clone(), status);
     }
     tl.log(
-        SF_PEERS,
+        Component::SfPeers,
         Level::Info,
         &format!("Peer {name} ({uuid}) disconnected: {reason}"),
     );
@@ -576,7 +578,7 @@ where
                     Ok(Some(Message::Heartbeat { seq, .. })) => {
                         let now = sh.clock.now();
                         if let Some(p) = sh.peers.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&conn) {
-                            p.status.last_heartbeat = Some(rfc3339(now));
+                            p.status.last_heartbeat = Some(rfc3339(&whole_seconds(now)));
                         }
                         let ack = Message::HeartbeatAck { seq, unix_ms: (now.unix_timestamp_nanos() / 1_000_000) as i64 };
                         if let Err(e) = io.send_within(&ack, idle).await {
@@ -584,7 +586,7 @@ where
                         }
                     }
                     Ok(Some(Message::PushAck { id, ack })) => {
-                        tl.log(SF_PEERS, Level::Info, &format!(
+                        tl.log(Component::SfPeers, Level::Info, &format!(
                             "Peer {name} acknowledged push {id}: {}{}",
                             if ack.ok { "ok" } else { "failed" },
                             if ack.message.is_empty() { String::new() } else { format!(" ({})", ack.message) }
@@ -594,10 +596,10 @@ where
                         }
                     }
                     Ok(Some(Message::Unknown { kind, len })) => {
-                        tl.log(SF_PEERS, Level::Warn, &format!("Ignoring unknown message type {kind} ({len} bytes)"));
+                        tl.log(Component::SfPeers, Level::Warn, &format!("Ignoring unknown message type {kind} ({len} bytes)"));
                     }
                     Ok(Some(other)) => {
-                        tl.log(SF_PEERS, Level::Warn, &format!("Unexpected message from {name}: {other:?}"));
+                        tl.log(Component::SfPeers, Level::Warn, &format!("Unexpected message from {name}: {other:?}"));
                     }
                     Ok(None) => break "closed by peer".to_owned(),
                     Err(e) => break e.to_string(),
@@ -605,7 +607,7 @@ where
             }
             Some(req) = push_rx.recv() => {
                 let id = sh.next_push.fetch_add(1, Ordering::Relaxed);
-                tl.log(SF_PEERS, Level::Info, &format!(
+                tl.log(Component::SfPeers, Level::Info, &format!(
                     "Pushing {} file(s) to {name} (push {id}): {}",
                     req.files.len(),
                     req.files.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ")
@@ -616,7 +618,7 @@ where
                 pending.insert(id, req.reply);
             }
             _ = tokio::time::sleep_until(deadline) => {
-                tl.log(SF_HEARTBEAT, Level::Warn, &format!("No heartbeat from {name} for {} seconds", idle.as_secs()));
+                tl.log(Component::SfHeartbeat, Level::Warn, &format!("No heartbeat from {name} for {} seconds", idle.as_secs()));
                 break "heartbeat timeout".to_owned();
             }
             _ = super::stopped(&mut stop) => break "server shutting down".to_owned(),

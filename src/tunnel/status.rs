@@ -7,12 +7,10 @@
 
 use std::io::{self, Write};
 
-use rustls_pki_types::{CertificateDer, pem::PemObject};
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use crate::pki::PkiRoot;
+use crate::sftunnel::rfc3339;
 
 /// One peer row.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,10 +59,9 @@ pub fn rows_for_root(seen: &[PeerStatus], root: &PkiRoot) -> Vec<PeerStatus> {
                     last_heartbeat: None,
                     cert_not_after: root
                         .device_files(&p.name)
-                        .and_then(|f| std::fs::read(f.cert).ok())
-                        .and_then(|pem| CertificateDer::from_pem_slice(&pem).ok())
-                        .and_then(|der| super::chain::peer_cert(&der))
-                        .map(|c| rfc3339(c.not_after)),
+                        .and_then(|f| crate::cert::read_certs(f.cert).ok())
+                        .and_then(|certs| certs.first().and_then(super::chain::facts))
+                        .map(|c| rfc3339(&c.not_after)),
                 },
             }
         })
@@ -75,14 +72,6 @@ pub fn rows_for_root(seen: &[PeerStatus], root: &PkiRoot) -> Vec<PeerStatus> {
         }
     }
     rows
-}
-
-/// RFC 3339 in UTC, whole seconds.
-pub fn rfc3339(t: OffsetDateTime) -> String {
-    t.replace_nanosecond(0)
-        .unwrap_or(t)
-        .format(&Rfc3339)
-        .unwrap_or_default()
 }
 
 /// A table with one row per peer.

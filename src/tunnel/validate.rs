@@ -17,7 +17,8 @@ use super::failure::HandshakeFailure;
 use super::log::SfLog;
 use super::material::{Identity, TlsFiles};
 use super::server::{Server, ServerEvent, ServerSettings, Timeouts};
-use super::status::rfc3339;
+use crate::judge;
+use crate::sftunnel::{rfc3339, whole_seconds};
 
 /// One device to try.
 #[derive(Clone, Debug)]
@@ -49,7 +50,12 @@ impl Verdict {
 
     /// The one line `validate` prints.
     pub fn line(&self) -> String {
-        let head = format!("{} ({}) at {}", self.device, self.uuid, rfc3339(self.at));
+        let head = format!(
+            "{} ({}) at {}",
+            self.device,
+            self.uuid,
+            rfc3339(&whole_seconds(self.at))
+        );
         if self.ok() {
             return format!(
                 "{head}: ok, TLSv1.2 {}",
@@ -57,20 +63,29 @@ impl Verdict {
             );
         }
         let why = match (&self.fmc, &self.device_side) {
-            (Some(HandshakeFailure::Rejected(v)), _) => format!(
-                "FMC rejected the device's certificate: err {}:{} at depth {} ({}), alert {}",
-                v.code, v.text, v.depth, v.subject, v.alert
-            ),
-            (_, Some(HandshakeFailure::Rejected(v))) => format!(
-                "device rejected the FMC's certificate: err {}:{} at depth {} ({}), alert {}",
-                v.code, v.text, v.depth, v.subject, v.alert
-            ),
+            (Some(HandshakeFailure::Rejected(v)), _) => {
+                format!("FMC rejected the device's certificate: {}", rejection(v))
+            }
+            (_, Some(HandshakeFailure::Rejected(v))) => {
+                format!("device rejected the FMC's certificate: {}", rejection(v))
+            }
             (_, Some(f)) => format!("device: {}", f.reason()),
             (Some(f), None) => format!("FMC: {}", f.reason()),
             (None, None) => "no tunnel".into(),
         };
         format!("{head}: FAILED: {why}")
     }
+}
+
+/// `err 10:certificate has expired at depth 1 (/title=InternalCA/...), alert 45`.
+fn rejection(v: &judge::Verdict) -> String {
+    format!(
+        "err {} at depth {} ({}), alert {}",
+        v.code,
+        v.depth.unwrap_or(0),
+        v.subject_oneline.as_deref().unwrap_or(""),
+        v.alert().0
+    )
 }
 
 /// Runs every device against the FMC at each time (`None` = the real now).

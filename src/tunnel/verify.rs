@@ -12,7 +12,7 @@
 //! rustls picks the alert it sends from the error a verifier returns; [`rustls_error_for_alert`]
 //! chooses the error whose alert is the one OpenSSL sends for the verify code (not-yet-valid:
 //! 42 `bad_certificate`, where rustls' own `NotValidYet` would send 45). The OpenSSL code and
-//! depth do not fit in a rustls error, so the verifier also leaves the [`VerifyFailure`] in a
+//! depth do not fit in a rustls error, so the verifier also leaves the judge's [`Verdict`] in a
 //! task-local slot that [`capture_verify`] reads back for the log.
 //!
 //! One alert still differs from OpenSSL: a client that sends no certificate gets
@@ -30,13 +30,16 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, Error, SignatureScheme};
 
-use super::chain::{self, PeerCert, PeerRole, VerifyFailure};
+use super::chain::{self, PeerCert};
 use super::clock::from_unix_time;
 use crate::cert::{self, CertInfo};
+use crate::judge::Verdict;
+use crate::sftunnel::TlsSide;
+use crate::tls::AlertDescription;
 
 /// What the verifier concluded about the peer's chain in one handshake: the accepted peer's
 /// facts, or why it was refused.
-pub type Judged = Result<Option<PeerCert>, VerifyFailure>;
+pub type Judged = Result<Option<PeerCert>, Box<Verdict>>;
 
 tokio::task_local! {
     static VERIFY_SLOT: RefCell<Option<Judged>>;
@@ -60,31 +63,35 @@ fn record(j: Judged) {
 }
 
 /// The rustls error that makes rustls send `alert` (OpenSSL's alert for a verify code).
-pub fn rustls_error_for_alert(alert: u8, why: &VerifyFailure) -> Error {
+pub fn rustls_error_for_alert(alert: AlertDescription, why: &Verdict) -> Error {
+    use AlertDescription as A;
     let ce = match alert {
-        42 => CertificateError::BadEncoding,
-        43 => CertificateError::InvalidPurpose,
-        44 => CertificateError::Revoked,
-        45 => CertificateError::Expired,
-        48 => CertificateError::UnknownIssuer,
-        49 => CertificateError::ApplicationVerificationFailure,
-        51 => CertificateError::BadSignature,
-        46 => CertificateError::Other(rustls::OtherError(Arc::new(Why(why.clone())))),
+        A::BAD_CERTIFICATE => CertificateError::BadEncoding,
+        A::UNSUPPORTED_CERTIFICATE => CertificateError::InvalidPurpose,
+        A::CERTIFICATE_REVOKED => CertificateError::Revoked,
+        A::CERTIFICATE_EXPIRED => CertificateError::Expired,
+        A::UNKNOWN_CA => CertificateError::UnknownIssuer,
+        A::ACCESS_DENIED => CertificateError::ApplicationVerificationFailure,
+        A::DECRYPT_ERROR => CertificateError::BadSignature,
+        A::CERTIFICATE_UNKNOWN => {
+            CertificateError::Other(rustls::OtherError(Arc::new(Why(why.clone()))))
+        }
         // Anything else (OpenSSL: handshake_failure, internal_error) becomes a non-certificate
         // error, which rustls answers with handshake_failure (40).
-        _ => return Error::General(format!("err {}:{}", why.code, why.text)),
+        _ => return Error::General(format!("err {}", why.code)),
     };
     Error::InvalidCertificate(ce)
 }
 
 #[derive(Debug)]
-struct Why(VerifyFailure);
+struct Why(Verdict);
 impl std::fmt::Display for Why {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "err {}:{} at depth {}",
-            self.0.code, self.0.text, self.0.depth
+            "err {} at depth {}",
+            self.0.code,
+            self.0.depth.unwrap_or(0)
         )
     }
 }
@@ -97,7 +104,7 @@ pub struct PeerVerifier {
     anchors: Vec<CertInfo>,
     hints: Vec<DistinguishedName>,
     algs: WebPkiSupportedAlgorithms,
-    peer: PeerRole,
+    peer: TlsSide,
 }
 
 impl PeerVerifier {
@@ -105,7 +112,7 @@ impl PeerVerifier {
     /// (the crypto provider's).
     pub fn new(
         anchors: &[CertificateDer<'static>],
-        peer: PeerRole,
+        peer: TlsSide,
         algs: WebPkiSupportedAlgorithms,
     ) -> Self {
         let anchors: Vec<CertInfo> = anchors.iter().map(|a| cert::parse(a)).collect();
@@ -138,7 +145,7 @@ impl PeerVerifier {
         )
         .map(|peer| record(Ok(peer)))
         .map_err(|f| {
-            let e = rustls_error_for_alert(f.alert, &f);
+            let e = rustls_error_for_alert(f.alert(), &f);
             record(Err(f));
             e
         })
@@ -223,45 +230,61 @@ impl ClientCertVerifier for PeerVerifier {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rustls::AlertDescription;
+    use crate::judge::{self, VerifyCode};
+    use rustls::AlertDescription as WireAlert;
 
-    fn why(code: i32, alert: u8) -> VerifyFailure {
-        VerifyFailure {
-            code,
-            text: "x".into(),
-            depth: 1,
-            subject: String::new(),
-            issuer: String::new(),
-            alert,
-        }
+    /// A verdict of `code` at depth 1 (the judge's own, on an empty chain, then told the code).
+    fn why(code: VerifyCode) -> Verdict {
+        let mut v = judge::verify(&[], &[], time::OffsetDateTime::UNIX_EPOCH).overall;
+        v.code = code;
+        v.depth = Some(1);
+        v
     }
 
     /// The alert rustls will put on the wire for the error a verifier returns (the rule of
     /// `CommonState::send_cert_verify_error_alert`).
-    fn wire_alert(e: &Error) -> AlertDescription {
+    fn wire_alert(e: &Error) -> WireAlert {
         match e {
             Error::InvalidCertificate(ce) => ce.clone().into(),
-            Error::PeerMisbehaved(_) => AlertDescription::IllegalParameter,
-            _ => AlertDescription::HandshakeFailure,
+            Error::PeerMisbehaved(_) => WireAlert::IllegalParameter,
+            _ => WireAlert::HandshakeFailure,
         }
     }
 
     #[test]
     fn every_openssl_alert_goes_on_the_wire_unchanged() {
-        for alert in [40u8, 42, 43, 44, 45, 46, 48, 49, 51] {
-            let e = rustls_error_for_alert(alert, &why(1, alert));
-            assert_eq!(u8::from(wire_alert(&e)), alert, "{e:?}");
+        for alert in [40u8, 42, 43, 44, 45, 46, 48, 49, 51, 80] {
+            let e = rustls_error_for_alert(AlertDescription(alert), &why(VerifyCode::Other(1)));
+            // rustls answers a non-certificate error (internal_error's) with handshake_failure.
+            let sent = if alert == 80 { 40 } else { alert };
+            assert_eq!(u8::from(wire_alert(&e)), sent, "{e:?}");
+        }
+    }
+
+    #[test]
+    fn every_verify_code_sends_openssls_alert() {
+        // The judge's alert for each code reaches the wire, except those rustls can only send
+        // as handshake_failure (internal_error).
+        for n in 0..=100 {
+            let v = why(VerifyCode::from_code(n));
+            let e = rustls_error_for_alert(v.alert(), &v);
+            let want = match v.alert() {
+                AlertDescription::INTERNAL_ERROR => AlertDescription::HANDSHAKE_FAILURE,
+                a => a,
+            };
+            assert_eq!(u8::from(wire_alert(&e)), want.0, "code {n}: {e:?}");
         }
     }
 
     #[test]
     fn not_yet_valid_sends_bad_certificate_like_openssl_not_certificate_expired() {
-        let e = rustls_error_for_alert(42, &why(9, 42));
-        assert_eq!(wire_alert(&e), AlertDescription::BadCertificate);
+        let v = why(VerifyCode::CertNotYetValid);
+        let e = rustls_error_for_alert(v.alert(), &v);
+        assert_eq!(wire_alert(&e), WireAlert::BadCertificate);
         // What rustls would have sent with its own error for the same case:
         assert_eq!(
-            AlertDescription::from(CertificateError::NotValidYet),
-            AlertDescription::CertificateExpired
+            WireAlert::from(CertificateError::NotValidYet),
+            WireAlert::CertificateExpired
         );
     }
 }

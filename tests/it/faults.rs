@@ -21,8 +21,9 @@ use std::time::{Duration, Instant};
 
 use rustls::pki_types::ServerName;
 use rustls::{ClientConnection, StreamOwned};
+use sfdiag::sftunnel::Role;
 use sfdiag::tunnel::client::Backoff;
-use sfdiag::tunnel::proto::{self, Message, Role};
+use sfdiag::tunnel::proto::{self, Message};
 use sfdiag::tunnel::{
     Client, ClientSettings, Clock, Identity, PushFile, Server, ServerHandle, ServerSettings, SfLog,
     Timeouts, TlsFiles, TunnelError,

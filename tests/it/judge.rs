@@ -6,8 +6,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use sfdiag::cert::{self, CertError, CertInfo, SftunnelRole};
+use sfdiag::cert::{self, CertError, CertInfo};
 use sfdiag::judge::{self, ChainVerdict, Policy, Purpose, Source, VerifyCode};
+use sfdiag::sftunnel::{self, SubjectRole};
+use sfdiag::tls::AlertDescription;
 use time::OffsetDateTime;
 use time::macros::datetime;
 
@@ -328,7 +330,7 @@ fn expired_internal_ca_is_code_10_at_depth_1_and_the_leaf_stays_0() {
     assert_eq!(v.anchors[0].depth, Some(1));
     let err = v.result().unwrap_err();
     assert_eq!(err.code(), VerifyCode::CertHasExpired);
-    assert_eq!(err.alert(), 45);
+    assert_eq!(err.alert(), AlertDescription::CERTIFICATE_EXPIRED);
     assert!(
         matches!(err, judge::VerifyError::Expired { depth: 1, .. }),
         "{err}"
@@ -379,7 +381,7 @@ fn not_yet_valid_leaf_is_code_9_at_depth_0() {
     );
     assert_eq!(
         v.overall.alert(),
-        42,
+        AlertDescription::BAD_CERTIFICATE,
         "OpenSSL sends bad_certificate, not rustls' 45"
     );
     assert_eq!(v.anchors[0].code, VerifyCode::Ok);
@@ -456,7 +458,7 @@ fn regenerated_ca_same_dn_other_key_is_signature_failure_on_the_leaf() {
     );
     assert_eq!(v.per_cert[0].code, VerifyCode::CertSignatureFailure);
     assert_eq!(v.anchors[0].code, VerifyCode::Ok);
-    assert_eq!(v.overall.alert(), 51);
+    assert_eq!(v.overall.alert(), AlertDescription::DECRYPT_ERROR);
 }
 
 #[test]
@@ -478,7 +480,7 @@ fn missing_ca_and_self_signed_chains() {
         (VerifyCode::UnableToGetIssuerCertLocally, Some(0))
     );
     assert!(!v.trusted);
-    assert_eq!(v.overall.alert(), 48);
+    assert_eq!(v.overall.alert(), AlertDescription::UNKNOWN_CA);
     // A lone self-signed certificate that is not an anchor: 18.
     let v = agree(
         at,
@@ -795,7 +797,7 @@ fn cert_info_matches_openssl_x509_for_sftunnel_certs() {
     let id = ca.sftunnel_identity();
     assert_eq!(
         (id.role, id.uuid.as_deref()),
-        (SftunnelRole::InternalCa, Some(CA_UUID))
+        (SubjectRole::InternalCa, Some(CA_UUID))
     );
 
     let fmc = pki.cert("fmc.pem");
@@ -803,7 +805,7 @@ fn cert_info_matches_openssl_x509_for_sftunnel_certs() {
     assert_eq!(fmc.title(), Some(CA_UUID));
     assert_eq!(fmc.generation_qualifier(), Some("sftunnel"));
     assert_eq!(fmc.common_name(), Some("localhost"));
-    assert_eq!(fmc.sftunnel_identity().role, SftunnelRole::Fmc);
+    assert_eq!(fmc.sftunnel_identity().role, SubjectRole::Fmc);
     let bc = fmc
         .extensions
         .iter()
@@ -830,7 +832,7 @@ fn cert_info_matches_openssl_x509_for_sftunnel_certs() {
     let id = ftd.sftunnel_identity();
     assert_eq!(
         (id.role, id.uuid.as_deref()),
-        (SftunnelRole::Ftd, Some(FTD_UUID))
+        (SubjectRole::Ftd, Some(FTD_UUID))
     );
     assert_eq!(
         id.generation_qualifier.as_deref(),
@@ -848,7 +850,7 @@ fn cert_info_matches_openssl_x509_for_sftunnel_certs() {
     let j = serde_json::to_value(&ftd).unwrap();
     assert_eq!(j["serial"], "f");
     assert_eq!(j["version"], 3);
-    assert_eq!(j["not_after"], cert::rfc3339(&ftd.not_after.unwrap()));
+    assert_eq!(j["not_after"], sftunnel::rfc3339(&ftd.not_after.unwrap()));
     assert_eq!(
         j["issuer"],
         format!(

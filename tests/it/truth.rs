@@ -111,7 +111,7 @@ fn check(truth_path: &Path) -> Vec<String> {
         }
         for (field, ours) in [("not_before", &c.not_before), ("not_after", &c.not_after)] {
             if let Some(want) = t[field].as_str() {
-                let ours = ours.as_ref().map(sfdiag::cert::rfc3339);
+                let ours = ours.as_ref().map(sfdiag::sftunnel::rfc3339);
                 if ours.as_deref() != Some(want) {
                     bad.push(format!("{key:?}: {field} {ours:?} != {want}"));
                 }
