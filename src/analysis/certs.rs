@@ -59,7 +59,10 @@ impl CertJudge {
             at.unix_timestamp(),
         );
         if let Some(v) = self.verdicts.get(&key) {
-            return v.clone();
+            // Same second, same verdict; but `at` is this packet's own time.
+            let mut v = v.clone();
+            v.set_at(at);
+            return v;
         }
         let verdict = if self.anchors.is_empty() {
             judge::verify(chain, &[], at)

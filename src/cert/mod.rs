@@ -25,8 +25,8 @@ use time::OffsetDateTime;
 
 pub use alg::{Curve, Hash, KeyKind, SigScheme, sig_alg_name};
 pub use ext::{
-    AuthorityKeyId, BasicConstraints, Extension, OID_ANY_EKU, OID_CLIENT_AUTH, OID_SERVER_AUTH,
-    V3Facts, key_usage,
+    AuthorityKeyId, BasicConstraints, Extension, GeneralName, GeneralSubtree, NameConstraints,
+    OID_ANY_EKU, OID_CLIENT_AUTH, OID_SERVER_AUTH, V3Facts, key_usage,
 };
 pub use name::{Attribute, DistinguishedName, NameError, attribute_name, escape_rfc4514};
 pub use pem::{CertError, parse_pem_bundle, read_certs};
@@ -65,6 +65,18 @@ pub struct CertInfo {
     pub self_signed: bool,
     /// Why the certificate did not parse completely, if it did not.
     pub parse_error: Option<String>,
+    /// Why nothing could decode this certificate at all (its DER structure is broken: what
+    /// OpenSSL's `d2i_X509` refuses, so a TLS peer fails with a decode_error alert before it
+    /// verifies anything), in x509-parser's words. `None` for a certificate that decodes, even
+    /// if some field in it is odd (see `parse_error`).
+    pub decode_error: Option<String>,
+    /// Why OpenSSL 1.1.1 and later cannot read notBefore although it reads leniently (as
+    /// OpenSSL 1.0.2 did): `UTCTime without seconds`, `... with a time zone offset`, ...
+    #[serde(skip)]
+    pub not_before_lax: Option<&'static str>,
+    /// The same for notAfter.
+    #[serde(skip)]
+    pub not_after_lax: Option<&'static str>,
     /// Extension facts for verification.
     #[serde(skip)]
     pub v3: V3Facts,
@@ -142,20 +154,28 @@ impl CertInfo {
             self_issued: false,
             self_signed: false,
             parse_error: None,
+            decode_error: None,
+            not_before_lax: None,
+            not_after_lax: None,
             v3: V3Facts::default(),
             parts: Parts::default(),
             der: der.clone(),
         };
         let mut errors: Vec<String> = Vec::new();
+        // A structural failure: OpenSSL's d2i_X509 (and so a TLS peer) could not decode it.
+        let mut structural = false;
         let d: &[u8] = &der;
         let sk = der::skeleton(d);
         if let Some(e) = sk.error {
             errors.push(e.to_string());
+            structural = true;
         }
         if let Some(c) = &sk.cert
             && c.end != d.len()
         {
+            // A TLS peer checks that the DER fills the certificate entry (cert length mismatch).
             errors.push(format!("{} bytes after the certificate", d.len() - c.end));
+            structural = true;
         }
         info.parts.tbs = sk.tbs.clone();
 
@@ -169,6 +189,7 @@ impl CertInfo {
                 }
                 _ => {
                     errors.push("malformed version".into());
+                    structural = true;
                     None
                 }
             },
@@ -180,7 +201,10 @@ impl CertInfo {
                     info.serial = Some(serial_hex(&d[t.content.clone()]));
                     info.parts.serial = Some(t.content);
                 }
-                None => errors.push("empty serialNumber".into()),
+                None => {
+                    errors.push("empty serialNumber".into());
+                    structural = true;
+                }
             }
         }
         let mut name = |r: &Option<Range<usize>>, what: &str| {
@@ -189,6 +213,7 @@ impl CertInfo {
                     Ok(n) => Some(n),
                     Err(e) => {
                         errors.push(format!("{what}: {e}"));
+                        structural = true;
                         None
                     }
                 })
@@ -197,8 +222,11 @@ impl CertInfo {
         info.subject = name(&sk.subject, "subject");
         if let Some(r) = &sk.validity {
             let (nb, na) = validity::parse_validity(d, r.clone());
-            info.not_before = nb.map_err(|e| errors.push(e)).ok();
-            info.not_after = na.map_err(|e| errors.push(e)).ok();
+            structural |= nb.structural || na.structural;
+            info.not_before_lax = nb.lax;
+            info.not_after_lax = na.lax;
+            info.not_before = nb.value.map_err(|e| errors.push(e)).ok();
+            info.not_after = na.value.map_err(|e| errors.push(e)).ok();
         }
         if let Some(r) = &sk.spki {
             match alg::parse_spki(d, r.clone()) {
@@ -206,7 +234,13 @@ impl CertInfo {
                     info.key = Some(spki.kind.describe());
                     info.parts.spki = Some(spki);
                 }
-                Err(e) => errors.push(e.to_string()),
+                Err(e) => {
+                    // OpenSSL 3.0 decodes a certificate whose key it cannot read (the key is
+                    // decoded lazily), but not one whose SubjectPublicKeyInfo is no SEQUENCE
+                    // of an AlgorithmIdentifier and a BIT STRING.
+                    structural |= alg::spki_is_malformed(d, r.clone());
+                    errors.push(e.to_string());
+                }
             }
         }
         if let Some(r) = &sk.sig_alg {
@@ -237,6 +271,7 @@ impl CertInfo {
         if let Some(r) = &sk.extensions {
             let (exts, facts, err) = ext::parse_extensions(d, r.clone());
             info.extensions = exts;
+            structural |= facts.malformed_list;
             info.v3 = facts;
             if let Some(e) = err {
                 errors.push(e);
@@ -258,6 +293,14 @@ impl CertInfo {
             info.self_issued && info.akid_check(&info).is_ok() && info.signature_fits_key_of(&info);
         if !errors.is_empty() {
             info.parse_error = Some(errors.join("; "));
+        }
+        if structural {
+            // x509-parser is the parser of record for the reason; our walk's words if it
+            // (unexpectedly) accepts what the walk could not split.
+            info.decode_error = Some(match x509_parser::parse_x509_certificate(d) {
+                Err(e) => e.to_string(),
+                Ok(_) => info.parse_error.clone().unwrap_or_default(),
+            });
         }
         info
     }
@@ -393,6 +436,12 @@ impl CertInfo {
             _ => false,
         }
     }
+}
+
+/// The content octets of the DER TLV `tlv` when its tag is `tag` and it fills `tlv` exactly.
+pub(crate) fn der_string(tlv: &[u8], tag: u8) -> Option<&[u8]> {
+    let t = der::read_tlv(tlv, 0).filter(|t| t.tag == tag && t.full.end == tlv.len())?;
+    Some(&tlv[t.content])
 }
 
 /// Serial content octets -> lowercase hex without leading zeros.
