@@ -295,11 +295,12 @@ impl CertInfo {
             info.parse_error = Some(errors.join("; "));
         }
         if structural {
-            // x509-parser is the parser of record for the reason; our walk's words if it
-            // (unexpectedly) accepts what the walk could not split.
+            // x509-parser is the parser of record for the reason; our walk's words follow,
+            // saying which part is broken (alone if x509-parser unexpectedly accepts it).
+            let ours = info.parse_error.clone().unwrap_or_default();
             info.decode_error = Some(match x509_parser::parse_x509_certificate(d) {
-                Err(e) => e.to_string(),
-                Ok(_) => info.parse_error.clone().unwrap_or_default(),
+                Err(e) => format!("{e} ({ours})"),
+                Ok(_) => ours,
             });
         }
         info

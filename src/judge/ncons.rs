@@ -12,7 +12,8 @@
 //! mask, directory names as a prefix of the canonical encoding.
 //!
 //! Known gaps: an SmtpUTF8Mailbox constraint host written as an A-label (`xn--...`) is compared
-//! as written, where OpenSSL first converts it to a U-label.
+//! as written, where OpenSSL first converts it to a U-label. 3.0's SmtpUTF8Mailbox quirks are
+//! kept on purpose (see `nc_email_eai`): that is what the installed 3.0.19 says.
 
 use crate::cert::{CertInfo, GeneralName, GeneralSubtree, NameConstraints};
 
@@ -246,7 +247,11 @@ fn nc_email(eml: &[u8], base: &[u8]) -> Match {
     check_eq(ieq(base_host, &eml[eml_at + 1..]))
 }
 
-/// RFC 8398: an SmtpUTF8Mailbox (UTF8String) against an rfc822Name constraint.
+/// RFC 8398: an SmtpUTF8Mailbox (UTF8String) against an rfc822Name constraint, as OpenSSL 3.0
+/// compares them: the constraint is taken as a host name only (one with a local part never
+/// matches), and a leading-dot constraint is prefixed with one more dot before the suffix
+/// comparison (so it practically never matches). Later releases fixed both; the installed
+/// 3.0.19 behaves so.
 fn nc_email_eai(value: &[u8], base: &[u8]) -> Match {
     if base.contains(&0) {
         return Err(NAME_SYNTAX);
@@ -258,18 +263,12 @@ fn nc_email_eai(value: &[u8], base: &[u8]) -> Match {
         return Err(NAME_SYNTAX);
     };
     if base.first() == Some(&b'.') {
-        return check_eq(eml.len() > base.len() && ieq(base, &eml[eml.len() - base.len()..]));
+        let ulabel = [b".", base].concat();
+        return check_eq(
+            eml.len() > ulabel.len() && ieq(&ulabel, &eml[eml.len() - ulabel.len()..]),
+        );
     }
-    let base_host = match base.iter().position(|&c| c == b'@') {
-        Some(at) => {
-            if at != 0 && base[..at] != eml[..eml_at] {
-                return Err(PERMITTED);
-            }
-            &base[at + 1..]
-        }
-        None => base,
-    };
-    check_eq(ieq(base_host, &eml[eml_at + 1..]))
+    check_eq(ieq(base, &eml[eml_at + 1..]))
 }
 
 /// OpenSSL 3.0's nc_uri: the host between `scheme://` and the first `:` or `/`.
