@@ -6,7 +6,10 @@
 //! signature algorithm, the common extensions, the SHA-256 of the DER, and the sftunnel identity
 //! read from the DN. [`parse`] never fails and never panics: a certificate x509-parser cannot
 //! read as a whole still yields a record with its SHA-256, length, the error, and every field a
-//! lenient walk of its structure could recover (see `der`). It leaves judging (time, chain,
+//! lenient walk of its structure could recover (see `der`); `decode_error` tells a certificate
+//! nothing can decode (what OpenSSL's `d2i_X509`, and so a TLS peer, refuses) from one that
+//! decodes with an odd field, and `not_before_lax`/`not_after_lax` a date only OpenSSL 1.0.2's
+//! lenient reading accepts. It leaves judging (time, chain,
 //! signatures) to `judge`, and file system access to the thin [`read_certs`] wrapper around the
 //! pure [`parse_pem_bundle`].
 

@@ -1305,6 +1305,16 @@ fn cases(k: &Pki) -> Vec<Case> {
         &plain,
         None,
     );
+    let ku_only = Tbs::new(int_name(), &k.int_key)
+        .ext(ext::key_usage(&[5]))
+        .signed(&root_name(), &k.root_key);
+    case(
+        "intermediate with keyUsage keyCertSign and no basicConstraints",
+        vec![good_leaf.clone(), ku_only],
+        vec![root.clone()],
+        &plain,
+        Some((79, 1)),
+    );
     let client_only = leaf_tbs("leaf")
         .ext(ext::eku(&["1.3.6.1.5.5.7.3.2"]))
         .signed(&int_name(), &k.int_key);
@@ -1394,4 +1404,115 @@ fn judge_agrees_with_openssl_verify_on_generated_chains() {
         cases.len(),
         started.elapsed()
     );
+}
+
+/// What the older releases say on the same chains, from their sources (x509_vfy.c, v3_purp.c,
+/// v3_ncons.c, x_all.c, x509_txt.c of 1.1.1 and 1.0.2; see `judge::OpenSsl`): there is no such
+/// OpenSSL here to ask, so these are the documented differences, each next to 3.x's answer,
+/// which the differential test above has just checked against the real thing.
+#[test]
+fn older_openssl_flavours_differ_where_their_sources_do() {
+    use sfdiag::judge::OpenSsl::{V1_0_2, V1_1_1, V3};
+    let pki = Pki::new();
+    let cases = cases(&pki);
+    let first = |name: &str, flavour| {
+        let case = cases
+            .iter()
+            .find(|c| c.name == name)
+            .unwrap_or_else(|| panic!("no case {name}"));
+        let policy = case.policy.clone().with_openssl(flavour);
+        let v = judge::verify_with(&case.chain, &case.anchors, AT, &policy);
+        v.errors
+            .first()
+            .map(|e| (e.code.code(), e.depth.unwrap_or(0), e.text().to_string()))
+    };
+    let e = |code: i32, depth: usize, text: &str| Some((code, depth, text.to_string()));
+    let invalid_ca = "invalid CA certificate";
+    for (name, v3, v111, v102) in [
+        (
+            "v1 intermediate",
+            e(79, 1, invalid_ca),
+            e(24, 1, invalid_ca),
+            e(24, 1, invalid_ca),
+        ),
+        (
+            "intermediate with keyUsage keyCertSign and no basicConstraints",
+            e(79, 1, invalid_ca),
+            e(24, 1, invalid_ca),
+            None,
+        ),
+        (
+            "intermediate keyUsage without keyCertSign",
+            e(79, 1, invalid_ca),
+            // Not an issuer at all before 3.0: the leaf's issuer is missing.
+            e(20, 0, "unable to get local issuer certificate"),
+            e(20, 0, "unable to get local issuer certificate"),
+        ),
+        (
+            "leaf notBefore: UTCTime without seconds",
+            e(13, 0, "format error in certificate's notBefore field"),
+            e(13, 0, "format error in certificate's notBefore field"),
+            None,
+        ),
+        (
+            "unsent anchor notAfter: UTCTime with +hhmm",
+            e(14, 2, "format error in certificate's notAfter field"),
+            e(14, 2, "format error in certificate's notAfter field"),
+            None,
+        ),
+        (
+            "intermediate notBefore: GeneralizedTime with fractions",
+            e(13, 1, "format error in certificate's notBefore field"),
+            e(13, 1, "format error in certificate's notBefore field"),
+            None,
+        ),
+        (
+            "SHA-1 leaf signature, level 1",
+            e(68, 0, "CA signature digest algorithm too weak"),
+            None,
+            None,
+        ),
+        (
+            "768-bit RSA intermediate, level 1",
+            e(67, 1, "CA certificate key too weak"),
+            e(67, 1, "CA certificate key too weak"),
+            None,
+        ),
+        (
+            "name constraints: CN-only leaf outside",
+            e(47, 0, "permitted subtree violation"),
+            e(47, 0, "permitted subtree violation"),
+            None,
+        ),
+        (
+            "name constraints with a minimum of 0",
+            None,
+            None,
+            e(49, 0, "name constraints minimum and maximum not supported"),
+        ),
+        (
+            "name constraints after an expired leaf (order)",
+            e(10, 0, "certificate has expired"),
+            e(10, 0, "certificate has expired"),
+            e(47, 0, "permitted subtree violation"),
+        ),
+        (
+            "self-signed leaf",
+            e(18, 0, "self-signed certificate"),
+            e(18, 0, "self signed certificate"),
+            e(18, 0, "self signed certificate"),
+        ),
+        (
+            "clientAuth leaf as a server",
+            e(26, 0, "unsuitable certificate purpose"),
+            e(26, 0, "unsupported certificate purpose"),
+            e(26, 0, "unsupported certificate purpose"),
+        ),
+    ] {
+        assert_eq!(first(name, V3), v3, "3.x: {name}");
+        assert_eq!(first(name, V1_1_1), v111, "1.1.1: {name}");
+        assert_eq!(first(name, V1_0_2), v102, "1.0.2: {name}");
+    }
+    // 1.1.1's 24 is sent as unknown_ca, like 3.x's 79.
+    assert_eq!(judge::alert_for(VerifyCode::InvalidCaLegacy), 48);
 }
