@@ -9,9 +9,8 @@
 //! lenient walk of its structure could recover (see `der`); `decode_error` tells a certificate
 //! nothing can decode (what OpenSSL's `d2i_X509`, and so a TLS peer, refuses) from one that
 //! decodes with an odd field, and `not_before_lax`/`not_after_lax` a date only OpenSSL 1.0.2's
-//! lenient reading accepts. It leaves judging (time, chain,
-//! signatures) to `judge`, and file system access to the thin [`read_certs`] wrapper around the
-//! pure [`parse_pem_bundle`].
+//! lenient reading accepts. It leaves judging (time, chain, signatures) to `judge`, and file
+//! system access to the thin [`read_certs`] wrapper around the pure [`parse_pem_bundle`].
 
 mod alg;
 mod der;
