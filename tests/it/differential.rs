@@ -481,6 +481,7 @@ struct Pki {
     int2_key: Key,
     other_key: Key,
     leaf_key: Key,
+    ec_key: Key,
     small_key: Key,
 }
 
@@ -494,6 +495,7 @@ impl Pki {
             int2_key: Key::rcgen(d, "int2.key", &rcgen::PKCS_RSA_SHA256),
             other_key: Key::rcgen(d, "other.key", &rcgen::PKCS_RSA_SHA256),
             leaf_key: Key::rcgen(d, "leaf.key", &rcgen::PKCS_ECDSA_P256_SHA256),
+            ec_key: Key::rcgen(d, "ec.key", &rcgen::PKCS_ECDSA_P256_SHA256),
             small_key: Key::openssl_rsa(d, "small.key", 768),
             dir,
         }
@@ -1101,6 +1103,57 @@ fn cases(k: &Pki) -> Vec<Case> {
         vec![sha1_root.self_signed()],
         &level1,
         None,
+    );
+
+    // An ECDSA intermediate: its signatures, SHA-1 with it at level 1, and dates and name
+    // constraints reported in order (10 lets openssl go on, 47 does not).
+    let ec_int = Tbs::new(int_name(), &k.ec_key)
+        .ext(ext::ca(None))
+        .signed(&root_name(), &k.root_key);
+    let leaf_of_ec = leaf_tbs("leaf").signed(&int_name(), &k.ec_key);
+    case(
+        "ECDSA intermediate",
+        vec![leaf_of_ec.clone(), ec_int.clone()],
+        vec![root.clone()],
+        &level1,
+        None,
+    );
+    let mut ec_sha1 = leaf_tbs("leaf");
+    ec_sha1.hash = Hash::Sha1;
+    case(
+        "ECDSA-SHA1 leaf signature, level 1",
+        vec![ec_sha1.signed(&int_name(), &k.ec_key), ec_int.clone()],
+        vec![root.clone()],
+        &level1,
+        Some((68, 0)),
+    );
+    case(
+        "ECDSA leaf signed by another EC key",
+        vec![
+            leaf_tbs("leaf").signed(&int_name(), &k.leaf_key),
+            ec_int.clone(),
+        ],
+        vec![root.clone()],
+        &plain,
+        Some((7, 0)),
+    );
+    let ip_root = root_tbs()
+        .ext(ext::nc(
+            &[permit(gn::ip(&[10, 0, 0, 0, 255, 0, 0, 0]))],
+            &[],
+        ))
+        .self_signed();
+    case(
+        "expired intermediate, then the leaf outside the anchor's IP subtree",
+        vec![
+            leaf_san(&[gn::ip(&[172, 16, 0, 1])]),
+            int_tbs()
+                .na(UTC, "300101000000Z")
+                .signed(&root_name(), &k.root_key),
+        ],
+        vec![ip_root],
+        &server,
+        Some((10, 1)),
     );
 
     // Dates at each depth.
