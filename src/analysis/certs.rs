@@ -2,7 +2,8 @@
 //!
 //! A long capture repeats the same few chains thousands of times (every sftunnel reconnect), so
 //! decoding is cached by DER and chain verdicts by (chain, sender role, second judged at):
-//! OpenSSL judges at whole seconds, so a cached verdict is exactly what a fresh one would say.
+//! OpenSSL judges at whole seconds, so a cached verdict is exactly what a fresh one would say
+//! once re-stamped with the packet's own time.
 //! Both caches are bounded and simply start over when full. Decoding is `cert`'s job and
 //! judging `judge`'s; this module only decides what to judge against: the `--ca` anchors with
 //! the TLS purpose of the sender's role (what the receiving OpenSSL peer checks), or, without
@@ -59,7 +60,10 @@ impl CertJudge {
             at.unix_timestamp(),
         );
         if let Some(v) = self.verdicts.get(&key) {
-            return v.clone();
+            // Same second, same verdict; but `at` is this packet's own time.
+            let mut v = v.clone();
+            v.set_at(at);
+            return v;
         }
         let verdict = if self.anchors.is_empty() {
             judge::verify(chain, &[], at)

@@ -320,6 +320,24 @@ pub(crate) fn parse_spki(data: &[u8], range: Range<usize>) -> Result<Spki, &'sta
     Ok(Spki { kind, key })
 }
 
+/// True when the SubjectPublicKeyInfo at `range` is not even SEQUENCE { SEQUENCE { OID, ... },
+/// BIT STRING }: what OpenSSL's `d2i_X509` refuses (an unreadable key inside a well-formed
+/// structure is decoded lazily there, and only fails when the key is used).
+pub(crate) fn spki_is_malformed(data: &[u8], range: Range<usize>) -> bool {
+    let Some(seq) = der::read_tlv(data, range.start).filter(|t| t.tag == der::SEQUENCE) else {
+        return true;
+    };
+    let mut it = Children::new(data, seq.content);
+    let alg_ok = it.next().is_some_and(|t| {
+        t.tag == der::SEQUENCE
+            && der::read_tlv(data, t.content.start).is_some_and(|o| o.tag == der::OID)
+    });
+    let bits_ok = it
+        .next()
+        .is_some_and(|t| t.tag == der::BIT_STRING && !t.content.is_empty());
+    !(alg_ok && bits_ok) || it.next().is_some() || it.truncated()
+}
+
 /// Bit length of an RSAPublicKey's modulus.
 fn rsa_bits(data: &[u8], key: Range<usize>) -> Option<u32> {
     let seq = der::read_tlv(data, key.start).filter(|t| t.tag == der::SEQUENCE)?;

@@ -1,18 +1,176 @@
 //! X.509 v3 extensions: a printable summary of each (name, critical, short value) and the facts
-//! the judge needs (basicConstraints, keyUsage, extendedKeyUsage, key identifiers, critical
-//! extensions OpenSSL does not handle, extensions OpenSSL would call invalid).
+//! the judge needs (basicConstraints, keyUsage, extendedKeyUsage, key identifiers, the
+//! subjectAltName and nameConstraints general names, critical extensions OpenSSL does not
+//! handle, extensions OpenSSL would call invalid).
 //!
 //! Each extension is decoded by x509-parser on its own, so one malformed extension is recorded
-//! as such without losing the others.
+//! as such without losing the others. The general names of subjectAltName and nameConstraints
+//! are also read by our DER walker, keeping their raw octets and the subtrees' minimum/maximum
+//! (which x509-parser drops): name constraints compare IA5String bytes, and a subtree with a
+//! maximum is an error of its own (49) in OpenSSL.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use serde::Serialize;
-use x509_parser::extensions::{GeneralName, ParsedExtension, X509Extension};
+use x509_parser::extensions::{GeneralName as X509GeneralName, ParsedExtension, X509Extension};
 use x509_parser::prelude::FromDer;
 
-use super::der::Children;
+use super::der::{self, Children};
 use super::name::DistinguishedName;
+
+/// A GeneralName (RFC 5280 4.2.1.6) as name constraints compare it: the string forms keep
+/// their raw octets, as OpenSSL compares them (bytes, ASCII case folded).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum GeneralName {
+    /// `otherName`: its type and the DER of its `[0] EXPLICIT` value.
+    OtherName {
+        oid: String,
+        value: Vec<u8>,
+    },
+    /// `rfc822Name`.
+    Email(Vec<u8>),
+    /// `dNSName`.
+    Dns(Vec<u8>),
+    X400,
+    /// `directoryName`.
+    Directory(DistinguishedName),
+    EdiParty,
+    /// `uniformResourceIdentifier`.
+    Uri(Vec<u8>),
+    /// `iPAddress`: 4 or 16 octets in a SAN, address + mask (8 or 32) in a constraint.
+    Ip(Vec<u8>),
+    RegisteredId(String),
+}
+
+impl GeneralName {
+    /// OpenSSL's GEN_* number of the name's type (the CHOICE tag number).
+    pub fn type_number(&self) -> u8 {
+        match self {
+            GeneralName::OtherName { .. } => 0,
+            GeneralName::Email(_) => 1,
+            GeneralName::Dns(_) => 2,
+            GeneralName::X400 => 3,
+            GeneralName::Directory(_) => 4,
+            GeneralName::EdiParty => 5,
+            GeneralName::Uri(_) => 6,
+            GeneralName::Ip(_) => 7,
+            GeneralName::RegisteredId(_) => 8,
+        }
+    }
+}
+
+/// One GeneralSubtree of a nameConstraints extension.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GeneralSubtree {
+    pub base: GeneralName,
+    /// `minimum`'s INTEGER content octets, when present (RFC 5280: must be absent, DEFAULT 0).
+    pub minimum: Option<Vec<u8>>,
+    /// `maximum` is present (RFC 5280: must be absent).
+    pub maximum: bool,
+}
+
+/// nameConstraints (RFC 5280 4.2.1.10).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NameConstraints {
+    pub permitted: Vec<GeneralSubtree>,
+    pub excluded: Vec<GeneralSubtree>,
+}
+
+/// Reads one GeneralName TLV of `data`.
+fn general_name(data: &[u8], t: &der::Tlv) -> Option<GeneralName> {
+    let content = &data[t.content.clone()];
+    Some(match t.tag {
+        0xa0 => {
+            let mut it = Children::new(data, t.content.clone());
+            let oid = it.next().filter(|o| o.tag == der::OID)?;
+            let value = it.next().filter(|v| v.tag == 0xa0)?;
+            if it.next().is_some() || it.truncated() {
+                return None;
+            }
+            let inner = der::read_tlv(data, value.content.start)?;
+            if inner.full.end != value.content.end {
+                return None;
+            }
+            GeneralName::OtherName {
+                oid: der::oid_to_string(&data[oid.content])?,
+                value: data[inner.full].to_vec(),
+            }
+        }
+        0x81 => GeneralName::Email(content.to_vec()),
+        0x82 => GeneralName::Dns(content.to_vec()),
+        0xa3 => GeneralName::X400,
+        0xa4 => {
+            let n = der::read_tlv(data, t.content.start)?;
+            if n.full.end != t.content.end {
+                return None;
+            }
+            GeneralName::Directory(DistinguishedName::from_der(&data[n.full]).ok()?)
+        }
+        0xa5 => GeneralName::EdiParty,
+        0x86 => GeneralName::Uri(content.to_vec()),
+        0x87 => GeneralName::Ip(content.to_vec()),
+        0x88 => GeneralName::RegisteredId(der::oid_to_string(content)?),
+        _ => return None,
+    })
+}
+
+/// GeneralNames (a DER SEQUENCE OF GeneralName, the whole of `value`); `None` if malformed.
+pub(crate) fn general_names(value: &[u8]) -> Option<Vec<GeneralName>> {
+    let seq =
+        der::read_tlv(value, 0).filter(|t| t.tag == der::SEQUENCE && t.full.end == value.len())?;
+    let mut it = Children::new(value, seq.content);
+    let names = it
+        .by_ref()
+        .map(|t| general_name(value, &t))
+        .collect::<Option<Vec<_>>>()?;
+    (!it.truncated()).then_some(names)
+}
+
+/// NameConstraints (the whole of `value`); `None` if malformed.
+pub(crate) fn name_constraints(value: &[u8]) -> Option<NameConstraints> {
+    let seq =
+        der::read_tlv(value, 0).filter(|t| t.tag == der::SEQUENCE && t.full.end == value.len())?;
+    let mut nc = NameConstraints::default();
+    let mut it = Children::new(value, seq.content);
+    for part in it.by_ref() {
+        let list = match part.tag {
+            0xa0 => &mut nc.permitted,
+            0xa1 => &mut nc.excluded,
+            _ => return None,
+        };
+        let mut subs = Children::new(value, part.content);
+        for sub in subs.by_ref() {
+            if sub.tag != der::SEQUENCE {
+                return None;
+            }
+            let mut f = Children::new(value, sub.content);
+            let base = general_name(value, &f.next()?)?;
+            let (mut minimum, mut maximum) = (None, false);
+            for field in f.by_ref() {
+                match field.tag {
+                    0x80 if minimum.is_none() && !maximum => {
+                        minimum = Some(value[field.content].to_vec())
+                    }
+                    0x81 if !maximum => maximum = true,
+                    _ => return None,
+                }
+            }
+            if f.truncated() {
+                return None;
+            }
+            list.push(GeneralSubtree {
+                base,
+                minimum,
+                maximum,
+            });
+        }
+        if subs.truncated() {
+            return None;
+        }
+    }
+    (!it.truncated()).then_some(nc)
+}
 
 /// One extension as reports print it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -62,6 +220,13 @@ pub struct V3Facts {
     pub authority_key_id: Option<AuthorityKeyId>,
     /// Netscape cert type bits, when present (OpenSSL still honours its CA bits).
     pub ns_cert_type: Option<u8>,
+    /// subjectAltName's names, in order.
+    pub subject_alt_names: Option<Vec<GeneralName>>,
+    /// nameConstraints, for a CA.
+    pub name_constraints: Option<NameConstraints>,
+    /// The extensions list itself is malformed (not every Extension is an OID, an optional
+    /// BOOLEAN and an OCTET STRING): the certificate does not decode at all.
+    pub malformed_list: bool,
     /// A critical extension OpenSSL does not handle (code 34), by OID.
     pub unhandled_critical: Option<String>,
     /// Why OpenSSL would flag the extensions invalid (its EXFLAG_INVALID): a duplicate, one of
@@ -151,7 +316,8 @@ const KU_NAMES: [&str; 9] = [
     "Decipher Only",
 ];
 
-fn general_name(g: &GeneralName<'_>) -> String {
+fn print_general_name(g: &X509GeneralName<'_>) -> String {
+    use X509GeneralName as GeneralName;
     match g {
         GeneralName::DNSName(s) => format!("DNS:{s}"),
         GeneralName::RFC822Name(s) => format!("email:{s}"),
@@ -196,6 +362,7 @@ pub(crate) fn parse_extensions(
                 facts
                     .invalid
                     .get_or_insert_with(|| "an extension does not decode".into());
+                facts.malformed_list = true;
                 continue;
             }
         };
@@ -218,6 +385,7 @@ pub(crate) fn parse_extensions(
         });
     }
     if children.truncated() {
+        facts.malformed_list = true;
         error.get_or_insert_with(|| "extensions truncated".into());
         facts
             .invalid
@@ -279,7 +447,9 @@ fn summarize(ext: &X509Extension<'_>, oid: &str, facts: &mut V3Facts) -> Option<
         ParsedExtension::AuthorityKeyIdentifier(aki) => {
             let issuer = aki.authority_cert_issuer.as_ref().and_then(|names| {
                 names.iter().find_map(|g| match g {
-                    GeneralName::DirectoryName(n) => DistinguishedName::from_der(n.as_raw()).ok(),
+                    X509GeneralName::DirectoryName(n) => {
+                        DistinguishedName::from_der(n.as_raw()).ok()
+                    }
                     _ => None,
                 })
             });
@@ -301,11 +471,43 @@ fn summarize(ext: &X509Extension<'_>, oid: &str, facts: &mut V3Facts) -> Option<
             Some(join(parts))
         }
         ParsedExtension::SubjectAlternativeName(san) => {
-            Some(join(san.general_names.iter().map(general_name).collect()))
+            facts.subject_alt_names = general_names(ext.value);
+            if facts.subject_alt_names.is_none() {
+                facts
+                    .invalid
+                    .get_or_insert_with(|| format!("{oid} does not decode"));
+            }
+            Some(join(
+                san.general_names.iter().map(print_general_name).collect(),
+            ))
         }
-        ParsedExtension::IssuerAlternativeName(ian) => {
-            Some(join(ian.general_names.iter().map(general_name).collect()))
+        ParsedExtension::NameConstraints(nc) => {
+            facts.name_constraints = name_constraints(ext.value);
+            if facts.name_constraints.is_none() {
+                facts
+                    .invalid
+                    .get_or_insert_with(|| format!("{oid} does not decode"));
+            }
+            let trees = |t: &Option<Vec<x509_parser::extensions::GeneralSubtree<'_>>>| {
+                t.iter()
+                    .flatten()
+                    .map(|s| print_general_name(&s.base))
+                    .collect::<Vec<_>>()
+            };
+            let mut parts = Vec::new();
+            for (what, t) in [
+                ("Permitted", trees(&nc.permitted_subtrees)),
+                ("Excluded", trees(&nc.excluded_subtrees)),
+            ] {
+                if !t.is_empty() {
+                    parts.push(format!("{what}: {}", t.join(", ")));
+                }
+            }
+            Some(parts.join("; "))
         }
+        ParsedExtension::IssuerAlternativeName(ian) => Some(join(
+            ian.general_names.iter().map(print_general_name).collect(),
+        )),
         ParsedExtension::NSCertType(t) => {
             facts.ns_cert_type = Some(ns_bits(ext.value));
             Some(t.to_string())

@@ -6,10 +6,13 @@
 //! signature algorithm, the common extensions, the SHA-256 of the DER, and the sftunnel identity
 //! read from the DN. [`parse`] never fails and never panics: a certificate x509-parser cannot
 //! read as a whole still yields a record with its SHA-256, length, the error, and every field a
-//! lenient walk of its structure could recover (see `der`). It is also the one reader of PEM
-//! and X.509 files, private keys included (`pem`), for every module that loads them. It leaves
-//! judging (time, chain, signatures) to `judge`, and file system access to the thin
-//! [`read_certs`] and [`read_key`] wrappers around the pure parsers.
+//! lenient walk of its structure could recover (see `der`); `decode_error` tells a certificate
+//! nothing can decode (what OpenSSL's `d2i_X509`, and so a TLS peer, refuses) from one that
+//! decodes with an odd field, and `not_before_lax`/`not_after_lax` a date only OpenSSL 1.0.2's
+//! lenient reading accepts. It is also the one reader of PEM and X.509 files, private keys
+//! included (`pem`), for every module that loads them. It leaves judging (time, chain,
+//! signatures) to `judge`, and file system access to the thin [`read_certs`] and [`read_key`]
+//! wrappers around the pure parsers.
 
 mod alg;
 mod der;
@@ -28,8 +31,8 @@ use crate::sftunnel::SubjectRole;
 
 pub use alg::{Curve, Hash, KeyKind, SigScheme, sig_alg_name};
 pub use ext::{
-    AuthorityKeyId, BasicConstraints, Extension, OID_ANY_EKU, OID_CLIENT_AUTH, OID_SERVER_AUTH,
-    V3Facts, key_usage,
+    AuthorityKeyId, BasicConstraints, Extension, GeneralName, GeneralSubtree, NameConstraints,
+    OID_ANY_EKU, OID_CLIENT_AUTH, OID_SERVER_AUTH, V3Facts, key_usage,
 };
 pub use name::{Attribute, DistinguishedName, NameError, attribute_name, escape_rfc4514};
 pub use pem::{CertError, parse_key_pem, parse_named, parse_pem_bundle, read_certs, read_key};
@@ -68,6 +71,18 @@ pub struct CertInfo {
     pub self_signed: bool,
     /// Why the certificate did not parse completely, if it did not.
     pub parse_error: Option<String>,
+    /// Why nothing could decode this certificate at all (its DER structure is broken: what
+    /// OpenSSL's `d2i_X509` refuses, so a TLS peer fails with a decode_error alert before it
+    /// verifies anything), in x509-parser's words. `None` for a certificate that decodes, even
+    /// if some field in it is odd (see `parse_error`).
+    pub decode_error: Option<String>,
+    /// Why OpenSSL 1.1.1 and later cannot read notBefore although it reads leniently (as
+    /// OpenSSL 1.0.2 did): `UTCTime without seconds`, `... with a time zone offset`, ...
+    #[serde(skip)]
+    pub not_before_lax: Option<&'static str>,
+    /// The same for notAfter.
+    #[serde(skip)]
+    pub not_after_lax: Option<&'static str>,
     /// Extension facts for verification.
     #[serde(skip)]
     pub v3: V3Facts,
@@ -143,20 +158,28 @@ impl CertInfo {
             self_issued: false,
             self_signed: false,
             parse_error: None,
+            decode_error: None,
+            not_before_lax: None,
+            not_after_lax: None,
             v3: V3Facts::default(),
             parts: Parts::default(),
             der: der.clone(),
         };
         let mut errors: Vec<String> = Vec::new();
+        // A structural failure: OpenSSL's d2i_X509 (and so a TLS peer) could not decode it.
+        let mut structural = false;
         let d: &[u8] = &der;
         let sk = der::skeleton(d);
         if let Some(e) = sk.error {
             errors.push(e.to_string());
+            structural = true;
         }
         if let Some(c) = &sk.cert
             && c.end != d.len()
         {
+            // A TLS peer checks that the DER fills the certificate entry (cert length mismatch).
             errors.push(format!("{} bytes after the certificate", d.len() - c.end));
+            structural = true;
         }
         info.parts.tbs = sk.tbs.clone();
 
@@ -170,6 +193,7 @@ impl CertInfo {
                 }
                 _ => {
                     errors.push("malformed version".into());
+                    structural = true;
                     None
                 }
             },
@@ -181,7 +205,10 @@ impl CertInfo {
                     info.serial = Some(serial_hex(&d[t.content.clone()]));
                     info.parts.serial = Some(t.content);
                 }
-                None => errors.push("empty serialNumber".into()),
+                None => {
+                    errors.push("empty serialNumber".into());
+                    structural = true;
+                }
             }
         }
         let mut name = |r: &Option<Range<usize>>, what: &str| {
@@ -190,6 +217,7 @@ impl CertInfo {
                     Ok(n) => Some(n),
                     Err(e) => {
                         errors.push(format!("{what}: {e}"));
+                        structural = true;
                         None
                     }
                 })
@@ -198,8 +226,11 @@ impl CertInfo {
         info.subject = name(&sk.subject, "subject");
         if let Some(r) = &sk.validity {
             let (nb, na) = validity::parse_validity(d, r.clone());
-            info.not_before = nb.map_err(|e| errors.push(e)).ok();
-            info.not_after = na.map_err(|e| errors.push(e)).ok();
+            structural |= nb.structural || na.structural;
+            info.not_before_lax = nb.lax;
+            info.not_after_lax = na.lax;
+            info.not_before = nb.value.map_err(|e| errors.push(e)).ok();
+            info.not_after = na.value.map_err(|e| errors.push(e)).ok();
         }
         if let Some(r) = &sk.spki {
             match alg::parse_spki(d, r.clone()) {
@@ -207,7 +238,13 @@ impl CertInfo {
                     info.key = Some(spki.kind.describe());
                     info.parts.spki = Some(spki);
                 }
-                Err(e) => errors.push(e.to_string()),
+                Err(e) => {
+                    // OpenSSL 3.0 decodes a certificate whose key it cannot read (the key is
+                    // decoded lazily), but not one whose SubjectPublicKeyInfo is no SEQUENCE
+                    // of an AlgorithmIdentifier and a BIT STRING.
+                    structural |= alg::spki_is_malformed(d, r.clone());
+                    errors.push(e.to_string());
+                }
             }
         }
         if let Some(r) = &sk.sig_alg {
@@ -238,6 +275,7 @@ impl CertInfo {
         if let Some(r) = &sk.extensions {
             let (exts, facts, err) = ext::parse_extensions(d, r.clone());
             info.extensions = exts;
+            structural |= facts.malformed_list;
             info.v3 = facts;
             if let Some(e) = err {
                 errors.push(e);
@@ -259,6 +297,15 @@ impl CertInfo {
             info.self_issued && info.akid_check(&info).is_ok() && info.signature_fits_key_of(&info);
         if !errors.is_empty() {
             info.parse_error = Some(errors.join("; "));
+        }
+        if structural {
+            // x509-parser is the parser of record for the reason; our walk's words follow,
+            // saying which part is broken (alone if x509-parser unexpectedly accepts it).
+            let ours = info.parse_error.clone().unwrap_or_default();
+            info.decode_error = Some(match x509_parser::parse_x509_certificate(d) {
+                Err(e) => format!("{e} ({ours})"),
+                Ok(_) => ours,
+            });
         }
         info
     }
@@ -394,6 +441,12 @@ impl CertInfo {
             _ => false,
         }
     }
+}
+
+/// The content octets of the DER TLV `tlv` when its tag is `tag` and it fills `tlv` exactly.
+pub(crate) fn der_string(tlv: &[u8], tag: u8) -> Option<&[u8]> {
+    let t = der::read_tlv(tlv, 0).filter(|t| t.tag == tag && t.full.end == tlv.len())?;
+    Some(&tlv[t.content])
 }
 
 /// Serial content octets -> lowercase hex without leading zeros.

@@ -230,6 +230,13 @@ impl DistinguishedName {
         out
     }
 
+    /// OpenSSL's directoryName name-constraint match (nc_dn): `base`'s canonical encoding is a
+    /// prefix of this name's, i.e. this name lies in the subtree `base` (an empty base holds
+    /// every name).
+    pub fn within(&self, base: &DistinguishedName) -> bool {
+        self.canon.starts_with(&base.canon)
+    }
+
     /// OpenSSL's name equality (`X509_NAME_cmp` on the canonical encoding): string values are
     /// compared after conversion to UTF-8, ASCII lower-casing, trimming and collapsing white
     /// space; other values byte for byte. This is how OpenSSL decides "is this the issuer".

@@ -7,12 +7,21 @@
 //! `certificate is not yet valid` (3.5+ appends `or the system clock is incorrect`).
 //! Numbers are 3.0's too: `invalid CA certificate` is 79 (it was 24 in 1.1.1; 3.0's 24 is
 //! `issuer certificate doesn't have a public key`), so a log from a 1.1.1 peer saying
-//! `err 24:invalid CA certificate` names the same condition as our 79.
+//! `err 24:invalid CA certificate` names the same condition as our 79. The judge says
+//! [`VerifyCode::InvalidCaLegacy`] (24) when it imitates 1.1.1 or 1.0.2, and
+//! [`VerifyCode::text_in`] gives each release's strings.
+//!
+//! One code is not OpenSSL's: [`VerifyCode::NotDecoded`] (-1), for a certificate nothing can
+//! decode. OpenSSL has no `X509_V_ERR` for it because its TLS peer never gets as far as
+//! verifying: `d2i_X509` fails while the Certificate message is read and the peer sends a
+//! decode_error alert (50). -1 keeps "0 when fine" true for scripts while saying plainly that
+//! no OpenSSL verify code exists for what happened.
 
 use std::fmt;
 
 use serde::{Serialize, Serializer};
 
+use super::OpenSsl;
 use crate::tls::AlertDescription;
 
 /// An OpenSSL verify result code. Codes we do not name are kept as `Other(n)`.
@@ -65,6 +74,17 @@ pub enum VerifyCode {
     SignatureAlgorithmInconsistency,
     /// 79 since OpenSSL 3.0 (24 in 1.1.1, where 24 is now "no issuer public key").
     InvalidCa,
+    /// `invalid CA certificate` as OpenSSL 1.1.1 and 1.0.2 number it: 24.
+    InvalidCaLegacy,
+    PermittedViolation,
+    ExcludedViolation,
+    SubtreeMinmax,
+    UnsupportedConstraintType,
+    UnsupportedConstraintSyntax,
+    UnsupportedNameSyntax,
+    /// Not an OpenSSL code (-1): the certificate could not be decoded at all, which an
+    /// OpenSSL peer answers with a decode_error alert before any verification.
+    NotDecoded,
     EcKeyExplicitParams,
     /// Any other `X509_V_ERR_*` number (e.g. read from a log line).
     Other(i32),
@@ -186,6 +206,28 @@ const TABLE: &[(VerifyCode, i32, &str)] = &[
         41,
         "invalid or inconsistent certificate extension",
     ),
+    (C::PermittedViolation, 47, "permitted subtree violation"),
+    (C::ExcludedViolation, 48, "excluded subtree violation"),
+    (
+        C::SubtreeMinmax,
+        49,
+        "name constraints minimum and maximum not supported",
+    ),
+    (
+        C::UnsupportedConstraintType,
+        51,
+        "unsupported name constraint type",
+    ),
+    (
+        C::UnsupportedConstraintSyntax,
+        52,
+        "unsupported or invalid name constraint syntax",
+    ),
+    (
+        C::UnsupportedNameSyntax,
+        53,
+        "unsupported or invalid name syntax",
+    ),
     (
         C::ApplicationVerification,
         50,
@@ -215,6 +257,9 @@ const TABLE: &[(VerifyCode, i32, &str)] = &[
         94,
         "Certificate public key has explicit ECC parameters",
     ),
+    (C::NotDecoded, -1, "certificate could not be decoded"),
+    // After 24's 3.0 meaning, so that a bare 24 reads as 3.0's (see `from_code_in`).
+    (C::InvalidCaLegacy, 24, "invalid CA certificate"),
 ];
 
 impl VerifyCode {
@@ -237,12 +282,33 @@ impl VerifyCode {
             .map_or("unknown certificate verification error", |(_, _, t)| t)
     }
 
-    /// The code for a number (unknown numbers become `Other`).
+    /// The code for a number as OpenSSL 3.x numbers them (unknown numbers become `Other`).
     pub fn from_code(n: i32) -> VerifyCode {
         TABLE
             .iter()
             .find(|(_, m, _)| *m == n)
             .map_or(C::Other(n), |(c, _, _)| *c)
+    }
+
+    /// The code for a number in a log of the given OpenSSL release (24 is `invalid CA
+    /// certificate` before 3.0).
+    pub fn from_code_in(n: i32, flavour: OpenSsl) -> VerifyCode {
+        match (n, flavour) {
+            (24, OpenSsl::V1_1_1 | OpenSsl::V1_0_2) => C::InvalidCaLegacy,
+            _ => Self::from_code(n),
+        }
+    }
+
+    /// `X509_verify_cert_error_string` of the given release: 1.1.1 and 1.0.2 say
+    /// `self signed` and `unsupported certificate purpose`.
+    pub fn text_in(self, flavour: OpenSsl) -> &'static str {
+        match (self, flavour) {
+            (_, OpenSsl::V3) => self.text(),
+            (C::DepthZeroSelfSignedCert, _) => "self signed certificate",
+            (C::SelfSignedCertInChain, _) => "self signed certificate in certificate chain",
+            (C::InvalidPurpose, _) => "unsupported certificate purpose",
+            _ => self.text(),
+        }
     }
 
     /// True for `Ok`.
@@ -268,6 +334,13 @@ impl Serialize for VerifyCode {
 /// ssl/statem/statem_lib.c; anything not in its table is certificate_unknown).
 pub fn alert_for(code: VerifyCode) -> AlertDescription {
     use AlertDescription as A;
+    match code {
+        // What the peer sends when d2i_X509 fails on the Certificate message.
+        C::NotDecoded => return A::DECODE_ERROR,
+        // 1.1.1's ssl_x509err2alert maps its X509_V_ERR_INVALID_CA (24) to unknown_ca.
+        C::InvalidCaLegacy => return A::UNKNOWN_CA,
+        _ => {}
+    }
     match code.code() {
         50 => A::HANDSHAKE_FAILURE,
         67 | 94 | 68 => A::BAD_CERTIFICATE, // CA key too small, EC explicit params, CA md too weak
@@ -313,8 +386,26 @@ mod tests {
         for (c, n, t) in TABLE {
             assert_eq!(c.code(), *n);
             assert_eq!(c.text(), *t);
-            assert_eq!(VerifyCode::from_code(*n), *c);
+            let flavour = match c {
+                VerifyCode::InvalidCaLegacy => OpenSsl::V1_1_1,
+                _ => OpenSsl::V3,
+            };
+            assert_eq!(VerifyCode::from_code_in(*n, flavour), *c);
         }
+        assert_eq!(VerifyCode::from_code(24), VerifyCode::NoIssuerPublicKey);
+        assert_eq!(VerifyCode::from_code(-1), VerifyCode::NotDecoded);
+        assert_eq!(
+            VerifyCode::DepthZeroSelfSignedCert.text_in(OpenSsl::V1_1_1),
+            "self signed certificate"
+        );
+        assert_eq!(
+            VerifyCode::InvalidPurpose.text_in(OpenSsl::V1_0_2),
+            "unsupported certificate purpose"
+        );
+        assert_eq!(
+            VerifyCode::InvalidPurpose.text_in(OpenSsl::V3),
+            "unsuitable certificate purpose"
+        );
         assert_eq!(VerifyCode::from_code(99), VerifyCode::Other(99));
         assert_eq!(VerifyCode::Other(99).code(), 99);
         assert_eq!(
@@ -341,6 +432,9 @@ mod tests {
         assert_eq!(alert_for(VerifyCode::NoIssuerPublicKey).0, 46);
         assert_eq!(alert_for(VerifyCode::InvalidPurpose).0, 43);
         assert_eq!(alert_for(VerifyCode::KeyusageNoCertsign).0, 46);
+        assert_eq!(alert_for(VerifyCode::NotDecoded).0, 50);
+        assert_eq!(alert_for(VerifyCode::InvalidCaLegacy).0, 48);
+        assert_eq!(alert_for(VerifyCode::PermittedViolation).0, 46);
         assert_eq!(alert_for(VerifyCode::UnhandledCriticalExtension).0, 46);
     }
 }

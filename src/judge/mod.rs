@@ -29,9 +29,24 @@
 //! 5. **internal_verify**, top-down: for each certificate, first its signature with its issuer's
 //!    key (32 issuer lacks keyCertSign, 6 issuer key unusable, 7 signature failure; the
 //!    self-signed top's own signature is not checked, as OpenSSL does not by default), then its
-//!    validity at `at` - *including the trust anchor*: 9 not yet valid, 10 expired (13/14
-//!    unreadable dates). If the path's top is not self-issued, its signature and dates are not
-//!    checked at all (and a lone such leaf also gets 21), exactly as OpenSSL skips them.
+//!    validity at `at` - *including the trust anchor*: 9 not yet valid, 10 expired, 13/14 a
+//!    date that is unreadable or not in RFC 5280's fixed form (UTCTime without seconds or with
+//!    an offset, GeneralizedTime with fractions: 1.1.1+ refuse them). If the path's top is not
+//!    self-issued, its signature and dates are not checked at all (and a lone such leaf also
+//!    gets 21), exactly as OpenSSL skips them. A signature we cannot check (see `sig`) is no
+//!    error: the certificate's verdict keeps a `note` saying so.
+//! 6. **check_name_constraints** (see `ncons`): 47 permitted / 48 excluded subtree violation,
+//!    49 minimum/maximum, 51 unsupported constraint type, 53 bad name syntax, at the depth of
+//!    the certificate whose names break a constraint of a certificate above it.
+//!
+//! Before all this, a chain with a certificate that does not decode at all (its DER structure
+//! is broken, see `CertInfo::decode_error`) is not verified: an OpenSSL peer fails while it
+//! reads the Certificate message and sends decode_error (50). Its verdict is
+//! [`VerifyCode::NotDecoded`] with the text `certificate could not be decoded: <reason>`; the
+//! other certificates of that chain are not judged (code 0, depth `None`, a note says why).
+//!
+//! [`Policy::openssl`] picks the release imitated (3.x by default; 1.1.1 and 1.0.2 differ in
+//! codes, strings, time forms, key/digest levels and the order of the steps: see `flavour`).
 //!
 //! A certificate whose extensions OpenSSL 3.0 calls invalid (a duplicate, an undecodable
 //! basicConstraints/keyUsage/...) or whose key it cannot decode is never anyone's issuer nor
@@ -48,6 +63,8 @@
 //! certificate expired when `at >= notAfter` and not yet valid when `at < notBefore`.
 
 mod code;
+mod flavour;
+mod ncons;
 mod sig;
 
 use serde::ser::SerializeStruct;
@@ -55,6 +72,7 @@ use serde::{Serialize, Serializer};
 use time::OffsetDateTime;
 
 pub use code::{VerifyCode, alert_for};
+pub use flavour::{OpenSsl, UnknownOpenSsl};
 
 use crate::cert::{CertInfo, KeyKind, OID_CLIENT_AUTH, OID_SERVER_AUTH, key_usage};
 use crate::sftunnel::TlsSide;
@@ -94,6 +112,8 @@ pub struct Policy {
     pub max_depth: usize,
     /// Also check the top self-signed certificate's own signature (X509_V_FLAG_CHECK_SS_SIGNATURE).
     pub check_self_signature: bool,
+    /// The OpenSSL release whose verification is reproduced (3.x by default).
+    pub openssl: OpenSsl,
 }
 
 impl Default for Policy {
@@ -103,6 +123,7 @@ impl Default for Policy {
             auth_level: 0,
             max_depth: 100,
             check_self_signature: false,
+            openssl: OpenSsl::V3,
         }
     }
 }
@@ -122,6 +143,11 @@ impl Policy {
     /// through this, so they agree.
     pub fn for_peer(sender: TlsSide) -> Policy {
         Policy::tls(Purpose::of(sender))
+    }
+
+    /// The same policy, imitating another OpenSSL release.
+    pub fn with_openssl(self, openssl: OpenSsl) -> Policy {
+        Policy { openssl, ..self }
     }
 }
 
@@ -152,8 +178,14 @@ pub struct Verdict {
     pub not_before: Option<OffsetDateTime>,
     pub not_after: Option<OffsetDateTime>,
     pub sha256: Option<String>,
-    /// Why a signature could not be checked here though OpenSSL could (reported as 7).
+    /// What the verdict leaves unsaid: a signature that could not be checked here although
+    /// OpenSSL could, or why a certificate was not judged at all.
     pub note: Option<String>,
+    /// For [`VerifyCode::NotDecoded`]: `certificate could not be decoded: <x509-parser's
+    /// reason>`, which is then the verdict's text.
+    pub decode_error: Option<String>,
+    /// The OpenSSL release whose words [`Verdict::text`] uses.
+    pub openssl: OpenSsl,
 }
 
 impl Verdict {
@@ -175,12 +207,32 @@ impl Verdict {
             not_after: cert.and_then(|c| c.not_after),
             sha256: cert.map(|c| c.sha256.clone()),
             note: None,
+            decode_error: None,
+            openssl: OpenSsl::V3,
         }
     }
 
-    /// OpenSSL's text for the code.
-    pub fn text(&self) -> &'static str {
-        self.code.text()
+    /// OpenSSL's text for the code (in the words of the release judged as), or for a
+    /// certificate that could not be decoded, `certificate could not be decoded: <reason>`.
+    pub fn text(&self) -> &str {
+        match &self.decode_error {
+            Some(t) => t,
+            None => self.code.text_in(self.openssl),
+        }
+    }
+
+    /// The verdict as the appliance would log it after `err ` (`10:certificate has expired`),
+    /// or the decode failure in plain words (no OpenSSL code exists for it).
+    pub fn describe(&self) -> String {
+        match self.code {
+            VerifyCode::NotDecoded => self.text().to_string(),
+            c => format!("{}:{}", c.code(), self.text()),
+        }
+    }
+
+    /// Re-stamps the time judged at (verdicts are equal within one second: see `verify`).
+    pub fn set_at(&mut self, at: OffsetDateTime) {
+        self.at = at;
     }
 
     pub fn is_ok(&self) -> bool {
@@ -197,6 +249,9 @@ impl Verdict {
         let depth = self.depth.unwrap_or(0);
         Some(match (self.code, self.not_after, self.not_before) {
             (VerifyCode::Ok, _, _) => return None,
+            (VerifyCode::NotDecoded, _, _) => VerifyError::NotDecoded {
+                text: self.text().to_string(),
+            },
             (VerifyCode::CertHasExpired, Some(not_after), _) => VerifyError::Expired {
                 depth,
                 not_after,
@@ -221,7 +276,7 @@ impl Serialize for Verdict {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut st = s.serialize_struct("Verdict", 5)?;
         st.serialize_field("code", &self.code.code())?;
-        st.serialize_field("text", self.code.text())?;
+        st.serialize_field("text", self.text())?;
         st.serialize_field("depth", &self.depth)?;
         st.serialize_field("at", &crate::sftunnel::rfc3339(&self.at))?;
         if let Some(n) = &self.note {
@@ -257,6 +312,9 @@ pub enum VerifyError {
         depth: Option<usize>,
         subject: Option<String>,
     },
+    /// A certificate of the chain could not be decoded (a TLS peer sends decode_error).
+    #[error("{text}")]
+    NotDecoded { text: String },
 }
 
 impl VerifyError {
@@ -266,6 +324,7 @@ impl VerifyError {
             VerifyError::Expired { .. } => VerifyCode::CertHasExpired,
             VerifyError::NotYetValid { .. } => VerifyCode::CertNotYetValid,
             VerifyError::Chain { code, .. } => *code,
+            VerifyError::NotDecoded { .. } => VerifyCode::NotDecoded,
         }
     }
 
@@ -304,6 +363,20 @@ impl ChainVerdict {
         }
     }
 
+    /// Re-stamps every verdict with the time judged at: a verdict cached for one second is
+    /// what a fresh one at another instant of that second says, except for `at` itself.
+    pub fn set_at(&mut self, at: OffsetDateTime) {
+        for v in self
+            .per_cert
+            .iter_mut()
+            .chain(&mut self.anchors)
+            .chain(&mut self.errors)
+        {
+            v.set_at(at);
+        }
+        self.overall.set_at(at);
+    }
+
     /// The verdict of the certificate at `depth` of the verified path.
     pub fn at_depth(&self, depth: usize) -> Option<&Verdict> {
         self.per_cert
@@ -332,13 +405,15 @@ pub fn verify_with(
         at,
         secs: at.unix_timestamp(),
         policy,
+        flavour: policy.openssl,
         path: Vec::new(),
         num_untrusted: 0,
         events: Vec::new(),
+        notes: Vec::new(),
         trusted: false,
     };
     if chain.is_empty() {
-        let overall = Verdict::new(VerifyCode::Unspecified, None, at, None);
+        let overall = run.verdict(VerifyCode::Unspecified, None, None);
         return ChainVerdict {
             per_cert: Vec::new(),
             anchors: Vec::new(),
@@ -347,6 +422,9 @@ pub fn verify_with(
             overall,
             trusted: false,
         };
+    }
+    if let Some(bad) = chain.iter().position(|c| c.decode_error.is_some()) {
+        return run.not_decoded(bad);
     }
     if anchors.is_empty() {
         run.path = (0..chain.len()).map(Source::Chain).collect();
@@ -362,8 +440,15 @@ pub fn verify_with(
         }
         run.build_chain();
         run.check_extensions();
-        run.check_auth_level();
-        run.internal_verify();
+        if run.flavour == OpenSsl::V1_0_2 {
+            // 1.0.2's X509_verify_cert checks name constraints before any signature or date.
+            run.check_name_constraints();
+            run.internal_verify();
+        } else {
+            run.check_auth_level();
+            run.internal_verify();
+            run.check_name_constraints();
+        }
     }
     run.finish()
 }
@@ -374,10 +459,13 @@ struct Run<'a> {
     at: OffsetDateTime,
     secs: i64,
     policy: &'a Policy,
+    flavour: OpenSsl,
     path: Vec<Source>,
     num_untrusted: usize,
     /// (code, depth, note) in report order.
     events: Vec<(VerifyCode, usize, Option<String>)>,
+    /// Notes on certificates that are no errors (depth, text): a signature not checked here.
+    notes: Vec<(usize, String)>,
     trusted: bool,
 }
 
@@ -405,22 +493,68 @@ impl<'a> Run<'a> {
         self.events.push((code, depth, None));
     }
 
+    fn verdict(&self, code: VerifyCode, depth: Option<usize>, cert: Option<&CertInfo>) -> Verdict {
+        let mut v = Verdict::new(code, depth, self.at, cert);
+        v.openssl = self.flavour;
+        v
+    }
+
+    /// The chain is not verified: certificate `bad` of it does not decode.
+    fn not_decoded(&self, bad: usize) -> ChainVerdict {
+        let c = &self.chain[bad];
+        let mut overall = self.verdict(VerifyCode::NotDecoded, None, Some(c));
+        overall.decode_error = Some(format!(
+            "certificate could not be decoded: {}",
+            c.decode_error.as_deref().unwrap_or("")
+        ));
+        let per_cert = (0..self.chain.len())
+            .map(|i| {
+                if i == bad {
+                    return overall.clone();
+                }
+                let mut v = self.verdict(VerifyCode::Ok, None, Some(&self.chain[i]));
+                v.note = Some(format!(
+                    "not judged: certificate {bad} of the chain could not be decoded"
+                ));
+                v
+            })
+            .collect();
+        ChainVerdict {
+            per_cert,
+            anchors: Vec::new(),
+            path: Vec::new(),
+            errors: vec![overall.clone()],
+            overall,
+            trusted: false,
+        }
+    }
+
+    /// The dates as the release imitated reads them: 1.1.1+ only RFC 5280's fixed forms.
+    fn dates(&self, c: &CertInfo) -> (Option<OffsetDateTime>, Option<OffsetDateTime>) {
+        let strict = self.flavour.strict_times();
+        (
+            c.not_before
+                .filter(|_| !strict || c.not_before_lax.is_none()),
+            c.not_after.filter(|_| !strict || c.not_after_lax.is_none()),
+        )
+    }
+
     /// ossl_x509_check_cert_time(ctx, x, -1): is `c` valid at `at` (no error reported).
     fn time_ok(&self, c: &CertInfo) -> bool {
-        matches!((c.not_before, c.not_after), (Some(nb), Some(na))
+        matches!(self.dates(c), (Some(nb), Some(na))
             if nb.unix_timestamp() <= self.secs && na.unix_timestamp() > self.secs)
     }
 
     fn check_time(&mut self, d: usize) {
-        let c = self.at_depth(d);
-        match c.not_before {
+        let (not_before, not_after) = self.dates(self.at_depth(d));
+        match not_before {
             None => self.fail(VerifyCode::ErrorInCertNotBeforeField, d),
             Some(nb) if nb.unix_timestamp() > self.secs => {
                 self.fail(VerifyCode::CertNotYetValid, d)
             }
             _ => {}
         }
-        match c.not_after {
+        match not_after {
             None => self.fail(VerifyCode::ErrorInCertNotAfterField, d),
             // OpenSSL 3.0's X509_cmp_time() treats equality as "before": expired at notAfter.
             Some(na) if na.unix_timestamp() <= self.secs => {
@@ -430,17 +564,38 @@ impl<'a> Run<'a> {
         }
     }
 
-    /// ossl_x509_likely_issued(issuer, subject): names, AKID, signature/key type.
-    fn likely_issued(issuer: &CertInfo, subject: &CertInfo) -> bool {
-        // ossl_x509v3_cache_extensions() failing on either side means "not issued".
-        if issuer.v3.invalid.is_some() || subject.v3.invalid.is_some() {
+    /// 3.x: ossl_x509_likely_issued(issuer, subject): names, AKID, signature/key type.
+    /// 1.1.1/1.0.2: X509_check_issued: names, AKID, and the issuer's keyUsage allows
+    /// certificate signing (no key type check).
+    fn likely_issued(&self, issuer: &CertInfo, subject: &CertInfo) -> bool {
+        // ossl_x509v3_cache_extensions() failing on either side means "not issued"; a
+        // certificate that does not decode (an anchor: chains never get here) is none either.
+        if issuer.v3.invalid.is_some()
+            || subject.v3.invalid.is_some()
+            || issuer.decode_error.is_some()
+        {
             return false;
         }
         let names = match (&issuer.subject, &subject.issuer) {
             (Some(a), Some(b)) => a.matches(b),
             _ => false,
         };
-        names && subject.akid_check(issuer).is_ok() && subject.signature_fits_key_of(issuer)
+        if !names || subject.akid_check(issuer).is_err() {
+            return false;
+        }
+        match self.flavour {
+            OpenSsl::V3 => subject.signature_fits_key_of(issuer),
+            OpenSsl::V1_1_1 | OpenSsl::V1_0_2 => !ku_rejects_cert_sign(issuer),
+        }
+    }
+
+    /// The top of the path issued itself (internal_verify's check_issued(xi, xi)).
+    fn issued_itself(&self, c: &CertInfo) -> bool {
+        match self.flavour {
+            OpenSsl::V3 => self.likely_issued(c, c),
+            // 1.1.1's check_issued(x, x) is cert_self_signed(x).
+            OpenSsl::V1_1_1 | OpenSsl::V1_0_2 => self.self_signed(c),
+        }
     }
 
     /// get0_best_issuer_sk: the first candidate valid at `at`, else the latest to expire.
@@ -451,15 +606,17 @@ impl<'a> Run<'a> {
     ) -> Option<Source> {
         let mut best: Option<(Source, &CertInfo)> = None;
         for (src, cand) in candidates {
-            if !Self::likely_issued(cand, subject) {
+            if !self.likely_issued(cand, subject) {
                 continue;
             }
             if self.time_ok(cand) {
                 return Some(src);
             }
-            let later = match (&best, cand.not_after) {
+            let later = match (&best, self.dates(cand).1) {
                 (None, _) => true,
-                (Some((_, b)), Some(na)) => b.not_after.is_none_or(|bna| na > bna),
+                // 1.1.1 and 1.0.2 keep the last candidate found.
+                _ if self.flavour != OpenSsl::V3 => true,
+                (Some((_, b)), Some(na)) => self.dates(b).1.is_none_or(|bna| na > bna),
                 (Some(_), None) => false,
             };
             if later {
@@ -487,9 +644,9 @@ impl<'a> Run<'a> {
                 let mut self_signed = false;
                 if let Some(src) = found {
                     let issuer = self.cert(src);
-                    if !Self::self_signed(curr) {
+                    if !self.self_signed(curr) {
                         self.path.push(src);
-                        self_signed = Self::self_signed(issuer);
+                        self_signed = self.self_signed(issuer);
                         ok = true;
                     } else if issuer.der() == curr.der() {
                         // A self-signed certificate that is itself an anchor.
@@ -516,7 +673,7 @@ impl<'a> Run<'a> {
             }
             if search_untrusted {
                 let curr = self.cert(self.path[num - 1]);
-                let issuer = if Self::self_signed(curr) || num > max_len {
+                let issuer = if self.self_signed(curr) || num > max_len {
                     None
                 } else {
                     let lone_self_issued = curr.self_issued && num == 1;
@@ -546,7 +703,7 @@ impl<'a> Run<'a> {
         let top = self.cert(self.path[num - 1]);
         let code = if num > max_len {
             VerifyCode::CertChainTooLong
-        } else if Self::self_signed(top) {
+        } else if self.self_signed(top) {
             if num == 1 {
                 VerifyCode::DepthZeroSelfSignedCert
             } else {
@@ -562,13 +719,22 @@ impl<'a> Run<'a> {
 
     /// X509_self_signed(cert, 0) == 1: EXFLAG_SS, and OpenSSL could cache the certificate's
     /// extensions (a certificate with invalid extensions is never "self-signed" there).
-    fn self_signed(c: &CertInfo) -> bool {
-        c.self_signed && c.v3.invalid.is_none()
+    /// 1.1.1/1.0.2's EXFLAG_SS: self-issued, AKID fits, keyUsage allows keyCertSign.
+    fn self_signed(&self, c: &CertInfo) -> bool {
+        match self.flavour {
+            OpenSsl::V3 => c.self_signed && c.v3.invalid.is_none(),
+            OpenSsl::V1_1_1 | OpenSsl::V1_0_2 => {
+                c.self_issued
+                    && c.akid_check(c).is_ok()
+                    && !ku_rejects_cert_sign(c)
+                    && c.v3.invalid.is_none()
+            }
+        }
     }
 
     /// X509_check_ca: 0 not a CA, 1 basicConstraints CA, 3 v1 self-signed root, 4 keyUsage
     /// with keyCertSign and no basicConstraints, 5 Netscape CA type.
-    fn check_ca(c: &CertInfo) -> u8 {
+    fn check_ca(&self, c: &CertInfo) -> u8 {
         let v3 = &c.v3;
         if v3
             .key_usage
@@ -579,7 +745,7 @@ impl<'a> Run<'a> {
         if let Some(bc) = v3.basic_constraints {
             return u8::from(bc.ca);
         }
-        if c.version == Some(1) && c.self_signed {
+        if c.version == Some(1) && self.self_signed(c) {
             3
         } else if v3.key_usage.is_some() {
             4
@@ -590,7 +756,7 @@ impl<'a> Run<'a> {
         }
     }
 
-    fn purpose_ok(c: &CertInfo, purpose: Purpose, ca: bool) -> bool {
+    fn purpose_ok(&self, c: &CertInfo, purpose: Purpose, ca: bool) -> bool {
         let v3 = &c.v3;
         // X509_check_purpose() returns -1 for a certificate with invalid extensions, which
         // check_purpose() accepts outside strict mode.
@@ -605,7 +771,7 @@ impl<'a> Run<'a> {
         };
         let ns_allows = |bit: u8| v3.ns_cert_type.is_none_or(|n| n & bit != 0);
         let ku_allows = |bits: u16| v3.key_usage.is_none_or(|k| k & bits != 0);
-        let ssl_ca = || match Self::check_ca(c) {
+        let ssl_ca = || match self.check_ca(c) {
             0 => false,
             5 => v3.ns_cert_type.is_some_and(|n| n & NS_SSL_CA != 0),
             _ => true,
@@ -647,13 +813,19 @@ impl<'a> Run<'a> {
             if x.extensions.iter().any(|e| e.oid == OID_PROXY_CERT_INFO) {
                 self.fail(VerifyCode::ProxyCertificatesNotAllowed, i);
             }
-            let ret = Self::check_ca(x);
+            let ret = self.check_ca(x);
             // Intermediates must be real CAs (ret 1); the top may be a v1 root etc. (ret != 0).
-            if must_be_ca && (ret == 0 || (i + 1 < num && ret != 1)) {
-                self.fail(VerifyCode::InvalidCa, i);
+            // 1.0.2 accepts any CA-ish intermediate (keyUsage or nsCertType alone).
+            let strict = i + 1 < num && self.flavour != OpenSsl::V1_0_2;
+            if must_be_ca && (ret == 0 || (strict && ret != 1)) {
+                let code = match self.flavour {
+                    OpenSsl::V3 => VerifyCode::InvalidCa,
+                    OpenSsl::V1_1_1 | OpenSsl::V1_0_2 => VerifyCode::InvalidCaLegacy,
+                };
+                self.fail(code, i);
             }
             if let Some(p) = self.policy.purpose
-                && !Self::purpose_ok(x, p, must_be_ca)
+                && !self.purpose_ok(x, p, must_be_ca)
             {
                 self.fail(VerifyCode::InvalidPurpose, i);
             }
@@ -672,6 +844,9 @@ impl<'a> Run<'a> {
 
     fn min_bits(&self) -> Option<u32> {
         const MINBITS: [u32; 5] = [80, 112, 128, 192, 256];
+        if !self.flavour.has_security_levels() {
+            return None;
+        }
         match self.policy.auth_level {
             0 => None,
             l => Some(MINBITS[(l as usize).min(5) - 1]),
@@ -700,7 +875,7 @@ impl<'a> Run<'a> {
                 self.fail(VerifyCode::CaKeyTooSmall, i);
             }
             if i + 1 < num {
-                let bits = sig_security_bits(self.at_depth(i));
+                let bits = sig_security_bits(self.at_depth(i), self.flavour);
                 if bits.is_none_or(|b| b < min) {
                     self.fail(VerifyCode::CaMdTooWeak, i);
                 }
@@ -713,7 +888,7 @@ impl<'a> Run<'a> {
         let mut xi = n;
         let mut xs = n;
         let top = self.at_depth(n);
-        if !Self::likely_issued(top, top) {
+        if !self.issued_itself(top) {
             // The top is not self-issued: its issuer is missing, so neither its signature nor
             // its dates are checked (OpenSSL starts one below it).
             if n > 0 {
@@ -725,13 +900,11 @@ impl<'a> Run<'a> {
         }
         loop {
             let (s, i) = (self.at_depth(xs), self.at_depth(xi));
-            if xs != xi || (self.policy.check_self_signature && Self::self_signed(i)) {
+            if xs != xi || (self.policy.check_self_signature && self.self_signed(i)) {
                 let issuer_depth = n + usize::from(xs != xi);
-                let signing_ok = (xs == xi && !i.is_ca())
-                    || i.v3
-                        .key_usage
-                        .is_none_or(|ku| ku & key_usage::KEY_CERT_SIGN != 0);
-                if !signing_ok {
+                // 3.x's ossl_x509_signing_allowed (1.1.1 refused such issuers while building).
+                let signing_ok = (xs == xi && !i.is_ca()) || !ku_rejects_cert_sign(i);
+                if !signing_ok && self.flavour == OpenSsl::V3 {
                     self.fail(VerifyCode::KeyusageNoCertsign, issuer_depth);
                 }
                 match sig::check(s, i) {
@@ -740,11 +913,10 @@ impl<'a> Run<'a> {
                     SigCheck::NoIssuerKey => {
                         self.fail(VerifyCode::UnableToDecodeIssuerPublicKey, issuer_depth)
                     }
-                    SigCheck::Unsupported(why) => self.events.push((
-                        VerifyCode::CertSignatureFailure,
-                        n,
-                        Some(format!("not checked here (OpenSSL may accept it): {why}")),
-                    )),
+                    // Not a failure: we could not look. OpenSSL would check it; say so.
+                    SigCheck::Unsupported(why) => self
+                        .notes
+                        .push((n, format!("signature not checked here: {why}"))),
                 }
             }
             self.check_time(n);
@@ -757,15 +929,45 @@ impl<'a> Run<'a> {
         }
     }
 
+    /// check_name_constraints: each certificate (self-issued ones only as the leaf) against
+    /// the constraints of every certificate above it, the anchor included.
+    fn check_name_constraints(&mut self) {
+        let num = self.path.len();
+        for i in (0..num).rev() {
+            let x = self.at_depth(i);
+            if i != 0 && x.self_issued {
+                continue;
+            }
+            for j in (i + 1..num).rev() {
+                let Some(nc) = &self.at_depth(j).v3.name_constraints else {
+                    continue;
+                };
+                if let Err(code) = ncons::check(x, nc, i == 0, self.flavour) {
+                    self.fail(code, i);
+                }
+            }
+        }
+    }
+
     fn verdict_at(&self, d: usize) -> Verdict {
         let cert = self.at_depth(d);
+        let note = || {
+            self.notes
+                .iter()
+                .find(|(depth, _)| *depth == d)
+                .map(|(_, n)| n.clone())
+        };
         match self.events.iter().find(|(_, depth, _)| *depth == d) {
-            Some((code, _, note)) => {
-                let mut v = Verdict::new(*code, Some(d), self.at, Some(cert));
-                v.note = note.clone();
+            Some((code, _, n)) => {
+                let mut v = self.verdict(*code, Some(d), Some(cert));
+                v.note = n.clone().or_else(note);
                 v
             }
-            None => Verdict::new(VerifyCode::Ok, Some(d), self.at, Some(cert)),
+            None => {
+                let mut v = self.verdict(VerifyCode::Ok, Some(d), Some(cert));
+                v.note = note();
+                v
+            }
         }
     }
 
@@ -785,7 +987,7 @@ impl<'a> Run<'a> {
                 };
                 match by_index.or_else(by_bytes) {
                     Some(d) => path_verdicts[d].clone(),
-                    None => Verdict::new(VerifyCode::Ok, None, self.at, Some(c)),
+                    None => self.verdict(VerifyCode::Ok, None, Some(c)),
                 }
             })
             .collect();
@@ -803,7 +1005,7 @@ impl<'a> Run<'a> {
             .events
             .iter()
             .map(|(code, d, note)| {
-                let mut v = Verdict::new(*code, Some(*d), self.at, Some(self.at_depth(*d)));
+                let mut v = self.verdict(*code, Some(*d), Some(self.at_depth(*d)));
                 v.note = note.clone();
                 v
             })
@@ -811,7 +1013,7 @@ impl<'a> Run<'a> {
         let overall = errors
             .first()
             .cloned()
-            .unwrap_or_else(|| Verdict::new(VerifyCode::Ok, None, self.at, None));
+            .unwrap_or_else(|| self.verdict(VerifyCode::Ok, None, None));
         ChainVerdict {
             per_cert,
             anchors,
@@ -823,12 +1025,23 @@ impl<'a> Run<'a> {
     }
 }
 
-/// OpenSSL's security bits of a certificate's signature (x509_init_sig_info).
-fn sig_security_bits(c: &CertInfo) -> Option<u32> {
-    use crate::cert::SigScheme as S;
+/// ku_reject(x, KU_KEY_CERT_SIGN): a keyUsage is present and lacks keyCertSign.
+fn ku_rejects_cert_sign(c: &CertInfo) -> bool {
+    c.v3.key_usage
+        .is_some_and(|ku| ku & key_usage::KEY_CERT_SIGN == 0)
+}
+
+/// OpenSSL's security bits of a certificate's signature (x509_init_sig_info): 3.x rates SHA-1
+/// at 63 and MD5 at 39 bits, 1.1.1 at half the digest size (80 and 64).
+fn sig_security_bits(c: &CertInfo, flavour: OpenSsl) -> Option<u32> {
+    use crate::cert::{Hash, SigScheme as S};
+    let digest = |h: &Hash| match (h, flavour) {
+        (Hash::Sha1 | Hash::Md5, OpenSsl::V1_1_1 | OpenSsl::V1_0_2) => h.output_len() as u32 * 4,
+        _ => h.security_bits(),
+    };
     Some(match c.sig_scheme()? {
-        S::RsaPkcs1(h) | S::Ecdsa(h) => h.security_bits(),
-        S::RsaPss { hash, .. } => hash.security_bits(),
+        S::RsaPkcs1(h) | S::Ecdsa(h) => digest(h),
+        S::RsaPss { hash, .. } => digest(hash),
         S::Ed25519 => 128,
         S::Ed448 => 224,
         // ML-DSA is unknown to OpenSSL 3.0: X509_get_signature_info() fails.

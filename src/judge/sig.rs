@@ -3,9 +3,10 @@
 //! P-521 and secp256k1, Ed25519.
 //!
 //! What aws-lc-rs cannot check is reported as an outcome, not guessed: a key OpenSSL 3.0 itself
-//! cannot decode (ML-DSA, unknown algorithms) maps to code 6, an algorithm OpenSSL could verify
-//! but we cannot (MD5, SHA-224, DSA, Ed448, RSA under 1024 bits, unusual PSS parameters) to
-//! code 7 with the reason kept for the report.
+//! cannot decode (ML-DSA, unknown algorithms) maps to code 6; an algorithm OpenSSL could verify
+//! but we cannot (MD5, SHA-224, DSA, Ed448, RSA under 1024 bits, unusual PSS parameters) is
+//! `Unsupported` with the reason, which the judge keeps as a note on the certificate's verdict:
+//! a signature that could not be checked is not a signature failure.
 
 use aws_lc_rs::signature::{self as sig, UnparsedPublicKey, VerificationAlgorithm};
 
@@ -19,7 +20,7 @@ pub(crate) enum SigCheck {
     Bad,
     /// The issuer's key cannot be decoded (code 6).
     NoIssuerKey,
-    /// We cannot check this algorithm; OpenSSL could (reported as 7, with the reason).
+    /// We cannot check this algorithm; OpenSSL could (a note on the verdict, not an error).
     Unsupported(String),
 }
 

@@ -193,6 +193,7 @@ impl AlertDescription {
     pub const CERTIFICATE_UNKNOWN: Self = Self(46);
     pub const UNKNOWN_CA: Self = Self(48);
     pub const ACCESS_DENIED: Self = Self(49);
+    pub const DECODE_ERROR: Self = Self(50);
     pub const DECRYPT_ERROR: Self = Self(51);
     pub const INTERNAL_ERROR: Self = Self(80);
     pub const CERTIFICATE_REQUIRED: Self = Self(116);

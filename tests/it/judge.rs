@@ -1059,3 +1059,101 @@ fn unescape_msb(s: &str) -> String {
     }
     String::from_utf8(out).unwrap()
 }
+
+fn analyze_jsonl(capture: &Path) -> Vec<serde_json::Value> {
+    let out = common::sfdiag()
+        .args(["analyze", "--format", "jsonl"])
+        .arg(capture)
+        .output()
+        .expect("run sfdiag analyze");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn an_undecodable_certificate_is_a_decode_failure_not_a_date_problem() {
+    // Suricata's bug-1450-04/05: 9 bytes that no parser reads as a certificate.
+    let dir = common::shared_dir().join("captures-new/suricata-verify");
+    for capture in [
+        "bug-1450-04/tls_DER-incomplete-header.pcap",
+        "bug-1450-05/tls_DER-incomplete-content.pcap",
+    ] {
+        let records = analyze_jsonl(&dir.join(capture));
+        let cert = records
+            .iter()
+            .find(|r| r["type"] == "certificate")
+            .unwrap_or_else(|| panic!("{capture}: no certificate record"));
+        assert_eq!(cert["der_len"], 9, "{capture}");
+        let v = &cert["verdict"];
+        assert_eq!(v["code"], -1, "{capture}: {v}");
+        let text = v["text"].as_str().unwrap();
+        assert!(
+            text.starts_with("certificate could not be decoded: ") && !text.contains("notBefore"),
+            "{capture}: {text}"
+        );
+        let session = records.iter().find(|r| r["type"] == "session").unwrap();
+        assert_eq!(session["server_chain_verdict"]["code"], -1, "{capture}");
+    }
+    // The same on our own bytes: a certificate cut short does not decode; a TLS peer answers
+    // decode_error (50) and verifies nothing, so neither dates nor issuers are judged.
+    let pki = Pki::new(None);
+    let (ca, ftd) = (pki.cert("ca.pem"), pki.cert("ftd.pem"));
+    let cut = cert::parse(&ftd.der()[..ftd.der().len() - 10]);
+    let reason = cut
+        .decode_error
+        .clone()
+        .expect("a cut certificate does not decode");
+    let at = day_after(ftd.not_before.unwrap());
+    let v = judge::verify(&[cut, ca.clone()], std::slice::from_ref(&ca), at);
+    assert_eq!(v.overall.code, VerifyCode::NotDecoded);
+    assert_eq!(v.overall.alert().0, 50);
+    assert_eq!(
+        v.overall.text(),
+        format!("certificate could not be decoded: {reason}")
+    );
+    assert_eq!(v.overall.describe(), v.overall.text());
+    assert_eq!(v.errors.len(), 1);
+    assert!(v.per_cert[1].is_ok() && v.per_cert[1].depth.is_none());
+    assert!(
+        v.per_cert[1]
+            .note
+            .as_deref()
+            .unwrap()
+            .contains("not judged")
+    );
+    assert!(matches!(
+        v.result(),
+        Err(judge::VerifyError::NotDecoded { .. })
+    ));
+    // A certificate with an odd field still decodes (OpenSSL reads it and judges it).
+    assert!(ftd.decode_error.is_none());
+}
+
+#[test]
+fn each_verdict_is_stamped_with_its_own_packet_time() {
+    // Certificates repeat within one second here: the verdict cache must not hand the
+    // first packet's time to the later ones.
+    let records = analyze_jsonl(&common::shared_captures().join("zeek/google-cert-repeat.pcap"));
+    let certs: Vec<_> = records
+        .iter()
+        .filter(|r| r["type"] == "certificate")
+        .collect();
+    assert!(certs.len() > 10, "{} certificate records", certs.len());
+    let second = |ts: &str| ts.split('.').next().unwrap().to_string();
+    let mut shared_second = 0;
+    for (i, c) in certs.iter().enumerate() {
+        let ts = c["ts"].as_str().unwrap();
+        assert_eq!(c["verdict"]["at"].as_str().unwrap(), ts, "record {i}");
+        shared_second += certs[..i]
+            .iter()
+            .filter(|o| o["ts"] != c["ts"] && second(o["ts"].as_str().unwrap()) == second(ts))
+            .count();
+    }
+    assert!(
+        shared_second > 0,
+        "no two records in one second: the test proves nothing"
+    );
+}

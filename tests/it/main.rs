@@ -4,6 +4,7 @@ mod analyze;
 mod check;
 mod cli_polish;
 mod common;
+mod differential;
 mod faults;
 mod hostile;
 mod judge;
