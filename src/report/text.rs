@@ -129,10 +129,10 @@ impl<W: Write> Text<W> {
         let (Some(level), Some(code), Some(desc)) = (&a.level, a.code, &a.description) else {
             return Ok(());
         };
-        let tag = match (level.as_str(), code) {
-            ("fatal", _) => "ERROR",
-            (_, 0) => "INFO",
-            _ => "WARN",
+        let tag = match (level.is_fatal(), code) {
+            (true, _) => "ERROR",
+            (false, 0) => "INFO",
+            (false, _) => "WARN",
         };
         let role = a.role.map_or("peer".to_string(), |r| r.to_string());
         writeln!(
@@ -198,8 +198,8 @@ impl<W: Write> Text<W> {
 
     fn note(&mut self, n: &NoteFinding) -> io::Result<()> {
         match n.frame {
-            Some(f) => writeln!(self.w, "note: [frame {f}] {}", n.text),
-            None => writeln!(self.w, "note: {}", n.text),
+            Some(f) => writeln!(self.w, "note: [frame {f}] {}", n.kind),
+            None => writeln!(self.w, "note: {}", n.kind),
         }
     }
 }
@@ -319,6 +319,10 @@ impl<W: Write> Renderer for Text<W> {
         self.seen.clear();
         self.ungrouped = 0;
         Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.w.flush()
     }
 
     fn finish(&mut self) -> io::Result<()> {
