@@ -133,6 +133,7 @@ pub fn analyze_reader<S: FindingSink + ?Sized>(
     sink: &mut S,
 ) -> Result<Summary, AnalysisError> {
     let file: Arc<str> = file.into();
+    tracing::debug!(%file, format = ?reader.format(), gzip = reader.compressed(), "reading");
     let mut tracker = Tracker::new(net::Config {
         ports: opts.ports.clone(),
         ..net::Config::default()

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use tracing::info;
+use tracing::{debug, info};
 
 use super::time_arg::parse_time;
 use sfdiag::analysis::{self, AnalysisError, Finding, FindingSink, Options, ReadProgress};
@@ -141,7 +141,12 @@ pub fn run(args: AnalyzeArgs, quiet: bool) -> anyhow::Result<ExitCode> {
                 unreadable = true;
                 write_error = out.file_done(&summary).err();
             }
-            Err(AnalysisError::Sink { source, .. }) => write_error = Some(source),
+            Err(AnalysisError::Sink { source, .. }) => {
+                if source.kind() == io::ErrorKind::BrokenPipe {
+                    debug!(file = ?path, "stdout closed by its reader: the analysis ends here");
+                }
+                write_error = Some(source);
+            }
             Err(e) => return Err(e.into()),
         }
         if write_error.is_some() {
