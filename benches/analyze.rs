@@ -33,7 +33,7 @@ fn sfdiag_analyze(path: &Path) -> u64 {
             certs += 1;
         }
     };
-    analysis::analyze_path(path, &Options::default(), &mut sink, &mut |_, _| {})
+    analysis::analyze_path(path, &Options::default(), &mut sink)
         .expect("the bench capture is readable");
     certs
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use pcap_parser::{PcapBlockOwned, PcapError, create_reader};
 use sfdiag::capture;
-use sfdiag::net::{Event, Tracker};
+use sfdiag::net::{Event, EventKind, Tracker};
 
 fn bench_file() -> PathBuf {
     if let Some(p) = std::env::var_os("SFDIAG_BENCH_PCAP") {
@@ -69,7 +69,7 @@ fn tracked_all(path: &Path) -> u64 {
     let mut t = Tracker::default();
     let mut total = 0u64;
     let mut sink = |e: Event<'_>| {
-        if let Event::Data { bytes, .. } = e {
+        if let EventKind::Data { bytes, .. } = e.kind {
             total += bytes.len() as u64;
         }
     };
@@ -89,7 +89,7 @@ fn tracked_handshakes(path: &Path) -> u64 {
     let mut done = Vec::new();
     while let Some(f) = r.next_frame().unwrap() {
         t.push(&f, &mut |e| {
-            if let Event::Data { conn, bytes, .. } = e {
+            if let EventKind::Data { conn, bytes, .. } = e.kind {
                 let n = seen.entry(conn).or_default();
                 *n += bytes.len() as u64;
                 if *n > 16 << 10 {

@@ -16,10 +16,13 @@ fn main() -> ExitCode {
         None => tracing_subscriber::EnvFilter::try_from_default_env()
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
     };
+    // A stderr that is closed (`2>&1 | head`) must not end the run: tracing-subscriber's
+    // fallback report of a failed write is an eprintln!, which panics there.
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(cli::colour(&std::io::stderr()))
         .with_writer(std::io::stderr)
+        .log_internal_errors(false)
         .init();
     match cli::run(args) {
         Ok(code) => code,

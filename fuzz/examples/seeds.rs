@@ -12,7 +12,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use sfdiag::capture::{self, Linktype};
-use sfdiag::net::{self, ConnId, Event, Tracker};
+use sfdiag::net::{self, ConnId, EventKind, Tracker};
 use sfdiag::tls::{self, Side};
 use sfdiag::sftunnel::Role;
 use sfdiag::tunnel::proto::{self, Message, PushAck, PushFile};
@@ -129,14 +129,14 @@ fn tls_seeds(f: &Frames) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
             orig_len: data.len() as u32,
             interface: 0,
         };
-        tracker.push(&frame, &mut |ev| match ev {
-            Event::Data {
+        tracker.push(&frame, &mut |ev| match ev.kind {
+            EventKind::Data {
                 conn, dir, bytes, ..
             } => {
                 let side = if dir.index() == 0 { Side::A } else { Side::B };
                 put_chunk(streams.entry(conn).or_default(), side, bytes);
             }
-            Event::Gap { conn, dir, .. } => {
+            EventKind::Gap { conn, dir, .. } => {
                 streams
                     .entry(conn)
                     .or_default()

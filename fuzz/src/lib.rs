@@ -16,7 +16,7 @@ use sfdiag::analysis::{self, Finding, Options};
 use sfdiag::capture::{self, Frame, Linktype, Timestamp};
 use sfdiag::cert::{self, CertInfo};
 use sfdiag::judge;
-use sfdiag::net::{self, ConnId, Dir, Event, TcpFlags, TcpSegment, Tracker};
+use sfdiag::net::{self, ConnId, Dir, Event, EventKind, Mark, TcpFlags, TcpSegment, Tracker};
 use sfdiag::report::{self, Format};
 use sfdiag::tls::{self, Limits, Side};
 use sfdiag::tunnel::proto;
@@ -197,8 +197,8 @@ impl StreamCheck {
     }
 
     fn event(&mut self, ev: &Event<'_>, content_oracle: bool) {
-        match *ev {
-            Event::Opened {
+        match ev.kind {
+            EventKind::Opened {
                 conn,
                 client,
                 server,
@@ -208,12 +208,11 @@ impl StreamCheck {
                 self.endpoints.insert(conn, (client, server));
                 self.opened += 1;
             }
-            Event::Data {
+            EventKind::Data {
                 conn,
                 dir,
                 offset,
                 bytes,
-                ..
             } => {
                 assert!(
                     self.open.contains_key(&conn),
@@ -244,7 +243,7 @@ impl StreamCheck {
                     }
                 }
             }
-            Event::Gap {
+            EventKind::Gap {
                 conn,
                 dir,
                 offset,
@@ -258,20 +257,20 @@ impl StreamCheck {
                 assert!(len > 0, "empty gap");
                 self.offset(conn, dir, offset, len);
             }
-            Event::Fin { conn, .. } | Event::Rst { conn, .. } => {
+            EventKind::Fin { conn, .. } | EventKind::Rst { conn, .. } => {
                 assert!(
                     self.open.contains_key(&conn),
                     "FIN/RST of a connection not open"
                 );
             }
-            Event::Closed { conn, .. } => {
+            EventKind::Closed { conn, .. } => {
                 assert!(
                     self.open.remove(&conn).is_some(),
                     "closed a connection not open"
                 );
                 self.closed += 1;
             }
-            Event::Note { conn, note, .. } => {
+            EventKind::Note { conn, note } => {
                 if let Some(conn) = conn {
                     assert!(
                         self.open.contains_key(&conn),
@@ -458,7 +457,7 @@ pub fn net_reassembly(data: &[u8]) {
         };
         frame += 1;
         let ts = Timestamp::new(1_700_000_000, frame);
-        tracker.push_segment(&seg, frame, ts, &mut |ev| check.event(&ev, true));
+        tracker.push_segment(&seg, Mark::new(frame, ts), &mut |ev| check.event(&ev, true));
         check_bounds(&tracker, &config);
         if op & 0xc0 == 0xc0 {
             // The consumer is done with some connection: drop its buffers.
@@ -699,8 +698,8 @@ pub fn analyze(data: &[u8]) {
             findings.push(f);
         }
     };
-    let summary =
-        analysis::analyze_reader(&mut reader, "fuzz.pcap", &opts, &mut sink, &mut |_, _| {});
+    let summary = analysis::analyze_reader(&mut reader, "fuzz.pcap", &opts, &mut sink)
+        .expect("a collecting sink never fails");
     // Findings point at frames that were read, sessions span forwards, and there are no more
     // sessions than TCP connections.
     let frames = summary.net.frames;

@@ -6,32 +6,32 @@
 //! a handshake is over the TLS session only skims records (counting alerts and application
 //! data, buffering nothing), and a connection that turns out not to be TLS is handed back to
 //! `net` to count only. What is decoded and judged is `certs`'s business; the outcome wording is
-//! `outcome`'s.
+//! `outcome`'s. Findings go to the caller's sink as they are made; once it says stop (or fails)
+//! nothing more is sent, and the read loop ends after the current frame. Where something
+//! happened is one `net::Mark` throughout: on each `net` event, carried by `tls::Session` to
+//! the message it completes, and copied into the finding.
 
 use std::collections::HashMap;
+use std::io;
 use std::net::SocketAddr;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use time::OffsetDateTime;
+use tracing::debug;
 
 use super::certs::CertJudge;
 use super::findings::{
-    AlertFinding, CertificateFinding, ChainFinding, Finding, Identity, NoteFinding, SessionFinding,
+    AlertFinding, CertificateFinding, ChainFinding, Finding, Identity, NoteFinding, NoteKind,
+    SessionFinding,
 };
 use super::outcome::{Close, outcome};
+use super::sink::{FindingSink, ReadProgress};
 use crate::capture::Timestamp;
 use crate::judge::Verdict;
-use crate::net::{self, ConnId, Dir};
+use crate::net::{self, ConnId, Dir, EventKind as NetEvent, Mark};
 use crate::sftunnel::TlsSide;
-use crate::tls::{self, EventKind, Side};
-
-/// Where something happened: the frame and its time. Ordered by frame, so a message spanning
-/// segments is marked with the latest frame among them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(super) struct Mark {
-    pub frame: u64,
-    pub ts: Timestamp,
-}
+use crate::tls::{self, EventKind as TlsEvent, Side};
 
 struct Conn {
     id: ConnId,
@@ -72,26 +72,37 @@ pub struct Counts {
     pub not_tls: u64,
 }
 
-pub(super) struct Engine<'s> {
+/// Why the run ended before its input did.
+#[derive(Debug)]
+pub(super) enum Halt {
+    /// The sink said stop.
+    Stopped,
+    /// The sink failed.
+    Failed(io::Error),
+}
+
+pub(super) struct Engine<'s, S: FindingSink + ?Sized> {
     file: Arc<str>,
     at: Option<OffsetDateTime>,
     limits: tls::Limits,
     conns: HashMap<ConnId, Conn>,
     judge: CertJudge,
-    sink: &'s mut dyn FnMut(Finding),
+    sink: &'s mut S,
+    /// Set once the sink stopped or failed: nothing more is sent to it.
+    pub(super) halt: Option<Halt>,
     events: Vec<tls::Event<Mark>>,
     /// Connections whose bytes are no longer wanted, handed to `net` after each frame.
     pub(super) done_with: Vec<ConnId>,
     pub(super) counts: Counts,
 }
 
-impl<'s> Engine<'s> {
+impl<'s, S: FindingSink + ?Sized> Engine<'s, S> {
     pub(super) fn new(
         file: Arc<str>,
         at: Option<OffsetDateTime>,
         limits: tls::Limits,
         judge: CertJudge,
-        sink: &'s mut dyn FnMut(Finding),
+        sink: &'s mut S,
     ) -> Self {
         Self {
             file,
@@ -100,13 +111,18 @@ impl<'s> Engine<'s> {
             conns: HashMap::new(),
             judge,
             sink,
+            halt: None,
             events: Vec::new(),
             done_with: Vec::new(),
             counts: Counts::default(),
         }
     }
 
+    /// Hands a finding to the sink, unless it has already said stop.
     fn emit(&mut self, f: Finding) {
+        if self.halt.is_some() {
+            return;
+        }
         match &f {
             Finding::Certificate(_) => self.counts.certificates += 1,
             Finding::Alert(_) => self.counts.alerts += 1,
@@ -116,35 +132,57 @@ impl<'s> Engine<'s> {
         if f.is_problem() {
             self.counts.problems += 1;
         }
-        (self.sink)(f);
+        let answer = self.sink.finding(f);
+        self.obey(answer);
     }
 
-    fn note(&mut self, mark: Option<Mark>, text: String) {
-        self.note_at(mark.map(|m| m.frame), mark.map(|m| m.ts), text);
+    /// Tells the sink how far the read is.
+    pub(super) fn progress(&mut self, at: ReadProgress) {
+        if self.halt.is_none() {
+            let answer = self.sink.progress(at);
+            self.obey(answer);
+        }
     }
 
-    pub(super) fn note_at(&mut self, frame: Option<u64>, ts: Option<Timestamp>, text: String) {
+    fn obey(&mut self, answer: io::Result<ControlFlow<()>>) {
+        match answer {
+            Ok(ControlFlow::Continue(())) => {}
+            Ok(ControlFlow::Break(())) => {
+                debug!(file = %self.file, "the sink said stop");
+                self.halt = Some(Halt::Stopped);
+            }
+            Err(e) => {
+                debug!(file = %self.file, error = %e, "the sink failed");
+                self.halt = Some(Halt::Failed(e));
+            }
+        }
+    }
+
+    fn note(&mut self, mark: Mark, kind: NoteKind) {
+        self.note_at(Some(mark.frame), Some(mark.ts), kind);
+    }
+
+    /// A note that may lack a frame or a time (a capture that breaks off after frame N).
+    pub(super) fn note_at(&mut self, frame: Option<u64>, ts: Option<Timestamp>, kind: NoteKind) {
         let f = Finding::Note(NoteFinding {
             file: self.file.clone(),
             frame,
             ts,
-            text,
+            kind,
         });
         self.emit(f);
     }
 
     /// One event from the connection tracker.
     pub(super) fn on_net(&mut self, ev: net::Event<'_>) {
-        match ev {
-            net::Event::Opened {
+        let m = ev.mark;
+        match ev.kind {
+            NetEvent::Opened {
                 conn,
                 client,
                 server,
-                frame,
-                ts,
                 ..
             } => {
-                let m = Mark { frame, ts };
                 self.conns.insert(
                     conn,
                     Conn {
@@ -160,70 +198,55 @@ impl<'s> Engine<'s> {
                     },
                 );
             }
-            net::Event::Data {
-                conn,
-                dir,
-                bytes,
-                frame,
-                ts,
-                ..
+            NetEvent::Data {
+                conn, dir, bytes, ..
             } => {
                 let Some(c) = self.conns.get_mut(&conn) else {
                     return;
                 };
-                let m = Mark { frame, ts };
                 c.last = c.last.max(m);
                 c.tls.feed(side(dir), bytes, m, &mut self.events);
                 if c.tls.is_dead() {
+                    debug!(conn = conn.0, client = %c.tcp[0], server = %c.tcp[1],
+                        "no TLS on this connection: only counted from now on");
                     self.done_with.push(conn);
                 } else if !c.skimming && c.tls.is_finished() {
+                    debug!(conn = conn.0, client = %c.tcp[0], server = %c.tcp[1],
+                        "handshake over: records only skimmed from now on");
                     c.skimming = true;
                     c.tls.skim();
                 }
                 self.drain(conn);
             }
-            net::Event::Gap {
+            NetEvent::Gap {
                 conn,
                 dir,
                 offset,
                 len,
                 cause,
-                frame,
-                ts,
             } => {
                 let Some(c) = self.conns.get_mut(&conn) else {
                     return;
                 };
-                let m = Mark { frame, ts };
                 let s = side(dir);
                 c.tls.gap(s, m, &mut self.events);
                 if c.tls.is_tls() {
-                    let text = format!(
-                        "{} -> {}: {len} bytes missing at stream offset {offset} ({cause:?}); \
-                         TLS resynchronises on the next handshake record",
-                        c.addr(s),
-                        c.addr(s.other())
-                    );
-                    self.note(Some(m), text);
+                    let kind = NoteKind::TcpGap {
+                        src: c.addr(s),
+                        dst: c.addr(s.other()),
+                        offset,
+                        len,
+                        cause,
+                    };
+                    self.note(m, kind);
                 }
                 self.drain(conn);
             }
-            net::Event::Fin {
-                conn,
-                dir,
-                frame,
-                ts,
-            }
-            | net::Event::Rst {
-                conn,
-                dir,
-                frame,
-                ts,
-            } => {
+            NetEvent::Fin { conn, dir } | NetEvent::Rst { conn, dir } => {
                 if let Some(c) = self.conns.get_mut(&conn) {
-                    c.last = c.last.max(Mark { frame, ts });
+                    c.last = c.last.max(m);
                     let s = side(dir);
-                    let close = if matches!(ev, net::Event::Rst { .. }) {
+                    let close = if matches!(ev.kind, NetEvent::Rst { .. }) {
                         Close::Rst(s)
                     } else {
                         Close::Fin(s)
@@ -231,26 +254,24 @@ impl<'s> Engine<'s> {
                     c.close.get_or_insert(close);
                 }
             }
-            net::Event::Closed { conn, .. } => {
+            NetEvent::Closed { conn, .. } => {
                 if let Some(c) = self.conns.remove(&conn) {
                     self.finish(c);
                 }
             }
-            net::Event::Note {
-                note, frame, ts, ..
-            } => {
-                let text = match note {
-                    net::Note::Fragment { src, dst, protocol } => format!(
-                        "IP fragment {src} -> {dst} (protocol {protocol}) skipped, not reassembled"
-                    ),
-                    net::Note::Undecodable(e) => format!("frame not decoded: {e}"),
-                    net::Note::Conflict { dir, offset, len } => format!(
-                        "retransmission with different bytes ({dir:?}, {len} bytes at offset {offset}); the first copy was kept"
-                    ),
+            NetEvent::Note { note, .. } => {
+                let kind = match note {
+                    net::Note::Fragment { src, dst, protocol } => {
+                        NoteKind::IpFragment { src, dst, protocol }
+                    }
+                    net::Note::Undecodable(e) => NoteKind::Undecodable(e),
+                    net::Note::Conflict { dir, offset, len } => {
+                        NoteKind::TcpConflict { dir, offset, len }
+                    }
                     // The session's reason says when its start was not captured.
                     net::Note::MidStream { .. } => return,
                 };
-                self.note(Some(Mark { frame, ts }), text);
+                self.note(m, kind);
             }
         }
     }
@@ -272,13 +293,16 @@ impl<'s> Engine<'s> {
         let (src, dst) = (c.addr(e.side), c.addr(e.side.other()));
         let role = c.tls.role(e.side);
         match &e.kind {
-            EventKind::Certificate { role, ders } => {
+            TlsEvent::Certificate { role, ders } => {
                 let at = self.at.unwrap_or_else(|| datetime(&e.mark.ts));
                 let chain: Vec<_> = ders.iter().map(|d| self.judge.decode(d)).collect();
                 if chain.is_empty() {
                     return;
                 }
                 let verdict = self.judge.judge(&chain, *role, at);
+                debug!(conn = conn.0, %src, %dst, role = ?role, certificates = chain.len(),
+                    code = verdict.overall.code.code(), depth = ?verdict.overall.depth,
+                    trusted = verdict.trusted, "chain judged");
                 c.chain[e.side.index()] = Some(verdict.overall.clone());
                 c.identity[e.side.index()] = Identity::of(chain[0].sftunnel_identity());
                 let id = c.id;
@@ -325,14 +349,14 @@ impl<'s> Engine<'s> {
                 }
                 self.emit(Finding::Chain(Box::new(chain_finding)));
             }
-            EventKind::Alert { alert, .. } => {
+            TlsEvent::Alert { alert, .. } => {
                 let f = AlertFinding {
                     file: self.file.clone(),
                     frame: e.mark.frame,
                     ts: e.mark.ts,
                     src,
                     dst,
-                    level: alert.map(|a| a.level.to_string()),
+                    level: alert.map(|a| a.level),
                     code: alert.map(|a| a.description.0),
                     description: alert.map(|a| a.description.to_string()),
                     encrypted: alert.is_none(),
@@ -341,9 +365,13 @@ impl<'s> Engine<'s> {
                 };
                 self.emit(Finding::Alert(f));
             }
-            EventKind::Error(err) => {
-                let text = format!("{src} -> {dst}: {err}");
-                self.note(Some(e.mark), text);
+            TlsEvent::Error(error) => {
+                let kind = NoteKind::Tls {
+                    src,
+                    dst,
+                    error: error.clone(),
+                };
+                self.note(e.mark, kind);
             }
             _ => {}
         }
@@ -352,19 +380,26 @@ impl<'s> Engine<'s> {
     /// The connection is over: report its session.
     fn finish(&mut self, c: Conn) {
         if !c.tls.is_tls() {
+            debug!(conn = c.id.0, client = %c.tcp[0], server = %c.tcp[1], "closed, no TLS seen");
             self.counts.not_tls += 1;
             return;
         }
         if !c.tls.is_finished() {
             c.tls.finish(c.last, &mut self.events);
             for e in std::mem::take(&mut self.events) {
-                if let EventKind::Error(err) = e.kind {
-                    let text = format!("{} -> {}: {err}", c.addr(e.side), c.addr(e.side.other()));
-                    self.note(Some(e.mark), text);
+                if let TlsEvent::Error(error) = e.kind {
+                    let kind = NoteKind::Tls {
+                        src: c.addr(e.side),
+                        dst: c.addr(e.side.other()),
+                        error,
+                    };
+                    self.note(e.mark, kind);
                 }
             }
         }
         let s = session(&c, self.file.clone());
+        debug!(conn = c.id.0, client = %s.client, server = %s.server,
+            outcome = s.outcome.as_str(), reason = ?s.reason, "session reported");
         self.emit(Finding::Session(Box::new(s)));
     }
 

@@ -4,19 +4,24 @@
 //! Field names and formats are CLI.md's JSON contract (serde derives it: `type` first, times
 //! RFC 3339 UTC, `src`/`dst` as `ip:port` or `[v6]:port`); renderers in `report` add nothing
 //! but layout. Certificate fields are copied out of `cert::CertInfo` so a record stands alone.
+//! Values stay typed (an alert's level, what a note is about) and become text only when
+//! serialised or rendered.
 
-use std::net::SocketAddr;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
+use serde::ser::SerializeStruct;
 use serde::{Serialize, Serializer};
 use time::OffsetDateTime;
 
 use super::outcome::Outcome;
-use crate::capture::Timestamp;
+use crate::capture::{CaptureError, Timestamp};
 use crate::cert::SftunnelIdentity;
 use crate::judge::Verdict;
-use crate::sftunnel::TlsSide;
-use crate::sftunnel::{SubjectRole, rfc3339};
+use crate::net::{DecodeError, Dir, GapCause};
+use crate::sftunnel::{SubjectRole, TlsSide, rfc3339};
+use crate::tls::{AlertLevel, TlsError};
 
 /// One finding. Serialises as one JSON object tagged by `type`.
 #[derive(Debug, Clone, Serialize)]
@@ -157,7 +162,8 @@ pub struct AlertFinding {
     pub src: SocketAddr,
     pub dst: SocketAddr,
     /// `warning`/`fatal` (`unknown(n)` kept); `null` when encrypted.
-    pub level: Option<String>,
+    #[serde(serialize_with = "opt_display")]
+    pub level: Option<AlertLevel>,
     pub code: Option<u8>,
     /// The TLS registry name (`certificate_expired`); `null` when encrypted.
     pub description: Option<String>,
@@ -170,7 +176,7 @@ pub struct AlertFinding {
 
 impl AlertFinding {
     pub fn is_fatal_plaintext(&self) -> bool {
-        self.level.as_deref() == Some("fatal")
+        self.level.is_some_and(AlertLevel::is_fatal)
     }
 }
 
@@ -216,19 +222,119 @@ pub struct SessionFinding {
 
 /// Something the reader of the report should know that is not a certificate, alert or
 /// session: TCP gaps, TLS parse errors, undecodable frames, a truncated capture.
-#[derive(Debug, Clone, Serialize)]
+///
+/// JSON: `{"type":"note","file","frame","ts","kind","text"}`: `kind` names what it is about
+/// ([`NoteKind::name`]), `text` says it in prose.
+#[derive(Debug, Clone)]
 pub struct NoteFinding {
-    #[serde(serialize_with = "arc_str")]
     pub file: Arc<str>,
     pub frame: Option<u64>,
-    #[serde(serialize_with = "opt_ts")]
     pub ts: Option<Timestamp>,
-    pub text: String,
+    pub kind: NoteKind,
 }
 
-fn opt_ts<S: Serializer>(t: &Option<Timestamp>, s: S) -> Result<S::Ok, S::Error> {
-    match t {
-        Some(t) => ts(t, s),
+impl NoteFinding {
+    /// The note in prose, as the report prints it.
+    pub fn text(&self) -> String {
+        self.kind.to_string()
+    }
+}
+
+impl Serialize for NoteFinding {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut st = s.serialize_struct("NoteFinding", 5)?;
+        st.serialize_field("file", &*self.file)?;
+        st.serialize_field("frame", &self.frame)?;
+        st.serialize_field("ts", &self.ts.as_ref().map(timestamp_rfc3339))?;
+        st.serialize_field("kind", self.kind.name())?;
+        st.serialize_field("text", &self.text())?;
+        st.end()
+    }
+}
+
+/// What a note is about, with the facts its text is made of.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum NoteKind {
+    /// Bytes of a TLS connection that were never captured (`tcp_gap`).
+    TcpGap {
+        src: SocketAddr,
+        dst: SocketAddr,
+        offset: u64,
+        len: u64,
+        cause: GapCause,
+    },
+    /// A retransmission with other bytes than the first copy, which was kept
+    /// (`tcp_conflict`).
+    TcpConflict { dir: Dir, offset: u64, len: u64 },
+    /// An IP fragment, skipped (`ip_fragment`).
+    IpFragment {
+        src: IpAddr,
+        dst: IpAddr,
+        protocol: u8,
+    },
+    /// A frame that does not decode down to TCP (`undecodable_frame`).
+    Undecodable(DecodeError),
+    /// TLS bytes that do not parse, or a record left half-done (`tls_error`).
+    Tls {
+        src: SocketAddr,
+        dst: SocketAddr,
+        error: TlsError,
+    },
+    /// The capture could not be read to its end (`read_error`); findings cover the frames
+    /// up to `error.after_frame()`.
+    ReadError(Arc<CaptureError>),
+}
+
+impl NoteKind {
+    /// The JSON `kind`: a stable snake_case name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            NoteKind::TcpGap { .. } => "tcp_gap",
+            NoteKind::TcpConflict { .. } => "tcp_conflict",
+            NoteKind::IpFragment { .. } => "ip_fragment",
+            NoteKind::Undecodable(_) => "undecodable_frame",
+            NoteKind::Tls { .. } => "tls_error",
+            NoteKind::ReadError(_) => "read_error",
+        }
+    }
+}
+
+impl fmt::Display for NoteKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NoteKind::TcpGap {
+                src,
+                dst,
+                offset,
+                len,
+                cause,
+            } => write!(
+                f,
+                "{src} -> {dst}: {len} bytes missing at stream offset {offset} ({cause:?}); \
+                 TLS resynchronises on the next handshake record"
+            ),
+            NoteKind::TcpConflict { dir, offset, len } => write!(
+                f,
+                "retransmission with different bytes ({dir:?}, {len} bytes at offset {offset}); the first copy was kept"
+            ),
+            NoteKind::IpFragment { src, dst, protocol } => write!(
+                f,
+                "IP fragment {src} -> {dst} (protocol {protocol}) skipped, not reassembled"
+            ),
+            NoteKind::Undecodable(e) => write!(f, "frame not decoded: {e}"),
+            NoteKind::Tls { src, dst, error } => write!(f, "{src} -> {dst}: {error}"),
+            NoteKind::ReadError(e) => match e.after_frame() {
+                0 => write!(f, "{e}; no frame could be read"),
+                after => write!(f, "{e}; findings cover frames 1-{after}"),
+            },
+        }
+    }
+}
+
+fn opt_display<T: fmt::Display, S: Serializer>(v: &Option<T>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(v) => s.collect_str(v),
         None => s.serialize_none(),
     }
 }

@@ -1,6 +1,8 @@
 //! analysis: the one place that joins capture -> net -> tls -> cert -> judge into `Finding`s
 //! (certificates with OpenSSL-grade verdicts, alerts, sessions with an outcome and a reason,
-//! notes), streamed to a sink as they are found.
+//! notes), streamed to a [`FindingSink`] as they are found. The sink can say stop (or fail, a
+//! report that can no longer be written): the run then ends at once, the rest of the input
+//! unread.
 //!
 //! Sync and silent: it prints nothing (renderers in `report` do), reads no clock (certificates
 //! are judged at their packet's time, or at `Options::at`), and keeps memory bounded whatever
@@ -13,7 +15,9 @@ mod certs;
 mod engine;
 mod findings;
 mod outcome;
+mod sink;
 
+use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -21,10 +25,11 @@ use time::OffsetDateTime;
 
 pub use engine::Counts;
 pub use findings::{
-    AlertFinding, CertificateFinding, ChainFinding, Finding, Identity, NoteFinding, SessionFinding,
-    timestamp_rfc3339,
+    AlertFinding, CertificateFinding, ChainFinding, Finding, Identity, NoteFinding, NoteKind,
+    SessionFinding, timestamp_rfc3339,
 };
 pub use outcome::{Close, Outcome};
+pub use sink::{FindingSink, ReadProgress};
 
 use crate::capture::{self, CaptureError};
 use crate::cert::CertInfo;
@@ -52,31 +57,41 @@ pub struct Summary {
     /// The capture could not be read to its end (truncated, corrupt): what came before was
     /// analyzed.
     pub read_error: Option<String>,
+    /// The sink said stop before the end of the input: counts cover what was read until then.
+    pub stopped: bool,
 }
 
 impl Summary {
     /// The summary of a capture that could not be read at all (not found, not a capture):
     /// nothing counted, and why, so that every input has a record in the report.
-    pub fn unreadable(err: &AnalysisError) -> Summary {
-        let AnalysisError::Unreadable { file, source } = err;
+    pub fn unreadable(file: &str, source: &CaptureError) -> Summary {
         Summary {
-            file: file.as_str().into(),
+            file: file.into(),
             counts: Counts::default(),
             net: net::Stats::default(),
             read_error: Some(source.to_string()),
+            stopped: false,
         }
     }
 }
 
-/// The capture could not be analyzed at all.
+/// Why a capture's analysis ended without a summary.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AnalysisError {
+    /// The capture could not be analyzed at all.
     #[error("{}", unreadable(file, source))]
     Unreadable {
         file: String,
         #[source]
         source: CaptureError,
+    },
+    /// The sink failed (a report that could not be written); the run stopped there.
+    #[error("{file}: findings could not be delivered: {source}")]
+    Sink {
+        file: String,
+        #[source]
+        source: io::Error,
     },
 }
 
@@ -88,34 +103,37 @@ fn unreadable(file: &str, source: &CaptureError) -> String {
     }
 }
 
-/// Frames between two calls of the progress callback.
-const PROGRESS_EVERY: u64 = 1 << 14;
+/// Frames between two calls of [`FindingSink::progress`]: often enough that a sink notices
+/// a closed output within a fraction of a second of reading, rarely enough to cost nothing.
+const PROGRESS_EVERY: u64 = 1 << 10;
 
 /// Analyzes the capture at `path` (`-` = stdin; gzip detected), sending each finding to `sink`
-/// as soon as it is known; `progress(bytes read, total)` is called now and then.
-pub fn analyze_path(
+/// as soon as it is known. Ends early, with the rest unread, when the sink says stop (then
+/// `Summary::stopped`) or fails (then [`AnalysisError::Sink`]).
+pub fn analyze_path<S: FindingSink + ?Sized>(
     path: &Path,
     opts: &Options,
-    sink: &mut dyn FnMut(Finding),
-    progress: &mut dyn FnMut(u64, Option<u64>),
+    sink: &mut S,
 ) -> Result<Summary, AnalysisError> {
     let file = path.display().to_string();
     let mut reader = capture::open(path).map_err(|source| AnalysisError::Unreadable {
         file: file.clone(),
         source,
     })?;
-    Ok(analyze_reader(&mut reader, &file, opts, sink, progress))
+    analyze_reader(&mut reader, &file, opts, sink)
 }
 
-/// [`analyze_path`] on an open reader; `file` names it in findings.
-pub fn analyze_reader(
+/// [`analyze_path`] on an open reader; `file` names it in findings. A capture that breaks
+/// off (truncated, corrupt) is not an error: its findings cover the frames before the break,
+/// a note says where, and `Summary::read_error` says why.
+pub fn analyze_reader<S: FindingSink + ?Sized>(
     reader: &mut capture::Reader,
     file: &str,
     opts: &Options,
-    sink: &mut dyn FnMut(Finding),
-    progress: &mut dyn FnMut(u64, Option<u64>),
-) -> Summary {
+    sink: &mut S,
+) -> Result<Summary, AnalysisError> {
     let file: Arc<str> = file.into();
+    tracing::debug!(%file, format = ?reader.format(), gzip = reader.compressed(), "reading");
     let mut tracker = Tracker::new(net::Config {
         ports: opts.ports.clone(),
         ..net::Config::default()
@@ -123,6 +141,11 @@ pub fn analyze_reader(
     let judge = certs::CertJudge::new(opts.anchors.clone());
     let mut engine = engine::Engine::new(file.clone(), opts.at, opts.limits, judge, sink);
     let mut read_error = None;
+    let progress = |reader: &capture::Reader| ReadProgress {
+        frames: reader.frames_read(),
+        bytes_read: reader.input_position(),
+        input_len: reader.input_len(),
+    };
     loop {
         match reader.next_frame() {
             Ok(Some(frame)) => {
@@ -131,32 +154,204 @@ pub fn analyze_reader(
                     tracker.stop_buffering(conn);
                 }
                 if frame.index % PROGRESS_EVERY == 0 {
-                    progress(reader.input_position(), reader.input_len());
+                    engine.progress(progress(reader));
+                }
+                if engine.halt.is_some() {
+                    break;
                 }
             }
             Ok(None) => break,
             Err(e) => {
                 let after = e.after_frame();
                 tracing::warn!(%file, error = %e, "capture read stopped");
-                let frame = (after > 0).then_some(after);
-                let covers = if after > 0 {
-                    format!("findings cover frames 1-{after}")
-                } else {
-                    "no frame could be read".to_string()
-                };
-                engine.note_at(frame, None, format!("{e}; {covers}"));
                 read_error = Some(e.to_string());
+                engine.note_at(
+                    (after > 0).then_some(after),
+                    None,
+                    NoteKind::ReadError(e.into()),
+                );
                 break;
             }
         }
     }
-    tracker.finish(&mut |ev| engine.on_net(ev));
-    engine.finish_all();
-    progress(reader.input_position(), reader.input_len());
-    Summary {
-        file,
-        counts: engine.counts,
-        net: tracker.stats(),
-        read_error,
+    if engine.halt.is_none() {
+        tracker.finish(&mut |ev| engine.on_net(ev));
+        engine.finish_all();
+        engine.progress(progress(reader));
+    }
+    let halt = engine.halt.take();
+    let counts = engine.counts;
+    match halt {
+        Some(engine::Halt::Failed(source)) => Err(AnalysisError::Sink {
+            file: file.to_string(),
+            source,
+        }),
+        stopped => Ok(Summary {
+            file,
+            counts,
+            net: tracker.stats(),
+            read_error,
+            stopped: stopped.is_some(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Cursor;
+    use std::ops::ControlFlow;
+
+    use super::*;
+
+    /// A recorded sftunnel handshake (captures/README.md: stock openssl peers) repeated `n`
+    /// times after its file header: one device reconnecting over and over. Also the file's
+    /// length.
+    fn reconnecting(n: usize) -> (capture::Reader, u64) {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/captures/sftunnel-valid.pcap");
+        let bytes = std::fs::read(path).expect("the project's own capture");
+        let (header, records) = bytes.split_at(24);
+        let mut file = header.to_vec();
+        for _ in 0..n {
+            file.extend_from_slice(records);
+        }
+        let len = file.len() as u64;
+        (
+            capture::Reader::new(Cursor::new(file)).expect("a pcap"),
+            len,
+        )
+    }
+
+    /// Frames in one copy of the handshake.
+    fn frames_per_copy() -> u64 {
+        let (mut one, _) = reconnecting(1);
+        let s = analyze_reader(&mut one, "x", &Options::default(), &mut |_| {}).unwrap();
+        s.net.frames
+    }
+
+    /// Keeps findings; says stop after `stop_after` of them, or at the first progress call.
+    #[derive(Default)]
+    struct Sink {
+        got: Vec<Finding>,
+        stop_after: Option<usize>,
+        stop_on_progress: bool,
+        fail: bool,
+        progress: Vec<ReadProgress>,
+    }
+
+    impl FindingSink for Sink {
+        fn finding(&mut self, f: Finding) -> io::Result<ControlFlow<()>> {
+            self.got.push(f);
+            if self.fail {
+                return Err(io::Error::new(io::ErrorKind::StorageFull, "disk full"));
+            }
+            Ok(match self.stop_after {
+                Some(n) if self.got.len() >= n => ControlFlow::Break(()),
+                _ => ControlFlow::Continue(()),
+            })
+        }
+
+        fn progress(&mut self, at: ReadProgress) -> io::Result<ControlFlow<()>> {
+            self.progress.push(at);
+            Ok(if self.stop_on_progress {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            })
+        }
+    }
+
+    #[test]
+    fn a_sink_that_says_stop_ends_the_read_at_that_frame() {
+        let mut whole = Sink::default();
+        let all = analyze_reader(
+            &mut reconnecting(100).0,
+            "x",
+            &Options::default(),
+            &mut whole,
+        )
+        .unwrap();
+        assert!(!all.stopped);
+        assert_eq!(all.net.frames, 100 * frames_per_copy());
+        assert_eq!(all.counts.sessions, 100);
+
+        let (mut reader, _) = reconnecting(100);
+        let mut sink = Sink {
+            stop_after: Some(1),
+            ..Sink::default()
+        };
+        let s = analyze_reader(&mut reader, "x", &Options::default(), &mut sink).unwrap();
+        assert!(s.stopped);
+        assert_eq!(sink.got.len(), 1, "a sink that said stop is not fed again");
+        let Finding::Certificate(first) = &sink.got[0] else {
+            panic!(
+                "the first finding is the server's certificate: {:?}",
+                sink.got[0]
+            );
+        };
+        assert_eq!(
+            reader.frames_read(),
+            first.frame,
+            "nothing is read after the frame that made the finding"
+        );
+        assert_eq!(s.net.frames, first.frame);
+        assert_eq!(s.counts.certificates, 1);
+        assert_eq!(
+            s.counts.sessions, 0,
+            "no session is reported after the stop"
+        );
+        assert!(sink.progress.is_empty(), "{:?}", sink.progress);
+    }
+
+    #[test]
+    fn progress_comes_every_1024_frames_and_can_stop_a_run_with_nothing_to_say() {
+        let (mut reader, len) = reconnecting(100);
+        let mut sink = Sink {
+            stop_on_progress: true,
+            ..Sink::default()
+        };
+        let s = analyze_reader(&mut reader, "x", &Options::default(), &mut sink).unwrap();
+        assert!(s.stopped);
+        assert_eq!(reader.frames_read(), PROGRESS_EVERY);
+        assert_eq!(sink.progress.len(), 1);
+        assert_eq!(sink.progress[0].frames, PROGRESS_EVERY);
+        assert!(sink.progress[0].bytes_read <= len);
+
+        let mut all = Sink::default();
+        analyze_reader(&mut reconnecting(100).0, "x", &Options::default(), &mut all).unwrap();
+        let total = 100 * frames_per_copy();
+        let mut want: Vec<u64> = (1..=total / PROGRESS_EVERY)
+            .map(|i| i * PROGRESS_EVERY)
+            .collect();
+        want.push(total);
+        let frames: Vec<u64> = all.progress.iter().map(|p| p.frames).collect();
+        assert_eq!(
+            frames, want,
+            "every {PROGRESS_EVERY} frames, and once at the end"
+        );
+        assert_eq!(all.progress.last().unwrap().bytes_read, len);
+    }
+
+    #[test]
+    fn a_failing_sink_ends_the_run_with_its_error() {
+        let (mut reader, _) = reconnecting(100);
+        let mut sink = Sink {
+            fail: true,
+            ..Sink::default()
+        };
+        let e = analyze_reader(&mut reader, "x.pcap", &Options::default(), &mut sink).unwrap_err();
+        let AnalysisError::Sink { file, source } = &e else {
+            panic!("{e:?}");
+        };
+        assert_eq!(file, "x.pcap");
+        assert_eq!(source.kind(), io::ErrorKind::StorageFull);
+        assert_eq!(sink.got.len(), 1);
+        let Finding::Certificate(first) = &sink.got[0] else {
+            panic!("{:?}", sink.got[0]);
+        };
+        assert_eq!(reader.frames_read(), first.frame);
+        assert_eq!(
+            e.to_string(),
+            "x.pcap: findings could not be delivered: disk full"
+        );
     }
 }

@@ -8,6 +8,11 @@
 //! more bytes of a block we know is complete is a corrupt block. It also keeps the parse loop
 //! free of pcap-parser's `Incomplete`/`refill` dance, and lets a frame borrow the buffer: the
 //! block is consumed only when the next frame is asked for.
+//!
+//! Each format keeps its own state (`PcapState`: byte order, resolution, link type;
+//! `NgState`: the section's byte order and interfaces) beside its parser, one enum of the
+//! two; what both share (the buffer's position, frames delivered, the errors' facts) is a
+//! `Position`, handed to whichever format reads the next block.
 
 use std::io::Read;
 use std::sync::Arc;
@@ -26,30 +31,61 @@ const IDB_MAGIC: u32 = 0x0000_0001;
 const SPB_MAGIC: u32 = 0x0000_0003;
 const EPB_MAGIC: u32 = 0x0000_0006;
 
+/// One reader per format, each with only the state its format has.
 enum Inner {
-    Legacy(LegacyPcapReader<Source>),
-    Ng(PcapNGReader<Source>),
+    Pcap(PcapState),
+    PcapNg(NgState),
 }
 
 impl Inner {
-    fn it(&mut self) -> &mut dyn PcapReaderIterator {
+    fn parser(&mut self) -> &mut dyn PcapReaderIterator {
         match self {
-            Inner::Legacy(r) => r,
-            Inner::Ng(r) => r,
+            Inner::Pcap(p) => &mut p.parser,
+            Inner::PcapNg(n) => &mut n.parser,
         }
     }
+
     fn data(&self) -> &[u8] {
         match self {
-            Inner::Legacy(r) => r.data(),
-            Inner::Ng(r) => r.data(),
+            Inner::Pcap(p) => p.parser.data(),
+            Inner::PcapNg(n) => n.parser.data(),
         }
     }
-    fn exhausted(&self) -> bool {
-        match self {
-            Inner::Legacy(r) => r.reader_exhausted(),
-            Inner::Ng(r) => r.reader_exhausted(),
-        }
-    }
+}
+
+/// A classic pcap file: one link type, one byte order and resolution for the whole file.
+struct PcapState {
+    parser: LegacyPcapReader<Source>,
+    /// The file header pcap-parser hands out as the first block has been taken.
+    header_seen: bool,
+    /// Record header length: 16, or 24 for the "modified" (0xa1b2cd34) format.
+    hdr_len: usize,
+    big_endian: bool,
+    nanosecond: bool,
+    linktype: Linktype,
+}
+
+/// A pcapng file: sections, each with its byte order and its interfaces.
+struct NgState {
+    parser: PcapNGReader<Source>,
+    /// The current section's byte order.
+    big_endian: bool,
+    /// The current section's interfaces, by id.
+    ifaces: Vec<Iface>,
+    /// The previous packet's time: a Simple Packet Block has none of its own.
+    last_ts: Timestamp,
+}
+
+/// Where the read is, shared by both formats: the buffer's limits, bytes consumed, frames
+/// delivered, and the input's error slot. Every error's "after frame N, offset O" comes from
+/// here.
+struct Position {
+    state: Arc<SourceState>,
+    capacity: usize,
+    max_block: usize,
+    /// Bytes consumed so far, in the (decompressed) capture stream.
+    offset: u64,
+    frames: u64,
 }
 
 /// A pcapng interface: its link type and how to turn its ticks into a timestamp.
@@ -125,7 +161,8 @@ struct PacketMeta {
 }
 
 enum Step {
-    Packet(PacketMeta),
+    /// A packet, and the length of its block (consumed when the next frame is asked for).
+    Packet(PacketMeta, usize),
     Skip,
     End,
 }
@@ -144,37 +181,21 @@ enum Have {
 /// [`BUFFER_LEN`], grown only for a bigger block.
 pub struct Reader {
     inner: Inner,
-    state: Arc<SourceState>,
-    format: Format,
+    pos: Position,
     gzip: bool,
     input_len: Option<u64>,
-    capacity: usize,
-    max_block: usize,
     /// Length of the block whose frame was last handed out; consumed on the next call.
     pending: usize,
-    /// Bytes consumed so far, in the (decompressed) capture stream.
-    offset: u64,
-    frames: u64,
     done: bool,
-    // pcap
-    legacy_header_seen: bool,
-    legacy_hdr_len: usize,
-    legacy_be: bool,
-    legacy_nanos: bool,
-    legacy_linktype: Linktype,
-    // pcapng
-    ng_be: bool,
-    ifaces: Vec<Iface>,
-    last_ts: Timestamp,
 }
 
 impl std::fmt::Debug for Reader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Reader")
-            .field("format", &self.format)
+            .field("format", &self.format())
             .field("gzip", &self.gzip)
-            .field("frames", &self.frames)
-            .field("offset", &self.offset)
+            .field("frames", &self.pos.frames)
+            .field("offset", &self.pos.offset)
             .finish_non_exhaustive()
     }
 }
@@ -203,6 +224,38 @@ fn describe(e: &PcapError<&[u8]>) -> String {
     }
 }
 
+/// The error of a file header pcap-parser could not read.
+fn header_error(e: PcapError<&'static [u8]>, state: &SourceState) -> CaptureError {
+    match e {
+        _ if state.has_error() => CaptureError::Io {
+            after_frame: 0,
+            source: state
+                .take_error()
+                .unwrap_or_else(|| std::io::Error::other("read error")),
+        },
+        PcapError::Incomplete(_) | PcapError::UnexpectedEof | PcapError::Eof => {
+            CaptureError::Truncated {
+                after_frame: 0,
+                offset: 0,
+            }
+        }
+        other => CaptureError::Corrupt {
+            after_frame: 0,
+            offset: 0,
+            reason: format!("file header: {}", describe(&other)),
+        },
+    }
+}
+
+fn u32_at(data: &[u8], at: usize, big_endian: bool) -> u32 {
+    let b = [data[at], data[at + 1], data[at + 2], data[at + 3]];
+    if big_endian {
+        u32::from_be_bytes(b)
+    } else {
+        u32::from_le_bytes(b)
+    }
+}
+
 impl Reader {
     /// Starts reading a capture from `input` (gunzipped when it starts with the gzip magic).
     /// Reads the file header; fails when the input is not a capture.
@@ -227,104 +280,51 @@ impl Reader {
             });
         }
         let magic = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
-        let (format, legacy) = match magic {
-            0xa1b2_c3d4 | 0xa1b2_cd34 => (
-                Format::Pcap {
-                    nanosecond: false,
-                    big_endian: false,
-                },
-                true,
-            ),
-            0xa1b2_3c4d => (
-                Format::Pcap {
-                    nanosecond: true,
-                    big_endian: false,
-                },
-                true,
-            ),
-            0xd4c3_b2a1 => (
-                Format::Pcap {
-                    nanosecond: false,
-                    big_endian: true,
-                },
-                true,
-            ),
-            0x4d3c_b2a1 => (
-                Format::Pcap {
-                    nanosecond: true,
-                    big_endian: true,
-                },
-                true,
-            ),
-            SHB_MAGIC => (Format::PcapNg, false),
+        // (nanosecond, big endian) of a pcap file; None for pcapng.
+        let pcap = match magic {
+            0xa1b2_c3d4 | 0xa1b2_cd34 => Some((false, false)),
+            0xa1b2_3c4d => Some((true, false)),
+            0xd4c3_b2a1 => Some((false, true)),
+            0x4d3c_b2a1 => Some((true, true)),
+            SHB_MAGIC => None,
             _ => {
                 return Err(CaptureError::NotACapture {
                     first_bytes: hex_head(&head),
                 });
             }
         };
-        let header_error = |e: PcapError<&'static [u8]>, state: &SourceState| match e {
-            _ if state.has_error() => CaptureError::Io {
-                after_frame: 0,
-                source: state
-                    .take_error()
-                    .unwrap_or_else(|| std::io::Error::other("read error")),
-            },
-            PcapError::Incomplete(_) | PcapError::UnexpectedEof | PcapError::Eof => {
-                CaptureError::Truncated {
-                    after_frame: 0,
-                    offset: 0,
-                }
-            }
-            other => CaptureError::Corrupt {
-                after_frame: 0,
-                offset: 0,
-                reason: format!("file header: {}", describe(&other)),
-            },
-        };
         let state = opened.state;
-        let inner = if legacy {
-            LegacyPcapReader::new(capacity, opened.source)
-                .map(Inner::Legacy)
-                .map_err(|e| header_error(e, &state))?
-        } else {
-            PcapNGReader::new(capacity, opened.source)
-                .map(Inner::Ng)
-                .map_err(|e| header_error(e, &state))?
+        let inner = match pcap {
+            Some((nanosecond, big_endian)) => Inner::Pcap(PcapState {
+                parser: LegacyPcapReader::new(capacity, opened.source)
+                    .map_err(|e| header_error(e, &state))?,
+                header_seen: false,
+                hdr_len: if magic == 0xa1b2_cd34 { 24 } else { 16 },
+                big_endian,
+                nanosecond,
+                linktype: Linktype::ETHERNET,
+            }),
+            None => Inner::PcapNg(NgState {
+                parser: PcapNGReader::new(capacity, opened.source)
+                    .map_err(|e| header_error(e, &state))?,
+                big_endian: false,
+                ifaces: Vec::new(),
+                last_ts: Timestamp::default(),
+            }),
         };
-        let legacy_modified = magic == 0xa1b2_cd34;
         Ok(Reader {
             inner,
-            state,
-            format,
+            pos: Position {
+                state,
+                capacity,
+                max_block,
+                offset: 0,
+                frames: 0,
+            },
             gzip: opened.gzip,
             input_len: None,
-            capacity,
-            max_block,
             pending: 0,
-            offset: 0,
-            frames: 0,
             done: false,
-            legacy_header_seen: false,
-            legacy_hdr_len: if legacy_modified { 24 } else { 16 },
-            legacy_be: matches!(
-                format,
-                Format::Pcap {
-                    big_endian: true,
-                    ..
-                }
-            ),
-            legacy_nanos: matches!(
-                format,
-                Format::Pcap {
-                    nanosecond: true,
-                    ..
-                }
-            ),
-            legacy_linktype: Linktype::ETHERNET,
-            ng_be: false,
-            ifaces: Vec::new(),
-            last_ts: Timestamp::default(),
         })
     }
 
@@ -333,19 +333,19 @@ impl Reader {
     #[allow(clippy::should_implement_trait)] // lending: the frame borrows the reader
     pub fn next_frame(&mut self) -> Result<Option<Frame<'_>>, CaptureError> {
         if self.pending > 0 {
-            self.consume(self.pending);
+            self.pos.consume(self.inner.parser(), self.pending);
             self.pending = 0;
         }
         if self.done {
             return Ok(None);
         }
-        let meta = loop {
-            let step = match self.inner {
-                Inner::Legacy(_) => self.step_legacy(),
-                Inner::Ng(_) => self.step_ng(),
+        let (meta, block_len) = loop {
+            let step = match &mut self.inner {
+                Inner::Pcap(p) => p.step(&mut self.pos),
+                Inner::PcapNg(n) => n.step(&mut self.pos),
             };
             match step {
-                Ok(Step::Packet(m)) => break m,
+                Ok(Step::Packet(m, len)) => break (m, len),
                 Ok(Step::Skip) => continue,
                 Ok(Step::End) => {
                     self.done = true;
@@ -357,10 +357,11 @@ impl Reader {
                 }
             }
         };
-        self.frames += 1;
+        self.pending = block_len;
+        self.pos.frames += 1;
         let data = &self.inner.data()[meta.start..meta.start + meta.len];
         Ok(Some(Frame {
-            index: self.frames,
+            index: self.pos.frames,
             ts: meta.ts,
             linktype: meta.linktype,
             data,
@@ -371,7 +372,13 @@ impl Reader {
 
     /// pcap or pcapng, byte order, resolution.
     pub fn format(&self) -> Format {
-        self.format
+        match &self.inner {
+            Inner::Pcap(p) => Format::Pcap {
+                nanosecond: p.nanosecond,
+                big_endian: p.big_endian,
+            },
+            Inner::PcapNg(_) => Format::PcapNg,
+        }
     }
 
     /// True when the input was gzip-compressed.
@@ -381,13 +388,13 @@ impl Reader {
 
     /// Frames delivered so far (the index of the last one).
     pub fn frames_read(&self) -> u64 {
-        self.frames
+        self.pos.frames
     }
 
     /// Bytes taken from the underlying input so far (compressed bytes for a .gz), to compare
     /// with [`Reader::input_len`] for progress.
     pub fn input_position(&self) -> u64 {
-        self.state.raw_bytes()
+        self.pos.state.raw_bytes()
     }
 
     /// The input's size when known (a regular file opened with [`super::open`]).
@@ -398,22 +405,28 @@ impl Reader {
     pub(crate) fn set_input_len(&mut self, len: Option<u64>) {
         self.input_len = len;
     }
+}
 
-    fn consume(&mut self, n: usize) {
+impl Position {
+    fn consume(&mut self, parser: &mut dyn PcapReaderIterator, n: usize) {
         // No shift here: refill shifts only the partial block left at the end of the buffer,
         // instead of moving half a buffer every time the read position passes the middle.
-        self.inner.it().consume_noshift(n);
+        parser.consume_noshift(n);
         self.offset += n as u64;
     }
 
     /// Reads until the buffer holds `need` bytes of unconsumed data, or the input ends.
-    fn ensure(&mut self, need: usize) -> Result<Have, CaptureError> {
+    fn ensure(
+        &mut self,
+        parser: &mut dyn PcapReaderIterator,
+        need: usize,
+    ) -> Result<Have, CaptureError> {
         loop {
-            let have = self.inner.data().len();
+            let have = parser.data().len();
             if have >= need {
                 return Ok(Have::All);
             }
-            if self.inner.exhausted() {
+            if parser.reader_exhausted() {
                 if let Some(source) = self.state.take_error() {
                     if source.kind() == std::io::ErrorKind::UnexpectedEof {
                         // A gzip stream cut short is a truncated capture, not a disk error.
@@ -428,16 +441,30 @@ impl Reader {
             }
             if need > self.capacity {
                 let want = need.next_power_of_two().min(self.max_block + 64).max(need);
-                self.inner.it().grow(want);
+                parser.grow(want);
                 self.capacity = want;
             }
             // Our Source never fails a read (it keeps the error aside), so this cannot error.
-            if self.inner.it().refill().is_err() {
+            if parser.refill().is_err() {
                 return Err(CaptureError::Io {
                     after_frame: self.frames,
                     source: std::io::Error::other("read error"),
                 });
             }
+        }
+    }
+
+    /// Ensures a whole block of `len` bytes, mapping a short input to the right error:
+    /// false at a clean end between blocks.
+    fn ensure_block(
+        &mut self,
+        parser: &mut dyn PcapReaderIterator,
+        len: usize,
+    ) -> Result<bool, CaptureError> {
+        match self.ensure(parser, len)? {
+            Have::All => Ok(true),
+            Have::Nothing => Ok(false),
+            Have::Part => Err(self.truncated()),
         }
     }
 
@@ -464,63 +491,40 @@ impl Reader {
             limit: self.max_block as u64,
         }
     }
+}
 
-    /// Ensures a whole block of `len` bytes, mapping a short input to the right error.
-    fn ensure_block(&mut self, len: usize) -> Result<bool, CaptureError> {
-        match self.ensure(len)? {
-            Have::All => Ok(true),
-            Have::Nothing => Ok(false),
-            Have::Part => Err(self.truncated()),
-        }
-    }
-
-    fn u32_at(&self, at: usize, big_endian: bool) -> u32 {
-        let d = self.inner.data();
-        let b = [d[at], d[at + 1], d[at + 2], d[at + 3]];
-        if big_endian {
-            u32::from_be_bytes(b)
-        } else {
-            u32::from_le_bytes(b)
-        }
-    }
-
-    fn step_legacy(&mut self) -> Result<Step, CaptureError> {
-        let Inner::Legacy(r) = &mut self.inner else {
-            unreachable!("step_legacy on a pcapng reader")
-        };
-        if !self.legacy_header_seen {
+impl PcapState {
+    fn step(&mut self, pos: &mut Position) -> Result<Step, CaptureError> {
+        if !self.header_seen {
             // pcap-parser hands out the file header it parsed at creation as the first block.
-            let header = match r.next() {
+            let header = match self.parser.next() {
                 Ok((off, PcapBlockOwned::LegacyHeader(h))) => Some((off, h.network.0 as u32)),
                 _ => None,
             };
             let Some((off, linktype)) = header else {
-                return Err(self.corrupt("file header"));
+                return Err(pos.corrupt("file header"));
             };
-            self.legacy_header_seen = true;
+            self.header_seen = true;
             // The upper 16 bits of the pcap link-type field carry FCS flags.
-            self.legacy_linktype = Linktype(linktype & 0xffff);
-            self.consume(off);
+            self.linktype = Linktype(linktype & 0xffff);
+            pos.consume(&mut self.parser, off);
             return Ok(Step::Skip);
         }
-        let hdr = self.legacy_hdr_len;
-        if !self.ensure_block(hdr)? {
+        let hdr = self.hdr_len;
+        if !pos.ensure_block(&mut self.parser, hdr)? {
             return Ok(Step::End);
         }
-        let caplen = self.u32_at(8, self.legacy_be) as usize;
-        if caplen > self.max_block {
-            return Err(self.too_large(caplen as u64));
+        let caplen = u32_at(self.parser.data(), 8, self.big_endian) as usize;
+        if caplen > pos.max_block {
+            return Err(pos.too_large(caplen as u64));
         }
-        if !self.ensure_block(hdr + caplen)? {
-            return Err(self.truncated());
+        if !pos.ensure_block(&mut self.parser, hdr + caplen)? {
+            return Err(pos.truncated());
         }
-        let Inner::Legacy(r) = &mut self.inner else {
-            unreachable!()
-        };
-        let base = r.data().as_ptr() as usize;
-        let parsed = match r.next() {
+        let base = self.parser.data().as_ptr() as usize;
+        let parsed = match self.parser.next() {
             Ok((_, PcapBlockOwned::Legacy(b))) => {
-                let nanos = if self.legacy_nanos {
+                let nanos = if self.nanosecond {
                     u64::from(b.ts_usec)
                 } else {
                     u64::from(b.ts_usec) * 1000
@@ -529,7 +533,7 @@ impl Reader {
                     start: b.data.as_ptr() as usize - base,
                     len: b.data.len(),
                     ts: Timestamp::new(i64::from(b.ts_sec), nanos),
-                    linktype: self.legacy_linktype,
+                    linktype: self.linktype,
                     orig_len: b.origlen,
                     interface: 0,
                 })
@@ -537,58 +541,90 @@ impl Reader {
             Ok(_) => Err("unexpected block in a pcap file".to_string()),
             Err(e) => Err(describe(&e)),
         };
-        let meta = parsed.map_err(|reason| self.corrupt(reason))?;
-        self.pending = hdr + caplen;
-        Ok(Step::Packet(meta))
+        let meta = parsed.map_err(|reason| pos.corrupt(reason))?;
+        Ok(Step::Packet(meta, hdr + caplen))
     }
+}
 
-    fn step_ng(&mut self) -> Result<Step, CaptureError> {
-        if !self.ensure_block(12)? {
+/// What one pcapng block means for the reader, owned so the parser's borrow ends first.
+enum NgAct {
+    Section(bool),
+    Interface(Iface),
+    Packet(PacketMeta),
+    BadInterface(u32),
+    Skip,
+    Fail(String),
+}
+
+impl NgState {
+    fn step(&mut self, pos: &mut Position) -> Result<Step, CaptureError> {
+        if !pos.ensure_block(&mut self.parser, 12)? {
             return Ok(Step::End);
         }
-        let btype = self.u32_at(0, false);
+        let data = self.parser.data();
+        let btype = u32_at(data, 0, false);
         let be = if btype == SHB_MAGIC {
             // The section's byte order is in its own header, after the length.
-            match self.u32_at(8, false) {
+            match u32_at(data, 8, false) {
                 BOM_MAGIC => false,
                 m if m == BOM_MAGIC.swap_bytes() => true,
-                _ => return Err(self.corrupt("section header with an unknown byte-order magic")),
+                _ => return Err(pos.corrupt("section header with an unknown byte-order magic")),
             }
         } else {
-            self.ng_be
+            self.big_endian
         };
         let btype = if be && btype != SHB_MAGIC {
             btype.swap_bytes()
         } else {
             btype
         };
-        let len = self.u32_at(4, be) as usize;
-        if len > self.max_block {
-            return Err(self.too_large(len as u64));
+        let len = u32_at(data, 4, be) as usize;
+        if len > pos.max_block {
+            return Err(pos.too_large(len as u64));
         }
         if len < 12 || !len.is_multiple_of(4) {
-            return Err(self.corrupt(format!(
+            return Err(pos.corrupt(format!(
                 "block type {btype:#x} has an impossible length {len}"
             )));
         }
-        if !self.ensure_block(len)? {
-            return Err(self.truncated());
+        if !pos.ensure_block(&mut self.parser, len)? {
+            return Err(pos.truncated());
         }
-        let Inner::Ng(r) = &mut self.inner else {
-            unreachable!("step_ng on a pcap reader")
-        };
-        let base = r.data().as_ptr() as usize;
-        enum Act {
-            Section(bool),
-            Interface(Iface),
-            Packet(PacketMeta),
-            BadInterface(u32),
-            Skip,
-            Fail(String),
+        let act = self.parse(be, btype, pos.offset);
+        match act {
+            NgAct::Section(big_endian) => {
+                self.big_endian = big_endian;
+                self.ifaces.clear();
+                pos.consume(&mut self.parser, len);
+                Ok(Step::Skip)
+            }
+            NgAct::Interface(iface) => {
+                self.ifaces.push(iface);
+                pos.consume(&mut self.parser, len);
+                Ok(Step::Skip)
+            }
+            NgAct::Packet(meta) => {
+                self.last_ts = meta.ts;
+                Ok(Step::Packet(meta, len))
+            }
+            NgAct::BadInterface(id) => Err(pos.corrupt(format!(
+                "packet block names interface {id}, but the section describes {}",
+                self.ifaces.len()
+            ))),
+            NgAct::Skip => {
+                pos.consume(&mut self.parser, len);
+                Ok(Step::Skip)
+            }
+            NgAct::Fail(reason) => Err(pos.corrupt(reason)),
         }
-        let act = match r.next() {
+    }
+
+    /// Parses the whole block at the front of the buffer (`be`: the section's byte order).
+    fn parse(&mut self, be: bool, btype: u32, offset: u64) -> NgAct {
+        let base = self.parser.data().as_ptr() as usize;
+        match self.parser.next() {
             Ok((_, PcapBlockOwned::NG(block))) => match block {
-                Block::SectionHeader(shb) => Act::Section(shb.big_endian()),
+                Block::SectionHeader(shb) => NgAct::Section(shb.big_endian()),
                 Block::InterfaceDescription(idb) => {
                     // pcap-parser reads if_tsoffset as little-endian whatever the section.
                     let offset = if be {
@@ -596,7 +632,7 @@ impl Reader {
                     } else {
                         idb.if_tsoffset
                     };
-                    Act::Interface(Iface::new(
+                    NgAct::Interface(Iface::new(
                         Linktype(idb.linktype.0 as u32 & 0xffff),
                         idb.if_tsresol,
                         offset,
@@ -606,7 +642,7 @@ impl Reader {
                 Block::EnhancedPacket(epb) => match self.ifaces.get(epb.if_id as usize) {
                     Some(iface) => {
                         let data = epb.packet_data();
-                        Act::Packet(PacketMeta {
+                        NgAct::Packet(PacketMeta {
                             start: data.as_ptr() as usize - base,
                             len: data.len(),
                             ts: iface.timestamp(epb.ts_high, epb.ts_low),
@@ -615,7 +651,7 @@ impl Reader {
                             interface: epb.if_id,
                         })
                     }
-                    None => Act::BadInterface(epb.if_id),
+                    None => NgAct::BadInterface(epb.if_id),
                 },
                 Block::SimplePacket(spb) => match self.ifaces.first() {
                     Some(iface) => {
@@ -624,7 +660,7 @@ impl Reader {
                             data = &data[..iface.snaplen as usize];
                         }
                         // An SPB has no timestamp: it takes the previous packet's.
-                        Act::Packet(PacketMeta {
+                        NgAct::Packet(PacketMeta {
                             start: data.as_ptr() as usize - base,
                             len: data.len(),
                             ts: self.last_ts,
@@ -633,52 +669,21 @@ impl Reader {
                             interface: 0,
                         })
                     }
-                    None => Act::BadInterface(0),
+                    None => NgAct::BadInterface(0),
                 },
-                _ => Act::Skip,
+                _ => NgAct::Skip,
             },
-            Ok(_) => Act::Fail("unexpected pcap block in a pcapng file".to_string()),
+            Ok(_) => NgAct::Fail("unexpected pcap block in a pcapng file".to_string()),
             Err(e) => match btype {
                 SHB_MAGIC | IDB_MAGIC | EPB_MAGIC | SPB_MAGIC => {
-                    Act::Fail(format!("block type {btype:#x}: {}", describe(&e)))
+                    NgAct::Fail(format!("block type {btype:#x}: {}", describe(&e)))
                 }
                 // Statistics, name resolution, custom...: nothing we need is lost by skipping.
                 _ => {
-                    debug!(
-                        btype,
-                        offset = self.offset,
-                        "skipping an unparsable pcapng block"
-                    );
-                    Act::Skip
+                    debug!(btype, offset, "skipping an unparsable pcapng block");
+                    NgAct::Skip
                 }
             },
-        };
-        match act {
-            Act::Section(big_endian) => {
-                self.ng_be = big_endian;
-                self.ifaces.clear();
-                self.consume(len);
-                Ok(Step::Skip)
-            }
-            Act::Interface(iface) => {
-                self.ifaces.push(iface);
-                self.consume(len);
-                Ok(Step::Skip)
-            }
-            Act::Packet(meta) => {
-                self.last_ts = meta.ts;
-                self.pending = len;
-                Ok(Step::Packet(meta))
-            }
-            Act::BadInterface(id) => Err(self.corrupt(format!(
-                "packet block names interface {id}, but the section describes {}",
-                self.ifaces.len()
-            ))),
-            Act::Skip => {
-                self.consume(len);
-                Ok(Step::Skip)
-            }
-            Act::Fail(reason) => Err(self.corrupt(reason)),
         }
     }
 }

@@ -1,22 +1,33 @@
 //! `sfdiag analyze`: flags -> `analysis::Options`, each capture through the analyzer into the
 //! chosen renderer on stdout, and the exit code (grep's convention): 0 nothing wrong, 1 findings
 //! (a failed verdict, a fatal alert, a failed handshake), 2 an input could not be read.
+//!
+//! The report is the analyzer's sink ([`ReportSink`]): it flushes often enough that a reader
+//! sees lines as they come, and it ends the run as soon as stdout is closed (`| head`), even
+//! while the capture gives it nothing to write; any other write error is reported. How long
+//! each capture took is told on stderr at `-v` (the library cannot read the clock).
 
 use std::io::{self, BufWriter, IsTerminal};
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
+use tracing::{debug, info};
 
 use super::time_arg::parse_time;
-use sfdiag::analysis::{self, Options};
+use sfdiag::analysis::{self, AnalysisError, Finding, FindingSink, Options, ReadProgress};
 use sfdiag::cert;
-use sfdiag::report::{self, Format};
+use sfdiag::report::{self, Format, Renderer};
 
 /// Files at least this big get a progress bar (when stderr is a terminal).
 const PROGRESS_MIN_BYTES: u64 = 64 << 20;
+
+/// The longest a written line waits in the buffer while findings keep coming.
+const FLUSH_EVERY: Duration = Duration::from_millis(200);
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum FormatArg {
@@ -80,25 +91,33 @@ pub fn run(args: AnalyzeArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let mut unreadable = false;
     let mut write_error: Option<io::Error> = None;
     for path in &args.files {
-        let bar = if quiet { None } else { progress_bar(path) };
-        let mut sink = |f: analysis::Finding| {
-            if write_error.is_none()
-                && let Err(e) = out.finding(&f)
-            {
-                write_error = Some(e);
-            }
+        let started = Instant::now();
+        let mut sink = ReportSink {
+            out: &mut *out,
+            bar: if quiet { None } else { progress_bar(path) },
+            problems: false,
+            flushed: None,
         };
-        let mut progress = |pos: u64, _len: Option<u64>| {
-            if let Some(b) = &bar {
-                b.set_position(pos);
-            }
-        };
-        let result = analysis::analyze_path(path, &opts, &mut sink, &mut progress);
-        if let Some(b) = bar {
+        let result = analysis::analyze_path(path, &opts, &mut sink);
+        if let Some(b) = sink.bar.take() {
             b.finish_and_clear();
         }
+        problems |= sink.problems;
         match result {
             Ok(summary) => {
+                info!(
+                    file = ?path,
+                    frames = summary.net.frames,
+                    tcp_connections = summary.net.connections,
+                    tls_sessions = summary.counts.sessions,
+                    not_tls = summary.counts.not_tls,
+                    certificates = summary.counts.certificates,
+                    alerts = summary.counts.alerts,
+                    problems = summary.counts.problems,
+                    tcp_gaps = summary.net.gaps,
+                    ms = started.elapsed().as_millis(),
+                    "capture analyzed"
+                );
                 // CLI.md: 2 is "input unreadable (nothing analyzed)", which a file whose
                 // header reads but whose first record does not is, too.
                 if let Some(e) = summary
@@ -109,22 +128,26 @@ pub fn run(args: AnalyzeArgs, quiet: bool) -> anyhow::Result<ExitCode> {
                     eprintln!("sfdiag analyze: {}: {e}", path.display());
                     unreadable = true;
                 }
-                problems |= summary.counts.problems > 0;
-                if write_error.is_none() {
-                    write_error = out.file_done(&summary).err();
-                }
+                write_error = out.file_done(&summary).err();
             }
-            Err(e) => {
-                eprintln!("sfdiag analyze: {e}");
+            Err(AnalysisError::Unreadable { file, source }) => {
                 // The report still lists it, so a script reading JSON sees every input.
-                if write_error.is_none() {
-                    write_error = out.file_done(&analysis::Summary::unreadable(&e)).err();
-                }
+                let summary = analysis::Summary::unreadable(&file, &source);
+                let e = AnalysisError::Unreadable { file, source };
+                eprintln!("sfdiag analyze: {e}");
                 if let Some(hint) = super::hints::hint(&anyhow::Error::new(e)) {
                     eprintln!("hint: {hint}");
                 }
                 unreadable = true;
+                write_error = out.file_done(&summary).err();
             }
+            Err(AnalysisError::Sink { source, .. }) => {
+                if source.kind() == io::ErrorKind::BrokenPipe {
+                    debug!(file = ?path, "stdout closed by its reader: the analysis ends here");
+                }
+                write_error = Some(source);
+            }
+            Err(e) => return Err(e.into()),
         }
         if write_error.is_some() {
             break;
@@ -145,6 +168,66 @@ pub fn run(args: AnalyzeArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     } else {
         0
     }))
+}
+
+/// The report on stdout, as the analyzer's sink.
+struct ReportSink<'r> {
+    out: &'r mut dyn Renderer,
+    bar: Option<ProgressBar>,
+    /// A finding that makes the exit code 1 was seen (kept here, so a run cut short by a
+    /// closed stdout still knows).
+    problems: bool,
+    /// When the output was last flushed (`None`: not yet, so the first line goes out at once).
+    flushed: Option<Instant>,
+}
+
+impl ReportSink<'_> {
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()?;
+        self.flushed = Some(Instant::now());
+        Ok(())
+    }
+}
+
+impl FindingSink for ReportSink<'_> {
+    fn finding(&mut self, f: Finding) -> io::Result<ControlFlow<()>> {
+        self.problems |= f.is_problem();
+        self.out.finding(&f)?;
+        if self.flushed.is_none_or(|t| t.elapsed() >= FLUSH_EVERY) {
+            self.flush()?;
+        }
+        Ok(ControlFlow::Continue(()))
+    }
+
+    fn progress(&mut self, at: ReadProgress) -> io::Result<ControlFlow<()>> {
+        if let Some(b) = &self.bar {
+            b.set_position(at.bytes_read);
+        }
+        // A flush that has something to write meets EPIPE itself; when there is nothing (the
+        // text report says nothing about a thousand sessions like the last), ask the pipe.
+        self.flush()?;
+        if stdout_closed() {
+            return Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "stdout was closed by its reader",
+            ));
+        }
+        Ok(ControlFlow::Continue(()))
+    }
+}
+
+/// True when nobody reads stdout any more: a pipe whose reader exited reports POLLERR to
+/// its writer (a socket or terminal that hung up, POLLHUP). A file never does.
+fn stdout_closed() -> bool {
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    let stdout = io::stdout();
+    let mut fds = [PollFd::new(&stdout, PollFlags::OUT)];
+    let now = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    poll(&mut fds, Some(&now)).is_ok_and(|n| n > 0)
+        && fds[0].revents().intersects(PollFlags::ERR | PollFlags::HUP)
 }
 
 /// A progress bar on stderr for a big regular file, when someone is watching.

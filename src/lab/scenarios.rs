@@ -143,7 +143,7 @@ fn analyze(pcap: &Path, out: &Out) -> Result<u64, LabError> {
             write_err = Some(e);
         }
     };
-    let summary = analysis::analyze_path(pcap, &Options::default(), &mut sink, &mut |_, _| {})
+    let summary = analysis::analyze_path(pcap, &Options::default(), &mut sink)
         .map_err(|e| unexpected(format!("analyzing {}: {e}", pcap.display())))?;
     if let Some(e) = write_err {
         return Err(e.into());

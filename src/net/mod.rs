@@ -1,9 +1,10 @@
 //! net: link, IP and TCP decoding, connection tracking and TCP reassembly: frames in, ordered
 //! bytes per connection direction out, with notes for what could not be followed.
 //!
-//! [`Tracker::push`] takes each [`crate::capture::Frame`] and calls a sink with [`Event`]s:
-//! a connection opened (who is client and server), bytes in order per direction (borrowed,
-//! with the frame that carried them), gaps, FIN/RST, the connection closed, and notes
+//! [`Tracker::push`] takes each [`crate::capture::Frame`] and calls a sink with [`Event`]s,
+//! each with the [`Mark`] (frame and time) it happened at: a connection opened (who is client
+//! and server), bytes in order per direction (borrowed, marked with the frame that carried
+//! them), gaps, FIN/RST, the connection closed, and notes
 //! (fragments, malformed packets, conflicting retransmissions). Memory stays bounded: the
 //! consumer tells the tracker when it no longer needs a connection's bytes
 //! ([`Tracker::stop_buffering`]), out-of-order buffering is capped per connection and in
@@ -21,7 +22,33 @@ use std::fmt;
 pub use decode::{Packet, TcpFlags, TcpSegment, decode};
 pub use flow::{ConnId, Dir, endpoint};
 pub use reassembly::{GapCause, HalfCounters};
-pub use tracker::{CloseReason, Config, Event, Note, Opening, Stats, Tracker};
+pub use tracker::{CloseReason, Config, Event, EventKind, Note, Opening, Stats, Tracker};
+
+use crate::capture::{Frame, Timestamp};
+
+/// Where something happened in a capture: the frame and its time. The one mark of the
+/// analyzer: `net` puts it on every [`Event`], `tls::Session` carries it (as its generic
+/// mark) to the messages it completes, and findings report its frame and time.
+///
+/// Ordered by frame first, so the latest of several marks is the one of the highest frame:
+/// a message spanning segments is complete at the latest frame among them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Mark {
+    /// 1-based frame number ([`Frame::index`]).
+    pub frame: u64,
+    pub ts: Timestamp,
+}
+
+impl Mark {
+    pub fn new(frame: u64, ts: Timestamp) -> Mark {
+        Mark { frame, ts }
+    }
+
+    /// The mark of a captured frame.
+    pub fn of(frame: &Frame<'_>) -> Mark {
+        Mark::new(frame.index, frame.ts)
+    }
+}
 
 /// The protocol layer a decode error is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

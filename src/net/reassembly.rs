@@ -12,7 +12,7 @@
 
 use std::collections::VecDeque;
 
-use crate::capture::Timestamp;
+use super::Mark;
 
 /// Why bytes were skipped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -33,8 +33,8 @@ pub(crate) enum Out<'a> {
     Data {
         offset: u64,
         bytes: &'a [u8],
-        frame: u64,
-        ts: Timestamp,
+        /// Where these bytes were first seen.
+        at: Mark,
     },
     Gap {
         offset: u64,
@@ -52,8 +52,7 @@ pub(crate) enum Out<'a> {
 struct Pending {
     off: u64,
     data: Vec<u8>,
-    frame: u64,
-    ts: Timestamp,
+    at: Mark,
 }
 
 impl Pending {
@@ -148,8 +147,7 @@ impl Half {
         &mut self,
         seq: u32,
         payload: &[u8],
-        frame: u64,
-        ts: Timestamp,
+        at: Mark,
         emit: &mut F,
     ) {
         debug_assert!(self.started);
@@ -166,25 +164,19 @@ impl Half {
         }
         if off > next {
             self.counters.out_of_order_segments += 1;
-            self.insert(off as u64, payload, frame, ts, emit);
+            self.insert(off as u64, payload, at, emit);
             return;
         }
         // Starts at or before the next expected byte: drop what was already delivered.
         let skip = (next - off) as usize;
         self.counters.retransmitted += skip as u64;
-        self.deliver(&payload[skip..], frame, ts, emit);
+        self.deliver(&payload[skip..], at, emit);
     }
 
     /// Hands on `data` (which starts at the next expected offset), giving way to buffered
     /// bytes seen earlier wherever they overlap, then drains the buffer as far as it is
     /// contiguous.
-    fn deliver<F: FnMut(Out<'_>)>(
-        &mut self,
-        mut data: &[u8],
-        frame: u64,
-        ts: Timestamp,
-        emit: &mut F,
-    ) {
+    fn deliver<F: FnMut(Out<'_>)>(&mut self, mut data: &[u8], at: Mark, emit: &mut F) {
         loop {
             let limit = self.ooo.front().map_or(u64::MAX, |p| p.off);
             if limit > self.next_off && !data.is_empty() {
@@ -192,8 +184,7 @@ impl Half {
                 emit(Out::Data {
                     offset: self.next_off,
                     bytes: &data[..take],
-                    frame,
-                    ts,
+                    at,
                 });
                 self.counters.delivered += take as u64;
                 self.advance(take as u64);
@@ -225,8 +216,7 @@ impl Half {
             emit(Out::Data {
                 offset: self.next_off,
                 bytes: usable,
-                frame: p.frame,
-                ts: p.ts,
+                at: p.at,
             });
             self.counters.delivered += usable.len() as u64;
             self.advance(usable.len() as u64);
@@ -235,14 +225,7 @@ impl Half {
 
     /// Buffers a segment that starts beyond the next expected byte, filling only the holes
     /// between what is already buffered.
-    fn insert<F: FnMut(Out<'_>)>(
-        &mut self,
-        off: u64,
-        data: &[u8],
-        frame: u64,
-        ts: Timestamp,
-        emit: &mut F,
-    ) {
+    fn insert<F: FnMut(Out<'_>)>(&mut self, off: u64, data: &[u8], at: Mark, emit: &mut F) {
         let end = off + data.len() as u64;
         let mut i = self.ooo.partition_point(|p| p.end() <= off);
         let mut cur = off;
@@ -268,8 +251,7 @@ impl Half {
                 Pending {
                     off: cur,
                     data: piece,
-                    frame,
-                    ts,
+                    at,
                 },
             );
             i += 1;
@@ -301,7 +283,7 @@ impl Half {
         if first > self.next_off {
             self.gap(first - self.next_off, cause, emit);
         }
-        self.deliver(&[], 0, Timestamp::default(), emit);
+        self.deliver(&[], Mark::default(), emit);
         true
     }
 
@@ -314,6 +296,7 @@ impl Half {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::capture::Timestamp;
 
     /// What came out, owned: ("D", bytes, frame) / ("G", len) / ("C", len).
     #[derive(Debug, PartialEq, Eq)]
@@ -329,11 +312,10 @@ mod tests {
             half.segment(
                 seq,
                 data,
-                frame,
-                Timestamp::new(frame as i64, 0),
+                Mark::new(frame, Timestamp::new(frame as i64, 0)),
                 &mut |o| {
                     got.push(match o {
-                        Out::Data { bytes, frame, .. } => Got::D(bytes.to_vec(), frame),
+                        Out::Data { bytes, at, .. } => Got::D(bytes.to_vec(), at.frame),
                         Out::Gap { offset, len, cause } => Got::G(offset, len, cause),
                         Out::Conflict { offset, len } => Got::C(offset, len),
                     })
@@ -347,7 +329,7 @@ mod tests {
         let mut got = Vec::new();
         let mut push = |o: Out<'_>| {
             got.push(match o {
-                Out::Data { bytes, frame, .. } => Got::D(bytes.to_vec(), frame),
+                Out::Data { bytes, at, .. } => Got::D(bytes.to_vec(), at.frame),
                 Out::Gap { offset, len, cause } => Got::G(offset, len, cause),
                 Out::Conflict { offset, len } => Got::C(offset, len),
             })
@@ -544,8 +526,7 @@ mod tests {
                 h.segment(
                     seq,
                     &stream[lo..hi],
-                    i as u64,
-                    Timestamp::default(),
+                    Mark::new(i as u64, Timestamp::default()),
                     &mut |o| match o {
                         Out::Data { bytes, .. } => out.extend_from_slice(bytes),
                         Out::Gap { .. } => gaps += 1,

@@ -12,11 +12,11 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 
-use super::DecodeError;
 use super::decode::{Packet, TcpSegment, decode};
 use super::flow::{ConnId, Dir, FastBuild, FlowKey};
 use super::reassembly::{GapCause, Half, HalfCounters, Out};
-use crate::capture::{Frame, Linktype, Timestamp};
+use super::{DecodeError, Mark};
+use crate::capture::{Frame, Linktype};
 
 /// Limits and filters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,64 +97,59 @@ pub enum Note {
     Conflict { dir: Dir, offset: u64, len: u64 },
 }
 
-/// What the tracker tells its sink, in capture order (and, per direction, stream order).
+/// What the tracker tells its sink, in capture order (and, per direction, stream order):
+/// what happened and where.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Event<'a> {
-    /// A connection seen for the first time.
+pub struct Event<'a> {
+    /// The frame (and its time) the event belongs to; see each [`EventKind`] for which one.
+    pub mark: Mark,
+    pub kind: EventKind<'a>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind<'a> {
+    /// A connection seen for the first time (marked with its first frame).
     Opened {
         conn: ConnId,
         client: SocketAddr,
         server: SocketAddr,
         how: Opening,
-        frame: u64,
-        ts: Timestamp,
     },
     /// The next bytes of one direction, starting at stream `offset` (bytes delivered plus
-    /// gap bytes before them). `frame`/`ts` are those of the segment that carried them
-    /// (first seen). Bytes that waited for a hole to fill keep their own frame, so along a
-    /// direction the frame can go down: a message is complete at the highest frame among
-    /// its bytes.
+    /// gap bytes before them), marked with the segment that carried them (first seen).
+    /// Bytes that waited for a hole to fill keep their own mark, so along a direction the
+    /// frame can go down: a message is complete at the highest frame among its bytes.
     Data {
         conn: ConnId,
         dir: Dir,
         offset: u64,
         bytes: &'a [u8],
-        frame: u64,
-        ts: Timestamp,
     },
     /// `len` bytes at stream `offset` will never come; the next `Data` follows them.
-    /// `frame` is where the gap was declared.
+    /// Marked where the gap was declared.
     Gap {
         conn: ConnId,
         dir: Dir,
         offset: u64,
         len: u64,
         cause: GapCause,
-        frame: u64,
-        ts: Timestamp,
     },
     /// The first FIN of a direction.
     Fin {
         conn: ConnId,
         dir: Dir,
-        frame: u64,
-        ts: Timestamp,
     },
     /// A RST; the connection closes.
     Rst {
         conn: ConnId,
         dir: Dir,
-        frame: u64,
-        ts: Timestamp,
     },
-    /// The connection's last event. `frame`/`ts` are when it closed (for end of capture,
-    /// the capture's last frame); `first_frame`/`last_frame` bound its own packets.
-    /// `counters` is indexed by [`Dir::index`].
+    /// The connection's last event, marked when it closed (for end of capture, the capture's
+    /// last frame); `first_frame`/`last_frame` bound its own packets. `counters` is indexed
+    /// by [`Dir::index`].
     Closed {
         conn: ConnId,
         reason: CloseReason,
-        frame: u64,
-        ts: Timestamp,
         first_frame: u64,
         last_frame: u64,
         counters: [HalfCounters; 2],
@@ -162,8 +157,6 @@ pub enum Event<'a> {
     Note {
         conn: Option<ConnId>,
         note: Note,
-        frame: u64,
-        ts: Timestamp,
     },
 }
 
@@ -226,51 +219,48 @@ impl Conn {
     }
 }
 
-/// Turns a reassembler output into an event.
-#[allow(clippy::too_many_arguments)]
+/// Turns a reassembler output into an event; `at` marks gaps and conflicts (data keeps the
+/// mark of the segment that carried it).
 fn forward<S: FnMut(Event<'_>)>(
     out: Out<'_>,
     conn: ConnId,
     dir: Dir,
-    frame: u64,
-    ts: Timestamp,
+    at: Mark,
     stats: &mut Stats,
     sink: &mut S,
 ) {
     match out {
-        Out::Data {
-            offset,
-            bytes,
-            frame: f,
-            ts: t,
-        } => sink(Event::Data {
-            conn,
-            dir,
-            offset,
-            bytes,
-            frame: f,
-            ts: t,
+        Out::Data { offset, bytes, at } => sink(Event {
+            mark: at,
+            kind: EventKind::Data {
+                conn,
+                dir,
+                offset,
+                bytes,
+            },
         }),
         Out::Gap { offset, len, cause } => {
             stats.gaps += 1;
             stats.gap_bytes += len;
-            sink(Event::Gap {
-                conn,
-                dir,
-                offset,
-                len,
-                cause,
-                frame,
-                ts,
+            sink(Event {
+                mark: at,
+                kind: EventKind::Gap {
+                    conn,
+                    dir,
+                    offset,
+                    len,
+                    cause,
+                },
             })
         }
         Out::Conflict { offset, len } => {
             stats.conflicts += 1;
-            sink(Event::Note {
-                conn: Some(conn),
-                note: Note::Conflict { dir, offset, len },
-                frame,
-                ts,
+            sink(Event {
+                mark: at,
+                kind: EventKind::Note {
+                    conn: Some(conn),
+                    note: Note::Conflict { dir, offset, len },
+                },
             })
         }
     }
@@ -294,8 +284,8 @@ pub struct Tracker {
     next_id: u64,
     tick: u64,
     buffered_total: usize,
-    last_frame: u64,
-    last_ts: Timestamp,
+    /// The latest frame pushed: where end of capture is marked.
+    latest: Mark,
     stats: Stats,
     /// Counters of connections already removed.
     removed: HalfCounters,
@@ -332,8 +322,7 @@ impl Tracker {
             next_id: 0,
             tick: 0,
             buffered_total: 0,
-            last_frame: 0,
-            last_ts: Timestamp::default(),
+            latest: Mark::default(),
             stats: Stats::default(),
             removed: HalfCounters::default(),
             unsupported_seen: Vec::new(),
@@ -343,20 +332,21 @@ impl Tracker {
     /// Decodes one frame and feeds it to its connection.
     pub fn push<S: FnMut(Event<'_>)>(&mut self, frame: &Frame<'_>, sink: &mut S) {
         self.stats.frames += 1;
-        self.last_frame = frame.index;
-        self.last_ts = frame.ts;
+        let at = Mark::of(frame);
+        self.latest = at;
         match decode(frame.linktype, frame.data) {
-            Ok(Packet::Tcp(seg)) => self.push_segment(&seg, frame.index, frame.ts, sink),
+            Ok(Packet::Tcp(seg)) => self.push_segment(&seg, at, sink),
             Ok(Packet::OtherIp { .. }) => self.stats.other_ip += 1,
             Ok(Packet::NotIp { .. }) => self.stats.not_ip += 1,
             Ok(Packet::Fragment { src, dst, protocol }) => {
                 self.stats.fragments += 1;
                 if self.stats.fragments <= NOTE_CAP {
-                    sink(Event::Note {
-                        conn: None,
-                        note: Note::Fragment { src, dst, protocol },
-                        frame: frame.index,
-                        ts: frame.ts,
+                    sink(Event {
+                        mark: at,
+                        kind: EventKind::Note {
+                            conn: None,
+                            note: Note::Fragment { src, dst, protocol },
+                        },
                     });
                 }
             }
@@ -373,11 +363,12 @@ impl Tracker {
                     _ => self.stats.undecodable <= NOTE_CAP,
                 };
                 if tell {
-                    sink(Event::Note {
-                        conn: None,
-                        note: Note::Undecodable(e),
-                        frame: frame.index,
-                        ts: frame.ts,
+                    sink(Event {
+                        mark: at,
+                        kind: EventKind::Note {
+                            conn: None,
+                            note: Note::Undecodable(e),
+                        },
                     });
                 }
             }
@@ -388,13 +379,11 @@ impl Tracker {
     pub fn push_segment<S: FnMut(Event<'_>)>(
         &mut self,
         seg: &TcpSegment<'_>,
-        frame: u64,
-        ts: Timestamp,
+        at: Mark,
         sink: &mut S,
     ) {
         self.tick += 1;
-        self.last_frame = self.last_frame.max(frame);
-        self.last_ts = ts;
+        self.latest = Mark::new(self.latest.frame.max(at.frame), at.ts);
         self.stats.tcp_segments += 1;
         self.stats.tcp_payload_bytes += seg.payload.len() as u64;
         if seg.missing > 0 {
@@ -414,9 +403,9 @@ impl Tracker {
         };
         let slot = match found {
             Some(slot) if seg.flags.syn() && self.starts_new_connection(slot, src_is_lo, seg) => {
-                self.retire(slot, CloseReason::PortReused, frame, ts, sink);
+                self.retire(slot, CloseReason::PortReused, at, sink);
                 self.remove(slot);
-                self.create(key, src_is_lo, seg, frame, ts, sink)
+                self.create(key, src_is_lo, seg, at, sink)
             }
             Some(slot) => slot,
             None => {
@@ -429,11 +418,11 @@ impl Tracker {
                     // A SYN on the ports of a closed connection: port reuse.
                     self.closed.remove(&key);
                 }
-                self.create(key, src_is_lo, seg, frame, ts, sink)
+                self.create(key, src_is_lo, seg, at, sink)
             }
         };
         self.last = Some((key, slot));
-        self.process(slot, src_is_lo, seg, frame, ts, sink);
+        self.process(slot, src_is_lo, seg, at, sink);
     }
 
     /// The consumer is done with this connection's bytes (its handshake is over): free its
@@ -454,9 +443,9 @@ impl Tracker {
     pub fn finish<S: FnMut(Event<'_>)>(&mut self, sink: &mut S) {
         let mut slots: Vec<(ConnId, u32)> = self.by_id.iter().map(|(id, s)| (*id, *s)).collect();
         slots.sort_unstable();
-        let (frame, ts) = (self.last_frame, self.last_ts);
+        let at = self.latest;
         for (_, slot) in slots {
-            self.retire(slot, CloseReason::EndOfCapture, frame, ts, sink);
+            self.retire(slot, CloseReason::EndOfCapture, at, sink);
             self.remove(slot);
         }
         self.lru.clear();
@@ -527,12 +516,11 @@ impl Tracker {
         key: FlowKey,
         src_is_lo: bool,
         seg: &TcpSegment<'_>,
-        frame: u64,
-        ts: Timestamp,
+        at: Mark,
         sink: &mut S,
     ) -> u32 {
         while self.table.len() >= self.config.max_connections.max(1) {
-            if !self.evict_one(frame, ts, sink) {
+            if !self.evict_one(at, sink) {
                 break;
             }
         }
@@ -558,8 +546,8 @@ impl Tracker {
             halves: [Half::default(), Half::default()],
             buffering: true,
             last_seen: self.tick,
-            first_frame: frame,
-            last_frame: frame,
+            first_frame: at.frame,
+            last_frame: at.frame,
         };
         let slot = match self.free.pop() {
             Some(s) => {
@@ -581,13 +569,14 @@ impl Tracker {
                 .retain(|&(s, id, _)| conns[s as usize].as_ref().is_some_and(|c| c.id == id));
         }
         self.stats.peak_connections = self.stats.peak_connections.max(self.table.len());
-        sink(Event::Opened {
-            conn: id,
-            client,
-            server,
-            how,
-            frame,
-            ts,
+        sink(Event {
+            mark: at,
+            kind: EventKind::Opened {
+                conn: id,
+                client,
+                server,
+                how,
+            },
         });
         slot
     }
@@ -597,8 +586,7 @@ impl Tracker {
         slot: u32,
         src_is_lo: bool,
         seg: &TcpSegment<'_>,
-        frame: u64,
-        ts: Timestamp,
+        at: Mark,
         sink: &mut S,
     ) {
         let Tracker {
@@ -613,7 +601,7 @@ impl Tracker {
             return;
         };
         c.last_seen = *tick;
-        c.last_frame = frame;
+        c.last_frame = at.frame;
         let id = c.id;
         let dir = if src_is_lo == c.client_is_lo {
             Dir::ClientToServer
@@ -627,11 +615,12 @@ impl Tracker {
                 half.start_syn(seg.seq);
             } else if has_data || seg.flags.fin() {
                 half.start_at(seg.seq);
-                sink(Event::Note {
-                    conn: Some(id),
-                    note: Note::MidStream { dir },
-                    frame,
-                    ts,
+                sink(Event {
+                    mark: at,
+                    kind: EventKind::Note {
+                        conn: Some(id),
+                        note: Note::MidStream { dir },
+                    },
                 });
             }
         }
@@ -644,8 +633,8 @@ impl Tracker {
                 } else {
                     seg.seq
                 };
-                half.segment(seq, seg.payload, frame, ts, &mut |out| {
-                    forward(out, id, dir, frame, ts, stats, sink)
+                half.segment(seq, seg.payload, at, &mut |out| {
+                    forward(out, id, dir, at, stats, sink)
                 });
                 *buffered_total = *buffered_total + half.buffered() - before;
                 // Caps: give up on the oldest hole until back under them.
@@ -660,7 +649,7 @@ impl Tracker {
                     let h = &mut c.halves[d.index()];
                     let before = h.buffered();
                     h.force_gap(GapCause::BufferFull, &mut |out| {
-                        forward(out, id, d, frame, ts, stats, sink)
+                        forward(out, id, d, at, stats, sink)
                     });
                     *buffered_total -= before - h.buffered();
                 }
@@ -672,23 +661,19 @@ impl Tracker {
         let half = &mut c.halves[dir.index()];
         if seg.flags.fin() && !half.fin_seen {
             half.fin_seen = true;
-            sink(Event::Fin {
-                conn: id,
-                dir,
-                frame,
-                ts,
+            sink(Event {
+                mark: at,
+                kind: EventKind::Fin { conn: id, dir },
             });
         }
         if seg.flags.rst() {
-            sink(Event::Rst {
-                conn: id,
-                dir,
-                frame,
-                ts,
+            sink(Event {
+                mark: at,
+                kind: EventKind::Rst { conn: id, dir },
             });
-            self.close(slot, CloseReason::Rst, frame, ts, sink);
+            self.close(slot, CloseReason::Rst, at, sink);
         } else if c.halves[0].fin_seen && c.halves[1].fin_seen {
-            self.close(slot, CloseReason::Fin, frame, ts, sink);
+            self.close(slot, CloseReason::Fin, at, sink);
         }
     }
 
@@ -697,14 +682,13 @@ impl Tracker {
         &mut self,
         slot: u32,
         reason: CloseReason,
-        frame: u64,
-        ts: Timestamp,
+        at: Mark,
         sink: &mut S,
     ) {
         let Some((key, id)) = self.conns[slot as usize].as_ref().map(|c| (c.key, c.id)) else {
             return;
         };
-        self.retire(slot, reason, frame, ts, sink);
+        self.retire(slot, reason, at, sink);
         self.remove(slot);
         self.closed.insert(key, id);
         self.closed_fifo.push_back((key, id));
@@ -723,8 +707,7 @@ impl Tracker {
         &mut self,
         slot: u32,
         reason: CloseReason,
-        frame: u64,
-        ts: Timestamp,
+        at: Mark,
         sink: &mut S,
     ) {
         let Tracker {
@@ -746,9 +729,7 @@ impl Tracker {
             let h = &mut c.halves[dir.index()];
             let held = h.buffered();
             if c.buffering {
-                h.flush(cause, &mut |out| {
-                    forward(out, id, dir, frame, ts, stats, sink)
-                });
+                h.flush(cause, &mut |out| forward(out, id, dir, at, stats, sink));
             }
             h.drop_buffer();
             *buffered_total -= held;
@@ -756,14 +737,15 @@ impl Tracker {
         if reason == CloseReason::Evicted {
             stats.evicted += 1;
         }
-        sink(Event::Closed {
-            conn: id,
-            reason,
-            frame,
-            ts,
-            first_frame: c.first_frame,
-            last_frame: c.last_frame,
-            counters: c.counters(),
+        sink(Event {
+            mark: at,
+            kind: EventKind::Closed {
+                conn: id,
+                reason,
+                first_frame: c.first_frame,
+                last_frame: c.last_frame,
+                counters: c.counters(),
+            },
         });
     }
 
@@ -785,7 +767,7 @@ impl Tracker {
     }
 
     /// Evicts the least recently active connection. False when the table is empty.
-    fn evict_one<S: FnMut(Event<'_>)>(&mut self, frame: u64, ts: Timestamp, sink: &mut S) -> bool {
+    fn evict_one<S: FnMut(Event<'_>)>(&mut self, at: Mark, sink: &mut S) -> bool {
         while let Some((slot, id, stamp)) = self.lru.pop_front() {
             let Some(c) = self.conns[slot as usize].as_ref().filter(|c| c.id == id) else {
                 continue; // removed since it was queued
@@ -795,7 +777,7 @@ impl Tracker {
                 self.lru.push_back((slot, id, c.last_seen));
                 continue;
             }
-            self.retire(slot, CloseReason::Evicted, frame, ts, sink);
+            self.retire(slot, CloseReason::Evicted, at, sink);
             self.remove(slot);
             return true;
         }
@@ -806,6 +788,7 @@ impl Tracker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::capture::Timestamp;
     use crate::net::TcpFlags;
 
     const C: &str = "10.0.0.1:40000";
@@ -817,23 +800,18 @@ mod tests {
 
     /// Events as owned strings, compact enough to compare whole sequences.
     fn show(e: &Event<'_>) -> String {
-        match e {
-            Event::Opened {
+        let frame = e.mark.frame;
+        match &e.kind {
+            EventKind::Opened {
                 conn,
                 client,
                 server,
                 how,
-                frame,
-                ..
             } => {
                 format!("open {conn} {client}->{server} {how:?} @{frame}")
             }
-            Event::Data {
-                conn,
-                dir,
-                bytes,
-                frame,
-                ..
+            EventKind::Data {
+                conn, dir, bytes, ..
             } => format!(
                 "data {conn} {} {:?} @{frame}",
                 if *dir == Dir::ClientToServer {
@@ -843,31 +821,19 @@ mod tests {
                 },
                 String::from_utf8_lossy(bytes)
             ),
-            Event::Gap {
+            EventKind::Gap {
                 conn,
                 dir,
                 len,
                 cause,
-                frame,
                 ..
             } => {
                 format!("gap {conn} {dir:?} {len} {cause:?} @{frame}")
             }
-            Event::Fin {
-                conn, dir, frame, ..
-            } => format!("fin {conn} {dir:?} @{frame}"),
-            Event::Rst {
-                conn, dir, frame, ..
-            } => format!("rst {conn} {dir:?} @{frame}"),
-            Event::Closed {
-                conn,
-                reason,
-                frame,
-                ..
-            } => format!("closed {conn} {reason:?} @{frame}"),
-            Event::Note {
-                conn, note, frame, ..
-            } => format!("note {conn:?} {note:?} @{frame}"),
+            EventKind::Fin { conn, dir } => format!("fin {conn} {dir:?} @{frame}"),
+            EventKind::Rst { conn, dir } => format!("rst {conn} {dir:?} @{frame}"),
+            EventKind::Closed { conn, reason, .. } => format!("closed {conn} {reason:?} @{frame}"),
+            EventKind::Note { conn, note } => format!("note {conn:?} {note:?} @{frame}"),
         }
     }
 
@@ -898,12 +864,8 @@ mod tests {
                 missing: 0,
             };
             let got = &mut self.got;
-            self.t.push_segment(
-                &seg,
-                self.frame,
-                Timestamp::new(self.frame as i64, 0),
-                &mut |e| got.push(show(&e)),
-            );
+            let at = Mark::new(self.frame, Timestamp::new(self.frame as i64, 0));
+            self.t.push_segment(&seg, at, &mut |e| got.push(show(&e)));
             self
         }
 
@@ -1150,27 +1112,23 @@ mod tests {
                 missing: 0,
             };
             let frame = 10 + i as u64;
-            t.push_segment(
-                &seg,
-                frame,
-                Timestamp::new(frame as i64, 0),
-                &mut |e| match e {
-                    Event::Data { offset, bytes, .. } => {
-                        got.push(format!("{offset}+{}", bytes.len()))
-                    }
-                    Event::Gap { offset, len, .. } => got.push(format!("gap {offset}+{len}")),
-                    Event::Closed {
-                        first_frame,
-                        last_frame,
-                        counters,
-                        ..
-                    } => got.push(format!(
-                        "closed {first_frame}..{last_frame} {}",
-                        counters[Dir::ClientToServer.index()].delivered
-                    )),
-                    _ => {}
-                },
-            );
+            let at = Mark::new(frame, Timestamp::new(frame as i64, 0));
+            t.push_segment(&seg, at, &mut |e| match e.kind {
+                EventKind::Data { offset, bytes, .. } => {
+                    got.push(format!("{offset}+{}", bytes.len()))
+                }
+                EventKind::Gap { offset, len, .. } => got.push(format!("gap {offset}+{len}")),
+                EventKind::Closed {
+                    first_frame,
+                    last_frame,
+                    counters,
+                    ..
+                } => got.push(format!(
+                    "closed {first_frame}..{last_frame} {}",
+                    counters[Dir::ClientToServer.index()].delivered
+                )),
+                _ => {}
+            });
         }
         assert_eq!(got, ["0+2", "gap 2+3", "5+2", "closed 10..13 4"]);
     }

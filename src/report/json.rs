@@ -66,6 +66,9 @@ impl<W: Write> Renderer for JsonLines<W> {
     fn file_done(&mut self, s: &Summary) -> io::Result<()> {
         self.line(&CaptureRecord::of(s))
     }
+    fn flush(&mut self) -> io::Result<()> {
+        self.w.flush()
+    }
     fn finish(&mut self) -> io::Result<()> {
         self.w.flush()
     }
@@ -96,6 +99,9 @@ impl<W: Write> Renderer for JsonArray<W> {
     }
     fn file_done(&mut self, s: &Summary) -> io::Result<()> {
         self.item(&CaptureRecord::of(s))
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.w.flush()
     }
     fn finish(&mut self) -> io::Result<()> {
         self.w

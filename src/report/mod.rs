@@ -32,6 +32,9 @@ pub trait Renderer {
     fn finding(&mut self, f: &Finding) -> io::Result<()>;
     /// A capture is done (several files may follow).
     fn file_done(&mut self, s: &Summary) -> io::Result<()>;
+    /// Pushes what is buffered to the writer, so a reader sees it before the end (a stream
+    /// analyzed live, `| head`); the output stays valid for more findings.
+    fn flush(&mut self) -> io::Result<()>;
     /// All input is done.
     fn finish(&mut self) -> io::Result<()>;
 }

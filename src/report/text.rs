@@ -139,10 +139,10 @@ impl<W: Write> Text<W> {
         let (Some(level), Some(code), Some(desc)) = (&a.level, a.code, &a.description) else {
             return Ok(());
         };
-        let tag = match (level.as_str(), code) {
-            ("fatal", _) => Level::Error,
-            (_, 0) => Level::Info,
-            _ => Level::Warn,
+        let tag = match (level.is_fatal(), code) {
+            (true, _) => Level::Error,
+            (false, 0) => Level::Info,
+            (false, _) => Level::Warn,
         };
         let role = a.role.map_or("peer".to_string(), |r| r.to_string());
         let text = format!("received {level} alert {code} {desc} from {role} {}", a.src);
@@ -210,8 +210,8 @@ impl<W: Write> Text<W> {
 
     fn note(&mut self, n: &NoteFinding) -> io::Result<()> {
         match n.frame {
-            Some(f) => writeln!(self.w, "note: [frame {f}] {}", n.text),
-            None => writeln!(self.w, "note: {}", n.text),
+            Some(f) => writeln!(self.w, "note: [frame {f}] {}", n.kind),
+            None => writeln!(self.w, "note: {}", n.kind),
         }
     }
 }
@@ -331,6 +331,10 @@ impl<W: Write> Renderer for Text<W> {
         self.seen.clear();
         self.ungrouped = 0;
         Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.w.flush()
     }
 
     fn finish(&mut self) -> io::Result<()> {

@@ -327,6 +327,7 @@ fn a_truncated_capture_reports_what_came_before_the_cut_and_names_the_frame() {
     );
     let note = one(&r, "note");
     assert_eq!(note["frame"], 9);
+    assert_eq!(note["kind"], "read_error");
     assert!(
         note["text"]
             .as_str()
@@ -347,6 +348,165 @@ fn unreadable_input_exits_2_naming_the_file() {
         assert_eq!(out.status.code(), Some(2));
         let err = String::from_utf8(out.stderr).unwrap();
         assert!(err.contains(path(&p)), "{err}");
+    }
+}
+
+/// How a writer into `sfdiag analyze -` ended.
+#[derive(Debug, PartialEq)]
+enum Fed {
+    /// The analyzer closed its stdin (it exited) after this many copies.
+    Epipe(usize),
+    /// The writer gave up (count or time) and closed the stream itself.
+    GaveUp,
+}
+
+/// `tcpdump -w - | sfdiag analyze - | head -1`: stdin never ends (a recorded handshake
+/// written again and again, bounded here in count and time), stdout is closed after its
+/// first line. The analyzer must notice and exit on its own, which the writer sees as EPIPE
+/// long before it would give up. The text report writes nothing after the first
+/// certificates (the same session again is only counted), so the run must stop on a closed
+/// stdout even when it has nothing to write; JSON lines meet the closed pipe on a write.
+#[test]
+fn a_closed_stdout_ends_the_analysis_of_an_endless_stdin() {
+    use std::io::{BufRead, BufReader};
+    use std::time::{Duration, Instant};
+    const MAX_COPIES: usize = 200_000;
+    const GIVE_UP: Duration = Duration::from_secs(60);
+    let bytes = std::fs::read(cap("sftunnel-valid.pcap")).unwrap();
+    for format in ["text", "jsonl"] {
+        let mut child = sfdiag()
+            .args(["analyze", "--format", format, "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let (header, records) = {
+            let (h, r) = bytes.split_at(24);
+            (h.to_vec(), r.to_vec())
+        };
+        let writer = std::thread::spawn(move || {
+            let started = Instant::now();
+            stdin.write_all(&header).unwrap();
+            for n in 0..MAX_COPIES {
+                if started.elapsed() > GIVE_UP {
+                    return Fed::GaveUp;
+                }
+                match stdin.write_all(&records) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Fed::Epipe(n),
+                    Err(e) => panic!("writing the capture: {e}"),
+                }
+            }
+            Fed::GaveUp
+        });
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        // Up to the client's certificate: after it the text report has nothing more to say
+        // about the same session repeated, so only asking the pipe can end that run.
+        // Bounded: if the line never comes, the writer gives up, stdin ends and so does this.
+        let mut seen = Vec::new();
+        loop {
+            let mut line = String::new();
+            if stdout.read_line(&mut line).unwrap() == 0 {
+                panic!("{format}: the report ended early: {seen:?}");
+            }
+            let client_cert = line.contains("] sftunnel:sf_ssl [INFO] client ")
+                || line.contains("\"type\":\"certificate\"")
+                    && line.contains("\"role\":\"client\"");
+            seen.push(line);
+            if client_cert {
+                break;
+            }
+        }
+        drop(stdout);
+        let deadline = Instant::now() + GIVE_UP + Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                child.kill().unwrap();
+                panic!("{format}: sfdiag still running with its stdout closed");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let fed = writer.join().unwrap();
+        assert!(
+            matches!(fed, Fed::Epipe(_)),
+            "{format}: the analyzer kept reading: {fed:?}"
+        );
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+        // A reader that left is not an error: nothing on stderr, the exit code of what was
+        // found so far (nothing wrong in this capture).
+        assert_eq!(status.code(), Some(0), "{format}: {stderr}");
+        assert!(stderr.is_empty(), "{format}: {stderr}");
+    }
+}
+
+#[test]
+fn a_write_error_other_than_a_closed_pipe_is_reported() {
+    let Ok(full) = std::fs::OpenOptions::new().write(true).open("/dev/full") else {
+        eprintln!("skipped: no /dev/full on this system");
+        return;
+    };
+    let out = sfdiag()
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["analyze", path(&cap("sftunnel-valid.pcap"))])
+        .stdout(full)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("writing the report"), "{stderr}");
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+}
+
+/// `-v` tells what was read per file, `-vv` the decisions per connection; both on stderr,
+/// and the report on stdout stays exactly what it is without them.
+#[test]
+fn verbose_tells_the_tools_story_on_stderr_and_leaves_the_report_alone() {
+    let capture = cap("sftunnel-ftd-expired.pcap");
+    let quiet = run(&[path(&capture)]);
+    assert!(
+        quiet.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&quiet.stderr)
+    );
+    let frames = jsonl(&[path(&capture)]).0.last().unwrap()["frames"].clone();
+    for (flag, want) in [
+        (
+            "-v",
+            vec![
+                "capture analyzed",
+                &format!("frames={frames}"),
+                "tls_sessions=1",
+                "ms=",
+            ],
+        ),
+        (
+            "-vv",
+            vec![
+                "capture analyzed",
+                "chain judged",
+                "session reported",
+                "outcome=\"failed\"",
+            ],
+        ),
+    ] {
+        let out = sfdiag()
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args([flag, "analyze", path(&capture)])
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        for w in want {
+            assert!(stderr.contains(w), "{flag}: {w:?} missing from {stderr}");
+        }
+        assert_eq!(out.stdout, quiet.stdout, "{flag}: the report is the same");
+        assert_eq!(out.status.code(), quiet.status.code());
     }
 }
 
@@ -519,8 +679,8 @@ fn mangled_captures_give_findings_or_notes_never_a_crash() {
                 "mangled",
                 &sfdiag::analysis::Options::default(),
                 &mut |_| n += 1,
-                &mut |_, _| {},
-            );
+            )
+            .expect("a counting sink never fails");
             assert!(summary.net.frames > 0 || summary.read_error.is_some());
         }
     }

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use sfdiag::analysis::{self, Finding, Options, Summary};
 use sfdiag::capture::{self, CaptureError, Linktype, Timestamp};
-use sfdiag::net::{self, Event, TcpFlags, TcpSegment, Tracker};
+use sfdiag::net::{self, EventKind, Mark, TcpFlags, TcpSegment, Tracker};
 use sfdiag::tls::{self, Limits, Side, TlsError};
 
 use crate::common::{project_captures, sfdiag};
@@ -198,13 +198,10 @@ fn analyze_bytes(bytes: Vec<u8>, opts: Options) -> Result<Analysis, CaptureError
     bounded("analyze", move || {
         let mut reader = capture::Reader::new(Cursor::new(bytes))?;
         let mut findings = Vec::new();
-        let summary = analysis::analyze_reader(
-            &mut reader,
-            "hostile.pcap",
-            &opts,
-            &mut |f| findings.push(f),
-            &mut |_, _| {},
-        );
+        let summary = analysis::analyze_reader(&mut reader, "hostile.pcap", &opts, &mut |f| {
+            findings.push(f)
+        })
+        .expect("a collecting sink never fails");
         // Every finding must render in every format.
         for format in [
             sfdiag::report::Format::Text,
@@ -858,31 +855,23 @@ fn a_million_tiny_flows_keep_the_tracker_within_its_caps() {
                 payload: &[],
                 missing: 0,
             };
-            t.push_segment(
-                &seg,
-                u64::from(i) * 2 + 1,
-                Timestamp::new(i64::from(i), 0),
-                &mut |_| {},
-            );
+            let at = Mark::new(u64::from(i) * 2 + 1, Timestamp::new(i64::from(i), 0));
+            t.push_segment(&seg, at, &mut |_| {});
             let ahead = TcpSegment {
                 seq: i.wrapping_mul(7919).wrapping_add(100),
                 flags: TcpFlags(TcpFlags::ACK),
                 payload: &payload,
                 ..seg
             };
-            t.push_segment(
-                &ahead,
-                u64::from(i) * 2 + 2,
-                Timestamp::new(i64::from(i), 1),
-                &mut |_| {},
-            );
+            let at = Mark::new(u64::from(i) * 2 + 2, Timestamp::new(i64::from(i), 1));
+            t.push_segment(&ahead, at, &mut |_| {});
             peak_live = peak_live.max(t.connections());
             peak_buf = peak_buf.max(t.buffered());
         }
         let evicted = t.stats().evicted;
         let mut closed = 0u64;
         t.finish(&mut |e| {
-            if matches!(e, Event::Closed { .. }) {
+            if matches!(e.kind, EventKind::Closed { .. }) {
                 closed += 1;
             }
         });

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 use sfdiag::capture::{self, CaptureError, Format, Timestamp};
-use sfdiag::net::{ConnId, Dir, Event, Tracker};
+use sfdiag::net::{ConnId, Dir, Event, EventKind, Tracker};
 
 use crate::common::shared_captures;
 
@@ -75,8 +75,8 @@ fn reassemble(path: &Path) -> (BTreeMap<(ConnId, usize), Stream>, u64) {
     let mut reader = capture::open(path).expect("capture opens");
     let mut tracker = Tracker::default();
     let mut streams: BTreeMap<(ConnId, usize), Stream> = BTreeMap::new();
-    let mut sink = |e: Event<'_>| match e {
-        Event::Opened {
+    let mut sink = |e: Event<'_>| match e.kind {
+        EventKind::Opened {
             conn,
             client,
             server,
@@ -91,14 +91,13 @@ fn reassemble(path: &Path) -> (BTreeMap<(ConnId, usize), Stream>, u64) {
                 s.dst = dst.to_string();
             }
         }
-        Event::Data {
+        EventKind::Data {
             conn,
             dir,
             offset,
             bytes,
-            frame,
-            ..
         } => {
+            let frame = e.mark.frame;
             let s = streams
                 .get_mut(&(conn, dir as usize))
                 .expect("data after open");
@@ -111,7 +110,7 @@ fn reassemble(path: &Path) -> (BTreeMap<(ConnId, usize), Stream>, u64) {
             s.frames.extend(std::iter::repeat_n(frame, bytes.len()));
             s.data_frames.insert(frame);
         }
-        Event::Gap { conn, dir, len, .. } => {
+        EventKind::Gap { conn, dir, len, .. } => {
             let s = streams.get_mut(&(conn, dir as usize)).unwrap();
             s.gaps += 1;
             s.gap_bytes += len;
@@ -387,7 +386,7 @@ fn truncated_copy_keeps_the_frames_before_the_cut_and_names_the_frame() {
             Ok(Some(f)) => {
                 last = f.index;
                 tracker.push(&f, &mut |e| {
-                    if let Event::Data { bytes, .. } = e {
+                    if let EventKind::Data { bytes, .. } = e.kind {
                         delivered += bytes.len()
                     }
                 });

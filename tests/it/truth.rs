@@ -42,13 +42,8 @@ fn serial(s: &str) -> String {
 
 fn analyze(path: &Path) -> Vec<Finding> {
     let mut out = Vec::new();
-    analysis::analyze_path(
-        path,
-        &Options::default(),
-        &mut |f| out.push(f),
-        &mut |_, _| {},
-    )
-    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    analysis::analyze_path(path, &Options::default(), &mut |f| out.push(f))
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     out
 }
 
