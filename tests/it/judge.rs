@@ -1,5 +1,5 @@
 //! cert + judge on real certificates: sftunnel-shaped PKIs made by stock openssl
-//! (`../shared/tools/lab-pki.sh`) and by rcgen, judged by us and by `openssl verify -attime`,
+//! (`certs/openssl-pki.sh`) and by rcgen, judged by us and by `openssl verify -attime`,
 //! which must agree on every error line (code, depth, text) in order; CertInfo fields against
 //! `openssl x509`.
 
@@ -37,7 +37,7 @@ fn openssl_ok(args: &[&str], cwd: &Path) {
     );
 }
 
-/// A PKI made by lab-pki.sh in a temporary directory.
+/// A PKI made by certs/openssl-pki.sh in a temporary directory.
 struct Pki {
     dir: tempfile::TempDir,
 }
@@ -45,18 +45,7 @@ struct Pki {
 impl Pki {
     fn new(dates: Option<(&str, &str)>) -> Pki {
         let dir = tempfile::tempdir().unwrap();
-        let script = common::shared_dir().join("tools/lab-pki.sh");
-        let mut cmd = Command::new("bash");
-        cmd.arg(&script).arg(dir.path().join("p"));
-        if let Some((a, b)) = dates {
-            cmd.args([a, b]);
-        }
-        let out = cmd.output().expect("run lab-pki.sh");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        common::openssl_pki(&dir.path().join("p"), dates);
         Pki { dir }
     }
 
