@@ -3,7 +3,7 @@
 //!
 //! The capture is not in the repository (460 MB). Make it once, then point the bench at it:
 //! ```text
-//! ../shared/tools/lab-pki.sh /tmp/bench/pki
+//! certs/openssl-pki.sh /tmp/bench/pki
 //! sudo ../shared/tools/capture-lab.sh /tmp/bench/pki /tmp/bench/big.pcap 3 400
 //! SFDIAG_BENCH_PCAP=/tmp/bench/big.pcap cargo bench --bench analyze
 //! ```

@@ -65,8 +65,16 @@ kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
 cpu() { awk -v t="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / t}' "/proc/$1/stat"; }
 overflows() { nstat -az TcpExtListenOverflows 2>/dev/null | awk '/ListenOverflows/ {print $2}'; }
 now() { date +%s.%N; }
+# How many rows of serve's `status` match $1, one row per tunnel: `status --socket` lists every
+# connection, whereas `status --root` merges the rows of one device UUID (and every tunnel of
+# this fleet is ftd1's) into one.
+rows() {
+  "$bin" status --socket "$work/lab/fmc/var/run/sftunnel.sock" --format json \
+    | { grep -o "$1" || true; } | wc -l
+}
 
-echo "== $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), fd limit $(ulimit -n), N=$N HOLD=${HOLD}s heartbeat ${HB}s"
+echo "== $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)," \
+  "$("$bin" --version), fd limit $(ulimit -n), N=$N HOLD=${HOLD}s heartbeat ${HB}s STORMS=$STORMS"
 "$bin" pki init --root "$work/lab" --devices 1 >/dev/null
 
 "$bin" serve --root "$work/lab" --listen 127.0.0.1:0 --heartbeat "$HB" --log "$work/serve.log" ${SERVE_ARGS:-} &
@@ -87,9 +95,13 @@ wait_peers "$work/serve.log" $(( N + 1 )) 120
 t_up=$(now)
 # Let a heartbeat round pass over every tunnel, then measure.
 sleep $(( HB + 1 ))
-up=$("$bin" status --root "$work/lab" --format json | { grep -o '"connected":true' || true; } | wc -l)
-beats=$("$bin" status --root "$work/lab" --format json | { grep -o '"last_heartbeat":"' || true; } | wc -l)
+up=$(rows '"connected":true')
+beats=$(rows '"last_heartbeat":"')
 rss1=$(kb "$serve" VmRSS); hwm1=$(kb "$serve" VmHWM); fd1=$(ls "/proc/$serve/fd" | wc -l)
+if [ "$up" -eq 0 ]; then
+  echo "status lists no connected tunnel although serve logged $N" >&2
+  exit 1
+fi
 per=$(echo "scale=1; ($rss1 - $rss0) / $up" | bc)
 echo "up: $N tunnels in $(echo "$t_up - $t0" | bc) s; status: $up connected, $beats with a heartbeat"
 echo "serve: VmRSS $rss0 kB -> $rss1 kB (VmHWM $hwm1 kB), fds $fd0 -> $fd1: $per KiB per tunnel"
@@ -108,7 +120,7 @@ for storm in $(seq "$STORMS"); do
   wait_peers "$work/serve.log" $(( before + N )) 120
   te=$(now)
   sleep 1
-  n=$("$bin" status --root "$work/lab" --format json | { grep -o '"connected":true' || true; } | wc -l)
+  n=$(rows '"connected":true')
   [ "$n" -lt "$up2" ] && up2=$n
   # Devices wait their initial backoff (1 s) before reconnecting.
   echo "storm $storm: all $N tunnels closed by the restart were back $(echo "$te - $ts" | bc) s" \
@@ -129,6 +141,7 @@ echo "-- serve: $failed 'SSL handshake failed', $timeouts timeouts in its log;" 
   "after the fleet left: fds $fd3 (baseline $fd0), VmRSS $rss3 kB;" \
   "listen queue overflows (host-wide): $(( $(overflows) - ovf0 ))"
 echo "-- serve CPU: $(echo "$(cpu "$serve") - $cpu0" | bc) s for $hs handshakes and the heartbeats"
+echo "== done $(date -u +%Y-%m-%dT%H:%M:%SZ), load $(cut -d' ' -f1-3 /proc/loadavg)"
 if [ "$fleet_rc" -eq 0 ] && [ "$failed" -eq 0 ] && [ "$up" -eq "$N" ] && [ "$up2" -eq "$N" ] \
   && [ "$fd3" -le $(( fd0 + 2 )) ] && [ "$(echo "$per < 200" | bc)" -eq 1 ]; then
   echo "PASS"

@@ -3,12 +3,10 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 mod cli;
 
 fn main() -> ExitCode {
-    let args = cli::Cli::parse();
+    let args = cli::help::parse();
     // The tool's own story goes to stderr through tracing; stdout is the report. -q/-v set
     // the level, else RUST_LOG, else warnings. Colour only on a terminal, never with NO_COLOR.
     let filter = match args.log_level() {

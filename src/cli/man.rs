@@ -2,7 +2,7 @@
 //! the same clap definitions as `--help`, so they never drift from the real flags.
 //!
 //! Without arguments the main page `sfdiag(1)` goes to stdout (`sfdiag man | man -l -`);
-//! `sfdiag man pki init` gives `sfdiag-pki-init(1)`; `--dir DIR` writes every page, one file
+//! `sfdiag man pki init` (or `sfdiag man "pki init"`) gives `sfdiag-pki-init(1)`; `--dir DIR` writes every page, one file
 //! per command (`sfdiag.1`, `sfdiag-analyze.1`, ...), for packagers.
 
 use std::io::{self, Write};
@@ -10,11 +10,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, anyhow};
-use clap::{Args, CommandFactory};
+use clap::Args;
 
 #[derive(Debug, Args)]
 pub struct ManArgs {
-    /// The command whose page to print (e.g. `analyze`, `pki init`); none: the main page.
+    /// The command whose page to print (e.g. `analyze`, `pki init` or "pki init"); none: the
+    /// main page.
     #[arg(value_name = "COMMAND")]
     pub command: Vec<String>,
     /// Write every page into DIR (created if missing) instead of one page to stdout.
@@ -24,8 +25,9 @@ pub struct ManArgs {
 
 pub fn run(args: ManArgs) -> anyhow::Result<ExitCode> {
     // `help` is clap's own subcommand: no page of its own. Building gives every subcommand
-    // its display name (`sfdiag-pki-init`) and the global flags.
-    let mut root = super::Cli::command().disable_help_subcommand(true);
+    // its display name (`sfdiag-pki-init`) and the global flags. The exit codes come in
+    // each page's EXTRA section.
+    let mut root = super::help::command().disable_help_subcommand(true);
     root.build();
     if let Some(dir) = &args.dir {
         std::fs::create_dir_all(dir).with_context(|| format!("--dir {}", dir.display()))?;
@@ -34,7 +36,8 @@ pub fn run(args: ManArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let mut page = &root;
-    for word in &args.command {
+    // `man pki init` and `man "pki init"` name the same page.
+    for word in args.command.iter().flat_map(|w| w.split_whitespace()) {
         page = page.find_subcommand(word).ok_or_else(|| {
             anyhow!(
                 "no command `{} {word}`: the SUBCOMMANDS section of `sfdiag man` lists them",

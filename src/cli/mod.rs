@@ -12,6 +12,7 @@ pub mod analyze;
 pub mod time_arg;
 
 pub mod check;
+pub mod help;
 pub mod hints;
 pub mod lab;
 pub mod man;
@@ -21,19 +22,25 @@ pub mod tunnel;
 
 /// Diagnose Cisco Firepower sftunnel (FMC <-> FTD mutual TLS on 8305): lab PKI, live tunnel,
 /// offline capture analysis.
+///
+/// Parse with [`help::parse`], which adds each command's exit codes to its `--help`.
 #[derive(Debug, Parser)]
 #[command(name = "sfdiag", version, about, long_about = None)]
 pub struct Cli {
     /// More of the tool's own story on stderr: -v info, -vv debug, -vvv trace (default:
     /// warnings; RUST_LOG filters finer when neither -v nor -q is given).
-    #[arg(short, long, action = ArgAction::Count, global = true)]
+    // Under their own heading, which clap lists after every command's own options.
+    #[arg(short, long, action = ArgAction::Count, global = true, help_heading = GLOBAL)]
     pub verbose: u8,
     /// Only errors on stderr (the report on stdout is unchanged).
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    #[arg(short, long, global = true, conflicts_with = "verbose", help_heading = GLOBAL)]
     pub quiet: bool,
     #[command(subcommand)]
     pub command: Command,
 }
+
+/// The help heading of the options every command takes.
+const GLOBAL: &str = "Global options";
 
 impl Cli {
     /// The tracing filter for `-q`/`-v`, or `None` to use RUST_LOG (default `warn`).
@@ -82,8 +89,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Analyze(args) => analyze::run(args, cli.quiet),
         Command::Completions { shell } => {
-            use clap::CommandFactory;
-            let mut cmd = Cli::command();
+            let mut cmd = help::command();
             clap_complete::generate(shell, &mut cmd, "sfdiag", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
         }

@@ -472,6 +472,8 @@ pub struct StatusArgs {
     /// A control socket (for `serve --control PATH`).
     #[arg(long, value_name = "PATH")]
     pub socket: Option<PathBuf>,
+    /// Output: a table with one row per peer like sftunnel_status.pl, or one JSON object
+    /// (`server`, `peers`).
     #[arg(long, value_enum, default_value_t = StatusFormat::Text)]
     pub format: StatusFormat,
 }

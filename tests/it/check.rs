@@ -335,21 +335,9 @@ fn an_empty_folder_is_unknown() {
 
 #[test]
 fn the_openssl_reference_pki_with_an_expired_ca() {
-    // lab-pki.sh makes a v1 InternalCA with `openssl ca` between two given dates.
-    assert!(have_openssl());
+    // certs/openssl-pki.sh makes a v1 InternalCA with `openssl ca` between two given dates.
     let d = tempfile::tempdir().unwrap();
-    let script = crate::common::shared_dir().join("tools/lab-pki.sh");
-    let out = Command::new("bash")
-        .arg(&script)
-        .arg(d.path())
-        .args(["20140601000000Z", "20240601000000Z"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::common::openssl_pki(d.path(), Some(("20140601000000Z", "20240601000000Z")));
     let (code, out, _) = check(&["--at", "2026-11-26T00:00:00Z", s(d.path())]);
     assert_eq!(code, 2, "{out}");
     assert!(

@@ -126,6 +126,37 @@ fn man_of_a_subcommand_documents_its_own_flags() {
         page.contains("sfdiag 0.1"),
         "the footer names the tool: {page}"
     );
+    // Typed as one quoted word, the same page; its exit codes in the EXTRA section.
+    let quoted = run(&["man", "pki init"]);
+    assert!(quoted.status.success(), "{}", text(&quoted.stderr));
+    assert_eq!(text(&quoted.stdout), page);
+    assert!(page.contains(".SH EXTRA\nExit codes:"), "{page}");
+}
+
+#[test]
+fn help_states_the_exit_codes_and_lists_global_options_last() {
+    let out = run(&["check", "--help"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let help = text(&out.stdout);
+    let own = help.find("--critical-days").unwrap();
+    let global = help
+        .find("Global options:")
+        .expect("a Global options heading");
+    let verbose = help.find("--verbose").unwrap();
+    let codes = help.find("Exit codes").expect("an Exit codes paragraph");
+    assert!(
+        own < global && global < verbose && verbose < codes,
+        "{help}"
+    );
+    for line in ["  0  OK", "  1  WARNING", "  2  CRITICAL", "  3  UNKNOWN"] {
+        assert!(help.contains(line), "{line}: {help}");
+    }
+    // The short help stays short and points at the long one.
+    let short = text(&run(&["check", "-h"]).stdout);
+    assert!(
+        !short.contains("Exit codes") && short.contains("'--help'"),
+        "{short}"
+    );
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! cert + judge on real certificates: sftunnel-shaped PKIs made by stock openssl
-//! (`../shared/tools/lab-pki.sh`) and by rcgen, judged by us and by `openssl verify -attime`,
+//! (`certs/openssl-pki.sh`) and by rcgen, judged by us and by `openssl verify -attime`,
 //! which must agree on every error line (code, depth, text) in order; CertInfo fields against
 //! `openssl x509`.
 
@@ -13,7 +13,7 @@ use sfdiag::tls::AlertDescription;
 use time::OffsetDateTime;
 use time::macros::datetime;
 
-use crate::common;
+use crate::common::{self, corpus};
 
 const CA_UUID: &str = "cdb123c8-4347-11ef-aca1-f3aa241412a1";
 const FTD_UUID: &str = "c8d5d5c6-87c9-11ef-a993-b9831565bc4e";
@@ -39,7 +39,7 @@ fn openssl_ok(args: &[&str], cwd: &Path) {
     );
 }
 
-/// A PKI made by lab-pki.sh in a temporary directory.
+/// A PKI made by certs/openssl-pki.sh in a temporary directory.
 struct Pki {
     dir: tempfile::TempDir,
 }
@@ -47,18 +47,7 @@ struct Pki {
 impl Pki {
     fn new(dates: Option<(&str, &str)>) -> Pki {
         let dir = tempfile::tempdir().unwrap();
-        let script = common::shared_dir().join("tools/lab-pki.sh");
-        let mut cmd = Command::new("bash");
-        cmd.arg(&script).arg(dir.path().join("p"));
-        if let Some((a, b)) = dates {
-            cmd.args([a, b]);
-        }
-        let out = cmd.output().expect("run lab-pki.sh");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        common::openssl_pki(&dir.path().join("p"), dates);
         Pki { dir }
     }
 
@@ -1076,7 +1065,10 @@ fn analyze_jsonl(capture: &Path) -> Vec<serde_json::Value> {
 #[test]
 fn an_undecodable_certificate_is_a_decode_failure_not_a_date_problem() {
     // Suricata's bug-1450-04/05: 9 bytes that no parser reads as a certificate.
-    let dir = common::shared_dir().join("captures-new/suricata-verify");
+    let Some(new) = corpus!("captures-new") else {
+        return;
+    };
+    let dir = new.join("suricata-verify");
     for capture in [
         "bug-1450-04/tls_DER-incomplete-header.pcap",
         "bug-1450-05/tls_DER-incomplete-content.pcap",
@@ -1136,7 +1128,10 @@ fn an_undecodable_certificate_is_a_decode_failure_not_a_date_problem() {
 fn each_verdict_is_stamped_with_its_own_packet_time() {
     // Certificates repeat within one second here: the verdict cache must not hand the
     // first packet's time to the later ones.
-    let records = analyze_jsonl(&common::shared_captures().join("zeek/google-cert-repeat.pcap"));
+    let Some(shared) = corpus!("captures") else {
+        return;
+    };
+    let records = analyze_jsonl(&shared.join("zeek/google-cert-repeat.pcap"));
     let certs: Vec<_> = records
         .iter()
         .filter(|r| r["type"] == "certificate")

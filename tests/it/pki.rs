@@ -405,23 +405,12 @@ fn bad_requests_are_usage_errors_naming_the_argument() {
 
 #[test]
 fn names_match_the_openssl_reference_pki() {
-    // /work/shared/tools/lab-pki.sh builds an sftunnel-shaped PKI with openssl alone, using
-    // these two UUIDs. With the same UUIDs our InternalCA and device names are the same.
+    // certs/openssl-pki.sh builds an sftunnel-shaped PKI with openssl alone, using these
+    // two UUIDs. With the same UUIDs our InternalCA and device names are the same.
     need_openssl();
-    let script = crate::common::shared_dir().join("tools/lab-pki.sh");
-    assert!(script.exists(), "{} is missing", script.display());
     let d = tempfile::tempdir().unwrap();
     let reference = d.path().join("ref");
-    let out = Command::new("bash")
-        .arg(&script)
-        .arg(&reference)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::common::openssl_pki(&reference, None);
     let ours = d.path().join("ours");
     init_ok(
         &ours,

@@ -1,6 +1,6 @@
 //! The live tunnel against real OpenSSL peers and against itself: `serve`, `connect`,
 //! `validate`, `status`, pushes over the control socket. Certificates come from stock openssl
-//! (`lab-pki.sh`) and from our own `pki init`. Everything binds 127.0.0.1 port 0 and every
+//! (`certs/openssl-pki.sh`) and from our own `pki init`. Everything binds 127.0.0.1 port 0 and every
 //! wait has a deadline.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -10,7 +10,7 @@ use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::common::{have_openssl, sfdiag, shared_dir};
+use crate::common::{have_openssl, sfdiag};
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
@@ -195,20 +195,10 @@ fn need_openssl() {
     );
 }
 
-/// A PKI made by stock openssl (`lab-pki.sh`), with the CA valid START..END if given.
+/// A PKI made by stock openssl (`certs/openssl-pki.sh`), with the CA valid START..END if given.
 fn openssl_pki(dir: &Path, ca_window: Option<(&str, &str)>) -> Pki {
     need_openssl();
-    let mut cmd = Command::new("bash");
-    cmd.arg(shared_dir().join("tools/lab-pki.sh")).arg(dir);
-    if let Some((a, b)) = ca_window {
-        cmd.args([a, b]);
-    }
-    let out = run(&mut cmd, 120);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::common::openssl_pki(dir, ca_window);
     let side = |n: &str| Side {
         ca: dir.join("ca.pem"),
         cert: dir.join(format!("{n}.pem")),
