@@ -53,6 +53,10 @@ pub const CACERT_FILE: &str = "cacert.pem";
 pub const CERT_FILE: &str = "sftunnel-cert.pem";
 /// The sftunnel key's file name in a peer folder.
 pub const KEY_FILE: &str = "sftunnel-key.pem";
+/// The journal of a set of files being installed on a device (by a push or by `pki copy`),
+/// beside its key: whichever comes next (the device's start, the next push or copy)
+/// finishes or undoes an install that died.
+pub const DEVICE_JOURNAL: &str = ".sftunnel-push.journal";
 
 /// What part an appliance plays.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

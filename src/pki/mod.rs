@@ -123,6 +123,32 @@ pub enum PkiError {
     /// `pki copy` could not reach an appliance (or its files).
     #[error("could not connect to {host}: {reason}")]
     Unreachable { host: String, reason: String },
+    /// Another run holds the root's lock (`fsio::RootLock`).
+    #[error(
+        "another sfdiag run is changing {root}: refusing to change it at the same time; try again when it has finished"
+    )]
+    Busy { root: PathBuf },
+    /// A path that would leave the root (`..`, or a path elsewhere).
+    #[error("{path} is outside {root}: refusing to read or write it")]
+    OutsideRoot { path: PathBuf, root: PathBuf },
+    /// A symbolic link on the way to a file under the root.
+    #[error(
+        "{path} is a symbolic link: refusing to follow it (nothing outside {root} is read or written)"
+    )]
+    Symlink { path: PathBuf, root: PathBuf },
+    /// A change that passed its commit point and then failed: its journal stays, and the next
+    /// change of this root (`pki renew`, `pki copy`, `pki init`) finishes it.
+    #[error(
+        "the {what} was committed but not finished ({source}); its journal {journal} is kept and the next sfdiag run on this root finishes it"
+    )]
+    Unfinished {
+        what: String,
+        journal: PathBuf,
+        source: Box<PkiError>,
+    },
+    /// `pki init --root /` and other folders the system or users live in.
+    #[error("refusing to use {path} as a PKI root: {reason}; give a folder of its own")]
+    SystemRoot { path: PathBuf, reason: String },
 }
 
 /// RFC 3339 for messages (falls back to `time`'s own form for years RFC 3339 cannot show).
