@@ -326,6 +326,38 @@ pub enum Step<'a> {
     Write(&'a Path),
 }
 
+impl Step<'_> {
+    /// A one-word name of the kind of step (`journal`, `stage`, `rename`, ...).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Step::Journal { .. } => "journal",
+            Step::CreateStaging(_) => "create-staging",
+            Step::Stage { .. } => "stage",
+            Step::CreateDir(_) => "create-dir",
+            Step::Backup { .. } => "backup",
+            Step::Rename { .. } => "rename",
+            Step::Retire { .. } => "retire",
+            Step::RemoveStaging(_) => "remove-staging",
+            Step::RemoveJournal(_) => "remove-journal",
+            Step::Write(_) => "write",
+        }
+    }
+
+    /// The file or folder the step changes.
+    pub fn path(&self) -> &Path {
+        match self {
+            Step::Journal { path, .. } => path,
+            Step::CreateStaging(p)
+            | Step::CreateDir(p)
+            | Step::RemoveStaging(p)
+            | Step::RemoveJournal(p)
+            | Step::Write(p) => p,
+            Step::Stage { target } => target,
+            Step::Backup { to, .. } | Step::Rename { to, .. } | Step::Retire { to, .. } => to,
+        }
+    }
+}
+
 /// A hook called before every step; an error it returns becomes that step's error.
 pub type FaultHook = Arc<dyn Fn(&Step<'_>) -> io::Result<()> + Send + Sync>;
 
@@ -354,8 +386,10 @@ impl Faults {
         Faults(Some(Arc::new(hook)))
     }
 
-    /// Asks the hook about `step`.
+    /// Asks the hook about `step` (and tells the tool's log at debug level: `-vv` lists
+    /// every step a change makes, which is also how tests count them).
     pub fn check(&self, step: &Step<'_>) -> io::Result<()> {
+        tracing::debug!(kind = %step.kind(), path = %step.path().display(), "file-system step");
         match &self.0 {
             Some(h) => h(step),
             None => Ok(()),
