@@ -984,6 +984,19 @@ fn keep_backup(target: &Path, backup: &Path) -> Result<(), PkiError> {
     }
 }
 
+/// The journal a dead run left in `root`, if any: one is there and nobody holds the root's
+/// lock (while a run holds it, its journal is its own business). Reads only.
+pub fn interrupted(root: &Path) -> Option<PathBuf> {
+    let journal = root.join(JOURNAL_FILE);
+    if !exists(&journal) {
+        return None;
+    }
+    match RootLock::acquire(root) {
+        Ok(_) => Some(journal),
+        Err(_) => None,
+    }
+}
+
 /// Finishes or undoes a change a dead run left under `lock`'s root (see the module doc) and
 /// sweeps leftover staging; `None` when there was nothing to do. Run it before reading files
 /// the change may have been writing.

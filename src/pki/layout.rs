@@ -231,9 +231,17 @@ pub struct PkiRoot {
 }
 
 impl PkiRoot {
-    /// Reads `ROOT/fmc/etc/sf/ims.conf` and `ROOT/fmc/etc/sf/sftunnel.conf`.
+    /// Reads `ROOT/fmc/etc/sf/ims.conf` and `ROOT/fmc/etc/sf/sftunnel.conf`. Refuses a root
+    /// a dead run left in the middle of a change (its files may be a mix of old and new):
+    /// the commands that change a root finish or undo it first.
     pub fn load(root: &Path) -> Result<Self, PkiError> {
         super::guard::refuse_world_writable(root)?;
+        if let Some(journal) = super::fsio::interrupted(root) {
+            return Err(PkiError::Interrupted {
+                root: root.to_path_buf(),
+                journal,
+            });
+        }
         let layout = Layout::new(root);
         let ims_path = layout.ims_conf(FMC_DIR);
         if !layout.ca_cert().exists() && !ims_path.exists() {

@@ -146,6 +146,11 @@ pub enum PkiError {
         journal: PathBuf,
         source: Box<PkiError>,
     },
+    /// A root a dead run left in the middle of a change (`fsio::interrupted`).
+    #[error(
+        "{root} is in the middle of a change a run did not finish ({journal} is left): `sfdiag pki renew --root {root}` finishes or undoes it first (its prompt may then be declined)"
+    )]
+    Interrupted { root: PathBuf, journal: PathBuf },
     /// `pki init --root /` and other folders the system or users live in.
     #[error("refusing to use {path} as a PKI root: {reason}; give a folder of its own")]
     SystemRoot { path: PathBuf, reason: String },

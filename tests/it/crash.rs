@@ -310,6 +310,14 @@ fn renew_after_a_killed_renew_finishes_it_and_keeps_every_generation() {
         root.join(".sfdiag-journal").is_file(),
         "a committed journal is left"
     );
+    // Readers do not take a half-renewed root for a whole one.
+    let o = run_in(d.path(), &["status", "--root", s(&root)]);
+    assert_ne!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        text(&o).contains("in the middle of a change"),
+        "{}",
+        text(&o)
+    );
     let o = run_in(d.path(), &["pki", "renew", "--root", s(&root), "--yes"]);
     let out = text(&o);
     assert_eq!(o.status.code(), Some(1), "{out}");
