@@ -487,7 +487,7 @@ impl fmt::Debug for Transaction<'_> {
 
 impl<'a> Transaction<'a> {
     /// A change under the root `lock` holds, named `what` in its journal. Every path must lie
-    /// under that root unless [`Self::confine_to`] or [`Self::unconfined`] says otherwise.
+    /// under that root unless [`Self::confine_to`] or [`RootLock::unconfined`] says otherwise.
     pub fn new(lock: &'a RootLock, what: &str) -> Self {
         Transaction {
             lock,

@@ -346,58 +346,64 @@ pub fn renew(opts: &RenewOptions, pre: Preflight) -> Result<Renewal, PkiError> {
     );
     let done = tx.commit()?;
 
-    let log = layout.fmc_dir().join(GENERATION_LOG);
-    let ca_sha256 = hex::encode(aws_lc_rs::digest::digest(
-        &aws_lc_rs::digest::SHA256,
-        generation.ca.cert_der(),
-    ));
-    let mut lines = Vec::new();
-    if let Some(r) = &recovered {
-        lines.extend(recovery_line(r));
+    let mut renewal = Renewal {
+        old_ca_not_after,
+        at: opts.at,
+        ca_validity: opts.ca_validity,
+        peer_validity: opts.peer_validity,
+        ca_sha256: hex::encode(aws_lc_rs::digest::digest(
+            &aws_lc_rs::digest::SHA256,
+            generation.ca.cert_der(),
+        )),
+        fmc_serial,
+        peers,
+        backups: done.backups,
+        log: layout.fmc_dir().join(GENERATION_LOG),
+        unrecorded: Vec::new(),
+        faults: opts.faults.clone(),
+        held: Some(held),
+        root,
+    };
+    let mut lines: Vec<String> = recovered.iter().filter_map(recovery_line).collect();
+    lines.extend(log_lines(&renewal));
+    // The new files are in place: a log that cannot be written does not undo them.
+    let layout = &renewal.root.layout;
+    if let Err(u) = append_log(layout, opts.at, &lines, &opts.faults) {
+        renewal.unrecorded.push(u);
     }
-    lines.push(format!(
-        "certificate generation started for FMC {} (old InternalCA notAfter {})",
-        fmc.uuid,
-        rfc3339(&old_ca_not_after)
-    ));
-    lines.push(format!(
-        "new InternalCA CN={} serial 0 notBefore {} notAfter {} sha256 {}",
-        fmc.uuid,
-        rfc3339(&opts.ca_validity.not_before),
-        rfc3339(&opts.ca_validity.not_after),
-        ca_sha256
-    ));
-    lines.push(format!(
-        "issued sftunnel certificate for the FMC, serial {fmc_serial:X}"
-    ));
-    for p in &peers {
+    tracing::info!(root = %renewal.root.layout.root().display(), peers = renewal.peers.len(), "renewed");
+    Ok(renewal)
+}
+
+/// What `sfca_generation.log` says about a renewal.
+fn log_lines(r: &Renewal) -> Vec<String> {
+    let fmc = &r.root.fmc;
+    let mut lines = vec![
+        format!(
+            "certificate generation started for FMC {} (old InternalCA notAfter {})",
+            fmc.uuid,
+            rfc3339(&r.old_ca_not_after)
+        ),
+        format!(
+            "new InternalCA CN={} serial 0 notBefore {} notAfter {} sha256 {}",
+            fmc.uuid,
+            rfc3339(&r.ca_validity.not_before),
+            rfc3339(&r.ca_validity.not_after),
+            r.ca_sha256
+        ),
+        format!(
+            "issued sftunnel certificate for the FMC, serial {:X}",
+            r.fmc_serial
+        ),
+    ];
+    for p in &r.peers {
         lines.push(format!(
             "issued sftunnel certificate for {} {} ({}), serial {:X}",
             p.identity.role, p.identity.name, p.identity.uuid, p.serial
         ));
     }
-    lines.push(format!("{} old files kept as *.backup", done.backups.len()));
-    // The new files are in place: a log that cannot be written does not undo them.
-    let unrecorded = append_log(layout, opts.at, &lines, &opts.faults)
-        .err()
-        .into_iter()
-        .collect();
-    tracing::info!(root = %layout.root().display(), peers = peers.len(), "renewed");
-    Ok(Renewal {
-        old_ca_not_after,
-        at: opts.at,
-        ca_validity: opts.ca_validity,
-        peer_validity: opts.peer_validity,
-        ca_sha256,
-        fmc_serial,
-        peers,
-        backups: done.backups,
-        log,
-        unrecorded,
-        faults: opts.faults.clone(),
-        held: Some(held),
-        root,
-    })
+    lines.push(format!("{} old files kept as *.backup", r.backups.len()));
+    lines
 }
 
 /// The log line saying what recovering from a dead run did, if it did something.

@@ -81,8 +81,50 @@ pub fn recover(files: &TlsFiles) -> Result<Vec<PathBuf>, String> {
         return Ok(Vec::new());
     }
     let l = lock(files)?;
-    let done = fsio::recover(&l).map_err(|e| e.to_string())?;
-    Ok(done.map(|r| r.written).unwrap_or_default())
+    let mut done = finish_legacy(files)?;
+    let rec = fsio::recover(&l).map_err(|e| e.to_string())?;
+    done.extend(rec.map(|r| r.written).unwrap_or_default());
+    Ok(done)
+}
+
+/// Before the transaction, a push staged `.<name>.push` beside each target and committed
+/// with a journal listing the names, one per line. A device upgraded in the middle of such a
+/// push finishes it the same way; staged files without that journal (a key among them) go.
+fn finish_legacy(files: &TlsFiles) -> Result<Vec<PathBuf>, String> {
+    const NAMES: [&str; 3] = ["cacert.pem", "sftunnel-cert.pem", "sftunnel-key.pem"];
+    let staged = |dest: &Path| {
+        let name = dest.file_name().unwrap_or_default().to_string_lossy();
+        dest.with_file_name(format!(".{name}.push"))
+    };
+    let j = journal(files);
+    let listed = match std::fs::read_to_string(&j) {
+        Ok(t) if !t.trim_start().starts_with('{') => Some(t),
+        _ => None,
+    };
+    let mut done = Vec::new();
+    for name in NAMES {
+        let Some(dest) = target(files, name) else {
+            continue;
+        };
+        let from = staged(dest);
+        if !from.exists() {
+            continue;
+        }
+        if listed
+            .as_deref()
+            .is_some_and(|t| t.lines().any(|l| l == name))
+        {
+            std::fs::rename(&from, dest).map_err(|e| format!("{}: {e}", dest.display()))?;
+            done.push(dest.to_path_buf());
+        } else {
+            std::fs::remove_file(&from).map_err(|e| format!("{}: {e}", from.display()))?;
+        }
+    }
+    if listed.is_some() {
+        fsio::fsync_dir(dir_of(&files.key)).map_err(|e| e.to_string())?;
+        std::fs::remove_file(&j).map_err(|e| format!("{}: {e}", j.display()))?;
+    }
+    Ok(done)
 }
 
 /// Installs `pushed` over `files`, all or nothing (see the module doc). Returns the pushed
@@ -110,6 +152,7 @@ pub fn install_with(
     fsio::ensure_dir(dir_of(&files.key), fsio::KEY_DIR_MODE).map_err(|e| e.to_string())?;
     let l = lock(files)?;
     // A push or copy that died here first: its set is finished or undone, never mixed in.
+    finish_legacy(files)?;
     fsio::recover(&l).map_err(|e| e.to_string())?;
     let mut tx = Transaction::new(&l, "push").with_faults(faults);
     for (f, dest) in pushed.iter().zip(&targets) {
@@ -250,6 +293,27 @@ mod tests {
         install(&f, &three("newest")).unwrap();
         install(&f, &three("newest")).unwrap();
         assert_eq!(tags(&f), ["newest", "newest", "newest"]);
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 3);
+    }
+
+    /// A push committed by an sfdiag before the transaction (`.<name>.push` files and a
+    /// journal of names) is finished by this one.
+    #[test]
+    fn a_push_left_by_the_older_format_is_finished() {
+        let d = tempfile::tempdir().unwrap();
+        let f = files(d.path());
+        install(&f, &three("old")).unwrap();
+        for (p, t) in three("new").iter().zip([&f.ca, &f.cert, &f.key]) {
+            let name = t.file_name().unwrap().to_string_lossy();
+            std::fs::write(t.with_file_name(format!(".{name}.push")), &p.data).unwrap();
+        }
+        std::fs::write(
+            journal(&f),
+            "cacert.pem\nsftunnel-cert.pem\nsftunnel-key.pem\n",
+        )
+        .unwrap();
+        assert_eq!(recover(&f).unwrap().len(), 3);
+        assert_eq!(tags(&f), ["new", "new", "new"]);
         assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 3);
     }
 
