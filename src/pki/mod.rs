@@ -2,7 +2,8 @@
 //!
 //! Owns the v1 InternalCA (our own DER writer, `ca`), the v3 peer certificates (rcgen, issued by
 //! that CA), the names they carry (`names`), the folder layout under a root and its loader
-//! (`layout`), the `ims.conf`/`sftunnel.conf` files (`conf`), atomic writes (`fsio`), one
+//! (`layout`), the `ims.conf`/`sftunnel.conf` files (`conf`), how files change (`fsio`: one
+//! transaction per multi-file change, a lock per root, never a symlink out of it), one
 //! generation of certificates (`issue`, shared by `pki init` (`init`) and `pki renew`), recognising a certificate's role from its path (`roles`), finding certificate
 //! files under a folder (`scan`) and the expiry thresholds of `sfdiag check` (`expiry`). It writes only under the root it is given and never reads the
 //! clock: every time is an argument. Decoding certificates for display is `cert`'s job; judging
@@ -30,7 +31,7 @@ use time::OffsetDateTime;
 
 pub use ca::{InternalCa, PeerProfile, Validity, read_next_serial, write_next_serial};
 pub use guard::refuse_world_writable;
-pub use init::{DeviceSpec, InitOptions, init};
+pub use init::{DeviceSpec, InitOptions, init, init_with};
 pub use keys::{
     KEY_BITS_SUPPORTED, PublicKeySummary, generate_rsa_key, key_to_pem, load_key, load_key_pem,
     public_key_summary,
