@@ -556,34 +556,68 @@ impl<'a> Transaction<'a> {
     /// journal stays, and the next [`recover`] on this root finishes the change.
     pub fn commit(self) -> Result<Outcome, PkiError> {
         let root = self.lock.root.clone();
+        let plan = self.plan()?;
+        if plan.ops.is_empty() {
+            return Ok(plan.out);
+        }
+        let jpath = self.lock.journal.clone();
+        let mut journal = Journal {
+            version: JOURNAL_VERSION,
+            what: self.what.clone(),
+            committed: false,
+            staging: plan.staging,
+            ops: Vec::new(),
+        };
+        if let Err(e) = self.prepare(&journal, &plan.staged) {
+            rollback(&root, &jpath, &journal.staging);
+            return Err(e);
+        }
+        journal.committed = true;
+        journal.ops = plan.ops;
+        if let Err(e) = write_journal(&root, &jpath, &journal, &self.faults) {
+            // Nothing was renamed yet: undoing is right whether or not the journal landed.
+            rollback(&root, &jpath, &journal.staging);
+            return Err(e);
+        }
+        finish(&root, &jpath, &journal, &self.faults).map_err(|e| PkiError::Unfinished {
+            what: self.what.clone(),
+            journal: jpath.clone(),
+            source: Box::new(e),
+        })?;
+        Ok(plan.out)
+    }
+
+    /// Every step, decided before anything is written: which targets change, where each is
+    /// staged, which backup name each replaced file gets, which folders are created.
+    fn plan(&self) -> Result<Plan<'_>, PkiError> {
         let id = random_id()?;
         let mut out = Outcome::default();
+        let mut dirs: Vec<(PathBuf, u32)> = Vec::new();
         let mut ops = Vec::new();
         let mut staging: BTreeMap<PathBuf, PathBuf> = BTreeMap::new();
         let mut taken: Vec<PathBuf> = Vec::new();
-        let mut staged_files: Vec<(PathBuf, &FileOp)> = Vec::new();
-        let mut new_dirs: Vec<(PathBuf, u32)> = Vec::new();
-        let mut add_dirs = |dir: &Path, mode_of: &dyn Fn(&Path) -> u32| {
-            for d in missing_dirs(dir) {
-                if !new_dirs.iter().any(|(p, _)| *p == d) {
-                    let m = mode_of(&d);
-                    new_dirs.push((d, m));
-                }
-            }
-        };
+        let mut staged = Vec::new();
         let explicit: Vec<(PathBuf, u32)> = self
             .dirs
             .iter()
             .map(|(d, m)| Ok((self.checked(d)?, *m)))
             .collect::<Result<_, PkiError>>()?;
-        let mode_of = |d: &Path| {
-            explicit
-                .iter()
-                .find(|(p, _)| p == d)
-                .map_or(DIR_MODE, |(_, m)| *m)
+        let explicit_mode = |d: &Path| explicit.iter().find(|(p, _)| p == d).map(|(_, m)| *m);
+        // Missing folders, outermost first, each once; a key's own folder is private.
+        let mut add_dirs = |dir: &Path, key_dir: bool| {
+            for d in missing_dirs(dir) {
+                if !dirs.iter().any(|(p, _)| *p == d) {
+                    let m = explicit_mode(&d).unwrap_or(if key_dir && d == dir {
+                        KEY_DIR_MODE
+                    } else {
+                        DIR_MODE
+                    });
+                    dirs.push((d, m));
+                }
+            }
         };
         for (d, _) in &explicit {
-            add_dirs(d, &mode_of);
+            add_dirs(d, false);
         }
         for path in &self.retire {
             let path = self.checked(path)?;
@@ -596,8 +630,8 @@ impl<'a> Transaction<'a> {
         }
         for (i, f) in self.files.iter().enumerate() {
             let target = self.checked(&f.target)?;
-            let current = fs::symlink_metadata(&target);
-            if let Ok(m) = &current {
+            let current = fs::symlink_metadata(&target).ok();
+            if let Some(m) = &current {
                 if m.is_dir() {
                     return Err(PkiError::io(
                         "replace",
@@ -605,117 +639,104 @@ impl<'a> Transaction<'a> {
                         io::Error::other("is a folder"),
                     ));
                 }
-                let same = m.mode() & 0o7777 == f.mode
-                    && m.len() == f.bytes.len() as u64
-                    && open_nofollow(&target)
-                        .and_then(|mut r| {
-                            let mut b = Vec::new();
-                            r.read_to_end(&mut b).map(|_| b)
-                        })
-                        .is_ok_and(|b| b == f.bytes);
-                if same {
+                if holds(&target, m, &f.bytes, f.mode) {
                     out.unchanged.push(target);
                     continue;
                 }
             }
             let dir = parent(&target).to_path_buf();
-            // Stage in the nearest folder that exists: the rename stays on its file system.
-            let mut base = dir.as_path();
-            loop {
-                match fs::symlink_metadata(base) {
-                    Ok(m) if m.is_dir() => break,
-                    Ok(_) => {
-                        return Err(PkiError::io(
-                            "create folder",
-                            base,
-                            io::Error::other("a file of that name is in the way"),
-                        ));
-                    }
-                    Err(_) => base = parent(base),
-                }
-            }
+            let base = nearest_dir(&dir)?;
             let stage_dir = staging
-                .entry(base.to_path_buf())
-                .or_insert_with(|| base.join(format!("{STAGING_PREFIX}{id}")))
-                .clone();
-            let key_dir = f.mode == KEY_MODE;
-            add_dirs(&dir, &|d| {
-                if key_dir && d == dir {
-                    mode_of(d).min(KEY_DIR_MODE)
-                } else {
-                    mode_of(d)
-                }
+                .entry(base.clone())
+                .or_insert_with(|| base.join(format!("{STAGING_PREFIX}{id}")));
+            add_dirs(&dir, f.mode == KEY_MODE);
+            let staged_as = stage_dir.join(i.to_string());
+            let backup = (current.is_some() && f.backup).then(|| {
+                let b = next_backup(&target, &taken);
+                taken.push(b.clone());
+                out.backups.push(b.clone());
+                b
             });
-            let staged = stage_dir.join(i.to_string());
-            let backup = match (&current, f.backup) {
-                (Ok(_), true) => {
-                    let b = next_backup(&target, &taken);
-                    taken.push(b.clone());
-                    out.backups.push(b.clone());
-                    Some(b)
-                }
-                _ => None,
-            };
             out.written.push(target.clone());
-            staged_files.push((staged.clone(), f));
+            staged.push((staged_as.clone(), f));
             ops.push(Op::File {
-                staged,
+                staged: staged_as,
                 target,
                 backup,
             });
         }
-        if ops.is_empty() && new_dirs.is_empty() {
-            return Ok(out);
-        }
-        let mut all = new_dirs
+        let mut all: Vec<Op> = dirs
             .into_iter()
             .map(|(path, mode)| Op::Dir { path, mode })
-            .collect::<Vec<_>>();
+            .collect();
         all.extend(ops);
-        let mut journal = Journal {
-            version: JOURNAL_VERSION,
-            what: self.what.clone(),
-            committed: false,
-            staging: staging.values().cloned().collect(),
-            ops: Vec::new(),
-        };
-        let jpath = self.lock.journal.clone();
-        let prepare = || -> Result<(), PkiError> {
-            write_journal(&root, &jpath, &journal, &self.faults)?;
-            for s in &journal.staging {
-                self.faults
-                    .check(&Step::CreateStaging(s))
-                    .and_then(|()| fs::DirBuilder::new().mode(KEY_DIR_MODE).create(s))
-                    .map_err(|e| PkiError::io("create a staging folder", s, e))?;
-            }
-            for (staged, f) in &staged_files {
-                self.faults
-                    .check(&Step::Stage { target: &f.target })
-                    .and_then(|()| write_new(staged, &f.bytes, f.mode))
-                    .map_err(|e| PkiError::io("stage", &f.target, e))?;
-            }
-            for s in &journal.staging {
-                fsync_dir(s)?;
-            }
-            Ok(())
-        };
-        if let Err(e) = prepare() {
-            rollback(&root, &jpath, &journal.staging);
-            return Err(e);
+        Ok(Plan {
+            out,
+            ops: all,
+            staging: staging.into_values().collect(),
+            staged,
+        })
+    }
+
+    /// Before the commit point: the journal naming the staging folders, then every new file
+    /// written and fsynced there.
+    fn prepare(&self, journal: &Journal, staged: &[(PathBuf, &FileOp)]) -> Result<(), PkiError> {
+        write_journal(&self.lock.root, &self.lock.journal, journal, &self.faults)?;
+        for s in &journal.staging {
+            self.faults
+                .check(&Step::CreateStaging(s))
+                .and_then(|()| fs::DirBuilder::new().mode(KEY_DIR_MODE).create(s))
+                .map_err(|e| PkiError::io("create a staging folder", s, e))?;
         }
-        journal.committed = true;
-        journal.ops = all;
-        if let Err(e) = write_journal(&root, &jpath, &journal, &self.faults) {
-            // Nothing was renamed yet: undoing is right whether or not the journal landed.
-            rollback(&root, &jpath, &journal.staging);
-            return Err(e);
+        for (path, f) in staged {
+            self.faults
+                .check(&Step::Stage { target: &f.target })
+                .and_then(|()| write_new(path, &f.bytes, f.mode))
+                .map_err(|e| PkiError::io("stage", &f.target, e))?;
         }
-        finish(&root, &jpath, &journal, &self.faults).map_err(|e| PkiError::Unfinished {
-            what: self.what.clone(),
-            journal: jpath.clone(),
-            source: Box::new(e),
-        })?;
-        Ok(out)
+        for s in &journal.staging {
+            fsync_dir(s)?;
+        }
+        Ok(())
+    }
+}
+
+/// What [`Transaction::plan`] decided.
+struct Plan<'t> {
+    out: Outcome,
+    ops: Vec<Op>,
+    staging: Vec<PathBuf>,
+    staged: Vec<(PathBuf, &'t FileOp)>,
+}
+
+/// True when `path` (described by `meta`) already holds `bytes` with `mode`.
+fn holds(path: &Path, meta: &fs::Metadata, bytes: &[u8], mode: u32) -> bool {
+    meta.mode() & 0o7777 == mode
+        && meta.len() == bytes.len() as u64
+        && open_nofollow(path)
+            .and_then(|mut r| {
+                let mut b = Vec::new();
+                r.read_to_end(&mut b).map(|_| b)
+            })
+            .is_ok_and(|b| b == bytes)
+}
+
+/// `dir` or its nearest ancestor that exists: where a new file under `dir` is staged, so that
+/// its rename stays on one file system.
+fn nearest_dir(dir: &Path) -> Result<PathBuf, PkiError> {
+    let mut base = dir;
+    loop {
+        match fs::symlink_metadata(base) {
+            Ok(m) if m.is_dir() => return Ok(base.to_path_buf()),
+            Ok(_) => {
+                return Err(PkiError::io(
+                    "create folder",
+                    base,
+                    io::Error::other("a file of that name is in the way"),
+                ));
+            }
+            Err(_) => base = parent(base),
+        }
     }
 }
 
