@@ -295,10 +295,7 @@ impl Transport for LocalTransport {
             });
         }
         // The device's folder must be the root's own before anything is made in it.
-        fsio::check_inside(
-            &self.root,
-            &std::path::absolute(&dir).unwrap_or(dir.clone()),
-        )?;
+        fsio::check_inside(&self.root, &dir)?;
         fsio::ensure_dir(&dir, KEY_DIR_MODE)?;
         // The same journal and lock as a push to this device: one install at a time, and
         // whichever comes next finishes one that died.
