@@ -30,7 +30,9 @@ pub fn run(args: ManArgs) -> anyhow::Result<ExitCode> {
     let mut root = super::help::command().disable_help_subcommand(true);
     root.build();
     if let Some(dir) = &args.dir {
-        std::fs::create_dir_all(dir).with_context(|| format!("--dir {}", dir.display()))?;
+        // Folders and pages get explicit modes whatever the umask (existing folders keep theirs).
+        sfdiag::pki::fsio::ensure_dir(dir, sfdiag::pki::fsio::DIR_MODE)
+            .with_context(|| format!("--dir {}", dir.display()))?;
         let written = write_pages(&root, dir)?;
         tracing::info!(dir = %dir.display(), pages = written, "manual pages written");
         return Ok(ExitCode::SUCCESS);
@@ -69,7 +71,8 @@ fn write_pages(cmd: &clap::Command, dir: &Path) -> anyhow::Result<usize> {
     let path = dir.join(page.get_filename());
     let mut out = Vec::new();
     page.render(&mut out)?;
-    std::fs::write(&path, out).with_context(|| format!("writing {}", path.display()))?;
+    sfdiag::pki::fsio::write_atomic(&path, &out, sfdiag::pki::fsio::PUBLIC_MODE)
+        .with_context(|| format!("writing {}", path.display()))?;
     let mut n = 1;
     for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
         n += write_pages(sub, dir)?;

@@ -1,24 +1,35 @@
 //! `sfdiag pki renew` and `sfdiag pki copy`: the renewal runbook's two scripts on a lab root.
 //!
-//! Glue only: `renew` reads the clock (or `--at`), asks for confirmation, calls
-//! `pki::renew::renew`, hands the new files to a running `serve` through
-//! `tunnel::renewal::deliver` and records what could not be pushed with
-//! `pki::renew::record_push`; `copy` parses `devices.csv` and runs `pki::copy::copy` over the
-//! local transport. Exit codes: 0 done for every device, 1 some device was not done (listed in
-//! FAILED_PUSH / reported by copy) or the user declined, 2 refusal or setup error.
+//! Glue only: `renew` reads the clock (or `--at`), takes the root (`pki::renew::preflight`:
+//! its lock, the recovery of a dead run, one load), asks for confirmation, then
+//! `tunnel::renewal::renew_and_push` renews, pushes through a running `serve` and records what
+//! could not be pushed; `copy` parses `devices.csv` and runs `pki::copy::copy` over the local
+//! transport. `report::renew` and `report::copy` lay out what they print. Exit codes: 0 done
+//! for every device, 1 some device was not done (listed in FAILED_PUSH / reported by copy), the
+//! user declined, or a renewal was committed but could not be finished (the next run finishes
+//! it), 2 refusal or setup error: nothing changed.
+//!
+//! `--fault-after N` (hidden, for tests only) kills the process with SIGKILL before the
+//! (N+1)th file-system step of the change, as a crash or `kill -9` would: no cleanup runs.
+//! With `--fault-kind enospc` that step fails with "No space left on device" instead. A flag
+//! and not an environment variable, so nothing in a user's environment can turn it on; the
+//! library takes the hook as an argument (`pki::fsio::Faults`).
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{Context, bail};
-use clap::Args;
 use clap::builder::TypedValueParser;
+use clap::{Args, ValueEnum};
 use time::OffsetDateTime;
 
 use sfdiag::pki::copy::{self, LocalTransport};
+use sfdiag::pki::fsio::Faults;
 use sfdiag::pki::renew::{self, RenewOptions};
-use sfdiag::pki::{PkiRoot, Validity};
+use sfdiag::pki::{PkiError, PkiRoot, Validity};
+use sfdiag::report;
 use sfdiag::tunnel::renewal;
 
 use super::time_arg::parse_time;
@@ -50,6 +61,53 @@ pub struct RenewArgs {
     /// The running serve's control socket (default: ROOT/fmc/var/run/sftunnel.sock).
     #[arg(long, value_name = "PATH")]
     pub control: Option<PathBuf>,
+    #[command(flatten)]
+    pub fault: FaultArgs,
+}
+
+/// Test-only fault injection (hidden from --help; see the module doc).
+#[derive(Debug, Args)]
+pub struct FaultArgs {
+    /// TEST ONLY: stop before the (N+1)th file-system step of the change.
+    #[arg(long, value_name = "N", hide = true)]
+    pub fault_after: Option<usize>,
+    /// TEST ONLY: how that step stops.
+    #[arg(long, value_enum, default_value_t = FaultKind::Kill, hide = true)]
+    pub fault_kind: FaultKind,
+}
+
+/// How a `--fault-after` step stops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FaultKind {
+    /// SIGKILL to itself.
+    Kill,
+    /// The step fails with ENOSPC.
+    Enospc,
+}
+
+impl FaultArgs {
+    fn faults(&self) -> Faults {
+        let Some(after) = self.fault_after else {
+            return Faults::none();
+        };
+        let kind = self.fault_kind;
+        let steps = AtomicUsize::new(0);
+        Faults::new(move |step| {
+            if steps.fetch_add(1, Ordering::SeqCst) < after {
+                return Ok(());
+            }
+            match kind {
+                FaultKind::Kill => {
+                    tracing::debug!(?step, "--fault-after: killed");
+                    let me = rustix::process::getpid();
+                    let _ = rustix::process::kill_process(me, rustix::process::Signal::KILL);
+                    // SIGKILL cannot be caught: never reached.
+                    std::process::abort()
+                }
+                FaultKind::Enospc => Err(std::io::Error::from_raw_os_error(28)),
+            }
+        })
+    }
 }
 
 /// Flags of `pki copy`.
@@ -61,6 +119,8 @@ pub struct CopyArgs {
     /// `device_name,ipaddr,login,password` lines (`#` comments); the first may be the FMC.
     #[arg(long, value_name = "FILE")]
     pub devices: PathBuf,
+    #[command(flatten)]
+    pub fault: FaultArgs,
 }
 
 /// Runs `pki renew`.
@@ -79,7 +139,7 @@ pub fn run_renew(a: RenewArgs) -> anyhow::Result<ExitCode> {
     let pre =
         renew::preflight(&a.root, at).with_context(|| format!("--root {}", a.root.display()))?;
     let mut out = std::io::stdout().lock();
-    renew::render_preflight(&mut out, &pre)?;
+    report::renew::preflight(&mut out, &pre)?;
     if let Some(lock) = &pre.lock {
         writeln!(
             out,
@@ -114,11 +174,11 @@ pub fn run_renew(a: RenewArgs) -> anyhow::Result<ExitCode> {
         .clone()
         .unwrap_or_else(|| sfdiag::tunnel::control::socket_path(&pre.root.layout.fmc_dir()));
     let opts = RenewOptions {
-        root: a.root.clone(),
         at,
         ca_validity: validity,
         peer_validity: validity,
         key_bits: a.key_bits,
+        faults: a.fault.faults(),
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -126,7 +186,15 @@ pub fn run_renew(a: RenewArgs) -> anyhow::Result<ExitCode> {
         .context("cannot start the async runtime")?;
     drop(out);
     let mut out = std::io::stdout();
-    let run = rt.block_on(renewal::renew_and_push(opts, &socket, &mut out))?;
+    let run = match rt.block_on(renewal::renew_and_push(pre, opts, &socket, &mut out)) {
+        Ok(run) => run,
+        // Committed: files changed, so not "refused: nothing changed". Nothing was pushed.
+        Err(e @ PkiError::Unfinished { .. }) => {
+            eprintln!("sfdiag: {e}");
+            return Ok(ExitCode::from(1));
+        }
+        Err(e) => return Err(e.into()),
+    };
     let rec = run.record;
     Ok(if rec.failed == 0 {
         ExitCode::SUCCESS
@@ -137,20 +205,31 @@ pub fn run_renew(a: RenewArgs) -> anyhow::Result<ExitCode> {
 
 /// Runs `pki copy`.
 pub fn run_copy(a: CopyArgs) -> anyhow::Result<ExitCode> {
-    let root = PkiRoot::load(&a.root).with_context(|| format!("--root {}", a.root.display()))?;
     let text = std::fs::read_to_string(&a.devices)
         .with_context(|| format!("--devices {}", a.devices.display()))?;
     let entries = copy::parse_devices_csv(&text, &a.devices)?;
     if entries.is_empty() {
         bail!("--devices {}: no device lines", a.devices.display());
     }
-    let mut transport = LocalTransport::new(&a.root);
+    // The root's lock first: a renewal or copy that died is finished before anything is read.
+    let mut transport = LocalTransport::open(&a.root)
+        .with_context(|| format!("--root {}", a.root.display()))?
+        .with_faults(a.fault.faults());
+    let root = PkiRoot::load(&a.root).with_context(|| format!("--root {}", a.root.display()))?;
     let mut out = std::io::stdout().lock();
+    report::renew::recovery(&mut out, &transport.recovered().cloned())?;
+    let mut broken = false;
     let report = copy::copy(
         &entries,
         &copy::local_fmc_entry(&root),
         &mut transport,
-        &mut out,
+        // Output that cannot be written does not stop the copies (each device's is its own).
+        &mut |e| {
+            if !broken && let Err(err) = report::copy::event(&mut out, e) {
+                broken = true;
+                tracing::warn!(error = %err, "cannot write the copy's report");
+            }
+        },
     )?;
     Ok(if report.ok() {
         ExitCode::SUCCESS

@@ -7,6 +7,7 @@
 
 use std::fs::OpenOptions;
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -26,6 +27,9 @@ use sfdiag::tunnel::{
 };
 
 use super::time_arg::parse_time;
+
+/// Mode of a messages log sfdiag creates (`--log FILE`), whatever the umask.
+const LOG_MODE: u32 = 0o644;
 
 /// The live tunnel's subcommands (flattened into the top level).
 #[derive(Debug, Subcommand)]
@@ -118,6 +122,7 @@ impl SideArgs {
                 let f = OpenOptions::new()
                     .create(true)
                     .append(true)
+                    .mode(LOG_MODE)
                     .open(p)
                     .with_context(|| format!("cannot open log {}", p.display()))?;
                 SfLog::to_writer(hostname, pid, clock.clone(), f)
@@ -429,6 +434,7 @@ async fn validate_cmd(a: ValidateArgs) -> anyhow::Result<ExitCode> {
             OpenOptions::new()
                 .create(true)
                 .append(true)
+                .mode(LOG_MODE)
                 .open(p)
                 .with_context(|| format!("cannot open log {}", p.display()))?,
         ),

@@ -429,7 +429,8 @@ impl World {
             self.root_dir().display()
         ))?;
         let pre = renew::preflight(self.root_dir(), at)?;
-        self.out.block(|w| renew::render_preflight(w, &pre))?;
+        self.out
+            .block(|w| crate::report::renew::preflight(w, &pre))?;
         if let Some(lock) = &pre.lock {
             return Err(crate::pki::PkiError::CriticalOperation {
                 path: lock.path.clone(),
@@ -441,14 +442,14 @@ impl World {
             .text("No critical operation (deployment, backup, upgrade) is in progress.")?;
         let v = Validity::days(at, 3650)?;
         let opts = RenewOptions {
-            root: self.root_dir().to_path_buf(),
             at,
             ca_validity: v,
             peer_validity: v,
             key_bits: 2048,
+            faults: Default::default(),
         };
         let mut w = self.out.line_writer();
-        let run = renewal::renew_and_push(opts, &self.socket, &mut w).await?;
+        let run = renewal::renew_and_push(pre, opts, &self.socket, &mut w).await?;
         if let Some(fp) = &run.record.failed_push {
             let text =
                 std::fs::read_to_string(fp).map_err(|e| crate::pki::PkiError::io("read", fp, e))?;
@@ -467,7 +468,8 @@ impl World {
             "# device_name,ipaddr,login,password\n{}\n",
             lines.join("\n")
         );
-        std::fs::write(&csv, &text).map_err(|e| crate::pki::PkiError::io("write", &csv, e))?;
+        // It holds logins and passwords: the owner's only.
+        crate::pki::fsio::write_atomic(&csv, text.as_bytes(), crate::pki::fsio::PRIVATE_MODE)?;
         self.command(&format!("cat {}", csv.display()))?;
         self.out.text(&text)?;
         self.command(&format!(
@@ -478,23 +480,25 @@ impl World {
         let entries = copy::parse_devices_csv(&text, &csv)?;
         let clients = self.clients.clone();
         let mut t =
-            LocalTransport::new(self.root_dir()).with_restart(Box::new(move |name| match clients
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .get(name)
-            {
-                Some(r) => {
-                    r.handle.restart();
-                    true
-                }
-                None => false,
-            }));
+            LocalTransport::open(self.root_dir())?.with_restart(Box::new(
+                move |name| match clients.lock().unwrap_or_else(|e| e.into_inner()).get(name) {
+                    Some(r) => {
+                        r.handle.restart();
+                        true
+                    }
+                    None => false,
+                },
+            ));
         let mut w = self.out.line_writer();
         Ok(copy::copy(
             &entries,
             &copy::local_fmc_entry(&self.root),
             &mut t,
-            &mut w,
+            &mut |e| {
+                if let Err(err) = crate::report::copy::event(&mut w, e) {
+                    tracing::warn!(error = %err, "cannot write the copy's report");
+                }
+            },
         )?)
     }
 

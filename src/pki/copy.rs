@@ -11,17 +11,26 @@
 //! line of `devices.csv` names an FMC, that FMC (jump-server use). Its `ims.conf` and
 //! `sftunnel.conf` say which peers it has and their UUIDs; each device gets
 //! `/var/sf/peers/<device>/certs_pushed/{cacert,sftunnel-cert,sftunnel-key}.pem` from the FMC
-//! as `/var/sf/peers/<fmc>/...` on its own side, as one set (old files kept as `*.backup`,
-//! all three staged, then renamed). A listed FMC that is not the HA secondary is skipped: the
-//! primary keeps its own files, and only devices and the secondary take the FMC's.
+//! as `/var/sf/peers/<fmc>/...` on its own side, as one set. A listed FMC that is not the HA
+//! secondary is skipped: the primary keeps its own files, and only devices and the secondary
+//! take the FMC's. What happens is told as [`CopyEvent`]s while it happens; `report::copy`
+//! lays them out.
+//!
+//! On a lab root ([`LocalTransport`]) the root is locked for the whole run and any change a
+//! dead run left is finished or undone first, so the copy never reads a half-renewed
+//! `certs_pushed`. Each device's set is one `fsio::Transaction` journaled beside the device's
+//! key, like a push: a copy killed mid-set leaves the device all old or all new files, and the
+//! next copy or the device's own start finishes it. What a set replaces is kept as its next
+//! free `*.backup` (`.backup`, `.backup.1`, ...: never overwritten, also when a device is
+//! listed twice, whose second copy changes nothing). No file is read or written through a
+//! symbolic link, so nothing outside the root is.
 
 use std::fmt;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::conf::{self, SftunnelConf};
-use super::fsio::{self, KEY_DIR_MODE, KEY_MODE};
-use super::layout::{CACERT_FILE, CERT_FILE, KEY_FILE, read_text, rel};
+use super::fsio::{self, Faults, KEY_DIR_MODE, KEY_MODE, Recovery, RootLock, Transaction};
+use super::layout::{CACERT_FILE, CERT_FILE, DEVICE_JOURNAL, KEY_FILE, rel};
 use super::{Identity, PkiError, Role};
 
 /// One line of `devices.csv`.
@@ -147,6 +156,9 @@ pub type RestartHook = Box<dyn FnMut(&str) -> bool + Send>;
 pub struct LocalTransport {
     root: PathBuf,
     restart: Option<RestartHook>,
+    faults: Faults,
+    recovered: Option<Recovery>,
+    _held: RootLock,
 }
 
 impl fmt::Debug for LocalTransport {
@@ -154,17 +166,31 @@ impl fmt::Debug for LocalTransport {
         f.debug_struct("LocalTransport")
             .field("root", &self.root)
             .field("restart_hook", &self.restart.is_some())
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
 impl LocalTransport {
-    /// A transport over the appliances under `root`.
-    pub fn new(root: impl Into<PathBuf>) -> Self {
-        LocalTransport {
-            root: root.into(),
+    /// A transport over the appliances under `root`: refuses a root others may write, locks
+    /// it until dropped (a renewal or another copy of it waits its turn) and finishes or
+    /// undoes whatever change a dead run left in it.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self, PkiError> {
+        let root = root.into();
+        super::refuse_world_writable(&root)?;
+        let held = RootLock::acquire(&root)?;
+        let recovered = fsio::recover(&held)?;
+        Ok(LocalTransport {
+            root: held.root().to_path_buf(),
             restart: None,
-        }
+            faults: Faults::none(),
+            recovered,
+            _held: held,
+        })
+    }
+
+    /// What finishing or undoing a dead run's change did when the root was opened.
+    pub fn recovered(&self) -> Option<&Recovery> {
+        self.recovered.as_ref()
     }
 
     /// Restarts in-process tunnels through `hook`.
@@ -173,7 +199,14 @@ impl LocalTransport {
         self
     }
 
-    /// The folder that is `host`'s file system.
+    /// Calls `faults` before every file-system step of each device's install.
+    pub fn with_faults(mut self, faults: Faults) -> Self {
+        self.faults = faults;
+        self
+    }
+
+    /// The folder that is `host`'s file system. Folders that are symbolic links are not
+    /// appliances: they could lead anywhere.
     fn folder(&self, host: &DeviceEntry) -> Result<PathBuf, PkiError> {
         let unreachable = |reason: String| PkiError::Unreachable {
             host: host.name.clone(),
@@ -182,15 +215,26 @@ impl LocalTransport {
         let entries = std::fs::read_dir(&self.root)
             .map_err(|e| unreachable(format!("{}: {e}", self.root.display())))?;
         let mut by_ip = None;
-        let mut dirs: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok())
-            .map(|e| e.path())
-            .filter(|p| p.is_dir())
-            .collect();
+        let mut linked = None;
+        let mut dirs: Vec<PathBuf> = Vec::new();
+        for e in entries.filter_map(|e| e.ok()) {
+            let Ok(ty) = e.file_type() else { continue };
+            if ty.is_symlink() && e.file_name().eq_ignore_ascii_case(host.name.as_str()) {
+                linked = Some(e.path());
+            }
+            if ty.is_dir() {
+                dirs.push(e.path());
+            }
+        }
         dirs.sort();
         for dir in dirs {
             let path = dir.join(rel::IMS_CONF);
-            let Ok(text) = read_text(&path) else { continue };
+            let Ok(bytes) = fsio::read_inside(&self.root, &path) else {
+                continue;
+            };
+            let Ok(text) = String::from_utf8(bytes) else {
+                continue;
+            };
             let Ok(ims) = conf::parse_ims_conf(&text, &path) else {
                 continue;
             };
@@ -201,14 +245,21 @@ impl LocalTransport {
                 by_ip = Some(dir);
             }
         }
-        by_ip.ok_or_else(|| {
-            unreachable(format!(
-                "no appliance named {} or at {} under {}",
-                host.name,
-                host.ip,
-                self.root.display()
-            ))
-        })
+        if let Some(dir) = by_ip {
+            return Ok(dir);
+        }
+        if let Some(path) = linked {
+            return Err(PkiError::Symlink {
+                path,
+                root: self.root.clone(),
+            });
+        }
+        Err(unreachable(format!(
+            "no appliance named {} or at {} under {}",
+            host.name,
+            host.ip,
+            self.root.display()
+        )))
     }
 }
 
@@ -224,45 +275,39 @@ impl Transport for LocalTransport {
 
     fn read(&mut self, host: &DeviceEntry, path: &str) -> Result<Vec<u8>, PkiError> {
         let p = under(&self.folder(host)?, path);
-        std::fs::read(&p).map_err(|e| PkiError::io("read", p, e))
+        fsio::read_inside(&self.root, &p)
     }
 
     fn install(&mut self, host: &DeviceEntry, files: &[RemoteFile]) -> Result<(), PkiError> {
         let folder = self.folder(host)?;
-        let mut staged = Vec::new();
-        for f in files {
-            let target = under(&folder, &f.path);
-            let dir = target.parent().unwrap_or(&folder).to_path_buf();
-            if !dir.exists() {
-                fsio::ensure_dir(&dir, KEY_DIR_MODE)?;
-            }
-            let name = target.file_name().unwrap_or_default().to_string_lossy();
-            let tmp = dir.join(format!(".sfdiag-tmp-copy-{name}"));
-            if let Err(e) = fsio::write_atomic(&tmp, &f.data, f.mode) {
-                for (t, _, _) in &staged {
-                    let _ = std::fs::remove_file(t);
-                }
-                return Err(e);
-            }
-            staged.push((tmp, target, f.mode));
+        let targets: Vec<PathBuf> = files.iter().map(|f| under(&folder, &f.path)).collect();
+        let Some(dir) = targets
+            .first()
+            .and_then(|t| t.parent())
+            .map(Path::to_path_buf)
+        else {
+            return Ok(());
+        };
+        if let Some(other) = targets.iter().find(|t| t.parent() != Some(dir.as_path())) {
+            return Err(PkiError::OutsideRoot {
+                path: other.clone(),
+                root: dir,
+            });
         }
-        // Backups are copies, so the target is never missing while the set is swapped in.
-        for (_, target, mode) in &staged {
-            if target.exists() {
-                let old = std::fs::read(target).map_err(|e| PkiError::io("read", target, e))?;
-                fsio::write_atomic(&fsio::backup_path(target), &old, *mode)?;
-            }
+        // The device's folder must be the root's own before anything is made in it.
+        fsio::check_inside(&self.root, &dir)?;
+        fsio::ensure_dir(&dir, KEY_DIR_MODE)?;
+        // The same journal and lock as a push to this device: one install at a time, and
+        // whichever comes next finishes one that died.
+        let lock = RootLock::acquire_with_journal(&dir, DEVICE_JOURNAL)?;
+        fsio::recover(&lock)?;
+        let mut tx = Transaction::new(&lock, "copy")
+            .confine_to(&self.root)
+            .with_faults(&self.faults);
+        for (t, f) in targets.iter().zip(files) {
+            tx.write(t, f.data.clone(), f.mode);
         }
-        for (tmp, target, _) in &staged {
-            std::fs::rename(tmp, target)
-                .map_err(|e| PkiError::io("rename into place", target, e))?;
-        }
-        if let Some((_, t, _)) = staged.first()
-            && let Some(dir) = t.parent()
-        {
-            fsio::fsync_dir(dir)?;
-        }
-        Ok(())
+        tx.commit().map(|_| ())
     }
 
     fn restart_sftunnel(&mut self, host: &DeviceEntry) -> Result<Restart, PkiError> {
@@ -278,6 +323,30 @@ impl Transport for LocalTransport {
             Restart::OnNextAttempt
         })
     }
+}
+
+/// One step of a copy, told as it happens (`report::copy` lays it out).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CopyEvent {
+    /// The first entry is an FMC: the certificates are read from it.
+    UsingFmc { name: String, ip: String },
+    /// Trying a listed device.
+    Attempting { name: String },
+    /// It could not be reached.
+    Unreachable { name: String, error: String },
+    /// It was skipped, and why (an FMC that is not the HA secondary, not a peer).
+    Skipped { name: String, why: String },
+    /// Its files are in place.
+    Copied { name: String, restart: Restart },
+    /// Its files could not be read or installed.
+    Failed { name: String, error: String },
+    /// Every entry was handled.
+    Done {
+        copied: usize,
+        failed: usize,
+        skipped: usize,
+    },
 }
 
 /// What happened to each listed device.
@@ -318,16 +387,14 @@ fn read_fmc(
 }
 
 /// Copies each listed device's files from the FMC. `local_fmc` is the FMC the copy runs on,
-/// used unless the first entry names an FMC (jump-server use). Lines go to `out`.
+/// used unless the first entry names an FMC (jump-server use). `event` hears each step as it
+/// happens.
 pub fn copy(
     entries: &[DeviceEntry],
     local_fmc: &DeviceEntry,
     t: &mut dyn Transport,
-    out: &mut dyn Write,
+    event: &mut dyn FnMut(&CopyEvent),
 ) -> Result<CopyReport, PkiError> {
-    let w = |out: &mut dyn Write, s: String| {
-        writeln!(out, "{s}").map_err(|e| PkiError::io("write", "output", e))
-    };
     let mut report = CopyReport::default();
     let mut targets = entries;
     let mut source = local_fmc.clone();
@@ -336,13 +403,10 @@ pub fn copy(
         && let Ok((id, _)) = read_fmc(t, first)
         && id.role == Role::Fmc
     {
-        w(
-            out,
-            format!(
-                "Using {} ({}) as the FMC: certificates are read from it",
-                first.name, first.ip
-            ),
-        )?;
+        event(&CopyEvent::UsingFmc {
+            name: first.name.clone(),
+            ip: first.ip.clone(),
+        });
         source = first.clone();
         targets = &entries[1..];
     }
@@ -353,11 +417,14 @@ pub fn copy(
     let (fmc, sft) = read_fmc(t, &source)?;
 
     for dev in targets {
-        w(out, format!("Attempting connection to {}", dev.name))?;
+        let name = dev.name.clone();
+        event(&CopyEvent::Attempting { name: name.clone() });
         if let Err(e) = t.connect(dev) {
-            w(out, format!("Could not connect to {}", dev.name))?;
-            w(out, format!("  ({e})"))?;
-            report.failed.push((dev.name.clone(), e.to_string()));
+            event(&CopyEvent::Unreachable {
+                name: name.clone(),
+                error: e.to_string(),
+            });
+            report.failed.push((name, e.to_string()));
             continue;
         }
         // Who the host says it is decides whether it may take the FMC's files.
@@ -366,11 +433,13 @@ pub fn copy(
             && id.role == Role::Fmc
         {
             let why = format!(
-                "{} is an FMC HA peer but not the secondary: skipping it (only devices and the secondary FMC take these certificates)",
-                dev.name
+                "{name} is an FMC HA peer but not the secondary (only devices and the secondary FMC take these certificates)"
             );
-            w(out, why.clone())?;
-            report.skipped.push((dev.name.clone(), why));
+            event(&CopyEvent::Skipped {
+                name: name.clone(),
+                why: why.clone(),
+            });
+            report.skipped.push((name, why));
             continue;
         }
         let peer = sft.peers.iter().map(|p| &p.identity).find(|p| match &own {
@@ -379,24 +448,27 @@ pub fn copy(
         });
         let Some(peer) = peer else {
             let why = format!(
-                "{} is not a peer of FMC {}: no certificates were generated for it",
-                dev.name, fmc.name
+                "{name} is not a peer of FMC {}: no certificates were generated for it",
+                fmc.name
             );
-            w(out, format!("Skipping {}: {why}", dev.name))?;
-            report.skipped.push((dev.name.clone(), why));
+            event(&CopyEvent::Skipped {
+                name: name.clone(),
+                why: why.clone(),
+            });
+            report.skipped.push((name, why));
             continue;
         };
         let result = (|| -> Result<Restart, PkiError> {
             let mut files = Vec::new();
-            for (name, mode) in [
+            for (file, mode) in [
                 (CACERT_FILE, fsio::PUBLIC_MODE),
                 (CERT_FILE, fsio::PUBLIC_MODE),
                 (KEY_FILE, KEY_MODE),
             ] {
-                let src = format!("/{}/{name}", rel::pushed_dir(&peer.uuid));
+                let src = format!("/{}/{file}", rel::pushed_dir(&peer.uuid));
                 let data = t.read(&source, &src)?;
                 files.push(RemoteFile {
-                    path: format!("/{}/{name}", rel::peer_dir(&fmc.uuid)),
+                    path: format!("/{}/{file}", rel::peer_dir(&fmc.uuid)),
                     data,
                     mode,
                 });
@@ -406,40 +478,26 @@ pub fn copy(
         })();
         match result {
             Ok(restart) => {
-                w(
-                    out,
-                    format!("Successfully copied certificates to {}", dev.name),
-                )?;
-                w(
-                    out,
-                    match restart {
-                        Restart::Restarted => format!("Restarted sftunnel on {}", dev.name),
-                        Restart::OnNextAttempt => format!(
-                            "sftunnel on {} loads the new certificates at its next connection attempt",
-                            dev.name
-                        ),
-                    },
-                )?;
-                report.copied.push(dev.name.clone());
+                event(&CopyEvent::Copied {
+                    name: name.clone(),
+                    restart,
+                });
+                report.copied.push(name);
             }
             Err(e) => {
-                w(
-                    out,
-                    format!("Could not copy certificates to {}: {e}", dev.name),
-                )?;
-                report.failed.push((dev.name.clone(), e.to_string()));
+                event(&CopyEvent::Failed {
+                    name: name.clone(),
+                    error: e.to_string(),
+                });
+                report.failed.push((name, e.to_string()));
             }
         }
     }
-    w(
-        out,
-        format!(
-            "Copied certificates to {} device(s); {} failed, {} skipped",
-            report.copied.len(),
-            report.failed.len(),
-            report.skipped.len()
-        ),
-    )?;
+    event(&CopyEvent::Done {
+        copied: report.copied.len(),
+        failed: report.failed.len(),
+        skipped: report.skipped.len(),
+    });
     Ok(report)
 }
 

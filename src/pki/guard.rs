@@ -2,25 +2,36 @@
 //! key there decides which peers the lab trusts. OpenSSH refuses group/world-writable key
 //! folders for the same reason.
 //!
-//! Owns only the permission check, run by [`super::PkiRoot::load`] before it reads anything.
-//! The root and everything under it (not its parents: `/tmp` itself is world-writable) must
-//! not be writable by others; symbolic links are not followed (their own mode means nothing).
+//! Owns only the permission check, run by [`super::PkiRoot::load`] before it reads anything
+//! and by renew and init before they take the root's lock. The root and everything under it
+//! (not its parents: `/tmp` itself is world-writable) must not be writable by others. A
+//! symbolic link is judged by where it leads, not by its own mode (always 0777): a link out of
+//! the root is refused (nothing outside the root is read or written, and a `certs_pushed`
+//! linked to a 0777 folder would take a device's private key there); a link inside the root
+//! leads to something this walk checks on its own.
 
-use std::path::Path;
+use std::path::{Component, Path, PathBuf};
 
 use super::PkiError;
 
 /// How deep under the root to look: the appliance layout is 8 levels at most.
 const MAX_DEPTH: usize = 12;
 
-/// Errors with the first world-writable file or folder under `root` (the root included).
-/// A root that does not exist passes: the loader reports what is missing.
+/// Errors with the first world-writable file or folder under `root` (the root included), or
+/// the first symbolic link that leads out of it. A root that does not exist passes: the
+/// loader reports what is missing.
 pub fn refuse_world_writable(root: &Path) -> Result<(), PkiError> {
-    check(root, 0)
+    let real = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+    check(root, &real, 0)
 }
 
-#[cfg(unix)]
-fn check(path: &Path, depth: usize) -> Result<(), PkiError> {
+/// The same check for `dir` alone, not what it holds (a folder `pki init` adds to).
+pub(crate) fn refuse_world_writable_folder(dir: &Path) -> Result<(), PkiError> {
+    let real = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    check(dir, &real, MAX_DEPTH)
+}
+
+fn check(path: &Path, root: &Path, depth: usize) -> Result<(), PkiError> {
     use std::os::unix::fs::PermissionsExt;
     let meta = match std::fs::symlink_metadata(path) {
         Ok(m) => m,
@@ -28,7 +39,7 @@ fn check(path: &Path, depth: usize) -> Result<(), PkiError> {
         Err(e) => return Err(PkiError::io("inspect", path, e)),
     };
     if meta.file_type().is_symlink() {
-        return Ok(());
+        return check_link(path, root);
     }
     if meta.permissions().mode() & 0o002 != 0 {
         return Err(PkiError::WorldWritable {
@@ -39,15 +50,40 @@ fn check(path: &Path, depth: usize) -> Result<(), PkiError> {
         let entries = std::fs::read_dir(path).map_err(|e| PkiError::io("list", path, e))?;
         for entry in entries {
             let entry = entry.map_err(|e| PkiError::io("list", path, e))?;
-            check(&entry.path(), depth + 1)?;
+            check(&entry.path(), root, depth + 1)?;
         }
     }
     Ok(())
 }
 
-#[cfg(not(unix))]
-fn check(_path: &Path, _depth: usize) -> Result<(), PkiError> {
-    Ok(())
+/// A link passes when it leads somewhere under `root` (canonical); a dangling one is judged
+/// by the path it names.
+fn check_link(link: &Path, root: &Path) -> Result<(), PkiError> {
+    let target = std::fs::read_link(link).map_err(|e| PkiError::io("read the link", link, e))?;
+    let named = link.parent().unwrap_or(Path::new("/")).join(&target);
+    let resolved = named.canonicalize().unwrap_or_else(|_| lexical(&named));
+    if resolved.starts_with(root) {
+        Ok(())
+    } else {
+        Err(PkiError::Symlink {
+            path: link.to_path_buf(),
+            root: root.to_path_buf(),
+        })
+    }
+}
+
+fn lexical(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 #[cfg(all(test, unix))]
@@ -99,10 +135,30 @@ mod tests {
     }
 
     #[test]
-    fn symbolic_links_are_not_judged_by_their_own_mode() {
+    fn a_link_inside_the_root_passes_and_one_out_of_it_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        std::os::unix::fs::symlink("/nonexistent", dir.path().join("link")).unwrap();
-        chmod(dir.path(), 0o755);
-        refuse_world_writable(dir.path()).unwrap();
+        let root = dir.path().join("lab");
+        std::fs::create_dir(&root).unwrap();
+        chmod(&root, 0o755);
+        std::fs::write(root.join("real.pem"), b"x").unwrap();
+        chmod(&root.join("real.pem"), 0o644);
+        // A link's own mode (0777) means nothing: this one stays in the root.
+        std::os::unix::fs::symlink("real.pem", root.join("link.pem")).unwrap();
+        refuse_world_writable(&root).unwrap();
+
+        // The reproducer: certs_pushed linked to a 0777 folder elsewhere.
+        let open = dir.path().join("open");
+        std::fs::create_dir(&open).unwrap();
+        chmod(&open, 0o777);
+        std::os::unix::fs::symlink(&open, root.join("certs_pushed")).unwrap();
+        let e = refuse_world_writable(&root).unwrap_err();
+        assert!(
+            matches!(&e, PkiError::Symlink { path, .. } if path.ends_with("certs_pushed")),
+            "{e}"
+        );
+        std::fs::remove_file(root.join("certs_pushed")).unwrap();
+        // Dangling, and pointing out: refused too (it could be created later).
+        std::os::unix::fs::symlink("/nonexistent", root.join("later")).unwrap();
+        assert!(refuse_world_writable(&root).is_err());
     }
 }

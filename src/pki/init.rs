@@ -1,18 +1,21 @@
-//! `pki init`: a whole lab PKI, built in a staging folder and then moved into the root.
+//! `pki init`: a whole lab PKI, written as one transaction into the root.
 //!
-//! Order of work: check the request (names, UUIDs, times) and refuse an existing PKI before
-//! anything is touched; make every key, the InternalCA and the peer certificates in memory;
-//! write the full tree into a staging folder inside the root (same file system, so the
-//! moves are renames); then move it in, keeping replaced files as `*.backup` under `--force`.
-//! Any failure undoes the moves made so far, and the staging folder is removed on drop, so a
-//! failed init leaves the root as it found it.
+//! Order of work: check the request (names, UUIDs, times) and refuse `/`, system folders and
+//! home roots before anything is touched; create the root if missing (a folder that exists
+//! keeps its mode) and take its lock, finishing or undoing whatever change a dead run left;
+//! refuse an existing PKI without `--force`; make every key, the InternalCA and the peer
+//! certificates in memory; then write the whole tree as one `fsio::Transaction`, keeping every
+//! replaced file, and under `--force` the files of peers the new PKI drops, as their next free
+//! `*.backup`. A failure or a crash leaves the root as it was or the whole new PKI.
 
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
 use super::conf::{self, ImsConf, PeerEntry, ProxySsl, SFTUNNEL_PORT, SftunnelConf, TLS_VERSION};
-use super::fsio::{self, DIR_MODE, KEY_DIR_MODE, KEY_MODE, Moves, PUBLIC_MODE};
+use super::fsio::{
+    self, DIR_MODE, Faults, KEY_DIR_MODE, KEY_MODE, PUBLIC_MODE, RootLock, Transaction,
+};
 use super::issue;
 use super::layout::{CACERT_FILE, CERT_FILE, FMC_DIR, KEY_FILE, rel};
 use super::{Identity, Layout, PkiError, PkiRoot, Role, Uuid, Validity};
@@ -56,16 +59,32 @@ struct PlannedFile {
 
 /// Builds the PKI described by `opts` under `opts.root` and returns it as loaded.
 pub fn init(opts: &InitOptions) -> Result<PkiRoot, PkiError> {
+    init_with(opts, &Faults::none())
+}
+
+/// [`init`], calling `faults` before every file-system step of the change.
+pub fn init_with(opts: &InitOptions, faults: &Faults) -> Result<PkiRoot, PkiError> {
     let fmc_uuid = match opts.fmc_uuid {
         Some(u) => u,
         None => Uuid::random()?,
     };
     let (fmc, peers) = identities(opts, fmc_uuid)?;
+    refuse_system_root(&opts.root)?;
     let layout = Layout::new(&opts.root);
-
     let tops: Vec<String> = std::iter::once(FMC_DIR.to_string())
         .chain(peers.iter().map(|p| p.name.clone()))
         .collect();
+
+    fsio::ensure_dir(layout.root(), DIR_MODE)?;
+    // Nobody but the owner may write where the PKI goes: they could swap the keys, or plant
+    // a journal. Other folders already in the root are not ours to judge.
+    super::guard::refuse_world_writable_folder(layout.root())?;
+    for top in &tops {
+        super::refuse_world_writable(&layout.appliance_dir(top))?;
+    }
+    let held = RootLock::acquire(layout.root())?;
+    fsio::recover(&held)?;
+
     let existing = existing_pki_files(&layout, &tops)?;
     if !opts.force
         && let Some(first) = existing.first()
@@ -79,86 +98,89 @@ pub fn init(opts: &InitOptions) -> Result<PkiRoot, PkiError> {
         return Err(PkiError::Exists { path: top });
     }
     // Under --force, also retire the trees of peers the old PKI had and the new one drops.
-    let mut retire = existing;
+    let mut old = existing;
     if opts.force
-        && let Ok(old) = PkiRoot::load(layout.root())
+        && let Ok(was) = PkiRoot::load(layout.root())
     {
-        let old_tops: Vec<String> = old
+        let old_tops: Vec<String> = was
             .peers
             .iter()
             .map(|p| p.name.clone())
             .filter(|n| !tops.contains(n) && valid_name(n).is_ok())
             .collect();
-        retire.extend(existing_pki_files(&layout, &old_tops)?);
+        old.extend(existing_pki_files(&layout, &old_tops)?);
     }
 
     let (files, key_dirs) = plan(opts, &fmc, &peers)?;
-
-    fsio::ensure_dir(layout.root(), DIR_MODE)?;
-    let staging = tempfile::Builder::new()
-        .prefix(".sfdiag-init-")
-        .tempdir_in(layout.root())
-        .map_err(|e| PkiError::io("create a staging folder in", layout.root(), e))?;
+    let mut tx = Transaction::new(&held, "init").with_faults(faults);
     for d in &key_dirs {
-        fsio::ensure_dir(&staging.path().join(d), KEY_DIR_MODE)?;
+        tx.dir(layout.root().join(d), KEY_DIR_MODE);
     }
-    for f in &files {
-        let path = staging.path().join(&f.rel);
-        if let Some(parent) = path.parent()
-            && !parent.exists()
-        {
-            fsio::ensure_dir(parent, DIR_MODE)?;
-        }
-        fsio::write_atomic(&path, &f.bytes, f.mode)?;
+    let targets: HashSet<PathBuf> = files.iter().map(|f| layout.root().join(&f.rel)).collect();
+    for f in files {
+        tx.write(layout.root().join(&f.rel), f.bytes, f.mode);
     }
-
-    let mut moves = Moves::default();
-    match install(&mut moves, staging.path(), &layout, &tops, &files, &retire) {
-        Ok(()) => {
-            for d in &key_dirs {
-                fsio::ensure_dir(&layout.root().join(d), KEY_DIR_MODE)?;
-            }
-            moves.commit()?;
-            fsio::fsync_dir(layout.root())?;
-        }
-        Err(e) => {
-            moves.rollback();
-            return Err(e);
-        }
+    for p in old.into_iter().filter(|p| !targets.contains(p)) {
+        tx.retire(p);
     }
-    drop(staging);
+    tx.commit()?;
     tracing::info!(root = %layout.root().display(), peers = peers.len(), "lab PKI written");
     Ok(PkiRoot { layout, fmc, peers })
 }
 
-/// Moves the staged tree into the root (and old files aside under --force).
-fn install(
-    moves: &mut Moves,
-    staging: &Path,
-    layout: &Layout,
-    tops: &[String],
-    files: &[PlannedFile],
-    retire: &[PathBuf],
-) -> Result<(), PkiError> {
-    for old in retire {
-        moves.rename(old, &fsio::backup_path(old))?;
+/// Folders a lab root must not be: `/`, the system's own, and where users' homes live (a
+/// PKI there would scatter `fmc/` and device folders among the system's files).
+fn refuse_system_root(root: &Path) -> Result<(), PkiError> {
+    const SYSTEM: [&str; 24] = [
+        "/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/libx32",
+        "/media", "/mnt", "/opt", "/proc", "/root", "/run", "/sbin", "/srv", "/sys", "/tmp",
+        "/usr", "/var", "/Users", "/private",
+    ];
+    // Both as written and as resolved: `/tmp/../etc` and a link to `/etc` are `/etc`.
+    let mut forms = vec![lexical(
+        &std::path::absolute(root).map_err(|e| PkiError::io("resolve", root, e))?,
+    )];
+    if let Ok(real) = root.canonicalize() {
+        forms.push(real);
     }
-    for top in tops {
-        let target = layout.appliance_dir(top);
-        if !target.exists() {
-            // One rename per appliance: the narrowest window a crash could interrupt.
-            moves.rename(&staging.join(top), &target)?;
-            continue;
-        }
-        for f in files.iter().filter(|f| f.rel.starts_with(top)) {
-            let to = layout.root().join(&f.rel);
-            if let Some(parent) = to.parent() {
-                moves.create_dirs(parent)?;
-            }
-            moves.rename(&staging.join(&f.rel), &to)?;
+    for p in &forms {
+        let parent = p.parent().map(Path::to_path_buf);
+        let reason = if SYSTEM.iter().any(|s| p == Path::new(s)) {
+            Some("it is a system folder".to_string())
+        } else if let Some(parent) = parent.as_deref()
+            && ["/home", "/Users"].iter().any(|h| parent == Path::new(h))
+        {
+            Some("it is a user's home folder".to_string())
+        } else if let Some(parent) = parent.as_deref()
+            && ["/usr", "/var"].iter().any(|h| parent == Path::new(h))
+        {
+            Some(format!("it is one of {}'s own folders", parent.display()))
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            return Err(PkiError::SystemRoot {
+                path: root.to_path_buf(),
+                reason,
+            });
         }
     }
     Ok(())
+}
+
+/// `path` with `.` and `..` taken out by name (no file-system access).
+fn lexical(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// The FMC's identity and its peers' (devices first, then the HA secondary), validated.

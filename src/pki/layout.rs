@@ -52,6 +52,10 @@ pub const CACERT_FILE: &str = "cacert.pem";
 pub const CERT_FILE: &str = "sftunnel-cert.pem";
 /// The sftunnel key's file name in a peer folder.
 pub const KEY_FILE: &str = "sftunnel-key.pem";
+/// The journal of a set of files being installed on a device (by a push or by `pki copy`),
+/// beside its key: whichever comes next (the device's start, the next push or copy)
+/// finishes or undoes an install that died.
+pub const DEVICE_JOURNAL: &str = ".sftunnel-push.journal";
 
 /// Who an appliance is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -191,9 +195,17 @@ pub struct PkiRoot {
 }
 
 impl PkiRoot {
-    /// Reads `ROOT/fmc/etc/sf/ims.conf` and `ROOT/fmc/etc/sf/sftunnel.conf`.
+    /// Reads `ROOT/fmc/etc/sf/ims.conf` and `ROOT/fmc/etc/sf/sftunnel.conf`. Refuses a root
+    /// a dead run left in the middle of a change (its files may be a mix of old and new):
+    /// the commands that change a root finish or undo it first.
     pub fn load(root: &Path) -> Result<Self, PkiError> {
         super::guard::refuse_world_writable(root)?;
+        if let Some(journal) = super::fsio::interrupted(root) {
+            return Err(PkiError::Interrupted {
+                root: root.to_path_buf(),
+                journal,
+            });
+        }
         let layout = Layout::new(root);
         let ims_path = layout.ims_conf(FMC_DIR);
         if !layout.ca_cert().exists() && !ims_path.exists() {

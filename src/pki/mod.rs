@@ -2,7 +2,8 @@
 //!
 //! Owns the v1 InternalCA (our own DER writer, `ca`), the v3 peer certificates (rcgen, issued by
 //! that CA), the names they carry (`names`), the folder layout under a root and its loader
-//! (`layout`), the `ims.conf`/`sftunnel.conf` files (`conf`), atomic writes (`fsio`), one
+//! (`layout`), the `ims.conf`/`sftunnel.conf` files (`conf`), how files change (`fsio`: one
+//! transaction per multi-file change, a lock per root, never a symlink out of it), one
 //! generation of certificates (`issue`, shared by `pki init` (`init`) and `pki renew`), recognising a certificate's role from its path (`roles`), finding certificate
 //! files under a folder (`scan`) and the expiry thresholds of `sfdiag check` (`expiry`). It writes only under the root it is given and never reads the
 //! clock: every time is an argument. Decoding certificates for display is `cert`'s job; judging
@@ -34,7 +35,7 @@ use crate::sftunnel::{Role, rfc3339};
 
 pub use ca::{InternalCa, PeerProfile, Validity, read_next_serial, write_next_serial};
 pub use guard::refuse_world_writable;
-pub use init::{DeviceSpec, InitOptions, init};
+pub use init::{DeviceSpec, InitOptions, init, init_with};
 pub use keys::{
     KEY_BITS_SUPPORTED, PublicKeySummary, generate_rsa_key, key_to_pem, load_key, load_key_pem,
     public_key_summary,
@@ -130,6 +131,37 @@ pub enum PkiError {
     /// `pki copy` could not reach an appliance (or its files).
     #[error("could not connect to {host}: {reason}")]
     Unreachable { host: String, reason: String },
+    /// Another run holds the root's lock (`fsio::RootLock`).
+    #[error(
+        "another sfdiag run is changing {root}: refusing to change it at the same time; try again when it has finished"
+    )]
+    Busy { root: PathBuf },
+    /// A path that would leave the root (`..`, or a path elsewhere).
+    #[error("{path} is outside {root}: refusing to read or write it")]
+    OutsideRoot { path: PathBuf, root: PathBuf },
+    /// A symbolic link on the way to a file under the root.
+    #[error(
+        "{path} is a symbolic link: refusing to follow it (nothing outside {root} is read or written)"
+    )]
+    Symlink { path: PathBuf, root: PathBuf },
+    /// A change that passed its commit point and then failed: its journal stays, and the next
+    /// change of this root (`pki renew`, `pki copy`, `pki init`) finishes it.
+    #[error(
+        "the {what} was committed but not finished ({source}); its journal {journal} is kept and the next sfdiag run on this root finishes it"
+    )]
+    Unfinished {
+        what: String,
+        journal: PathBuf,
+        source: Box<PkiError>,
+    },
+    /// A root a dead run left in the middle of a change (`fsio::interrupted`).
+    #[error(
+        "{root} is in the middle of a change a run did not finish ({journal} is left): `sfdiag pki renew --root {root}` finishes or undoes it first (its prompt may then be declined)"
+    )]
+    Interrupted { root: PathBuf, journal: PathBuf },
+    /// `pki init --root /` and other folders the system or users live in.
+    #[error("refusing to use {path} as a PKI root: {reason}; give a folder of its own")]
+    SystemRoot { path: PathBuf, reason: String },
 }
 
 impl From<crate::cert::CertError> for PkiError {

@@ -6,21 +6,25 @@
 //! `sfca_generation.log`, and, once the caller has tried to push each peer's files over its
 //! tunnel, the `FAILED_PUSH` list of what could not be pushed ([`record_push`]).
 //!
-//! Renewal never edits a file in place. Every key and certificate is made in memory and the new
-//! files are written into a staging folder inside the root; only then are they moved over the
-//! old ones, each old file first renamed to `*.backup` (an older backup is set aside and comes
-//! back if the renewal is undone). A failure while moving undoes every move, newest first, so
-//! the old InternalCA stays usable and earlier backups stay where they were. Device trees are
-//! not touched: devices get their files by push (the tunnel's job, see
-//! `tunnel::renewal`) or by `pki copy`. Pushing, prompting and the clock are the caller's.
+//! [`preflight`] takes the root's lock (a second renewal of the same root is refused until the
+//! first ends; a crashed one holds nothing), finishes or undoes whatever change a dead run
+//! left (`fsio::recover`) and loads the root, once: [`renew`] and [`record_push`] work on that
+//! load under that lock. Every key and certificate is made in memory, then all files change as
+//! one `fsio::Transaction`: a crash at any moment leaves the old InternalCA set or the new
+//! one, and every replaced file is kept as its next free `*.backup` (never overwritten).
+//! What happens after the commit (the log, `FAILED_PUSH`) cannot undo it: a write that fails
+//! there is reported as [`Unrecorded`], with the lines it would have written, and the renewal
+//! stands. Device trees are not touched: devices get their files by push (the tunnel's job,
+//! see `tunnel::renewal`) or by `pki copy`. Pushing, prompting, printing (`report::renew`) and
+//! the clock are the caller's.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use time::OffsetDateTime;
 
 use super::expiry::{self, Standing};
-use super::fsio::{self, DIR_MODE, KEY_DIR_MODE, KEY_MODE, Moves, PUBLIC_MODE};
+use super::fsio::{self, DIR_MODE, Faults, KEY_MODE, PUBLIC_MODE, Recovery, RootLock, Transaction};
 use super::issue;
 use super::layout::{CACERT_FILE, CERT_FILE, KEY_FILE, rel};
 use super::{Identity, Layout, PkiError, PkiRoot, Uuid, Validity, rfc3339};
@@ -59,7 +63,7 @@ pub fn critical_operation(layout: &Layout) -> Result<Option<CriticalOperation>, 
     }
 }
 
-/// What the confirmation prompt shows before anything changes.
+/// What the confirmation prompt shows before anything changes, and the root's lock.
 #[derive(Clone, Debug)]
 pub struct Preflight {
     /// The root as loaded.
@@ -72,10 +76,26 @@ pub struct Preflight {
     pub standing: Standing,
     /// A critical operation that forbids renewing now.
     pub lock: Option<CriticalOperation>,
+    /// What finishing or undoing a change a dead run had left did, before the root was read.
+    pub recovered: Option<Recovery>,
+    held: Arc<RootLock>,
 }
 
-/// Reads the root, the current InternalCA's dates and the lock file; changes nothing.
+/// Locks the root, finishes or undoes a change a dead run left in it, then reads the root,
+/// the current InternalCA's dates and the critical-operation lock file. Refuses a root another
+/// run is changing ([`PkiError::Busy`]).
 pub fn preflight(root: &Path, at: OffsetDateTime) -> Result<Preflight, PkiError> {
+    let layout = Layout::new(root);
+    if !root.is_dir() {
+        return Err(PkiError::NotAPki {
+            root: root.to_path_buf(),
+            missing: layout.ca_cert(),
+        });
+    }
+    // Nobody but the owner may have written there (a journal is followed blindly).
+    super::refuse_world_writable(root)?;
+    let held = Arc::new(RootLock::acquire(root)?);
+    let recovered = fsio::recover(&held)?;
     let root = PkiRoot::load(root)?;
     let ca_path = root.layout.ca_cert();
     let (nb, na) = cert_validity(&ca_path)?;
@@ -87,6 +107,8 @@ pub fn preflight(root: &Path, at: OffsetDateTime) -> Result<Preflight, PkiError>
         ca_not_after: na,
         standing,
         lock,
+        recovered,
+        held,
     })
 }
 
@@ -104,11 +126,9 @@ fn cert_validity(path: &Path) -> Result<(OffsetDateTime, OffsetDateTime), PkiErr
         })
 }
 
-/// Everything `pki renew` needs; times are resolved by the caller.
+/// Everything `pki renew` needs besides the [`Preflight`]; times are resolved by the caller.
 #[derive(Clone, Debug)]
 pub struct RenewOptions {
-    /// The lab root (made by `pki init`).
-    pub root: PathBuf,
     /// "Now": stamps the log and names the `var/tmp/certs/<unix time>` folder.
     pub at: OffsetDateTime,
     /// The new InternalCA's validity.
@@ -117,6 +137,8 @@ pub struct RenewOptions {
     pub peer_validity: Validity,
     /// RSA key size for every new key.
     pub key_bits: u32,
+    /// Called before every file-system step (tests make one fail or kill the run there).
+    pub faults: Faults,
 }
 
 /// One file of a peer's bundle: what goes over the tunnel, and where it lives on each side.
@@ -160,6 +182,18 @@ pub struct PeerBundle {
     pub files: Vec<BundleFile>,
 }
 
+/// A write after the commit that failed: the change stands, its record is incomplete. The
+/// report prints `lines` so the user can keep them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unrecorded {
+    /// The file that could not be written.
+    pub path: PathBuf,
+    /// Why.
+    pub error: String,
+    /// What it would have received.
+    pub lines: Vec<String>,
+}
+
 /// A finished renewal (files in place, nothing pushed yet).
 #[derive(Clone, Debug)]
 pub struct Renewal {
@@ -179,16 +213,26 @@ pub struct Renewal {
     pub fmc_serial: u64,
     /// Each peer's new files, in `sftunnel.conf` order.
     pub peers: Vec<PeerBundle>,
-    /// The replaced files' backups (`*.backup`).
+    /// The replaced files' backups (`*.backup`, `*.backup.N`).
     pub backups: Vec<PathBuf>,
     /// `sfca_generation.log`.
     pub log: PathBuf,
+    /// Log lines that could not be written.
+    pub unrecorded: Vec<Unrecorded>,
+    faults: Faults,
+    held: Option<Arc<RootLock>>,
 }
 
 impl Renewal {
     /// The unix time naming `var/tmp/certs/<unix time>/`.
     pub fn unix_time(&self) -> i64 {
         self.at.unix_timestamp()
+    }
+
+    /// Lets go of the root's lock (held since [`preflight`] so that [`record_push`] writes
+    /// under it); the lock also goes when the last clone of this renewal is dropped.
+    pub fn unlock(&mut self) {
+        self.held = None;
     }
 }
 
@@ -210,42 +254,38 @@ pub struct PushRecord {
     pub pushed: usize,
     /// Peers whose files were not.
     pub failed: usize,
-    /// The `FAILED_PUSH` file, when some push failed.
+    /// The `FAILED_PUSH` file, when some push failed and it could be written.
     pub failed_push: Option<PathBuf>,
-}
-
-/// One file of the plan.
-struct Planned {
-    target: PathBuf,
-    bytes: Vec<u8>,
-    mode: u32,
+    /// `FAILED_PUSH` or log lines that could not be written.
+    pub unrecorded: Vec<Unrecorded>,
 }
 
 /// Makes a new InternalCA for the same FMC UUID and reissues the FMC's and every peer's
-/// sftunnel certificate; moves them into place keeping `*.backup`; appends to
-/// `sfca_generation.log`. Refuses while a critical operation runs.
-pub fn renew(opts: &RenewOptions) -> Result<Renewal, PkiError> {
-    renew_inner(opts, None)
-}
-
-fn renew_inner(opts: &RenewOptions, fail_after: Option<usize>) -> Result<Renewal, PkiError> {
-    let pre = preflight(&opts.root, opts.at)?;
+/// sftunnel certificate, all in one transaction under `pre`'s lock (old files kept as
+/// backups); appends to `sfca_generation.log`. Refuses while a critical operation runs.
+pub fn renew(opts: &RenewOptions, pre: Preflight) -> Result<Renewal, PkiError> {
     if let Some(lock) = pre.lock {
         return Err(PkiError::CriticalOperation {
             path: lock.path,
             operation: lock.operation,
         });
     }
-    let root = pre.root;
-    let layout = &root.layout.clone();
-    let fmc = &root.fmc.clone();
+    let Preflight {
+        root,
+        ca_not_after: old_ca_not_after,
+        recovered,
+        held,
+        ..
+    } = pre;
+    let layout = &root.layout;
+    let fmc = &root.fmc;
 
     let first_serial = match super::read_next_serial(&layout.ca_serial()) {
         Ok(n) => n,
         Err(PkiError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => 1,
         Err(e) => return Err(e),
     };
-    // Nothing on disk changes until everything is issued and staged.
+    // Nothing on disk changes until everything is issued.
     let devices: Vec<_> = root.peers.iter().map(|p| p.uuid).collect();
     let generation = issue::issue(&issue::Request {
         fmc: fmc.uuid,
@@ -257,25 +297,18 @@ fn renew_inner(opts: &RenewOptions, fail_after: Option<usize>) -> Result<Renewal
     })?;
     let ca_pem = &generation.ca_pem;
 
-    let mut plan = Vec::new();
+    // Folders that hold a key are made 0700 by the transaction when it has to create them.
+    let mut tx = Transaction::new(&held, "renewal").with_faults(&opts.faults);
     let fmc_files = layout.fmc_files();
     let fmc_serial = generation.fmc.serial;
-    plan.push(planned(&fmc_files.ca, ca_pem.clone(), PUBLIC_MODE));
-    plan.push(planned(
-        &layout.ca_key(),
-        generation.ca_key_pem.clone(),
-        KEY_MODE,
-    ));
-    plan.push(planned(
+    tx.write(&fmc_files.ca, ca_pem.clone(), PUBLIC_MODE);
+    tx.write(layout.ca_key(), generation.ca_key_pem.clone(), KEY_MODE);
+    tx.write(
         &fmc_files.cert,
         generation.fmc.cert_pem.clone(),
         PUBLIC_MODE,
-    ));
-    plan.push(planned(
-        &fmc_files.key,
-        generation.fmc.key_pem.clone(),
-        KEY_MODE,
-    ));
+    );
+    tx.write(&fmc_files.key, generation.fmc.key_pem.clone(), KEY_MODE);
 
     let mut peers = Vec::new();
     for (p, issued) in root.peers.iter().zip(&generation.devices) {
@@ -286,7 +319,7 @@ fn renew_inner(opts: &RenewOptions, fail_after: Option<usize>) -> Result<Renewal
             (CERT_FILE, issued.cert_pem.clone(), PUBLIC_MODE, pushed.cert),
             (KEY_FILE, issued.key_pem.clone(), KEY_MODE, pushed.key),
         ] {
-            plan.push(planned(&source, data.clone(), mode));
+            tx.write(&source, data.clone(), mode);
             files.push(BundleFile {
                 name,
                 mode,
@@ -302,47 +335,15 @@ fn renew_inner(opts: &RenewOptions, fail_after: Option<usize>) -> Result<Renewal
             files,
         });
     }
-    plan.push(planned(
-        &layout.ca_serial(),
+    tx.write(
+        layout.ca_serial(),
         format!("{:02X}\n", generation.next_serial).into_bytes(),
         PUBLIC_MODE,
-    ));
+    );
+    let done = tx.commit()?;
 
-    // Stage everything inside the root (same file system: the moves below are renames).
-    let staging = tempfile::Builder::new()
-        .prefix(".sfdiag-renew-")
-        .tempdir_in(layout.root())
-        .map_err(|e| PkiError::io("create a staging folder in", layout.root(), e))?;
-    let mut staged = Vec::new();
-    for (i, f) in plan.iter().enumerate() {
-        let s = staging.path().join(format!("{i}"));
-        fsio::write_atomic(&s, &f.bytes, f.mode)?;
-        staged.push(s);
-    }
-    let retired = staging.path().join("retired");
-    fsio::ensure_dir(&retired, KEY_DIR_MODE)?;
-
-    let mut moves = Moves::default();
-    let mut backups = Vec::new();
-    match install(
-        &mut moves,
-        &plan,
-        &staged,
-        &retired,
-        &mut backups,
-        fail_after,
-    ) {
-        Ok(()) => moves.commit()?,
-        Err(e) => {
-            moves.rollback();
-            return Err(e);
-        }
-    }
-    drop(staging);
-
-    let log = layout.fmc_dir().join(GENERATION_LOG);
-    let renewal = Renewal {
-        old_ca_not_after: pre.ca_not_after,
+    let mut renewal = Renewal {
+        old_ca_not_after,
         at: opts.at,
         ca_validity: opts.ca_validity,
         peer_validity: opts.peer_validity,
@@ -352,104 +353,95 @@ fn renew_inner(opts: &RenewOptions, fail_after: Option<usize>) -> Result<Renewal
         )),
         fmc_serial,
         peers,
-        backups,
-        log,
+        backups: done.backups,
+        log: layout.fmc_dir().join(GENERATION_LOG),
+        unrecorded: Vec::new(),
+        faults: opts.faults.clone(),
+        held: Some(held),
         root,
     };
+    let mut lines: Vec<String> = recovered.iter().filter_map(recovery_line).collect();
+    lines.extend(log_lines(&renewal));
+    // The new files are in place: a log that cannot be written does not undo them.
+    let layout = &renewal.root.layout;
+    if let Err(u) = append_log(layout, opts.at, &lines, &opts.faults) {
+        renewal.unrecorded.push(u);
+    }
+    tracing::info!(root = %renewal.root.layout.root().display(), peers = renewal.peers.len(), "renewed");
+    Ok(renewal)
+}
+
+/// What `sfca_generation.log` says about a renewal.
+fn log_lines(r: &Renewal) -> Vec<String> {
+    let fmc = &r.root.fmc;
     let mut lines = vec![
         format!(
             "certificate generation started for FMC {} (old InternalCA notAfter {})",
             fmc.uuid,
-            rfc3339(&renewal.old_ca_not_after)
+            rfc3339(&r.old_ca_not_after)
         ),
         format!(
             "new InternalCA CN={} serial 0 notBefore {} notAfter {} sha256 {}",
             fmc.uuid,
-            rfc3339(&opts.ca_validity.not_before),
-            rfc3339(&opts.ca_validity.not_after),
-            renewal.ca_sha256
+            rfc3339(&r.ca_validity.not_before),
+            rfc3339(&r.ca_validity.not_after),
+            r.ca_sha256
         ),
-        format!("issued sftunnel certificate for the FMC, serial {fmc_serial:X}"),
+        format!(
+            "issued sftunnel certificate for the FMC, serial {:X}",
+            r.fmc_serial
+        ),
     ];
-    for p in &renewal.peers {
+    for p in &r.peers {
         lines.push(format!(
             "issued sftunnel certificate for {} {} ({}), serial {:X}",
             p.identity.role, p.identity.name, p.identity.uuid, p.serial
         ));
     }
-    lines.push(format!(
-        "{} old files kept as *.backup",
-        renewal.backups.len()
-    ));
-    append_log(layout, opts.at, &lines)?;
-    tracing::info!(root = %layout.root().display(), peers = renewal.peers.len(), "renewed");
-    Ok(renewal)
+    lines.push(format!("{} old files kept as *.backup", r.backups.len()));
+    lines
 }
 
-fn planned(target: &Path, bytes: Vec<u8>, mode: u32) -> Planned {
-    Planned {
-        target: target.to_path_buf(),
-        bytes,
-        mode,
-    }
+/// The log line saying what recovering from a dead run did, if it did something.
+fn recovery_line(r: &Recovery) -> Option<String> {
+    let what = r.what.as_deref()?;
+    Some(if r.finished {
+        format!(
+            "finished an interrupted {what} ({} file(s) put in place)",
+            r.written.len()
+        )
+    } else {
+        format!("undid an interrupted {what} (it had changed nothing)")
+    })
 }
 
-/// Moves the staged files over the old ones, keeping each old one as `*.backup` (an older
-/// backup goes to `retired`, so undoing brings it back). `fail_after` stops after that many
-/// files, for the tests of an interrupted renewal.
-fn install(
-    moves: &mut Moves,
-    plan: &[Planned],
-    staged: &[PathBuf],
-    retired: &Path,
-    backups: &mut Vec<PathBuf>,
-    fail_after: Option<usize>,
-) -> Result<(), PkiError> {
-    for (i, (f, s)) in plan.iter().zip(staged).enumerate() {
-        if fail_after == Some(i) {
-            return Err(PkiError::io(
-                "rename into place",
-                &f.target,
-                std::io::Error::other("interrupted (test)"),
-            ));
-        }
-        let backup = fsio::backup_path(&f.target);
-        if backup.exists() {
-            moves.rename(&backup, &retired.join(format!("{i}")))?;
-        }
-        if f.target.exists() {
-            moves.rename(&f.target, &backup)?;
-            backups.push(backup);
-        } else if let Some(parent) = f.target.parent() {
-            moves.create_dirs(parent)?;
-            // A folder that holds a key stays private even when renewal had to create it.
-            if f.mode == KEY_MODE {
-                fsio::ensure_dir(parent, KEY_DIR_MODE)?;
-            }
-        }
-        moves.rename(s, &f.target)?;
-    }
-    Ok(())
-}
-
-/// Appends `lines` to `sfca_generation.log`, each stamped with `at`.
-pub fn append_log(layout: &Layout, at: OffsetDateTime, lines: &[String]) -> Result<(), PkiError> {
+/// Appends `lines` to `sfca_generation.log`, each stamped with `at`; on failure, says what
+/// could not be written.
+pub fn append_log(
+    layout: &Layout,
+    at: OffsetDateTime,
+    lines: &[String],
+    faults: &Faults,
+) -> Result<(), Unrecorded> {
     let path = layout.fmc_dir().join(GENERATION_LOG);
-    if let Some(dir) = path.parent() {
-        fsio::ensure_dir(dir, DIR_MODE)?;
-    }
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .map_err(|e| PkiError::io("open", &path, e))?;
     let stamp = rfc3339(&at);
-    let mut text = String::new();
-    for l in lines {
-        text += &format!("{stamp} {l}\n");
-    }
-    f.write_all(text.as_bytes())
-        .map_err(|e| PkiError::io("write", &path, e))
+    let stamped: Vec<String> = lines.iter().map(|l| format!("{stamp} {l}")).collect();
+    let mut text = stamped.join("\n");
+    text.push('\n');
+    let write = || -> Result<(), PkiError> {
+        if let Some(dir) = path.parent() {
+            fsio::ensure_dir(dir, DIR_MODE)?;
+        }
+        fsio::append(&path, text.as_bytes(), PUBLIC_MODE, faults)
+    };
+    write().map_err(|e| {
+        tracing::error!(error = %e, "cannot append to the generation log");
+        Unrecorded {
+            path: path.clone(),
+            error: e.to_string(),
+            lines: stamped.clone(),
+        }
+    })
 }
 
 /// The `FAILED_PUSH` lines for the peers whose push failed: one per file,
@@ -475,8 +467,10 @@ pub fn failed_push_lines(renewal: &Renewal, outcomes: &[PushOutcome]) -> Vec<Str
 }
 
 /// Records the pushes: writes `var/tmp/certs/<unix time>/FAILED_PUSH` when some peer was not
-/// pushed (a peer missing from `outcomes` counts as not pushed) and appends to the log.
-pub fn record_push(renewal: &Renewal, outcomes: &[PushOutcome]) -> Result<PushRecord, PkiError> {
+/// pushed (a peer missing from `outcomes` counts as not pushed) and appends to the log. A
+/// write that fails is returned in [`PushRecord::unrecorded`]: the renewal stands whatever
+/// the disk says now.
+pub fn record_push(renewal: &Renewal, outcomes: &[PushOutcome]) -> PushRecord {
     let layout = &renewal.root.layout;
     let mut log = Vec::new();
     let mut pushed = 0;
@@ -498,134 +492,50 @@ pub fn record_push(renewal: &Renewal, outcomes: &[PushOutcome]) -> Result<PushRe
     }
     let lines = failed_push_lines(renewal, outcomes);
     let failed = renewal.peers.len() - pushed;
-    let failed_push = if lines.is_empty() {
-        None
-    } else {
+    let mut unrecorded = Vec::new();
+    let mut failed_push = None;
+    if !lines.is_empty() {
         let path = layout.failed_push(renewal.unix_time());
-        if let Some(dir) = path.parent() {
-            fsio::ensure_dir(dir, DIR_MODE)?;
+        let write = || -> Result<(), PkiError> {
+            if let Some(dir) = path.parent() {
+                fsio::ensure_dir(dir, DIR_MODE)?;
+            }
+            renewal
+                .faults
+                .check(&fsio::Step::Write(&path))
+                .map_err(|e| PkiError::io("write", &path, e))?;
+            fsio::write_atomic(&path, (lines.join("\n") + "\n").as_bytes(), PUBLIC_MODE)
+        };
+        match write() {
+            Ok(()) => {
+                log.push(format!(
+                    "{failed} peer(s) not pushed, listed in {}",
+                    path.display()
+                ));
+                failed_push = Some(path);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot write FAILED_PUSH");
+                log.push(format!(
+                    "{failed} peer(s) not pushed; {} could not be written: {e}",
+                    path.display()
+                ));
+                unrecorded.push(Unrecorded {
+                    path,
+                    error: e.to_string(),
+                    lines,
+                });
+            }
         }
-        fsio::write_atomic(&path, (lines.join("\n") + "\n").as_bytes(), PUBLIC_MODE)?;
-        log.push(format!(
-            "{failed} peer(s) not pushed, listed in {}",
-            path.display()
-        ));
-        Some(path)
-    };
-    append_log(layout, renewal.at, &log)?;
-    Ok(PushRecord {
+    }
+    if let Err(u) = append_log(layout, renewal.at, &log, &renewal.faults) {
+        unrecorded.push(u);
+    }
+    PushRecord {
         pushed,
         failed,
         failed_push,
-    })
-}
-
-fn rel_to<'a>(root: &Path, p: &'a Path) -> std::borrow::Cow<'a, str> {
-    match p.strip_prefix(root) {
-        Ok(r) => r.to_string_lossy(),
-        Err(_) => p.to_string_lossy(),
-    }
-}
-
-/// The lines `pki renew` prints before asking to continue.
-pub fn render_preflight(w: &mut dyn Write, p: &Preflight) -> std::io::Result<()> {
-    let l = &p.root.layout;
-    writeln!(
-        w,
-        "Setting log file to {}",
-        l.fmc_dir().join(GENERATION_LOG).display()
-    )?;
-    writeln!(
-        w,
-        "This generates a new InternalCA for FMC {} and new sftunnel certificates for the FMC and {} peer(s), then pushes each peer's files over its tunnel.",
-        p.root.fmc.uuid,
-        p.root.peers.len()
-    )?;
-    writeln!(
-        w,
-        "Current InternalCA ({}) notAfter {}: {}",
-        rel_to(l.root(), &l.ca_cert()),
-        rfc3339(&p.ca_not_after),
-        p.standing
-    )
-}
-
-/// What `pki renew` prints once the new files are in place.
-pub fn render_renewal(w: &mut dyn Write, r: &Renewal) -> std::io::Result<()> {
-    let root = r.root.layout.root();
-    writeln!(
-        w,
-        "New InternalCA for FMC {}: v1, serial 0, {} .. {}, sha256 {}",
-        r.root.fmc.uuid,
-        rfc3339(&r.ca_validity.not_before),
-        rfc3339(&r.ca_validity.not_after),
-        &r.ca_sha256[..16]
-    )?;
-    writeln!(
-        w,
-        "Reissued sftunnel certificate for the FMC (serial {:X})",
-        r.fmc_serial
-    )?;
-    for p in &r.peers {
-        writeln!(
-            w,
-            "Reissued sftunnel certificate for {} {} {} (serial {:X}) -> {}",
-            p.identity.role,
-            p.identity.name,
-            p.identity.uuid,
-            p.serial,
-            rel_to(
-                root,
-                p.files[0]
-                    .source
-                    .parent()
-                    .unwrap_or(Path::new("certs_pushed"))
-            )
-        )?;
-    }
-    writeln!(w, "Kept {} replaced file(s) as *.backup", r.backups.len())
-}
-
-/// What `pki renew` prints after the pushes.
-pub fn render_push(
-    w: &mut dyn Write,
-    r: &Renewal,
-    outcomes: &[PushOutcome],
-    rec: &PushRecord,
-) -> std::io::Result<()> {
-    for o in outcomes {
-        let ip = r
-            .peers
-            .iter()
-            .find(|p| p.identity.uuid == o.uuid)
-            .map(|p| p.identity.ip.to_string())
-            .unwrap_or_default();
-        match &o.result {
-            Ok(m) => writeln!(
-                w,
-                "Pushed certificates to {} ({}, {ip}): {m}",
-                o.name, o.uuid
-            )?,
-            Err(e) => writeln!(
-                w,
-                "Could not push certificates to {} ({}, {ip}): {e}",
-                o.name, o.uuid
-            )?,
-        }
-    }
-    match &rec.failed_push {
-        None => writeln!(
-            w,
-            "Certificates pushed to all {} peer(s). Done.",
-            rec.pushed
-        ),
-        Some(path) => writeln!(
-            w,
-            "Failed to push certificates to {} of {} peer(s). The list of their files is in {}: copy them to those devices (sfdiag pki copy, as copy_sftunnel_certs.py does).",
-            rec.failed,
-            rec.failed + rec.pushed,
-            path.display()
-        ),
+        unrecorded,
     }
 }
 
@@ -633,6 +543,7 @@ pub fn render_push(
 mod tests {
     use super::*;
     use crate::pki::{DeviceSpec, InitOptions, InternalCa, init};
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use time::macros::datetime;
 
     fn lab(dir: &Path) -> PkiRoot {
@@ -659,46 +570,165 @@ mod tests {
         .unwrap()
     }
 
-    fn opts(root: &Path) -> RenewOptions {
-        let at = datetime!(2034-10-10 00:00 UTC);
-        let v = Validity::days(at, 3650).unwrap();
+    const AT: OffsetDateTime = datetime!(2034-10-10 00:00 UTC);
+
+    fn opts(faults: Faults) -> RenewOptions {
+        let v = Validity::days(AT, 3650).unwrap();
         RenewOptions {
-            root: root.to_path_buf(),
-            at,
+            at: AT,
             ca_validity: v,
             peer_validity: v,
             key_bits: 2048,
+            faults,
         }
     }
 
+    fn run(root: &Path, faults: Faults) -> Result<Renewal, PkiError> {
+        renew(&opts(faults), preflight(root, AT)?)
+    }
+
+    /// Fails the `n`th step (0-based) of kind `pick` with ENOSPC.
+    fn fail_nth(pick: fn(&fsio::Step<'_>) -> bool, n: usize) -> Faults {
+        let seen = AtomicUsize::new(0);
+        Faults::new(move |step| {
+            if pick(step) && seen.fetch_add(1, Ordering::SeqCst) == n {
+                return Err(std::io::Error::from_raw_os_error(28));
+            }
+            Ok(())
+        })
+    }
+
+    fn staging_left(root: &Path) -> Vec<PathBuf> {
+        let mut v = Vec::new();
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with(".sfdiag")
+                {
+                    v.push(p.clone());
+                }
+                if p.is_dir() {
+                    stack.push(p);
+                }
+            }
+        }
+        v
+    }
+
     #[test]
-    fn interrupted_renewal_leaves_the_old_ca_and_older_backups() {
+    fn a_renewal_failing_before_its_commit_changes_nothing_and_after_it_is_finished_next() {
         let d = tempfile::tempdir().unwrap();
         let root = lab(d.path());
         let l = &root.layout;
         let ca_before = std::fs::read(l.ca_cert()).unwrap();
         let pushed = l.pushed_files(&root.peers[1].uuid);
-        // A backup from an earlier renewal must survive an interrupted one.
+        // A backup from an earlier renewal must survive anything later runs do.
         std::fs::write(fsio::backup_path(&pushed.cert), b"older backup").unwrap();
-        for stop in [1, 6, 10] {
-            let e = renew_inner(&opts(l.root()), Some(stop)).unwrap_err();
-            assert!(e.to_string().contains("interrupted"), "{e}");
-            assert_eq!(std::fs::read(l.ca_cert()).unwrap(), ca_before);
-            assert!(!fsio::backup_path(&l.ca_cert()).exists());
-            assert_eq!(
-                std::fs::read(fsio::backup_path(&pushed.cert)).unwrap(),
-                b"older backup"
-            );
-            let ca = InternalCa::load(&l.ca_cert(), &l.ca_key()).unwrap();
-            assert_eq!(ca.fmc_uuid(), root.fmc.uuid);
-            let leftovers: Vec<_> = std::fs::read_dir(l.root())
-                .unwrap()
-                .filter_map(|e| e.ok())
-                .filter(|e| e.file_name().to_string_lossy().starts_with(".sfdiag"))
-                .collect();
-            assert!(leftovers.is_empty());
-        }
+
+        let stage = |s: &fsio::Step<'_>| matches!(s, fsio::Step::Stage { .. });
+        let e = run(l.root(), fail_nth(stage, 6)).unwrap_err();
+        assert!(!matches!(e, PkiError::Unfinished { .. }), "{e}");
+        assert!(e.to_string().contains("No space left"), "{e}");
+        assert_eq!(std::fs::read(l.ca_cert()).unwrap(), ca_before);
+        assert!(!fsio::backup_path(&l.ca_cert()).exists());
+        assert!(
+            staging_left(l.root()).is_empty(),
+            "{:?}",
+            staging_left(l.root())
+        );
         assert!(!l.fmc_dir().join(GENERATION_LOG).exists());
+
+        let rename = |s: &fsio::Step<'_>| matches!(s, fsio::Step::Rename { .. });
+        let e = run(l.root(), fail_nth(rename, 5)).unwrap_err();
+        assert!(matches!(e, PkiError::Unfinished { .. }), "{e}");
+        assert!(e.to_string().contains("next sfdiag run"), "{e}");
+        // The next run finishes the interrupted one before it looks at the root.
+        let pre = preflight(l.root(), AT).unwrap();
+        let rec = pre.recovered.clone().unwrap();
+        assert!(rec.finished, "{rec:?}");
+        assert_eq!(rec.what.as_deref(), Some("renewal"));
+        assert_ne!(std::fs::read(l.ca_cert()).unwrap(), ca_before);
+        assert_eq!(
+            std::fs::read(fsio::backup_path(&l.ca_cert())).unwrap(),
+            ca_before
+        );
+        let ca = InternalCa::load(&l.ca_cert(), &l.ca_key()).unwrap();
+        assert_eq!(ca.fmc_uuid(), root.fmc.uuid);
+        assert_eq!(
+            std::fs::read(fsio::backup_path(&pushed.cert)).unwrap(),
+            b"older backup"
+        );
+        let kept = std::fs::read(pushed.cert.with_file_name("sftunnel-cert.pem.backup.1"));
+        assert!(
+            kept.is_ok(),
+            "the init's certificate is kept beside the older backup"
+        );
+        assert!(
+            staging_left(l.root()).is_empty(),
+            "{:?}",
+            staging_left(l.root())
+        );
+        drop(pre);
+    }
+
+    #[test]
+    fn a_second_renewal_of_a_root_is_refused_while_the_first_holds_it() {
+        let d = tempfile::tempdir().unwrap();
+        let root = lab(d.path());
+        let first = preflight(root.layout.root(), AT).unwrap();
+        let e = preflight(root.layout.root(), AT).unwrap_err();
+        assert!(matches!(e, PkiError::Busy { .. }), "{e}");
+        let mut r = renew(&opts(Faults::none()), first).unwrap();
+        assert!(
+            preflight(root.layout.root(), AT).is_err(),
+            "held until unlocked"
+        );
+        r.unlock();
+        preflight(root.layout.root(), AT).unwrap();
+    }
+
+    #[test]
+    fn writes_after_the_commit_that_fail_are_reported_not_fatal() {
+        let d = tempfile::tempdir().unwrap();
+        let root = lab(d.path());
+        let write = |s: &fsio::Step<'_>| matches!(s, fsio::Step::Write(_));
+        // Every write after the commit fails: the log, FAILED_PUSH, the log again.
+        let full = Faults::new(move |s| {
+            if write(s) {
+                Err(std::io::Error::from_raw_os_error(28))
+            } else {
+                Ok(())
+            }
+        });
+        let r = run(root.layout.root(), full).unwrap();
+        assert_eq!(r.unrecorded.len(), 1);
+        assert!(
+            r.unrecorded[0]
+                .lines
+                .iter()
+                .any(|l| l.contains("new InternalCA"))
+        );
+        let rec = record_push(&r, &[]);
+        assert_eq!((rec.pushed, rec.failed), (0, 2));
+        assert_eq!(rec.failed_push, None);
+        assert_eq!(rec.unrecorded.len(), 2, "{:?}", rec.unrecorded);
+        let fp = &rec.unrecorded[0];
+        assert!(fp.path.ends_with("FAILED_PUSH"));
+        assert_eq!(fp.lines, failed_push_lines(&r, &[]));
+        assert!(fp.error.contains("No space left"), "{}", fp.error);
+        // The renewal stands.
+        let ca = InternalCa::load(&root.layout.ca_cert(), &root.layout.ca_key()).unwrap();
+        assert_eq!(
+            hex::encode(aws_lc_rs::digest::digest(
+                &aws_lc_rs::digest::SHA256,
+                ca.cert_der()
+            )),
+            r.ca_sha256
+        );
     }
 
     #[test]
@@ -707,7 +737,7 @@ mod tests {
         let root = lab(d.path());
         let l = &root.layout;
         let old_cert = std::fs::read(l.fmc_files().cert).unwrap();
-        let r = renew(&opts(l.root())).unwrap();
+        let r = run(l.root(), Faults::none()).unwrap();
         let ca = InternalCa::load(&l.ca_cert(), &l.ca_key()).unwrap();
         assert_eq!(ca.fmc_uuid(), root.fmc.uuid);
         assert_eq!(
@@ -742,8 +772,9 @@ mod tests {
                 result: Err("not connected".into()),
             },
         ];
-        let rec = record_push(&r, &outcomes).unwrap();
+        let rec = record_push(&r, &outcomes);
         assert_eq!((rec.pushed, rec.failed), (1, 1));
+        assert!(rec.unrecorded.is_empty());
         let fp = rec.failed_push.unwrap();
         assert_eq!(fp, l.failed_push(r.unix_time()));
         let text = std::fs::read_to_string(&fp).unwrap();
@@ -770,7 +801,7 @@ mod tests {
         std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
         std::fs::write(&lock, "policy deployment to ftd1\n").unwrap();
         let ca_before = std::fs::read(root.layout.ca_cert()).unwrap();
-        let e = renew(&opts(root.layout.root())).unwrap_err();
+        let e = run(root.layout.root(), Faults::none()).unwrap_err();
         match &e {
             PkiError::CriticalOperation { operation, path } => {
                 assert_eq!(operation, "policy deployment to ftd1");

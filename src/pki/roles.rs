@@ -52,7 +52,7 @@ pub struct Classified {
     pub role: PathRole,
     /// The folder the appliance's `etc/` and `var/` are in.
     pub appliance_root: PathBuf,
-    /// The file is a `*.backup` kept by `--force` or renewal.
+    /// The file is a `*.backup` (or `*.backup.N`) kept by `--force`, renewal or copy.
     pub backup: bool,
 }
 
@@ -65,9 +65,9 @@ pub fn classify(path: &Path) -> Option<Classified> {
         }
     }
     let mut last = parts.pop()?;
-    let backup = match last.strip_suffix(".backup") {
+    let backup = match super::fsio::backup_of(&last).map(str::to_string) {
         Some(s) => {
-            last = s.to_string();
+            last = s;
             true
         }
         None => false,

@@ -2,7 +2,7 @@
 //!
 //! Walks recursively without following symlinked folders (no loops, no escaping the tree),
 //! in sorted order so reports are stable. Picks files whose extension says certificate or
-//! PEM (`.pem`, `.crt`, `.cer`, `.der`, `.cert`); skips `*.backup` (retired by `--force` or
+//! PEM (`.pem`, `.crt`, `.cer`, `.der`, `.cert`); skips `*.backup`, `*.backup.N` (retired by `--force` or
 //! renewal, expected to be stale) and our own temporary and staging files. Whether a picked
 //! file really holds a certificate is for the caller to find out.
 
@@ -21,7 +21,7 @@ const EXTENSIONS: [&str; 5] = ["pem", "crt", "cer", "der", "cert"];
 
 /// True for a name the walk would pick.
 pub fn is_candidate(name: &str) -> bool {
-    if name.starts_with(".sfdiag-") || name.ends_with(".backup") {
+    if name.starts_with(".sfdiag-") || super::fsio::backup_of(name).is_some() {
         return false;
     }
     match name.rsplit_once('.') {

@@ -61,12 +61,20 @@ impl std::fmt::Debug for Recorder {
 }
 
 impl Recorder {
-    /// Creates (truncates) `path` and writes the pcap header; `now` stamps every packet.
+    /// Creates (truncates) `path`, mode 0644 whatever the umask, and writes the pcap header;
+    /// `now` stamps every packet.
     pub fn create(
         path: &Path,
         now: impl Fn() -> OffsetDateTime + Send + Sync + 'static,
     ) -> std::io::Result<Self> {
-        let f = std::fs::File::create(path)?;
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o644)
+            .open(path)?;
+        f.set_permissions(std::fs::Permissions::from_mode(0o644))?;
         Self::to_writer(std::io::BufWriter::new(f), now)
     }
 

@@ -4,9 +4,12 @@
 //! Owns layout only: what a finding means (verdicts, outcomes, reasons) is decided upstream,
 //! and field names/format for JSON are the findings' own serde shape (CLI.md's contract). The
 //! text renderer keeps a bounded summary (sessions grouped by what they have in common) for the
-//! end of each file; the JSON renderers keep nothing.
+//! end of each file; the JSON renderers keep nothing. `renew` and `copy` lay out what
+//! `pki renew` and `pki copy` did.
 
+pub mod copy;
 mod json;
+pub mod renew;
 mod syslog;
 mod text;
 

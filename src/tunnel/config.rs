@@ -104,11 +104,14 @@ pub fn client_config(
 pub struct KeyLogFile(Mutex<File>);
 
 impl KeyLogFile {
-    /// Opens `path` for appending (created if missing).
+    /// Opens `path` for appending (created if missing, mode 0600 whatever the umask: it holds
+    /// the secrets that decrypt every recorded session).
     pub fn open(path: &Path) -> Result<Arc<dyn KeyLog>, TunnelError> {
+        use std::os::unix::fs::OpenOptionsExt;
         let f = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(crate::pki::fsio::KEY_MODE)
             .open(path)
             .map_err(|e| TunnelError::File {
                 path: path.to_owned(),

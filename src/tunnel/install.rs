@@ -3,29 +3,22 @@
 //!
 //! Owns the safety rules: only those three names are accepted (never a path from the network),
 //! each file must parse as what it claims to be before anything is written, keys are written
-//! mode 0600, and a push lands whole or not at all, even when the device is killed halfway.
-//! Three renames cannot be one atomic step, so a journal makes them one:
+//! mode 0600, and a push lands whole or not at all, even when the device is killed halfway:
+//! the three files change as one `pki::fsio::Transaction` journaled in
+//! `.sftunnel-push.journal` beside the key, under a lock on the key's folder (a `pki copy`
+//! to the same device takes the same one and waits its turn).
 //!
-//! 1. each file is written and synced beside its target as `.<name>.push`;
-//! 2. the journal (`.sftunnel-push.journal` beside the key, naming the files) is written
-//!    atomically: this is the commit point;
-//! 3. each staged file is renamed over its target, then the journal is removed.
-//!
-//! [`recover`], run before the files are loaded, finishes a committed push (step 3 again for
-//! what is still staged) or, without a journal, deletes staged leftovers of a push that died
-//! before its commit. Either way the device loads all the old files or all the new ones.
+//! [`recover`], run before the files are loaded, finishes a push (or a copy) that died after
+//! its commit point or undoes one that died before it. Either way the device loads all the
+//! old files or all the new ones.
 
-use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use super::material::TlsFiles;
 use super::proto::PushFile;
 use crate::cert;
-use crate::pki::fsio;
-
-/// The pushed file names, in the order they are installed.
-const NAMES: [&str; 3] = ["cacert.pem", "sftunnel-cert.pem", "sftunnel-key.pem"];
+use crate::pki::fsio::{self, Faults, RootLock, Transaction};
+use crate::pki::layout::DEVICE_JOURNAL;
 
 /// The pushed file names and where each goes.
 pub fn target<'a>(files: &'a TlsFiles, name: &str) -> Option<&'a Path> {
@@ -37,23 +30,24 @@ pub fn target<'a>(files: &'a TlsFiles, name: &str) -> Option<&'a Path> {
     }
 }
 
-/// Where a push is committed: beside the key.
+/// Where a push is journaled: beside the key.
 pub fn journal(files: &TlsFiles) -> PathBuf {
-    files.key.with_file_name(".sftunnel-push.journal")
-}
-
-/// Where the new `dest` waits for its rename.
-fn staged(dest: &Path) -> PathBuf {
-    let name = dest
-        .file_name()
-        .map_or_else(|| "file".into(), |n| n.to_string_lossy().into_owned());
-    dest.with_file_name(format!(".{name}.push"))
+    dir_of(&files.key).join(DEVICE_JOURNAL)
 }
 
 fn dir_of(p: &Path) -> &Path {
     p.parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."))
+}
+
+/// The lock on the key's folder. When the user named files in other folders (`--ca F`),
+/// the change may touch them: they are the user's choice, not a path from the network.
+fn lock(files: &TlsFiles) -> Result<RootLock, String> {
+    let dir = dir_of(&files.key);
+    let lock = RootLock::acquire_with_journal(dir, DEVICE_JOURNAL).map_err(|e| e.to_string())?;
+    let inside = [&files.ca, &files.cert].iter().all(|p| dir_of(p) == dir);
+    Ok(if inside { lock } else { lock.unconfined() })
 }
 
 /// The pushed file holds what its name says (read by `cert`, whose error names the file and
@@ -67,101 +61,103 @@ fn check(name: &str, data: &[u8]) -> Result<(), String> {
     read.map_err(|e| e.to_string())
 }
 
-/// Steps 1 and 2: every file checked, staged and synced, then the journal committed.
-fn stage(files: &TlsFiles, pushed: &[PushFile]) -> Result<(), String> {
+/// Finishes or undoes a push (or `pki copy`) the device was killed in the middle of. Returns
+/// the files it put in place. Run it before loading the files.
+pub fn recover(files: &TlsFiles) -> Result<Vec<PathBuf>, String> {
+    if !dir_of(&files.key).is_dir() {
+        return Ok(Vec::new());
+    }
+    let l = lock(files)?;
+    let mut done = finish_legacy(files)?;
+    let rec = fsio::recover(&l).map_err(|e| e.to_string())?;
+    done.extend(rec.map(|r| r.written).unwrap_or_default());
+    Ok(done)
+}
+
+/// Before the transaction, a push staged `.<name>.push` beside each target and committed
+/// with a journal listing the names, one per line. A device upgraded in the middle of such a
+/// push finishes it the same way; staged files without that journal (a key among them) go.
+fn finish_legacy(files: &TlsFiles) -> Result<Vec<PathBuf>, String> {
+    const NAMES: [&str; 3] = ["cacert.pem", "sftunnel-cert.pem", "sftunnel-key.pem"];
+    let staged = |dest: &Path| {
+        let name = dest.file_name().unwrap_or_default().to_string_lossy();
+        dest.with_file_name(format!(".{name}.push"))
+    };
+    let j = journal(files);
+    let listed = match std::fs::read_to_string(&j) {
+        Ok(t) if !t.trim_start().starts_with('{') => Some(t),
+        _ => None,
+    };
+    let mut done = Vec::new();
+    for name in NAMES {
+        let Some(dest) = target(files, name) else {
+            continue;
+        };
+        let from = staged(dest);
+        if !from.exists() {
+            continue;
+        }
+        if listed
+            .as_deref()
+            .is_some_and(|t| t.lines().any(|l| l == name))
+        {
+            std::fs::rename(&from, dest).map_err(|e| format!("{}: {e}", dest.display()))?;
+            done.push(dest.to_path_buf());
+        } else {
+            std::fs::remove_file(&from).map_err(|e| format!("{}: {e}", from.display()))?;
+        }
+    }
+    if listed.is_some() {
+        fsio::fsync_dir(dir_of(&files.key)).map_err(|e| e.to_string())?;
+        std::fs::remove_file(&j).map_err(|e| format!("{}: {e}", j.display()))?;
+    }
+    Ok(done)
+}
+
+/// Installs `pushed` over `files`, all or nothing (see the module doc). Returns the pushed
+/// files' paths; on error nothing was changed, or the change is finished by the next
+/// [`recover`].
+pub fn install(files: &TlsFiles, pushed: &[PushFile]) -> Result<Vec<PathBuf>, String> {
+    install_with(files, pushed, &Faults::none())
+}
+
+/// [`install`], calling `faults` before every file-system step.
+pub fn install_with(
+    files: &TlsFiles,
+    pushed: &[PushFile],
+    faults: &Faults,
+) -> Result<Vec<PathBuf>, String> {
     if pushed.is_empty() {
         return Err("empty push".into());
     }
+    let mut targets = Vec::new();
     for f in pushed {
-        target(files, &f.name).ok_or_else(|| format!("unexpected file {:?}", f.name))?;
+        let dest = target(files, &f.name).ok_or_else(|| format!("unexpected file {:?}", f.name))?;
         check(&f.name, &f.data)?;
+        targets.push(dest.to_path_buf());
     }
-    // A push that died before its commit may have left staged files: they are not ours.
-    recover(files)?;
-    let mut names = Vec::new();
-    for f in pushed {
-        let dest = target(files, &f.name).unwrap_or(Path::new(""));
+    fsio::ensure_dir(dir_of(&files.key), fsio::KEY_DIR_MODE).map_err(|e| e.to_string())?;
+    let l = lock(files)?;
+    // A push or copy that died here first: its set is finished or undone, never mixed in.
+    finish_legacy(files)?;
+    fsio::recover(&l).map_err(|e| e.to_string())?;
+    let mut tx = Transaction::new(&l, "push").with_faults(faults);
+    for (f, dest) in pushed.iter().zip(&targets) {
         let mode = if f.name == "sftunnel-key.pem" {
             fsio::KEY_MODE
         } else {
             f.mode & fsio::PUBLIC_MODE
         };
-        let path = staged(dest);
-        let write = || -> std::io::Result<()> {
-            let _ = std::fs::remove_file(&path);
-            let mut out = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&path)?;
-            // Mode first: a key never sits on disk readable by others, even briefly.
-            out.set_permissions(std::fs::Permissions::from_mode(mode))?;
-            out.write_all(&f.data)?;
-            out.sync_all()
-        };
-        if let Err(e) = write() {
-            let _ = recover(files);
-            return Err(format!("{}: {e}", path.display()));
-        }
-        names.push(f.name.as_str());
+        tx.replace(dest, f.data.clone(), mode);
     }
-    let list = names.join("\n") + "\n";
-    if let Err(e) = fsio::write_atomic(&journal(files), list.as_bytes(), fsio::KEY_MODE) {
-        let _ = recover(files);
-        return Err(e.to_string());
-    }
-    Ok(())
-}
-
-/// Step 3 for a committed push, or the cleanup of one that never committed. Returns the
-/// files it put in place. Run it before loading the files.
-pub fn recover(files: &TlsFiles) -> Result<Vec<PathBuf>, String> {
-    let j = journal(files);
-    let committed = match std::fs::read_to_string(&j) {
-        Ok(text) => Some(text),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(format!("{}: {e}", j.display())),
-    };
-    let mut done = Vec::new();
-    let Some(text) = committed else {
-        for name in NAMES {
-            if let Some(dest) = target(files, name) {
-                let _ = std::fs::remove_file(staged(dest));
-            }
-        }
-        return Ok(done);
-    };
-    for name in text.lines() {
-        let Some(dest) = target(files, name) else {
-            continue;
-        };
-        let from = staged(dest);
-        match std::fs::rename(&from, dest) {
-            Ok(()) => done.push(dest.to_owned()),
-            // Renamed before the interruption.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(format!("{}: {e}", dest.display())),
-        }
-    }
-    for name in NAMES {
-        if let Some(dest) = target(files, name) {
-            fsio::fsync_dir(dir_of(dest)).map_err(|e| e.to_string())?;
-        }
-    }
-    std::fs::remove_file(&j).map_err(|e| format!("{}: {e}", j.display()))?;
-    fsio::fsync_dir(dir_of(&j)).map_err(|e| e.to_string())?;
-    Ok(done)
-}
-
-/// Installs `pushed` over `files`, all or nothing (see the module doc); on error nothing was
-/// renamed.
-pub fn install(files: &TlsFiles, pushed: &[PushFile]) -> Result<Vec<PathBuf>, String> {
-    stage(files, pushed)?;
-    recover(files)
+    tx.commit().map_err(|e| e.to_string())?;
+    Ok(targets)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
     use std::sync::LazyLock;
 
     /// A real certificate and its key (the install reads what it is given).
@@ -231,46 +227,91 @@ mod tests {
             .collect()
     }
 
-    /// A device killed after the commit and after k of the three renames: the next start
-    /// finishes the push.
+    /// A device killed (a panic: nothing is cleaned up) before each step of a push in turn:
+    /// the next start's recovery gives all old or all new files, mode 0600 for the key, and
+    /// nothing staged is left.
     #[test]
-    fn a_push_killed_after_its_commit_is_finished_by_recover() {
-        for k in 0..=3 {
+    fn a_push_killed_at_any_step_is_finished_or_undone_by_recover() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let mut n = 0;
+        let mut seen = (false, false);
+        loop {
             let d = tempfile::tempdir().unwrap();
             let f = files(d.path());
             install(&f, &three("old")).unwrap();
-            stage(&f, &three("new")).unwrap();
-            for name in &NAMES[..k] {
-                let dest = target(&f, name).unwrap();
-                std::fs::rename(staged(dest), dest).unwrap();
+            let count = Arc::new(AtomicUsize::new(0));
+            let c = count.clone();
+            let faults = Faults::new(move |_| {
+                if c.fetch_add(1, Ordering::SeqCst) == n {
+                    // Unwinds without the panic hook's message: a quiet "kill".
+                    std::panic::resume_unwind(Box::new("killed"));
+                }
+                Ok(())
+            });
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                install_with(&f, &three("new"), &faults)
+            }));
+            if let Ok(r) = r {
+                r.unwrap();
+                break;
             }
-            let mixed = tags(&f);
-            assert_eq!(mixed.iter().filter(|t| *t == "new").count(), k);
             recover(&f).unwrap();
-            assert_eq!(tags(&f), ["new", "new", "new"], "after {k} renames");
+            let now = tags(&f);
+            assert!(now == ["old"; 3] || now == ["new"; 3], "step {n}: {now:?}");
+            if now[0] == "new" {
+                seen.1 = true;
+            } else {
+                seen.0 = true;
+            }
             assert!(!journal(&f).exists());
             let mode = std::fs::metadata(&f.key).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, 0o600);
-            assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 3);
+            assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 3, "step {n}");
+            n += 1;
         }
+        assert!(seen.0 && seen.1, "kills on both sides of the commit");
     }
 
-    /// A device killed before the commit: the old files stay, the staged ones go.
+    /// A later push goes through over an undone one, and a second identical push changes
+    /// nothing.
     #[test]
-    fn a_push_killed_before_its_commit_leaves_the_old_files() {
+    fn pushes_after_an_interrupted_one_and_identical_pushes_go_through() {
         let d = tempfile::tempdir().unwrap();
         let f = files(d.path());
         install(&f, &three("old")).unwrap();
-        stage(&f, &three("new")).unwrap();
-        std::fs::remove_file(journal(&f)).unwrap();
-        recover(&f).unwrap();
+        let fail = Faults::new(|step| match step {
+            fsio::Step::Stage { .. } => Err(std::io::Error::from_raw_os_error(28)),
+            _ => Ok(()),
+        });
+        let e = install_with(&f, &three("new"), &fail).unwrap_err();
+        assert!(e.contains("No space left"), "{e}");
         assert_eq!(tags(&f), ["old", "old", "old"]);
-        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 3);
-        // And a later push goes through over the leftovers.
-        stage(&f, &three("newer")).unwrap();
-        std::fs::remove_file(journal(&f)).unwrap();
+        install(&f, &three("newest")).unwrap();
         install(&f, &three("newest")).unwrap();
         assert_eq!(tags(&f), ["newest", "newest", "newest"]);
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 3);
+    }
+
+    /// A push committed by an sfdiag before the transaction (`.<name>.push` files and a
+    /// journal of names) is finished by this one.
+    #[test]
+    fn a_push_left_by_the_older_format_is_finished() {
+        let d = tempfile::tempdir().unwrap();
+        let f = files(d.path());
+        install(&f, &three("old")).unwrap();
+        for (p, t) in three("new").iter().zip([&f.ca, &f.cert, &f.key]) {
+            let name = t.file_name().unwrap().to_string_lossy();
+            std::fs::write(t.with_file_name(format!(".{name}.push")), &p.data).unwrap();
+        }
+        std::fs::write(
+            journal(&f),
+            "cacert.pem\nsftunnel-cert.pem\nsftunnel-key.pem\n",
+        )
+        .unwrap();
+        assert_eq!(recover(&f).unwrap().len(), 3);
+        assert_eq!(tags(&f), ["new", "new", "new"]);
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 3);
     }
 
     #[test]

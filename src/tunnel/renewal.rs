@@ -16,7 +16,10 @@ use super::control::ControlClient;
 use super::material::TlsFiles;
 use super::proto::PushFile;
 use crate::pki::PkiError;
-use crate::pki::renew::{self, PeerBundle, PushOutcome, PushRecord, RenewOptions, Renewal};
+use crate::pki::renew::{
+    self, PeerBundle, Preflight, PushOutcome, PushRecord, RenewOptions, Renewal,
+};
+use crate::report;
 
 /// How the FMC's side of the delivery went.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -135,19 +138,26 @@ pub struct RenewRun {
     pub record: PushRecord,
 }
 
-/// `pki renew` once confirmed: regenerate (on a blocking thread: RSA keys), print what was
-/// made, deliver through the server on `socket`, record `FAILED_PUSH`, print the outcome. The
-/// command and `sfdiag lab` share it so the lab's renewal is the command's.
+/// `pki renew` once confirmed: regenerate under `pre`'s lock (on a blocking thread: RSA keys),
+/// print what was made, deliver through the server on `socket`, record `FAILED_PUSH`, print
+/// the outcome, unlock the root. The command and `sfdiag lab` share it so the lab's renewal
+/// is the command's. Once the new files are committed nothing ends the run early: output that
+/// cannot be written is logged and the pushes and their record still happen.
 pub async fn renew_and_push(
+    pre: Preflight,
     opts: RenewOptions,
     socket: &Path,
     out: &mut (dyn Write + Send),
 ) -> Result<RenewRun, PkiError> {
-    let io = |e: std::io::Error| PkiError::io("write", "output", e);
-    let renewal = tokio::task::spawn_blocking(move || renew::renew(&opts))
+    let mut renewal = tokio::task::spawn_blocking(move || renew::renew(&opts, pre))
         .await
         .map_err(|e| PkiError::io("run", "renewal", std::io::Error::other(e.to_string())))??;
-    renew::render_renewal(out, &renewal).map_err(io)?;
+    let said = |r: std::io::Result<()>| {
+        if let Err(e) = r {
+            tracing::warn!(error = %e, "cannot write the renewal's report");
+        }
+    };
+    said(report::renew::renewal(out, &renewal));
     let delivery = deliver(
         socket,
         &TlsFiles {
@@ -159,8 +169,14 @@ pub async fn renew_and_push(
         out,
     )
     .await;
-    let record = renew::record_push(&renewal, &delivery.outcomes)?;
-    renew::render_push(out, &renewal, &delivery.outcomes, &record).map_err(io)?;
+    let record = renew::record_push(&renewal, &delivery.outcomes);
+    said(report::renew::push(
+        out,
+        &renewal,
+        &delivery.outcomes,
+        &record,
+    ));
+    renewal.unlock();
     Ok(RenewRun {
         renewal,
         delivery,
