@@ -16,5 +16,6 @@ pub mod net;
 pub mod pki;
 pub mod recorder;
 pub mod report;
+mod sync;
 pub mod tls;
 pub mod tunnel;

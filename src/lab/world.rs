@@ -224,20 +224,13 @@ impl World {
         })?;
         let handle = client.spawn();
         let state = handle.state();
-        self.clients
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(name.to_string(), Running { handle, state });
+        crate::sync::lock(&self.clients).insert(name.to_string(), Running { handle, state });
         Ok(())
     }
 
     /// Stops device `name`'s sftunnel (power off, reboot): its tunnel closes.
     pub async fn stop_device(&mut self, name: &str) -> Result<(), LabError> {
-        let running = self
-            .clients
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(name);
+        let running = crate::sync::lock(&self.clients).remove(name);
         if let Some(r) = running {
             let mut ev = self.events();
             let uuid = self.uuid(name)?;
@@ -274,9 +267,7 @@ impl World {
     }
 
     fn state(&self, name: &str) -> Result<watch::Receiver<ClientState>, LabError> {
-        self.clients
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        crate::sync::lock(&self.clients)
             .get(name)
             .map(|r| r.state.clone())
             .ok_or_else(|| LabError::Unexpected(format!("{name} is not running")))
@@ -476,18 +467,15 @@ impl World {
         ))?;
         let entries = copy::parse_devices_csv(&text, &csv)?;
         let clients = self.clients.clone();
-        let mut t =
-            LocalTransport::new(self.root_dir()).with_restart(Box::new(move |name| match clients
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .get(name)
-            {
+        let mut t = LocalTransport::new(self.root_dir()).with_restart(Box::new(move |name| {
+            match crate::sync::lock(&clients).get(name) {
                 Some(r) => {
                     r.handle.restart();
                     true
                 }
                 None => false,
-            }));
+            }
+        }));
         let mut w = self.out.line_writer();
         Ok(copy::copy(
             &entries,
@@ -590,13 +578,7 @@ impl World {
     pub async fn finish(
         mut self,
     ) -> Result<(Recorder, Vec<StepReport>, Vec<(PathBuf, String)>), LabError> {
-        let names: Vec<String> = self
-            .clients
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .keys()
-            .cloned()
-            .collect();
+        let names: Vec<String> = crate::sync::lock(&self.clients).keys().cloned().collect();
         // One by one, each waited for, so every tunnel's close is in the capture.
         for n in names {
             self.stop_device(&n).await?;

@@ -603,7 +603,7 @@ struct Later {
 type LaterLock = Arc<std::sync::Mutex<Later>>;
 
 fn later(l: &LaterLock) -> std::sync::MutexGuard<'_, Later> {
-    l.lock().unwrap_or_else(|e| e.into_inner())
+    crate::sync::lock(l)
 }
 
 /// Opens `f.count` tunnels, `f.concurrency` handshakes at a time, all with this client's files.

@@ -91,10 +91,10 @@ pub struct LastHeard(Arc<std::sync::Mutex<Instant>>);
 
 impl LastHeard {
     pub fn get(&self) -> Instant {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner())
+        *crate::sync::lock(&self.0)
     }
     fn set(&self, t: Instant) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = t;
+        *crate::sync::lock(&self.0) = t;
     }
 }
 

@@ -169,11 +169,11 @@ impl SfLog {
         );
         match &self.inner.sink {
             Sink::Writer(w) => {
-                let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
+                let mut w = crate::sync::lock(w);
                 // A log that cannot be written must not take the tunnel down with it.
                 let _ = writeln!(w, "{line}").and_then(|()| w.flush());
             }
-            Sink::Memory(v) => v.lock().unwrap_or_else(|e| e.into_inner()).push(line),
+            Sink::Memory(v) => crate::sync::lock(v).push(line),
             Sink::Discard => {}
         }
     }
@@ -181,7 +181,7 @@ impl SfLog {
     /// The lines kept so far by a memory log (empty for other sinks).
     pub fn lines(&self) -> Vec<String> {
         match &self.inner.sink {
-            Sink::Memory(v) => v.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            Sink::Memory(v) => crate::sync::lock(v).clone(),
             _ => Vec::new(),
         }
     }

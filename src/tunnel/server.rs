@@ -238,7 +238,7 @@ impl Server {
 impl ServerHandle {
     /// Every connected peer, oldest connection first.
     pub fn peers(&self) -> Vec<PeerStatus> {
-        let peers = self.shared.peers.lock().unwrap_or_else(|e| e.into_inner());
+        let peers = crate::sync::lock(&self.shared.peers);
         peers.values().map(|p| p.status.clone()).collect()
     }
 
@@ -246,11 +246,7 @@ impl ServerHandle {
     /// false, `since` when it went down, its last heartbeat kept), as `status` lists them.
     pub fn peers_seen(&self) -> Vec<PeerStatus> {
         let mut all = self.peers();
-        let departed = self
-            .shared
-            .departed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let departed = crate::sync::lock(&self.shared.departed);
         for p in departed.values() {
             if !all.iter().any(|c| c.uuid == p.uuid) {
                 all.push(p.clone());
@@ -271,7 +267,7 @@ impl ServerHandle {
     /// The device writes them atomically, acknowledges, then restarts its tunnel.
     pub async fn push(&self, uuid: &str, files: Vec<PushFile>) -> Result<PushAck, TunnelError> {
         let tx = {
-            let peers = self.shared.peers.lock().unwrap_or_else(|e| e.into_inner());
+            let peers = crate::sync::lock(&self.shared.peers);
             peers
                 .values()
                 .rev()
@@ -316,7 +312,7 @@ impl ServerHandle {
     pub fn reload(&self, identity: &Identity) -> Result<(), TunnelError> {
         let sh = &self.shared;
         let config = config::server_config(identity, &sh.clock, sh.keylog.clone())?;
-        *sh.config.write().unwrap_or_else(|e| e.into_inner()) = config;
+        *crate::sync::write(&sh.config) = config;
         sh.log.thread(sh.log.main_tid()).info(&format!(
             "Loaded new certificates: {}",
             identity.cert().map_or("?".to_owned(), |c| format!(
@@ -423,7 +419,7 @@ async fn connection(h: ServerHandle, tcp: TcpStream, addr: SocketAddr) {
         f.log(&tl);
         let _ = sh.events.send(ServerEvent::Failed { addr, failure: f });
     };
-    let config = sh.config.read().unwrap_or_else(|e| e.into_inner()).clone();
+    let config = crate::sync::read(&sh.config).clone();
     let tcp = match (&sh.recorder, tcp.local_addr()) {
         (Some(r), Ok(local)) => r.tap(tcp, addr, local, Side::Server),
         _ => Tapped::plain(tcp),
@@ -504,7 +500,7 @@ async fn connection(h: ServerHandle, tcp: TcpStream, addr: SocketAddr) {
         last_heartbeat: None,
         cert_not_after: peer_cert.as_ref().map(|c| rfc3339(c.not_after)),
     };
-    sh.peers.lock().unwrap_or_else(|e| e.into_inner()).insert(
+    crate::sync::lock(&sh.peers).insert(
         conn,
         Peer {
             status,
@@ -523,21 +519,14 @@ async fn connection(h: ServerHandle, tcp: TcpStream, addr: SocketAddr) {
         addr,
     });
     let reason = session(&h, &tl, conn, &name, io, push_rx).await;
-    let gone = sh
-        .peers
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .remove(&conn);
+    let gone = crate::sync::lock(&sh.peers).remove(&conn);
     if let Some(p) = gone {
         let status = PeerStatus {
             connected: false,
             since: Some(rfc3339(sh.clock.now())),
             ..p.status
         };
-        sh.departed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(uuid.clone(), status);
+        crate::sync::lock(&sh.departed).insert(uuid.clone(), status);
     }
     tl.log(
         SF_PEERS,
@@ -575,7 +564,7 @@ where
                 match m {
                     Ok(Some(Message::Heartbeat { seq, .. })) => {
                         let now = sh.clock.now();
-                        if let Some(p) = sh.peers.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&conn) {
+                        if let Some(p) = crate::sync::lock(&sh.peers).get_mut(&conn) {
                             p.status.last_heartbeat = Some(rfc3339(now));
                         }
                         let ack = Message::HeartbeatAck { seq, unix_ms: (now.unix_timestamp_nanos() / 1_000_000) as i64 };
