@@ -193,16 +193,18 @@ pub struct ServeArgs {
 }
 
 async fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
-    let (files, host, control) = match (&a.root, a.files.files()) {
+    // With a root, only its peers are admitted (CLI.md), named as it names them.
+    let (files, host, control, peers) = match (&a.root, a.files.files()) {
         (Some(root), _) => {
             let r = load_root(root)?;
             (
                 to_files(r.fmc_files()),
                 r.fmc.name.clone(),
                 Some(a.control.clone().unwrap_or_else(|| control_socket(root))),
+                Some(tunnel::KnownPeer::of_root(&r)),
             )
         }
-        (None, Some(f)) => (f, "fmc".to_owned(), a.control.clone()),
+        (None, Some(f)) => (f, "fmc".to_owned(), a.control.clone(), None),
         (None, None) => bail!("serve needs --root DIR or --ca, --cert and --key"),
     };
     let clock = a.side.clock()?;
@@ -213,7 +215,8 @@ async fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
     let server = Server::start_recording(
         ServerSettings {
             listen: a.listen.clone(),
-            identity: tunnel::Identity::load(&files)?,
+            files,
+            peers,
             clock,
             log,
             keylog: a.side.keylog()?,
@@ -228,7 +231,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         tokio::spawn(async move {
             while hup.recv().await.is_some() {
-                if let Err(e) = tunnel::Identity::load(&files).and_then(|id| handle.restart(&id)) {
+                if let Err(e) = handle.restart_files() {
                     tracing::error!("restart: {e}");
                 }
             }
@@ -333,7 +336,7 @@ async fn connect(a: ConnectArgs) -> anyhow::Result<ExitCode> {
         });
     }
     if let Some(count) = a.count {
-        let report = tunnel::client::fleet(
+        let report = tunnel::fleet::fleet(
             Arc::new(client),
             FleetSettings {
                 count,
@@ -342,7 +345,7 @@ async fn connect(a: ConnectArgs) -> anyhow::Result<ExitCode> {
             },
         )
         .await?;
-        report.render(&mut std::io::stdout().lock())?;
+        sfdiag::report::fleet::render(&mut std::io::stdout().lock(), &report)?;
         return Ok(if report.all_ok() {
             ExitCode::SUCCESS
         } else {
@@ -496,8 +499,8 @@ async fn status(a: StatusArgs) -> anyhow::Result<ExitCode> {
     }
     let mut out = std::io::stdout().lock();
     match a.format {
-        StatusFormat::Text => tunnel::status::render_text(info.as_ref(), &peers, &mut out)?,
-        StatusFormat::Json => tunnel::status::render_json(info.as_ref(), &peers, &mut out)?,
+        StatusFormat::Text => sfdiag::report::status::text(&mut out, info.as_ref(), &peers)?,
+        StatusFormat::Json => sfdiag::report::status::json(&mut out, info.as_ref(), &peers)?,
     }
     Ok(if info.is_some() {
         ExitCode::SUCCESS

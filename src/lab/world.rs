@@ -25,10 +25,11 @@ use crate::pki::{InitOptions, PeerFiles, PkiRoot, Validity};
 use crate::recorder::Recorder;
 use crate::tunnel::client::Backoff;
 use crate::tunnel::renewal::{self, RenewRun};
-use crate::tunnel::status::{self, PeerStatus, rfc3339};
+use crate::tunnel::status::PeerStatus;
+use crate::tunnel::status::wire_time::format as rfc3339;
 use crate::tunnel::validate::{self, Verdict};
 use crate::tunnel::{
-    Client, ClientHandle, ClientSettings, ClientState, Clock, HandshakeFailure, Identity, Server,
+    Client, ClientHandle, ClientSettings, ClientState, Clock, HandshakeFailure, KnownPeer, Server,
     ServerEvent, ServerSettings, SfLog, Timeouts, TlsFiles,
 };
 
@@ -138,12 +139,12 @@ impl World {
     }
 
     async fn start_fmc(&mut self) -> Result<(), LabError> {
-        let identity = Identity::load(&files(self.root.fmc_files()))?;
         let log = self.log_for("FMC");
         let server = Server::start_recording(
             ServerSettings {
                 listen: "127.0.0.1:0".into(),
-                identity,
+                files: files(self.root.fmc_files()),
+                peers: Some(KnownPeer::of_root(&self.root)),
                 clock: self.clock.clone(),
                 log,
                 keylog: None,
@@ -347,11 +348,6 @@ impl World {
                 let peers = h.peers();
                 let fresh = peers.iter().all(|p| {
                     p.last_heartbeat
-                        .as_deref()
-                        .and_then(|s| {
-                            OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-                                .ok()
-                        })
                         .is_some_and(|hb| hb >= t.replace_nanosecond(0).unwrap_or(t))
                 });
                 if fresh {
@@ -392,7 +388,7 @@ impl World {
             self.root_dir().display()
         ))?;
         self.out
-            .block(|w| status::render_text(Some(&info), &rows, &mut WriteRef(w)))?;
+            .block(|w| crate::report::status::text(&mut WriteRef(w), Some(&info), &rows))?;
         self.steps.push(StepReport {
             title: format!("step {}", self.step_no),
             at: rfc3339(self.clock.now()),

@@ -3,7 +3,8 @@
 //!
 //! Owns TLS policy ([`config`]), the verifiers that call the chain judge at the tunnel's
 //! [`Clock`] ([`verify`], [`chain`]), the message protocol spoken inside the tunnel
-//! ([`proto`]), the FMC server ([`server`]), the device client ([`client`]), the control
+//! ([`proto`]), the FMC server ([`server`]), the device client ([`client`]) and its load
+//! generator ([`fleet`]), the control
 //! socket ([`control`]: status, push, reload/restart), in-process validation ([`validate`]),
 //! delivering a renewed PKI through a running server ([`renewal`]) and the appliance's log
 //! lines ([`log`], [`failure`]). Certificates are judged by `judge`; the PKI layout is `pki`'s;
@@ -20,7 +21,9 @@ pub mod client;
 pub mod clock;
 pub mod config;
 pub mod control;
+pub mod escape;
 pub mod failure;
+pub mod fleet;
 mod framed;
 pub mod handshake;
 mod install;
@@ -34,14 +37,15 @@ pub mod validate;
 pub mod verify;
 
 pub use chain::{PeerCert, VerifyFailure};
-pub use client::{Client, ClientHandle, ClientSettings, ClientState, FleetReport, FleetSettings};
+pub use client::{Client, ClientHandle, ClientSettings, ClientState};
 pub use clock::Clock;
 pub use control::ControlClient;
 pub use failure::HandshakeFailure;
+pub use fleet::{FleetReport, FleetSettings};
 pub use log::{Level, SfLog, ThreadLog};
 pub use material::{Identity, TlsFiles};
 pub use proto::{PushAck, PushFile};
-pub use server::{Server, ServerEvent, ServerHandle, ServerSettings, Timeouts};
+pub use server::{KnownPeer, Server, ServerEvent, ServerHandle, ServerSettings, Timeouts};
 pub use status::{PeerStatus, ServerInfo};
 
 /// Errors of the tunnel layer.
@@ -59,6 +63,14 @@ pub enum TunnelError {
     },
     #[error("control socket {}: {reason}", path.display())]
     Control { path: PathBuf, reason: String },
+    /// The server on the control socket refused a request; `kind` says why in a way a
+    /// caller can act on.
+    #[error("control socket {}: {reason}", path.display())]
+    Refused {
+        path: PathBuf,
+        kind: control::ErrorKind,
+        reason: String,
+    },
     #[error("handshake failed: {0}")]
     Handshake(#[from] HandshakeFailure),
     #[error("peer {uuid} is not connected")]

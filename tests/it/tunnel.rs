@@ -1067,16 +1067,9 @@ fn renewal_push_then_fmc_restart_brings_the_device_back_on_the_new_ca() {
     std::fs::copy(&new.fmc.ca, fmc.join("ca_root/cacert.pem")).unwrap();
     std::fs::copy(&new.fmc.cert, fmc.join("keys/sftunnel-cert.pem")).unwrap();
     std::fs::copy(&new.fmc.key, fmc.join("keys/sftunnel-key.pem")).unwrap();
-    let fmc_files = sfdiag::tunnel::TlsFiles {
-        ca: fmc.join("ca_root/cacert.pem"),
-        cert: fmc.join("keys/sftunnel-cert.pem"),
-        key: fmc.join("keys/sftunnel-key.pem"),
-    };
+    // The server re-reads the files it was started with: no paths travel on the socket.
     block(&rt, async {
-        ControlClient::connect(&sock)
-            .await?
-            .restart(&fmc_files)
-            .await
+        ControlClient::connect(&sock).await?.restart().await
     })
     .unwrap();
     srv.wait_for(10, |l| {
