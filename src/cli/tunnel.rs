@@ -7,6 +7,7 @@
 
 use std::fs::OpenOptions;
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -118,6 +119,7 @@ impl SideArgs {
                 let f = OpenOptions::new()
                     .create(true)
                     .append(true)
+                    .mode(0o644)
                     .open(p)
                     .with_context(|| format!("cannot open log {}", p.display()))?;
                 SfLog::to_writer(hostname, pid, clock.clone(), f)
@@ -432,6 +434,7 @@ async fn validate_cmd(a: ValidateArgs) -> anyhow::Result<ExitCode> {
             OpenOptions::new()
                 .create(true)
                 .append(true)
+                .mode(0o644)
                 .open(p)
                 .with_context(|| format!("cannot open log {}", p.display()))?,
         ),
@@ -486,8 +489,10 @@ async fn status(a: StatusArgs) -> anyhow::Result<ExitCode> {
         (None, Some(r)) => control_socket(r),
         (None, None) => bail!("status needs --root DIR or --socket PATH"),
     };
+    // No server there is a table saying so; one we may not ask is an error.
     let live = match ControlClient::connect(&socket).await {
         Ok(mut c) => Some(c.status().await?),
+        Err(e @ TunnelError::Refused { .. }) => return Err(e.into()),
         Err(_) => None,
     };
     let (info, mut peers) = match live {

@@ -103,11 +103,13 @@ pub fn client_config(
 pub struct KeyLogFile(Mutex<File>);
 
 impl KeyLogFile {
-    /// Opens `path` for appending (created if missing).
+    /// Opens `path` for appending (created 0600 if missing: it holds session secrets).
     pub fn open(path: &Path) -> Result<Arc<dyn KeyLog>, TunnelError> {
+        use std::os::unix::fs::OpenOptionsExt;
         let f = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
             .open(path)
             .map_err(|e| TunnelError::File {
                 path: path.to_owned(),

@@ -365,10 +365,20 @@ pub struct ControlClient {
 
 impl ControlClient {
     /// Connects to the socket at `path` (fails if no server is running there).
+    /// A socket this user may not open is [`TunnelError::Refused`] (`forbidden`), not a
+    /// server that is down.
     pub async fn connect(path: &Path) -> Result<Self, TunnelError> {
-        let s = UnixStream::connect(path)
-            .await
-            .map_err(|e| control_err(path, e))?;
+        let s = UnixStream::connect(path).await.map_err(|e| {
+            if e.kind() == std::io::ErrorKind::PermissionDenied {
+                TunnelError::Refused {
+                    path: path.to_owned(),
+                    kind: ErrorKind::Forbidden,
+                    reason: format!("{e}: the socket and its folder are its owner's only"),
+                }
+            } else {
+                control_err(path, e)
+            }
+        })?;
         let (r, w) = s.into_split();
         Ok(Self {
             path: path.to_owned(),
@@ -467,4 +477,46 @@ impl ControlClient {
 /// `var/run/sftunnel.sock`, where the appliance keeps its own sockets.
 pub fn socket_path(fmc_dir: &Path) -> PathBuf {
     fmc_dir.join("var/run/sftunnel.sock")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reload_and_restart_take_no_paths() {
+        assert!(matches!(
+            parse_request(br#"{"op":"reload"}"#),
+            Ok(Request::Reload)
+        ));
+        assert!(matches!(
+            parse_request(br#"{"op":"restart"}"#),
+            Ok(Request::Restart)
+        ));
+        // What a client could once send: a CA of its choosing. Refused, not ignored.
+        let e = parse_request(
+            br#"{"op":"reload","ca":"/tmp/evil/ca.pem","cert":"/tmp/evil/c.pem","key":"/tmp/evil/k.pem"}"#,
+        )
+        .unwrap_err();
+        assert!(e.contains("reload takes no paths"), "{e}");
+        assert!(parse_request(br#"{"op":"restart","ca":"x"}"#).is_err());
+        assert!(parse_request(br#"{"op":"format_disk"}"#).is_err());
+        assert!(parse_request(b"not json").is_err());
+    }
+
+    #[test]
+    fn refusals_carry_a_kind_a_client_can_act_on() {
+        let r = Response::refused(ErrorKind::NotConnected, "peer u is not connected");
+        let line = serde_json::to_string(&r).unwrap();
+        assert_eq!(
+            line,
+            r#"{"ok":false,"kind":"not_connected","error":"peer u is not connected"}"#
+        );
+        let back: Response = serde_json::from_str(&line).unwrap();
+        assert_eq!(back.kind, Some(ErrorKind::NotConnected));
+        // A kind from a newer server still parses.
+        let newer: Response =
+            serde_json::from_str(r#"{"ok":false,"kind":"quota","error":"x"}"#).unwrap();
+        assert_eq!(newer.kind, Some(ErrorKind::Other));
+    }
 }
