@@ -102,7 +102,7 @@ pub struct SideArgs {
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     pub heartbeat: u64,
     /// Seconds allowed for TCP connect and for HELLO, and the longest a peer may stay silent
-    /// in the TLS handshake (which gets six times that in all).
+    /// in the TLS handshake (which gets six times that in all, from accept on the server).
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     pub timeout: u64,
 }
@@ -179,7 +179,8 @@ pub fn control_socket(root: &Path) -> PathBuf {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// A lab PKI root: serve as its FMC (files, host name, control socket).
+    /// A lab PKI root: serve as its FMC (files, host name, control socket); only its peers
+    /// are admitted, named as it names them.
     #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,
     #[command(flatten)]
@@ -187,7 +188,8 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:8305")]
     pub listen: String,
-    /// Control socket for `status` and `pki renew` (default with --root: ROOT/fmc/var/run/sftunnel.sock).
+    /// Control socket for `status` and `pki renew` (default with --root: ROOT/fmc/var/run/sftunnel.sock);
+    /// owner-only, and only a stale socket at PATH is ever replaced.
     #[arg(long, value_name = "PATH")]
     pub control: Option<PathBuf>,
     #[command(flatten)]

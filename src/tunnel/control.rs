@@ -26,11 +26,12 @@
 //! in a private staging folder, then linked into place, so it is never reachable with looser
 //! modes whatever the umask), and every connection's peer credentials (`SO_PEERCRED`) must be
 //! the server's own user or root; anyone else gets one `forbidden` line and is closed. An
-//! existing folder must not be writable by others (unless sticky, like `/tmp`). At the path,
-//! only a stale socket (a socket nobody answers on) is ever replaced: a live one is another
-//! server's, and anything else (a regular file, a link) is refused, never deleted. A client
-//! that goes silent is dropped after [`IDLE_TIMEOUT`] and a request line is at most
-//! [`MAX_REQUEST`] bytes, so a stuck script cannot pin a task or grow a buffer for ever.
+//! existing folder must be the server's user's or root's, and not writable by others (unless
+//! sticky, like `/tmp`). At the path, only a stale socket (a socket nobody answers on) is ever
+//! replaced: a live one is another server's, and anything else (a regular file, a link) is
+//! refused, never deleted. A client that goes silent is dropped after [`IDLE_TIMEOUT`] and a
+//! request line is at most [`MAX_REQUEST`] bytes, so a stuck script cannot pin a task or grow
+//! a buffer for ever.
 
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -153,10 +154,25 @@ pub(crate) async fn listen(
     };
     private_folder(dir).map_err(|e| control_err(path, e))?;
     let listener = bind_private(dir, path).map_err(|e| control_err(path, e))?;
-    // The socket's owner is this process's user: the one allowed beside root.
+    // The socket's owner is this process's user: the one allowed beside root. A folder of
+    // another user's could have the socket swapped under us.
     let owner = std::fs::symlink_metadata(path)
         .map_err(|e| control_err(path, e))?
         .uid();
+    let dir_owner = std::fs::metadata(dir)
+        .map_err(|e| control_err(path, e))?
+        .uid();
+    if dir_owner != owner && dir_owner != 0 {
+        let _ = std::fs::remove_file(path);
+        return Err(control_err(
+            path,
+            format!(
+                "folder {} belongs to uid {dir_owner}, not to this server's user (uid {owner}) \
+                 or root",
+                dir.display()
+            ),
+        ));
+    }
     let mut stop = server.shutdown_signal();
     Ok(tokio::spawn(async move {
         loop {

@@ -3,14 +3,16 @@
 //!
 //! Owns TLS policy ([`config`]), the verifiers that call the chain judge at the tunnel's
 //! [`Clock`] ([`verify`], [`chain`]), the message protocol spoken inside the tunnel
-//! ([`proto`]), the FMC server ([`server`]), the device client ([`client`]) and its load
-//! generator ([`fleet`]), the control
-//! socket ([`control`]: status, push, reload/restart), in-process validation ([`validate`]),
-//! delivering a renewed PKI through a running server ([`renewal`]) and the appliance's log
-//! lines ([`log`], [`failure`]). Certificates are judged by `judge`; the PKI layout is `pki`'s;
-//! flags are the CLI's. Beyond ARCHITECTURE.md's directions, this module also reads the alert
-//! registry of the sans-IO `tls` module (one table of alert names for live logs and capture
-//! reports) and taps its streams with `recorder` for `--pcap`.
+//! ([`proto`]), one handshake with its deadlines and slots ([`handshake`]), the FMC server
+//! ([`server`]), the device client ([`client`]) and its load generator ([`fleet`]), the control
+//! socket ([`control`]: status, push, reload/restart, owner-only), in-process validation
+//! ([`validate`]), delivering a renewed PKI through a running server ([`renewal`]), the rows
+//! `status` shows ([`status`]), and the appliance's log lines ([`log`], [`failure`]), into
+//! which nothing a peer chose goes unescaped ([`escape`]). Certificates are judged by `judge`;
+//! the PKI layout is `pki`'s; flags are the CLI's; tables are `report`'s. Beyond
+//! ARCHITECTURE.md's directions, this module also reads the alert registry of the sans-IO
+//! `tls` module (one table of alert names for live logs and capture reports) and taps its
+//! streams with `recorder` for `--pcap`.
 
 use std::path::PathBuf;
 
