@@ -270,7 +270,22 @@ async fn refuse(mut s: UnixStream, owner: u32, uid: Option<u32>, server: ServerH
     );
     let mut out = serde_json::to_string(&resp).unwrap_or_default();
     out.push('\n');
-    let _ = tokio::time::timeout(Duration::from_secs(1), s.write_all(out.as_bytes())).await;
+    // Then take what the client sends for a moment before closing: closing with its request
+    // unread would reset the connection, and it would see a broken pipe instead of why.
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        s.write_all(out.as_bytes()).await?;
+        s.shutdown().await?;
+        let mut sink = [0u8; 4096];
+        let mut total = 0;
+        while total < 64 * 1024 {
+            match s.read(&mut sink).await? {
+                0 => break,
+                n => total += n,
+            }
+        }
+        Ok::<(), std::io::Error>(())
+    })
+    .await;
 }
 
 async fn serve_client(s: UnixStream, server: ServerHandle) {
@@ -451,10 +466,16 @@ impl ControlClient {
     pub async fn request(&mut self, req: &serde_json::Value) -> Result<Response, TunnelError> {
         let mut line = req.to_string();
         line.push('\n');
-        self.w
-            .write_all(line.as_bytes())
-            .await
-            .map_err(|e| control_err(&self.path, e))?;
+        let sent = self.w.write_all(line.as_bytes()).await;
+        if let Err(e) = sent {
+            // A server that refused us may have said why before closing: prefer its words.
+            return match self.lines.next_line().await {
+                Ok(Some(answer)) => {
+                    serde_json::from_str(&answer).map_err(|_| control_err(&self.path, e))
+                }
+                _ => Err(control_err(&self.path, e)),
+            };
+        }
         let answer = self
             .lines
             .next_line()
