@@ -19,5 +19,6 @@ pub mod pki;
 pub mod recorder;
 pub mod report;
 pub mod sftunnel;
+mod sync;
 pub mod tls;
 pub mod tunnel;

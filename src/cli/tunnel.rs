@@ -105,7 +105,7 @@ pub struct SideArgs {
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     pub heartbeat: u64,
     /// Seconds allowed for TCP connect and for HELLO, and the longest a peer may stay silent
-    /// in the TLS handshake (which gets six times that in all).
+    /// in the TLS handshake (which gets six times that in all, from accept on the server).
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     pub timeout: u64,
 }
@@ -182,7 +182,8 @@ pub fn control_socket(root: &Path) -> PathBuf {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// A lab PKI root: serve as its FMC (files, host name, control socket).
+    /// A lab PKI root: serve as its FMC (files, host name, control socket); only its peers
+    /// are admitted, named as it names them.
     #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,
     #[command(flatten)]
@@ -190,7 +191,8 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:8305")]
     pub listen: String,
-    /// Control socket for `status` and `pki renew` (default with --root: ROOT/fmc/var/run/sftunnel.sock).
+    /// Control socket for `status` and `pki renew` (default with --root: ROOT/fmc/var/run/sftunnel.sock);
+    /// owner-only, and only a stale socket at PATH is ever replaced.
     #[arg(long, value_name = "PATH")]
     pub control: Option<PathBuf>,
     #[command(flatten)]
@@ -198,16 +200,18 @@ pub struct ServeArgs {
 }
 
 async fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
-    let (files, host, control) = match (&a.root, a.files.files()) {
+    // With a root, only its peers are admitted (CLI.md), named as it names them.
+    let (files, host, control, peers) = match (&a.root, a.files.files()) {
         (Some(root), _) => {
             let r = load_root(root)?;
             (
                 to_files(r.fmc_files()),
                 r.fmc.name.clone(),
                 Some(a.control.clone().unwrap_or_else(|| control_socket(root))),
+                Some(tunnel::KnownPeer::of_root(&r)),
             )
         }
-        (None, Some(f)) => (f, "fmc".to_owned(), a.control.clone()),
+        (None, Some(f)) => (f, "fmc".to_owned(), a.control.clone(), None),
         (None, None) => bail!("serve needs --root DIR or --ca, --cert and --key"),
     };
     let clock = a.side.clock()?;
@@ -218,7 +222,8 @@ async fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
     let server = Server::start_recording(
         ServerSettings {
             listen: a.listen.clone(),
-            identity: tunnel::Identity::load(&files)?,
+            files,
+            peers,
             clock,
             log,
             keylog: a.side.keylog()?,
@@ -233,7 +238,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         tokio::spawn(async move {
             while hup.recv().await.is_some() {
-                if let Err(e) = tunnel::Identity::load(&files).and_then(|id| handle.restart(&id)) {
+                if let Err(e) = handle.restart_files() {
                     tracing::error!("restart: {e}");
                 }
             }
@@ -338,7 +343,7 @@ async fn connect(a: ConnectArgs) -> anyhow::Result<ExitCode> {
         });
     }
     if let Some(count) = a.count {
-        let report = tunnel::client::fleet(
+        let report = tunnel::fleet::fleet(
             Arc::new(client),
             FleetSettings {
                 count,
@@ -347,7 +352,7 @@ async fn connect(a: ConnectArgs) -> anyhow::Result<ExitCode> {
             },
         )
         .await?;
-        report.render(&mut std::io::stdout().lock())?;
+        sfdiag::report::fleet::render(&mut std::io::stdout().lock(), &report)?;
         return Ok(if report.all_ok() {
             ExitCode::SUCCESS
         } else {
@@ -491,8 +496,10 @@ async fn status(a: StatusArgs) -> anyhow::Result<ExitCode> {
         (None, Some(r)) => control_socket(r),
         (None, None) => bail!("status needs --root DIR or --socket PATH"),
     };
+    // No server there is a table saying so; one we may not ask is an error.
     let live = match ControlClient::connect(&socket).await {
         Ok(mut c) => Some(c.status().await?),
+        Err(e @ TunnelError::Refused { .. }) => return Err(e.into()),
         Err(_) => None,
     };
     let (info, mut peers) = match live {
@@ -504,8 +511,8 @@ async fn status(a: StatusArgs) -> anyhow::Result<ExitCode> {
     }
     let mut out = std::io::stdout().lock();
     match a.format {
-        StatusFormat::Text => tunnel::status::render_text(info.as_ref(), &peers, &mut out)?,
-        StatusFormat::Json => tunnel::status::render_json(info.as_ref(), &peers, &mut out)?,
+        StatusFormat::Text => sfdiag::report::status::text(&mut out, info.as_ref(), &peers)?,
+        StatusFormat::Json => sfdiag::report::status::json(&mut out, info.as_ref(), &peers)?,
     }
     Ok(if info.is_some() {
         ExitCode::SUCCESS

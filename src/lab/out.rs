@@ -26,7 +26,7 @@ impl Out {
 
     /// Writes `text` (one or more whole lines) at once.
     pub fn text(&self, text: &str) -> io::Result<()> {
-        let mut w = self.w.lock().unwrap_or_else(|e| e.into_inner());
+        let mut w = crate::sync::lock(&self.w);
         w.write_all(text.as_bytes())?;
         if !text.ends_with('\n') {
             w.write_all(b"\n")?;
@@ -79,10 +79,10 @@ impl Write for LineWriter {
 
 impl Write for Out {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.w.lock().unwrap_or_else(|e| e.into_inner()).write(buf)
+        crate::sync::lock(&self.w).write(buf)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.w.lock().unwrap_or_else(|e| e.into_inner()).flush()
+        crate::sync::lock(&self.w).flush()
     }
 }

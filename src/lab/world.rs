@@ -26,10 +26,10 @@ use crate::recorder::Recorder;
 use crate::sftunnel::{rfc3339, whole_seconds};
 use crate::tunnel::client::Backoff;
 use crate::tunnel::renewal::{self, RenewRun};
-use crate::tunnel::status::{self, PeerStatus};
+use crate::tunnel::status::PeerStatus;
 use crate::tunnel::validate::{self, Verdict};
 use crate::tunnel::{
-    Client, ClientHandle, ClientSettings, ClientState, Clock, HandshakeFailure, Identity, Server,
+    Client, ClientHandle, ClientSettings, ClientState, Clock, HandshakeFailure, KnownPeer, Server,
     ServerEvent, ServerSettings, SfLog, Timeouts, TlsFiles,
 };
 
@@ -139,12 +139,12 @@ impl World {
     }
 
     async fn start_fmc(&mut self) -> Result<(), LabError> {
-        let identity = Identity::load(&files(self.root.fmc_files()))?;
         let log = self.log_for("FMC");
         let server = Server::start_recording(
             ServerSettings {
                 listen: "127.0.0.1:0".into(),
-                identity,
+                files: files(self.root.fmc_files()),
+                peers: Some(KnownPeer::of_root(&self.root)),
                 clock: self.clock.clone(),
                 log,
                 keylog: None,
@@ -225,20 +225,13 @@ impl World {
         })?;
         let handle = client.spawn();
         let state = handle.state();
-        self.clients
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(name.to_string(), Running { handle, state });
+        crate::sync::lock(&self.clients).insert(name.to_string(), Running { handle, state });
         Ok(())
     }
 
     /// Stops device `name`'s sftunnel (power off, reboot): its tunnel closes.
     pub async fn stop_device(&mut self, name: &str) -> Result<(), LabError> {
-        let running = self
-            .clients
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(name);
+        let running = crate::sync::lock(&self.clients).remove(name);
         if let Some(r) = running {
             let mut ev = self.events();
             let uuid = self.uuid(name)?;
@@ -275,9 +268,7 @@ impl World {
     }
 
     fn state(&self, name: &str) -> Result<watch::Receiver<ClientState>, LabError> {
-        self.clients
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        crate::sync::lock(&self.clients)
             .get(name)
             .map(|r| r.state.clone())
             .ok_or_else(|| LabError::Unexpected(format!("{name} is not running")))
@@ -357,11 +348,6 @@ impl World {
                 let peers = h.peers();
                 let fresh = peers.iter().all(|p| {
                     p.last_heartbeat
-                        .as_deref()
-                        .and_then(|s| {
-                            OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-                                .ok()
-                        })
                         .is_some_and(|hb| hb >= t.replace_nanosecond(0).unwrap_or(t))
                 });
                 if fresh {
@@ -402,7 +388,7 @@ impl World {
             self.root_dir().display()
         ))?;
         self.out
-            .block(|w| status::render_text(Some(&info), &rows, &mut WriteRef(w)))?;
+            .block(|w| crate::report::status::text(&mut WriteRef(w), Some(&info), &rows))?;
         self.steps.push(StepReport {
             title: format!("step {}", self.step_no),
             at: rfc3339(&whole_seconds(self.clock.now())),
@@ -479,16 +465,15 @@ impl World {
         ))?;
         let entries = copy::parse_devices_csv(&text, &csv)?;
         let clients = self.clients.clone();
-        let mut t =
-            LocalTransport::open(self.root_dir())?.with_restart(Box::new(
-                move |name| match clients.lock().unwrap_or_else(|e| e.into_inner()).get(name) {
-                    Some(r) => {
-                        r.handle.restart();
-                        true
-                    }
-                    None => false,
-                },
-            ));
+        let mut t = LocalTransport::open(self.root_dir())?.with_restart(Box::new(move |name| {
+            match crate::sync::lock(&clients).get(name) {
+                Some(r) => {
+                    r.handle.restart();
+                    true
+                }
+                None => false,
+            }
+        }));
         let mut w = self.out.line_writer();
         Ok(copy::copy(
             &entries,
@@ -595,13 +580,7 @@ impl World {
     pub async fn finish(
         mut self,
     ) -> Result<(Recorder, Vec<StepReport>, Vec<(PathBuf, String)>), LabError> {
-        let names: Vec<String> = self
-            .clients
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .keys()
-            .cloned()
-            .collect();
+        let names: Vec<String> = crate::sync::lock(&self.clients).keys().cloned().collect();
         // One by one, each waited for, so every tunnel's close is in the capture.
         for n in names {
             self.stop_device(&n).await?;

@@ -95,14 +95,12 @@ fn generate_keys(n: usize, bits: u32) -> Result<Vec<KeyPair>, PkiError> {
                         break;
                     }
                     let k = generate_rsa_key(bits);
-                    slots.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(k);
+                    crate::sync::lock(&slots)[i] = Some(k);
                 }
             });
         }
     });
-    slots
-        .into_inner()
-        .unwrap_or_else(|e| e.into_inner())
+    crate::sync::into_inner(slots)
         .into_iter()
         .map(|k| k.unwrap_or(Err(PkiError::Random)))
         .collect()

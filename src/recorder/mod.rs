@@ -114,7 +114,7 @@ impl Recorder {
     }
 
     fn sink(&self) -> std::sync::MutexGuard<'_, Sink> {
-        self.inner.sink.lock().unwrap_or_else(|e| e.into_inner())
+        crate::sync::lock(&self.inner.sink)
     }
 
     fn write(&self, seg: &pcap::Segment<'_>) {

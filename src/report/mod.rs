@@ -1,5 +1,6 @@
 //! report: `analysis` findings -> text in the appliance's messages-log shape, JSON lines, or
-//! one JSON array, written to any `io::Write` as the findings arrive.
+//! one JSON array, written to any `io::Write` as the findings arrive; and the live tunnel's
+//! tables ([`status`]: `sfdiag status`, [`fleet`]: `connect --count`).
 //!
 //! Owns layout only: what a finding means (verdicts, outcomes, reasons) is decided upstream,
 //! and field names/format for JSON are the findings' own serde shape (CLI.md's contract). The
@@ -8,8 +9,10 @@
 //! `pki renew` and `pki copy` did.
 
 pub mod copy;
+pub mod fleet;
 mod json;
 pub mod renew;
+pub mod status;
 mod syslog;
 mod text;
 

@@ -1,16 +1,14 @@
 //! The device side of sftunnel: dials the FMC, proves itself with its certificate, judges the
 //! FMC's, says HELLO, sends heartbeats, installs pushed certificates and restarts.
 //!
-//! Three ways to run it: [`Client::run`] keeps a tunnel up forever like sftunnel (every failure
+//! Two ways to run it: [`Client::run`] keeps a tunnel up forever like sftunnel (every failure
 //! logged, retries with doubling backoff, files reloaded before every attempt so new
 //! certificates take effect on the next reconnect); [`Client::once`] does one handshake and
-//! one heartbeat for scripts; [`fleet`] opens many tunnels with bounded concurrency to emulate
-//! a fleet or load a server, and counts handshakes and failures.
+//! one heartbeat for scripts. The load generator that drives many of these at once is
+//! [`super::fleet`]'s; it reuses this module's attempt and session.
 
-use std::collections::BTreeMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use rustls::{ClientConfig, KeyLog};
@@ -23,6 +21,7 @@ use tokio_rustls::client::TlsStream;
 use super::TunnelError;
 use super::clock::Clock;
 use super::config;
+use super::escape::escape;
 use super::failure::HandshakeFailure;
 use super::framed::Framed;
 use super::handshake::{self, Established, Heard};
@@ -93,7 +92,7 @@ pub struct OnceReport {
 }
 
 /// How a session ended.
-enum End {
+pub(super) enum End {
     /// Pushed files installed, or a restart was asked for: reconnect at once.
     Restart(String),
     /// Lost: reconnect after the backoff.
@@ -105,8 +104,8 @@ enum End {
 
 /// The device side.
 pub struct Client {
-    s: ClientSettings,
-    addr: SocketAddr,
+    pub(super) s: ClientSettings,
+    pub(super) addr: SocketAddr,
     /// `--pcap`: every connection this client opens is recorded here.
     recorder: Option<Recorder>,
 }
@@ -362,7 +361,7 @@ impl ClientHandle {
 }
 
 /// One registered tunnel on the device side.
-struct Session<'a, S> {
+pub(super) struct Session<'a, S> {
     s: &'a ClientSettings,
     tl: &'a ThreadLog,
     io: Framed<S>,
@@ -371,7 +370,7 @@ struct Session<'a, S> {
 }
 
 impl<'a, S: AsyncRead + AsyncWrite + Unpin> Session<'a, S> {
-    fn new(
+    pub(super) fn new(
         s: &'a ClientSettings,
         tl: &'a ThreadLog,
         io: Framed<S>,
@@ -387,8 +386,8 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Session<'a, S> {
         }
     }
 
-    /// Sends our HELLO and reads the FMC's: its name and UUID.
-    async fn hello(&mut self) -> Result<(String, String), HandshakeFailure> {
+    /// Sends our HELLO and reads the FMC's: its name and UUID (escaped).
+    pub(super) async fn hello(&mut self) -> Result<(String, String), HandshakeFailure> {
         let hello = Message::Hello {
             role: Role::Device,
             uuid: self.uuid.to_owned(),
@@ -411,26 +410,36 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Session<'a, S> {
                 name,
                 ..
             }))) => {
+                // The FMC's words, escaped once here for every log line and state after.
+                let (name, uuid) = (escape(&name).into_owned(), escape(&uuid).into_owned());
                 if !self.tl.is_quiet() {
                     self.tl.log(
                         Component::SfPeers,
                         Level::Info,
                         &format!(
                             "Peer {name} ({uuid}) registered this device as {}",
-                            self.name
+                            escape(self.name)
                         ),
                     );
                 }
                 Ok((name, uuid))
             }
             Ok(Ok(None)) => Err(HandshakeFailure::Closed),
-            Ok(Ok(Some(m))) => Err(HandshakeFailure::Tls(format!("expected HELLO, got {m:?}"))),
+            Ok(Ok(Some(m))) => Err(HandshakeFailure::Tls(format!(
+                "expected HELLO, got {}",
+                m.kind()
+            ))),
             Ok(Err(e)) => Err(lost(e)),
         }
     }
 
     /// Heartbeats and pushes until the session ends.
-    async fn run(mut self, once: bool, mut stop: watch::Receiver<bool>, restart: &Notify) -> End {
+    pub(super) async fn run(
+        mut self,
+        once: bool,
+        mut stop: watch::Receiver<bool>,
+        restart: &Notify,
+    ) -> End {
         let every = self.s.timeouts.heartbeat;
         let idle = every * 3;
         let mut tick = tokio::time::interval(every);
@@ -457,17 +466,17 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Session<'a, S> {
                             }
                         }
                         Ok(Some(Message::Push { id, files })) => {
-                            let names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
+                            let names: Vec<_> = files.iter().map(|f| escape(&f.name)).collect();
                             self.tl.log(Component::SfPeers, Level::Info, &format!("Received push {id}: {}", names.join(", ")));
                             let ack = match install::install(&self.s.files, &files) {
                                 Ok(paths) => {
                                     for p in &paths {
-                                        self.tl.log(Component::SfPeers, Level::Info, &format!("Installed {}", p.display()));
+                                        self.tl.log(Component::SfPeers, Level::Info, &format!("Installed {}", escape(&p.display().to_string())));
                                     }
                                     PushAck { ok: true, message: format!("installed {} file(s)", paths.len()) }
                                 }
                                 Err(why) => {
-                                    self.tl.log(Component::SfPeers, Level::Error, &format!("Push {id} refused: {why}"));
+                                    self.tl.log(Component::SfPeers, Level::Error, &format!("Push {id} refused: {}", escape(&why)));
                                     PushAck { ok: false, message: why }
                                 }
                             };
@@ -483,7 +492,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Session<'a, S> {
                             self.tl.log(Component::SfPeers, Level::Warn, &format!("Ignoring unknown message type {kind} ({len} bytes)"));
                         }
                         Ok(Some(other)) => {
-                            self.tl.log(Component::SfPeers, Level::Warn, &format!("Unexpected message: {other:?}"));
+                            self.tl.log(Component::SfPeers, Level::Warn, &format!("Unexpected {}", other.kind()));
                         }
                         Ok(None) => break End::Lost("closed by peer".into()),
                         Err(e) => break End::Lost(e.to_string()),
@@ -500,282 +509,4 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Session<'a, S> {
         let _ = tokio::time::timeout(Duration::from_secs(1), self.io.close()).await;
         end
     }
-}
-
-/// `--count N --concurrency C [--hold SECONDS]`.
-#[derive(Clone, Copy, Debug)]
-pub struct FleetSettings {
-    pub count: usize,
-    pub concurrency: usize,
-    /// Keep each tunnel up (HELLO + heartbeats) this long instead of closing after the handshake;
-    /// a tunnel the FMC drops meanwhile reconnects as a device would (see [`fleet`]).
-    pub hold: Option<Duration>,
-}
-
-/// What a fleet run counted.
-#[derive(Clone, Debug, Default)]
-pub struct FleetReport {
-    pub attempted: usize,
-    pub ok: usize,
-    /// Failures by [`HandshakeFailure::reason`].
-    pub failures: BTreeMap<String, usize>,
-    /// From the first connect to the last handshake's end (holding time not included).
-    pub elapsed: Duration,
-    /// Connect + handshake time of the successful first handshakes, sorted.
-    pub latencies: Vec<Duration>,
-    /// With `hold`: times a held tunnel ended early (the FMC closed or lost it, or HELLO
-    /// failed after a good handshake).
-    pub dropped: usize,
-    /// With `hold`: dropped tunnels that came back (handshake and HELLO again).
-    pub reconnected: usize,
-    /// With `hold`: failed reconnect attempts (and failed HELLOs) by reason.
-    pub reconnect_failures: BTreeMap<String, usize>,
-    /// From the first drop to the last tunnel back.
-    pub reconnect_span: Duration,
-}
-
-impl FleetReport {
-    pub fn handshakes_per_sec(&self) -> f64 {
-        self.ok as f64 / self.elapsed.as_secs_f64().max(1e-9)
-    }
-
-    /// The `p` quantile (0..=1) of [`Self::latencies`].
-    pub fn latency(&self, p: f64) -> Option<Duration> {
-        let n = self.latencies.len();
-        let i = ((n as f64 * p).ceil() as usize).clamp(1, n.max(1)) - 1;
-        self.latencies.get(i).copied()
-    }
-
-    /// True when no first handshake and no reconnect failed.
-    pub fn all_ok(&self) -> bool {
-        self.ok == self.attempted && self.reconnect_failures.is_empty()
-    }
-
-    /// The summary `connect --count` prints.
-    pub fn render(&self, w: &mut impl std::io::Write) -> std::io::Result<()> {
-        writeln!(
-            w,
-            "{} handshakes attempted, {} succeeded, {} failed in {:.3} s: {:.1} handshakes/s",
-            self.attempted,
-            self.ok,
-            self.attempted - self.ok,
-            self.elapsed.as_secs_f64(),
-            self.handshakes_per_sec()
-        )?;
-        for (why, n) in &self.failures {
-            writeln!(w, "  {n:>6}  {why}")?;
-        }
-        if let (Some(p50), Some(p99), Some(max)) =
-            (self.latency(0.5), self.latency(0.99), self.latency(1.0))
-        {
-            writeln!(
-                w,
-                "handshake time (connect + TLS): p50 {:.3} s, p99 {:.3} s, max {:.3} s",
-                p50.as_secs_f64(),
-                p99.as_secs_f64(),
-                max.as_secs_f64()
-            )?;
-        }
-        if self.dropped > 0 || !self.reconnect_failures.is_empty() {
-            let failed: usize = self.reconnect_failures.values().sum();
-            writeln!(
-                w,
-                "{} held tunnels dropped, {} reconnected, {failed} reconnect attempts failed; \
-                 first drop to last reconnect {:.3} s: {:.1} reconnects/s",
-                self.dropped,
-                self.reconnected,
-                self.reconnect_span.as_secs_f64(),
-                self.reconnected as f64 / self.reconnect_span.as_secs_f64().max(1e-9)
-            )?;
-            for (why, n) in &self.reconnect_failures {
-                writeln!(w, "  {n:>6}  reconnect: {why}")?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// What the held tunnels of a fleet saw after their first handshake.
-#[derive(Default)]
-struct Later {
-    dropped: usize,
-    reconnected: usize,
-    failures: BTreeMap<String, usize>,
-    first_drop: Option<Instant>,
-    last_back: Option<Instant>,
-}
-
-type LaterLock = Arc<std::sync::Mutex<Later>>;
-
-fn later(l: &LaterLock) -> std::sync::MutexGuard<'_, Later> {
-    l.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Opens `f.count` tunnels, `f.concurrency` handshakes at a time, all with this client's files.
-///
-/// With `hold`, each tunnel then lives like a device's for that long: HELLO, heartbeats, and
-/// when the FMC drops it (a restart, a lost session) it reconnects after the client's initial
-/// backoff, doubling on failure, as [`Client::run`] does. That is how a reconnect storm is
-/// made: restart the server while a fleet holds its tunnels.
-pub async fn fleet(client: Arc<Client>, f: FleetSettings) -> Result<FleetReport, TunnelError> {
-    let (cfg, id) = client.load()?;
-    let uuid: Arc<str> = id.cert().and_then(|c| c.title).unwrap_or_default().into();
-    let next = Arc::new(AtomicUsize::new(0));
-    let after: LaterLock = Arc::default();
-    let start = Instant::now();
-    let mut workers = Vec::new();
-    for _ in 0..f.concurrency.max(1) {
-        let (client, cfg, next, uuid, after) = (
-            client.clone(),
-            cfg.clone(),
-            next.clone(),
-            uuid.clone(),
-            after.clone(),
-        );
-        workers.push(tokio::spawn(async move {
-            let mut ok = 0usize;
-            let mut failures: BTreeMap<String, usize> = BTreeMap::new();
-            let mut latencies = Vec::new();
-            let mut holders = Vec::new();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= f.count {
-                    break;
-                }
-                let tl = client.s.log.thread(client.s.log.next_tid());
-                let t0 = Instant::now();
-                match client.attempt(cfg.clone(), &tl).await {
-                    Ok((tls, _)) => {
-                        ok += 1;
-                        latencies.push(t0.elapsed());
-                        match f.hold {
-                            None => {
-                                let _ = tokio::time::timeout(
-                                    Duration::from_secs(1),
-                                    Framed::new(tls).close(),
-                                )
-                                .await;
-                            }
-                            Some(hold) => {
-                                let name = format!("{}-{i}", client.s.name);
-                                holders.push(tokio::spawn(hold_tunnel(
-                                    client.clone(),
-                                    cfg.clone(),
-                                    tls,
-                                    tl,
-                                    (uuid.clone(), name),
-                                    hold,
-                                    after.clone(),
-                                )));
-                            }
-                        }
-                    }
-                    Err(fail) => {
-                        fail.log(&tl);
-                        *failures.entry(fail.reason()).or_default() += 1;
-                    }
-                }
-            }
-            (ok, failures, latencies, holders)
-        }));
-    }
-    let mut report = FleetReport::default();
-    let mut holders = Vec::new();
-    for w in workers {
-        let (ok, failures, lat, h) = w.await.map_err(|e| TunnelError::Config(e.to_string()))?;
-        report.ok += ok;
-        for (k, v) in failures {
-            *report.failures.entry(k).or_default() += v;
-        }
-        report.latencies.extend(lat);
-        holders.extend(h);
-    }
-    report.elapsed = start.elapsed();
-    report.attempted = f.count;
-    report.latencies.sort_unstable();
-    for h in holders {
-        let _ = h.await;
-    }
-    let l = later(&after);
-    report.dropped = l.dropped;
-    report.reconnected = l.reconnected;
-    report.reconnect_failures = l.failures.clone();
-    if let (Some(a), Some(b)) = (l.first_drop, l.last_back) {
-        report.reconnect_span = b.saturating_duration_since(a);
-    }
-    Ok(report)
-}
-
-/// One held tunnel of a fleet: the session on `first`, then reconnects until `hold` is over.
-async fn hold_tunnel(
-    client: Arc<Client>,
-    cfg: Arc<ClientConfig>,
-    first: Stream,
-    tl: ThreadLog,
-    (uuid, name): (Arc<str>, String),
-    hold: Duration,
-    after: LaterLock,
-) {
-    let until = Instant::now() + hold;
-    let (stop_tx, mut stop) = watch::channel(false);
-    let stopper = tokio::spawn(async move {
-        tokio::time::sleep_until(until).await;
-        let _ = stop_tx.send(true);
-    });
-    let backoff = client.s.backoff;
-    let mut tls = Some(first);
-    let mut again = false;
-    let mut delay = backoff.initial;
-    loop {
-        if let Some(t) = tls.take() {
-            let mut s = Session::new(&client.s, &tl, Framed::new(t), &uuid, &name);
-            match s.hello().await {
-                Ok(_) => {
-                    if again {
-                        let mut l = later(&after);
-                        l.reconnected += 1;
-                        l.last_back = Some(Instant::now());
-                    }
-                    match s.run(false, stop.clone(), &Notify::new()).await {
-                        End::Stopped | End::Done(_) => break,
-                        End::Lost(why) | End::Restart(why) => {
-                            if !tl.is_quiet() {
-                                tl.warn(&format!("Connection to {} lost: {why}", client.addr));
-                            }
-                            let mut l = later(&after);
-                            l.dropped += 1;
-                            l.first_drop.get_or_insert_with(Instant::now);
-                            delay = backoff.initial;
-                        }
-                    }
-                }
-                Err(fail) => {
-                    // The TLS session was up, so this tunnel counts as dropped too.
-                    fail.log(&tl);
-                    let mut l = later(&after);
-                    *l.failures.entry(fail.reason()).or_default() += 1;
-                    l.dropped += 1;
-                    l.first_drop.get_or_insert_with(Instant::now);
-                    delay = (delay * 2).min(backoff.max);
-                }
-            }
-        }
-        if *stop.borrow() {
-            break;
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
-            _ = super::stopped(&mut stop) => break,
-        }
-        again = true;
-        match client.attempt(cfg.clone(), &tl).await {
-            Ok((t, _)) => tls = Some(t),
-            Err(fail) => {
-                fail.log(&tl);
-                *later(&after).failures.entry(fail.reason()).or_default() += 1;
-                delay = (delay * 2).min(backoff.max);
-            }
-        }
-    }
-    stopper.abort();
 }

@@ -128,7 +128,7 @@ impl KeyLog for KeyLogFile {
             hex::encode(client_random),
             hex::encode(secret)
         );
-        let mut f = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut f = crate::sync::lock(&self.0);
         // A key log that cannot be written must not break the tunnel.
         let _ = f.write_all(line.as_bytes());
     }

@@ -9,18 +9,31 @@
 //! <- {"ok":true,"server":{...},"peers":[{"name","uuid","ip","connected","since",...}]}
 //! -> {"op":"push","peer":"<device uuid>","files":[{"name":"cacert.pem","mode":420,"data_hex":"2d2d..."}]}
 //! <- {"ok":true,"ack":{"ok":true,"message":""}}          (the device's own answer)
-//! <- {"ok":false,"error":"peer ... is not connected"}
-//! -> {"op":"reload","ca":"<path>","cert":"<path>","key":"<path>"}
-//! <- {"ok":true}                                          (new tunnels use these files)
-//! -> {"op":"restart","ca":"<path>","cert":"<path>","key":"<path>"}
-//! <- {"ok":true}              (reload, then close every tunnel: devices reconnect to the new files)
+//! <- {"ok":false,"kind":"not_connected","error":"peer ... is not connected"}
+//! -> {"op":"reload"}
+//! <- {"ok":true}          (the server re-read its own files; new tunnels use them)
+//! -> {"op":"restart"}
+//! <- {"ok":true}          (reload, then close every tunnel: devices reconnect to the new files)
 //! ```
 //!
-//! A connection may send several requests. The socket is only as private as its directory:
-//! it lives under the root the server was given, like the appliance's own sockets. Even so, a
-//! client that goes silent is dropped after [`IDLE_TIMEOUT`] and a request line is at most
-//! [`MAX_REQUEST`] bytes, so a stuck script cannot pin a task or grow a buffer for ever.
+//! A refusal is `{"ok":false,"kind":KIND,"error":TEXT}`, KIND one of [`ErrorKind`]'s
+//! (`bad_request`, `too_long`, `forbidden`, `not_connected`, `push_failed`, `reload_failed`),
+//! so a client acts on the kind and prints the text. `reload` and `restart` take no paths:
+//! the server re-reads the files it was started with (`pki renew` replaced them in place), so
+//! no client can make it trust a CA of its choosing; a request that names files is refused.
+//!
+//! Who may talk to it: the socket is created 0600 in a folder the server creates 0700 (bound
+//! in a private staging folder, then linked into place, so it is never reachable with looser
+//! modes whatever the umask), and every connection's peer credentials (`SO_PEERCRED`) must be
+//! the server's own user or root; anyone else gets one `forbidden` line and is closed. An
+//! existing folder must be the server's user's or root's, and not writable by others (unless
+//! sticky, like `/tmp`). At the path, only a stale socket (a socket nobody answers on) is ever
+//! replaced: a live one is another server's, and anything else (a regular file, a link) is
+//! refused, never deleted. A client that goes silent is dropped after [`IDLE_TIMEOUT`] and a
+//! request line is at most [`MAX_REQUEST`] bytes, so a stuck script cannot pin a task or grow
+//! a buffer for ever.
 
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -30,7 +43,6 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::task::JoinHandle;
 
 use super::TunnelError;
-use super::material::{Identity, TlsFiles};
 use super::proto::{PushAck, PushFile};
 use super::server::ServerHandle;
 use super::status::{PeerStatus, ServerInfo};
@@ -61,24 +73,40 @@ pub enum Request {
         peer: String,
         files: Vec<WireFile>,
     },
-    /// Load new certificates for the tunnels accepted from now on (after `pki renew`).
-    Reload {
-        ca: PathBuf,
-        cert: PathBuf,
-        key: PathBuf,
-    },
+    /// Re-read the server's own files for the tunnels accepted from now on (after `pki renew`).
+    Reload,
     /// Reload, then close every open tunnel, as restarting sftunnel does.
-    Restart {
-        ca: PathBuf,
-        cert: PathBuf,
-        key: PathBuf,
-    },
+    Restart,
+}
+
+/// Why the server refused a request: what a client acts on (the text is for people).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// Not a request this server understands (bad JSON, unknown op, paths for `reload`).
+    BadRequest,
+    /// A request line over [`MAX_REQUEST`]; the connection is closed after this answer.
+    TooLong,
+    /// The client is neither the server's user nor root.
+    Forbidden,
+    /// The push's peer has no tunnel up.
+    NotConnected,
+    /// The push reached no acknowledgement (tunnel lost, deadline, over the frame limit).
+    PushFailed,
+    /// The server could not load its files again; it keeps the ones it had.
+    ReloadFailed,
+    /// A kind this client does not know (a newer server).
+    #[serde(other)]
+    Other,
 }
 
 /// The answer to one request.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Response {
     pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<ErrorKind>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -89,6 +117,23 @@ pub struct Response {
     pub ack: Option<PushAck>,
 }
 
+impl Response {
+    fn refused(kind: ErrorKind, error: impl std::fmt::Display) -> Self {
+        Response {
+            kind: Some(kind),
+            error: Some(error.to_string()),
+            ..Response::default()
+        }
+    }
+
+    fn ok() -> Self {
+        Response {
+            ok: true,
+            ..Response::default()
+        }
+    }
+}
+
 fn control_err(path: &Path, reason: impl std::fmt::Display) -> TunnelError {
     TunnelError::Control {
         path: path.to_owned(),
@@ -96,33 +141,151 @@ fn control_err(path: &Path, reason: impl std::fmt::Display) -> TunnelError {
     }
 }
 
-/// Binds the socket at `path` and answers requests for `server` until it shuts down.
-/// A socket file left by a dead server is replaced; one with a live server is an error.
+/// Binds the socket at `path` (see the module doc for the modes and what may be replaced)
+/// and answers requests for `server` until it shuts down.
 pub(crate) async fn listen(
     path: &Path,
     server: ServerHandle,
 ) -> Result<JoinHandle<()>, TunnelError> {
-    if path.exists() {
-        if UnixStream::connect(path).await.is_ok() {
-            return Err(control_err(path, "another server is already listening"));
-        }
-        std::fs::remove_file(path).map_err(|e| control_err(path, e))?;
+    clear_stale(path).await?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    private_folder(dir).map_err(|e| control_err(path, e))?;
+    let listener = bind_private(dir, path).map_err(|e| control_err(path, e))?;
+    // The socket's owner is this process's user: the one allowed beside root. A folder of
+    // another user's could have the socket swapped under us.
+    let owner = std::fs::symlink_metadata(path)
+        .map_err(|e| control_err(path, e))?
+        .uid();
+    let dir_owner = std::fs::metadata(dir)
+        .map_err(|e| control_err(path, e))?
+        .uid();
+    if dir_owner != owner && dir_owner != 0 {
+        let _ = std::fs::remove_file(path);
+        return Err(control_err(
+            path,
+            format!(
+                "folder {} belongs to uid {dir_owner}, not to this server's user (uid {owner}) \
+                 or root",
+                dir.display()
+            ),
+        ));
     }
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| control_err(path, e))?;
-    }
-    let listener = UnixListener::bind(path).map_err(|e| control_err(path, e))?;
     let mut stop = server.shutdown_signal();
     Ok(tokio::spawn(async move {
         loop {
             tokio::select! {
                 r = listener.accept() => if let Ok((s, _)) = r {
-                    tokio::spawn(serve_client(s, server.clone()));
+                    match s.peer_cred().map(|c| c.uid()) {
+                        Ok(uid) if uid == owner || uid == 0 => {
+                            tokio::spawn(serve_client(s, server.clone()));
+                        }
+                        other => {
+                            tokio::spawn(refuse(s, owner, other.ok(), server.clone()));
+                        }
+                    }
                 },
                 _ = super::stopped(&mut stop) => break,
             }
         }
     }))
+}
+
+/// What is at `path` before binding: nothing, a stale socket (removed), or a refusal.
+async fn clear_stale(path: &Path) -> Result<(), TunnelError> {
+    let meta = match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(control_err(path, e)),
+        Ok(m) => m,
+    };
+    if !meta.file_type().is_socket() {
+        return Err(control_err(
+            path,
+            "exists and is not a socket; not replacing it (remove it or pick another --control)",
+        ));
+    }
+    if tokio::time::timeout(Duration::from_secs(2), UnixStream::connect(path))
+        .await
+        .is_ok_and(|r| r.is_ok())
+    {
+        return Err(control_err(path, "another server is already listening"));
+    }
+    std::fs::remove_file(path).map_err(|e| control_err(path, e))
+}
+
+/// Creates `dir` 0700 if it is missing (and any missing parents, 0700 too, whatever the
+/// umask); an existing folder must not let others replace what is in it.
+fn private_folder(dir: &Path) -> std::io::Result<()> {
+    match std::fs::metadata(dir) {
+        Ok(m) => {
+            let mode = m.permissions().mode();
+            // Writable by group or others, and not sticky: anyone could swap the socket.
+            if mode & 0o022 != 0 && mode & 0o1000 == 0 {
+                return Err(std::io::Error::other(format!(
+                    "folder {} is writable by others (mode {:o}): anyone could replace the \
+                     socket; chmod go-w it",
+                    dir.display(),
+                    mode & 0o7777
+                )));
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)?;
+            // The umask may have taken bits from 0700 (never added any): set it exactly.
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Binds the socket in a fresh 0700 folder beside `path`, makes it 0600, then links it into
+/// place (failing, not replacing, if something appeared there meanwhile).
+fn bind_private(dir: &Path, path: &Path) -> std::io::Result<UnixListener> {
+    let stage = tempfile::Builder::new().prefix(".ctl").tempdir_in(dir)?;
+    std::fs::set_permissions(stage.path(), std::fs::Permissions::from_mode(0o700))?;
+    let staged = stage.path().join("s");
+    let listener = UnixListener::bind(&staged)?;
+    std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o600))?;
+    std::fs::hard_link(&staged, path)?;
+    Ok(listener)
+}
+
+/// One `forbidden` line for a client that is not the server's user or root, then close.
+async fn refuse(mut s: UnixStream, owner: u32, uid: Option<u32>, server: ServerHandle) {
+    let who = uid.map_or("a client whose uid is unknown".to_owned(), |u| {
+        format!("uid {u}")
+    });
+    server.main_log().warn(&format!(
+        "Control socket: refused {who} (only uid {owner} and root may use it)"
+    ));
+    let resp = Response::refused(
+        ErrorKind::Forbidden,
+        format!("{who} may not use this socket: it belongs to uid {owner}"),
+    );
+    let mut out = serde_json::to_string(&resp).unwrap_or_default();
+    out.push('\n');
+    // Then take what the client sends for a moment before closing: closing with its request
+    // unread would reset the connection, and it would see a broken pipe instead of why.
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        s.write_all(out.as_bytes()).await?;
+        s.shutdown().await?;
+        let mut sink = [0u8; 4096];
+        let mut total = 0;
+        while total < 64 * 1024 {
+            match s.read(&mut sink).await? {
+                0 => break,
+                n => total += n,
+            }
+        }
+        Ok::<(), std::io::Error>(())
+    })
+    .await;
 }
 
 async fn serve_client(s: UnixStream, server: ServerHandle) {
@@ -142,16 +305,13 @@ async fn serve_client(s: UnixStream, server: ServerHandle) {
         }
         let too_long = line.len() > MAX_REQUEST;
         let resp = if too_long {
-            Response {
-                error: Some(format!("request longer than {MAX_REQUEST} bytes")),
-                ..Response::default()
-            }
+            Response::refused(
+                ErrorKind::TooLong,
+                format!("request longer than {MAX_REQUEST} bytes"),
+            )
         } else {
-            match serde_json::from_slice::<Request>(&line) {
-                Err(e) => Response {
-                    error: Some(format!("bad request: {e}")),
-                    ..Response::default()
-                },
+            match parse_request(&line) {
+                Err(e) => Response::refused(ErrorKind::BadRequest, e),
                 Ok(req) => answer(req, &server).await,
             }
         };
@@ -164,25 +324,19 @@ async fn serve_client(s: UnixStream, server: ServerHandle) {
     }
 }
 
-/// `reload` / `restart`: load `files` and hand them to the server.
-fn new_files(server: &ServerHandle, files: TlsFiles, restart: bool) -> Response {
-    let res = Identity::load(&files).and_then(|id| {
-        if restart {
-            server.restart(&id)
-        } else {
-            server.reload(&id)
-        }
-    });
-    match res {
-        Ok(()) => Response {
-            ok: true,
-            ..Response::default()
-        },
-        Err(e) => Response {
-            error: Some(e.to_string()),
-            ..Response::default()
-        },
+/// One request line. `reload`/`restart` naming files (what an older client sent) is refused
+/// rather than obeyed or silently ignored.
+fn parse_request(line: &[u8]) -> Result<Request, String> {
+    let v: serde_json::Value =
+        serde_json::from_slice(line).map_err(|e| format!("bad request: {e}"))?;
+    let op = v.get("op").and_then(|o| o.as_str());
+    if matches!(op, Some("reload" | "restart")) && v.as_object().is_some_and(|o| o.len() > 1) {
+        return Err(format!(
+            "{} takes no paths: the server re-reads the files it was started with",
+            op.unwrap_or_default()
+        ));
     }
+    serde_json::from_value(v).map_err(|e| format!("bad request: {e}"))
 }
 
 async fn answer(req: Request, server: &ServerHandle) -> Response {
@@ -193,8 +347,14 @@ async fn answer(req: Request, server: &ServerHandle) -> Response {
             peers: Some(server.peers_seen()),
             ..Response::default()
         },
-        Request::Reload { ca, cert, key } => new_files(server, TlsFiles { ca, cert, key }, false),
-        Request::Restart { ca, cert, key } => new_files(server, TlsFiles { ca, cert, key }, true),
+        Request::Reload => match server.reload_files() {
+            Ok(()) => Response::ok(),
+            Err(e) => Response::refused(ErrorKind::ReloadFailed, e),
+        },
+        Request::Restart => match server.restart_files() {
+            Ok(()) => Response::ok(),
+            Err(e) => Response::refused(ErrorKind::ReloadFailed, e),
+        },
         Request::Push { peer, files } => {
             let files: Result<Vec<PushFile>, String> = files
                 .into_iter()
@@ -207,20 +367,20 @@ async fn answer(req: Request, server: &ServerHandle) -> Response {
                     })
                 })
                 .collect();
-            let res = match files {
-                Ok(files) => server.push(&peer, files).await.map_err(|e| e.to_string()),
-                Err(e) => Err(e),
+            let files = match files {
+                Ok(f) => f,
+                Err(e) => return Response::refused(ErrorKind::BadRequest, e),
             };
-            match res {
+            match server.push(&peer, files).await {
                 Ok(ack) => Response {
                     ok: true,
                     ack: Some(ack),
                     ..Response::default()
                 },
-                Err(e) => Response {
-                    error: Some(e),
-                    ..Response::default()
-                },
+                Err(e @ TunnelError::NotConnected { .. }) => {
+                    Response::refused(ErrorKind::NotConnected, e)
+                }
+                Err(e) => Response::refused(ErrorKind::PushFailed, e),
             }
         }
     }
@@ -236,10 +396,20 @@ pub struct ControlClient {
 
 impl ControlClient {
     /// Connects to the socket at `path` (fails if no server is running there).
+    /// A socket this user may not open is [`TunnelError::Refused`] (`forbidden`), not a
+    /// server that is down.
     pub async fn connect(path: &Path) -> Result<Self, TunnelError> {
-        let s = UnixStream::connect(path)
-            .await
-            .map_err(|e| control_err(path, e))?;
+        let s = UnixStream::connect(path).await.map_err(|e| {
+            if e.kind() == std::io::ErrorKind::PermissionDenied {
+                TunnelError::Refused {
+                    path: path.to_owned(),
+                    kind: ErrorKind::Forbidden,
+                    reason: format!("{e}: the socket and its folder are its owner's only"),
+                }
+            } else {
+                control_err(path, e)
+            }
+        })?;
         let (r, w) = s.into_split();
         Ok(Self {
             path: path.to_owned(),
@@ -248,25 +418,27 @@ impl ControlClient {
         })
     }
 
+    /// One request; a refusal becomes the error its kind says ([`TunnelError::NotConnected`]
+    /// for a push to a peer without a tunnel, else [`TunnelError::Refused`]).
     async fn call(&mut self, req: &Request) -> Result<Response, TunnelError> {
-        let mut line = serde_json::to_string(req).map_err(|e| control_err(&self.path, e))?;
-        line.push('\n');
-        self.w
-            .write_all(line.as_bytes())
-            .await
-            .map_err(|e| control_err(&self.path, e))?;
-        let answer = self
-            .lines
-            .next_line()
-            .await
-            .map_err(|e| control_err(&self.path, e))?
-            .ok_or_else(|| control_err(&self.path, "server closed the socket"))?;
-        let resp: Response =
-            serde_json::from_str(&answer).map_err(|e| control_err(&self.path, e))?;
-        match resp.error {
-            Some(e) if !resp.ok => Err(control_err(&self.path, e)),
-            _ => Ok(resp),
+        let v = serde_json::to_value(req).map_err(|e| control_err(&self.path, e))?;
+        let resp = self.request(&v).await?;
+        if resp.ok {
+            return Ok(resp);
         }
+        let reason = resp
+            .error
+            .unwrap_or_else(|| "refused without a reason".into());
+        Err(match (resp.kind, req) {
+            (Some(ErrorKind::NotConnected), Request::Push { peer, .. }) => {
+                TunnelError::NotConnected { uuid: peer.clone() }
+            }
+            (kind, _) => TunnelError::Refused {
+                path: self.path.clone(),
+                kind: kind.unwrap_or(ErrorKind::Other),
+                reason,
+            },
+        })
     }
 
     /// The server's facts and its connected peers.
@@ -278,27 +450,39 @@ impl ControlClient {
         Ok((info, r.peers.unwrap_or_default()))
     }
 
-    /// Makes the server load `files` for the tunnels it accepts from now on.
-    pub async fn reload(&mut self, files: &TlsFiles) -> Result<(), TunnelError> {
-        self.call(&Request::Reload {
-            ca: files.ca.clone(),
-            cert: files.cert.clone(),
-            key: files.key.clone(),
-        })
-        .await
-        .map(|_| ())
+    /// Makes the server re-read its own files for the tunnels it accepts from now on.
+    pub async fn reload(&mut self) -> Result<(), TunnelError> {
+        self.call(&Request::Reload).await.map(|_| ())
     }
 
     /// [`Self::reload`], then the server closes every open tunnel (devices reconnect and meet
     /// the new certificates), as restarting sftunnel after a renewal does.
-    pub async fn restart(&mut self, files: &TlsFiles) -> Result<(), TunnelError> {
-        self.call(&Request::Restart {
-            ca: files.ca.clone(),
-            cert: files.cert.clone(),
-            key: files.key.clone(),
-        })
-        .await
-        .map(|_| ())
+    pub async fn restart(&mut self) -> Result<(), TunnelError> {
+        self.call(&Request::Restart).await.map(|_| ())
+    }
+
+    /// Sends one request as it is and returns the server's answer, refusals included (for
+    /// tools and tests that speak the protocol directly).
+    pub async fn request(&mut self, req: &serde_json::Value) -> Result<Response, TunnelError> {
+        let mut line = req.to_string();
+        line.push('\n');
+        let sent = self.w.write_all(line.as_bytes()).await;
+        if let Err(e) = sent {
+            // A server that refused us may have said why before closing: prefer its words.
+            return match self.lines.next_line().await {
+                Ok(Some(answer)) => {
+                    serde_json::from_str(&answer).map_err(|_| control_err(&self.path, e))
+                }
+                _ => Err(control_err(&self.path, e)),
+            };
+        }
+        let answer = self
+            .lines
+            .next_line()
+            .await
+            .map_err(|e| control_err(&self.path, e))?
+            .ok_or_else(|| control_err(&self.path, "server closed the socket"))?;
+        serde_json::from_str(&answer).map_err(|e| control_err(&self.path, e))
     }
 
     /// Pushes `files` to the connected device `peer_uuid` and returns the device's answer.
@@ -330,4 +514,46 @@ impl ControlClient {
 /// `var/run/sftunnel.sock`, where the appliance keeps its own sockets.
 pub fn socket_path(fmc_dir: &Path) -> PathBuf {
     fmc_dir.join("var/run/sftunnel.sock")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reload_and_restart_take_no_paths() {
+        assert!(matches!(
+            parse_request(br#"{"op":"reload"}"#),
+            Ok(Request::Reload)
+        ));
+        assert!(matches!(
+            parse_request(br#"{"op":"restart"}"#),
+            Ok(Request::Restart)
+        ));
+        // What a client could once send: a CA of its choosing. Refused, not ignored.
+        let e = parse_request(
+            br#"{"op":"reload","ca":"/tmp/evil/ca.pem","cert":"/tmp/evil/c.pem","key":"/tmp/evil/k.pem"}"#,
+        )
+        .unwrap_err();
+        assert!(e.contains("reload takes no paths"), "{e}");
+        assert!(parse_request(br#"{"op":"restart","ca":"x"}"#).is_err());
+        assert!(parse_request(br#"{"op":"format_disk"}"#).is_err());
+        assert!(parse_request(b"not json").is_err());
+    }
+
+    #[test]
+    fn refusals_carry_a_kind_a_client_can_act_on() {
+        let r = Response::refused(ErrorKind::NotConnected, "peer u is not connected");
+        let line = serde_json::to_string(&r).unwrap();
+        assert_eq!(
+            line,
+            r#"{"ok":false,"kind":"not_connected","error":"peer u is not connected"}"#
+        );
+        let back: Response = serde_json::from_str(&line).unwrap();
+        assert_eq!(back.kind, Some(ErrorKind::NotConnected));
+        // A kind from a newer server still parses.
+        let newer: Response =
+            serde_json::from_str(r#"{"ok":false,"kind":"quota","error":"x"}"#).unwrap();
+        assert_eq!(newer.kind, Some(ErrorKind::Other));
+    }
 }

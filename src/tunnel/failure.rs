@@ -28,6 +28,12 @@ pub enum HandshakeFailure {
     NoPeerCertificate,
     /// The peer closed the connection during the handshake.
     Closed,
+    /// A certificate the CA signed, but not for a peer of this FMC's root (its UUID, when it
+    /// names one, and its subject, both escaped). Refused after the handshake, before HELLO.
+    NotAPeer {
+        uuid: Option<String>,
+        subject: Option<String>,
+    },
     /// Any other TLS or socket error.
     Tls(String),
 }
@@ -48,6 +54,10 @@ impl HandshakeFailure {
             ),
             HandshakeFailure::NoPeerCertificate => "peer did not return a certificate".into(),
             HandshakeFailure::Closed => "closed during handshake".into(),
+            HandshakeFailure::NotAPeer { uuid, .. } => format!(
+                "not a peer of this FMC: {}",
+                uuid.as_deref().unwrap_or("certificate names no UUID")
+            ),
             HandshakeFailure::Tls(s) => s.clone(),
         }
     }
@@ -87,6 +97,14 @@ impl HandshakeFailure {
                 v.push("peer did not return a certificate".into())
             }
             HandshakeFailure::Closed => v.push("Connection closed by peer during handshake".into()),
+            HandshakeFailure::NotAPeer { uuid, subject } => {
+                v.push(format!(
+                    "Refusing peer {} (subject {}): not a peer of this FMC",
+                    uuid.as_deref().unwrap_or("without a UUID"),
+                    subject.as_deref().unwrap_or("?")
+                ));
+                return v;
+            }
             HandshakeFailure::Tls(s) => v.push(s.clone()),
         }
         v.push("SSL handshake failed".into());

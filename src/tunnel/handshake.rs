@@ -5,24 +5,33 @@
 //! alert, no certificate, timeout, garbage); logging it and deciding what to do next is the
 //! caller's. Shared by `serve`, `connect` and `validate` so all three judge alike.
 //!
-//! The deadline is the peer's silence, not the handshake's length: the peer is dropped when it
-//! has sent nothing for `deadline` ([`Heard`] notes when its bytes last arrived), and a
-//! handshake that keeps making progress gets [`WHOLE`] times that in all (a peer dribbling a
-//! byte at a time still ends). A server in a reconnect storm queues thousands of handshakes on
-//! its cores; a clock started at accept would fail devices that answered at once but waited for
-//! our CPU, and they would come back and add to the queue. Bytes already in the socket count
-//! as heard: the handshake is polled before its timer.
+//! Two deadlines bound a handshake. The peer's silence: it is dropped when it has sent nothing
+//! for `silence` ([`Heard`] notes when its bytes last arrived; bytes already in the socket
+//! count as heard, because the handshake is polled before its timer). And a whole-handshake
+//! deadline, [`WHOLE`] times the silence, that nothing the peer does can move: on the server
+//! it runs from accept, so a peer dribbling a byte every few seconds still ends on time.
+//!
+//! The server works on handshakes in [`Slots`], and a handshake holds a slot only while there
+//! is work for our cores: from the moment its bytes arrive until it waits on the peer, plus at
+//! most [`SLOT_WAIT`] in all of waiting on the peer while holding one (the round trips of an
+//! honest device). A peer that has used that up gives its slot back whenever it makes us wait
+//! and queues again, first come first served, when its next bytes arrive. So 256 peers that
+//! stall or dribble cannot keep the slots from a device that answers; and while a handshake
+//! waits in the queue, its peer is not silent (the wait is ours), only the whole deadline runs.
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use rustls::{ClientConfig, ServerConfig};
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::time::Instant;
+use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore};
+use tokio::time::{Instant, Sleep};
 use tokio_rustls::{TlsAcceptor, TlsConnector, client, server};
 
 use super::chain::PeerCert;
@@ -77,6 +86,11 @@ fn established(judged: Option<Judged>, suite: Option<rustls::SupportedCipherSuit
 /// A handshake that keeps making progress may take this many times the silence allowed.
 pub const WHOLE: u32 = 6;
 
+/// How long, in all, a handshake may keep its slot while waiting on its peer: a few round
+/// trips of a device that answers at once. Past that, the slot goes back whenever the peer
+/// makes us wait.
+pub const SLOT_WAIT: Duration = Duration::from_secs(1);
+
 /// A stream that remembers when the peer's bytes last arrived. The instant is shared
 /// ([`LastHeard`]) so the deadline can read it while a fallible handshake future owns the
 /// stream (that future has no `get_ref`, but gives the stream back on failure).
@@ -92,10 +106,14 @@ pub struct LastHeard(Arc<std::sync::Mutex<Instant>>);
 
 impl LastHeard {
     pub fn get(&self) -> Instant {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner())
+        *crate::sync::lock(&self.0)
+    }
+    /// Now counts as heard: the time since was spent waiting for a slot, not on the peer.
+    fn touch(&self) {
+        self.set(Instant::now());
     }
     fn set(&self, t: Instant) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = t;
+        *crate::sync::lock(&self.0) = t;
     }
 }
 
@@ -163,14 +181,106 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Heard<S> {
     }
 }
 
+/// The handshake slots of a server: how many handshakes our cores work on at once.
+#[derive(Clone, Debug)]
+pub struct Slots(Arc<Semaphore>);
+
+impl Slots {
+    pub fn new(n: usize) -> Self {
+        Self(Arc::new(Semaphore::new(n)))
+    }
+
+    /// Slots free right now.
+    pub fn available(&self) -> usize {
+        self.0.available_permits()
+    }
+}
+
+type Acquire =
+    Pin<Box<dyn Future<Output = Result<OwnedSemaphorePermit, AcquireError>> + Send + 'static>>;
+
+/// A handshake future that holds one of the server's [`Slots`] only while it has work (see
+/// the module doc): acquired when it is woken, given back when it waits on the peer and its
+/// [`SLOT_WAIT`] is spent.
+struct Slotted<F> {
+    fut: F,
+    slots: Arc<Semaphore>,
+    permit: Option<OwnedSemaphorePermit>,
+    acquire: Option<Acquire>,
+    /// What is left of [`SLOT_WAIT`].
+    budget: Duration,
+    /// Since when it has been waiting on the peer while holding its slot.
+    idle_since: Option<Instant>,
+    /// Wakes it when `budget` runs out while it waits holding a slot.
+    idle_timer: Option<Pin<Box<Sleep>>>,
+    /// True while it waits in the slot queue (the deadline's view: not the peer's silence).
+    queued: Arc<AtomicBool>,
+    heard: LastHeard,
+}
+
+impl<F: Future + Unpin> Future for Slotted<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = &mut *self;
+        if this.permit.is_none() {
+            let slots = this.slots.clone();
+            let acquire = this
+                .acquire
+                .get_or_insert_with(|| Box::pin(slots.acquire_owned()));
+            match acquire.as_mut().poll(cx) {
+                Poll::Pending => {
+                    this.queued.store(true, Ordering::Relaxed);
+                    return Poll::Pending;
+                }
+                Poll::Ready(permit) => {
+                    this.acquire = None;
+                    // The semaphore is never closed; without a permit the handshake still
+                    // runs rather than hangs.
+                    this.permit = permit.ok();
+                    if this.queued.swap(false, Ordering::Relaxed) {
+                        this.heard.touch();
+                    }
+                }
+            }
+        }
+        if let Some(since) = this.idle_since.take() {
+            this.budget = this.budget.saturating_sub(since.elapsed());
+            this.idle_timer = None;
+        }
+        match Pin::new(&mut this.fut).poll(cx) {
+            Poll::Ready(out) => {
+                this.permit = None;
+                Poll::Ready(out)
+            }
+            Poll::Pending if this.budget.is_zero() => {
+                this.permit = None;
+                Poll::Pending
+            }
+            Poll::Pending => {
+                this.idle_since = Some(Instant::now());
+                let mut timer = Box::pin(tokio::time::sleep(this.budget));
+                if timer.as_mut().poll(cx).is_ready() {
+                    this.idle_since = None;
+                    this.budget = Duration::ZERO;
+                    this.permit = None;
+                } else {
+                    this.idle_timer = Some(timer);
+                }
+                Poll::Pending
+            }
+        }
+    }
+}
+
 /// Drives `fut` (a handshake over a [`Heard`] stream, which `last_heard` finds) until it ends,
-/// the peer has been silent for `silence`, or [`WHOLE`] times that has passed.
-async fn within<F: std::future::Future + Unpin>(
+/// the peer has been silent for `silence`, or `whole` (an instant) has come.
+async fn within<F: Future + Unpin>(
     fut: &mut F,
     silence: Duration,
+    whole: Instant,
     last_heard: impl Fn(&F) -> Option<Instant>,
 ) -> Result<F::Output, HandshakeFailure> {
-    let whole = Instant::now() + silence * WHOLE;
     let mut last = Instant::now();
     loop {
         tokio::select! {
@@ -197,19 +307,42 @@ async fn within<F: std::future::Future + Unpin>(
     }
 }
 
-/// The FMC side of a handshake, on a TCP stream (possibly wrapped by the `--pcap` recorder);
-/// the device is dropped after `silence` without a byte from it.
+/// The FMC side of a handshake, on a TCP stream (possibly wrapped by the `--pcap` recorder)
+/// accepted at `accepted`: worked on in `slots`, the device is dropped after `silence` without
+/// a byte from it, and at `accepted` + [`WHOLE`] × `silence` whatever it does.
 pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
     config: Arc<ServerConfig>,
     tcp: S,
     silence: Duration,
+    accepted: Instant,
+    slots: &Slots,
 ) -> Result<(server::TlsStream<Heard<S>>, Established), HandshakeFailure> {
     let acceptor = TlsAcceptor::from(config);
     let (res, judged) = capture_verify(async {
         let tcp = Heard::new(tcp);
         let heard = tcp.last_heard();
-        let mut fut = acceptor.accept(tcp).into_fallible();
-        within(&mut fut, silence, |_| Some(heard.get())).await
+        let queued = Arc::new(AtomicBool::new(false));
+        let mut fut = Slotted {
+            fut: acceptor.accept(tcp).into_fallible(),
+            slots: slots.0.clone(),
+            permit: None,
+            acquire: None,
+            budget: SLOT_WAIT,
+            idle_since: None,
+            idle_timer: None,
+            queued: queued.clone(),
+            heard: heard.clone(),
+        };
+        let whole = accepted + silence * WHOLE;
+        within(&mut fut, silence, whole, |_| {
+            // Waiting for a slot is our queue, not the device's silence.
+            Some(if queued.load(Ordering::Relaxed) {
+                Instant::now()
+            } else {
+                heard.get()
+            })
+        })
+        .await
     })
     .await;
     match res? {
@@ -259,7 +392,8 @@ pub async fn connect<S: AsyncRead + AsyncWrite + Unpin>(
     let connector = TlsConnector::from(config);
     let (res, judged) = capture_verify(async {
         let mut fut = connector.connect(ServerName::IpAddress(ip.into()), Heard::new(tcp));
-        within(&mut fut, silence, |f| f.get_ref().map(Heard::last)).await
+        let whole = Instant::now() + silence * WHOLE;
+        within(&mut fut, silence, whole, |f| f.get_ref().map(Heard::last)).await
     })
     .await;
     match res? {

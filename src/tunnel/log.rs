@@ -118,11 +118,11 @@ impl SfLog {
         .to_string();
         match &self.inner.sink {
             Sink::Writer(w) => {
-                let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
+                let mut w = crate::sync::lock(w);
                 // A log that cannot be written must not take the tunnel down with it.
                 let _ = writeln!(w, "{line}").and_then(|()| w.flush());
             }
-            Sink::Memory(v) => v.lock().unwrap_or_else(|e| e.into_inner()).push(line),
+            Sink::Memory(v) => crate::sync::lock(v).push(line),
             Sink::Discard => {}
         }
     }
@@ -130,7 +130,7 @@ impl SfLog {
     /// The lines kept so far by a memory log (empty for other sinks).
     pub fn lines(&self) -> Vec<String> {
         match &self.inner.sink {
-            Sink::Memory(v) => v.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            Sink::Memory(v) => crate::sync::lock(v).clone(),
             _ => Vec::new(),
         }
     }

@@ -3,13 +3,16 @@
 //!
 //! Owns TLS policy ([`config`]), the verifiers that call the chain judge at the tunnel's
 //! [`Clock`] ([`verify`], [`chain`]), the message protocol spoken inside the tunnel
-//! ([`proto`]), the FMC server ([`server`]), the device client ([`client`]), the control
-//! socket ([`control`]: status, push, reload/restart), in-process validation ([`validate`]),
-//! delivering a renewed PKI through a running server ([`renewal`]) and the appliance's log
-//! lines ([`log`], [`failure`]). Certificates are judged by `judge`; the PKI layout is `pki`'s;
-//! flags are the CLI's. Beyond ARCHITECTURE.md's directions, this module also reads the alert
-//! registry of the sans-IO `tls` module (one table of alert names for live logs and capture
-//! reports) and taps its streams with `recorder` for `--pcap`.
+//! ([`proto`]), one handshake with its deadlines and slots ([`handshake`]), the FMC server
+//! ([`server`]), the device client ([`client`]) and its load generator ([`fleet`]), the control
+//! socket ([`control`]: status, push, reload/restart, owner-only), in-process validation
+//! ([`validate`]), delivering a renewed PKI through a running server ([`renewal`]), the rows
+//! `status` shows ([`status`]), and the appliance's log lines ([`log`], [`failure`]), into
+//! which nothing a peer chose goes unescaped ([`escape`]). Certificates are judged by `judge`;
+//! the PKI layout is `pki`'s; flags are the CLI's; tables are `report`'s. Beyond
+//! ARCHITECTURE.md's directions, this module also reads the alert registry of the sans-IO
+//! `tls` module (one table of alert names for live logs and capture reports) and taps its
+//! streams with `recorder` for `--pcap`.
 
 use std::path::PathBuf;
 
@@ -20,7 +23,9 @@ pub mod client;
 pub mod clock;
 pub mod config;
 pub mod control;
+pub mod escape;
 pub mod failure;
+pub mod fleet;
 mod framed;
 pub mod handshake;
 mod install;
@@ -34,14 +39,15 @@ pub mod validate;
 pub mod verify;
 
 pub use chain::PeerCert;
-pub use client::{Client, ClientHandle, ClientSettings, ClientState, FleetReport, FleetSettings};
+pub use client::{Client, ClientHandle, ClientSettings, ClientState};
 pub use clock::Clock;
 pub use control::ControlClient;
 pub use failure::HandshakeFailure;
+pub use fleet::{FleetReport, FleetSettings};
 pub use log::{SfLog, ThreadLog};
 pub use material::{Identity, TlsFiles};
 pub use proto::{PushAck, PushFile};
-pub use server::{Server, ServerEvent, ServerHandle, ServerSettings, Timeouts};
+pub use server::{KnownPeer, Server, ServerEvent, ServerHandle, ServerSettings, Timeouts};
 pub use status::{PeerStatus, ServerInfo};
 
 /// Errors of the tunnel layer.
@@ -59,6 +65,14 @@ pub enum TunnelError {
     },
     #[error("control socket {}: {reason}", path.display())]
     Control { path: PathBuf, reason: String },
+    /// The server on the control socket refused a request; `kind` says why in a way a
+    /// caller can act on.
+    #[error("control socket {}: {reason}", path.display())]
+    Refused {
+        path: PathBuf,
+        kind: control::ErrorKind,
+        reason: String,
+    },
     #[error("handshake failed: {0}")]
     Handshake(#[from] HandshakeFailure),
     #[error("peer {uuid} is not connected")]

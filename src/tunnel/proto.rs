@@ -82,6 +82,21 @@ pub enum Message {
     },
 }
 
+impl Message {
+    /// The frame type's name (`HELLO`, `PUSH`, ...), for log lines that must not quote a
+    /// peer's whole message.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Message::Hello { .. } => "HELLO",
+            Message::Heartbeat { .. } => "HEARTBEAT",
+            Message::HeartbeatAck { .. } => "HEARTBEAT_ACK",
+            Message::Push { .. } => "PUSH",
+            Message::PushAck { .. } => "PUSH_ACK",
+            Message::Unknown { .. } => "unknown",
+        }
+    }
+}
+
 /// A frame that cannot be read.
 #[derive(Debug, Error, PartialEq, Eq)]
 #[non_exhaustive]

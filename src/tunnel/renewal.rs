@@ -1,19 +1,21 @@
 //! Delivering a renewal through a running `serve`: the push half of `generate_certs.pl`.
 //!
 //! Owns the order of the conversation with the FMC's control socket after `pki::renew` has put
-//! the new files in place: first the server loads the FMC's new certificate and InternalCA for
-//! the tunnels it accepts from now on (sftunnel's restart), then each peer still connected gets
-//! its three files over its live tunnel and answers; the peer installs them atomically and
-//! reconnects with them, which now succeeds. Every peer that is not connected, or whose push
-//! fails, comes back as an error for `pki::renew::record_push` to list in `FAILED_PUSH`. With no
-//! server running, every peer does. Making the files and writing `FAILED_PUSH` are `pki`'s job.
+//! the new files in place: first the server re-reads its own certificate and InternalCA (now
+//! the new ones) for the tunnels it accepts from now on (sftunnel's restart), then each peer
+//! gets its three files over its live tunnel and answers; the peer installs them atomically
+//! and reconnects with them, which now succeeds. A peer without a tunnel is refused with the
+//! socket's `not_connected` kind, so no status round trip is needed to tell it from a push that
+//! failed. Every peer that is not connected, or whose push fails, comes back as an error for
+//! `pki::renew::record_push` to list in `FAILED_PUSH`. With no server running, every peer
+//! does. Making the files and writing `FAILED_PUSH` are `pki`'s job.
 
 use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
+use super::TunnelError;
 use super::control::ControlClient;
-use super::material::TlsFiles;
 use super::proto::PushFile;
 use crate::pki::PkiError;
 use crate::pki::renew::{
@@ -44,12 +46,10 @@ pub struct Delivery {
 /// Longest wait for one push's answer on top of the server's own push timeout.
 const PUSH_WAIT: Duration = Duration::from_secs(60);
 
-/// Asks the server on `socket` to load `fmc` (the FMC's renewed files), then pushes each
-/// bundle to its peer if that peer is connected. Says on `out` how the server side went before
-/// the pushes start.
+/// Asks the server on `socket` to re-read its files (the FMC's renewed ones), then pushes
+/// each bundle to its peer. Says on `out` how the server side went before the pushes start.
 pub async fn deliver(
     socket: &Path,
-    fmc: &TlsFiles,
     bundles: &[PeerBundle],
     out: &mut (dyn Write + Send),
 ) -> Delivery {
@@ -74,7 +74,7 @@ pub async fn deliver(
             };
         }
     };
-    if let Err(e) = ctl.reload(fmc).await {
+    if let Err(e) = ctl.reload().await {
         let why = format!("the FMC could not load its new certificates: {e}");
         let _ = writeln!(out, "{why}");
         return Delivery {
@@ -86,37 +86,24 @@ pub async fn deliver(
         out,
         "sftunnel on the FMC loaded the new certificates; pushing each peer's files over its tunnel"
     );
-    let connected: Vec<String> = match ctl.status().await {
-        Ok((_, peers)) => peers.into_iter().map(|p| p.uuid).collect(),
-        Err(e) => {
-            let why = format!("cannot list connected peers: {e}");
-            return Delivery {
-                outcomes: all_failed(why),
-                server: ServerSide::Reloaded,
-            };
-        }
-    };
     let mut outcomes = Vec::new();
     for b in bundles {
         let uuid = b.identity.uuid.to_string();
-        let result = if !connected.contains(&uuid) {
-            Err("not connected".to_owned())
-        } else {
-            let files: Vec<PushFile> = b
-                .files
-                .iter()
-                .map(|f| PushFile {
-                    name: f.name.to_owned(),
-                    mode: f.mode,
-                    data: f.data.clone(),
-                })
-                .collect();
-            match tokio::time::timeout(PUSH_WAIT, ctl.push(&uuid, &files)).await {
-                Err(_) => Err("no answer in time".to_owned()),
-                Ok(Err(e)) => Err(e.to_string()),
-                Ok(Ok(ack)) if ack.ok => Ok(ack.message),
-                Ok(Ok(ack)) => Err(format!("refused by the device: {}", ack.message)),
-            }
+        let files: Vec<PushFile> = b
+            .files
+            .iter()
+            .map(|f| PushFile {
+                name: f.name.to_owned(),
+                mode: f.mode,
+                data: f.data.clone(),
+            })
+            .collect();
+        let result = match tokio::time::timeout(PUSH_WAIT, ctl.push(&uuid, &files)).await {
+            Err(_) => Err("no answer in time".to_owned()),
+            Ok(Err(TunnelError::NotConnected { .. })) => Err("not connected".to_owned()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Ok(Ok(ack)) if ack.ok => Ok(ack.message),
+            Ok(Ok(ack)) => Err(format!("refused by the device: {}", ack.message)),
         };
         outcomes.push(PushOutcome {
             uuid: b.identity.uuid,
@@ -158,17 +145,7 @@ pub async fn renew_and_push(
         }
     };
     said(report::renew::renewal(out, &renewal));
-    let delivery = deliver(
-        socket,
-        &TlsFiles {
-            ca: renewal.root.layout.ca_cert(),
-            cert: renewal.root.fmc_files().cert,
-            key: renewal.root.fmc_files().key,
-        },
-        &renewal.peers,
-        out,
-    )
-    .await;
+    let delivery = deliver(socket, &renewal.peers, out).await;
     let record = renew::record_push(&renewal, &delivery.outcomes);
     said(report::renew::push(
         out,

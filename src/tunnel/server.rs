@@ -1,16 +1,18 @@
 //! The FMC side of sftunnel: accepts many device tunnels at once, judges each device's
-//! certificate, keeps a registry of connected peers with their heartbeats, and pushes files to
-//! them on request.
+//! certificate, admits the peers its PKI knows, keeps a registry of connected peers with their
+//! heartbeats, and pushes files to them on request.
 //!
-//! Each connection is one tokio task that goes through three phases, each with its own deadline
-//! so a slow or silent client only ever costs its own task: TLS handshake, HELLO (the device
-//! says who it is), then the session (HEARTBEAT/ACK, PUSH/ACK; dropped after three heartbeat
-//! intervals of silence, or when it takes none of our bytes for as long). The handshake
-//! deadline is the device's silence, and handshakes are worked on [`HANDSHAKE_SLOTS`] at a
-//! time in arrival order, so a reconnect storm queues instead of timing out; a socket that
-//! never speaks takes no slot. The registry answers [`ServerHandle::peers`] and
+//! Each connection is one tokio task that goes through its steps in order, each with its own
+//! deadline so a slow or silent client only ever costs its own task: the first bytes (a
+//! socket that never speaks costs no handshake slot), the TLS handshake (worked on in
+//! [`HANDSHAKE_SLOTS`], held only while there is work, with a deadline from accept that
+//! dribbling cannot move: see [`handshake`]), admission (the UUID in the verified certificate
+//! must be a peer of the root, which names it), HELLO, registration, and the session
+//! (HEARTBEAT/ACK, PUSH/ACK; dropped after three heartbeat intervals of silence, or when it
+//! takes none of our bytes for as long). The registry answers [`ServerHandle::peers`] and
 //! [`ServerHandle::push`], which the control socket ([`super::control`]) exposes to `sfdiag
-//! status` and `pki renew`. Lines go to the [`SfLog`] in the appliance's wording.
+//! status` and `pki renew`. Lines go to the [`SfLog`] in the appliance's wording; nothing a
+//! peer chose reaches them unescaped ([`super::escape`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -21,29 +23,33 @@ use std::time::Duration;
 
 use rustls::{KeyLog, ServerConfig};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::sync::{Semaphore, broadcast, mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::sftunnel::{Component, Level, Role, TlsSide, rfc3339, whole_seconds};
-
 use super::TunnelError;
+use super::chain::PeerCert;
 use super::clock::Clock;
 use super::config;
+use super::escape::escape;
 use super::failure::HandshakeFailure;
 use super::framed::Framed;
-use super::handshake;
+use super::handshake::{self, Established, Slots};
 use super::log::{SfLog, ThreadLog};
-use super::material::Identity;
+use super::material::{Identity, TlsFiles};
 use super::proto::{Message, PushAck, PushFile};
-use super::status::{PeerStatus, ServerInfo};
+use super::status::{PeerStatus, ServerInfo, wire_time};
+use crate::pki::PkiRoot;
 use crate::recorder::{Recorder, Tapped};
+use crate::sftunnel::{Component, Level, Role, TlsSide};
+use crate::sync::lock;
 
 /// Deadlines of the tunnel's phases, shared by both sides.
 #[derive(Clone, Copy, Debug)]
 pub struct Timeouts {
     /// TCP connect (device side), and the longest a peer may stay silent during the TLS
-    /// handshake (a handshake that keeps going gets [`handshake::WHOLE`] times this in all).
+    /// handshake; the whole handshake gets [`handshake::WHOLE`] times this (from accept on
+    /// the server), whatever the peer does.
     pub handshake: Duration,
     /// From handshake done to the peer's HELLO.
     pub hello: Duration,
@@ -64,11 +70,40 @@ impl Default for Timeouts {
     }
 }
 
+/// A device the FMC manages, as its PKI root names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KnownPeer {
+    /// The UUID its certificate carries in its subject's `title`.
+    pub uuid: String,
+    /// Its name in the root (what logs and `status` call it, whatever its HELLO says).
+    pub name: String,
+}
+
+impl KnownPeer {
+    /// Every peer of `root` (managed devices and HA secondaries), in `sftunnel.conf` order.
+    pub fn of_root(root: &PkiRoot) -> Vec<KnownPeer> {
+        root.peers
+            .iter()
+            .map(|p| KnownPeer {
+                uuid: p.uuid.to_string(),
+                name: p.name.clone(),
+            })
+            .collect()
+    }
+}
+
 /// Everything `serve` needs.
 pub struct ServerSettings {
     /// `ADDR:PORT`; port 0 picks a free one (see [`Server::local_addr`]).
     pub listen: String,
-    pub identity: Identity,
+    /// The FMC's own three files. `reload`/`restart` on the control socket re-read these,
+    /// never paths a client names.
+    pub files: TlsFiles,
+    /// The peers of the PKI root (`serve --root`): only they are admitted, by the UUID in
+    /// their verified certificate, and named as the root names them. `None` (`--ca/--cert/
+    /// --key`): any certificate the CA signed is admitted, named by what its HELLO claims
+    /// (escaped).
+    pub peers: Option<Vec<KnownPeer>>,
     pub clock: Clock,
     pub log: SfLog,
     pub keylog: Option<Arc<dyn KeyLog>>,
@@ -115,6 +150,10 @@ struct Shared {
     log: SfLog,
     clock: Clock,
     timeouts: Timeouts,
+    /// What [`ServerHandle::reload_files`] re-reads.
+    files: TlsFiles,
+    /// Who may register, by certificate UUID (see [`ServerSettings::peers`]).
+    roster: Option<HashMap<String, String>>,
     /// Swapped by [`ServerHandle::reload`]; each connection takes the one current at accept.
     config: RwLock<Arc<ServerConfig>>,
     keylog: Option<Arc<dyn KeyLog>>,
@@ -129,8 +168,8 @@ struct Shared {
     shutdown: watch::Sender<bool>,
     /// `--pcap`: every accepted connection is recorded here.
     recorder: Option<Recorder>,
-    /// Handshakes in progress at once ([`HANDSHAKE_SLOTS`]).
-    handshakes: Semaphore,
+    /// Handshakes worked on at once ([`HANDSHAKE_SLOTS`]).
+    slots: Slots,
     next_conn: AtomicU64,
     next_push: AtomicU32,
     info: ServerInfo,
@@ -151,8 +190,8 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds the listener (and the control socket) and starts accepting. Must be called inside
-    /// a tokio runtime.
+    /// Reads the FMC's files, binds the listener (and the control socket) and starts
+    /// accepting. Must be called inside a tokio runtime.
     pub async fn start(s: ServerSettings) -> Result<Server, TunnelError> {
         Self::start_recording(s, None).await
     }
@@ -162,24 +201,30 @@ impl Server {
         s: ServerSettings,
         recorder: Option<Recorder>,
     ) -> Result<Server, TunnelError> {
-        let config = config::server_config(&s.identity, &s.clock, s.keylog.clone())?;
+        let identity = Identity::load(&s.files)?;
+        let config = config::server_config(&identity, &s.clock, s.keylog.clone())?;
         let listener = listen(&s.listen).await.map_err(|e| TunnelError::Bind {
             addr: s.listen.clone(),
             source: e,
         })?;
         let local_addr = listener.local_addr()?;
         let (shutdown, _) = watch::channel(false);
+        let started = s.clock.now();
         let info = ServerInfo {
             hostname: s.log.hostname().to_owned(),
-            uuid: s.identity.cert().and_then(|c| c.title),
+            uuid: identity.cert().and_then(|c| c.title),
             listen: local_addr.to_string(),
-            now: String::new(),
-            started: rfc3339(&whole_seconds(s.clock.now())),
+            now: started,
+            started,
         };
         let shared = Arc::new(Shared {
             log: s.log.clone(),
             clock: s.clock.clone(),
             timeouts: s.timeouts,
+            files: s.files.clone(),
+            roster: s
+                .peers
+                .map(|ps| ps.into_iter().map(|p| (p.uuid, p.name)).collect()),
             config: RwLock::new(config),
             keylog: s.keylog.clone(),
             generation: watch::channel(0).0,
@@ -188,13 +233,13 @@ impl Server {
             events: broadcast::channel(1024).0,
             shutdown,
             recorder,
-            handshakes: Semaphore::new(HANDSHAKE_SLOTS),
+            slots: Slots::new(HANDSHAKE_SLOTS),
             next_conn: AtomicU64::new(1),
             next_push: AtomicU32::new(1),
             info,
         });
         let handle = ServerHandle { shared };
-        let main = s.log.thread(s.log.main_tid());
+        let main = handle.main_log();
         main.info(&format!("Listening on {local_addr}"));
         let mut tasks = vec![tokio::spawn(accept_loop(listener, handle.clone()))];
         if let Some(path) = &s.control {
@@ -240,7 +285,7 @@ impl Server {
 impl ServerHandle {
     /// Every connected peer, oldest connection first.
     pub fn peers(&self) -> Vec<PeerStatus> {
-        let peers = self.shared.peers.lock().unwrap_or_else(|e| e.into_inner());
+        let peers = lock(&self.shared.peers);
         peers.values().map(|p| p.status.clone()).collect()
     }
 
@@ -248,11 +293,7 @@ impl ServerHandle {
     /// false, `since` when it went down, its last heartbeat kept), as `status` lists them.
     pub fn peers_seen(&self) -> Vec<PeerStatus> {
         let mut all = self.peers();
-        let departed = self
-            .shared
-            .departed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let departed = lock(&self.shared.departed);
         for p in departed.values() {
             if !all.iter().any(|c| c.uuid == p.uuid) {
                 all.push(p.clone());
@@ -264,7 +305,7 @@ impl ServerHandle {
     /// The server's own facts, with its clock read now.
     pub fn info(&self) -> ServerInfo {
         ServerInfo {
-            now: rfc3339(&whole_seconds(self.shared.clock.now())),
+            now: self.shared.clock.now(),
             ..self.shared.info.clone()
         }
     }
@@ -273,7 +314,7 @@ impl ServerHandle {
     /// The device writes them atomically, acknowledges, then restarts its tunnel.
     pub async fn push(&self, uuid: &str, files: Vec<PushFile>) -> Result<PushAck, TunnelError> {
         let tx = {
-            let peers = self.shared.peers.lock().unwrap_or_else(|e| e.into_inner());
+            let peers = lock(&self.shared.peers);
             peers
                 .values()
                 .rev()
@@ -318,16 +359,22 @@ impl ServerHandle {
     pub fn reload(&self, identity: &Identity) -> Result<(), TunnelError> {
         let sh = &self.shared;
         let config = config::server_config(identity, &sh.clock, sh.keylog.clone())?;
-        *sh.config.write().unwrap_or_else(|e| e.into_inner()) = config;
-        sh.log.thread(sh.log.main_tid()).info(&format!(
+        *crate::sync::write(&sh.config) = config;
+        self.main_log().info(&format!(
             "Loaded new certificates: {}",
             identity.cert().map_or("?".to_owned(), |c| format!(
                 "{} (notAfter {})",
-                c.subject,
-                rfc3339(&c.not_after)
+                escape(&c.subject),
+                wire_time::format(c.not_after)
             ))
         ));
         Ok(())
+    }
+
+    /// [`Self::reload`] with the files the server was started with, read again (what `pki
+    /// renew` replaced). The control socket's `reload`.
+    pub fn reload_files(&self) -> Result<(), TunnelError> {
+        self.reload(&Identity::load(&self.shared.files)?)
     }
 
     /// Restarts the tunnel service with new material, as restarting sftunnel after
@@ -336,11 +383,15 @@ impl ServerHandle {
     pub fn restart(&self, identity: &Identity) -> Result<(), TunnelError> {
         self.reload(identity)?;
         self.shared.generation.send_modify(|g| *g += 1);
-        let sh = &self.shared;
-        sh.log
-            .thread(sh.log.main_tid())
+        self.main_log()
             .info("Restarting the tunnel service: closing all tunnels");
         Ok(())
+    }
+
+    /// [`Self::restart`] with the server's own files read again: the control socket's
+    /// `restart`, and SIGHUP.
+    pub fn restart_files(&self) -> Result<(), TunnelError> {
+        self.restart(&Identity::load(&self.shared.files)?)
     }
 
     /// Server events from now on.
@@ -356,15 +407,21 @@ impl ServerHandle {
     pub(crate) fn shutdown_signal(&self) -> watch::Receiver<bool> {
         self.shared.shutdown.subscribe()
     }
+
+    /// The server's main-thread log (the control socket's lines go there too).
+    pub(crate) fn main_log(&self) -> ThreadLog {
+        self.shared.log.thread(self.shared.log.main_tid())
+    }
 }
 
 /// TLS handshakes the server works on at once. A reconnect storm brings thousands of
 /// devices in the same second; started all together, each would crawl through its handshake
 /// while the cores share out thousands of RSA signatures, and devices would time out on
 /// handshakes that were merely queued. Taken in order, a few hundred at a time, each one is
-/// quick and the rest wait their turn with their ClientHello in the socket (as OpenSSH's
+/// quick and the rest wait their turn with their bytes in the socket (as OpenSSH's
 /// MaxStartups bounds unauthenticated connections). Enough to keep the cores busy across
-/// network round trips; a slot is only taken once the device has spoken.
+/// network round trips; a slot is only held while a handshake has work (see [`handshake`]),
+/// so peers that stall or dribble cannot hold them all.
 pub const HANDSHAKE_SLOTS: usize = 256;
 
 /// Connections the kernel may queue for us before we accept them. tokio's default (1,024)
@@ -416,139 +473,230 @@ fn ipv(addr: &SocketAddr) -> &'static str {
     if addr.is_ipv4() { "IPv4" } else { "IPv6" }
 }
 
-async fn connection(h: ServerHandle, tcp: TcpStream, addr: SocketAddr) {
-    let sh = &h.shared;
-    let tl = sh.log.thread(sh.log.next_tid());
-    let _ = tcp.set_nodelay(true);
-    tl.info(&format!("Accepted {} connection from {addr}", ipv(&addr)));
-    let fail = |f: HandshakeFailure| {
-        f.log(&tl);
-        let _ = sh.events.send(ServerEvent::Failed { addr, failure: f });
-    };
-    let config = sh.config.read().unwrap_or_else(|e| e.into_inner()).clone();
-    let tcp = match (&sh.recorder, tcp.local_addr()) {
-        (Some(r), Ok(local)) => r.tap(tcp, addr, local, TlsSide::Server),
-        _ => Tapped::plain(tcp),
-    };
-    // A device that never speaks costs a socket and this task, never a handshake slot. (Not
-    // `readable()`: tokio reports a fresh socket readable before any byte came.)
-    let mut first = [0u8; 1];
-    let silent = tokio::time::timeout(sh.timeouts.handshake, tcp.get_ref().peek(&mut first)).await;
-    if silent.is_err() {
-        return fail(HandshakeFailure::Timeout {
-            phase: "handshake",
-            secs: sh.timeouts.handshake.as_secs(),
-        });
+/// Why a connection ended before it was registered.
+enum Refused {
+    /// The handshake (or a deadline, or admission) failed: logged in the appliance's words
+    /// and announced as [`ServerEvent::Failed`].
+    Failed(HandshakeFailure),
+    /// The handshake was fine but the peer broke the protocol: a warning line.
+    Dropped(String),
+}
+
+impl From<HandshakeFailure> for Refused {
+    fn from(f: HandshakeFailure) -> Self {
+        Refused::Failed(f)
     }
-    // Waiting for a slot is our queue, not the device's silence: its deadline starts with the
-    // slot (handshake::accept), and the slots are handed out first come, first served.
-    let slot = sh.handshakes.acquire().await;
-    let res = handshake::accept(config, tcp, sh.timeouts.handshake).await;
-    drop(slot);
-    let (tls, est) = match res {
-        Ok(x) => x,
-        Err(f) => return fail(f),
-    };
-    let peer_cert = est.peer.clone();
-    tl.info(&format!(
-        "SSL connection established with {addr} (TLSv1.2, {}), peer {}",
-        est.cipher,
-        peer_cert.as_ref().map_or("?", |c| c.subject.as_str())
-    ));
-    let mut io = Framed::new(tls);
-    let hello = tokio::time::timeout(sh.timeouts.hello, io.read()).await;
-    let (uuid, name) = match hello {
-        Ok(Ok(Some(Message::Hello {
-            role: Role::Device,
-            uuid,
-            name,
-            ..
-        }))) => (uuid, name),
-        Err(_) => {
-            return fail(HandshakeFailure::Timeout {
-                phase: "hello",
-                secs: sh.timeouts.hello.as_secs(),
+}
+
+/// Who a connection turned out to be, once admitted.
+struct Admitted {
+    uuid: String,
+    /// From the root when it has a roster; else the HELLO's claim, escaped, filled in by
+    /// [`Conn::hello`].
+    name: Option<String>,
+    cert: Option<PeerCert>,
+}
+
+/// One accepted connection on its way to a session: the steps of [`connection`] in order.
+struct Conn<'a> {
+    h: &'a ServerHandle,
+    sh: &'a Shared,
+    tl: ThreadLog,
+    addr: SocketAddr,
+    accepted: Instant,
+}
+
+async fn connection(h: ServerHandle, tcp: TcpStream, addr: SocketAddr) {
+    let c = Conn::new(&h, addr);
+    match c.establish(tcp).await {
+        Err(Refused::Failed(f)) => {
+            f.log(&c.tl);
+            let _ = c.sh.events.send(ServerEvent::Failed { addr, failure: f });
+        }
+        Err(Refused::Dropped(why)) => c.tl.warn(&format!("Dropping {addr}: {why}")),
+        Ok((io, peer)) => c.registered(io, peer).await,
+    }
+}
+
+type Tls = tokio_rustls::server::TlsStream<handshake::Heard<Tapped<TcpStream>>>;
+
+impl<'a> Conn<'a> {
+    fn new(h: &'a ServerHandle, addr: SocketAddr) -> Self {
+        let sh = &*h.shared;
+        let tl = sh.log.thread(sh.log.next_tid());
+        tl.info(&format!("Accepted {} connection from {addr}", ipv(&addr)));
+        Conn {
+            h,
+            sh,
+            tl,
+            addr,
+            accepted: Instant::now(),
+        }
+    }
+
+    /// Every step up to a registered peer: TLS, admission, HELLO.
+    async fn establish(&self, tcp: TcpStream) -> Result<(Framed<Tls>, Admitted), Refused> {
+        let (tls, est) = self.handshake(tcp).await?;
+        let mut peer = self.admit(&est)?;
+        let io = self.hello(Framed::new(tls), &mut peer).await?;
+        Ok((io, peer))
+    }
+
+    /// First bytes, then the TLS handshake in a slot.
+    async fn handshake(&self, tcp: TcpStream) -> Result<(Tls, Established), HandshakeFailure> {
+        let sh = self.sh;
+        let _ = tcp.set_nodelay(true);
+        let config = crate::sync::read(&sh.config).clone();
+        let tcp = match (&sh.recorder, tcp.local_addr()) {
+            (Some(r), Ok(local)) => r.tap(tcp, self.addr, local, TlsSide::Server),
+            _ => Tapped::plain(tcp),
+        };
+        // A device that never speaks costs a socket and this task, never a handshake slot.
+        // (Not `readable()`: tokio reports a fresh socket readable before any byte came.)
+        let silence = sh.timeouts.handshake;
+        let mut first = [0u8; 1];
+        let spoke = tokio::time::timeout(silence, tcp.get_ref().peek(&mut first)).await;
+        if spoke.is_err() {
+            return Err(HandshakeFailure::Timeout {
+                phase: "handshake",
+                secs: silence.as_secs(),
             });
         }
-        Ok(other) => {
-            let why = match other {
-                Ok(None) => "closed before HELLO".to_owned(),
-                Ok(Some(m)) => format!("expected HELLO, got {m:?}"),
-                Err(e) => e.to_string(),
-            };
-            tl.warn(&format!("Dropping {addr}: {why}"));
-            return;
-        }
-    };
-    // The certificate is the identity that was verified; HELLO's UUID is only a claim.
-    let uuid = peer_cert
-        .as_ref()
-        .and_then(|c| c.title.clone())
-        .unwrap_or(uuid);
-    let reply = Message::Hello {
-        role: Role::Fmc,
-        uuid: sh.info.uuid.clone().unwrap_or_default(),
-        name: sh.info.hostname.clone(),
-        version: concat!("sfdiag ", env!("CARGO_PKG_VERSION")).to_owned(),
-    };
-    if let Err(e) = io.send_within(&reply, sh.timeouts.hello).await {
-        tl.warn(&format!("Dropping {addr}: {e}"));
-        return;
+        let (tls, est) = handshake::accept(config, tcp, silence, self.accepted, &sh.slots).await?;
+        self.tl.info(&format!(
+            "SSL connection established with {} (TLSv1.2, {}), peer {}",
+            self.addr,
+            est.cipher,
+            est.peer.as_ref().map_or("?".into(), |c| escape(&c.subject))
+        ));
+        Ok((tls, est))
     }
-    let conn = sh.next_conn.fetch_add(1, Ordering::Relaxed);
-    let (push_tx, push_rx) = mpsc::channel(4);
-    let status = PeerStatus {
-        name: name.clone(),
-        uuid: uuid.clone(),
-        ip: addr.ip().to_string(),
-        connected: true,
-        since: Some(rfc3339(&whole_seconds(sh.clock.now()))),
-        last_heartbeat: None,
-        cert_not_after: peer_cert.as_ref().map(|c| rfc3339(&c.not_after)),
-    };
-    sh.peers.lock().unwrap_or_else(|e| e.into_inner()).insert(
-        conn,
-        Peer {
-            status,
-            push: push_tx,
-        },
-    );
-    tl.log(
-        Component::SfPeers,
-        Level::Info,
-        &format!("Peer {name} ({uuid}) connected from {}", addr.ip()),
-    );
-    let _ = sh.events.send(ServerEvent::Connected {
-        conn,
-        uuid: uuid.clone(),
-        name: name.clone(),
-        addr,
-    });
-    let reason = session(&h, &tl, conn, &name, io, push_rx).await;
-    let gone = sh
-        .peers
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .remove(&conn);
-    if let Some(p) = gone {
-        let status = PeerStatus {
-            connected: false,
-            since: Some(rfc3339(&whole_seconds(sh.clock.now()))),
-            ..p.status
+
+    /// The certificate is the identity that was verified: its UUID must be one of the root's
+    /// peers (when the server has a root), and the root names it.
+    fn admit(&self, est: &Established) -> Result<Admitted, HandshakeFailure> {
+        let cert = est.peer.clone();
+        let uuid = cert.as_ref().and_then(|c| c.title.clone());
+        let Some(roster) = &self.sh.roster else {
+            return Ok(Admitted {
+                uuid: uuid.map(|u| escape(&u).into_owned()).unwrap_or_default(),
+                name: None,
+                cert,
+            });
         };
-        sh.departed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(uuid.clone(), status);
+        match uuid.as_ref().and_then(|u| roster.get(u).map(|n| (u, n))) {
+            Some((u, name)) => Ok(Admitted {
+                uuid: u.clone(),
+                name: Some(name.clone()),
+                cert,
+            }),
+            None => Err(HandshakeFailure::NotAPeer {
+                uuid: uuid.map(|u| escape(&u).into_owned()),
+                subject: cert.map(|c| escape(&c.subject).into_owned()),
+            }),
+        }
     }
-    tl.log(
-        Component::SfPeers,
-        Level::Info,
-        &format!("Peer {name} ({uuid}) disconnected: {reason}"),
-    );
-    let _ = sh
-        .events
-        .send(ServerEvent::Disconnected { conn, uuid, reason });
+
+    /// The device's HELLO, then ours. Without a roster, the peer is named by its claim (and
+    /// by the UUID it claims when its certificate carries none), escaped.
+    async fn hello(
+        &self,
+        mut io: Framed<Tls>,
+        peer: &mut Admitted,
+    ) -> Result<Framed<Tls>, Refused> {
+        let sh = self.sh;
+        let hello = tokio::time::timeout(sh.timeouts.hello, io.read()).await;
+        let (uuid, name) = match hello {
+            Ok(Ok(Some(Message::Hello {
+                role: Role::Device,
+                uuid,
+                name,
+                ..
+            }))) => (uuid, name),
+            Err(_) => {
+                return Err(Refused::Failed(HandshakeFailure::Timeout {
+                    phase: "hello",
+                    secs: sh.timeouts.hello.as_secs(),
+                }));
+            }
+            Ok(Ok(None)) => return Err(Refused::Dropped("closed before HELLO".into())),
+            Ok(Ok(Some(m))) => {
+                return Err(Refused::Dropped(format!(
+                    "expected HELLO, got {}",
+                    m.kind()
+                )));
+            }
+            Ok(Err(e)) => return Err(Refused::Dropped(e.to_string())),
+        };
+        if peer.uuid.is_empty() {
+            peer.uuid = escape(&uuid).into_owned();
+        }
+        peer.name.get_or_insert_with(|| escape(&name).into_owned());
+        let reply = Message::Hello {
+            role: Role::Fmc,
+            uuid: sh.info.uuid.clone().unwrap_or_default(),
+            name: sh.info.hostname.clone(),
+            version: concat!("sfdiag ", env!("CARGO_PKG_VERSION")).to_owned(),
+        };
+        io.send_within(&reply, sh.timeouts.hello)
+            .await
+            .map_err(|e| Refused::Dropped(e.to_string()))?;
+        Ok(io)
+    }
+
+    /// Registers the peer, runs its session, and keeps its last state when it goes.
+    async fn registered(&self, io: Framed<Tls>, peer: Admitted) {
+        let sh = self.sh;
+        let Admitted { uuid, name, cert } = peer;
+        let name = name.unwrap_or_default();
+        let conn = sh.next_conn.fetch_add(1, Ordering::Relaxed);
+        let (push_tx, push_rx) = mpsc::channel(4);
+        let status = PeerStatus {
+            name: name.clone(),
+            uuid: uuid.clone(),
+            ip: self.addr.ip().to_string(),
+            connected: true,
+            since: Some(sh.clock.now()),
+            last_heartbeat: None,
+            cert_not_after: cert.as_ref().map(|c| c.not_after),
+        };
+        lock(&sh.peers).insert(
+            conn,
+            Peer {
+                status,
+                push: push_tx,
+            },
+        );
+        self.tl.log(
+            Component::SfPeers,
+            Level::Info,
+            &format!("Peer {name} ({uuid}) connected from {}", self.addr.ip()),
+        );
+        let _ = sh.events.send(ServerEvent::Connected {
+            conn,
+            uuid: uuid.clone(),
+            name: name.clone(),
+            addr: self.addr,
+        });
+        let reason = session(self.h, &self.tl, conn, &name, io, push_rx).await;
+        let gone = lock(&sh.peers).remove(&conn);
+        if let Some(p) = gone {
+            let status = PeerStatus {
+                connected: false,
+                since: Some(sh.clock.now()),
+                ..p.status
+            };
+            lock(&sh.departed).insert(uuid.clone(), status);
+        }
+        self.tl.log(
+            Component::SfPeers,
+            Level::Info,
+            &format!("Peer {name} ({uuid}) disconnected: {reason}"),
+        );
+        let _ = sh
+            .events
+            .send(ServerEvent::Disconnected { conn, uuid, reason });
+    }
 }
 
 /// The registered phase; returns why it ended.
@@ -577,15 +725,17 @@ where
                 match m {
                     Ok(Some(Message::Heartbeat { seq, .. })) => {
                         let now = sh.clock.now();
-                        if let Some(p) = sh.peers.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&conn) {
-                            p.status.last_heartbeat = Some(rfc3339(&whole_seconds(now)));
+                        if let Some(p) = lock(&sh.peers).get_mut(&conn) {
+                            p.status.last_heartbeat = Some(now);
                         }
                         let ack = Message::HeartbeatAck { seq, unix_ms: (now.unix_timestamp_nanos() / 1_000_000) as i64 };
                         if let Err(e) = io.send_within(&ack, idle).await {
                             break e.to_string();
                         }
                     }
-                    Ok(Some(Message::PushAck { id, ack })) => {
+                    Ok(Some(Message::PushAck { id, mut ack })) => {
+                        // The device's words go on to a log line and `pki renew`'s table.
+                        ack.message = escape(&ack.message).into_owned();
                         tl.log(Component::SfPeers, Level::Info, &format!(
                             "Peer {name} acknowledged push {id}: {}{}",
                             if ack.ok { "ok" } else { "failed" },
@@ -599,7 +749,7 @@ where
                         tl.log(Component::SfPeers, Level::Warn, &format!("Ignoring unknown message type {kind} ({len} bytes)"));
                     }
                     Ok(Some(other)) => {
-                        tl.log(Component::SfPeers, Level::Warn, &format!("Unexpected message from {name}: {other:?}"));
+                        tl.log(Component::SfPeers, Level::Warn, &format!("Unexpected {} from {name}", other.kind()));
                     }
                     Ok(None) => break "closed by peer".to_owned(),
                     Err(e) => break e.to_string(),
@@ -610,7 +760,7 @@ where
                 tl.log(Component::SfPeers, Level::Info, &format!(
                     "Pushing {} file(s) to {name} (push {id}): {}",
                     req.files.len(),
-                    req.files.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ")
+                    req.files.iter().map(|f| escape(&f.name)).collect::<Vec<_>>().join(", ")
                 ));
                 if let Err(e) = io.send_within(&Message::Push { id, files: req.files }, idle).await {
                     break e.to_string();

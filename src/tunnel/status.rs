@@ -1,16 +1,15 @@
-//! What `sfdiag status` shows: the FMC's view of its peers, like `sftunnel_status.pl`, and its
-//! renderers (text table, JSON) onto any `io::Write`.
+//! What `sfdiag status` shows: the FMC's view of its peers, like `sftunnel_status.pl`.
 //!
 //! The rows come from the running server over the control socket (connected peers, and the
 //! last state of those that left), merged by [`rows_for_root`] with the devices a PKI root
-//! knows about, so a device that never connected is listed too.
-
-use std::io::{self, Write};
+//! knows about, so a device that never connected is listed too. Times stay typed here and
+//! become RFC 3339 (UTC, whole seconds) only at the edges: on the control socket's JSON and in
+//! the tables `report::status` lays out.
 
 use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
 
 use crate::pki::PkiRoot;
-use crate::sftunnel::rfc3339;
 
 /// One peer row.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -19,12 +18,16 @@ pub struct PeerStatus {
     pub uuid: String,
     pub ip: String,
     pub connected: bool,
-    /// Since when the peer is in its state (RFC 3339, on the server's clock): when the tunnel
-    /// came up, or when it went down.
-    pub since: Option<String>,
-    pub last_heartbeat: Option<String>,
+    /// Since when the peer is in its state (on the server's clock): when the tunnel came up,
+    /// or when it went down.
+    #[serde(with = "wire_time")]
+    pub since: Option<OffsetDateTime>,
+    /// When its last heartbeat arrived (on the server's clock).
+    #[serde(with = "wire_time")]
+    pub last_heartbeat: Option<OffsetDateTime>,
     /// The notAfter of the certificate the peer presented (or has on disk when not connected).
-    pub cert_not_after: Option<String>,
+    #[serde(with = "wire_time")]
+    pub cert_not_after: Option<OffsetDateTime>,
 }
 
 /// The server itself.
@@ -34,8 +37,11 @@ pub struct ServerInfo {
     pub uuid: Option<String>,
     pub listen: String,
     /// The server's clock when it answered (a lab clock shows its lab time).
-    pub now: String,
-    pub started: String,
+    #[serde(with = "wire_time::required")]
+    pub now: OffsetDateTime,
+    /// When it started (on its clock).
+    #[serde(with = "wire_time::required")]
+    pub started: OffsetDateTime,
 }
 
 /// One row per peer of `root` (in its `sftunnel.conf` order) from the server's `seen` rows;
@@ -61,7 +67,7 @@ pub fn rows_for_root(seen: &[PeerStatus], root: &PkiRoot) -> Vec<PeerStatus> {
                         .device_files(&p.name)
                         .and_then(|f| crate::cert::read_certs(f.cert).ok())
                         .and_then(|certs| certs.first().and_then(super::chain::facts))
-                        .map(|c| rfc3339(&c.not_after)),
+                        .map(|c| c.not_after),
                 },
             }
         })
@@ -74,133 +80,73 @@ pub fn rows_for_root(seen: &[PeerStatus], root: &PkiRoot) -> Vec<PeerStatus> {
     rows
 }
 
-/// A table with one row per peer.
-pub fn render_text(
-    info: Option<&ServerInfo>,
-    peers: &[PeerStatus],
-    w: &mut impl Write,
-) -> io::Result<()> {
-    match info {
-        Some(i) => writeln!(
-            w,
-            "sftunnel on {} ({}) listening on {}, up since {}, clock {}",
-            i.hostname,
-            i.uuid.as_deref().unwrap_or("-"),
-            i.listen,
-            i.started,
-            i.now
-        )?,
-        None => writeln!(w, "sftunnel is not running")?,
+/// The times of a row as they travel in JSON (the control socket, `status --format json`):
+/// RFC 3339 in UTC, whole seconds, `null` when unknown, as CLI.md shows them.
+pub mod wire_time {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use time::OffsetDateTime;
+    use time::format_description::well_known::Rfc3339;
+
+    /// `t` as RFC 3339 in UTC, to the whole second.
+    pub fn format(t: OffsetDateTime) -> String {
+        crate::sftunnel::rfc3339(&crate::sftunnel::whole_seconds(t))
     }
-    let dash = |s: &Option<String>| s.clone().unwrap_or_else(|| "-".into());
-    let rows: Vec<[String; 7]> = peers
-        .iter()
-        .map(|p| {
-            [
-                p.name.clone(),
-                p.uuid.clone(),
-                p.ip.clone(),
-                if p.connected {
-                    "connected"
-                } else {
-                    "disconnected"
-                }
-                .into(),
-                dash(&p.since),
-                dash(&p.last_heartbeat),
-                dash(&p.cert_not_after),
-            ]
-        })
-        .collect();
-    let head = [
-        "NAME",
-        "UUID",
-        "IP",
-        "STATE",
-        "SINCE",
-        "LAST HEARTBEAT",
-        "CERT NOT AFTER",
-    ];
-    let mut width: Vec<usize> = head.iter().map(|h| h.len()).collect();
-    for r in &rows {
-        for (i, c) in r.iter().enumerate() {
-            width[i] = width[i].max(c.len());
+
+    pub fn serialize<S: Serializer>(t: &Option<OffsetDateTime>, s: S) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => s.serialize_str(&format(*t)),
+            None => s.serialize_none(),
         }
     }
-    let line = |cells: Vec<&str>| {
-        cells
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("{c:<w$}", w = width[i]))
-            .collect::<Vec<_>>()
-            .join("  ")
-            .trim_end()
-            .to_owned()
-    };
-    writeln!(w, "{}", line(head.to_vec()))?;
-    for r in &rows {
-        writeln!(w, "{}", line(r.iter().map(String::as_str).collect()))?;
-    }
-    Ok(())
-}
 
-/// `{"server": {...} | null, "peers": [...]}` on one line.
-pub fn render_json(
-    info: Option<&ServerInfo>,
-    peers: &[PeerStatus],
-    w: &mut impl Write,
-) -> io::Result<()> {
-    let v = serde_json::json!({ "server": info, "peers": peers });
-    writeln!(w, "{v}")
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<OffsetDateTime>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|s| OffsetDateTime::parse(&s, &Rfc3339).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+
+    /// The same for a time that is always there.
+    pub mod required {
+        use super::*;
+
+        pub fn serialize<S: Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_str(&format(*t))
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<OffsetDateTime, D::Error> {
+            let s = String::deserialize(d)?;
+            OffsetDateTime::parse(&s, &Rfc3339).map_err(serde::de::Error::custom)
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use time::macros::datetime;
 
     #[test]
-    fn table_aligns_and_marks_disconnected_peers() {
-        let peers = vec![
-            PeerStatus {
-                name: "ftd1".into(),
-                uuid: "u1".into(),
-                ip: "127.0.0.1".into(),
-                connected: true,
-                since: Some("2034-10-05T12:00:00Z".into()),
-                last_heartbeat: Some("2034-10-05T12:00:30Z".into()),
-                cert_not_after: Some("2036-11-23T15:12:10Z".into()),
-            },
-            PeerStatus {
-                name: "ftd-two".into(),
-                uuid: "u2".into(),
-                ip: "10.0.0.2".into(),
-                connected: false,
-                since: None,
-                last_heartbeat: None,
-                cert_not_after: None,
-            },
-        ];
-        let mut out = Vec::new();
-        render_text(None, &peers, &mut out).unwrap();
-        let s = String::from_utf8(out).unwrap();
-        let lines: Vec<&str> = s.lines().collect();
-        assert_eq!(lines[0], "sftunnel is not running");
-        assert!(
-            lines[1].starts_with("NAME     UUID  IP         STATE"),
-            "{s}"
-        );
-        assert!(
-            lines[2].starts_with("ftd1     u1    127.0.0.1  connected     2034-10-05T12:00:00Z"),
-            "{s}"
-        );
-        assert!(
-            lines[3].starts_with("ftd-two  u2    10.0.0.2   disconnected  -"),
-            "{s}"
-        );
-        let mut out = Vec::new();
-        render_json(None, &peers, &mut out).unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
-        assert_eq!(v["peers"][1]["connected"], false);
-        assert!(v["server"].is_null());
+    fn rows_travel_as_rfc3339_whole_seconds_and_come_back_typed() {
+        let row = PeerStatus {
+            name: "ftd1".into(),
+            uuid: "u1".into(),
+            ip: "127.0.0.1".into(),
+            connected: true,
+            since: Some(datetime!(2034-10-05 14:00:00.75 +02:00)),
+            last_heartbeat: None,
+            cert_not_after: Some(datetime!(2036-11-23 15:12:10 UTC)),
+        };
+        let v = serde_json::to_value(&row).unwrap();
+        assert_eq!(v["since"], "2034-10-05T12:00:00Z");
+        assert!(v["last_heartbeat"].is_null());
+        assert_eq!(v["cert_not_after"], "2036-11-23T15:12:10Z");
+        let back: PeerStatus = serde_json::from_value(v).unwrap();
+        assert_eq!(back.since, Some(datetime!(2034-10-05 12:00:00 UTC)));
+        assert_eq!(back.cert_not_after, row.cert_not_after);
+        let bad = serde_json::json!({"name": "x", "uuid": "u", "ip": "", "connected": false,
+            "since": "yesterday", "last_heartbeat": null, "cert_not_after": null});
+        assert!(serde_json::from_value::<PeerStatus>(bad).is_err());
     }
 }

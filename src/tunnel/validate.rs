@@ -94,7 +94,8 @@ pub async fn validate(
     devices: &[Device],
     times: &[Option<OffsetDateTime>],
 ) -> Result<Vec<Verdict>, TunnelError> {
-    let fmc_id = Identity::load(fmc)?;
+    // Every file read once up front, so a bad one is a setup error before any tunnel.
+    Identity::load(fmc)?;
     let mut ids = Vec::new();
     for d in devices {
         ids.push(Identity::load(&d.files)?);
@@ -111,7 +112,8 @@ pub async fn validate(
         let fmc_log = SfLog::memory("fmc", std::process::id(), clock.clone());
         let server = Server::start(ServerSettings {
             listen: "127.0.0.1:0".into(),
-            identity: fmc_id.clone(),
+            files: fmc.clone(),
+            peers: None,
             clock: clock.clone(),
             log: fmc_log.clone(),
             keylog: None,

@@ -168,7 +168,7 @@ fn default_story_expiry_failed_push_copy_and_recovery() {
     assert!(
         last.peers
             .iter()
-            .all(|p| p.cert_not_after.as_deref() == Some("2044-10-01T12:36:56Z")),
+            .all(|p| p.cert_not_after == Some(time::macros::datetime!(2044-10-01 12:36:56 UTC))),
         "{:?}",
         last.peers
     );

@@ -1057,16 +1057,9 @@ fn renewal_push_then_fmc_restart_brings_the_device_back_on_the_new_ca() {
     std::fs::copy(&new.fmc.ca, fmc.join("ca_root/cacert.pem")).unwrap();
     std::fs::copy(&new.fmc.cert, fmc.join("keys/sftunnel-cert.pem")).unwrap();
     std::fs::copy(&new.fmc.key, fmc.join("keys/sftunnel-key.pem")).unwrap();
-    let fmc_files = sfdiag::tunnel::TlsFiles {
-        ca: fmc.join("ca_root/cacert.pem"),
-        cert: fmc.join("keys/sftunnel-cert.pem"),
-        key: fmc.join("keys/sftunnel-key.pem"),
-    };
+    // The server re-reads the files it was started with: no paths travel on the socket.
     block(&rt, async {
-        ControlClient::connect(&sock)
-            .await?
-            .restart(&fmc_files)
-            .await
+        ControlClient::connect(&sock).await?.restart().await
     })
     .unwrap();
     srv.wait_for(10, |l| {
@@ -1083,4 +1076,290 @@ fn renewal_push_then_fmc_restart_brings_the_device_back_on_the_new_ca() {
         assert!(Instant::now() < end, "{}\n---\n{}", srv.text(), dev.text());
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+// ---- who may steer the server, and who it admits (issue 11, items 5, 6, 13) ----
+
+/// The `nobody` user, that the tests act as.
+const NOBODY: u32 = 65534;
+
+/// Acting as `nobody` needs root; a test that cannot says so on one line and stops.
+fn is_root(test: &str) -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let root = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        == Some("0");
+    if !root {
+        eprintln!("skipped {test}: needs root to act as user nobody");
+    }
+    root
+}
+
+/// `sfdiag` run as user nobody.
+fn sfdiag_as_nobody() -> Command {
+    use std::os::unix::process::CommandExt;
+    let mut c = sfdiag();
+    c.uid(NOBODY).gid(NOBODY);
+    c
+}
+
+fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777
+}
+
+fn chmod(p: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// The UUID `sftunnel.conf` of `root` gives peer `name`.
+fn peer_uuid(root: &Path, name: &str) -> String {
+    let conf = std::fs::read_to_string(root.join("fmc/etc/sf/sftunnel.conf")).unwrap();
+    let mut uuid = None;
+    for l in conf.lines().map(str::trim) {
+        if let Some(u) = l.strip_prefix("uuid ") {
+            uuid = Some(u.trim_end_matches(';').to_owned());
+        }
+        if l == format!("name {name};") {
+            return uuid.unwrap();
+        }
+    }
+    panic!("no peer {name} in {conf}")
+}
+
+/// Issue 11 item 5's reproducer: `serve` under umask 000. The control socket's folder is
+/// created 0700 and the socket 0600, so user nobody cannot reach it; with the modes opened by
+/// hand he reaches it and the server still turns him away on his credentials; and even the
+/// owner cannot point `reload` at files of his choosing.
+#[test]
+fn control_socket_is_owner_only_under_umask_000_and_checks_who_connects() {
+    if !is_root("control_socket_is_owner_only_under_umask_000_and_checks_who_connects") {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("lab");
+    our_pki(&root, 1, &[]);
+    let srv = Proc::spawn(Command::new("sh").args([
+        "-c",
+        "umask 000; exec \"$0\" \"$@\"",
+        env!("CARGO_BIN_EXE_sfdiag"),
+        "serve",
+        "--root",
+        s(&root),
+        "--listen",
+        "127.0.0.1:0",
+    ]));
+    srv.wait_for(20, |l| l.contains("Control socket at "));
+    let run_dir = root.join("fmc/var/run");
+    let sock = run_dir.join("sftunnel.sock");
+    assert_eq!(mode(&run_dir), 0o700, "the socket's folder");
+    assert_eq!(mode(&sock), 0o600, "the socket");
+    let left: Vec<_> = std::fs::read_dir(&run_dir).unwrap().collect();
+    assert_eq!(left.len(), 1, "a staging folder was left: {left:?}");
+
+    let status_as_nobody = || {
+        run(
+            sfdiag_as_nobody().args(["status", "--socket", s(&sock)]),
+            30,
+        )
+    };
+    let out = status_as_nobody();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("Permission denied"), "{err}");
+
+    // A careless chmod lets him reach it: his uid is still refused before any request.
+    chmod(d.path(), 0o711);
+    chmod(&run_dir, 0o711);
+    chmod(&sock, 0o777);
+    let out = status_as_nobody();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!("uid {NOBODY} may not use this socket")),
+        "{err}"
+    );
+    srv.wait_for(10, |l| {
+        l.contains(&format!("Control socket: refused uid {NOBODY}"))
+    });
+
+    // The owner asks for a reload with a CA of his choosing (what nobody sent in the
+    // reproducer): refused as a bad request; a plain reload re-reads the server's own files.
+    let evil = d.path().join("evil");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let resp = block(&rt, async {
+        let mut c = sfdiag::tunnel::ControlClient::connect(&sock).await?;
+        c.request(&serde_json::json!({
+            "op": "reload",
+            "ca": evil.join("ca.pem"),
+            "cert": evil.join("cert.pem"),
+            "key": evil.join("key.pem"),
+        }))
+        .await
+    })
+    .unwrap();
+    assert!(!resp.ok);
+    assert_eq!(
+        resp.kind,
+        Some(sfdiag::tunnel::control::ErrorKind::BadRequest)
+    );
+    assert!(
+        resp.error
+            .as_deref()
+            .unwrap_or("")
+            .contains("takes no paths"),
+        "{resp:?}"
+    );
+    block(&rt, async {
+        sfdiag::tunnel::ControlClient::connect(&sock)
+            .await?
+            .reload()
+            .await
+    })
+    .unwrap();
+    srv.wait_for(10, |l| l.contains("Loaded new certificates: "));
+}
+
+/// Issue 11 item 6: `serve --control PATH` on a regular file refuses and leaves it as it
+/// was; a stale socket (its server gone) is replaced; a live one is left to its server.
+#[test]
+fn serve_control_replaces_only_a_stale_socket() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("lab");
+    our_pki(&root, 1, &[]);
+    let serve_at = |control: &Path| {
+        run(
+            sfdiag().args([
+                "serve",
+                "--root",
+                s(&root),
+                "--listen",
+                "127.0.0.1:0",
+                "--control",
+                s(control),
+            ]),
+            30,
+        )
+    };
+    let notes = d.path().join("notes.txt");
+    std::fs::write(&notes, "do not delete\n").unwrap();
+    let out = serve_at(&notes);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("is not a socket; not replacing it"), "{err}");
+    assert_eq!(std::fs::read_to_string(&notes).unwrap(), "do not delete\n");
+
+    let stale = d.path().join("stale.sock");
+    drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
+    assert!(std::os::unix::net::UnixStream::connect(&stale).is_err());
+    let (srv, _) = serve(&[
+        "--root".into(),
+        s(&root).into(),
+        "--control".into(),
+        s(&stale).into(),
+    ]);
+    srv.wait_for(20, |l| l.contains("Control socket at "));
+    let out = run(sfdiag().args(["status", "--socket", s(&stale)]), 30);
+    assert!(out.status.success(), "{out:?}");
+
+    let out = serve_at(&stale);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("another server is already listening"), "{err}");
+    let out = run(sfdiag().args(["status", "--socket", s(&stale)]), 30);
+    assert!(
+        out.status.success(),
+        "the live server lost its socket: {out:?}"
+    );
+}
+
+/// Issue 11 item 13's reproducer: a certificate the CA signed for a device the root does not
+/// list is refused; a listed device whose HELLO claims another device's name with a forged
+/// log line after a newline is named by the root, and the claim forges nothing. Without a
+/// root (`--ca/--cert/--key`) the claim is all there is: it is shown, escaped.
+#[test]
+fn serve_root_admits_only_its_peers_named_by_the_root_and_escapes_what_they_claim() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("lab");
+    let pki = our_pki(&root, 2, &[]);
+    let (ftd1, ftd2) = (peer_uuid(&root, "ftd1"), peer_uuid(&root, "ftd2"));
+    // ftd2 leaves the FMC's peer list; its certificate, signed by the InternalCA, stays.
+    let conf = root.join("fmc/etc/sf/sftunnel.conf");
+    let text = std::fs::read_to_string(&conf).unwrap();
+    let start = text
+        .find(&format!("    peer {{\n        uuid {ftd2};"))
+        .unwrap();
+    let end = start + text[start..].find("    };\n").unwrap() + "    };\n".len();
+    std::fs::write(&conf, format!("{}{}", &text[..start], &text[end..])).unwrap();
+    let fmc_uuid = std::fs::read_dir(root.join("ftd2/var/sf/peers"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let ftd2_files = Side {
+        ca: fmc_uuid.join("cacert.pem"),
+        cert: fmc_uuid.join("sftunnel-cert.pem"),
+        key: fmc_uuid.join("sftunnel-key.pem"),
+    };
+
+    let (srv, addr) = serve(&["--root".into(), s(&root).into()]);
+    let (st, log) = connect_once(&addr, &ftd2_files, &[]);
+    assert_eq!(st.code(), Some(1), "{log}");
+    srv.wait_for(20, |l| {
+        l.contains(&format!("Refusing peer {ftd2} (subject "))
+            && l.ends_with("): not a peer of this FMC")
+    });
+
+    let forged = "ftd2\nDec  1 00:00:00 FMC SF-IMS[1]: [1] sftunnel:sf_ssl [ERROR] err 10:forged";
+    let (st, log) = connect_once(&addr, &pki.ftd, &["--name", forged]);
+    assert!(st.success(), "{log}");
+    srv.wait_for(20, |l| {
+        l.contains(&format!("Peer ftd1 ({ftd1}) connected from 127.0.0.1"))
+    });
+    srv.wait_for(20, |l| {
+        l.contains(&format!("Peer ftd1 ({ftd1}) disconnected"))
+    });
+    let out = run(
+        sfdiag().args(["status", "--root", s(&root), "--format", "json"]),
+        30,
+    );
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = v["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["ftd1"], "{v}");
+    let text = srv.text();
+    assert!(
+        !text.contains("err 10:forged"),
+        "the claimed name reached the log:\n{text}"
+    );
+    drop(srv);
+
+    // No root: any certificate the CA signed, named by its claim, escaped.
+    let (srv, addr) = serve(&pki.fmc.args());
+    let (st, log) = connect_once(&addr, &pki.ftd, &["--name", forged]);
+    assert!(st.success(), "{log}");
+    srv.wait_for(20, |l| {
+        l.contains(&format!(
+            "Peer ftd2\\nDec  1 00:00:00 FMC SF-IMS[1]: [1] sftunnel:sf_ssl [ERROR] err \
+             10:forged ({ftd1}) connected from"
+        ))
+    });
+    srv.wait_for(20, |l| l.contains(") disconnected"));
+    let text = srv.text();
+    assert!(
+        !text.lines().any(|l| l.starts_with("Dec  1 00:00:00 FMC")),
+        "a forged line reached the log:\n{text}"
+    );
 }

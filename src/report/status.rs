@@ -1,0 +1,164 @@
+//! The tables of `sfdiag status` (and of the lab's status steps): the FMC's view of its peers,
+//! like `sftunnel_status.pl`, as a text table or one JSON object.
+//!
+//! Owns layout only: which rows there are and what they say is `tunnel::status`'s. Times are
+//! typed until here and printed as RFC 3339 (UTC, whole seconds); every cell is escaped
+//! ([`crate::tunnel::escape`]) because names and UUIDs came from a socket, so no value can
+//! break a row in two.
+
+use std::io::{self, Write};
+
+use crate::tunnel::escape::escape;
+use crate::tunnel::status::{PeerStatus, ServerInfo, wire_time};
+
+/// A header line about the server, then a table with one row per peer.
+pub fn text(w: &mut impl Write, info: Option<&ServerInfo>, peers: &[PeerStatus]) -> io::Result<()> {
+    match info {
+        Some(i) => writeln!(
+            w,
+            "sftunnel on {} ({}) listening on {}, up since {}, clock {}",
+            escape(&i.hostname),
+            escape(i.uuid.as_deref().unwrap_or("-")),
+            escape(&i.listen),
+            wire_time::format(i.started),
+            wire_time::format(i.now)
+        )?,
+        None => writeln!(w, "sftunnel is not running")?,
+    }
+    let time = |t: Option<time::OffsetDateTime>| t.map_or_else(|| "-".into(), wire_time::format);
+    let rows: Vec<[String; 7]> = peers
+        .iter()
+        .map(|p| {
+            [
+                escape(&p.name).into_owned(),
+                escape(&p.uuid).into_owned(),
+                escape(&p.ip).into_owned(),
+                if p.connected {
+                    "connected"
+                } else {
+                    "disconnected"
+                }
+                .into(),
+                time(p.since),
+                time(p.last_heartbeat),
+                time(p.cert_not_after),
+            ]
+        })
+        .collect();
+    let head = [
+        "NAME",
+        "UUID",
+        "IP",
+        "STATE",
+        "SINCE",
+        "LAST HEARTBEAT",
+        "CERT NOT AFTER",
+    ];
+    let mut width: Vec<usize> = head.iter().map(|h| h.chars().count()).collect();
+    for r in &rows {
+        for (i, c) in r.iter().enumerate() {
+            width[i] = width[i].max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<w$}", w = width[i]))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_owned()
+    };
+    writeln!(w, "{}", line(head.to_vec()))?;
+    for r in &rows {
+        writeln!(w, "{}", line(r.iter().map(String::as_str).collect()))?;
+    }
+    Ok(())
+}
+
+/// `{"server": {...} | null, "peers": [...]}` on one line (the rows' own serde shape; JSON
+/// escapes what a table must).
+pub fn json(w: &mut impl Write, info: Option<&ServerInfo>, peers: &[PeerStatus]) -> io::Result<()> {
+    let v = serde_json::json!({ "server": info, "peers": peers });
+    writeln!(w, "{v}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn peers() -> Vec<PeerStatus> {
+        vec![
+            PeerStatus {
+                name: "ftd1".into(),
+                uuid: "u1".into(),
+                ip: "127.0.0.1".into(),
+                connected: true,
+                since: Some(datetime!(2034-10-05 12:00:00.4 UTC)),
+                last_heartbeat: Some(datetime!(2034-10-05 12:00:30 UTC)),
+                cert_not_after: Some(datetime!(2036-11-23 15:12:10 UTC)),
+            },
+            PeerStatus {
+                name: "ftd-two".into(),
+                uuid: "u2".into(),
+                ip: "10.0.0.2".into(),
+                connected: false,
+                since: None,
+                last_heartbeat: None,
+                cert_not_after: None,
+            },
+        ]
+    }
+
+    #[test]
+    fn table_aligns_and_marks_disconnected_peers() {
+        let peers = peers();
+        let mut out = Vec::new();
+        text(&mut out, None, &peers).unwrap();
+        let s = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = s.lines().collect();
+        assert_eq!(lines[0], "sftunnel is not running");
+        assert!(
+            lines[1].starts_with("NAME     UUID  IP         STATE"),
+            "{s}"
+        );
+        assert!(
+            lines[2].starts_with("ftd1     u1    127.0.0.1  connected     2034-10-05T12:00:00Z"),
+            "{s}"
+        );
+        assert!(
+            lines[3].starts_with("ftd-two  u2    10.0.0.2   disconnected  -"),
+            "{s}"
+        );
+        let mut out = Vec::new();
+        json(&mut out, None, &peers).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["peers"][1]["connected"], false);
+        assert_eq!(v["peers"][0]["since"], "2034-10-05T12:00:00Z");
+        assert!(v["server"].is_null());
+    }
+
+    #[test]
+    fn a_name_with_a_newline_cannot_add_a_row() {
+        let mut peers = peers();
+        peers[1].name = "ftd-two\nftd9     u9    10.9.9.9   connected".into();
+        let info = ServerInfo {
+            hostname: "fmc\nsftunnel is not running".into(),
+            uuid: None,
+            listen: "127.0.0.1:8305".into(),
+            now: datetime!(2034-10-05 12:01:00 UTC),
+            started: datetime!(2034-10-05 11:00:00 UTC),
+        };
+        let mut out = Vec::new();
+        text(&mut out, Some(&info), &peers).unwrap();
+        let s = String::from_utf8(out).unwrap();
+        assert_eq!(s.lines().count(), 4, "{s}");
+        assert!(s.contains("ftd-two\\nftd9"), "{s}");
+        assert!(
+            s.starts_with("sftunnel on fmc\\nsftunnel is not running (-)"),
+            "{s}"
+        );
+    }
+}
