@@ -44,6 +44,8 @@ struct Conn {
     /// Per side (`Side::index`): the chain's overall verdict and the leaf's identity.
     chain: [Option<Verdict>; 2],
     identity: [Option<Identity>; 2],
+    /// Tunnel layers around the connection's first packet (empty: none).
+    outer: Vec<net::Encap>,
 }
 
 impl Conn {
@@ -141,6 +143,7 @@ impl<'s> Engine<'s> {
                 server,
                 frame,
                 ts,
+                outer,
                 ..
             } => {
                 let m = Mark { frame, ts };
@@ -156,6 +159,7 @@ impl<'s> Engine<'s> {
                         skimming: false,
                         chain: [None, None],
                         identity: [None, None],
+                        outer: outer.to_vec(),
                     },
                 );
             }
@@ -248,6 +252,14 @@ impl<'s> Engine<'s> {
                     ),
                     // The session's reason says when its start was not captured.
                     net::Note::MidStream { .. } => return,
+                    net::Note::Encapsulations { seen, frames } => {
+                        let text = format!(
+                            "encapsulations: {seen} ({frames} frames unwrapped; flows are \
+                             reported by their inner addresses, JSON sessions keep the outer \
+                             ones in `outer`)"
+                        );
+                        return self.note(None, text);
+                    }
                 };
                 self.note(Some(Mark { frame, ts }), text);
             }
@@ -420,5 +432,6 @@ fn session(c: &Conn, file: Arc<str>) -> SessionFinding {
         client_identity: c.identity[client.index()].clone(),
         alerts: [p.alerts[client.index()], p.alerts[server.index()]],
         conn: c.id.0,
+        outer: c.outer.clone(),
     }
 }

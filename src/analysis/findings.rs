@@ -218,6 +218,10 @@ pub struct SessionFinding {
     pub alerts: [u32; 2],
     /// The TCP connection's index in the capture (tshark's `tcp.stream`).
     pub conn: u64,
+    /// The tunnels the connection came through (outermost first, as on its first packet);
+    /// absent when it came bare. `client`/`server` are the inner addresses.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub outer: Vec<crate::net::Encap>,
 }
 
 /// Something the reader of the report should know that is not a certificate, alert or

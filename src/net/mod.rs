@@ -11,6 +11,7 @@
 //! Everything about TLS (where records start, what a handshake is) is the caller's job.
 
 mod decode;
+mod encap;
 mod flow;
 mod link;
 mod reassembly;
@@ -18,7 +19,8 @@ mod tracker;
 
 use std::fmt;
 
-pub use decode::{Packet, TcpFlags, TcpSegment, decode};
+pub use decode::{Packet, TcpFlags, TcpSegment, decode, decode_with};
+pub use encap::{Encap, EncapSet, Encapsulation, MAX_DEPTH, Outer};
 pub use flow::{ConnId, Dir, endpoint};
 pub use reassembly::{GapCause, HalfCounters};
 pub use tracker::{CloseReason, Config, Event, Note, Opening, Stats, Tracker};
@@ -32,6 +34,10 @@ pub enum Layer {
     Ipv4,
     IpExtension,
     Tcp,
+    /// The UDP header of a tunnel (VXLAN, Geneve).
+    Udp,
+    /// A tunnel's own header.
+    Tunnel(Encapsulation),
 }
 
 impl fmt::Display for Layer {
@@ -42,6 +48,8 @@ impl fmt::Display for Layer {
             Layer::Ipv4 => "IPv4",
             Layer::IpExtension => "IP extension",
             Layer::Tcp => "TCP",
+            Layer::Udp => "UDP",
+            Layer::Tunnel(kind) => kind.name(),
         })
     }
 }
