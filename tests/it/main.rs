@@ -4,6 +4,7 @@ mod analyze;
 mod check;
 mod cli_polish;
 mod common;
+mod encap;
 mod faults;
 mod hostile;
 mod judge;
