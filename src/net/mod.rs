@@ -1,5 +1,12 @@
-//! net: link, IP and TCP decoding, connection tracking and TCP reassembly: frames in, ordered
-//! bytes per connection direction out, with notes for what could not be followed.
+//! net: link, IP and TCP decoding, tunnel unwrapping, connection tracking and TCP reassembly:
+//! frames in, ordered bytes per connection direction out, with notes for what could not be
+//! followed.
+//!
+//! Tunnels a tap leaves around the traffic it mirrors (IP-in-IP, GRE, ERSPAN, VXLAN, Geneve,
+//! nested) are unwrapped in `decode` whenever an IP protocol or UDP port names one: flows are
+//! the inner packets' (addresses, ports, connection ids), and the outer layers travel beside
+//! them as [`Encap`]s, on [`Event::Opened`] for the connection's first packet and summed up in
+//! [`Stats::encapsulations`] and a closing [`Note::Encapsulations`].
 //!
 //! [`Tracker::push`] takes each [`crate::capture::Frame`] and calls a sink with [`Event`]s:
 //! a connection opened (who is client and server), bytes in order per direction (borrowed,
