@@ -45,6 +45,8 @@ struct Conn {
     /// Per side (`Side::index`): the chain's overall verdict and the leaf's identity.
     chain: [Option<Verdict>; 2],
     identity: [Option<Identity>; 2],
+    /// Tunnel layers around the connection's first packet (empty: none).
+    outer: Vec<net::Encap>,
 }
 
 impl Conn {
@@ -181,6 +183,7 @@ impl<'s, S: FindingSink + ?Sized> Engine<'s, S> {
                 conn,
                 client,
                 server,
+                outer,
                 ..
             } => {
                 self.conns.insert(
@@ -195,6 +198,7 @@ impl<'s, S: FindingSink + ?Sized> Engine<'s, S> {
                         skimming: false,
                         chain: [None, None],
                         identity: [None, None],
+                        outer: outer.to_vec(),
                     },
                 );
             }
@@ -270,6 +274,9 @@ impl<'s, S: FindingSink + ?Sized> Engine<'s, S> {
                     }
                     // The session's reason says when its start was not captured.
                     net::Note::MidStream { .. } => return,
+                    net::Note::Encapsulations { seen, frames } => {
+                        return self.note_at(None, None, NoteKind::Encapsulations { seen, frames });
+                    }
                 };
                 self.note(m, kind);
             }
@@ -456,5 +463,6 @@ fn session(c: &Conn, file: Arc<str>) -> SessionFinding {
         client_identity: c.identity[client.index()].clone(),
         alerts: [p.alerts[client.index()], p.alerts[server.index()]],
         conn: c.id.0,
+        outer: c.outer.clone(),
     }
 }

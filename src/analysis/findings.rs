@@ -19,7 +19,7 @@ use super::outcome::Outcome;
 use crate::capture::{CaptureError, Timestamp};
 use crate::cert::SftunnelIdentity;
 use crate::judge::Verdict;
-use crate::net::{DecodeError, Dir, GapCause};
+use crate::net::{DecodeError, Dir, EncapSet, GapCause};
 use crate::sftunnel::{SubjectRole, TlsSide, rfc3339};
 use crate::tls::{AlertLevel, TlsError};
 
@@ -218,6 +218,10 @@ pub struct SessionFinding {
     pub alerts: [u32; 2],
     /// The TCP connection's index in the capture (tshark's `tcp.stream`).
     pub conn: u64,
+    /// The tunnels the connection came through (outermost first, as on its first packet);
+    /// absent when it came bare. `client`/`server` are the inner addresses.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub outer: Vec<crate::net::Encap>,
 }
 
 /// Something the reader of the report should know that is not a certificate, alert or
@@ -284,6 +288,9 @@ pub enum NoteKind {
     /// The capture could not be read to its end (`read_error`); findings cover the frames
     /// up to `error.after_frame()`.
     ReadError(Arc<CaptureError>),
+    /// Frames came through tunnels (`encapsulations`): which kinds, and how many frames were
+    /// unwrapped. Flows are reported by their inner addresses; sessions keep the outer ones.
+    Encapsulations { seen: EncapSet, frames: u64 },
 }
 
 impl NoteKind {
@@ -296,6 +303,7 @@ impl NoteKind {
             NoteKind::Undecodable(_) => "undecodable_frame",
             NoteKind::Tls { .. } => "tls_error",
             NoteKind::ReadError(_) => "read_error",
+            NoteKind::Encapsulations { .. } => "encapsulations",
         }
     }
 }
@@ -328,6 +336,11 @@ impl fmt::Display for NoteKind {
                 0 => write!(f, "{e}; no frame could be read"),
                 after => write!(f, "{e}; findings cover frames 1-{after}"),
             },
+            NoteKind::Encapsulations { seen, frames } => write!(
+                f,
+                "encapsulations: {seen} ({frames} frames unwrapped; flows are reported by their \
+                 inner addresses, JSON sessions keep the outer ones in `outer`)"
+            ),
         }
     }
 }

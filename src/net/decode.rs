@@ -3,13 +3,16 @@
 //! etherparse's lax slicers do the IP work (IPv4 options, IPv6 extension headers, Ethernet
 //! padding trimmed by the IP length, snap-length-cut packets kept with what was captured).
 //! Fragments are reported, not reassembled: sftunnel never fragments, and a TLS analyzer that
-//! silently skipped them would be worse than one that says so. Nothing here allocates.
+//! silently skipped them would be worse than one that says so. Tunnels (IP-in-IP, GRE, ERSPAN,
+//! VXLAN, Geneve) are unwrapped by `encap` when the IP protocol or UDP port names one, and the
+//! inner packet is decoded the same way. Nothing here allocates.
 
 use std::net::{IpAddr, SocketAddr};
 
 use etherparse::err::{ip, ipv6_exts, tcp};
-use etherparse::{IpNumber, LaxIpSlice, TcpSlice};
+use etherparse::{IpNumber, LaxIpPayloadSlice, LaxIpSlice, TcpSlice};
 
+use super::encap::{self, Outer};
 use super::link::{self, L3};
 use super::{DecodeError, Layer};
 use crate::capture::Linktype;
@@ -123,33 +126,69 @@ fn tcp_error(e: tcp::HeaderSliceError) -> DecodeError {
     }
 }
 
-/// Decodes a frame's link, IP and TCP headers.
+/// Decodes a frame's link, IP and TCP headers, unwrapping tunnels (their layers are dropped;
+/// see [`decode_with`] to keep them).
 pub fn decode(linktype: Linktype, data: &[u8]) -> Result<Packet<'_>, DecodeError> {
-    let ip_bytes = match link::strip(linktype, data)? {
-        L3::Ip(b) => b,
-        L3::NotIp(ethertype) => return Ok(Packet::NotIp { ethertype }),
-    };
-    let (ip, ext_err) = LaxIpSlice::from_slice(ip_bytes).map_err(ip_error)?;
-    let payload = ip.payload();
-    if payload.fragmented {
-        return Ok(Packet::Fragment {
+    decode_with(linktype, data, &mut Outer::default())
+}
+
+/// [`decode`], recording into `outer` the tunnel layers unwrapped on the way to the inner
+/// packet (outermost first; emptied first, so it describes this frame only). Addresses,
+/// ports and payload are the inner packet's.
+pub fn decode_with<'a>(
+    linktype: Linktype,
+    data: &'a [u8],
+    outer: &mut Outer,
+) -> Result<Packet<'a>, DecodeError> {
+    outer.clear();
+    let mut l3 = link::strip(linktype, data)?;
+    // Each round unwraps one tunnel; `Outer` refuses more than `MAX_DEPTH`, which ends it.
+    loop {
+        let ip_bytes = match l3 {
+            L3::Ip(b) => b,
+            L3::NotIp(ethertype) => return Ok(Packet::NotIp { ethertype }),
+        };
+        let (ip, ext_err) = LaxIpSlice::from_slice(ip_bytes).map_err(ip_error)?;
+        let payload = ip.payload();
+        if payload.fragmented {
+            return Ok(Packet::Fragment {
+                src: ip.source_addr(),
+                dst: ip.destination_addr(),
+                protocol: payload.ip_number.0,
+            });
+        }
+        if let Some((e, _)) = ext_err {
+            return Err(ext_error(e));
+        }
+        if payload.ip_number == IpNumber::TCP {
+            return tcp(&ip, ip_bytes, payload);
+        }
+        let protocol = payload.ip_number.0;
+        if !encap::may_tunnel(protocol) {
+            return Ok(Packet::OtherIp { protocol });
+        }
+        let carrier = encap::Carrier {
+            v6: matches!(ip, LaxIpSlice::Ipv6(_)),
             src: ip.source_addr(),
             dst: ip.destination_addr(),
-            protocol: payload.ip_number.0,
-        });
+        };
+        match encap::unwrap(protocol, carrier, payload.payload, outer)? {
+            Some(inner) => l3 = inner,
+            None => return Ok(Packet::OtherIp { protocol }),
+        }
     }
-    if let Some((e, _)) = ext_err {
-        return Err(ext_error(e));
-    }
-    if payload.ip_number != IpNumber::TCP {
-        return Ok(Packet::OtherIp {
-            protocol: payload.ip_number.0,
-        });
-    }
+}
+
+/// The TCP segment of an IP packet whose protocol is TCP.
+fn tcp<'a>(
+    ip: &LaxIpSlice<'a>,
+    ip_bytes: &'a [u8],
+    payload: &LaxIpPayloadSlice<'a>,
+) -> Result<Packet<'a>, DecodeError> {
     let seg = TcpSlice::from_slice(payload.payload).map_err(tcp_error)?;
     let missing = if payload.incomplete {
         // The IP header's length says how much was sent; the capture kept less.
-        let declared = match &ip {
+        let declared = match ip {
             LaxIpSlice::Ipv4(v4) => usize::from(v4.header().total_len()),
             LaxIpSlice::Ipv6(v6) => 40 + usize::from(v6.header().payload_length()),
         };
@@ -277,8 +316,17 @@ pub(crate) mod tests {
     fn random_bytes_never_panic_on_any_link_type() {
         let mut x = 0x2545_F491_4F6C_DD1Du64;
         let mut buf = [0u8; 200];
-        let base = ipv4_tcp(1, TcpFlags::ACK, b"payload");
-        for round in 0..20_000u32 {
+        // Bare, and inside each kind of tunnel and a nest of them.
+        let tcp = ipv4_tcp(1, TcpFlags::ACK, b"payload");
+        let bases = [
+            tcp.clone(),
+            nested(&tcp),
+            ipv4_over(4, &tcp),
+            ipv4_over(47, &gre(0xb0, 0x22eb, &erspan3(&eth(0x0800, &tcp)))),
+            ipv4_over(17, &udp(6081, &geneve(0x6558, &eth(0x0800, &tcp)))),
+        ];
+        for round in 0..30_000u32 {
+            let base = &bases[round as usize % bases.len()];
             for b in buf.iter_mut() {
                 x ^= x << 13;
                 x ^= x >> 7;
@@ -288,7 +336,7 @@ pub(crate) mod tests {
             // Half the rounds mutate a real packet, so the parsers get past the first checks.
             let len = (x % 200) as usize;
             let mut data = buf[..len].to_vec();
-            if round % 2 == 0 {
+            if round % 3 != 0 {
                 data = base.clone();
                 let at = (x as usize >> 8) % data.len();
                 data[at] = x as u8;
@@ -298,6 +346,118 @@ pub(crate) mod tests {
                 let _ = decode(Linktype(lt), &data);
             }
         }
+    }
+
+    /// An IPv4 header (no options, checksum left 0) carrying `payload` as IP `protocol`.
+    pub(crate) fn ipv4_over(protocol: u8, payload: &[u8]) -> Vec<u8> {
+        let total = (20 + payload.len()) as u16;
+        let mut v = vec![0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, protocol, 0, 0];
+        v[2..4].copy_from_slice(&total.to_be_bytes());
+        v.extend_from_slice(&[192, 0, 2, 1, 192, 0, 2, 2]);
+        v.extend_from_slice(payload);
+        v
+    }
+
+    fn gre(flags: u8, protocol: u16, payload: &[u8]) -> Vec<u8> {
+        let mut v = vec![flags, 0];
+        v.extend_from_slice(&protocol.to_be_bytes());
+        let words = [0x80u8, 0x20, 0x10]
+            .iter()
+            .filter(|f| flags & **f != 0)
+            .count();
+        for i in 0..words {
+            v.extend_from_slice(&(i as u32 + 1).to_be_bytes());
+        }
+        v.extend_from_slice(payload);
+        v
+    }
+
+    fn erspan3(frame: &[u8]) -> Vec<u8> {
+        let mut v = vec![0x20, 0x00, 0x00, 0x07, 0, 0, 0, 0, 0, 0, 0, 0x01];
+        v.extend_from_slice(&[0; 8]);
+        v.extend_from_slice(frame);
+        v
+    }
+
+    fn udp(dport: u16, payload: &[u8]) -> Vec<u8> {
+        let mut v = vec![0xc3, 0x50];
+        v.extend_from_slice(&dport.to_be_bytes());
+        v.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+        v.extend_from_slice(&[0, 0]);
+        v.extend_from_slice(payload);
+        v
+    }
+
+    fn geneve(protocol: u16, payload: &[u8]) -> Vec<u8> {
+        let mut v = vec![0x01, 0x00];
+        v.extend_from_slice(&protocol.to_be_bytes());
+        v.extend_from_slice(&[0x00, 0x00, 0x2a, 0x00, 0x01, 0x02, 0x01, 0x00]);
+        v.extend_from_slice(payload);
+        v
+    }
+
+    /// `ip` in VXLAN (VNI 5) in GRE with a key (9) in IPv4-in-IPv4.
+    fn nested(ip: &[u8]) -> Vec<u8> {
+        let mut vxlan = vec![0x08, 0, 0, 0, 0, 0, 5, 0];
+        vxlan.extend_from_slice(&eth(0x0800, ip));
+        let gre = gre(0x20, 0x0800, &ipv4_over(17, &udp(4789, &vxlan)));
+        ipv4_over(4, &ipv4_over(47, &gre))
+    }
+
+    #[test]
+    fn nested_tunnels_are_unwrapped_outermost_first() {
+        use crate::net::Encapsulation as E;
+        let inner = ipv4_tcp(42, TcpFlags::ACK, b"inner");
+        let mut frame = eth(0x0800, &nested(&inner));
+        frame.extend_from_slice(&[0; 4]); // padding behind the outer packet
+        let mut outer = Outer::default();
+        let Packet::Tcp(s) = decode_with(Linktype::ETHERNET, &frame, &mut outer).unwrap() else {
+            panic!("not tcp")
+        };
+        assert_eq!(
+            (s.src.to_string(), s.dst.to_string()),
+            ("10.0.0.1:40000".into(), "10.0.0.2:8305".into())
+        );
+        assert_eq!((s.seq, s.payload), (42, &b"inner"[..]));
+        let hops: Vec<_> = outer.as_slice().iter().map(|h| (h.kind, h.id)).collect();
+        assert_eq!(
+            hops,
+            [
+                (E::Ipv4InIpv4, None),
+                (E::Gre, Some(1)),
+                (E::Vxlan, Some(5))
+            ]
+        );
+        // The next frame, bare, starts from an empty list.
+        let bare = eth(0x0800, &inner);
+        assert!(matches!(
+            decode_with(Linktype::ETHERNET, &bare, &mut outer),
+            Ok(Packet::Tcp(_))
+        ));
+        assert!(outer.is_empty());
+        // A cut tunnel header is an error naming it; UDP to other ports is just UDP.
+        let cut = ipv4_over(47, &[0x30, 0, 0x08, 0, 0, 0]);
+        assert_eq!(
+            decode(Linktype::RAW, &cut),
+            Err(DecodeError::Truncated {
+                layer: Layer::Tunnel(E::Gre),
+                need: 12,
+                have: 6
+            })
+        );
+        assert_eq!(
+            decode(Linktype::RAW, &ipv4_over(17, &udp(53, b"dns"))),
+            Ok(Packet::OtherIp { protocol: 17 })
+        );
+        // Too deep a nest is refused, not followed for ever.
+        let mut deep = inner.clone();
+        for _ in 0..=crate::net::MAX_DEPTH {
+            deep = ipv4_over(4, &deep);
+        }
+        assert!(matches!(
+            decode(Linktype::RAW, &deep),
+            Err(DecodeError::Malformed { .. })
+        ));
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! Parsed by hand rather than with etherparse because etherparse does not decode Linux cooked
 //! captures of loopback (SLL with ARPHRD 772), SLL2, NULL/LOOP families, PPPoE sessions or
 //! MPLS, and because finding an IP header behind a few fixed offsets is cheaper than building
-//! a full header model per packet. IP and TCP themselves are left to `decode`.
+//! a full header model per packet. IP and TCP themselves are left to `decode`, tunnels (which
+//! may carry Ethernet again, see [`ethernet`]) to `encap`.
 
 use super::{DecodeError, Layer};
 use crate::capture::Linktype;
@@ -49,15 +50,7 @@ fn need(d: &[u8], n: usize) -> Result<(), DecodeError> {
 /// Strips the link layer of `data` according to `linktype`.
 pub(crate) fn strip(linktype: Linktype, data: &[u8]) -> Result<L3<'_>, DecodeError> {
     match linktype {
-        Linktype::ETHERNET => {
-            need(data, 14)?;
-            let ethertype = be16(data, 12);
-            if ethertype < 0x0600 {
-                // An 802.3 length field: LLC/SNAP, never IP in practice.
-                return Ok(L3::NotIp(None));
-            }
-            by_ethertype(ethertype, &data[14..])
-        }
+        Linktype::ETHERNET => ethernet(data),
         Linktype::LINUX_SLL => {
             // packet type, ARPHRD, address length, 8 address bytes, protocol.
             need(data, 16)?;
@@ -87,6 +80,17 @@ pub(crate) fn strip(linktype: Linktype, data: &[u8]) -> Result<L3<'_>, DecodeErr
     }
 }
 
+/// An Ethernet frame (the link layer, or what VXLAN, Geneve, ERSPAN and GRE 0x6558 carry).
+pub(super) fn ethernet(data: &[u8]) -> Result<L3<'_>, DecodeError> {
+    need(data, 14)?;
+    let ethertype = be16(data, 12);
+    if ethertype < 0x0600 {
+        // An 802.3 length field: LLC/SNAP, never IP in practice.
+        return Ok(L3::NotIp(None));
+    }
+    by_ethertype(ethertype, &data[14..])
+}
+
 /// Linux cooked captures: the protocol field is an EtherType except for a few ARPHRD types.
 fn cooked(arphrd: u16, protocol: u16, rest: &[u8]) -> Result<L3<'_>, DecodeError> {
     if arphrd == ARPHRD_NETLINK || protocol < 0x0600 {
@@ -97,7 +101,7 @@ fn cooked(arphrd: u16, protocol: u16, rest: &[u8]) -> Result<L3<'_>, DecodeError
 }
 
 /// Follows VLAN tags, PPPoE sessions and MPLS labels down to IP.
-fn by_ethertype(mut ethertype: u16, mut rest: &[u8]) -> Result<L3<'_>, DecodeError> {
+pub(super) fn by_ethertype(mut ethertype: u16, mut rest: &[u8]) -> Result<L3<'_>, DecodeError> {
     // Bounded so that a frame of nothing but tags cannot loop for long.
     for _ in 0..16 {
         match ethertype {

@@ -1,5 +1,12 @@
-//! net: link, IP and TCP decoding, connection tracking and TCP reassembly: frames in, ordered
-//! bytes per connection direction out, with notes for what could not be followed.
+//! net: link, IP and TCP decoding, tunnel unwrapping, connection tracking and TCP reassembly:
+//! frames in, ordered bytes per connection direction out, with notes for what could not be
+//! followed.
+//!
+//! Tunnels a tap leaves around the traffic it mirrors (IP-in-IP, GRE, ERSPAN, VXLAN, Geneve,
+//! nested) are unwrapped in `decode` whenever an IP protocol or UDP port names one: flows are
+//! the inner packets' (addresses, ports, connection ids), and the outer layers travel beside
+//! them as [`Encap`]s, on [`Event::Opened`] for the connection's first packet and summed up in
+//! [`Stats::encapsulations`] and a closing [`Note::Encapsulations`].
 //!
 //! [`Tracker::push`] takes each [`crate::capture::Frame`] and calls a sink with [`Event`]s,
 //! each with the [`Mark`] (frame and time) it happened at: a connection opened (who is client
@@ -12,6 +19,7 @@
 //! Everything about TLS (where records start, what a handshake is) is the caller's job.
 
 mod decode;
+mod encap;
 mod flow;
 mod link;
 mod reassembly;
@@ -19,7 +27,8 @@ mod tracker;
 
 use std::fmt;
 
-pub use decode::{Packet, TcpFlags, TcpSegment, decode};
+pub use decode::{Packet, TcpFlags, TcpSegment, decode, decode_with};
+pub use encap::{Encap, EncapSet, Encapsulation, MAX_DEPTH, Outer};
 pub use flow::{ConnId, Dir, endpoint};
 pub use reassembly::{GapCause, HalfCounters};
 pub use tracker::{CloseReason, Config, Event, EventKind, Note, Opening, Stats, Tracker};
@@ -59,6 +68,10 @@ pub enum Layer {
     Ipv4,
     IpExtension,
     Tcp,
+    /// The UDP header of a tunnel (VXLAN, Geneve).
+    Udp,
+    /// A tunnel's own header.
+    Tunnel(Encapsulation),
 }
 
 impl fmt::Display for Layer {
@@ -69,6 +82,8 @@ impl fmt::Display for Layer {
             Layer::Ipv4 => "IPv4",
             Layer::IpExtension => "IP extension",
             Layer::Tcp => "TCP",
+            Layer::Udp => "UDP",
+            Layer::Tunnel(kind) => kind.name(),
         })
     }
 }

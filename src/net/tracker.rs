@@ -12,7 +12,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 
-use super::decode::{Packet, TcpSegment, decode};
+use super::decode::{Packet, TcpSegment, decode_with};
+use super::encap::{Encap, EncapSet, Outer};
 use super::flow::{ConnId, Dir, FastBuild, FlowKey};
 use super::reassembly::{GapCause, Half, HalfCounters, Out};
 use super::{DecodeError, Mark};
@@ -95,6 +96,9 @@ pub enum Note {
     /// A retransmission carried different bytes for offsets already seen; the first
     /// bytes were kept.
     Conflict { dir: Dir, offset: u64, len: u64 },
+    /// At the end of the capture (from [`Tracker::finish`]), when any frame came through a
+    /// tunnel: which kinds, and how many frames were unwrapped.
+    Encapsulations { seen: EncapSet, frames: u64 },
 }
 
 /// What the tracker tells its sink, in capture order (and, per direction, stream order):
@@ -114,6 +118,9 @@ pub enum EventKind<'a> {
         client: SocketAddr,
         server: SocketAddr,
         how: Opening,
+        /// The tunnel layers around the first packet, outermost first (empty when it came
+        /// bare); `client`/`server` are the inner addresses.
+        outer: &'a [Encap],
     },
     /// The next bytes of one direction, starting at stream `offset` (bytes delivered plus
     /// gap bytes before them), marked with the segment that carried them (first seen).
@@ -173,6 +180,10 @@ pub struct Stats {
     pub fragments: u64,
     /// Frames that do not decode (cut headers, bad versions, unsupported link types).
     pub undecodable: u64,
+    /// Frames that came through at least one tunnel (their inner packets are counted as any
+    /// other), and which kinds of tunnel were seen.
+    pub tunneled: u64,
+    pub encapsulations: EncapSet,
     /// TCP segments outside the configured ports.
     pub filtered: u64,
     /// TCP segments of connections already closed (trailing ACKs, retransmitted FINs).
@@ -290,6 +301,8 @@ pub struct Tracker {
     /// Counters of connections already removed.
     removed: HalfCounters,
     unsupported_seen: Vec<Linktype>,
+    /// The tunnel layers of the frame being pushed (reused; empty for bare frames).
+    outer: Outer,
 }
 
 impl Default for Tracker {
@@ -326,6 +339,7 @@ impl Tracker {
             stats: Stats::default(),
             removed: HalfCounters::default(),
             unsupported_seen: Vec::new(),
+            outer: Outer::default(),
         }
     }
 
@@ -334,8 +348,15 @@ impl Tracker {
         self.stats.frames += 1;
         let at = Mark::of(frame);
         self.latest = at;
-        match decode(frame.linktype, frame.data) {
-            Ok(Packet::Tcp(seg)) => self.push_segment(&seg, at, sink),
+        let decoded = decode_with(frame.linktype, frame.data, &mut self.outer);
+        if !self.outer.is_empty() {
+            self.stats.tunneled += 1;
+            for hop in self.outer.as_slice() {
+                self.stats.encapsulations.insert(hop.kind);
+            }
+        }
+        match decoded {
+            Ok(Packet::Tcp(seg)) => self.segment(&seg, at, sink),
             Ok(Packet::OtherIp { .. }) => self.stats.other_ip += 1,
             Ok(Packet::NotIp { .. }) => self.stats.not_ip += 1,
             Ok(Packet::Fragment { src, dst, protocol }) => {
@@ -375,13 +396,20 @@ impl Tracker {
         }
     }
 
-    /// Feeds one decoded segment (what [`Tracker::push`] does after decoding).
+    /// Feeds one decoded segment (what [`Tracker::push`] does after decoding), as a bare
+    /// packet (no tunnel layers).
     pub fn push_segment<S: FnMut(Event<'_>)>(
         &mut self,
         seg: &TcpSegment<'_>,
         at: Mark,
         sink: &mut S,
     ) {
+        self.outer.clear();
+        self.segment(seg, at, sink);
+    }
+
+    /// A segment of the current frame, whose tunnel layers are in `self.outer`.
+    fn segment<S: FnMut(Event<'_>)>(&mut self, seg: &TcpSegment<'_>, at: Mark, sink: &mut S) {
         self.tick += 1;
         self.latest = Mark::new(self.latest.frame.max(at.frame), at.ts);
         self.stats.tcp_segments += 1;
@@ -439,7 +467,8 @@ impl Tracker {
     }
 
     /// End of capture: every connection still open gets its remaining buffered bytes (after
-    /// gaps) and a `Closed { reason: EndOfCapture }`, in id order. The tracker is emptied.
+    /// gaps) and a `Closed { reason: EndOfCapture }`, in id order, then a
+    /// [`Note::Encapsulations`] if tunnels were unwrapped. The tracker is emptied.
     pub fn finish<S: FnMut(Event<'_>)>(&mut self, sink: &mut S) {
         let mut slots: Vec<(ConnId, u32)> = self.by_id.iter().map(|(id, s)| (*id, *s)).collect();
         slots.sort_unstable();
@@ -451,6 +480,18 @@ impl Tracker {
         self.lru.clear();
         self.closed.clear();
         self.closed_fifo.clear();
+        if self.stats.tunneled > 0 {
+            sink(Event {
+                mark: at,
+                kind: EventKind::Note {
+                    conn: None,
+                    note: Note::Encapsulations {
+                        seen: self.stats.encapsulations,
+                        frames: self.stats.tunneled,
+                    },
+                },
+            });
+        }
     }
 
     /// Totals so far (live connections included).
@@ -576,6 +617,7 @@ impl Tracker {
                 client,
                 server,
                 how,
+                outer: self.outer.as_slice(),
             },
         });
         slot
@@ -807,6 +849,7 @@ mod tests {
                 client,
                 server,
                 how,
+                ..
             } => {
                 format!("open {conn} {client}->{server} {how:?} @{frame}")
             }
@@ -1196,6 +1239,52 @@ mod tests {
         h.seg(C, S, 0, SYN, b"");
         assert_eq!(h.take().len(), 1);
         assert_eq!(h.t.stats().filtered, 1);
+    }
+
+    #[test]
+    fn tunneled_frames_open_inner_flows_with_their_outer_layers() {
+        use crate::net::Encapsulation;
+        use crate::net::decode::tests::{ipv4_over, ipv4_tcp};
+        let mut t = Tracker::default();
+        let mut got = Vec::new();
+        let mut outers = Vec::new();
+        let frames = [
+            ipv4_over(4, &ipv4_tcp(1, SYN, b"")),
+            ipv4_tcp(2, ACK, b"bare"),
+        ];
+        for (i, data) in frames.iter().enumerate() {
+            let f = Frame {
+                index: i as u64 + 1,
+                ts: Timestamp::default(),
+                linktype: Linktype::RAW,
+                data,
+                orig_len: data.len() as u32,
+                interface: 0,
+            };
+            t.push(&f, &mut |e| {
+                if let EventKind::Opened { outer, .. } = e.kind {
+                    outers.push(outer.to_vec());
+                }
+                got.push(show(&e));
+            });
+        }
+        t.finish(&mut |e| got.push(show(&e)));
+        assert!(got[0].starts_with("open 0 10.0.0.1:40000->10.0.0.2:8305 Syn @1"));
+        assert_eq!(
+            outers.len(),
+            1,
+            "the bare packet belongs to the same inner flow"
+        );
+        assert_eq!(outers[0][0].kind, Encapsulation::Ipv4InIpv4);
+        assert_eq!(outers[0][0].src.to_string(), "192.0.2.1");
+        let last = got.last().unwrap();
+        assert!(
+            last.contains("Encapsulations") && last.contains("frames: 1"),
+            "{got:?}"
+        );
+        let s = t.stats();
+        assert_eq!((s.tunneled, s.tcp_segments), (1, 2));
+        assert!(s.encapsulations.contains(Encapsulation::Ipv4InIpv4));
     }
 
     #[test]

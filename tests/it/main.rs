@@ -6,6 +6,7 @@ mod cli_polish;
 mod common;
 mod crash;
 mod differential;
+mod encap;
 mod faults;
 mod hostile;
 mod judge;

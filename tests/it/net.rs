@@ -440,3 +440,48 @@ fn a_file_that_is_not_a_capture_says_so() {
     let err = capture::open(dir.path().join("missing.pcap")).unwrap_err();
     assert!(matches!(err, CaptureError::Open { .. }), "{err}");
 }
+
+#[test]
+fn six_in_four_capture_reassembles_its_inner_ipv6_flows() {
+    // nDPI's 6in4tunnel.pcap: every frame is IPv6 inside IPv4 (protocol 41). Each truth
+    // certificate (inner addresses) must be found whole in the inner flow's bytes, and every
+    // frame counted as unwrapped.
+    let Some(new) = corpus!("captures-new") else {
+        return;
+    };
+    let path = new.join("ndpi/6in4tunnel.pcap");
+    let t = truth(&path);
+    let (streams, frames) = reassemble(&path);
+    assert_eq!(frames, t["packets"].as_u64().unwrap());
+    let certs = t["certificates"].as_array().unwrap();
+    assert_eq!(certs.len(), 6);
+    for c in certs {
+        let (src, dst) = (c["src"].as_str().unwrap(), c["dst"].as_str().unwrap());
+        let whole = streams
+            .values()
+            .filter(|s| s.src == src && s.dst == dst)
+            .any(|s| {
+                let (hs, _) = handshake_bytes(s);
+                find_der(
+                    &hs,
+                    c["der_len"].as_u64().unwrap() as usize,
+                    c["sha256_der"].as_str().unwrap(),
+                )
+                .is_some()
+            });
+        assert!(
+            whole,
+            "certificate {} not found {src} -> {dst}",
+            c["sha256_der"]
+        );
+    }
+    let mut tracker = Tracker::default();
+    let mut reader = capture::open(&path).unwrap();
+    while let Some(f) = reader.next_frame().unwrap() {
+        tracker.push(&f, &mut |_| {});
+    }
+    let s = tracker.stats();
+    assert_eq!(s.tunneled, frames, "every frame is 6in4");
+    assert_eq!(s.encapsulations.to_string(), "IPv6-in-IPv4");
+    assert_eq!(s.undecodable, 0);
+}

@@ -16,7 +16,16 @@ use sfdiag::analysis::{self, Finding, Options, Outcome};
 
 use crate::common::corpus;
 
-fn truth_files(shared: &Path) -> Vec<PathBuf> {
+/// Captures under `../shared/captures-new/` that the analyzer does not match yet: other items
+/// of issue 14, owned by other engineers. Drop an entry when its fix lands (the test fails
+/// while a listed capture agrees, so the list stays true).
+const EXPECTED_TO_FAIL_FOR_NOW: &[&str] = &[
+    // A TLS 1.3 draft-14 ServerHello (no session_id) is taken as malformed, so the session is
+    // not said to have encrypted certificates ("Sessions as they really end").
+    "suricata-verify/tls13-draft14/tls13_draft14.pcap",
+];
+
+fn truth_files(root: &Path) -> Vec<PathBuf> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
         for entry in fs::read_dir(dir).expect("shared captures are readable") {
             let path = entry.unwrap().path();
@@ -28,7 +37,7 @@ fn truth_files(shared: &Path) -> Vec<PathBuf> {
         }
     }
     let mut out = Vec::new();
-    walk(shared, &mut out);
+    walk(root, &mut out);
     out.sort();
     out
 }
@@ -197,4 +206,29 @@ fn analyze_agrees_with_the_ground_truth_of_every_shared_capture() {
         files.len(),
         failures.join("\n")
     );
+}
+
+#[test]
+fn analyze_agrees_with_the_ground_truth_of_the_new_shared_captures() {
+    let Some(root) = corpus!("captures-new") else {
+        return;
+    };
+    let files = truth_files(&root);
+    assert_eq!(files.len(), 7, "captures-new has 7 truth files");
+    println!("expected to fail for now (issue 14, other engineers): {EXPECTED_TO_FAIL_FOR_NOW:?}");
+    let mut failures = Vec::new();
+    for t in &files {
+        let name = t.strip_prefix(&root).unwrap_or(t).display().to_string();
+        let name = name.trim_end_matches(".truth.json");
+        let bad = check(t);
+        match (EXPECTED_TO_FAIL_FOR_NOW.contains(&name), bad.is_empty()) {
+            (false, false) => failures.push(format!("{name}:\n  {}", bad.join("\n  "))),
+            (true, true) => failures.push(format!(
+                "{name} now agrees with its truth: drop it from EXPECTED_TO_FAIL_FOR_NOW"
+            )),
+            (true, false) => println!("{name}: still disagrees: {}", bad.join("; ")),
+            (false, true) => {}
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
