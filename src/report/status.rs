@@ -8,7 +8,7 @@
 
 use std::io::{self, Write};
 
-use crate::tunnel::escape::escape;
+use crate::sftunnel::escape;
 use crate::tunnel::status::{PeerStatus, ServerInfo, wire_time};
 
 /// A header line about the server, then a table with one row per peer.

@@ -12,6 +12,7 @@ use std::fmt;
 
 use time::OffsetDateTime;
 
+use super::escape::write_line_safe as write_escaped;
 use super::timefmt::syslog_stamp;
 
 /// Severity as the appliance prints it.
@@ -139,33 +140,6 @@ impl fmt::Display for Line<'_> {
     }
 }
 
-/// Characters a log line must not carry as they are: control characters (C0, DEL, C1; a
-/// newline or carriage return would start a forged line) and the Unicode line and paragraph
-/// separators some viewers break lines at.
-fn needs_escape(c: char) -> bool {
-    c.is_control() || c == '\u{2028}' || c == '\u{2029}'
-}
-
-/// Writes `text` with every character a log line must not carry written as `\xNN` (control
-/// characters, as OpenSSL's one-line names write them) or `\u{NNNN}` (the line and paragraph
-/// separators). Everything else, other Unicode included, is kept, so ordinary text reads as it
-/// was sent. Backslashes are kept too: an escape cannot end a line, so a peer typing one
-/// forges nothing.
-fn write_escaped(w: &mut impl fmt::Write, text: &str) -> fmt::Result {
-    let mut rest = text;
-    while let Some(i) = rest.find(needs_escape) {
-        w.write_str(&rest[..i])?;
-        let c = rest[i..].chars().next().unwrap_or_default();
-        if u32::from(c) < 0x100 {
-            write!(w, "\\x{:02x}", u32::from(c))?;
-        } else {
-            write!(w, "\\u{{{:04x}}}", u32::from(c))?;
-        }
-        rest = &rest[i + c.len_utf8()..];
-    }
-    w.write_str(rest)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,7 +201,7 @@ mod tests {
                       Peer ftd9 registered\r\x1b[2J\u{2028}\u{85}Zürich \\x0a";
         let l = tunnel_line(datetime!(2024-09-20 04:10:47 UTC), "ftd\n1", forged).to_string();
         assert_eq!(l.lines().count(), 1, "{l}");
-        assert!(!l.chars().any(needs_escape), "{l}");
+        assert!(!l.chars().any(super::super::escape::is_unsafe), "{l}");
         assert!(
             l.starts_with("Sep 20 04:10:47 ftd\\x0a1 SF-IMS[50792]: "),
             "{l}"

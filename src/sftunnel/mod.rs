@@ -3,17 +3,19 @@
 //! Owns the vocabulary, not any behaviour built on it: the part an appliance plays
 //! ([`Role`], and what a certificate says about it, [`SubjectRole`]), the two ends of a TLS
 //! connection ([`TlsSide`]), the appliance's messages-log line ([`Line`] and its one formatter,
-//! which escapes whatever a peer or a capture put in it), and how times are written
+//! which escapes whatever a peer or a capture put in it, by the one rule of [`escape`]), and how times are written
 //! ([`rfc3339`], [`syslog_stamp`]). It depends on no other module of the crate, so `tls`,
 //! `cert`, `judge`, `analysis`, `report`, `pki`, `tunnel` and `lab` can all use it without a
 //! new arrow between them. TLS alerts stay `tls::AlertDescription` (the registry lives with
 //! the wire format); OpenSSL's verdicts stay `judge::Verdict`.
 
+mod escape;
 mod line;
 mod role;
 mod side;
 mod timefmt;
 
+pub use escape::{escape, is_unsafe};
 pub use line::{At, Component, Level, Line, Pid, TidOrFrame};
 pub use role::{Role, SubjectRole};
 pub use side::TlsSide;

@@ -21,7 +21,6 @@ use tokio_rustls::client::TlsStream;
 use super::TunnelError;
 use super::clock::Clock;
 use super::config;
-use super::escape::escape;
 use super::failure::HandshakeFailure;
 use super::framed::Framed;
 use super::handshake::{self, Established, Heard};
@@ -31,6 +30,7 @@ use super::material::{Identity, TlsFiles};
 use super::proto::{Message, PushAck};
 use super::server::Timeouts;
 use crate::recorder::{Recorder, Tapped};
+use crate::sftunnel::escape;
 use crate::sftunnel::{Component, Level, Role, TlsSide};
 
 /// A device's TLS stream to the FMC.

@@ -8,7 +8,7 @@
 //! socket ([`control`]: status, push, reload/restart, owner-only), in-process validation
 //! ([`validate`]), delivering a renewed PKI through a running server ([`renewal`]), the rows
 //! `status` shows ([`status`]), and the appliance's log lines ([`log`], [`failure`]), into
-//! which nothing a peer chose goes unescaped ([`escape`]). Certificates are judged by `judge`;
+//! which nothing a peer chose goes unescaped (`sftunnel::escape`). Certificates are judged by `judge`;
 //! the PKI layout is `pki`'s; flags are the CLI's; tables are `report`'s. Beyond
 //! ARCHITECTURE.md's directions, this module also reads the alert registry of the sans-IO
 //! `tls` module (one table of alert names for live logs and capture reports) and taps its
@@ -23,7 +23,6 @@ pub mod client;
 pub mod clock;
 pub mod config;
 pub mod control;
-pub mod escape;
 pub mod failure;
 pub mod fleet;
 mod framed;

@@ -12,7 +12,7 @@
 //! takes none of our bytes for as long). The registry answers [`ServerHandle::peers`] and
 //! [`ServerHandle::push`], which the control socket ([`super::control`]) exposes to `sfdiag
 //! status` and `pki renew`. Lines go to the [`SfLog`] in the appliance's wording; nothing a
-//! peer chose reaches them unescaped ([`super::escape`]).
+//! peer chose reaches them unescaped ([`crate::sftunnel::escape`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -31,7 +31,6 @@ use super::TunnelError;
 use super::chain::PeerCert;
 use super::clock::Clock;
 use super::config;
-use super::escape::escape;
 use super::failure::HandshakeFailure;
 use super::framed::Framed;
 use super::handshake::{self, Established, Slots};
@@ -41,6 +40,7 @@ use super::proto::{Message, PushAck, PushFile};
 use super::status::{PeerStatus, ServerInfo, wire_time};
 use crate::pki::PkiRoot;
 use crate::recorder::{Recorder, Tapped};
+use crate::sftunnel::escape;
 use crate::sftunnel::{Component, Level, Role, TlsSide};
 use crate::sync::lock;
 
