@@ -3,7 +3,7 @@
 //!
 //! Owns layout only: which rows there are and what they say is `tunnel::status`'s. Times are
 //! typed until here and printed as RFC 3339 (UTC, whole seconds); every cell is escaped
-//! ([`crate::tunnel::escape`]) because names and UUIDs came from a socket, so no value can
+//! ([`crate::sftunnel::escape`]) because names and UUIDs came from a socket, so no value can
 //! break a row in two.
 
 use std::io::{self, Write};
@@ -155,9 +155,9 @@ mod tests {
         text(&mut out, Some(&info), &peers).unwrap();
         let s = String::from_utf8(out).unwrap();
         assert_eq!(s.lines().count(), 4, "{s}");
-        assert!(s.contains("ftd-two\\nftd9"), "{s}");
+        assert!(s.contains("ftd-two\\x0aftd9"), "{s}");
         assert!(
-            s.starts_with("sftunnel on fmc\\nsftunnel is not running (-)"),
+            s.starts_with("sftunnel on fmc\\x0asftunnel is not running (-)"),
             "{s}"
         );
     }
