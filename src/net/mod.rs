@@ -5,7 +5,7 @@
 //! Tunnels a tap leaves around the traffic it mirrors (IP-in-IP, GRE, ERSPAN, VXLAN, Geneve,
 //! nested) are unwrapped in `decode` whenever an IP protocol or UDP port names one: flows are
 //! the inner packets' (addresses, ports, connection ids), and the outer layers travel beside
-//! them as [`Encap`]s, on [`Event::Opened`] for the connection's first packet and summed up in
+//! them as [`Encap`]s, on [`EventKind::Opened`] for the connection's first packet and summed up in
 //! [`Stats::encapsulations`] and a closing [`Note::Encapsulations`].
 //!
 //! [`Tracker::push`] takes each [`crate::capture::Frame`] and calls a sink with [`Event`]s,
