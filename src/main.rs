@@ -3,12 +3,10 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 mod cli;
 
 fn main() -> ExitCode {
-    let args = cli::Cli::parse();
+    let args = cli::parse();
     // The tool's own story goes to stderr through tracing; stdout is the report. -q/-v set
     // the level, else RUST_LOG, else warnings. Colour only on a terminal, never with NO_COLOR.
     let filter = match args.log_level() {
@@ -33,8 +31,8 @@ fn main() -> ExitCode {
             if let Some(hint) = cli::hints::hint(&e) {
                 eprintln!("hint: {hint}");
             }
-            // Setup errors: 2 for analyze/connect/validate, 3 (UNKNOWN) for check; each command
-            // maps its own expected failures, this is the catch-all for unexpected ones.
+            // Setup errors: 2 for analyze/connect/validate/inventory; `check` maps its own
+            // usage errors to 3 (UNKNOWN), this is the catch-all for unexpected ones.
             ExitCode::from(2)
         }
     }

@@ -13,6 +13,7 @@ pub mod time_arg;
 
 pub mod check;
 pub mod hints;
+pub mod inventory;
 pub mod lab;
 pub mod man;
 pub mod pki;
@@ -69,12 +70,45 @@ pub enum Command {
     Pki(pki::PkiArgs),
     /// How long each certificate has left: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
     Check(check::CheckArgs),
+    /// The renewal plan: one entry per FMC, device and HA secondary, and its action (none,
+    /// push, copy, renew); --format csv writes the devices.csv skeleton for `pki copy`.
+    Inventory(inventory::InventoryArgs),
     /// Run a renewal story in-process on loopback with a lab clock (default: expiry); --list.
     Lab(lab::LabArgs),
     #[command(flatten)]
     Tunnel(tunnel::TunnelCommand),
     /// Print the manual page (roff) to stdout, or write every page with --dir.
     Man(man::ManArgs),
+}
+
+/// Parses the process's arguments. A usage error exits as clap does (2), except under `check`,
+/// where a monitoring system would read 2 as CRITICAL: there it is UNKNOWN (3), with an
+/// `UNKNOWN:` status line on stdout beside clap's message on stderr.
+pub fn parse() -> Cli {
+    let e = match Cli::try_parse() {
+        Ok(cli) => return cli,
+        Err(e) => e,
+    };
+    if e.use_stderr() && invokes_check(std::env::args_os().skip(1)) {
+        let text = e.render().to_string();
+        let first = text
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim_start_matches("error: ");
+        println!("UNKNOWN: usage error: {first}");
+        let _ = e.print();
+        std::process::exit(3);
+    }
+    e.exit()
+}
+
+/// True when the subcommand on a command line is `check`: the first word that is not a
+/// global flag (`-v`, `-q` and their long forms take no value).
+fn invokes_check(args: impl IntoIterator<Item = std::ffi::OsString>) -> bool {
+    args.into_iter()
+        .find(|a| !a.to_string_lossy().starts_with('-'))
+        .is_some_and(|a| a == "check")
 }
 
 /// Runs the parsed command and returns the process exit code.
@@ -89,6 +123,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Pki(args) => pki::run(args),
         Command::Check(args) => check::run(args),
+        Command::Inventory(args) => inventory::run(args),
         Command::Lab(args) => lab::run(args),
         Command::Tunnel(cmd) => tunnel::run(cmd),
         Command::Man(args) => man::run(args),

@@ -1,11 +1,15 @@
 //! report: `analysis` findings -> text in the appliance's messages-log shape, JSON lines, or
-//! one JSON array, written to any `io::Write` as the findings arrive.
+//! one JSON array, written to any `io::Write` as the findings arrive; and the layouts of
+//! `check` (`check`: plugin status line, perfdata, the appliance's own messages) and
+//! `inventory` (`inventory`: table, JSON, `devices.csv`), from `inventory`'s types.
 //!
 //! Owns layout only: what a finding means (verdicts, outcomes, reasons) is decided upstream,
 //! and field names/format for JSON are the findings' own serde shape (CLI.md's contract). The
 //! text renderer keeps a bounded summary (sessions grouped by what they have in common) for the
 //! end of each file; the JSON renderers keep nothing.
 
+pub mod check;
+pub mod inventory;
 mod json;
 mod syslog;
 mod text;
