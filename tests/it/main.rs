@@ -9,6 +9,7 @@ mod faults;
 mod hostile;
 mod judge;
 mod lab;
+mod monitor;
 mod net;
 mod own_peers;
 mod pki;
