@@ -134,7 +134,7 @@ fn perfdata(status_line: &str) -> Vec<(String, i64, String, String)> {
 fn critical_outranks_unknown_and_the_worst_is_named_first_with_perfdata() {
     let d = tempfile::tempdir().unwrap();
     let long = openssl_cert(d.path(), "long", 3650);
-    let short = openssl_cert(d.path(), "short", 20);
+    openssl_cert(d.path(), "short", 20);
     fs::write(d.path().join("broken.pem"), b"not a certificate\n").unwrap();
     // Judged 400 days after the certificates were made: "short" expired 380 days ago.
     let at = rfc3339(not_before(&long) + Duration::days(400) + Duration::hours(12));
