@@ -87,3 +87,56 @@ pub(crate) fn parse_pkcs12(bytes: &[u8], what: &str) -> Result<Vec<CertInfo>, Ce
     }
     Ok(certs)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CERT: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/certs/valid/fmc/etc/sf/ca_root/cacert.pem"
+    );
+    const KEY: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/certs/valid/fmc/etc/sf/ca_root/cakey.pem"
+    );
+
+    /// A PFX holding the committed lab InternalCA, written by p12-keystore's own writer.
+    fn pfx(password: &str) -> Vec<u8> {
+        let der = crate::cert::read_certs(CERT).unwrap()[0].der().to_vec();
+        let cert = p12_keystore::Certificate::from_der(&der).unwrap();
+        let mut ks = p12_keystore::KeyStore::new();
+        ks.add_entry("ca", p12_keystore::KeyStoreEntry::Certificate(cert));
+        ks.writer(password).write().unwrap()
+    }
+
+    #[test]
+    fn a_pfx_is_told_from_keys_and_certificates_by_its_first_bytes() {
+        assert!(looks_like_pkcs12(&pfx("")));
+        let key = crate::cert::read_key(KEY).unwrap();
+        assert!(!looks_like_pkcs12(key.secret_der()));
+        let cert = crate::cert::read_certs(CERT).unwrap();
+        assert!(!looks_like_pkcs12(cert[0].der()));
+        assert!(!looks_like_pkcs12(b""));
+    }
+
+    #[test]
+    fn the_empty_password_opens_it_and_another_is_named() {
+        let certs = parse_pkcs12(&pfx(""), "ca.p12").unwrap();
+        let want = crate::cert::read_certs(CERT).unwrap();
+        assert_eq!(certs.len(), 1);
+        assert_eq!(certs[0].sha256, want[0].sha256);
+        let e = parse_pkcs12(&pfx("s3cret"), "ca.p12").unwrap_err();
+        assert!(matches!(e, CertError::Pkcs12Password { .. }), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("ca.p12: a PKCS#12 bundle protected by a password")
+        );
+        // Cut short, it is a broken bundle, not a password problem.
+        let mut cut = pfx("");
+        cut.truncate(cut.len() / 2);
+        let e = crate::cert::parse_named(&cut, "cut.p12").unwrap_err();
+        assert!(!matches!(e, CertError::Pkcs12Password { .. }), "{e}");
+        assert!(e.to_string().starts_with("cut.p12: "), "{e}");
+    }
+}

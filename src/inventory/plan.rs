@@ -560,3 +560,117 @@ pub fn decide(entries: &mut [Entry], t: &Thresholds) {
         e.reason = reason;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    const AT: OffsetDateTime = datetime!(2034-09-01 00:00 UTC);
+    const FMC: &str = "cdb123c8-4347-11ef-aca1-f3aa241412a1";
+
+    fn entry(role: Role, uuid: &str, days: i64, h: Option<Handshakes>) -> Entry {
+        let src = CertSource {
+            not_after: Some(AT + time::Duration::days(days)),
+            sha256: String::new(),
+            file: None,
+        };
+        Entry {
+            uuid: Some(uuid.into()),
+            name: None,
+            role,
+            ip: None,
+            cert: Some(src.clone()),
+            ca: Some(src),
+            manager: (role != Role::Fmc).then(|| FMC.to_string()),
+            days_left: Some(days),
+            status: Status::Ok,
+            handshakes: h,
+            problems: Vec::new(),
+            action: Action::None,
+            reason: Reason::Ends {
+                what: "InternalCA",
+                days_left: days,
+            },
+        }
+    }
+
+    fn failed(code: VerifyCode) -> Option<Handshakes> {
+        Some(Handshakes {
+            ok: 3,
+            failed: 1,
+            last_error: Some("x".into()),
+            last_code: Some(code),
+            last_ok: Some(AT - time::Duration::days(2)),
+            last_failed: Some(AT - time::Duration::days(1)),
+        })
+    }
+
+    #[test]
+    fn renewal_pushes_to_the_connected_and_copies_to_the_rest() {
+        let t = Thresholds::default();
+        let mut es = vec![
+            entry(Role::Fmc, FMC, 40, None),
+            entry(Role::Device, "a", 40, None),
+            entry(Role::Device, "b", 40, failed(VerifyCode::CertHasExpired)),
+            entry(Role::HaSecondary, "c", 40, None),
+        ];
+        decide(&mut es, &t);
+        let got: Vec<Action> = es.iter().map(|e| e.action).collect();
+        assert_eq!(
+            got,
+            [Action::Renew, Action::Push, Action::Copy, Action::Push]
+        );
+        assert_eq!(es[2].reason, Reason::FmcRenewsNotConnected);
+    }
+
+    #[test]
+    fn far_from_the_end_only_a_failing_certificate_asks_for_a_copy() {
+        let t = Thresholds::default();
+        let mut es = vec![
+            entry(Role::Fmc, FMC, 3000, None),
+            entry(
+                Role::Device,
+                "a",
+                3000,
+                failed(VerifyCode::CertSignatureFailure),
+            ),
+            entry(Role::Device, "b", 3000, failed(VerifyCode::CertHasExpired)),
+            entry(Role::Device, "c", 3000, None),
+        ];
+        es[3].problems.push(ProblemKind::KeyMismatch);
+        decide(&mut es, &t);
+        let got: Vec<Action> = es.iter().map(|e| e.action).collect();
+        assert_eq!(
+            got,
+            [Action::None, Action::Copy, Action::None, Action::Copy]
+        );
+        assert_eq!(
+            es[1].reason.to_string(),
+            "its last handshake failed: err 7:certificate signature failure"
+        );
+    }
+
+    #[test]
+    fn a_device_certificate_ending_soon_makes_its_fmc_renew() {
+        let t = Thresholds::default();
+        let mut es = vec![
+            entry(Role::Fmc, FMC, 3000, None),
+            entry(Role::Device, "a", 3000, None),
+        ];
+        es[1].reason = Reason::Ends {
+            what: "certificate",
+            days_left: 10,
+        };
+        decide(&mut es, &t);
+        assert_eq!(es[0].action, Action::Renew);
+        assert_eq!(
+            es[0].reason,
+            Reason::PeerEnds {
+                peer: "a".into(),
+                days_left: 10
+            }
+        );
+        assert_eq!(es[1].action, Action::Push);
+    }
+}
