@@ -242,7 +242,10 @@ fn usage_errors_are_unknown_for_check_only() {
 fn among_many_certificates_the_critical_ones_come_first() {
     let d = tempfile::tempdir().unwrap();
     let src = tempfile::tempdir().unwrap();
-    let ok = fs::read(openssl_cert(src.path(), "ok", 3650)).unwrap();
+    let ok_cert = openssl_cert(src.path(), "ok", 3650);
+    // Half a day on, so whole days do not depend on how fast the test runs.
+    let at = rfc3339(not_before(&ok_cert) + Duration::hours(12));
+    let ok = fs::read(&ok_cert).unwrap();
     let warn = fs::read(openssl_cert(src.path(), "warn", 60)).unwrap();
     let crit = fs::read(openssl_cert(src.path(), "crit", 20)).unwrap();
     // 1,000 files; the critical ones sit in the middle of the sorted names, as they would in
@@ -255,7 +258,7 @@ fn among_many_certificates_the_critical_ones_come_first() {
         };
         fs::write(d.path().join(format!("c{i:04}.pem")), body).unwrap();
     }
-    let (code, out, _) = run(&["check", s(d.path())]);
+    let (code, out, _) = run(&["check", "--at", &at, s(d.path())]);
     assert_eq!(code, 2, "{}", &out[..out.len().min(2000)]);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 1001);
@@ -272,6 +275,7 @@ fn pkcs12_bundles_are_read_without_a_password_and_named_when_they_need_one() {
     let d = tempfile::tempdir().unwrap();
     let src = tempfile::tempdir().unwrap();
     let cert = openssl_cert(src.path(), "bundled", 20);
+    let at = rfc3339(not_before(&cert) + Duration::hours(12));
     let key = src.path().join("bundled.key");
     let p12 = |name: &str, extra: &[&str]| {
         let out = d.path().join(name);
@@ -311,7 +315,7 @@ fn pkcs12_bundles_are_read_without_a_password_and_named_when_they_need_one() {
     ]);
     fs::copy(&key, d.path().join("key-only.pem")).unwrap();
 
-    let (code, out, err) = run(&["-v", "check", s(d.path())]);
+    let (code, out, err) = run(&["-v", "check", "--at", &at, s(d.path())]);
     assert_eq!(code, 2, "{out}");
     for f in [&empty, &clear] {
         assert!(
@@ -340,7 +344,7 @@ fn pkcs12_bundles_are_read_without_a_password_and_named_when_they_need_one() {
     assert!(!quiet_out.contains("bundled.key"), "{quiet_out}");
     assert!(!out.contains("PRIVATE"), "no key is ever printed");
     // Named on the command line, a bundle is read, not taken for a private key.
-    let (code, out, _) = run(&["check", "--format", "json", s(&empty)]);
+    let (code, out, _) = run(&["check", "--at", &at, "--format", "json", s(&empty)]);
     assert_eq!(code, 2, "{out}");
     let v = json(&out);
     assert_eq!(v["certificates"][0]["subject"], "CN=bundled");
@@ -611,6 +615,14 @@ fn a_renewed_root_reports_ca_mismatch_for_each_device_not_copied_and_inventory_f
     assert_eq!(code, 0, "{out}");
     assert_eq!(json(&out)["problems"].as_array().unwrap().len(), 0);
     assert_eq!(run(&["inventory", s(&root)]).0, 0);
+    // An input that cannot be read is 2, whatever the rest says.
+    let missing = d.path().join("missing.pcap");
+    let (code, out, _) = run(&["inventory", s(&root), s(&missing)]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains(&format!("UNREADABLE {}", missing.display())),
+        "{out}"
+    );
     // Fifty days before the InternalCA's end, the plan is a renewal that pushes to everyone.
     let (code, out, _) = run(&["inventory", "--at", "+3600d", "--format", "json", s(&root)]);
     assert_eq!(code, 1, "{out}");
