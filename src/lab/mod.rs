@@ -2,7 +2,8 @@
 //!
 //! Owns the scenarios ([`Scenario`]) and the stage they play on (`world`): a lab PKI made by
 //! `pki::init` (in a temporary folder unless a root is given), the FMC's real `serve` with its
-//! control socket and the devices' real `connect` clients, all on 127.0.0.1 port 0, all on one
+//! control socket and the devices' real `connect` clients, all on loopback (the FMC on
+//! 127.0.0.1 port 0, each device dialing from its own 127.1.0.N), all on one
 //! shared lab [`Clock`](crate::tunnel::Clock) that the story moves forward (the machine's clock
 //! is never touched). Every appliance logs in the messages-log shape under its own host name
 //! (`FMC`, `ftd1`, ...), straight to the lab's output, and each step ends with a status table.

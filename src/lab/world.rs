@@ -213,7 +213,7 @@ impl World {
             .device_files(name)
             .ok_or_else(|| LabError::Unexpected(format!("no device {name}")))?;
         let log = self.log_for(name);
-        let client = Client::new(ClientSettings {
+        let mut client = Client::new(ClientSettings {
             server: self.addr.to_string(),
             files: files(dev_files),
             name: name.to_string(),
@@ -223,6 +223,13 @@ impl World {
             timeouts: timeouts(),
             backoff: backoff(),
         })?;
+        // Each device dials from its own loopback address (127.1.0.N in the lab's ims.conf),
+        // so the capture tells them apart by address, as a customer's capture does.
+        if let Some(ip) = self.root.peer(name).map(|p| p.ip)
+            && ip.is_loopback()
+        {
+            client = client.with_source(ip);
+        }
         let handle = client.spawn();
         let state = handle.state();
         crate::sync::lock(&self.clients).insert(name.to_string(), Running { handle, state });

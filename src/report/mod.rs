@@ -1,6 +1,8 @@
 //! report: `analysis` findings -> text in the appliance's messages-log shape, JSON lines, or
-//! one JSON array, written to any `io::Write` as the findings arrive; and the live tunnel's
-//! tables ([`status`]: `sfdiag status`, [`fleet`]: `connect --count`).
+//! one JSON array, written to any `io::Write` as the findings arrive; the live tunnel's tables
+//! ([`status`]: `sfdiag status`, [`fleet`]: `connect --count`); and the layouts of `check`
+//! ([`check`]: plugin status line, perfdata, the appliance's own messages) and `inventory`
+//! ([`inventory`]: table, JSON, `devices.csv`), from `inventory`'s types.
 //!
 //! Owns layout only: what a finding means (verdicts, outcomes, reasons) is decided upstream,
 //! and field names/format for JSON are the findings' own serde shape (CLI.md's contract). The
@@ -8,8 +10,10 @@
 //! end of each file; the JSON renderers keep nothing. `renew` and `copy` lay out what
 //! `pki renew` and `pki copy` did.
 
+pub mod check;
 pub mod copy;
 pub mod fleet;
+pub mod inventory;
 mod json;
 pub mod renew;
 pub mod status;

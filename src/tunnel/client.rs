@@ -108,6 +108,9 @@ pub struct Client {
     pub(super) addr: SocketAddr,
     /// `--pcap`: every connection this client opens is recorded here.
     recorder: Option<Recorder>,
+    /// The local address to dial from (the lab gives each device its own loopback address,
+    /// so captures tell devices apart by address as a real network does).
+    source: Option<std::net::IpAddr>,
 }
 
 impl Client {
@@ -123,7 +126,28 @@ impl Client {
             s,
             addr,
             recorder: None,
+            source: None,
         })
+    }
+
+    /// Dials from `ip` (port chosen by the system) instead of the address the route picks.
+    pub fn with_source(mut self, ip: std::net::IpAddr) -> Self {
+        self.source = Some(ip);
+        self
+    }
+
+    /// TCP connect, from `source` when one is set.
+    async fn dial(&self) -> std::io::Result<TcpStream> {
+        let Some(ip) = self.source else {
+            return TcpStream::connect(self.addr).await;
+        };
+        let socket = if ip.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.bind(SocketAddr::new(ip, 0))?;
+        socket.connect(self.addr).await
     }
 
     /// Records the traffic of every connection this client opens into `recorder`.
@@ -175,7 +199,7 @@ impl Client {
             tl.info(&format!("Wait to connect to {port} (IP: {ip})"));
         }
         let deadline = self.s.timeouts.handshake;
-        let tcp = match tokio::time::timeout(deadline, TcpStream::connect(self.addr)).await {
+        let tcp = match tokio::time::timeout(deadline, self.dial()).await {
             Err(_) => {
                 return Err(HandshakeFailure::Timeout {
                     phase: "connect",

@@ -12,6 +12,7 @@ mod hostile;
 mod judge;
 mod lab;
 mod local_trust;
+mod monitor;
 mod net;
 mod own_peers;
 mod pki;
