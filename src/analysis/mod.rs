@@ -15,6 +15,7 @@ mod certs;
 mod engine;
 mod findings;
 mod outcome;
+mod remedy;
 mod sink;
 
 use std::io;
@@ -25,8 +26,8 @@ use time::OffsetDateTime;
 
 pub use engine::Counts;
 pub use findings::{
-    AlertFinding, CertificateFinding, ChainFinding, Finding, Identity, NoteFinding, NoteKind,
-    SessionFinding, timestamp_rfc3339,
+    Action, AlertFinding, AnchorMismatch, CertRef, CertificateFinding, CertsSeen, ChainFinding,
+    Checked, Finding, Identity, NoteFinding, NoteKind, Remedy, SessionFinding, timestamp_rfc3339,
 };
 pub use outcome::{Close, Outcome};
 pub use sink::{FindingSink, ReadProgress};
@@ -59,6 +60,9 @@ pub struct Summary {
     pub read_error: Option<String>,
     /// The sink said stop before the end of the input: counts cover what was read until then.
     pub stopped: bool,
+    /// `Options::ports` (`--port`): TCP segments on other ports were left out
+    /// (`net.filtered` counts them).
+    pub ports: Vec<u16>,
 }
 
 impl Summary {
@@ -71,6 +75,7 @@ impl Summary {
             net: net::Stats::default(),
             read_error: Some(source.to_string()),
             stopped: false,
+            ports: Vec::new(),
         }
     }
 }
@@ -192,6 +197,7 @@ pub fn analyze_reader<S: FindingSink + ?Sized>(
             net: tracker.stats(),
             read_error,
             stopped: stopped.is_some(),
+            ports: opts.ports.clone(),
         }),
     }
 }

@@ -23,6 +23,10 @@ struct CaptureRecord<'a> {
     alerts: u64,
     problems: u64,
     tcp_gaps: u64,
+    /// `--port` as given (empty: every port).
+    ports: &'a [u16],
+    /// TCP segments on other ports, left out by `--port`.
+    filtered_segments: u64,
     read_error: Option<&'a str>,
 }
 
@@ -38,6 +42,8 @@ impl<'a> CaptureRecord<'a> {
             alerts: s.counts.alerts,
             problems: s.counts.problems,
             tcp_gaps: s.net.gaps,
+            ports: &s.ports,
+            filtered_segments: s.net.filtered,
             read_error: s.read_error.as_deref(),
         }
     }
