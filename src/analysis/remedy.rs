@@ -196,18 +196,56 @@ pub(super) fn remedy(f: &Facts<'_>) -> Option<Remedy> {
     Some(r)
 }
 
+/// How to reissue a certificate and how to give a side the right CA: the appliance's steps
+/// for sftunnel, plain words for any other TLS.
+struct How {
+    sftunnel: bool,
+    renew: String,
+    copy_ca: String,
+}
+
+impl How {
+    fn of(f: &Facts<'_>, sender: End<'_>, receiver: End<'_>, at_fault: Option<SubjectRole>) -> How {
+        let sftunnel = f.server.identity.is_some()
+            || f.client.identity.is_some()
+            || at_fault.is_some_and(|r| r != SubjectRole::Other);
+        if sftunnel {
+            How {
+                sftunnel,
+                renew: format!(
+                    "regenerate the certificates on the FMC ({RENEW}) and copy them to the devices that were down ({COPY})"
+                ),
+                copy_ca: format!(
+                    "copy the FMC's current /etc/sf/ca_root/cacert.pem to {} ({COPY})",
+                    receiver.who()
+                ),
+            }
+        } else {
+            How {
+                sftunnel,
+                renew: format!("reissue it from its CA and install it on {}", sender.who()),
+                copy_ca: format!(
+                    "add the CA that issued it to {}'s trusted CAs",
+                    receiver.who()
+                ),
+            }
+        }
+    }
+}
+
 /// A chain whose verdict fails, sent by `sender` and judged as its peer would.
 fn for_verdict(f: &Facts<'_>, sender: End<'_>, chain: &JudgedChain) -> Remedy {
     let receiver = f.end(sender.side.peer());
     let v = &chain.verdict;
+    let how = How::of(f, sender, receiver, chain.at_fault);
     if let Some(m) = &chain.mismatch {
         return Remedy {
             action: Action::Rerun,
             text: format!(
                 "the --ca anchor is not the CA {} sent (--ca: sha256 {}, notAfter {}; on the wire: \
                  sha256 {}, notAfter {}): this verdict is about the --ca file; run again with \
-                 --ca set to the CA {} trusts, or, if --ca is that side's {}, it trusts another \
-                 CA than the FMC's: copy the FMC's current /etc/sf/ca_root/cacert.pem to it ({COPY})",
+                 --ca set to the CA {} trusts, or, if --ca is what it trusts ({}), it trusts \
+                 another CA than the one on the wire: {}",
                 sender.who(),
                 short(&m.anchor.sha256),
                 day(m.anchor.not_after),
@@ -215,6 +253,7 @@ fn for_verdict(f: &Facts<'_>, sender: End<'_>, chain: &JudgedChain) -> Remedy {
                 day(m.sent.not_after),
                 receiver.who(),
                 receiver.cacert(),
+                how.copy_ca,
             ),
         };
     }
@@ -249,41 +288,46 @@ fn for_verdict(f: &Facts<'_>, sender: End<'_>, chain: &JudgedChain) -> Remedy {
             ),
             _ => (
                 Action::Renew,
-                format!(
-                    "{cert} expired at {}: regenerate the certificates on the FMC ({RENEW}), \
-                     then copy them to the devices that were down ({COPY})",
-                    day(v.not_after)
-                ),
+                format!("{cert} expired at {}: {}", day(v.not_after), how.renew),
             ),
         },
         VerifyCode::CertNotYetValid => (
             Action::Clock,
             format!(
                 "{cert} is valid only from {}, after the time judged ({}): check the clock \
-                 (NTP) of {}; if it is right, the certificate was issued ahead of time: \
-                 regenerate on the FMC ({RENEW})",
+                 (NTP) of {}; if it is right, the certificate was issued ahead of time: {}",
                 day(v.not_before),
                 rfc3339(&v.at),
-                receiver.who()
+                receiver.who(),
+                how.renew
             ),
         ),
         VerifyCode::ErrorInCertNotBeforeField | VerifyCode::ErrorInCertNotAfterField => (
             Action::Renew,
             format!(
                 "a date of {cert} is not in RFC 5280's form, which OpenSSL 1.1.1 and later \
-                 refuse: reissue it ({RENEW})"
+                 refuse: {}",
+                how.renew
             ),
         ),
         VerifyCode::CertSignatureFailure | VerifyCode::UnableToDecryptCertSignature => (
             Action::Copy,
-            format!(
-                "{cert} was not signed by the InternalCA {} trusts (same name, another key: \
-                 the InternalCA was regenerated after it was issued): put both sides on the \
-                 FMC's current InternalCA - copy its /etc/sf/ca_root/cacert.pem and the \
-                 certificates it issued to the device ({COPY}); certificates older than that \
-                 InternalCA are regenerated on the FMC ({RENEW})",
-                receiver.who()
-            ),
+            match how.sftunnel {
+                false => format!(
+                    "{cert} was not signed by the key of the CA of that name {} trusts: it holds \
+                     another CA under the same name than the one that issued it: {}",
+                    receiver.who(),
+                    how.copy_ca
+                ),
+                true => format!(
+                    "{cert} was not signed by the InternalCA {} trusts (same name, another key: \
+                     the InternalCA was regenerated after it was issued): put both sides on the \
+                     FMC's current InternalCA - copy its /etc/sf/ca_root/cacert.pem and the \
+                     certificates it issued to the device ({COPY}); certificates older than \
+                     that InternalCA are regenerated on the FMC ({RENEW})",
+                    receiver.who()
+                ),
+            },
         ),
         VerifyCode::UnableToGetIssuerCertLocally
         | VerifyCode::UnableToGetIssuerCert
@@ -294,42 +338,45 @@ fn for_verdict(f: &Facts<'_>, sender: End<'_>, chain: &JudgedChain) -> Remedy {
             Action::Copy,
             format!(
                 "the chain {} sent does not lead to the --ca anchor (issuer {}): if --ca is \
-                 {}'s {}, that side trusts another CA than the one that issued this chain: \
-                 copy the FMC's current /etc/sf/ca_root/cacert.pem to it ({COPY}); otherwise \
-                 run again with the right --ca",
+                 what {} trusts ({}), it trusts another CA than the one that issued this \
+                 chain: {}; otherwise run again with the right --ca",
                 sender.who(),
                 v.issuer_oneline.as_deref().unwrap_or("-"),
                 receiver.who(),
-                receiver.cacert()
+                receiver.cacert(),
+                how.copy_ca
             ),
         ),
         VerifyCode::NotDecoded => (
             Action::Renew,
             format!(
-                "a certificate {} sent cannot be decoded ({}), so {} fails with decode_error: \
-                 its certificate file is damaged; regenerate on the FMC ({RENEW}) and copy to \
-                 the device ({COPY})",
+                "a certificate {} sent cannot be decoded ({}), which an OpenSSL peer answers \
+                 with decode_error: the certificate file is damaged; {}",
                 sender.who(),
-                v.text(),
-                receiver.who()
+                v.decode_error
+                    .as_deref()
+                    .map(|t| t.trim_start_matches("certificate could not be decoded: "))
+                    .unwrap_or("-"),
+                how.renew
             ),
         ),
         VerifyCode::InvalidPurpose => (
             Action::Renew,
             format!(
-                "{cert} lacks the TLS {} purpose (extendedKeyUsage) {} checks: reissue it \
-                 ({RENEW})",
+                "{cert} lacks the TLS {} purpose (extendedKeyUsage) {} checks: {}",
                 sender.side,
-                receiver.who()
+                receiver.who(),
+                how.renew
             ),
         ),
         VerifyCode::EeKeyTooSmall | VerifyCode::CaKeyTooSmall | VerifyCode::CaMdTooWeak => (
             Action::Renew,
             format!(
                 "{cert} has a key or signature digest too weak for {}'s OpenSSL security level \
-                 (err {}): reissue with an RSA 2048-bit key and SHA-256 ({RENEW})",
+                 (err {}): {}, with an RSA 2048-bit key and SHA-256",
                 receiver.who(),
-                v.code.code()
+                v.code.code(),
+                how.renew
             ),
         ),
         VerifyCode::PermittedViolation
@@ -340,10 +387,9 @@ fn for_verdict(f: &Facts<'_>, sender: End<'_>, chain: &JudgedChain) -> Remedy {
         | VerifyCode::UnsupportedNameSyntax => (
             Action::Renew,
             format!(
-                "{cert} breaks the name constraints of a CA above it (err {}:{}): reissue it \
+                "{cert} breaks the name constraints of a CA above it (err {}): reissue it \
                  with names inside them, or from a CA without them",
-                v.code.code(),
-                v.text()
+                v.describe()
             ),
         ),
         _ => (

@@ -343,11 +343,11 @@ fn chain_text(certs: CertsSeen, v: &Option<Verdict>, checked: Checked) -> String
             if v.is_ok() {
                 return format!("{what} ok{unverified}");
             }
+            if v.code == VerifyCode::NotDecoded {
+                // Nothing was verified, with or without --ca: the chain could not be read.
+                return v.describe();
+            }
             let depth = v.depth.map_or("-".to_string(), |d| d.to_string());
-            let what = match v.code {
-                VerifyCode::NotDecoded => "chain",
-                _ => what,
-            };
             format!("{what} {} (depth {depth}){unverified}", err_text(v))
         }
         (CertsSeen::Sent, None) => "certificates sent, not judged".to_string(),
