@@ -13,5 +13,6 @@ mod net;
 mod own_peers;
 mod pki;
 mod renew;
+mod reports;
 mod truth;
 mod tunnel;
