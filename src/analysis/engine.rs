@@ -452,13 +452,14 @@ fn session(c: &Conn, file: Arc<str>, checked: Checked) -> SessionFinding {
     for (name, s) in [("server", server), ("client", client)] {
         if let Some(j) = c.chain[s.index()].as_ref().filter(|j| !j.verdict.is_ok()) {
             let v = &j.verdict;
-            let depth = v.depth.map_or("-".to_string(), |d| d.to_string());
-            let what = match v.code {
-                // No OpenSSL code: the words alone (`describe`), no `err -1:`.
-                crate::judge::VerifyCode::NotDecoded => v.describe(),
-                _ => format!("err {}", v.describe()),
+            reason += &match (v.code, v.depth) {
+                // No OpenSSL code and no depth: the words alone (`describe`), no `err -1:`.
+                (crate::judge::VerifyCode::NotDecoded, _) => {
+                    format!("; {name} chain: {}", v.describe())
+                }
+                (_, Some(d)) => format!("; {name} chain: err {} (depth {d})", v.describe()),
+                (_, None) => format!("; {name} chain: err {}", v.describe()),
             };
-            reason += &format!("; {name} chain: {what} (depth {depth})");
             if j.mismatch.is_some() {
                 reason += &format!(", against a --ca anchor that is not the CA the {name} sent");
             }
