@@ -10,6 +10,12 @@
 //! handshakes are only skimmed, non-TLS connections are dropped to counters, and findings leave
 //! as soon as they exist. TLS is looked for on every TCP connection (any port, after STARTTLS
 //! and similar upgrades), unless `Options::ports` restricts it.
+//!
+//! Findings say only what the bytes show: per side whether certificates were sent, empty,
+//! encrypted (TLS 1.3) or not in the capture (`CertsSeen`); whether a verdict covers the
+//! chain or only dates (`Checked`, no `--ca`); when a `--ca` anchor is not the CA the peer
+//! sent (`AnchorMismatch`). A session that is a problem carries a `Remedy` (see `remedy` for
+//! the table from verify codes, alerts and sftunnel roles to what a TAC engineer does).
 
 mod certs;
 mod engine;
