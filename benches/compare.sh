@@ -14,7 +14,8 @@ cd "$(dirname "$0")/.."
 cargo build --release --quiet
 bin=$PWD/target/release/sfdiag
 floor=$(cargo bench --no-run --bench floor --message-format=json 2>/dev/null \
-  | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -1)
+  | grep -o '"executable":"[^"]*/deps/floor-[^"]*"' | cut -d'"' -f4 | tail -1)
+[ -x "$floor" ] || { echo "benches/floor did not build" >&2; exit 1; }
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 cat "$cap" > /dev/null
 
