@@ -175,7 +175,7 @@ pub(super) fn remedy(f: &Facts<'_>) -> Option<Remedy> {
             action: Action::Log,
             text: format!(
                 "{} ended the handshake with an encrypted alert (its content cannot be seen): \
-                 read {} (sftunnel:sf_ssl lines) at this time",
+                 read {} (its sftunnel:sf_ssl lines at the session's time)",
                 f.end(by).who(),
                 f.end(by).log()
             ),
@@ -186,7 +186,7 @@ pub(super) fn remedy(f: &Facts<'_>) -> Option<Remedy> {
                 action: Action::Log,
                 text: format!(
                     "{} closed the connection during the handshake without an alert: read {} \
-                     (sftunnel:sf_ssl lines) at this time",
+                     (its sftunnel:sf_ssl lines at the session's time)",
                     by.who(),
                     by.log()
                 ),
@@ -396,7 +396,7 @@ fn for_verdict(f: &Facts<'_>, sender: End<'_>, chain: &JudgedChain) -> Remedy {
             Action::Log,
             format!(
                 "err {} at depth {depth} on {cert}: {} refuses this chain; read {} \
-                 (sftunnel:sf_ssl lines) at this time",
+                 (its sftunnel:sf_ssl lines at the session's time)",
                 v.describe(),
                 receiver.who(),
                 receiver.log()
@@ -483,8 +483,8 @@ fn for_alert(f: &Facts<'_>, by: End<'_>, alert: AlertDescription) -> Remedy {
         _ => Remedy {
             action: Action::Log,
             text: format!(
-                "{} ended the handshake with {alert}: read {} (sftunnel:sf_ssl lines) at this \
-                 time",
+                "{} ended the handshake with {alert}: read {} (its sftunnel:sf_ssl lines at the \
+                 session's time)",
                 by.who(),
                 by.log()
             ),
