@@ -22,13 +22,13 @@ use tracing::debug;
 
 use super::certs::CertJudge;
 use super::findings::{
-    AlertFinding, CertificateFinding, ChainFinding, Finding, Identity, NoteFinding, NoteKind,
-    SessionFinding,
+    AlertFinding, CertificateFinding, CertsSeen, ChainFinding, Checked, Finding, Identity,
+    NoteFinding, NoteKind, SessionFinding,
 };
-use super::outcome::{Close, outcome};
+use super::outcome::{Close, Outcome, outcome};
+use super::remedy::{self, End, Facts, JudgedChain};
 use super::sink::{FindingSink, ReadProgress};
 use crate::capture::Timestamp;
-use crate::judge::Verdict;
 use crate::net::{self, ConnId, Dir, EventKind as NetEvent, Mark};
 use crate::sftunnel::TlsSide;
 use crate::tls::{self, EventKind as TlsEvent, Side};
@@ -42,8 +42,8 @@ struct Conn {
     last: Mark,
     close: Option<Close>,
     skimming: bool,
-    /// Per side (`Side::index`): the chain's overall verdict and the leaf's identity.
-    chain: [Option<Verdict>; 2],
+    /// Per side (`Side::index`): the chain as judged and the leaf's identity.
+    chain: [Option<JudgedChain>; 2],
     identity: [Option<Identity>; 2],
     /// Tunnel layers around the connection's first packet (empty: none).
     outer: Vec<net::Encap>,
@@ -310,7 +310,17 @@ impl<'s, S: FindingSink + ?Sized> Engine<'s, S> {
                 debug!(conn = conn.0, %src, %dst, role = ?role, certificates = chain.len(),
                     code = verdict.overall.code.code(), depth = ?verdict.overall.depth,
                     trusted = verdict.trusted, "chain judged");
-                c.chain[e.side.index()] = Some(verdict.overall.clone());
+                let mismatch = self.judge.anchor_mismatch(&chain, &verdict);
+                let at_fault = verdict
+                    .overall
+                    .depth
+                    .and_then(|d| self.judge.at_depth(&chain, &verdict, d))
+                    .map(|c| c.sftunnel_identity().role);
+                c.chain[e.side.index()] = Some(JudgedChain {
+                    verdict: verdict.overall.clone(),
+                    at_fault,
+                    mismatch: mismatch.clone(),
+                });
                 c.identity[e.side.index()] = Identity::of(chain[0].sftunnel_identity());
                 let id = c.id;
                 let chain_finding = ChainFinding {
@@ -322,7 +332,9 @@ impl<'s, S: FindingSink + ?Sized> Engine<'s, S> {
                     role: *role,
                     length: chain.len(),
                     verdict: verdict.overall.clone(),
-                    trusted: verdict.trusted,
+                    trusted: verdict.trusted && verdict.overall.is_ok(),
+                    checked: self.judge.checked(),
+                    anchor_mismatch: mismatch,
                     conn: id.0,
                 };
                 for (i, (cert, v)) in chain.iter().zip(verdict.per_cert).enumerate() {
@@ -404,7 +416,7 @@ impl<'s, S: FindingSink + ?Sized> Engine<'s, S> {
                 }
             }
         }
-        let s = session(&c, self.file.clone());
+        let s = session(&c, self.file.clone(), self.judge.checked());
         debug!(conn = c.id.0, client = %s.client, server = %s.server,
             outcome = s.outcome.as_str(), reason = ?s.reason, "session reported");
         self.emit(Finding::Session(Box::new(s)));
@@ -426,21 +438,59 @@ pub(super) fn datetime(ts: &Timestamp) -> OffsetDateTime {
     ts.to_datetime().unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
-fn session(c: &Conn, file: Arc<str>) -> SessionFinding {
+/// What the capture shows of `side`'s certificates.
+fn certs_seen(c: &Conn, side: Side, outcome: Outcome) -> CertsSeen {
+    let p = c.tls.progress();
+    match p.certificates[side.index()] {
+        _ if c.chain[side.index()].is_some() => CertsSeen::Sent,
+        Some(0) => CertsSeen::Empty,
+        Some(_) => CertsSeen::Sent,
+        None if outcome == Outcome::EncryptedCertificates || p.is_tls13() => CertsSeen::Encrypted,
+        None if !p.hello_seen() => CertsSeen::NotCaptured,
+        None => CertsSeen::NotSent,
+    }
+}
+
+fn session(c: &Conn, file: Arc<str>, checked: Checked) -> SessionFinding {
     let p = c.tls.progress();
     let server = p.side_of(TlsSide::Server).unwrap_or(Side::B);
     let client = server.other();
     let (outcome, mut reason, failed_by) = outcome(p, c.close);
     for (name, s) in [("server", server), ("client", client)] {
-        if let Some(v) = c.chain[s.index()].as_ref().filter(|v| !v.is_ok()) {
-            let depth = v.depth.map_or("-".to_string(), |d| d.to_string());
-            reason += &format!(
-                "; {name} chain: err {}:{} (depth {depth})",
-                v.code.code(),
-                v.text()
-            );
+        if let Some(j) = c.chain[s.index()].as_ref().filter(|j| !j.verdict.is_ok()) {
+            let v = &j.verdict;
+            reason += &match (v.code, v.depth) {
+                // No OpenSSL code and no depth: the words alone (`describe`), no `err -1:`.
+                (crate::judge::VerifyCode::NotDecoded, _) => {
+                    format!("; {name} chain: {}", v.describe())
+                }
+                (_, Some(d)) => format!("; {name} chain: err {} (depth {d})", v.describe()),
+                (_, None) => format!("; {name} chain: err {}", v.describe()),
+            };
+            if j.mismatch.is_some() {
+                reason += &format!(", against a --ca anchor that is not the CA the {name} sent");
+            }
         }
     }
+    let end = |side: Side, tls: TlsSide| End {
+        side: tls,
+        identity: c.identity[side.index()].as_ref(),
+        certs: certs_seen(c, side, outcome),
+        chain: c.chain[side.index()].as_ref(),
+    };
+    let facts = Facts {
+        outcome,
+        failed_by,
+        fatal: p.fatal_alert.and_then(|f| {
+            let by = p.role(f.side)?;
+            Some((by, f.alert.map(|a| a.description)))
+        }),
+        checked,
+        certificate_requested: p.certificate_requested,
+        server: end(server, TlsSide::Server),
+        client: end(client, TlsSide::Client),
+    };
+    let remedy = remedy::remedy(&facts);
     SessionFinding {
         file,
         client: c.addr(client),
@@ -457,8 +507,12 @@ fn session(c: &Conn, file: Arc<str>) -> SessionFinding {
         outcome,
         reason,
         failed_by,
-        server_chain_verdict: c.chain[server.index()].clone(),
-        client_chain_verdict: c.chain[client.index()].clone(),
+        server_chain_verdict: c.chain[server.index()].as_ref().map(|j| j.verdict.clone()),
+        client_chain_verdict: c.chain[client.index()].as_ref().map(|j| j.verdict.clone()),
+        server_certificates: facts.server.certs,
+        client_certificates: facts.client.certs,
+        checked,
+        remedy,
         server_identity: c.identity[server.index()].clone(),
         client_identity: c.identity[client.index()].clone(),
         alerts: [p.alerts[client.index()], p.alerts[server.index()]],

@@ -10,11 +10,18 @@
 //! handshakes are only skimmed, non-TLS connections are dropped to counters, and findings leave
 //! as soon as they exist. TLS is looked for on every TCP connection (any port, after STARTTLS
 //! and similar upgrades), unless `Options::ports` restricts it.
+//!
+//! Findings say only what the bytes show: per side whether certificates were sent, empty,
+//! encrypted (TLS 1.3) or not in the capture (`CertsSeen`); whether a verdict covers the
+//! chain or only dates (`Checked`, no `--ca`); when a `--ca` anchor is not the CA the peer
+//! sent (`AnchorMismatch`). A session that is a problem carries a `Remedy` (see `remedy` for
+//! the table from verify codes, alerts and sftunnel roles to what a TAC engineer does).
 
 mod certs;
 mod engine;
 mod findings;
 mod outcome;
+mod remedy;
 mod sink;
 
 use std::io;
@@ -25,8 +32,8 @@ use time::OffsetDateTime;
 
 pub use engine::Counts;
 pub use findings::{
-    AlertFinding, CertificateFinding, ChainFinding, Finding, Identity, NoteFinding, NoteKind,
-    SessionFinding, timestamp_rfc3339,
+    Action, AlertFinding, AnchorMismatch, CertRef, CertificateFinding, CertsSeen, ChainFinding,
+    Checked, Finding, Identity, NoteFinding, NoteKind, Remedy, SessionFinding, timestamp_rfc3339,
 };
 pub use outcome::{Close, Outcome};
 pub use sink::{FindingSink, ReadProgress};
@@ -59,6 +66,9 @@ pub struct Summary {
     pub read_error: Option<String>,
     /// The sink said stop before the end of the input: counts cover what was read until then.
     pub stopped: bool,
+    /// `Options::ports` (`--port`): TCP segments on other ports were left out
+    /// (`net.filtered` counts them).
+    pub ports: Vec<u16>,
 }
 
 impl Summary {
@@ -71,6 +81,7 @@ impl Summary {
             net: net::Stats::default(),
             read_error: Some(source.to_string()),
             stopped: false,
+            ports: Vec::new(),
         }
     }
 }
@@ -192,6 +203,7 @@ pub fn analyze_reader<S: FindingSink + ?Sized>(
             net: tracker.stats(),
             read_error,
             stopped: stopped.is_some(),
+            ports: opts.ports.clone(),
         }),
     }
 }

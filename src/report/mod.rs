@@ -57,3 +57,30 @@ pub fn renderer<'w, W: io::Write + 'w>(format: Format, w: W) -> Box<dyn Renderer
         Format::Jsonl => Box::new(JsonLines::new(w)),
     }
 }
+
+/// The renderer of one file of a run whose files are rendered apart (on several threads) and
+/// written in order: the parts of files 0, 1, ... written one after the other, then
+/// [`closing`], are byte for byte what one [`renderer`] writes for all of them. A renderer
+/// keeps no state from one file to the next but the JSON array's comma, which `first_file`
+/// decides (every file renders at least its `capture` record).
+pub fn file_renderer<'w, W: io::Write + 'w>(
+    format: Format,
+    w: W,
+    first_file: bool,
+) -> Box<dyn Renderer + 'w> {
+    match format {
+        Format::Text => Box::new(Text::new(w)),
+        Format::Json => Box::new(JsonArray::part(w, first_file)),
+        Format::Jsonl => Box::new(JsonLines::new(w)),
+    }
+}
+
+/// What ends a run rendered by [`file_renderer`]s, after the last file's part (`any`: some
+/// part was written).
+pub fn closing(format: Format, any: bool) -> &'static [u8] {
+    match (format, any) {
+        (Format::Json, true) => b"\n]\n",
+        (Format::Json, false) => b"[]\n",
+        (Format::Text | Format::Jsonl, _) => b"",
+    }
+}

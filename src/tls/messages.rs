@@ -215,8 +215,12 @@ impl ServerHello {
             });
         }
         let random = c.take(32).ok_or(malformed(m, "random"))?;
-        // Drafts before -22 dropped session id and compression from ServerHello.
-        let early_draft = legacy_version.draft().is_some();
+        // Drafts before -22 dropped session id and compression from ServerHello, and put the
+        // version they spoke in its first field: a draft number (`0x7fXX`), or, as some
+        // draft-era stacks did, 0x0304 itself. RFC 8446 keeps 0x0303 there, so either value
+        // means the draft shape.
+        let early_draft =
+            legacy_version.draft().is_some() || legacy_version == ProtocolVersion::TLS13;
         if !early_draft {
             c.vec8().ok_or(malformed(m, "session id"))?;
         }
@@ -368,6 +372,19 @@ mod tests {
         assert_eq!(sh.cipher_suite, Some(CipherSuite(0x1302)));
         let hrr = ServerHello::parse(&server_hello_body(HRR_RANDOM, &[0, 43, 0, 2, 3, 4])).unwrap();
         assert!(hrr.retry_request);
+    }
+
+    #[test]
+    fn draft_server_hellos_without_session_id_are_tls13() {
+        // The pre-draft-22 shape: version, random, cipher suite, extensions.
+        for version in [[0x03, 0x04], [0x7f, 0x0e]] {
+            let mut b = version.to_vec();
+            b.extend_from_slice(&[9; 32]);
+            b.extend_from_slice(&[0x13, 0x01, 0, 0]);
+            let sh = ServerHello::parse(&b).unwrap();
+            assert!(sh.version.is_tls13(), "{version:?}");
+            assert_eq!(sh.cipher_suite, Some(CipherSuite(0x1301)));
+        }
     }
 
     #[test]

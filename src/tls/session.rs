@@ -6,6 +6,11 @@
 //! ClientHello's sender is taken as the client. For TLS <= 1.2 the handshake is done once both
 //! sides have sent ChangeCipherSpec and their (encrypted) Finished; a TLS 1.3 (or draft)
 //! ServerHello ends what can be seen: certificates are encrypted and the session says so.
+//!
+//! Sessions end as they really do: a side that sent an alert after the handshake (its
+//! close_notify, encrypted) and then speaks cleartext has left TLS (FTP's CCC) - a fact in
+//! `Progress::left_tls`, not a parse error - and a connection first seen mid-session (no
+//! hello in the capture) has its encrypted alerts counted, never taken as a failed handshake.
 //! What a connection's outcome means (failed, incomplete, the reason) is `analysis`'s call; this
 //! module keeps the facts it needs.
 
@@ -85,6 +90,11 @@ pub enum EventKind {
     },
     /// TLS <= 1.2: both sides sent ChangeCipherSpec and Finished.
     HandshakeDone,
+    /// This side closed its TLS (an alert after the handshake) and went on in cleartext at
+    /// this stream offset, as FTP does after CCC.
+    LeftTls {
+        offset: u64,
+    },
     Error(TlsError),
 }
 
@@ -113,6 +123,9 @@ pub struct Progress {
     pub fatal_alert: Option<FatalAlert>,
     /// Each side's last step, by `Side as usize`.
     pub last: [Option<Step>; 2],
+    /// Where each side went back to cleartext after closing its TLS (stream offset), by
+    /// `Side as usize`.
+    pub left_tls: [Option<u64>; 2],
     /// The last step on the wire, either side.
     pub latest: Option<(Side, Step)>,
     pub done: bool,
@@ -153,6 +166,12 @@ impl Progress {
     pub fn is_tls13(&self) -> bool {
         self.version.is_some_and(|v| v.is_tls13())
     }
+
+    /// A hello of this connection is in the capture: its handshake began while capturing
+    /// (otherwise it is a session already under way when the capture started).
+    pub fn hello_seen(&self) -> bool {
+        self.client_hello_from.is_some() || self.server.is_some()
+    }
 }
 
 /// The alert that ended a handshake.
@@ -171,6 +190,8 @@ pub struct Session<M> {
     dirs: [DirReader<M>; 2],
     progress: Progress,
     encrypted_reported: bool,
+    /// Some direction entered the record stream at some point (it may have left it since).
+    tls_seen: bool,
 }
 
 impl<M: Copy + Ord> Default for Session<M> {
@@ -185,6 +206,7 @@ impl<M: Copy + Ord> Session<M> {
             dirs: [DirReader::new(limits), DirReader::new(limits)],
             progress: Progress::default(),
             encrypted_reported: false,
+            tls_seen: false,
         }
     }
 
@@ -201,9 +223,9 @@ impl<M: Copy + Ord> Session<M> {
         self.dirs.iter().map(|d| d.buffered()).sum()
     }
 
-    /// Some direction has been recognised as TLS.
+    /// Some direction has been recognised as TLS (even if it left TLS again since).
     pub fn is_tls(&self) -> bool {
-        self.dirs.iter().any(|d| d.in_records())
+        self.tls_seen || self.dirs.iter().any(|d| d.in_records())
     }
 
     /// Nothing more of interest can come: the handshake is done, TLS 1.3 hid the rest, or a
@@ -236,7 +258,9 @@ impl<M: Copy + Ord> Session<M> {
         };
         let progress = &mut self.progress;
         let encrypted_reported = &mut self.encrypted_reported;
+        let tls_seen = &mut self.tls_seen;
         me.feed(data, mark, &mut |item, mark| {
+            *tls_seen |= matches!(item, Item::Start { .. });
             let tls13 = on_item(progress, encrypted_reported, side, item, mark, out);
             if tls13 {
                 peer.tls13 = true;
@@ -385,9 +409,11 @@ fn on_item<M: Copy>(
         }
         Item::Alert(alert) => {
             p.alerts[i] += 1;
+            // An encrypted alert ends a handshake only if the capture shows one going on: on a
+            // connection first seen mid-session it is a closure of a session already set up.
             let fatal = match alert {
                 Some(a) => a.level.is_fatal(),
-                None => !p.done && !p.is_tls13(),
+                None => !p.done && !p.is_tls13() && p.hello_seen(),
             };
             let after = p.last[side.other().index()];
             if fatal && p.fatal_alert.is_none() {
@@ -404,9 +430,23 @@ fn on_item<M: Copy>(
             }
         }
         Item::Heartbeat => {}
+        Item::Error(TlsError::NotTls { offset, .. }) if left_tls(p, side) => {
+            p.left_tls[i] = Some(offset);
+            emit(EventKind::LeftTls { offset });
+        }
         Item::Error(e) => emit(EventKind::Error(e)),
     }
     tls13
+}
+
+/// Bytes that are not TLS right after `side` closed its TLS: it went back to cleartext. Its
+/// last record was an alert (close_notify, encrypted) sent once the session was set up (TLS
+/// <= 1.2 done, or application data under TLS 1.3).
+fn left_tls(p: &Progress, side: Side) -> bool {
+    let i = side.index();
+    p.last[i] == Some(Step::Alert)
+        && (p.done || (p.is_tls13() && p.application_data[i]))
+        && p.fatal_alert.is_none_or(|f| f.alert.is_none())
 }
 
 #[cfg(test)]

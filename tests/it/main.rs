@@ -17,5 +17,6 @@ mod net;
 mod own_peers;
 mod pki;
 mod renew;
+mod reports;
 mod truth;
 mod tunnel;
