@@ -25,8 +25,9 @@ use super::findings::{
     AlertFinding, CertificateFinding, ChainFinding, Finding, Identity, NoteFinding, NoteKind,
     SessionFinding,
 };
-use super::outcome::{Close, outcome};
+use super::outcome::{Close, Outcome, outcome};
 use super::sink::{FindingSink, ReadProgress};
+use super::unlock;
 use crate::capture::Timestamp;
 use crate::judge::Verdict;
 use crate::net::{self, ConnId, Dir, EventKind as NetEvent, Mark};
@@ -41,6 +42,8 @@ struct Conn {
     first: Mark,
     last: Mark,
     close: Option<Close>,
+    /// Where the first FIN or RST was.
+    close_mark: Option<Mark>,
     skimming: bool,
     /// Per side (`Side::index`): the chain's overall verdict and the leaf's identity.
     chain: [Option<Verdict>; 2],
@@ -85,6 +88,7 @@ pub(super) struct Engine<'s, S: FindingSink + ?Sized> {
     file: Arc<str>,
     at: Option<OffsetDateTime>,
     limits: tls::Limits,
+    keys: Option<Arc<tls::KeyLog>>,
     conns: HashMap<ConnId, Conn>,
     judge: CertJudge,
     sink: &'s mut S,
@@ -101,6 +105,7 @@ impl<'s, S: FindingSink + ?Sized> Engine<'s, S> {
         file: Arc<str>,
         at: Option<OffsetDateTime>,
         limits: tls::Limits,
+        keys: Option<Arc<tls::KeyLog>>,
         judge: CertJudge,
         sink: &'s mut S,
     ) -> Self {
@@ -108,6 +113,7 @@ impl<'s, S: FindingSink + ?Sized> Engine<'s, S> {
             file,
             at,
             limits,
+            keys,
             conns: HashMap::new(),
             judge,
             sink,
@@ -188,10 +194,14 @@ impl<'s, S: FindingSink + ?Sized> Engine<'s, S> {
                     Conn {
                         id: conn,
                         tcp: [client, server],
-                        tls: tls::Session::new(self.limits),
+                        tls: match &self.keys {
+                            Some(k) => tls::Session::with_keys(self.limits, k.clone()),
+                            None => tls::Session::new(self.limits),
+                        },
                         first: m,
                         last: m,
                         close: None,
+                        close_mark: None,
                         skimming: false,
                         chain: [None, None],
                         identity: [None, None],
@@ -251,7 +261,10 @@ impl<'s, S: FindingSink + ?Sized> Engine<'s, S> {
                     } else {
                         Close::Fin(s)
                     };
-                    c.close.get_or_insert(close);
+                    if c.close.is_none() {
+                        c.close = Some(close);
+                        c.close_mark = Some(m);
+                    }
                 }
             }
             NetEvent::Closed { conn, .. } => {
@@ -293,7 +306,12 @@ impl<'s, S: FindingSink + ?Sized> Engine<'s, S> {
         let (src, dst) = (c.addr(e.side), c.addr(e.side.other()));
         let role = c.tls.role(e.side);
         match &e.kind {
-            TlsEvent::Certificate { role, ders } => {
+            TlsEvent::Certificate {
+                role,
+                ders,
+                decrypted,
+                post_handshake,
+            } => {
                 let at = self.at.unwrap_or_else(|| datetime(&e.mark.ts));
                 let chain: Vec<_> = ders.iter().map(|d| self.judge.decode(d)).collect();
                 if chain.is_empty() {
@@ -344,12 +362,16 @@ impl<'s, S: FindingSink + ?Sized> Engine<'s, S> {
                         conn: id.0,
                         subject_oneline: cert.subject.as_ref().map(|n| n.oneline()),
                         issuer_oneline: cert.issuer.as_ref().map(|n| n.oneline()),
+                        decrypted: *decrypted,
+                        post_handshake: *post_handshake,
                     };
                     self.emit(Finding::Certificate(Box::new(f)));
                 }
                 self.emit(Finding::Chain(Box::new(chain_finding)));
             }
-            TlsEvent::Alert { alert, .. } => {
+            TlsEvent::Alert {
+                alert, decrypted, ..
+            } => {
                 let f = AlertFinding {
                     file: self.file.clone(),
                     frame: e.mark.frame,
@@ -359,7 +381,8 @@ impl<'s, S: FindingSink + ?Sized> Engine<'s, S> {
                     level: alert.map(|a| a.level),
                     code: alert.map(|a| a.description.0),
                     description: alert.map(|a| a.description.to_string()),
-                    encrypted: alert.is_none(),
+                    encrypted: alert.is_none() || *decrypted,
+                    decrypted: *decrypted,
                     role,
                     conn: c.id.0,
                 };
@@ -424,6 +447,29 @@ fn session(c: &Conn, file: Arc<str>) -> SessionFinding {
     let server = p.side_of(TlsSide::Server).unwrap_or(Side::B);
     let client = server.other();
     let (outcome, mut reason, failed_by) = outcome(p, c.close);
+    // What stayed encrypted: what its records still show, and the key-log lines that would
+    // open it.
+    let d = &p.decryption;
+    let opened = d.decrypted.contains(&true) || d.failed.contains(&true);
+    if outcome == Outcome::EncryptedCertificates
+        && let Some(facts) = unlock::without_keys(p, c.close.zip(c.close_mark))
+    {
+        reason += "; ";
+        reason += &facts;
+    }
+    if (!p.is_tls13() || opened || outcome == Outcome::EncryptedCertificates)
+        && let Some(lines) = unlock::key_lines(p)
+    {
+        reason += "; ";
+        reason += &lines;
+    }
+    let missing_secrets: Vec<&'static str> = if opened || outcome == Outcome::EncryptedCertificates
+    {
+        d.missing.iter().map(|k| k.label()).collect()
+    } else {
+        Vec::new()
+    };
+    let show_random = d.keylog || !missing_secrets.is_empty();
     for (name, s) in [("server", server), ("client", client)] {
         if let Some(v) = c.chain[s.index()].as_ref().filter(|v| !v.is_ok()) {
             let depth = v.depth.map_or("-".to_string(), |d| d.to_string());
@@ -456,5 +502,8 @@ fn session(c: &Conn, file: Arc<str>) -> SessionFinding {
         client_identity: c.identity[client.index()].clone(),
         alerts: [p.alerts[client.index()], p.alerts[server.index()]],
         conn: c.id.0,
+        decrypted: d.decrypted.contains(&true),
+        client_random: p.client_random.filter(|_| show_random).map(hex::encode),
+        missing_secrets,
     }
 }

@@ -16,6 +16,7 @@ mod engine;
 mod findings;
 mod outcome;
 mod sink;
+mod unlock;
 
 use std::io;
 use std::path::Path;
@@ -46,6 +47,10 @@ pub struct Options {
     /// Only TCP connections with one of these ports (`--port`); empty: all.
     pub ports: Vec<u16>,
     pub limits: tls::Limits,
+    /// Secrets from NSS key logs (`--keylog`): TLS 1.3 handshakes and post-handshake messages
+    /// they hold secrets for are decrypted, TLS 1.2 encrypted alerts named. Connections it
+    /// has nothing for cost what they cost without it.
+    pub keys: Option<Arc<tls::KeyLog>>,
 }
 
 /// What one capture amounted to.
@@ -139,7 +144,14 @@ pub fn analyze_reader<S: FindingSink + ?Sized>(
         ..net::Config::default()
     });
     let judge = certs::CertJudge::new(opts.anchors.clone());
-    let mut engine = engine::Engine::new(file.clone(), opts.at, opts.limits, judge, sink);
+    let mut engine = engine::Engine::new(
+        file.clone(),
+        opts.at,
+        opts.limits,
+        opts.keys.clone(),
+        judge,
+        sink,
+    );
     let mut read_error = None;
     let progress = |reader: &capture::Reader| ReadProgress {
         frames: reader.frames_read(),
