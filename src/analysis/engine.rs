@@ -450,25 +450,20 @@ fn session(c: &Conn, file: Arc<str>) -> SessionFinding {
     // What stayed encrypted: what its records still show, and the key-log lines that would
     // open it.
     let d = &p.decryption;
-    let opened = d.decrypted.contains(&true) || d.failed.contains(&true);
     if outcome == Outcome::EncryptedCertificates
         && let Some(facts) = unlock::without_keys(p, c.close.zip(c.close_mark))
     {
         reason += "; ";
         reason += &facts;
     }
-    if (!p.is_tls13() || opened || outcome == Outcome::EncryptedCertificates)
-        && let Some(lines) = unlock::key_lines(p)
-    {
+    if let Some(lines) = unlock::key_lines(p) {
         reason += "; ";
         reason += &lines;
     }
-    let missing_secrets: Vec<&'static str> = if opened || outcome == Outcome::EncryptedCertificates
-    {
-        d.missing.iter().map(|k| k.label()).collect()
-    } else {
-        Vec::new()
-    };
+    let missing_secrets: Vec<&'static str> = unlock::needed_secrets(p)
+        .iter()
+        .map(|k| k.label())
+        .collect();
     let show_random = d.keylog || !missing_secrets.is_empty();
     for (name, s) in [("server", server), ("client", client)] {
         if let Some(v) = c.chain[s.index()].as_ref().filter(|v| !v.is_ok()) {

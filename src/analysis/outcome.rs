@@ -72,10 +72,10 @@ pub fn outcome(p: &Progress, close: Option<Close>) -> (Outcome, String, Option<T
                 .unwrap_or_default(),
         };
         // TLS 1.3 (decrypted): a client is done at its Finished, before the server has judged
-        // its certificate, and post-handshake authentication comes later still: a fatal alert
-        // there is the tunnel failing, not an established session closing.
-        let decrypted_fatal = p.is_tls13() && fatal.alert.is_some_and(|a| a.level.is_fatal());
-        let outcome = if p.done && !decrypted_fatal {
+        // its certificate, and post-handshake authentication comes later still: a certificate
+        // alert there is the tunnel failing, not an established session closing.
+        let late_rejection = p.is_tls13() && cert_alert;
+        let outcome = if p.done && !late_rejection {
             Outcome::Established
         } else {
             Outcome::Failed

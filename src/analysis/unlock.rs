@@ -118,27 +118,16 @@ pub(super) fn key_lines(p: &Progress) -> Option<String> {
             sides.join(" and ")
         ));
     }
-    let tls13 = p.is_tls13();
-    // Without a key log, a TLS 1.2 session would need its master secret.
-    let missing = match (&d.missing[..], tls13, d.keylog) {
-        ([], false, false) => &[SecretKind::Master][..],
-        (m, _, _) => m,
-    };
+    let missing = needed_secrets(p);
     if missing.is_empty() {
         return None;
     }
-    let handshake_missing = missing
-        .iter()
-        .any(|k| matches!(k, SecretKind::ClientHandshake | SecretKind::ServerHandshake));
-    // TLS 1.2 needs its master secret only to name an encrypted alert; a TLS 1.3 handshake
-    // that was decrypted needs the application secrets only for post-handshake messages.
-    let purpose = if !tls13 {
-        let unnamed = p.fatal_alert.is_some_and(|f| f.alert.is_none());
-        if !unnamed {
-            return None;
-        }
+    let purpose = if !p.is_tls13() {
         "to name the encrypted alert"
-    } else if handshake_missing {
+    } else if missing
+        .iter()
+        .any(|k| matches!(k, SecretKind::ClientHandshake | SecretKind::ServerHandshake))
+    {
         "to see the certificates"
     } else {
         "to see post-handshake messages (the FMC's request for the device's certificate)"
@@ -148,6 +137,47 @@ pub(super) fn key_lines(p: &Progress) -> Option<String> {
         "add {} for client random {random} to a --keylog file {purpose}",
         labels.join(", ")
     ))
+}
+
+/// The key-log secrets that would open what stayed encrypted: for TLS 1.3 a side's
+/// handshake secret when it sent protected records that were not opened, the application
+/// secrets once the handshake is done (post-handshake messages); for TLS 1.2 the master
+/// secret, only when an encrypted alert ended the handshake unnamed.
+pub(super) fn needed_secrets(p: &Progress) -> Vec<SecretKind> {
+    let d = &p.decryption;
+    if !p.is_tls13() {
+        let unnamed = p.fatal_alert.is_some_and(|f| f.alert.is_none());
+        let missing = d.missing.contains(&SecretKind::Master) || !d.keylog;
+        return if unnamed && missing && p.client_random.is_some() {
+            vec![SecretKind::Master]
+        } else {
+            Vec::new()
+        };
+    }
+    let (Some(server), Some(client)) = (
+        p.side_of(TlsSide::Server),
+        p.side_of(TlsSide::Client),
+    ) else {
+        return Vec::new();
+    };
+    // A side's protected records that were not opened: its handshake secret would.
+    let unopened = |s: Side| !d.decrypted[s.index()] && p.protected.records[s.index()] > 0;
+    // The application secrets matter once both sides are past their handshake flights.
+    let past_handshake = if d.decrypted.contains(&true) {
+        p.done
+    } else {
+        p.protected.records.iter().all(|&n| n > 0)
+    };
+    d.missing
+        .iter()
+        .copied()
+        .filter(|k| match k {
+            SecretKind::ClientHandshake => unopened(client),
+            SecretKind::ServerHandshake => unopened(server),
+            SecretKind::ClientTraffic0 | SecretKind::ServerTraffic0 => past_handshake,
+            SecretKind::Master => false,
+        })
+        .collect()
 }
 
 #[cfg(test)]

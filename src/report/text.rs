@@ -45,6 +45,8 @@ struct GroupKey {
     identities: [Option<String>; 2],
     /// Chain verdict codes (server, client).
     codes: [Option<i32>; 2],
+    /// TLS 1.3 whose records stayed encrypted: a chain not seen was not "none sent".
+    hidden: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -179,6 +181,7 @@ impl<W: Write> Text<W> {
             outcome: s.outcome,
             reason: s.reason.clone(),
             identities: [identity(&s.server_identity), identity(&s.client_identity)],
+            hidden: s.version.as_deref().is_some_and(|v| v.starts_with("TLSv1.3")) && !s.decrypted,
             codes: [&s.server_chain_verdict, &s.client_chain_verdict]
                 .map(|v| v.as_ref().map(|v| v.code.code())),
         };
@@ -309,7 +312,11 @@ impl<W: Write> Renderer for Text<W> {
                 ("client", &k.identities[1], &g.verdicts[1]),
             ] {
                 let id = i.as_ref().map(|s| format!(" {s},")).unwrap_or_default();
-                sides.push(format!("{name}:{id} chain {}", verdict_short(v)));
+                let chain = match v {
+                    None if k.hidden => "encrypted, not seen (--keylog opens it)".to_string(),
+                    v => verdict_short(v),
+                };
+                sides.push(format!("{name}:{id} chain {chain}"));
             }
             writeln!(self.w, "    {}", sides.join("; "))?;
         }

@@ -81,7 +81,8 @@ fn ignored_label(label: &str) -> bool {
     ) || label
         .strip_prefix("CLIENT_TRAFFIC_SECRET_")
         .or_else(|| label.strip_prefix("SERVER_TRAFFIC_SECRET_"))
-        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        // OpenSSL logs later generations as `_N`, others with their number.
+        .is_some_and(|n| n == "N" || (!n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())))
 }
 
 /// A secret's bytes. `Debug` shows only its length.
@@ -295,7 +296,8 @@ mod tests {
              \n\
              CLIENT_HANDSHAKE_TRAFFIC_SECRET {R1} {s48}\n\
              CLIENT_RANDOM {R2} {s48}\n\
-             CLIENT_TRAFFIC_SECRET_1 {R1} {s32}\n"
+             CLIENT_TRAFFIC_SECRET_1 {R1} {s32}\n\
+             SERVER_TRAFFIC_SECRET_N {R1} {s32}\n"
         );
         let (log, report) = KeyLog::parse("k.log", text.as_bytes());
         assert_eq!(report.errors, []);

@@ -46,10 +46,11 @@ pub(super) enum Item<'a> {
         alert: Option<Alert>,
         decrypted: bool,
     },
-    /// An application data record (in TLS 1.3 before decryption, any protected record) of
-    /// `len` bytes.
+    /// An application data record (in TLS 1.3 not decrypted, any protected record) of `len`
+    /// bytes; `decrypted`: opened with a key log's secret.
     ApplicationData {
         len: u16,
+        decrypted: bool,
     },
     Heartbeat,
     Error(TlsError),
@@ -429,7 +430,10 @@ impl<M: Copy + Ord> DirReader<M> {
             c.skip();
         }
         let item = match self.skip_type {
-            ContentType::APPLICATION_DATA => Item::ApplicationData { len: self.skip_len },
+            ContentType::APPLICATION_DATA => Item::ApplicationData {
+                len: self.skip_len,
+                decrypted: false,
+            },
             // Its two bytes were not kept: report it as an alert of unknown content.
             ContentType::ALERT => Item::Alert {
                 alert: None,
@@ -516,7 +520,13 @@ impl<M: Copy + Ord> DirReader<M> {
             }
             ContentType::HANDSHAKE => self.handshake(payload, mark, false, f),
             ContentType::APPLICATION_DATA => {
-                f(Item::ApplicationData { len: h.len }, mark);
+                f(
+                    Item::ApplicationData {
+                        len: h.len,
+                        decrypted: false,
+                    },
+                    mark,
+                );
             }
             _ => {
                 f(Item::Heartbeat, mark);
@@ -588,7 +598,13 @@ impl<M: Copy + Ord> DirReader<M> {
                 self.apply(a);
             }
             ContentType::APPLICATION_DATA => {
-                let a = f(Item::ApplicationData { len: h.len }, mark);
+                let a = f(
+                    Item::ApplicationData {
+                        len: h.len,
+                        decrypted: true,
+                    },
+                    mark,
+                );
                 self.apply(a);
             }
             _ => {}

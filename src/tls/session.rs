@@ -65,6 +65,8 @@ pub enum Step {
     /// The first handshake record after ChangeCipherSpec.
     Finished,
     ApplicationData,
+    /// TLS 1.3 protected records that were not decrypted (handshake or application data).
+    Protected,
     Alert,
 }
 
@@ -75,6 +77,7 @@ impl fmt::Display for Step {
             Step::ChangeCipherSpec => f.write_str("ChangeCipherSpec"),
             Step::Finished => f.write_str("Finished"),
             Step::ApplicationData => f.write_str("application data"),
+            Step::Protected => f.write_str("encrypted records"),
             Step::Alert => f.write_str("alert"),
         }
     }
@@ -612,14 +615,18 @@ fn on_item<M: Copy>(
                 decrypted,
             });
         }
-        Item::ApplicationData { len } => {
-            if p.is_tls13() && !keys.as_ref().is_some_and(|k| k.tls13) {
+        Item::ApplicationData { len, decrypted } => {
+            let hidden = p.is_tls13() && !decrypted;
+            if hidden {
                 p.protected.add(side, len);
             }
             if !p.application_data[i] {
                 p.application_data[i] = true;
                 p.took(side, Step::ApplicationData);
                 emit(EventKind::ApplicationData);
+            }
+            if hidden {
+                p.took(side, Step::Protected);
             }
         }
         Item::Heartbeat => {}
