@@ -154,10 +154,8 @@ pub(super) fn needed_secrets(p: &Progress) -> Vec<SecretKind> {
             Vec::new()
         };
     }
-    let (Some(server), Some(client)) = (
-        p.side_of(TlsSide::Server),
-        p.side_of(TlsSide::Client),
-    ) else {
+    let (Some(server), Some(client)) = (p.side_of(TlsSide::Server), p.side_of(TlsSide::Client))
+    else {
         return Vec::new();
     };
     // A side's protected records that were not opened: its handshake secret would.

@@ -181,7 +181,11 @@ impl<W: Write> Text<W> {
             outcome: s.outcome,
             reason: s.reason.clone(),
             identities: [identity(&s.server_identity), identity(&s.client_identity)],
-            hidden: s.version.as_deref().is_some_and(|v| v.starts_with("TLSv1.3")) && !s.decrypted,
+            hidden: s
+                .version
+                .as_deref()
+                .is_some_and(|v| v.starts_with("TLSv1.3"))
+                && !s.decrypted,
             codes: [&s.server_chain_verdict, &s.client_chain_verdict]
                 .map(|v| v.as_ref().map(|v| v.code.code())),
         };

@@ -8,6 +8,7 @@ mod differential;
 mod faults;
 mod hostile;
 mod judge;
+mod keylog;
 mod lab;
 mod net;
 mod own_peers;
