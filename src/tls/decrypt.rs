@@ -411,29 +411,30 @@ impl RecordCipher {
 }
 
 #[cfg(test)]
+/// Seals `plain` the way a TLS 1.3 peer does (aws-lc-rs's AEAD, our key schedule), for
+/// round trips; the real-bytes checks are the recorded captures (tests/it/keylog.rs).
+pub(super) fn seal13(suite: Suite, secret: &[u8], seq: u64, typ: u8, plain: &[u8]) -> Vec<u8> {
+    let Protection::Tls13(a) = suite.protection else {
+        unreachable!()
+    };
+    let k = keyschedule::traffic_keys(suite.hash, secret, a.key_len()).unwrap();
+    let key = aead_key(a, &k.key).unwrap();
+    let mut inner = plain.to_vec();
+    inner.push(typ);
+    inner.extend_from_slice(&[0; 3]); // padding
+    let len = (inner.len() + 16) as u16;
+    let mut rec = vec![23, 3, 3];
+    rec.extend_from_slice(&len.to_be_bytes());
+    let header: [u8; 5] = rec[..5].try_into().unwrap();
+    key.seal_in_place_append_tag(nonce_xor(&k.iv, seq), Aad::from(header), &mut inner)
+        .unwrap();
+    rec.extend_from_slice(&inner);
+    rec
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Seals `plain` the way a TLS 1.3 peer does (aws-lc-rs's AEAD, our key schedule), for
-    /// round trips; the real-bytes checks are the recorded captures (tests/it/keylog.rs).
-    fn seal13(suite: Suite, secret: &[u8], seq: u64, typ: u8, plain: &[u8]) -> Vec<u8> {
-        let Protection::Tls13(a) = suite.protection else {
-            unreachable!()
-        };
-        let k = keyschedule::traffic_keys(suite.hash, secret, a.key_len()).unwrap();
-        let key = aead_key(a, &k.key).unwrap();
-        let mut inner = plain.to_vec();
-        inner.push(typ);
-        inner.extend_from_slice(&[0; 3]); // padding
-        let len = (inner.len() + 16) as u16;
-        let mut rec = vec![23, 3, 3];
-        rec.extend_from_slice(&len.to_be_bytes());
-        let header: [u8; 5] = rec[..5].try_into().unwrap();
-        key.seal_in_place_append_tag(nonce_xor(&k.iv, seq), Aad::from(header), &mut inner)
-            .unwrap();
-        rec.extend_from_slice(&inner);
-        rec
-    }
 
     #[test]
     fn tls13_records_open_in_sequence_for_every_suite() {

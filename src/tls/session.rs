@@ -856,6 +856,181 @@ mod tests {
         (c1, s1, c2, s2)
     }
 
+    /// A TLS 1.3 connection sealed with known secrets (our own key schedule and aws-lc-rs's
+    /// AEAD; the recorded captures in tests/it/keylog.rs are the real-bytes check): a key
+    /// log for the client random of `client_hello`, and a sealer per secret.
+    struct Tls13 {
+        suite: crate::tls::Suite,
+        log: Arc<KeyLog>,
+        secrets: [[u8; 48]; 4],
+    }
+
+    impl Tls13 {
+        fn new() -> Self {
+            let secrets = [[0x11; 48], [0x22; 48], [0x33; 48], [0x44; 48]];
+            let random = hex::encode([1u8; 32]);
+            let text: String = TLS13_SECRETS
+                .iter()
+                .zip(&secrets)
+                .map(|(k, s)| format!("{} {random} {}\n", k.label(), hex::encode(s)))
+                .collect();
+            let (log, report) = KeyLog::parse("test", text.as_bytes());
+            assert_eq!(report.secrets, 4);
+            Self {
+                suite: crate::tls::Suite::of(CipherSuite(0x1302), true).unwrap(),
+                log: Arc::new(log),
+                secrets,
+            }
+        }
+
+        /// A record of `typ` sealed under secret `which` (0 client hs, 1 server hs, 2 client
+        /// app, 3 server app) at `seq`.
+        fn seal(&self, which: usize, seq: u64, typ: u8, plain: &[u8]) -> Vec<u8> {
+            super::super::decrypt::seal13(self.suite, &self.secrets[which], seq, typ, plain)
+        }
+
+        /// The handshake up to both Finished, in-handshake client certificate requested
+        /// but not sent (`Certificate` empty): a session and its events.
+        fn handshake(&self) -> (Session<u32>, Vec<Event<u32>>) {
+            let mut s = Session::with_keys(Limits::default(), self.log.clone());
+            let mut ev = Vec::new();
+            s.feed(Side::A, &record(22, &client_hello("fmc")), 1, &mut ev);
+            let mut flight = record(22, &server_hello(0x1302, Some(0x0304)));
+            flight.extend(record(20, &[1]));
+            let mut msgs = hs(8, &[0, 0]);
+            msgs.extend(hs(13, &[0, 0, 0]));
+            msgs.extend(tls13_certificate(&[], &[vec![0x30, 3, 1, 2, 3]]));
+            msgs.extend(hs(15, &[8, 4, 0, 2, 0, 0]));
+            msgs.extend(hs(20, &[0x5a; 48]));
+            flight.extend(self.seal(1, 0, 22, &msgs));
+            s.feed(Side::B, &flight, 2, &mut ev);
+            let mut client = record(20, &[1]);
+            let mut msgs = tls13_certificate(&[], &[]);
+            msgs.extend(hs(20, &[0xa5; 48]));
+            client.extend(self.seal(0, 0, 22, &msgs));
+            s.feed(Side::A, &client, 3, &mut ev);
+            (s, ev)
+        }
+    }
+
+    fn tls13_certificate(context: &[u8], ders: &[Vec<u8>]) -> Vec<u8> {
+        let mut list = Vec::new();
+        for d in ders {
+            list.extend_from_slice(&(d.len() as u32).to_be_bytes()[1..]);
+            list.extend_from_slice(d);
+            list.extend_from_slice(&[0, 0]); // no extensions
+        }
+        let mut b = vec![context.len() as u8];
+        b.extend_from_slice(context);
+        b.extend_from_slice(&(list.len() as u32).to_be_bytes()[1..]);
+        b.extend_from_slice(&list);
+        hs(11, &b)
+    }
+
+    #[test]
+    fn tls13_with_keys_decrypts_the_handshake_post_handshake_auth_and_key_updates() {
+        let t = Tls13::new();
+        let (mut s, mut ev) = t.handshake();
+        assert!(s.progress().done && s.progress().certificate_requested);
+        assert!(
+            !s.is_finished(),
+            "post-handshake records are still to be read"
+        );
+        // The server asks for the certificate after the handshake, the client answers, then
+        // the server updates its keys and rejects the certificate under the new ones.
+        let mut cr = vec![2, 0xaa, 0xbb];
+        cr.extend_from_slice(&[0, 0]);
+        s.feed(Side::B, &t.seal(3, 0, 22, &hs(13, &cr)), 4, &mut ev);
+        let mut answer = tls13_certificate(&[0xaa, 0xbb], &[vec![0x30, 2, 7, 7]]);
+        answer.extend(hs(15, &[8, 4, 0, 2, 0, 0]));
+        answer.extend(hs(20, &[0x77; 48]));
+        s.feed(Side::A, &t.seal(2, 0, 22, &answer), 5, &mut ev);
+        s.feed(Side::B, &t.seal(3, 1, 22, &hs(24, &[0])), 6, &mut ev);
+        let next = next_traffic_secret(t.suite.hash, &t.secrets[3]).unwrap();
+        let alert = super::super::decrypt::seal13(t.suite, &next, 0, 21, &[2, 48]);
+        s.feed(Side::B, &alert, 7, &mut ev);
+        let certs: Vec<_> = ev
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::Certificate {
+                    role,
+                    ders,
+                    decrypted,
+                    post_handshake,
+                } => Some((e.mark, *role, ders.len(), *decrypted, *post_handshake)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            certs,
+            [
+                (2, Some(TlsSide::Server), 1, true, false),
+                (3, Some(TlsSide::Client), 0, true, false),
+                (5, Some(TlsSide::Client), 1, true, true),
+            ]
+        );
+        let p = s.progress();
+        assert!(p.post_handshake_request && p.post_handshake_certificate[0]);
+        assert_eq!(
+            p.fatal_alert.unwrap().alert.unwrap().description,
+            crate::tls::AlertDescription::UNKNOWN_CA
+        );
+        assert_eq!(p.decryption.decrypted, [true, true]);
+        assert!(p.decryption.missing.is_empty());
+        assert!(
+            !ev.iter().any(|e| matches!(e.kind, EventKind::Error(_))),
+            "{ev:?}"
+        );
+    }
+
+    #[test]
+    fn post_handshake_decryption_stops_after_its_budget_and_the_session_is_skimmed() {
+        let t = Tls13::new();
+        let (mut s, mut ev) = t.handshake();
+        let n = POST_HANDSHAKE_RECORDS as u64;
+        for (side, which) in [(Side::A, 2), (Side::B, 3)] {
+            for seq in 0..n {
+                assert!(!s.is_finished());
+                s.feed(
+                    side,
+                    &t.seal(which, seq, 23, &[seq as u8; 100]),
+                    10,
+                    &mut ev,
+                );
+            }
+        }
+        assert!(s.is_finished(), "both directions used their budget");
+        s.skim();
+        // later records are counted, not opened: garbage costs nothing and says nothing
+        ev.clear();
+        s.feed(Side::A, &record(23, &[0; 200]), 11, &mut ev);
+        assert!(ev.is_empty(), "{ev:?}");
+        assert!(s.buffered() <= 2 * HEADER_LEN);
+        assert!(!s.progress().decryption.failed.contains(&true));
+    }
+
+    #[test]
+    fn without_the_keys_the_same_connection_counts_encrypted_records() {
+        let t = Tls13::new();
+        let mut s = Session::default();
+        let mut ev = Vec::new();
+        s.feed(Side::A, &record(22, &client_hello("fmc")), 1, &mut ev);
+        let mut flight = record(22, &server_hello(0x1302, Some(0x0304)));
+        flight.extend(t.seal(1, 0, 22, &hs(8, &[0, 0])));
+        flight.extend(t.seal(1, 1, 22, &hs(20, &[0; 48])));
+        s.feed(Side::B, &flight, 2, &mut ev);
+        s.feed(Side::A, &t.seal(0, 0, 21, &[2, 42]), 3, &mut ev);
+        let p = s.progress();
+        assert!(s.is_finished());
+        assert_eq!(p.client_random, Some([1; 32]));
+        assert_eq!(p.decryption.missing, TLS13_SECRETS);
+        assert_eq!(p.protected.records, [1, 2]);
+        // content, its type, the sealer's 3 bytes of zero padding, the tag
+        assert_eq!(p.protected.last_len, [2 + 1 + 3 + 16, 4 + 48 + 1 + 3 + 16]);
+        assert_eq!(p.protected.turns, 2);
+        assert_eq!(p.last[1], Some(Step::Protected));
+    }
+
     #[test]
     fn mutual_handshake_gives_roles_certificates_and_done() {
         let (c1, s1, c2, s2) = mutual_tls12();
