@@ -92,6 +92,14 @@ s_server tls13-ca-expired "$x_fmc" "$x_ca" -tls1_3 -naccept 1
 s_client tls13-ca-expired "$x_ftd" "$x_ca" "$get" -tls1_3
 wait_server; stop
 
+# 2b. TLS 1.3 with the two other suites (AES-128-GCM, ChaCha20-Poly1305), one connection each.
+start tls13-suites
+s_server tls13-suites "$v_fmc" "$v_ca" -tls1_3 -naccept 2
+for suite in TLS_AES_128_GCM_SHA256 TLS_CHACHA20_POLY1305_SHA256; do
+  s_client tls13-suites "$v_ftd" "$v_ca" "$get" -tls1_3 -ciphersuites "$suite"
+done
+wait_server; stop
+
 # 3. Post-handshake authentication (FMC 7.6+): python's ssl asks for the device's certificate
 #    after the handshake; the client updates keys first, so the request comes under the
 #    second application generation of both sides.

@@ -5,7 +5,8 @@
 //! The cargo-fuzz targets in `fuzz_targets/` are one-line calls into this file, and the
 //! integration tests include this same file (`tests/it/hostile.rs`) to replay every input in
 //! `fuzz/regressions/<target>/`, so a crash found here stays a test in `cargo test` without
-//! libFuzzer. It depends on nothing but sfdiag and `time`, and it never prints.
+//! libFuzzer. It depends on sfdiag, `time` and aws-lc-rs (to seal TLS 1.3 records
+//! the way a peer does, for `tls13_decrypt`), and it never prints.
 
 use std::collections::{HashMap, HashSet};
 use std::io::{self, Read};

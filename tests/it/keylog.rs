@@ -144,6 +144,32 @@ fn tls13_certificates_of_both_sides_are_decrypted_and_judged_valid_across_a_key_
 }
 
 #[test]
+fn the_other_tls13_suites_aes_128_gcm_and_chacha20_poly1305_decrypt_too() {
+    let (code, records, stderr) = with_keys("tls13-suites", VALID_CA);
+    assert_eq!(code, 0, "{stderr}");
+    let sessions = of_type(&records, "session");
+    let got: Vec<_> = sessions
+        .iter()
+        .map(|s| {
+            (
+                s["cipher"].as_str().unwrap(),
+                s["outcome"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("TLS_AES_128_GCM_SHA256", "established"),
+            ("TLS_CHACHA20_POLY1305_SHA256", "established")
+        ]
+    );
+    let c = certs(&records);
+    assert_eq!(c.len(), 8, "{c:?}");
+    assert!(c.iter().all(|c| c.2 == 0 && c.4 && !c.5), "{c:?}");
+}
+
+#[test]
 fn a_post_handshake_certificate_is_decrypted_after_key_updates_and_judged() {
     let (code, records, stderr) = with_keys("tls13-pha-valid", VALID_CA);
     assert_eq!(code, 0, "{stderr}");
@@ -443,6 +469,7 @@ fn decrypted_certificates_are_the_ones_tshark_finds_with_the_same_key_log() {
     };
     for name in [
         "tls13-valid",
+        "tls13-suites",
         "tls13-ca-expired",
         "tls13-pha-valid",
         "tls13-pha-ca-mismatch",
