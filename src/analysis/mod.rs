@@ -10,6 +10,12 @@
 //! handshakes are only skimmed, non-TLS connections are dropped to counters, and findings leave
 //! as soon as they exist. TLS is looked for on every TCP connection (any port, after STARTTLS
 //! and similar upgrades), unless `Options::ports` restricts it.
+//!
+//! With a key log (`Options::keys`, `--keylog`) the TLS layer opens what the log has secrets
+//! for: TLS 1.3 certificates are judged like plaintext ones and marked `decrypted` (and
+//! `post_handshake` when they came after the handshake), TLS 1.2 encrypted alerts get their
+//! names, and outcomes follow what was decrypted. What stayed encrypted is described from its
+//! records, with the key-log lines that would open it (`unlock`).
 
 mod certs;
 mod engine;

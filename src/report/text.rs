@@ -6,7 +6,8 @@
 //!   fails), logged by its receiver;
 //! - a chain whose verdict fails, the way OpenSSL logs it: `[ERROR] err 10:certificate has
 //!   expired (depth 1, issuer=/title=InternalCA/...)`;
-//! - a plaintext alert, logged by its receiver (encrypted ones are counted in the summary);
+//! - a plaintext or decrypted (`--keylog`) alert, logged by its receiver (encrypted ones are
+//!   counted in the summary); decrypted certificates and alerts say so;
 //! - `[ERROR] SSL handshake failed: <reason>` for a failed session;
 //! - notes (gaps, parse errors, a cut capture).
 //!
@@ -93,8 +94,14 @@ impl<W: Write> Text<W> {
         } else {
             Level::Warn
         };
+        let how = match (c.decrypted, c.post_handshake) {
+            (true, true) => " (decrypted, post-handshake)",
+            (true, false) => " (decrypted)",
+            (false, true) => " (post-handshake)",
+            (false, false) => "",
+        };
         let mut text = format!(
-            "{role} {} sent certificate {}: subject={} issuer={} serial={} notBefore={} notAfter={} sha256={}",
+            "{role} {} sent certificate {}{how}: subject={} issuer={} serial={} notBefore={} notAfter={} sha256={}",
             c.src,
             c.chain_index,
             c.subject_oneline.as_deref().unwrap_or("-"),
@@ -147,7 +154,11 @@ impl<W: Write> Text<W> {
             (false, _) => Level::Warn,
         };
         let role = a.role.map_or("peer".to_string(), |r| r.to_string());
-        let text = format!("received {level} alert {code} {desc} from {role} {}", a.src);
+        let how = if a.decrypted { " (decrypted)" } else { "" };
+        let text = format!(
+            "received {level} alert {code} {desc}{how} from {role} {}",
+            a.src
+        );
         let host = a.dst.ip().to_string();
         write_line(&mut self.w, &a.ts, &host, Some(a.frame), tag, &text)
     }
