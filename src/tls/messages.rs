@@ -498,6 +498,40 @@ mod tests {
     }
 
     #[test]
+    fn tls13_certificate_list_skips_entry_extensions_and_keeps_what_fits() {
+        // context [7], then entries: der aabb + one 4-byte extension, der cc + none, then a
+        // third entry whose length runs past the list
+        let body = [
+            1, 7, 0, 0, 20, 0, 0, 2, 0xaa, 0xbb, 0, 4, 0, 5, 0, 0, 0, 0, 1, 0xcc, 0, 0, 0, 0, 9,
+        ];
+        let (certs, context, err) = certificate_list_tls13(&body);
+        assert_eq!(certs, vec![vec![0xaa, 0xbb], vec![0xcc]]);
+        assert_eq!(context, [7]);
+        assert_eq!(
+            err,
+            Some(TlsError::Malformed {
+                msg: HandshakeType::CERTIFICATE,
+                what: "certificate length"
+            })
+        );
+        let (certs, context, err) = certificate_list_tls13(&[0, 0, 0, 0]);
+        assert!(certs.is_empty() && context.is_empty() && err.is_none());
+    }
+
+    #[test]
+    fn tls13_certificate_request_reads_context_signature_algorithms_and_authorities() {
+        // context [1, 2]; signature_algorithms [0x0804]; certificate_authorities [DN 30 00]
+        let body = [
+            2, 1, 2, 0, 18, 0, 13, 0, 4, 0, 2, 8, 4, 0, 47, 0, 6, 0, 4, 0, 2, 0x30, 0,
+        ];
+        let (req, context) = CertificateRequest::parse_tls13(&body).unwrap();
+        assert_eq!(context, [1, 2]);
+        assert_eq!(req.signature_algorithms, [0x0804]);
+        assert_eq!(req.certificate_authorities, vec![vec![0x30, 0]]);
+        assert!(CertificateRequest::parse_tls13(&body[..10]).is_err());
+    }
+
+    #[test]
     fn sslv2_hello_keeps_tls_suites() {
         let body = [
             1, 3, 1, 0, 6, 0, 0, 0, 16, 0x07, 0x00, 0xc0, 0x00, 0x00, 0x2f,
