@@ -70,3 +70,7 @@ recsd sfdiag-valid.pcap sfdiag-valid
 "$bin" pki init --root sfdiag-ca-expired --devices 1 --not-before 2014-06-01T00:00:00Z --days 3650 \
   --peer-not-before 2024-01-01T00:00:00Z --peer-days 3650 >/dev/null
 recsd sfdiag-ca-expired.pcap sfdiag-ca-expired
+
+# TLS 1.3 (in-handshake and post-handshake client certificates) and TLS 1.2 alert recordings,
+# each with the key log its client wrote (README: "Key-log recordings").
+"$here/record-keylog.sh" "$here"

@@ -28,6 +28,7 @@ use super::findings::{
 use super::outcome::{Close, Outcome, outcome};
 use super::remedy::{self, End, Facts, JudgedChain};
 use super::sink::{FindingSink, ReadProgress};
+use super::unlock;
 use crate::capture::Timestamp;
 use crate::net::{self, ConnId, Dir, EventKind as NetEvent, Mark};
 use crate::sftunnel::TlsSide;
@@ -41,6 +42,8 @@ struct Conn {
     first: Mark,
     last: Mark,
     close: Option<Close>,
+    /// Where the first FIN or RST was.
+    close_mark: Option<Mark>,
     skimming: bool,
     /// Per side (`Side::index`): the chain as judged and the leaf's identity.
     chain: [Option<JudgedChain>; 2],
@@ -87,6 +90,7 @@ pub(super) struct Engine<'s, S: FindingSink + ?Sized> {
     file: Arc<str>,
     at: Option<OffsetDateTime>,
     limits: tls::Limits,
+    keys: Option<Arc<tls::KeyLog>>,
     conns: HashMap<ConnId, Conn>,
     judge: CertJudge,
     sink: &'s mut S,
@@ -103,6 +107,7 @@ impl<'s, S: FindingSink + ?Sized> Engine<'s, S> {
         file: Arc<str>,
         at: Option<OffsetDateTime>,
         limits: tls::Limits,
+        keys: Option<Arc<tls::KeyLog>>,
         judge: CertJudge,
         sink: &'s mut S,
     ) -> Self {
@@ -110,6 +115,7 @@ impl<'s, S: FindingSink + ?Sized> Engine<'s, S> {
             file,
             at,
             limits,
+            keys,
             conns: HashMap::new(),
             judge,
             sink,
@@ -191,10 +197,14 @@ impl<'s, S: FindingSink + ?Sized> Engine<'s, S> {
                     Conn {
                         id: conn,
                         tcp: [client, server],
-                        tls: tls::Session::new(self.limits),
+                        tls: match &self.keys {
+                            Some(k) => tls::Session::with_keys(self.limits, k.clone()),
+                            None => tls::Session::new(self.limits),
+                        },
                         first: m,
                         last: m,
                         close: None,
+                        close_mark: None,
                         skimming: false,
                         chain: [None, None],
                         identity: [None, None],
@@ -255,7 +265,10 @@ impl<'s, S: FindingSink + ?Sized> Engine<'s, S> {
                     } else {
                         Close::Fin(s)
                     };
-                    c.close.get_or_insert(close);
+                    if c.close.is_none() {
+                        c.close = Some(close);
+                        c.close_mark = Some(m);
+                    }
                 }
             }
             NetEvent::Closed { conn, .. } => {
@@ -300,7 +313,12 @@ impl<'s, S: FindingSink + ?Sized> Engine<'s, S> {
         let (src, dst) = (c.addr(e.side), c.addr(e.side.other()));
         let role = c.tls.role(e.side);
         match &e.kind {
-            TlsEvent::Certificate { role, ders } => {
+            TlsEvent::Certificate {
+                role,
+                ders,
+                decrypted,
+                post_handshake,
+            } => {
                 let at = self.at.unwrap_or_else(|| datetime(&e.mark.ts));
                 let chain: Vec<_> = ders.iter().map(|d| self.judge.decode(d)).collect();
                 if chain.is_empty() {
@@ -363,12 +381,16 @@ impl<'s, S: FindingSink + ?Sized> Engine<'s, S> {
                         conn: id.0,
                         subject_oneline: cert.subject.as_ref().map(|n| n.oneline()),
                         issuer_oneline: cert.issuer.as_ref().map(|n| n.oneline()),
+                        decrypted: *decrypted,
+                        post_handshake: *post_handshake,
                     };
                     self.emit(Finding::Certificate(Box::new(f)));
                 }
                 self.emit(Finding::Chain(Box::new(chain_finding)));
             }
-            TlsEvent::Alert { alert, .. } => {
+            TlsEvent::Alert {
+                alert, decrypted, ..
+            } => {
                 let f = AlertFinding {
                     file: self.file.clone(),
                     frame: e.mark.frame,
@@ -378,7 +400,8 @@ impl<'s, S: FindingSink + ?Sized> Engine<'s, S> {
                     level: alert.map(|a| a.level),
                     code: alert.map(|a| a.description.0),
                     description: alert.map(|a| a.description.to_string()),
-                    encrypted: alert.is_none(),
+                    encrypted: alert.is_none() || *decrypted,
+                    decrypted: *decrypted,
                     role,
                     conn: c.id.0,
                 };
@@ -445,7 +468,13 @@ fn certs_seen(c: &Conn, side: Side, outcome: Outcome) -> CertsSeen {
         _ if c.chain[side.index()].is_some() => CertsSeen::Sent,
         Some(0) => CertsSeen::Empty,
         Some(_) => CertsSeen::Sent,
-        None if outcome == Outcome::EncryptedCertificates || p.is_tls13() => CertsSeen::Encrypted,
+        // With the key log's secrets for this side its handshake was read: no Certificate
+        // message then means none was sent.
+        None if (outcome == Outcome::EncryptedCertificates || p.is_tls13())
+            && !p.decryption.decrypted[side.index()] =>
+        {
+            CertsSeen::Encrypted
+        }
         None if !p.hello_seen() => CertsSeen::NotCaptured,
         None => CertsSeen::NotSent,
     }
@@ -456,6 +485,24 @@ fn session(c: &Conn, file: Arc<str>, checked: Checked) -> SessionFinding {
     let server = p.side_of(TlsSide::Server).unwrap_or(Side::B);
     let client = server.other();
     let (outcome, mut reason, failed_by) = outcome(p, c.close);
+    // What stayed encrypted: what its records still show, and the key-log lines that would
+    // open it.
+    let d = &p.decryption;
+    if outcome == Outcome::EncryptedCertificates
+        && let Some(facts) = unlock::without_keys(p, c.close.zip(c.close_mark))
+    {
+        reason += "; ";
+        reason += &facts;
+    }
+    if let Some(lines) = unlock::key_lines(p) {
+        reason += "; ";
+        reason += &lines;
+    }
+    let missing_secrets: Vec<&'static str> = unlock::needed_secrets(p)
+        .iter()
+        .map(|k| k.label())
+        .collect();
+    let show_random = d.keylog || !missing_secrets.is_empty();
     for (name, s) in [("server", server), ("client", client)] {
         if let Some(j) = c.chain[s.index()].as_ref().filter(|j| !j.verdict.is_ok()) {
             let v = &j.verdict;
@@ -518,5 +565,8 @@ fn session(c: &Conn, file: Arc<str>, checked: Checked) -> SessionFinding {
         alerts: [p.alerts[client.index()], p.alerts[server.index()]],
         conn: c.id.0,
         outer: c.outer.clone(),
+        decrypted: d.decrypted.contains(&true),
+        client_random: p.client_random.filter(|_| show_random).map(hex::encode),
+        missing_secrets,
     }
 }

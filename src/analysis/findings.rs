@@ -129,6 +129,16 @@ pub struct CertificateFinding {
     pub subject_oneline: Option<String>,
     #[serde(skip)]
     pub issuer_oneline: Option<String>,
+    /// It crossed the wire encrypted (TLS 1.3) and `--keylog` opened it.
+    #[serde(skip_serializing_if = "is_false")]
+    pub decrypted: bool,
+    /// Sent after its sender's Finished: TLS 1.3 post-handshake authentication.
+    #[serde(skip_serializing_if = "is_false")]
+    pub post_handshake: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !b
 }
 
 /// The verdict on a whole Certificate message's chain, right after its certificates: what the
@@ -240,8 +250,12 @@ pub struct AlertFinding {
     pub code: Option<u8>,
     /// The TLS registry name (`certificate_expired`); `null` when encrypted.
     pub description: Option<String>,
-    /// Sent after ChangeCipherSpec (or not 2 bytes long): its content is unknowable.
+    /// Sent after ChangeCipherSpec (or not 2 bytes long): its content is unknowable, unless
+    /// `decrypted`.
     pub encrypted: bool,
+    /// Encrypted, and `--keylog` opened it: level, code and description are its own.
+    #[serde(skip_serializing_if = "is_false")]
+    pub decrypted: bool,
     /// The sender's TLS role.
     pub role: Option<TlsSide>,
     pub conn: u64,
@@ -303,6 +317,16 @@ pub struct SessionFinding {
     /// absent when it came bare. `client`/`server` are the inner addresses.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub outer: Vec<crate::net::Encap>,
+    /// Some of its records were opened with `--keylog`.
+    #[serde(skip_serializing_if = "is_false")]
+    pub decrypted: bool,
+    /// The ClientHello's random, lowercase hex (the key-log lookup key): shown when a key
+    /// log was given or secrets are missing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_random: Option<String>,
+    /// Key-log labels this session needs that no `--keylog` line gave.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub missing_secrets: Vec<&'static str>,
 }
 
 /// Something the reader of the report should know that is not a certificate, alert or

@@ -16,6 +16,11 @@
 //! chain or only dates (`Checked`, no `--ca`); when a `--ca` anchor is not the CA the peer
 //! sent (`AnchorMismatch`). A session that is a problem carries a `Remedy` (see `remedy` for
 //! the table from verify codes, alerts and sftunnel roles to what a TAC engineer does).
+//! With a key log (`Options::keys`, `--keylog`) the TLS layer opens what the log has secrets
+//! for: TLS 1.3 certificates are judged like plaintext ones and marked `decrypted` (and
+//! `post_handshake` when they came after the handshake), TLS 1.2 encrypted alerts get their
+//! names, and outcomes follow what was decrypted. What stayed encrypted is described from its
+//! records, with the key-log lines that would open it (`unlock`).
 
 mod certs;
 mod engine;
@@ -23,6 +28,7 @@ mod findings;
 mod outcome;
 mod remedy;
 mod sink;
+mod unlock;
 
 use std::io;
 use std::path::Path;
@@ -53,6 +59,10 @@ pub struct Options {
     /// Only TCP connections with one of these ports (`--port`); empty: all.
     pub ports: Vec<u16>,
     pub limits: tls::Limits,
+    /// Secrets from NSS key logs (`--keylog`): TLS 1.3 handshakes and post-handshake messages
+    /// they hold secrets for are decrypted, TLS 1.2 encrypted alerts named. Connections it
+    /// has nothing for cost what they cost without it.
+    pub keys: Option<Arc<tls::KeyLog>>,
 }
 
 /// What one capture amounted to.
@@ -150,7 +160,14 @@ pub fn analyze_reader<S: FindingSink + ?Sized>(
         ..net::Config::default()
     });
     let judge = certs::CertJudge::new(opts.anchors.clone());
-    let mut engine = engine::Engine::new(file.clone(), opts.at, opts.limits, judge, sink);
+    let mut engine = engine::Engine::new(
+        file.clone(),
+        opts.at,
+        opts.limits,
+        opts.keys.clone(),
+        judge,
+        sink,
+    );
     let mut read_error = None;
     let progress = |reader: &capture::Reader| ReadProgress {
         frames: reader.frames_read(),

@@ -58,15 +58,24 @@ pub fn outcome(p: &Progress, close: Option<Close>) -> (Outcome, String, Option<T
                 || (a.description == AlertDescription::DECRYPT_ERROR
                     && !p.change_cipher_spec[peer.index()])
         });
+        let post = if p.post_handshake_certificate[peer.index()] {
+            "post-handshake "
+        } else {
+            ""
+        };
         let after = match p.certificates[peer.index()] {
-            Some(0) if cert_alert => format!(" after an empty {} Certificate", role(peer)),
-            Some(_) if cert_alert => format!(" after {} Certificate", role(peer)),
+            Some(0) if cert_alert => format!(" after an empty {} {post}Certificate", role(peer)),
+            Some(_) if cert_alert => format!(" after {} {post}Certificate", role(peer)),
             _ => fatal
                 .after
                 .map(|s| format!(" after {}", step_name(p, peer, s)))
                 .unwrap_or_default(),
         };
-        let outcome = if p.done {
+        // TLS 1.3 (decrypted): a client is done at its Finished, before the server has judged
+        // its certificate, and post-handshake authentication comes later still: a certificate
+        // alert there is the tunnel failing, not an established session closing.
+        let late_rejection = p.is_tls13() && cert_alert;
+        let outcome = if p.done && !late_rejection {
             Outcome::Established
         } else {
             Outcome::Failed
@@ -85,7 +94,8 @@ pub fn outcome(p: &Progress, close: Option<Close>) -> (Outcome, String, Option<T
         reason += &left_tls(p);
         return (Outcome::Established, reason, None);
     }
-    if p.is_tls13() && p.server.is_some() && !retry_only(p) {
+    let decrypted = p.decryption.decrypted.contains(&true);
+    if p.is_tls13() && p.server.is_some() && !retry_only(p) && !decrypted {
         let v = p.version.map(|v| v.to_string()).unwrap_or_default();
         return (
             Outcome::EncryptedCertificates,

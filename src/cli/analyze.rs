@@ -23,7 +23,7 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -36,6 +36,7 @@ use super::time_arg::parse_time;
 use sfdiag::analysis::{self, AnalysisError, Finding, FindingSink, Options, ReadProgress};
 use sfdiag::cert;
 use sfdiag::report::{self, Format, Renderer};
+use sfdiag::tls::KeyLog;
 
 /// Files at least this big get a progress bar (when stderr is a terminal).
 const PROGRESS_MIN_BYTES: u64 = 64 << 20;
@@ -74,6 +75,11 @@ pub struct AnalyzeArgs {
     /// dates are judged. Repeatable.
     #[arg(long = "ca", value_name = "FILE")]
     pub ca: Vec<PathBuf>,
+    /// NSS key log (SSLKEYLOGFILE format, e.g. `openssl s_client -keylogfile`): TLS 1.3
+    /// handshakes and post-handshake messages it has secrets for are decrypted and their
+    /// certificates judged; TLS 1.2 encrypted alerts are named. Repeatable.
+    #[arg(long = "keylog", value_name = "FILE")]
+    pub keylog: Vec<PathBuf>,
     /// Judge as if the clock showed TIME (RFC 3339 or +90d/-3h from now) instead of each
     /// packet's own time.
     #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
@@ -107,10 +113,12 @@ pub fn run(args: AnalyzeArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         ),
         None => None,
     };
+    let keys = read_keylogs(&args.keylog)?;
     let opts = Options {
         anchors,
         at,
         ports: args.ports.clone(),
+        keys,
         ..Options::default()
     };
     let format = match args.format {
@@ -488,6 +496,35 @@ impl Write for SlotWriter<'_, '_> {
     fn flush(&mut self) -> io::Result<()> {
         self.hand_over()
     }
+}
+
+/// Reads every `--keylog` file into one key log, once. Lines that do not fit are told on
+/// stderr (file and line) and skipped; a file that cannot be read is an error.
+fn read_keylogs(paths: &[PathBuf]) -> anyhow::Result<Option<Arc<KeyLog>>> {
+    if paths.is_empty() {
+        return Ok(None);
+    }
+    let mut log = KeyLog::new();
+    for path in paths {
+        let text = std::fs::read(path)
+            .with_context(|| format!("--keylog: cannot read {}", path.display()))?;
+        let name = path.display().to_string();
+        let report = log.add(&name, &text);
+        for e in &report.errors {
+            eprintln!("sfdiag analyze: --keylog {e}");
+        }
+        if report.more_errors > 0 {
+            eprintln!(
+                "sfdiag analyze: --keylog {name}: {} more lines ignored",
+                report.more_errors
+            );
+        }
+        if report.secrets == 0 {
+            eprintln!("sfdiag analyze: --keylog {name}: no secrets in this file");
+        }
+        info!(file = %name, secrets = report.secrets, "key log read");
+    }
+    Ok(Some(Arc::new(log)))
 }
 
 /// The report of one file, as the analyzer's sink.

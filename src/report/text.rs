@@ -9,7 +9,8 @@
 //! - a chain whose verdict fails, the way OpenSSL logs it: `[ERROR] err 10:certificate has
 //!   expired (depth 1, issuer=/title=InternalCA/...)`, and a `[WARN]` line when the `--ca`
 //!   anchor it was judged against is not the CA the peer sent;
-//! - a plaintext alert, logged by its receiver (encrypted ones are counted in the summary);
+//! - a plaintext or decrypted (`--keylog`) alert, logged by its receiver (encrypted ones are
+//!   counted in the summary); decrypted certificates and alerts say so;
 //! - `[ERROR] SSL handshake failed: <reason>` for a failed session;
 //! - notes (gaps, parse errors, a cut capture).
 //!
@@ -147,8 +148,14 @@ impl<W: Write> Text<W> {
         } else {
             Level::Warn
         };
+        let how = match (c.decrypted, c.post_handshake) {
+            (true, true) => " (decrypted, post-handshake)",
+            (true, false) => " (decrypted)",
+            (false, true) => " (post-handshake)",
+            (false, false) => "",
+        };
         let mut text = format!(
-            "{role} {} sent certificate {}: subject={} issuer={} serial={} notBefore={} notAfter={} sha256={}",
+            "{role} {} sent certificate {}{how}: subject={} issuer={} serial={} notBefore={} notAfter={} sha256={}",
             c.src,
             c.chain_index,
             c.subject_oneline.as_deref().unwrap_or("-"),
@@ -211,7 +218,11 @@ impl<W: Write> Text<W> {
             (false, _) => Level::Warn,
         };
         let role = a.role.map_or("peer".to_string(), |r| r.to_string());
-        let text = format!("received {level} alert {code} {desc} from {role} {}", a.src);
+        let how = if a.decrypted { " (decrypted)" } else { "" };
+        let text = format!(
+            "received {level} alert {code} {desc}{how} from {role} {}",
+            a.src
+        );
         let host = a.dst.ip().to_string();
         self.line(&a.file, &a.ts, &host, a.frame, tag, &text)
     }
@@ -353,7 +364,9 @@ fn chain_text(certs: CertsSeen, v: &Option<Verdict>, checked: Checked) -> String
         (CertsSeen::Sent, None) => "certificates sent, not judged".to_string(),
         (CertsSeen::Empty, None) => "no certificate (an empty Certificate message)".to_string(),
         (CertsSeen::NotSent, None) => "no Certificate message".to_string(),
-        (CertsSeen::Encrypted, None) => "certificates encrypted (TLS 1.3)".to_string(),
+        (CertsSeen::Encrypted, None) => {
+            "certificates encrypted (TLS 1.3), not seen (--keylog opens them)".to_string()
+        }
         (CertsSeen::NotCaptured, None) => "handshake not in the capture".to_string(),
     }
 }

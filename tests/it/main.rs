@@ -10,6 +10,7 @@ mod encap;
 mod faults;
 mod hostile;
 mod judge;
+mod keylog;
 mod lab;
 mod local_trust;
 mod monitor;
