@@ -51,6 +51,7 @@ fn init_options(
         peer_validity: Validity::days(PEERS_NOT_BEFORE, 3650)?,
         key_bits: 2048,
         force: false,
+        tls_version: Default::default(),
     })
 }
 
