@@ -14,6 +14,7 @@ mod lab;
 mod local_trust;
 mod net;
 mod own_peers;
+mod peers;
 mod pki;
 mod renew;
 mod truth;
