@@ -734,7 +734,10 @@ mod tests {
                 .expect("a rustls error")
         };
         let (srv, cli) = tokio::join!(srv, cli);
-        (srv.err().expect("the server refuses"), cli)
+        match srv {
+            Err(f) => (f, cli),
+            Ok(_) => panic!("the server accepted a client without a certificate"),
+        }
     }
 
     #[tokio::test]

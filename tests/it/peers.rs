@@ -807,6 +807,36 @@ fn connect_says_what_is_wrong_with_its_setup_and_dials_8305_without_a_port() {
 // ---- TLS 1.3 against OpenSSL, and where the default comes from ----
 
 #[test]
+fn serve_on_tls13_against_openssl_s_client_accepts_it_or_refuses_an_expired_ca_with_45() {
+    let d = tempfile::tempdir().unwrap();
+    for (pki_name, pki) in valid_and_expired(d.path()) {
+        let (srv, addr) = serve(&pki.fmc, "1.3", &[]);
+        let mut cli = openssl_client(&addr, Some(&pki.ftd), "1.3", &[]);
+        if pki_name == "valid" {
+            cli.wait_for(20, |l| l.contains("Verify return code: 0 (ok)"));
+            cli.wait_for(20, |l| {
+                l.contains("New, TLSv1.3, Cipher is TLS_AES_256_GCM_SHA384")
+            });
+            srv.wait_for(20, |l| l.contains("(TLSv1.3, TLS_AES_256_GCM_SHA384)"));
+            cli.close_stdin();
+            cli.wait_exit(20);
+        } else {
+            // s_client goes on past our expired CA (it only reports it) and sends its
+            // certificate; serve refuses it after s_client's Finished, as OpenSSL 3 does.
+            cli.wait_exit(20);
+            let out = cli.text();
+            assert!(
+                out.contains("verify error:num=10:certificate has expired"),
+                "{out}"
+            );
+            assert_eq!(alert_number(&out), Some(45), "{out}");
+            srv.wait_for(20, |l| l.contains("SSL handshake failed"));
+            assert_err10_block(&srv.text());
+        }
+    }
+}
+
+#[test]
 fn tls13_fmc_refusing_the_device_is_an_alert_on_the_device_as_from_openssl() {
     let d = tempfile::tempdir().unwrap();
     let [(_, ok), (_, old)] = valid_and_expired(d.path());
