@@ -109,6 +109,10 @@ pub struct InitArgs {
     /// Replace an existing PKI; its files are kept as *.backup.
     #[arg(long)]
     pub force: bool,
+    /// `proxy_tls_version` written to every sftunnel.conf: 1.2 (before 7.6) or 1.3 (FMC/FTD
+    /// 7.6+); `serve`, `connect` and `validate` with `--root` run it by default.
+    #[arg(long, value_name = "1.2|1.3", default_value = "1.2")]
+    pub tls_version: pki::TlsVersion,
 }
 
 fn parse_uuid(s: &str) -> Result<Uuid, String> {
@@ -191,6 +195,7 @@ fn init(a: InitArgs, now: OffsetDateTime) -> anyhow::Result<ExitCode> {
         peer_validity,
         key_bits: a.key_bits,
         force: a.force,
+        tls_version: a.tls_version,
     };
     let root = pki::init(&opts)?;
     let mut out = std::io::stdout().lock();

@@ -17,7 +17,8 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use time::OffsetDateTime;
 
-use sfdiag::pki::PkiRoot;
+use sfdiag::pki::layout::FMC_DIR;
+use sfdiag::pki::{PkiRoot, TlsVersion};
 use sfdiag::tunnel::client::Backoff;
 use sfdiag::tunnel::config::KeyLogFile;
 use sfdiag::tunnel::validate::{self, Device};
@@ -34,7 +35,7 @@ const LOG_MODE: u32 = 0o644;
 /// The live tunnel's subcommands (flattened into the top level).
 #[derive(Debug, Subcommand)]
 pub enum TunnelCommand {
-    /// The FMC side of sftunnel: accept device tunnels (mutual TLS 1.2), log like the appliance.
+    /// The FMC side of sftunnel: accept device tunnels (mutual TLS 1.2, or 1.3 as on 7.6+), log like the appliance.
     Serve(Box<ServeArgs>),
     /// The FTD side: dial the FMC and keep the tunnel up (or --once, or a --count fleet).
     Connect(Box<ConnectArgs>),
@@ -85,6 +86,10 @@ impl FileArgs {
 /// Flags both long-running sides share.
 #[derive(Debug, Args)]
 pub struct SideArgs {
+    /// TLS version to speak: 1.2 (before 7.6) or 1.3 (FMC/FTD 7.6+). Default: with --root,
+    /// sftunnel.conf's proxy_tls_version (`pki init --tls-version`); else 1.2.
+    #[arg(long, value_name = "1.2|1.3")]
+    pub tls_version: Option<TlsVersion>,
     /// Judge certificates and stamp logs as if the clock showed TIME (RFC 3339 or +90d).
     #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
     pub at: Option<String>,
@@ -167,6 +172,18 @@ fn load_root(root: &Path) -> anyhow::Result<PkiRoot> {
     PkiRoot::load(root).with_context(|| format!("--root {}", root.display()))
 }
 
+/// `--tls-version`, else what `appliance`'s sftunnel.conf under the root says, else 1.2.
+fn tls_version(
+    flag: Option<TlsVersion>,
+    root: Option<(&PkiRoot, &str)>,
+) -> anyhow::Result<TlsVersion> {
+    match (flag, root) {
+        (Some(v), _) => Ok(v),
+        (None, Some((r, appliance))) => Ok(r.tls_version(appliance)?),
+        (None, None) => Ok(TlsVersion::default()),
+    }
+}
+
 fn to_files(p: sfdiag::pki::PeerFiles) -> TlsFiles {
     TlsFiles {
         ca: p.ca,
@@ -201,7 +218,7 @@ pub struct ServeArgs {
 
 async fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
     // With a root, only its peers are admitted (CLI.md), named as it names them.
-    let (files, host, control, peers) = match (&a.root, a.files.files()) {
+    let (files, host, control, peers, tls) = match (&a.root, a.files.files()) {
         (Some(root), _) => {
             let r = load_root(root)?;
             (
@@ -209,9 +226,16 @@ async fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
                 r.fmc.name.clone(),
                 Some(a.control.clone().unwrap_or_else(|| control_socket(root))),
                 Some(tunnel::KnownPeer::of_root(&r)),
+                tls_version(a.side.tls_version, Some((&r, FMC_DIR)))?,
             )
         }
-        (None, Some(f)) => (f, "fmc".to_owned(), a.control.clone(), None),
+        (None, Some(f)) => (
+            f,
+            "fmc".to_owned(),
+            a.control.clone(),
+            None,
+            tls_version(a.side.tls_version, None)?,
+        ),
         (None, None) => bail!("serve needs --root DIR or --ca, --cert and --key"),
     };
     let clock = a.side.clock()?;
@@ -219,7 +243,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
         .side
         .sflog(a.side.hostname.as_deref().unwrap_or(&host), &clock, false)?;
     let recorder = a.side.recorder(&clock)?;
-    let server = Server::start_recording(
+    let server = Server::start_with(
         ServerSettings {
             listen: a.listen.clone(),
             files,
@@ -231,6 +255,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
             timeouts: a.side.timeouts(),
         },
         recorder,
+        tls,
     )
     .await?;
     // SIGHUP restarts the tunnel service with the files read again, like restarting sftunnel.
@@ -266,8 +291,9 @@ async fn shutdown_signal() {
 
 #[derive(Debug, Args)]
 pub struct ConnectArgs {
-    /// The FMC to dial.
-    #[arg(value_name = "ADDR:PORT")]
+    /// The FMC to dial: an address or host name, with :PORT unless it is 8305 (`[::1]:8305`
+    /// for IPv6).
+    #[arg(value_name = "ADDR[:PORT]")]
     pub server: String,
     /// A lab PKI root; use --device NAME's files.
     #[arg(long, value_name = "DIR", requires = "device")]
@@ -280,7 +306,8 @@ pub struct ConnectArgs {
     /// Device name sent to the FMC (default: --device, else "ftd").
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
-    /// One handshake and one heartbeat, then exit 0 (ok) or 1 (failed).
+    /// One handshake (and one heartbeat when the peer is an sfdiag FMC), then exit 0 when the
+    /// TLS handshake succeeded, whatever the peer does after it, or 1 when it failed.
     #[arg(long, conflicts_with = "count")]
     pub once: bool,
     /// Open N tunnels (fleet / load mode) and print handshakes/s and failures by reason.
@@ -301,15 +328,25 @@ pub struct ConnectArgs {
 }
 
 async fn connect(a: ConnectArgs) -> anyhow::Result<ExitCode> {
-    let (files, name) = match (&a.root, &a.device, a.files.files()) {
+    let (files, name, tls) = match (&a.root, &a.device, a.files.files()) {
         (Some(root), Some(dev), _) => {
             let r = load_root(root)?;
-            let f = r
-                .device_files(dev)
-                .with_context(|| format!("--device {dev}: not a device of {}", root.display()))?;
-            (to_files(f), dev.clone())
+            let Some(f) = r.device_files(dev) else {
+                let known: Vec<&str> = r.peers.iter().map(|p| p.name.as_str()).collect();
+                bail!(
+                    "--device {dev}: not a device of {} (its devices: {})",
+                    root.display(),
+                    if known.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
+                );
+            };
+            let tls = tls_version(a.side.tls_version, Some((&r, dev)))?;
+            (to_files(f), dev.clone(), tls)
         }
-        (None, None, Some(f)) => (f, "ftd".to_owned()),
+        (None, None, Some(f)) => (f, "ftd".to_owned(), tls_version(a.side.tls_version, None)?),
         _ => bail!("connect needs --root DIR --device NAME, or --ca, --cert and --key"),
     };
     let name = a.name.clone().unwrap_or(name);
@@ -331,7 +368,8 @@ async fn connect(a: ConnectArgs) -> anyhow::Result<ExitCode> {
             initial: Duration::from_secs(1),
             max: Duration::from_secs(a.retry_max.max(1)),
         },
-    })?;
+    })?
+    .with_tls_version(tls);
     if let Some(r) = recorder {
         client = client.with_recorder(r);
     }
@@ -387,10 +425,14 @@ pub struct ValidateArgs {
     /// Append both sides' log lines to FILE.
     #[arg(long, value_name = "FILE")]
     pub log: Option<PathBuf>,
+    /// TLS version both ends speak: 1.2 or 1.3 (7.6+). Default: with --root, the FMC's
+    /// sftunnel.conf proxy_tls_version; else 1.2.
+    #[arg(long, value_name = "1.2|1.3")]
+    pub tls_version: Option<TlsVersion>,
 }
 
 async fn validate_cmd(a: ValidateArgs) -> anyhow::Result<ExitCode> {
-    let (fmc, devices) = match (&a.root, a.files.files()) {
+    let (fmc, devices, tls) = match (&a.root, a.files.files()) {
         (Some(root), _) => {
             let r = load_root(root)?;
             let devices: Vec<Device> = r
@@ -403,7 +445,8 @@ async fn validate_cmd(a: ValidateArgs) -> anyhow::Result<ExitCode> {
                     })
                 })
                 .collect();
-            (to_files(r.fmc_files()), devices)
+            let tls = tls_version(a.tls_version, Some((&r, FMC_DIR)))?;
+            (to_files(r.fmc_files()), devices, tls)
         }
         (None, Some(f)) => {
             let (Some(cert), Some(key)) = (a.peer_cert.clone(), a.peer_key.clone()) else {
@@ -420,6 +463,7 @@ async fn validate_cmd(a: ValidateArgs) -> anyhow::Result<ExitCode> {
                     name: "device".into(),
                     files: dev,
                 }],
+                tls_version(a.tls_version, None)?,
             )
         }
         (None, None) => {
@@ -433,7 +477,7 @@ async fn validate_cmd(a: ValidateArgs) -> anyhow::Result<ExitCode> {
     if let Some(at) = parse_at(a.at.as_deref())? {
         times.push(Some(at));
     }
-    let verdicts = validate::validate(&fmc, &devices, &times).await?;
+    let verdicts = validate::validate_with(&fmc, &devices, &times, tls).await?;
     let mut log = match &a.log {
         Some(p) => Some(
             OpenOptions::new()

@@ -44,15 +44,20 @@ pub enum Scenario {
     /// The 90- and 30-day warnings of `check` as the lab clock nears the CA's end, and an
     /// early renewal that pushes to everyone.
     Expiring,
+    /// FMC 7.6 on TLS 1.3: after a renewal, a device trusts the new InternalCA but still
+    /// presents a certificate of the old one; the FMC refuses it (7.6's post-handshake-auth
+    /// lines), the capture without and with the key log, then `pki copy`.
+    Upgrade76,
 }
 
 impl Scenario {
     /// Every scenario, the default first.
-    pub const ALL: [Scenario; 4] = [
+    pub const ALL: [Scenario; 5] = [
         Scenario::Expiry,
         Scenario::Ha,
         Scenario::NotPushed,
         Scenario::Expiring,
+        Scenario::Upgrade76,
     ];
 
     /// The name on the command line.
@@ -62,6 +67,7 @@ impl Scenario {
             Scenario::Ha => "ha",
             Scenario::NotPushed => "not-pushed",
             Scenario::Expiring => "expiring",
+            Scenario::Upgrade76 => "upgrade-76",
         }
     }
 
@@ -79,6 +85,9 @@ impl Scenario {
             }
             Scenario::Expiring => {
                 "check's 90- and 30-day warnings as the CA nears its end; an early renew pushes to every device, nothing breaks"
+            }
+            Scenario::Upgrade76 => {
+                "FMC 7.6 (TLS 1.3): a device keeps an old-CA certificate after renewal; the FMC refuses it (post-handshake auth lines); the capture with and without keys; pki copy"
             }
         }
     }
@@ -106,6 +115,12 @@ pub struct LabOptions {
     pub pcap: Option<PathBuf>,
     /// Skip the analysis of the capture at the end.
     pub no_analysis: bool,
+    /// Where to write the NSS key log of every tunnel; beside the capture (`lab.keylog` for
+    /// `lab.pcap`) when `None`.
+    pub keylog: Option<PathBuf>,
+    /// The TLS version every appliance runs (`proxy_tls_version`); the story's own when
+    /// `None` (TLS 1.2, and 1.3 for `upgrade-76`).
+    pub tls_version: Option<crate::pki::TlsVersion>,
 }
 
 /// One step of a story and the status table that closed it.
@@ -130,6 +145,8 @@ pub struct LabReport {
     pub failed_push: Vec<(PathBuf, String)>,
     /// The capture (already deleted with a temporary root unless `--pcap` named it).
     pub pcap: PathBuf,
+    /// The NSS key log beside it (deleted with it, unless `--pcap` or `--keylog` named it).
+    pub keylog: PathBuf,
     pub packets: u64,
     /// Problems the analysis of the capture found (failed verdicts, fatal alerts, failed
     /// handshakes); `None` when it was skipped.

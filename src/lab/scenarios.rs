@@ -9,11 +9,11 @@ use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
 use super::out::Out;
-use super::world::{World, lab_time};
+use super::world::{self, World, lab_time};
 use super::{LabError, LabOptions, LabReport, Scenario};
 use crate::analysis::{self, Finding, Options};
 use crate::pki::expiry::Status;
-use crate::pki::{DeviceSpec, InitOptions, Uuid, Validity};
+use crate::pki::{DeviceSpec, InitOptions, TlsVersion, Uuid, Validity};
 use crate::report::{self, Format};
 use crate::tunnel::HandshakeFailure;
 
@@ -51,6 +51,7 @@ fn init_options(
         peer_validity: Validity::days(PEERS_NOT_BEFORE, 3650)?,
         key_bits: 2048,
         force: false,
+        tls_version: Default::default(),
     })
 }
 
@@ -73,10 +74,20 @@ pub(super) async fn run(
             (Some(t), r)
         }
     };
-    // The PKI is made first (it creates the root); the capture goes beside it by default.
+    // The PKI is made first (it creates the root); the capture goes beside it by default,
+    // and the key log beside the capture.
     let pcap = opts.pcap.clone().unwrap_or_else(|| root.join("lab.pcap"));
+    let keylog = opts
+        .keylog
+        .clone()
+        .unwrap_or_else(|| world::keylog_beside(&pcap));
+    if scenario == Scenario::Upgrade76 && opts.tls_version == Some(TlsVersion::Tls12) {
+        return Err(unexpected(
+            "upgrade-76 is the move to TLS 1.3 (FMC 7.6): --tls-version 1.2 does not apply".into(),
+        ));
+    }
     out.text(&format!(
-        "sfdiag lab {}: {}\nlab root: {}{}\ncapture: {}",
+        "sfdiag lab {}: {}\nlab root: {}{}\ncapture: {}\nkey log: {}",
         scenario.name(),
         scenario.summary(),
         root.display(),
@@ -85,14 +96,23 @@ pub(super) async fn run(
         } else {
             ""
         },
-        pcap.display()
+        pcap.display(),
+        keylog.display()
     ))?;
-    let world = match scenario {
-        Scenario::Expiry => expiry(&root, &pcap, out.clone()).await?,
-        Scenario::Ha => ha(&root, &pcap, out.clone()).await?,
-        Scenario::NotPushed => not_pushed(&root, &pcap, out.clone()).await?,
-        Scenario::Expiring => expiring(&root, &pcap, out.clone()).await?,
+    let settings = world::Settings {
+        tls: opts.tls_version,
+        keylog: Some(keylog.clone()),
     };
+    let story = async {
+        Ok::<_, LabError>(match scenario {
+            Scenario::Expiry => expiry(&root, &pcap, out.clone()).await?,
+            Scenario::Ha => ha(&root, &pcap, out.clone()).await?,
+            Scenario::NotPushed => not_pushed(&root, &pcap, out.clone()).await?,
+            Scenario::Expiring => expiring(&root, &pcap, out.clone()).await?,
+            Scenario::Upgrade76 => upgrade_76(&root, &pcap, out.clone()).await?,
+        })
+    };
+    let world = world::SETTINGS.scope(settings, story).await?;
     let (recorder, steps, failed_push) = world.finish().await?;
     let packets = recorder.packets();
     drop(recorder);
@@ -120,6 +140,7 @@ pub(super) async fn run(
         steps,
         failed_push,
         pcap,
+        keylog,
         packets,
         analysis_problems,
         elapsed,
@@ -510,5 +531,199 @@ async fn expiring(root: &Path, pcap: &Path, out: Out) -> Result<World, LabError>
     }
     w.status()?;
     w.title_last("renewed");
+    Ok(w)
+}
+
+/// The capture so far through the analyzer, every finding (a TLS 1.3 capture without keys has
+/// little to show: that is the point of this step).
+fn show_capture(w: &World, pcap: &Path, options: &Options) -> Result<Vec<Finding>, LabError> {
+    w.recorder.flush()?;
+    let mut out = w.out.line_writer();
+    let mut r = report::renderer(Format::Text, &mut out);
+    let mut write_err = None;
+    let mut kept = Vec::new();
+    let mut sink = |f: Finding| {
+        if write_err.is_none()
+            && let Err(e) = r.finding(&f)
+        {
+            write_err = Some(e);
+        }
+        if matches!(f, Finding::Certificate(_) | Finding::Chain(_)) {
+            kept.push(f);
+        }
+    };
+    let summary = analysis::analyze_path(pcap, options, &mut sink)
+        .map_err(|e| unexpected(format!("analyzing {}: {e}", pcap.display())))?;
+    if let Some(e) = write_err {
+        return Err(e.into());
+    }
+    r.file_done(&summary)?;
+    r.finish()?;
+    Ok(kept)
+}
+
+/// How many lines of each label a key log holds, in first-seen order.
+fn keylog_labels(path: &Path) -> Result<Vec<(String, usize)>, LabError> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| crate::pki::PkiError::io("read", path, e))?;
+    let mut labels: Vec<(String, usize)> = Vec::new();
+    for label in text.lines().filter_map(|l| l.split_whitespace().next()) {
+        match labels.iter_mut().find(|(l, _)| l == label) {
+            Some((_, n)) => *n += 1,
+            None => labels.push((label.to_owned(), 1)),
+        }
+    }
+    Ok(labels)
+}
+
+/// FMC 7.6: sftunnel on TLS 1.3. A renewal while ftd2 is off; someone copies only the new
+/// InternalCA to it, so it trusts the new CA but still presents its certificate of the old
+/// one, and the FMC refuses it. Both ends, the capture without and with the key log, then
+/// `pki copy`.
+async fn upgrade_76(root: &Path, pcap: &Path, out: Out) -> Result<World, LabError> {
+    let mut init = init_options(root, 2, None)?;
+    init.tls_version = TlsVersion::Tls13;
+    let start = datetime!(2030-03-04 08:00:00 UTC);
+    let mut w = World::new(init, start, out, pcap, 5).await?;
+
+    w.step(
+        None,
+        "FMC 7.6 and two FTDs on 7.6: sftunnel on TLS 1.3 (proxy_tls_version TLSv1.3)",
+    )?;
+    w.say(
+        "on 7.6 the FMC asks for the device's certificate after the handshake (post-handshake \
+         authentication); rustls has none, so this FMC asks inside the handshake: the same \
+         certificate, the same verdict and alert, only sent earlier (see README, TLS 1.3)",
+    )?;
+    let ev = w.events();
+    w.start_device("ftd1")?;
+    w.start_device("ftd2")?;
+    w.wait_connected(ev, &["ftd1", "ftd2"]).await?;
+    w.status()?;
+    w.title_last("connected");
+
+    w.step(
+        Some(start + Duration::hours(1)),
+        "ftd2 is off; the InternalCA is regenerated after the upgrade",
+    )?;
+    w.stop_device("ftd2").await?;
+    let ev = w.events();
+    let run = w.renew().await?;
+    expect_pushed(&run, &["ftd1"], &["ftd2"])?;
+    w.wait_connected(ev, &["ftd1"]).await?;
+
+    w.step(
+        Some(start + Duration::hours(3)),
+        "Only cacert.pem is copied to ftd2; it boots with its certificate of the old CA",
+    )?;
+    let fmc_ca = w.root.layout.ca_cert();
+    let dev = w
+        .root
+        .device_files("ftd2")
+        .ok_or_else(|| unexpected("no ftd2".into()))?;
+    w.command(&format!("cp {} {}", fmc_ca.display(), dev.ca.display()))?;
+    let ca_pem =
+        std::fs::read(&fmc_ca).map_err(|e| crate::pki::PkiError::io("read", &fmc_ca, e))?;
+    crate::pki::fsio::write_atomic(&dev.ca, &ca_pem, crate::pki::fsio::PUBLIC_MODE)?;
+    let ev = w.events();
+    w.start_device("ftd2")?;
+    let f = w.wait_failed(ev, "ftd2").await?;
+    let Some(alert) = f
+        .alert()
+        .filter(|_| matches!(f, HandshakeFailure::AlertReceived { .. }))
+    else {
+        return Err(unexpected(format!(
+            "ftd2 was expected to be refused by the FMC, got: {}",
+            f.reason()
+        )));
+    };
+    w.say(&format!(
+        "ftd2 accepted the FMC (it trusts the new InternalCA); the FMC refused ftd2's certificate, \
+         signed by the old one, and ftd2 got alert {} ({}). The FMC's last four lines are 7.6's",
+        alert.0,
+        alert.name().unwrap_or("unknown")
+    ))?;
+    w.status()?;
+    w.title_last("ftd2 refused");
+
+    w.step(None, "The capture: TLS 1.3 hides certificates and alerts")?;
+    w.command(&format!(
+        "sfdiag analyze --ca {} {}",
+        fmc_ca.display(),
+        pcap.display()
+    ))?;
+    let ca = crate::cert::read_certs(&fmc_ca)
+        .map_err(|e| unexpected(format!("{}: {e}", fmc_ca.display())))?;
+    show_capture(
+        &w,
+        pcap,
+        &Options {
+            anchors: ca,
+            ..Options::default()
+        },
+    )?;
+    w.say(
+        "without keys: the handshakes and who closed, no certificate and no alert (all encrypted)",
+    )?;
+    let labels = keylog_labels(&w.keylog_path)?;
+    w.say(&format!(
+        "the FMC's key log {} holds {}",
+        w.keylog_path.display(),
+        labels
+            .iter()
+            .map(|(l, n)| format!("{n} {l}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))?;
+    w.command(&format!(
+        "sfdiag analyze --ca {} --keylog {} {}",
+        fmc_ca.display(),
+        w.keylog_path.display(),
+        pcap.display()
+    ))?;
+    let text = std::fs::read(&w.keylog_path)
+        .map_err(|e| crate::pki::PkiError::io("read", &w.keylog_path, e))?;
+    let mut keys = crate::tls::KeyLog::new();
+    let name = w.keylog_path.display().to_string();
+    keys.add(&name, &text);
+    let ca = crate::cert::read_certs(&fmc_ca)
+        .map_err(|e| unexpected(format!("{}: {e}", fmc_ca.display())))?;
+    let seen = show_capture(
+        &w,
+        pcap,
+        &Options {
+            anchors: ca,
+            keys: Some(std::sync::Arc::new(keys)),
+            ..Options::default()
+        },
+    )?;
+    // The story holds only if the key log opened ftd2's Certificate and the judge says what
+    // the FMC said of it.
+    let judged_like_the_fmc = seen.iter().any(|f| {
+        matches!(f, Finding::Chain(c) if c.role == Some(crate::sftunnel::TlsSide::Client)
+            && c.verdict.code.code() == 7 && c.verdict.depth == Some(0))
+    });
+    let decrypted = seen
+        .iter()
+        .any(|f| matches!(f, Finding::Certificate(c) if c.decrypted));
+    if !(judged_like_the_fmc && decrypted) {
+        return Err(unexpected(format!(
+            "with the key log, analyze did not judge ftd2's decrypted certificate err 7 at \
+             depth 0 ({} findings)",
+            seen.len()
+        )));
+    }
+    w.say("with the key log: ftd2's certificate decrypted and judged as the FMC judged it (err 7 at depth 0); `tshark -o tls.keylog_file:` shows the same certificates")?;
+
+    w.step(None, "pki copy to ftd2: its new certificate and key")?;
+    let lines = vec![csv_line(&w, "ftd2")?];
+    let ev = w.events();
+    let report = w.copy(&lines)?;
+    if report.copied != ["ftd2"] {
+        return Err(unexpected(format!("pki copy did {report:?}")));
+    }
+    w.wait_connected(ev, &["ftd2"]).await?;
+    w.status()?;
+    w.title_last("all connected");
     Ok(w)
 }

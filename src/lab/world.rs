@@ -5,6 +5,11 @@
 //! Every wait is for an event the appliances report (the server's `Connected`/`Failed`, a
 //! client's state, a heartbeat stamped after a clock jump), each with a deadline; nothing
 //! sleeps for a fixed time to "let things settle".
+//!
+//! The run's own settings (`lab --tls-version`, `--keylog`) reach every story's stage through
+//! [`SETTINGS`], which `scenarios::run` sets around the story: the TLS version goes into the
+//! PKI's `sftunnel.conf` and every appliance speaks it; the FMC writes the NSS key log of
+//! every tunnel beside the capture (or where `--keylog` says).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -25,6 +30,7 @@ use crate::pki::{InitOptions, PeerFiles, PkiRoot, Validity};
 use crate::recorder::Recorder;
 use crate::sftunnel::{rfc3339, whole_seconds};
 use crate::tunnel::client::Backoff;
+use crate::tunnel::config::{KeyLogFile, TlsVersion};
 use crate::tunnel::renewal::{self, RenewRun};
 use crate::tunnel::status::PeerStatus;
 use crate::tunnel::validate::{self, Verdict};
@@ -32,6 +38,25 @@ use crate::tunnel::{
     Client, ClientHandle, ClientSettings, ClientState, Clock, HandshakeFailure, KnownPeer, Server,
     ServerEvent, ServerSettings, SfLog, Timeouts, TlsFiles,
 };
+
+/// What a run sets for whatever story it plays (see the module doc).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Settings {
+    /// Overrides the story's `proxy_tls_version`.
+    pub tls: Option<TlsVersion>,
+    /// Where the key log goes (default: beside the capture).
+    pub keylog: Option<PathBuf>,
+}
+
+tokio::task_local! {
+    /// The run's [`Settings`], read by [`World::new`].
+    pub(crate) static SETTINGS: Settings;
+}
+
+/// The key log beside a capture: `lab.keylog` for `lab.pcap`.
+pub(crate) fn keylog_beside(pcap: &Path) -> PathBuf {
+    pcap.with_extension("keylog")
+}
 
 /// Deadline for any one thing the story waits for.
 const WAIT: Duration = Duration::from_secs(20);
@@ -79,6 +104,11 @@ pub(crate) struct World {
     socket: PathBuf,
     clients: Clients,
     pub recorder: Recorder,
+    /// The TLS version every appliance of this stage speaks.
+    pub tls: TlsVersion,
+    /// The FMC's NSS key log (every tunnel's secrets) and where it is.
+    keylog: Arc<dyn rustls::KeyLog>,
+    pub keylog_path: PathBuf,
     pub steps: Vec<StepReport>,
     pub failed_push: Vec<(PathBuf, String)>,
     step_no: usize,
@@ -97,6 +127,13 @@ impl World {
         steps_total: usize,
     ) -> Result<World, LabError> {
         let clock = Clock::lab(start);
+        let settings = SETTINGS.try_with(Clone::clone).unwrap_or_default();
+        let mut init = init;
+        if let Some(v) = settings.tls {
+            init.tls_version = v;
+        }
+        let tls = init.tls_version;
+        let keylog_path = settings.keylog.unwrap_or_else(|| keylog_beside(pcap));
         let root = tokio::task::spawn_blocking(move || crate::pki::init(&init))
             .await
             .map_err(|e| LabError::Unexpected(e.to_string()))??;
@@ -107,6 +144,12 @@ impl World {
                 format!("{}: {e}", pcap.display()),
             ))
         })?;
+        // A fresh key log, as the capture is a fresh file (appending would mix runs).
+        if keylog_path.is_file() {
+            std::fs::remove_file(&keylog_path)
+                .map_err(|e| crate::pki::PkiError::io("replace", &keylog_path, e))?;
+        }
+        let keylog = KeyLogFile::open(&keylog_path)?;
         let pid = std::process::id().clamp(1000, 60000);
         let socket = crate::tunnel::control::socket_path(&root.layout.fmc_dir());
         let mut w = World {
@@ -118,6 +161,9 @@ impl World {
             socket,
             clients: Arc::default(),
             recorder,
+            tls,
+            keylog,
+            keylog_path,
             steps: Vec::new(),
             failed_push: Vec::new(),
             step_no: 0,
@@ -140,18 +186,19 @@ impl World {
 
     async fn start_fmc(&mut self) -> Result<(), LabError> {
         let log = self.log_for("FMC");
-        let server = Server::start_recording(
+        let server = Server::start_with(
             ServerSettings {
                 listen: "127.0.0.1:0".into(),
                 files: files(self.root.fmc_files()),
                 peers: Some(KnownPeer::of_root(&self.root)),
                 clock: self.clock.clone(),
                 log,
-                keylog: None,
+                keylog: Some(self.keylog.clone()),
                 control: Some(self.socket.clone()),
                 timeouts: timeouts(),
             },
             Some(self.recorder.clone()),
+            self.tls,
         )
         .await?;
         self.addr = server.local_addr();
@@ -222,7 +269,8 @@ impl World {
             keylog: None,
             timeouts: timeouts(),
             backoff: backoff(),
-        })?;
+        })?
+        .with_tls_version(self.tls);
         // Each device dials from its own loopback address (127.1.0.N in the lab's ims.conf),
         // so the capture tells them apart by address, as a customer's capture does.
         if let Some(ip) = self.root.peer(name).map(|p| p.ip)
@@ -513,8 +561,13 @@ impl World {
                 })
             })
             .collect();
-        let verdicts =
-            validate::validate(&files(self.root.fmc_files()), &devices, &[Some(now)]).await?;
+        let verdicts = validate::validate_with(
+            &files(self.root.fmc_files()),
+            &devices,
+            &[Some(now)],
+            self.tls,
+        )
+        .await?;
         let mut text = String::new();
         for v in &verdicts {
             text += &format!("{}\n", v.line());

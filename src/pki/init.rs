@@ -12,7 +12,7 @@ use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
-use super::conf::{self, ImsConf, PeerEntry, ProxySsl, SFTUNNEL_PORT, SftunnelConf, TLS_VERSION};
+use super::conf::{self, ImsConf, PeerEntry, ProxySsl, SFTUNNEL_PORT, SftunnelConf, TlsVersion};
 use super::fsio::{
     self, DIR_MODE, Faults, KEY_DIR_MODE, KEY_MODE, PUBLIC_MODE, RootLock, Transaction,
 };
@@ -48,6 +48,9 @@ pub struct InitOptions {
     pub key_bits: u32,
     /// Replace an existing PKI, keeping its files as `*.backup`.
     pub force: bool,
+    /// `proxy_tls_version` written to every `sftunnel.conf` (TLSv1.2 before 7.6, TLSv1.3
+    /// from 7.6): what `serve`/`connect`/`validate --root` run by default.
+    pub tls_version: TlsVersion,
 }
 
 /// One file of the plan, relative to the root.
@@ -331,7 +334,7 @@ fn plan(
                     cert: own_abs(CERT_FILE),
                     key: own_abs(KEY_FILE),
                     ca: own_abs(CACERT_FILE),
-                    tls_version: TLS_VERSION.into(),
+                    tls_version: opts.tls_version.name().into(),
                 },
                 peers: vec![PeerEntry {
                     identity: fmc.clone(),
@@ -365,7 +368,7 @@ fn plan(
                 cert: format!("/{}", rel::FMC_CERT),
                 key: format!("/{}", rel::FMC_KEY),
                 ca: format!("/{}", rel::CA_CERT),
-                tls_version: TLS_VERSION.into(),
+                tls_version: opts.tls_version.name().into(),
             },
             peers: peers
                 .iter()
@@ -450,6 +453,7 @@ mod tests {
             peer_validity: v,
             key_bits: 2048,
             force: false,
+            tls_version: Default::default(),
         };
         (opts, v)
     }

@@ -34,6 +34,7 @@ use time::OffsetDateTime;
 use crate::sftunnel::{Role, rfc3339};
 
 pub use ca::{InternalCa, PeerProfile, Validity, read_next_serial, write_next_serial};
+pub use conf::TlsVersion;
 pub use guard::refuse_world_writable;
 pub use init::{DeviceSpec, InitOptions, init, init_with};
 pub use keys::{

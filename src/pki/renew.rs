@@ -566,6 +566,7 @@ mod tests {
             peer_validity: v,
             key_bits: 2048,
             force: false,
+            tls_version: Default::default(),
         })
         .unwrap()
     }

@@ -16,6 +16,7 @@ mod local_trust;
 mod monitor;
 mod net;
 mod own_peers;
+mod peers;
 mod pki;
 mod renew;
 mod reports;
