@@ -47,6 +47,8 @@ fn init_options(
             })
             .collect(),
         ha_secondary: ha_secondary.map(str::to_string),
+        ha_ca_validity: None,
+        ha_peer_validity: None,
         ca_validity: Validity::days(CA_NOT_BEFORE, 3650)?,
         peer_validity: Validity::days(PEERS_NOT_BEFORE, 3650)?,
         key_bits: 2048,

@@ -562,6 +562,8 @@ mod tests {
                 },
             ],
             ha_secondary: None,
+            ha_ca_validity: None,
+            ha_peer_validity: None,
             ca_validity: v,
             peer_validity: v,
             key_bits: 2048,
