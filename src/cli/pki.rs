@@ -70,9 +70,10 @@ pub struct InitArgs {
     /// A device by name, optionally with its UUID; repeat for several.
     #[arg(long = "device", value_name = "NAME[=UUID]", value_parser = parse_device)]
     pub device: Vec<DeviceSpec>,
-    /// Also make a secondary FMC (HA): an FMC of its own (its own InternalCA, sftunnel
-    /// certificate and tunnel files for every device) that the primary manages like a device.
-    #[arg(long, value_name = "NAME")]
+    /// Also make a secondary FMC (HA), optionally with its UUID: an FMC of its own (its own
+    /// InternalCA, sftunnel certificate and tunnel files for every device) that the primary
+    /// manages like a device.
+    #[arg(long, value_name = "NAME[=UUID]")]
     pub ha_secondary: Option<String>,
     /// The HA secondary's InternalCA notBefore (default: the primary's): RFC 3339 or an offset.
     #[arg(

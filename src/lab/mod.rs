@@ -34,9 +34,14 @@ pub enum Scenario {
     /// come back (err 10); renewal pushes to the two still up, FAILED_PUSH lists the third;
     /// `pki copy` fixes it.
     Expiry,
-    /// Primary and secondary FMC in HA: the secondary's copy of the InternalCA ends first and
-    /// its tunnel breaks; renewal on the primary, FAILED_PUSH, `pki copy` to the secondary.
+    /// FMC HA, case 1: the primary's InternalCA expires; a device and the secondary cannot
+    /// reconnect to it; a manual role switch keeps the devices managed by the secondary
+    /// (its own InternalCA is valid); renewal on the primary pushes to the tunnels still up,
+    /// FAILED_PUSH lists the device and the secondary, `pki copy` fixes both.
     Ha,
+    /// FMC HA, case 2: the secondary's InternalCA expires; a device cannot reconnect to it;
+    /// renewal on the secondary (`--fmc`) concerns only the devices; `pki copy` from it.
+    HaSecondary,
     /// A routine renewal while one device is off: it comes back with the old files and fails
     /// with err 7 (certificate signature failure, alert 51) until `pki copy`.
     NotPushed,
@@ -47,9 +52,10 @@ pub enum Scenario {
 
 impl Scenario {
     /// Every scenario, the default first.
-    pub const ALL: [Scenario; 4] = [
+    pub const ALL: [Scenario; 5] = [
         Scenario::Expiry,
         Scenario::Ha,
+        Scenario::HaSecondary,
         Scenario::NotPushed,
         Scenario::Expiring,
     ];
@@ -59,6 +65,7 @@ impl Scenario {
         match self {
             Scenario::Expiry => "expiry",
             Scenario::Ha => "ha",
+            Scenario::HaSecondary => "ha-secondary",
             Scenario::NotPushed => "not-pushed",
             Scenario::Expiring => "expiring",
         }
@@ -71,7 +78,10 @@ impl Scenario {
                 "(default) InternalCA expires under 3 FTDs; one reboots and fails (err 10); renew pushes to 2, FAILED_PUSH lists 1; pki copy; all connected"
             }
             Scenario::Ha => {
-                "FMC HA: the secondary's copy of the InternalCA ends first, its tunnel breaks; renew on the primary; pki copy to the secondary"
+                "FMC HA, the primary's InternalCA expires: ftd2 and FMC2 cannot reconnect (err 10); role switch to FMC2; renew on the primary; pki copy to ftd2 and FMC2"
+            }
+            Scenario::HaSecondary => {
+                "FMC HA, the secondary's InternalCA expires: ftd2 cannot reconnect to FMC2 (err 10); renew --fmc FMC2 for the devices only; pki copy from FMC2"
             }
             Scenario::NotPushed => {
                 "CA regenerated while one FTD was off: it comes back with old files (err 7, alert 51); validate fails, pki copy, validate passes"

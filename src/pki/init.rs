@@ -38,7 +38,7 @@ pub struct InitOptions {
     pub fmc_uuid: Option<Uuid>,
     /// Managed devices, in registration order.
     pub devices: Vec<DeviceSpec>,
-    /// A secondary FMC in HA: an FMC of its own (its own InternalCA, sftunnel certificate and
+    /// A secondary FMC in HA, `NAME` or `NAME=UUID`: an FMC of its own (its own InternalCA, sftunnel certificate and
     /// tunnels to every device) that the primary also manages like a device.
     pub ha_secondary: Option<String>,
     /// The HA secondary's InternalCA validity (default: the primary's): made when that FMC
@@ -215,12 +215,16 @@ fn identities(opts: &InitOptions, fmc_uuid: Uuid) -> Result<(Identity, Vec<Ident
         .devices
         .iter()
         .map(|d| (d.name.clone(), d.uuid, Role::Device))
-        .chain(
-            opts.ha_secondary
-                .iter()
-                .map(|n| (n.clone(), None, Role::HaSecondary)),
-        );
-    for (i, (name, uuid, role)) in specs.enumerate() {
+        .map(Ok::<_, PkiError>)
+        .chain(opts.ha_secondary.iter().map(|n| {
+            // `NAME` or `NAME=UUID`, like `--device` (`=` is not allowed in a name).
+            Ok(match n.split_once('=') {
+                Some((name, uuid)) => (name.to_string(), Some(uuid.parse()?), Role::HaSecondary),
+                None => (n.clone(), None, Role::HaSecondary),
+            })
+        }));
+    for (i, spec) in specs.enumerate() {
+        let (name, uuid, role) = spec?;
         valid_name(&name).map_err(|reason| PkiError::InvalidName {
             name: name.clone(),
             reason,
