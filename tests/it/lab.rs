@@ -412,7 +412,10 @@ fn lab_lists_its_scenarios_and_refuses_unknown_ones() {
         .lines()
         .filter_map(|l| l.split_whitespace().next())
         .collect();
-    assert_eq!(names, ["expiry", "ha", "not-pushed", "expiring"]);
+    assert_eq!(
+        names,
+        ["expiry", "ha", "ha-secondary", "not-pushed", "expiring"]
+    );
     let o = sfdiag().args(["lab", "nope"]).output().unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("unknown scenario \"nope\""));
