@@ -2,7 +2,9 @@
 //!
 //! Owns the scenarios ([`Scenario`]) and the stage they play on (`world`): a lab PKI made by
 //! `pki::init` (in a temporary folder unless a root is given), the FMC's real `serve` with its
-//! control socket and the devices' real `connect` clients, all on 127.0.0.1 port 0, all on one
+//! control socket (in the HA stories, one per FMC: the primary's and the secondary's, each
+//! with its own InternalCA) and the devices' real `connect` clients (one per FMC a device
+//! talks to), all on 127.0.0.1 port 0, all on one
 //! shared lab [`Clock`](crate::tunnel::Clock) that the story moves forward (the machine's clock
 //! is never touched). Every appliance logs in the messages-log shape under its own host name
 //! (`FMC`, `ftd1`, ...), straight to the lab's output, and each step ends with a status table.
