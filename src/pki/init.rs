@@ -574,6 +574,48 @@ mod tests {
     }
 
     #[test]
+    fn the_ha_secondary_is_an_fmc_of_its_own_only_with_its_own_internal_ca() {
+        let d = tempfile::tempdir().unwrap();
+        let (opts, _) = ftd1_and_ha(d.path(), "fmc2");
+        let made = init(&opts).unwrap();
+        let names =
+            |r: &PkiRoot| -> Vec<String> { r.fmcs().iter().map(|f| f.name.clone()).collect() };
+        assert_eq!(names(&made), ["fmc", "fmc2"]);
+        let sec = made.as_fmc("fmc2").unwrap();
+        assert!(!sec.primary_acts());
+        assert_eq!(sec.fmc.role, Role::HaSecondary);
+        assert_eq!(sec.peers.len(), 1, "the devices only: {:?}", sec.peers);
+        assert_eq!(
+            sec.layout.ca_cert(),
+            opts.root.join("fmc2/etc/sf/ca_root/cacert.pem")
+        );
+        let ca = InternalCa::load(&sec.layout.ca_cert(), &sec.layout.ca_key()).unwrap();
+        assert_eq!(ca.fmc_uuid(), sec.fmc.uuid);
+        // ftd1's two sets, and FMC2's set for the primary.
+        let ftd1 = &made.peers[0];
+        let to_sec = made.device_files_for("ftd1", &sec.fmc).unwrap();
+        assert!(
+            to_sec.cert.starts_with(
+                opts.root
+                    .join(format!("ftd1/var/sf/peers/{}", sec.fmc.uuid))
+            )
+        );
+        assert_eq!(sec.device_files("ftd1"), Some(to_sec));
+        assert!(made.device_files_for("fmc2", &sec.fmc).is_none());
+        assert_eq!(made.links().len(), 3);
+        assert_eq!(made.peers_of(&sec.fmc), std::slice::from_ref(ftd1));
+
+        // A root whose secondary has no InternalCA of its own (made before FMC HA was
+        // emulated) has one FMC, and --fmc names it plainly.
+        std::fs::remove_dir_all(opts.root.join("fmc2/etc/sf/ca_root")).unwrap();
+        let old = PkiRoot::load(&opts.root).unwrap();
+        assert_eq!(names(&old), ["fmc"]);
+        let e = old.as_fmc("fmc2").unwrap_err();
+        assert!(matches!(e, PkiError::NotAnFmc { .. }), "{e}");
+        assert!(e.to_string().contains("its FMCs: fmc)"), "{e}");
+    }
+
+    #[test]
     fn names_are_folder_safe() {
         for ok in ["ftd1", "FTD-2", "a.b_c"] {
             assert!(valid_name(ok).is_ok(), "{ok}");

@@ -491,4 +491,32 @@ mod tests {
             PathBuf::from("/lab/fmc/var/tmp/certs/1700000000/FAILED_PUSH")
         );
     }
+
+    #[test]
+    fn an_ha_secondary_acting_has_its_own_folder_for_everything() {
+        let l = Layout::new("/lab").for_fmc("FMC2");
+        let dev: Uuid = "c8d5d5c6-87c9-11ef-a993-b9831565bc4e".parse().unwrap();
+        assert_eq!(l.fmc_name(), "FMC2");
+        assert_eq!(
+            l.ca_cert(),
+            PathBuf::from("/lab/FMC2/etc/sf/ca_root/cacert.pem")
+        );
+        assert_eq!(
+            l.fmc_files().cert,
+            PathBuf::from("/lab/FMC2/etc/sf/keys/sftunnel-cert.pem")
+        );
+        assert_eq!(
+            l.pushed_dir(&dev),
+            PathBuf::from(
+                "/lab/FMC2/var/sf/peers/c8d5d5c6-87c9-11ef-a993-b9831565bc4e/certs_pushed"
+            )
+        );
+        assert_eq!(
+            l.failed_push(1),
+            PathBuf::from("/lab/FMC2/var/tmp/certs/1/FAILED_PUSH")
+        );
+        // Devices' folders do not depend on who acts.
+        assert_eq!(l.appliance_dir("ftd1"), PathBuf::from("/lab/ftd1"));
+        assert_eq!(l.for_fmc(FMC_DIR), Layout::new("/lab"));
+    }
 }
