@@ -184,6 +184,17 @@ fn tls_version(
     }
 }
 
+/// The root seen from the FMC `--fmc` names (default: the primary).
+fn load_root_as(root: &Path, fmc: Option<&str>) -> anyhow::Result<PkiRoot> {
+    let r = load_root(root)?;
+    Ok(match fmc {
+        Some(name) => r
+            .as_fmc(name)
+            .with_context(|| format!("--root {}", root.display()))?,
+        None => r,
+    })
+}
+
 fn to_files(p: sfdiag::pki::PeerFiles) -> TlsFiles {
     TlsFiles {
         ca: p.ca,
@@ -192,9 +203,9 @@ fn to_files(p: sfdiag::pki::PeerFiles) -> TlsFiles {
     }
 }
 
-/// Where `serve --root DIR` puts its control socket.
-pub fn control_socket(root: &Path) -> PathBuf {
-    tunnel::control::socket_path(&sfdiag::pki::Layout::new(root).fmc_dir())
+/// Where `serve --root DIR [--fmc NAME]` puts its control socket: in that FMC's folder.
+pub fn control_socket(root: &PkiRoot) -> PathBuf {
+    tunnel::control::socket_path(&root.layout.fmc_dir())
 }
 
 #[derive(Debug, Args)]
@@ -203,12 +214,16 @@ pub struct ServeArgs {
     /// are admitted, named as it names them.
     #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,
+    /// Which FMC of the root serves (its folder name; default: the primary): an HA
+    /// secondary serves with its own InternalCA to the devices it manages.
+    #[arg(long, value_name = "NAME", requires = "root")]
+    pub fmc: Option<String>,
     #[command(flatten)]
     pub files: FileArgs,
     /// Address to listen on.
     #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:8305")]
     pub listen: String,
-    /// Control socket for `status` and `pki renew` (default with --root: ROOT/fmc/var/run/sftunnel.sock);
+    /// Control socket for `status` and `pki renew` (default with --root: ROOT/<FMC>/var/run/sftunnel.sock);
     /// owner-only, and only a stale socket at PATH is ever replaced.
     #[arg(long, value_name = "PATH")]
     pub control: Option<PathBuf>,
@@ -220,13 +235,14 @@ async fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
     // With a root, only its peers are admitted (CLI.md), named as it names them.
     let (files, host, control, peers, tls) = match (&a.root, a.files.files()) {
         (Some(root), _) => {
-            let r = load_root(root)?;
+            let r = load_root_as(root, a.fmc.as_deref())?;
             (
                 to_files(r.fmc_files()),
                 r.fmc.name.clone(),
-                Some(a.control.clone().unwrap_or_else(|| control_socket(root))),
+                Some(a.control.clone().unwrap_or_else(|| control_socket(&r))),
                 Some(tunnel::KnownPeer::of_root(&r)),
-                tls_version(a.side.tls_version, Some((&r, FMC_DIR)))?,
+                // The acting FMC's own sftunnel.conf (an HA secondary's with --fmc).
+                tls_version(a.side.tls_version, Some((&r, r.layout.fmc_name())))?,
             )
         }
         (None, Some(f)) => (
@@ -301,6 +317,10 @@ pub struct ConnectArgs {
     /// The device (folder name under --root).
     #[arg(long, value_name = "NAME", requires = "root")]
     pub device: Option<String>,
+    /// Which FMC of the root the device dials, i.e. which `var/sf/peers/<fmc uuid>/` set it
+    /// uses (the FMC's folder name; default: the primary).
+    #[arg(long, value_name = "NAME", requires = "root")]
+    pub fmc: Option<String>,
     #[command(flatten)]
     pub files: FileArgs,
     /// Device name sent to the FMC (default: --device, else "ftd").
@@ -330,11 +350,12 @@ pub struct ConnectArgs {
 async fn connect(a: ConnectArgs) -> anyhow::Result<ExitCode> {
     let (files, name, tls) = match (&a.root, &a.device, a.files.files()) {
         (Some(root), Some(dev), _) => {
-            let r = load_root(root)?;
+            let r = load_root_as(root, a.fmc.as_deref())?;
             let Some(f) = r.device_files(dev) else {
                 let known: Vec<&str> = r.peers.iter().map(|p| p.name.as_str()).collect();
                 bail!(
-                    "--device {dev}: not a device of {} (its devices: {})",
+                    "--device {dev}: not a device of {} {} (its devices: {})",
+                    r.fmc.name,
                     root.display(),
                     if known.is_empty() {
                         "none".to_owned()
@@ -432,21 +453,20 @@ pub struct ValidateArgs {
 }
 
 async fn validate_cmd(a: ValidateArgs) -> anyhow::Result<ExitCode> {
+    let mut times = vec![None];
+    if let Some(at) = parse_at(a.at.as_deref())? {
+        times.push(Some(at));
+    }
     let (fmc, devices, tls) = match (&a.root, a.files.files()) {
+        // Every tunnel of the root: each device to each FMC, the HA secondary to the primary.
         (Some(root), _) => {
             let r = load_root(root)?;
-            let devices: Vec<Device> = r
-                .peers
-                .iter()
-                .filter_map(|p| {
-                    Some(Device {
-                        name: p.name.clone(),
-                        files: to_files(r.device_files(&p.name)?),
-                    })
-                })
-                .collect();
             let tls = tls_version(a.tls_version, Some((&r, FMC_DIR)))?;
-            (to_files(r.fmc_files()), devices, tls)
+            let verdicts = validate::validate_root(&r, &times, tls).await?;
+            if verdicts.is_empty() {
+                bail!("no devices to validate");
+            }
+            return print_verdicts(&verdicts, a.log.as_deref());
         }
         (None, Some(f)) => {
             let (Some(cert), Some(key)) = (a.peer_cert.clone(), a.peer_key.clone()) else {
@@ -473,12 +493,13 @@ async fn validate_cmd(a: ValidateArgs) -> anyhow::Result<ExitCode> {
     if devices.is_empty() {
         bail!("no devices to validate");
     }
-    let mut times = vec![None];
-    if let Some(at) = parse_at(a.at.as_deref())? {
-        times.push(Some(at));
-    }
     let verdicts = validate::validate_with(&fmc, &devices, &times, tls).await?;
-    let mut log = match &a.log {
+    print_verdicts(&verdicts, a.log.as_deref())
+}
+
+/// One line per verdict (with both sides' log lines when it failed), also to `--log`.
+fn print_verdicts(verdicts: &[validate::Verdict], log: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let mut log = match log {
         Some(p) => Some(
             OpenOptions::new()
                 .create(true)
@@ -491,7 +512,7 @@ async fn validate_cmd(a: ValidateArgs) -> anyhow::Result<ExitCode> {
     };
     let mut out = std::io::stdout().lock();
     let mut failed = false;
-    for v in &verdicts {
+    for v in verdicts {
         writeln!(out, "{}", v.line())?;
         if !v.ok() {
             failed = true;
@@ -527,6 +548,10 @@ pub struct StatusArgs {
     /// A control socket (for `serve --control PATH`).
     #[arg(long, value_name = "PATH")]
     pub socket: Option<PathBuf>,
+    /// Which FMC of the root to ask (its folder name; default: the primary): its control
+    /// socket, and the peers it manages listed.
+    #[arg(long, value_name = "NAME", requires = "root")]
+    pub fmc: Option<String>,
     /// Output: a table with one row per peer like sftunnel_status.pl, or one JSON object
     /// (`server`, `peers`).
     #[arg(long, value_enum, default_value_t = StatusFormat::Text)]
@@ -534,8 +559,12 @@ pub struct StatusArgs {
 }
 
 async fn status(a: StatusArgs) -> anyhow::Result<ExitCode> {
-    let root = a.root.as_deref().map(load_root).transpose()?;
-    let socket = match (&a.socket, &a.root) {
+    let root = a
+        .root
+        .as_deref()
+        .map(|r| load_root_as(r, a.fmc.as_deref()))
+        .transpose()?;
+    let socket = match (&a.socket, &root) {
         (Some(s), _) => s.clone(),
         (None, Some(r)) => control_socket(r),
         (None, None) => bail!("status needs --root DIR or --socket PATH"),

@@ -2,8 +2,10 @@
 //!
 //! Owns the scenarios ([`Scenario`]) and the stage they play on (`world`): a lab PKI made by
 //! `pki::init` (in a temporary folder unless a root is given), the FMC's real `serve` with its
-//! control socket and the devices' real `connect` clients, all on loopback (the FMC on
-//! 127.0.0.1 port 0, each device dialing from its own 127.1.0.N), all on one
+//! control socket (in the HA stories, one per FMC: the primary's and the secondary's, each
+//! with its own InternalCA) and the devices' real `connect` clients (one per FMC a device
+//! talks to), all on loopback (each FMC on 127.0.0.1 port 0, each device dialing from its own
+//! 127.1.0.N), all on one
 //! shared lab [`Clock`](crate::tunnel::Clock) that the story moves forward (the machine's clock
 //! is never touched). Every appliance logs in the messages-log shape under its own host name
 //! (`FMC`, `ftd1`, ...), straight to the lab's output, and each step ends with a status table.
@@ -35,9 +37,14 @@ pub enum Scenario {
     /// come back (err 10); renewal pushes to the two still up, FAILED_PUSH lists the third;
     /// `pki copy` fixes it.
     Expiry,
-    /// Primary and secondary FMC in HA: the secondary's copy of the InternalCA ends first and
-    /// its tunnel breaks; renewal on the primary, FAILED_PUSH, `pki copy` to the secondary.
+    /// FMC HA, case 1: the primary's InternalCA expires; a device and the secondary cannot
+    /// reconnect to it; a manual role switch keeps the devices managed by the secondary
+    /// (its own InternalCA is valid); renewal on the primary pushes to the tunnels still up,
+    /// FAILED_PUSH lists the device and the secondary, `pki copy` fixes both.
     Ha,
+    /// FMC HA, case 2: the secondary's InternalCA expires; a device cannot reconnect to it;
+    /// renewal on the secondary (`--fmc`) concerns only the devices; `pki copy` from it.
+    HaSecondary,
     /// A routine renewal while one device is off: it comes back with the old files and fails
     /// with err 7 (certificate signature failure, alert 51) until `pki copy`.
     NotPushed,
@@ -52,9 +59,10 @@ pub enum Scenario {
 
 impl Scenario {
     /// Every scenario, the default first.
-    pub const ALL: [Scenario; 5] = [
+    pub const ALL: [Scenario; 6] = [
         Scenario::Expiry,
         Scenario::Ha,
+        Scenario::HaSecondary,
         Scenario::NotPushed,
         Scenario::Expiring,
         Scenario::Upgrade76,
@@ -65,6 +73,7 @@ impl Scenario {
         match self {
             Scenario::Expiry => "expiry",
             Scenario::Ha => "ha",
+            Scenario::HaSecondary => "ha-secondary",
             Scenario::NotPushed => "not-pushed",
             Scenario::Expiring => "expiring",
             Scenario::Upgrade76 => "upgrade-76",
@@ -78,7 +87,10 @@ impl Scenario {
                 "(default) InternalCA expires under 3 FTDs; one reboots and fails (err 10); renew pushes to 2, FAILED_PUSH lists 1; pki copy; all connected"
             }
             Scenario::Ha => {
-                "FMC HA: the secondary's copy of the InternalCA ends first, its tunnel breaks; renew on the primary; pki copy to the secondary"
+                "FMC HA, the primary's InternalCA expires: ftd2 and FMC2 cannot reconnect (err 10); role switch to FMC2; renew on the primary; pki copy to ftd2 and FMC2"
+            }
+            Scenario::HaSecondary => {
+                "FMC HA, the secondary's InternalCA expires: ftd2 cannot reconnect to FMC2 (err 10); renew --fmc FMC2 for the devices only; pki copy from FMC2"
             }
             Scenario::NotPushed => {
                 "CA regenerated while one FTD was off: it comes back with old files (err 7, alert 51); validate fails, pki copy, validate passes"

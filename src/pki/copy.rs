@@ -429,12 +429,18 @@ pub fn copy(
         }
         // Who the host says it is decides whether it may take the FMC's files.
         let own = read_fmc(t, dev).map(|(id, _)| id);
+        // The FMC the copy runs on (the HA secondary under `--fmc`) keeps its own files.
+        let source_itself = own.as_ref().is_ok_and(|id| id.uuid == fmc.uuid);
         if let Ok(id) = &own
-            && id.role == Role::Fmc
+            && (id.role == Role::Fmc || source_itself)
         {
-            let why = format!(
-                "{name} is an FMC HA peer but not the secondary (only devices and the secondary FMC take these certificates)"
-            );
+            let why = if source_itself {
+                format!("{name} is the FMC the certificates come from")
+            } else {
+                format!(
+                    "{name} is an FMC HA peer but not the secondary (only devices and the secondary FMC take these certificates)"
+                )
+            };
             event(&CopyEvent::Skipped {
                 name: name.clone(),
                 why: why.clone(),

@@ -245,6 +245,8 @@ mod tests {
                 uuid: None,
             }],
             ha_secondary: None,
+            ha_ca_validity: None,
+            ha_peer_validity: None,
             ca_validity: Validity::new(ca.0, ca.1).unwrap(),
             peer_validity: Validity::new(now - Duration::days(1), now + Duration::days(3650))
                 .unwrap(),

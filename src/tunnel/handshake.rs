@@ -674,6 +674,8 @@ mod tests {
                 uuid: None,
             }],
             ha_secondary: None,
+            ha_ca_validity: None,
+            ha_peer_validity: None,
             ca_validity: v,
             peer_validity: v,
             key_bits: 2048,

@@ -19,6 +19,7 @@ use super::log::SfLog;
 use super::material::{Identity, TlsFiles};
 use super::server::{Server, ServerEvent, ServerSettings, Timeouts};
 use crate::judge;
+use crate::pki::{PeerFiles, PkiRoot};
 use crate::sftunnel::{rfc3339, whole_seconds};
 
 /// One device to try.
@@ -90,6 +91,51 @@ fn rejection(v: &judge::Verdict) -> String {
         v.subject_oneline.as_deref().unwrap_or(""),
         v.alert().0
     )
+}
+
+/// `validate --root`: every tunnel of a lab root at each time, FMC by FMC (the primary
+/// first): each device against each FMC that manages it, and the HA secondary against the
+/// primary (the FMC-to-FMC tunnel rests on the primary's InternalCA). A verdict on a tunnel
+/// to the HA secondary names its device `NAME -> FMC`; the rest are named as the root names
+/// them. An FMC without peers is passed over. Every tunnel speaks `tls`.
+pub async fn validate_root(
+    root: &PkiRoot,
+    times: &[Option<OffsetDateTime>],
+    tls: TlsVersion,
+) -> Result<Vec<Verdict>, TunnelError> {
+    let primary = root.primary().uuid;
+    let mut out = Vec::new();
+    for fmc in root.fmcs() {
+        let devices: Vec<Device> = root
+            .links()
+            .into_iter()
+            .filter(|l| l.fmc.uuid == fmc.uuid)
+            .map(|l| Device {
+                name: l.peer.name.clone(),
+                files: files(l.peer_files),
+            })
+            .collect();
+        if devices.is_empty() {
+            continue;
+        }
+        let mut verdicts =
+            validate_with(&files(root.fmc_files_of(fmc)), &devices, times, tls).await?;
+        if fmc.uuid != primary {
+            for v in &mut verdicts {
+                v.device = format!("{} -> {}", v.device, fmc.name);
+            }
+        }
+        out.extend(verdicts);
+    }
+    Ok(out)
+}
+
+fn files(p: PeerFiles) -> TlsFiles {
+    TlsFiles {
+        ca: p.ca,
+        cert: p.cert,
+        key: p.key,
+    }
 }
 
 /// Runs every device against the FMC at each time (`None` = the real now), over TLS 1.2.

@@ -277,13 +277,28 @@ fn a_pki_root_is_recognised_and_each_cert_named_by_role() {
             "HA secondary fmc2's cert (FMC's pushed copy)",
             peer_end,
         ),
+        // FMC HA: the secondary's own InternalCA and the tunnels it signed.
+        line("CRITICAL", "InternalCA of HA secondary fmc2", ca_end),
+        line("OK", "FMC sftunnel cert of HA secondary fmc2", peer_end),
+        line(
+            "CRITICAL",
+            "InternalCA of HA secondary fmc2 (pushed to ftd1)",
+            ca_end,
+        ),
+        line("OK", "device ftd1's cert (fmc2's pushed copy)", peer_end),
+        line(
+            "CRITICAL",
+            "InternalCA of HA secondary fmc2 (ftd1's copy)",
+            ca_end,
+        ),
+        line("OK", "device ftd1's cert for HA secondary fmc2", peer_end),
     ] {
         assert!(out.contains(&expected), "missing {expected:?} in\n{out}");
     }
     assert!(
         out.starts_with(
             "CRITICAL: InternalCA expired 911 days ago (fmc/etc/sf/ca_root/cacert.pem); \
-             10 certificates: 5 critical, 0 warning, 5 ok, 0 unknown"
+             16 certificates: 8 critical, 0 warning, 8 ok, 0 unknown"
         ),
         "{out}"
     );
@@ -302,7 +317,7 @@ fn a_pki_root_is_recognised_and_each_cert_named_by_role() {
     assert_eq!(v["exit_code"], 2);
     assert_eq!(v["at"], "2026-11-26T00:00:00Z");
     let certs = v["certificates"].as_array().unwrap();
-    assert_eq!(certs.len(), 10);
+    assert_eq!(certs.len(), 16);
     let ca = certs
         .iter()
         .find(|c| c["role"] == "internal_ca")

@@ -416,7 +416,14 @@ fn lab_lists_its_scenarios_and_refuses_unknown_ones() {
         .collect();
     assert_eq!(
         names,
-        ["expiry", "ha", "not-pushed", "expiring", "upgrade-76"]
+        [
+            "expiry",
+            "ha",
+            "ha-secondary",
+            "not-pushed",
+            "expiring",
+            "upgrade-76"
+        ]
     );
     let o = sfdiag().args(["lab", "nope"]).output().unwrap();
     assert_eq!(o.status.code(), Some(2));

@@ -8,6 +8,7 @@ mod crash;
 mod differential;
 mod encap;
 mod faults;
+mod ha;
 mod hostile;
 mod judge;
 mod keylog;
