@@ -186,7 +186,13 @@ fn analyze_agrees_with_the_ground_truth_of_every_shared_capture() {
         return;
     };
     let files = truth_files(&shared);
-    assert_eq!(files.len(), 35, "the shared corpus has 35 truth files");
+    // Any number: the corpus grows, and another one may be laid beside the project.
+    assert!(
+        !files.is_empty(),
+        "no truth files under {}",
+        shared.display()
+    );
+    println!("{} truth files", files.len());
     let mut failures = Vec::new();
     for t in &files {
         let bad = check(t);
@@ -210,7 +216,8 @@ fn analyze_agrees_with_the_ground_truth_of_the_new_shared_captures() {
         return;
     };
     let files = truth_files(&root);
-    assert_eq!(files.len(), 7, "captures-new has 7 truth files");
+    assert!(!files.is_empty(), "no truth files under {}", root.display());
+    println!("{} truth files", files.len());
     println!("expected to fail for now (issue 14, other engineers): {EXPECTED_TO_FAIL_FOR_NOW:?}");
     let mut failures = Vec::new();
     for t in &files {
