@@ -35,10 +35,11 @@ fn captures(shared: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     walk(shared, &mut out);
     out.sort();
+    // Any number: the corpus grows, and another one may be laid beside the project.
     assert!(
-        out.len() >= 36,
-        "the shared corpus has 36 capture files, found {}",
-        out.len()
+        !out.is_empty(),
+        "no capture files under {}",
+        shared.display()
     );
     out
 }
