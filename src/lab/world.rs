@@ -415,8 +415,6 @@ impl World {
             self.root_dir().display()
         ))?;
         let pre = renew::preflight(self.root_dir(), at)?;
-        self.out
-            .block(|w| crate::report::renew::preflight(w, &pre))?;
         if let Some(lock) = &pre.lock {
             return Err(crate::pki::PkiError::CriticalOperation {
                 path: lock.path.clone(),
@@ -424,8 +422,15 @@ impl World {
             }
             .into());
         }
-        self.out
-            .text("No critical operation (deployment, backup, upgrade) is in progress.")?;
+        // generate_certs.pl's dialogue, answered as `--yes` answers it.
+        self.out.block(|w| {
+            use crate::report::renew as r;
+            r::opening(w, &pre)?;
+            r::answered(w, "yes")?;
+            r::ca_question(w, &pre)?;
+            r::answered(w, "yes")?;
+            r::confirmed(w)
+        })?;
         let v = Validity::days(at, 3650)?;
         let opts = RenewOptions {
             at,
@@ -435,7 +440,7 @@ impl World {
             faults: Default::default(),
         };
         let mut w = self.out.line_writer();
-        let run = renewal::renew_and_push(pre, opts, &self.socket, &mut w).await?;
+        let run = renewal::renew_and_push(pre, opts, &self.socket, &mut w, false).await?;
         if let Some(fp) = &run.record.failed_push {
             let text =
                 std::fs::read_to_string(fp).map_err(|e| crate::pki::PkiError::io("read", fp, e))?;
@@ -474,13 +479,15 @@ impl World {
                 None => false,
             }
         }));
-        let mut w = self.out.line_writer();
+        let clock = self.clock.clone();
+        let mut transcript = crate::report::copy::Transcript::new(self.out.line_writer());
         Ok(copy::copy(
             &entries,
             &copy::local_fmc_entry(&self.root),
             &mut t,
-            &mut |e| {
-                if let Err(err) = crate::report::copy::event(&mut w, e) {
+            &move || clock.now(),
+            &mut |at, e| {
+                if let Err(err) = transcript.event(at, e) {
                     tracing::warn!(error = %err, "cannot write the copy's report");
                 }
             },

@@ -126,12 +126,21 @@ fn default_story_expiry_failed_push_copy_and_recovery() {
         assert!(fmc.iter().any(|l| l.contains(&format!("Peer {dev} acknowledged push")) && l.contains(": ok")));
     }
     assert!(fmc.iter().any(|l| l.contains("Loaded new certificates")));
+    // copy_sftunnel_certs.py's lines, stamped with the lab clock (the copy step starts at
+    // 2034-10-04 12:46:56 and takes well under a minute).
     for l in [
+        "fmc is not an HA-peer. Certificates will not be copied",
         "Attempting connection to ftd3",
         "Successfully copied certificates to ftd3",
-        "Restarted sftunnel on ftd3",
+        "Restarting sftunnel for ftd3",
+        "Closing connection with ftd3",
     ] {
-        assert!(t.lines().any(|x| x == l), "missing {l:?}");
+        assert!(
+            t.lines().any(|x| x.starts_with("2034-10-04 12:46:")
+                && x.len() == 22 + l.len()
+                && x.ends_with(&format!(" - {l}"))),
+            "missing {l:?}"
+        );
     }
 
     // FAILED_PUSH lists ftd3's three files, and only those.
@@ -142,10 +151,15 @@ fn default_story_expiry_failed_push_copy_and_recovery() {
     let fmc_uuid = "cdb123c8-4347-11ef-aca1-f3aa241412a1";
     let ftd3_uuid = ims(&root, "ftd3", "APPLIANCE_UUID");
     let ftd3_ip = ims(&root, "ftd3", "APPLIANCE_IP");
-    let want: Vec<String> = ["cacert.pem", "sftunnel-cert.pem", "sftunnel-key.pem"]
+    // As the appliance writes it: the CA from ca_root, `certs_pushed//`, cacert, key, cert.
+    let want: Vec<String> = ["cacert.pem", "sftunnel-key.pem", "sftunnel-cert.pem"]
         .iter()
         .map(|f| {
-            format!("{ftd3_uuid} ftd3 {ftd3_ip} /var/sf/peers/{ftd3_uuid}/certs_pushed/{f} /var/sf/peers/{fmc_uuid}/{f}")
+            let source = match *f {
+                "cacert.pem" => "/etc/sf/ca_root/cacert.pem".to_string(),
+                _ => format!("/var/sf/peers/{ftd3_uuid}/certs_pushed//{f}"),
+            };
+            format!("{ftd3_uuid} ftd3 {ftd3_ip} {source} /var/sf/peers/{fmc_uuid}/{f}")
         })
         .collect();
     assert_eq!(list.lines().collect::<Vec<_>>(), want);
@@ -303,9 +317,11 @@ fn not_pushed_story_through_the_binary_err_7_until_copy() {
     let list = std::fs::read_to_string(dirs[0].join("FAILED_PUSH")).unwrap();
     let ftd2_uuid = ims(&root, "ftd2", "APPLIANCE_UUID");
     assert_eq!(list.lines().count(), 3);
-    assert!(list.lines().all(|l| l.starts_with(&format!(
-        "{ftd2_uuid} ftd2 127.1.0.2 /var/sf/peers/{ftd2_uuid}/certs_pushed/"
-    ))));
+    assert!(
+        list.lines()
+            .all(|l| l.starts_with(&format!("{ftd2_uuid} ftd2 127.1.0.2 /"))),
+        "{list}"
+    );
 
     // validate fails for ftd2 before the copy and passes after, at the same lab time.
     let before = t

@@ -18,3 +18,4 @@ mod pki;
 mod renew;
 mod truth;
 mod tunnel;
+mod words;
