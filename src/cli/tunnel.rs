@@ -108,6 +108,11 @@ pub struct SideArgs {
     /// in the TLS handshake (which gets six times that in all, from accept on the server).
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     pub timeout: u64,
+    /// The OpenSSL the emulated appliance links: its log lines use that release's error
+    /// strings and codes (3, 1.1.1 or 1.0.2, also as `openssl version` prints them).
+    #[arg(long, value_name = "VERSION", default_value = "3",
+          value_parser = |s: &str| s.parse::<sfdiag::judge::OpenSsl>().map_err(|e| e.to_string()))]
+    pub openssl: sfdiag::judge::OpenSsl,
 }
 
 impl SideArgs {
@@ -117,7 +122,7 @@ impl SideArgs {
 
     fn sflog(&self, hostname: &str, clock: &Clock, quiet: bool) -> anyhow::Result<SfLog> {
         let pid = std::process::id();
-        Ok(match &self.log {
+        let log = match &self.log {
             Some(p) => {
                 let f = OpenOptions::new()
                     .create(true)
@@ -129,7 +134,9 @@ impl SideArgs {
             }
             None if quiet => SfLog::discard(hostname, clock.clone()),
             None => SfLog::to_writer(hostname, pid, clock.clone(), std::io::stdout()),
-        })
+        };
+        log.set_openssl(self.openssl);
+        Ok(log)
     }
 
     fn keylog(&self) -> anyhow::Result<Option<Arc<dyn rustls::KeyLog>>> {

@@ -119,6 +119,8 @@ impl Client {
             .map_err(|e| TunnelError::Config(format!("{}: {e}", s.server)))?
             .next()
             .ok_or_else(|| TunnelError::Config(format!("{}: no address", s.server)))?;
+        // Its failures are worded as a device's (an HA secondary dials as one too).
+        s.log.set_role(Role::Device);
         Ok(Self {
             s,
             addr,

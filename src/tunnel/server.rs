@@ -202,6 +202,8 @@ impl Server {
         recorder: Option<Recorder>,
     ) -> Result<Server, TunnelError> {
         let identity = Identity::load(&s.files)?;
+        // Its failures are worded as the FMC's.
+        s.log.set_role(Role::Fmc);
         let config = config::server_config(&identity, &s.clock, s.keylog.clone())?;
         let listener = listen(&s.listen).await.map_err(|e| TunnelError::Bind {
             addr: s.listen.clone(),

@@ -103,17 +103,25 @@ fn default_story_expiry_failed_push_copy_and_recovery() {
         .unwrap_or_else(|| panic!("{t}"));
     assert!(ftd3[i + 1].contains("[ERROR] issuer = /title=InternalCA/OU=Intrusion Management System/CN=cdb123c8-4347-11ef-aca1-f3aa241412a1/O=Cisco Systems, Inc"));
     assert!(ftd3[i + 3].ends_with("sftunnel:sf_ssl [ERROR] err 10:certificate has expired"));
-    assert!(ftd3[i + 4].ends_with("sftunnel:sf_ssl [ERROR] SSL handshake failed"));
+    // APPLIANCE.md's block, line for line, after the verify callback's four lines.
+    assert!(ftd3[i + 4].ends_with(
+        "sftunnel:sf_ssl [ERROR] SSL_renegotiate error: 1: error:0A000086:SSL routines::certificate verify failed"
+    ));
+    assert!(ftd3[i + 5].ends_with("sftunnel:sf_ssl [ERROR] Connect:SSL handshake failed"));
+    assert!(
+        ftd3[i + 6]
+            .ends_with("sftunnel:sf_ssl [WARN] SSL Verification status: certificate has expired")
+    );
     let fmc = lines_of(&t, "FMC");
     let j = fmc
         .iter()
         .position(|l| {
             l.ends_with(
-                "[ERROR] SSL alert received: sslv3 alert certificate expired (SSL alert number 45)",
+                "[ERROR] SSL_renegotiate error: 1: error:0A000415:SSL routines::sslv3 alert certificate expired",
             )
         })
         .unwrap_or_else(|| panic!("{t}"));
-    assert!(fmc[j + 1].ends_with("[ERROR] SSL handshake failed"));
+    assert!(fmc[j + 1].ends_with("[ERROR] Accept:SSL handshake failed"));
     // Lines carry the lab clock: the failure happened after the CA's end (Oct 3 2034).
     assert!(ftd3[i].starts_with("Oct  4 "), "{}", ftd3[i]);
     // The pushes: two devices took their files and restarted.
@@ -302,9 +310,11 @@ fn not_pushed_story_through_the_binary_err_7_until_copy() {
     assert!(ftd2[i - 1].contains(
         "subject = /generationQualifier=sftunnel/title=cdb123c8-4347-11ef-aca1-f3aa241412a1/"
     ));
-    assert!(ftd2[i + 1].ends_with("[ERROR] SSL handshake failed"));
+    assert!(ftd2[i + 2].ends_with("[ERROR] Connect:SSL handshake failed"));
     assert!(lines_of(&t, "FMC").iter().any(|l| {
-        l.ends_with("[ERROR] SSL alert received: tlsv1 alert decrypt error (SSL alert number 51)")
+        l.ends_with(
+            "[ERROR] SSL_renegotiate error: 1: error:0A00041B:SSL routines::tlsv1 alert decrypt error",
+        )
     }));
 
     // FAILED_PUSH: ftd2's three files.

@@ -135,3 +135,304 @@ fn renew_with_failed_pushes_failed_push_and_copy_in_the_appliances_words() {
         );
     }
 }
+
+mod blocks {
+    //! The failure blocks of the messages log, from real handshakes on loopback: a device
+    //! dials the FMC after the InternalCA's end (APPLIANCE.md's first block), and what the
+    //! FMC logs when the device's alert reaches it. Each failure is the value the tunnel
+    //! returned; its lines are laid out with a fixed stamp, pid and tid (the lab's clock runs),
+    //! and the live log is checked to hold the same texts.
+
+    use std::time::Duration;
+
+    use sfdiag::judge::OpenSsl;
+    use sfdiag::pki::PkiRoot;
+    use sfdiag::sftunnel::{Component, Line, Pid, Role, TidOrFrame, TlsSide};
+    use sfdiag::tunnel::client::Backoff;
+    use sfdiag::tunnel::failure::Words;
+    use sfdiag::tunnel::{
+        Client, ClientSettings, Clock, HandshakeFailure, Server, ServerEvent, ServerSettings,
+        SfLog, Timeouts, TlsFiles, TunnelError,
+    };
+    use time::OffsetDateTime;
+    use time::macros::datetime;
+
+    use super::*;
+
+    /// The lab's clock: a day after the InternalCA of [`lab`] ended.
+    pub(super) const AFTER_END: OffsetDateTime = datetime!(2034-10-10 04:10:47 UTC);
+
+    pub(super) fn timeouts() -> Timeouts {
+        Timeouts {
+            handshake: Duration::from_secs(10),
+            hello: Duration::from_secs(10),
+            heartbeat: Duration::from_secs(1),
+            push: Duration::from_secs(10),
+        }
+    }
+
+    pub(super) fn files(p: sfdiag::pki::PeerFiles) -> TlsFiles {
+        TlsFiles {
+            ca: p.ca,
+            cert: p.cert,
+            key: p.key,
+        }
+    }
+
+    /// `failure`'s lines in `words`, as the log prints them at `at` from `host`.
+    pub(super) fn laid_out(
+        failure: &HandshakeFailure,
+        words: &Words,
+        host: &str,
+        pid: u32,
+        tid: u32,
+    ) -> Vec<String> {
+        failure
+            .log_lines(words)
+            .iter()
+            .map(|(level, text)| {
+                Line {
+                    at: AFTER_END.into(),
+                    host,
+                    pid: Pid::Process(pid),
+                    tid_or_frame: Some(TidOrFrame::Tid(tid)),
+                    component: Component::SfSsl,
+                    level: *level,
+                    text,
+                }
+                .to_string()
+            })
+            .collect()
+    }
+
+    /// The live log holds `laid` (stamps aside), in order, as one block.
+    pub(super) fn live_holds(live: &[String], laid: &[String]) {
+        let strip = |l: &str| l[16..].to_owned();
+        let live: Vec<String> = live.iter().map(|l| strip(l)).collect();
+        let laid: Vec<String> = laid.iter().map(|l| strip(l)).collect();
+        assert!(
+            live.windows(laid.len()).any(|w| w == laid),
+            "live log:\n{}\nlacks:\n{}",
+            live.join("\n"),
+            laid.join("\n")
+        );
+    }
+
+    #[test]
+    fn the_devices_and_the_fmcs_failure_blocks_for_an_expired_internal_ca() {
+        let d = tempfile::tempdir().unwrap();
+        let root = PkiRoot::load(&lab(d.path())).unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let clock = Clock::lab(AFTER_END);
+        let (device, fmc, dev_log, fmc_log) = rt.block_on(async {
+            let fmc_log = SfLog::memory("FMC", 1504, clock.clone());
+            let server = Server::start(ServerSettings {
+                listen: "127.0.0.1:0".into(),
+                files: files(root.fmc_files()),
+                peers: Some(sfdiag::tunnel::KnownPeer::of_root(&root)),
+                clock: clock.clone(),
+                log: fmc_log.clone(),
+                keylog: None,
+                control: None,
+                timeouts: timeouts(),
+            })
+            .await
+            .unwrap();
+            let mut ev = server.handle().subscribe();
+            let dev_log = SfLog::memory("BSNS-1120-1", 50792, clock.clone());
+            let client = Client::new(ClientSettings {
+                server: server.local_addr().to_string(),
+                files: files(root.device_files("BSNS-1120-1").unwrap()),
+                name: "BSNS-1120-1".into(),
+                clock: clock.clone(),
+                log: dev_log.clone(),
+                keylog: None,
+                timeouts: timeouts(),
+                backoff: Backoff::default(),
+            })
+            .unwrap();
+            let device = match client.once().await {
+                Err(TunnelError::Handshake(f)) => f,
+                other => panic!("expected a failed handshake, got {other:?}"),
+            };
+            let fmc = tokio::time::timeout(Duration::from_secs(20), async {
+                loop {
+                    if let Ok(ServerEvent::Failed { failure, .. }) = ev.recv().await {
+                        return failure;
+                    }
+                }
+            })
+            .await
+            .expect("the FMC's account of the failed connection");
+            server.shutdown().await;
+            (device, fmc, dev_log.lines(), fmc_log.lines())
+        });
+        let words = |side, role, openssl| Words {
+            side,
+            role,
+            openssl,
+            peer: None,
+        };
+        let dev = laid_out(
+            &device,
+            &words(TlsSide::Client, Role::Device, OpenSsl::V3),
+            "BSNS-1120-1",
+            50792,
+            50793,
+        );
+        live_holds(&dev_log, &dev);
+        let srv = laid_out(
+            &fmc,
+            &words(TlsSide::Server, Role::Fmc, OpenSsl::V3),
+            "FMC",
+            1504,
+            1505,
+        );
+        live_holds(&fmc_log, &srv);
+        let old = laid_out(
+            &device,
+            &words(TlsSide::Client, Role::Device, OpenSsl::V1_1_1),
+            "BSNS-1120-1",
+            50792,
+            50793,
+        );
+        let old_fmc = laid_out(
+            &fmc,
+            &words(TlsSide::Server, Role::Fmc, OpenSsl::V1_1_1),
+            "FMC",
+            1504,
+            1505,
+        );
+        let text = format!(
+            "# the device, dialing (OpenSSL 3)\n{}\n# the FMC, accepting: the device's alert (OpenSSL 3)\n{}\n# the device with --openssl 1.1.1\n{}\n# the FMC with --openssl 1.1.1\n{}\n",
+            dev.join("\n"),
+            srv.join("\n"),
+            old.join("\n"),
+            old_fmc.join("\n")
+        );
+        golden(
+            "failure-device.txt",
+            "a device dials the FMC a day after the InternalCA ended (err 10 at depth 1); the FMC receives alert 45",
+            &text,
+        );
+    }
+}
+
+/// The OpenSSL 3 strings the blocks quote are the installed OpenSSL's own: `s_client` judging
+/// an expired InternalCA (`-attime` past its end) queues the error our dialing device logs,
+/// and `s_server` receiving its alert queues the one our FMC logs (codes and reasons; the
+/// printed queue adds function names and source lines that `ERR_error_string` leaves out).
+#[test]
+fn the_openssl_3_error_strings_are_those_of_openssl_itself() {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    use sfdiag::judge::OpenSsl;
+    use sfdiag::sftunnel::{Role, TlsSide};
+    use sfdiag::tls::AlertDescription;
+    use sfdiag::tunnel::failure::{OpenSslError, Words, openssl_error};
+
+    assert!(
+        crate::common::have_openssl(),
+        "this test runs openssl s_server/s_client (.ci/run installs it)"
+    );
+    let d = tempfile::tempdir().unwrap();
+    let root = lab(d.path());
+    let fmc = root.join("fmc/etc/sf");
+    let dev = root.join(format!("BSNS-1120-1/var/sf/peers/{FMC_UUID}"));
+    let srv_err = d.path().join("s_server.err");
+    let mut server = Command::new("openssl")
+        .args([
+            "s_server",
+            "-accept",
+            "127.0.0.1:0",
+            "-tls1_2",
+            "-naccept",
+            "1",
+        ])
+        .args(["-Verify", "1", "-verify_return_error"])
+        .arg("-CAfile")
+        .arg(fmc.join("ca_root/cacert.pem"))
+        .arg("-cert")
+        .arg(fmc.join("keys/sftunnel-cert.pem"))
+        .arg("-key")
+        .arg(fmc.join("keys/sftunnel-key.pem"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&srv_err).unwrap())
+        .spawn()
+        .unwrap();
+    // `ACCEPT 127.0.0.1:PORT` is its first line on stdout.
+    let mut out = server.stdout.take().unwrap();
+    let mut seen = Vec::new();
+    let started = Instant::now();
+    let addr = loop {
+        let mut b = [0u8; 256];
+        let n = out.read(&mut b).unwrap();
+        assert!(
+            n > 0 && started.elapsed() < Duration::from_secs(20),
+            "no ACCEPT line"
+        );
+        seen.extend_from_slice(&b[..n]);
+        let text = String::from_utf8_lossy(&seen).into_owned();
+        if let Some(l) = text.lines().find(|l| l.starts_with("ACCEPT ")) {
+            break l.trim_start_matches("ACCEPT ").trim().to_owned();
+        }
+    };
+    // Twelve days after the InternalCA's end (2034-10-09T10:12:50Z is unix 2044001970).
+    let client = Command::new("openssl")
+        .args(["s_client", "-connect", &addr, "-tls1_2", "-verify", "2"])
+        .args(["-verify_return_error", "-attime", "2045000000"])
+        .arg("-CAfile")
+        .arg(dev.join("cacert.pem"))
+        .arg("-cert")
+        .arg(dev.join("sftunnel-cert.pem"))
+        .arg("-key")
+        .arg(dev.join("sftunnel-key.pem"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let started = Instant::now();
+    while server.try_wait().unwrap().is_none() && started.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+    let client_err = String::from_utf8_lossy(&client.stderr).into_owned();
+    let server_err = std::fs::read_to_string(&srv_err).unwrap();
+    let words = |side| Words {
+        side,
+        role: Role::Device,
+        openssl: OpenSsl::V3,
+        peer: None,
+    };
+    for (ours, theirs) in [
+        (
+            openssl_error(OpenSslError::VerifyFailed, &words(TlsSide::Client)),
+            &client_err,
+        ),
+        (
+            openssl_error(
+                OpenSslError::Alert(AlertDescription::CERTIFICATE_EXPIRED),
+                &words(TlsSide::Server),
+            ),
+            &server_err,
+        ),
+    ] {
+        // error:CODE:SSL routines::REASON
+        let parts: Vec<&str> = ours.splitn(5, ':').collect();
+        let (code, reason) = (parts[1], parts[4]);
+        assert!(
+            theirs
+                .lines()
+                .any(|l| l.contains(&format!("error:{code}:SSL routines:"))
+                    && l.contains(&format!(":{reason}:"))),
+            "{ours} not in:\n{theirs}"
+        );
+    }
+}
