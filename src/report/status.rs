@@ -99,6 +99,7 @@ mod tests {
                 since: Some(datetime!(2034-10-05 12:00:00.4 UTC)),
                 last_heartbeat: Some(datetime!(2034-10-05 12:00:30 UTC)),
                 cert_not_after: Some(datetime!(2036-11-23 15:12:10 UTC)),
+                ..PeerStatus::unseen(String::new(), String::new(), String::new())
             },
             PeerStatus {
                 name: "ftd-two".into(),
@@ -108,6 +109,7 @@ mod tests {
                 since: None,
                 last_heartbeat: None,
                 cert_not_after: None,
+                ..PeerStatus::unseen(String::new(), String::new(), String::new())
             },
         ]
     }

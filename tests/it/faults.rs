@@ -414,6 +414,7 @@ impl Device {
             uuid: lab.ftd_uuid.clone(),
             name: "ftd1".into(),
             version: "faults".into(),
+            channel: sfdiag::sftunnel::Channel::Control,
         });
         match d.read() {
             Some(Message::Hello {

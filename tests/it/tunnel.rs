@@ -829,11 +829,19 @@ fn status_lists_connected_and_known_devices_from_the_control_socket() {
     srv.wait_for(20, |l| {
         l.contains("Peer ftd1 (") && l.contains("disconnected")
     });
-    let out = run(
-        sfdiag().args(["status", "--root", s(&root), "--format", "json"]),
-        120,
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // Down once both its channels are (each its own connection, each its own line).
+    let end = Instant::now() + Duration::from_secs(20);
+    let v: serde_json::Value = loop {
+        let out = run(
+            sfdiag().args(["status", "--root", s(&root), "--format", "json"]),
+            120,
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        if v["peers"][0]["connected"] == false || Instant::now() > end {
+            break v;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
     let left = &v["peers"][0];
     assert_eq!(left["name"], "ftd1", "{v}");
     assert_eq!(left["connected"], false, "{v}");
