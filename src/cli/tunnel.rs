@@ -198,6 +198,11 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:8305")]
     pub listen: String,
+    /// With --root: do not dial the root's devices. By default the FMC also opens the tunnel
+    /// to each device at its address on the port it listens on (8305), as the appliance does;
+    /// a device accepts with `connect --listen`.
+    #[arg(long, requires = "root")]
+    pub no_dial: bool,
     /// Control socket for `status` and `pki renew` (default with --root: ROOT/fmc/var/run/sftunnel.sock);
     /// owner-only, and only a stale socket at PATH is ever replaced.
     #[arg(long, value_name = "PATH")]
@@ -208,17 +213,25 @@ pub struct ServeArgs {
 
 async fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
     // With a root, only its peers are admitted (CLI.md), named as it names them.
-    let (files, host, control, peers) = match (&a.root, a.files.files()) {
+    let (files, host, control, peers, devices) = match (&a.root, a.files.files()) {
         (Some(root), _) => {
             let r = load_root(root)?;
+            // The FMC dials its managed devices (not an HA peer: FMCs sync otherwise).
+            let devices: Vec<(String, String, std::net::IpAddr)> = r
+                .peers
+                .iter()
+                .filter(|p| p.role == sfdiag::sftunnel::Role::Device)
+                .map(|p| (p.name.clone(), p.uuid.to_string(), p.ip))
+                .collect();
             (
                 to_files(r.fmc_files()),
                 r.fmc.name.clone(),
                 Some(a.control.clone().unwrap_or_else(|| control_socket(root))),
                 Some(tunnel::KnownPeer::of_root(&r)),
+                devices,
             )
         }
-        (None, Some(f)) => (f, "fmc".to_owned(), a.control.clone(), None),
+        (None, Some(f)) => (f, "fmc".to_owned(), a.control.clone(), None, Vec::new()),
         (None, None) => bail!("serve needs --root DIR or --ca, --cert and --key"),
     };
     let clock = a.side.clock()?;
@@ -226,7 +239,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
         .side
         .sflog(a.side.hostname.as_deref().unwrap_or(&host), &clock, false)?;
     let recorder = a.side.recorder(&clock)?;
-    let server = Server::start_recording(
+    let mut server = Server::start_recording(
         ServerSettings {
             listen: a.listen.clone(),
             files,
@@ -240,6 +253,24 @@ async fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
         recorder,
     )
     .await?;
+    if !a.no_dial {
+        let port = server.local_addr().port();
+        let targets = devices
+            .into_iter()
+            .map(|(name, uuid, ip)| tunnel::DialTarget {
+                name,
+                uuid,
+                addr: std::net::SocketAddr::new(ip, port),
+            })
+            .collect();
+        server.dial(
+            targets,
+            Backoff {
+                initial: Duration::from_secs(1),
+                max: Duration::from_secs(60),
+            },
+        );
+    }
     // SIGHUP restarts the tunnel service with the files read again, like restarting sftunnel.
     let handle = server.handle();
     if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
@@ -303,6 +334,11 @@ pub struct ConnectArgs {
     /// Longest wait between reconnect attempts, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     pub retry_max: u64,
+    /// Also accept the FMC's own connections on ADDR:PORT (the FMC dials its devices on
+    /// 8305 too); a channel it opens is not dialed again while it is up. A specific address
+    /// is also where this device's own connections leave from.
+    #[arg(long, value_name = "ADDR:PORT", conflicts_with_all = ["once", "count"])]
+    pub listen: Option<String>,
     #[command(flatten)]
     pub side: SideArgs,
 }
@@ -366,7 +402,19 @@ async fn connect(a: ConnectArgs) -> anyhow::Result<ExitCode> {
             ExitCode::from(1)
         });
     }
-    let handle = client.spawn();
+    let handle = match &a.listen {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("--listen {addr}"))?;
+            let ip = listener.local_addr()?.ip();
+            if !ip.is_unspecified() {
+                client = client.bind_from(ip);
+            }
+            client.spawn_listening(listener)
+        }
+        None => client.spawn(),
+    };
     shutdown_signal().await;
     handle.stop().await;
     Ok(ExitCode::SUCCESS)
@@ -494,6 +542,10 @@ pub struct StatusArgs {
     /// (`server`, `peers`).
     #[arg(long, value_enum, default_value_t = StatusFormat::Text)]
     pub format: StatusFormat,
+    /// The FTD CLI's `sftunnel-status-brief` blocks instead: each peer's channels, registration,
+    /// start and heartbeat times, or when it went down and was last tried.
+    #[arg(long, conflicts_with = "format")]
+    pub brief: bool,
 }
 
 async fn status(a: StatusArgs) -> anyhow::Result<ExitCode> {
@@ -518,6 +570,7 @@ async fn status(a: StatusArgs) -> anyhow::Result<ExitCode> {
     }
     let mut out = std::io::stdout().lock();
     match a.format {
+        _ if a.brief => sfdiag::report::status::brief(&mut out, &peers)?,
         StatusFormat::Text => sfdiag::report::status::text(&mut out, info.as_ref(), &peers)?,
         StatusFormat::Json => sfdiag::report::status::json(&mut out, info.as_ref(), &peers)?,
     }

@@ -23,14 +23,14 @@ use crate::pki::renew::{self, RenewOptions};
 use crate::pki::roles::RoleNamer;
 use crate::pki::{InitOptions, PeerFiles, PkiRoot, Validity};
 use crate::recorder::Recorder;
-use crate::sftunnel::{rfc3339, whole_seconds};
+use crate::sftunnel::{Channel, rfc3339, whole_seconds};
 use crate::tunnel::client::Backoff;
 use crate::tunnel::renewal::{self, RenewRun};
 use crate::tunnel::status::PeerStatus;
 use crate::tunnel::validate::{self, Verdict};
 use crate::tunnel::{
-    Client, ClientHandle, ClientSettings, ClientState, Clock, HandshakeFailure, KnownPeer, Server,
-    ServerEvent, ServerSettings, SfLog, Timeouts, TlsFiles,
+    Client, ClientHandle, ClientSettings, ClientState, Clock, DialTarget, HandshakeFailure,
+    KnownPeer, Server, ServerEvent, ServerSettings, SfLog, Timeouts, TlsFiles,
 };
 
 /// Deadline for any one thing the story waits for.
@@ -67,6 +67,20 @@ struct Running {
     state: watch::Receiver<ClientState>,
 }
 
+/// Who opens a lab device's tunnel. sftunnel's ends dial each other; which one gets through
+/// first is a race the lab keeps out of its story by giving each device one of these.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Dialing {
+    /// The device dials the FMC (both channels); the FMC does not dial it.
+    Device,
+    /// The device was registered with `DONTRESOLVE`: it only listens, the FMC opens both
+    /// channels to it.
+    Fmc,
+    /// Both: the device dials and listens, and the FMC dials it when it is down (from its
+    /// first reboot on, so the device's own tunnel comes up first).
+    Both,
+}
+
 type Clients = Arc<Mutex<BTreeMap<String, Running>>>;
 
 /// See the module doc.
@@ -84,6 +98,10 @@ pub(crate) struct World {
     step_no: usize,
     steps_total: usize,
     pid: u32,
+    /// Who dials each device (default [`Dialing::Device`]).
+    dialing: BTreeMap<String, Dialing>,
+    /// The devices started at least once.
+    booted: std::collections::BTreeSet<String>,
 }
 
 impl World {
@@ -123,6 +141,8 @@ impl World {
             step_no: 0,
             steps_total,
             pid,
+            dialing: BTreeMap::new(),
+            booted: Default::default(),
         };
         w.start_fmc().await?;
         Ok(w)
@@ -206,11 +226,22 @@ impl World {
 
     // ---- devices ----
 
-    /// Starts (or boots) device `name`'s sftunnel: it connects and keeps retrying.
+    /// Who dials device `name` from its next start on.
+    pub fn set_dialing(&mut self, name: &str, d: Dialing) {
+        self.dialing.insert(name.to_string(), d);
+    }
+
+    /// Starts (or boots) device `name`'s sftunnel: it connects and keeps retrying, from its own
+    /// address in the PKI (on loopback), or listens there for the FMC ([`Dialing`]).
     pub fn start_device(&mut self, name: &str) -> Result<(), LabError> {
         let dev_files = self
             .root
             .device_files(name)
+            .ok_or_else(|| LabError::Unexpected(format!("no device {name}")))?;
+        let ip = self
+            .root
+            .peer(name)
+            .map(|p| p.ip)
             .ok_or_else(|| LabError::Unexpected(format!("no device {name}")))?;
         let log = self.log_for(name);
         let client = Client::new(ClientSettings {
@@ -222,8 +253,44 @@ impl World {
             keylog: None,
             timeouts: timeouts(),
             backoff: backoff(),
-        })?;
-        let handle = client.spawn();
+        })?
+        .bind_from(ip);
+        let dialing = self.dialing.get(name).copied().unwrap_or(Dialing::Device);
+        let rebooted = !self.booted.insert(name.to_string());
+        let handle = match dialing {
+            Dialing::Device => client.spawn(),
+            Dialing::Fmc | Dialing::Both => {
+                // Where the FMC dials it: its address, the port the FMC listens on (8305 on
+                // the appliances).
+                let at = SocketAddr::new(ip, self.addr.port());
+                let l = std::net::TcpListener::bind(at)
+                    .and_then(|l| l.set_nonblocking(true).map(|()| l))
+                    .and_then(tokio::net::TcpListener::from_std)
+                    .map_err(|e| LabError::Unexpected(format!("{name}: listen on {at}: {e}")))?;
+                let handle = if dialing == Dialing::Fmc {
+                    client.spawn_listen_only(l)
+                } else {
+                    client.spawn_listening(l)
+                };
+                let uuid = self.uuid(name)?;
+                let server = self
+                    .server
+                    .as_mut()
+                    .expect("the FMC runs for the whole story");
+                server.dial(
+                    vec![DialTarget {
+                        name: name.to_string(),
+                        uuid: uuid.clone(),
+                        addr: at,
+                    }],
+                    backoff(),
+                );
+                if dialing == Dialing::Fmc || rebooted {
+                    server.handle().redial(&uuid);
+                }
+                handle
+            }
+        };
         let state = handle.state();
         crate::sync::lock(&self.clients).insert(name.to_string(), Running { handle, state });
         Ok(())
@@ -306,7 +373,54 @@ impl World {
             })
             .await?;
         }
-        Ok(())
+        // Up means both channels, control and events, each its own connection.
+        let h = self.server().handle();
+        let uuids: Vec<String> = names
+            .iter()
+            .map(|n| self.uuid(n))
+            .collect::<Result<_, _>>()?;
+        wait(&format!("{}'s two channels", names.join(", ")), async {
+            loop {
+                let peers = h.peers();
+                let both = uuids.iter().all(|u| {
+                    peers
+                        .iter()
+                        .any(|p| &p.uuid == u && p.channels.len() == Channel::ALL.len())
+                });
+                if both {
+                    return Ok(());
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+    }
+
+    /// Waits for the FMC's next failed attempt to dial device `name` that got as far as TLS
+    /// (from `ev`, subscribed before), and returns its failure.
+    pub async fn wait_dial_failed(
+        &self,
+        mut ev: broadcast::Receiver<ServerEvent>,
+        name: &str,
+    ) -> Result<HandshakeFailure, LabError> {
+        let uuid = self.uuid(name)?;
+        wait(
+            &format!("the FMC's attempt to dial {name} to fail"),
+            async {
+                loop {
+                    match ev.recv().await {
+                        Ok(ServerEvent::DialFailed {
+                            uuid: u, failure, ..
+                        }) if u == uuid && !matches!(failure, HandshakeFailure::Connect { .. }) => {
+                            return Ok(failure);
+                        }
+                        Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(e) => return Err(LabError::Unexpected(e.to_string())),
+                    }
+                }
+            },
+        )
+        .await
     }
 
     /// Waits for device `name`'s next failed attempt and for the FMC's account of a failed
@@ -394,6 +508,31 @@ impl World {
             at: rfc3339(&whole_seconds(self.clock.now())),
             peers: rows,
         });
+        Ok(())
+    }
+
+    /// Prints `status --brief` (the FTD CLI's `sftunnel-status-brief` blocks, from the FMC's
+    /// view): each peer's two channels and who dialed them, or when it went down.
+    pub fn status_brief(&mut self) -> Result<(), LabError> {
+        let rows = self.peer_rows();
+        self.command(&format!(
+            "sfdiag status --root {} --brief",
+            self.root_dir().display()
+        ))?;
+        self.out
+            .block(|w| crate::report::status::brief(&mut WriteRef(w), &rows))?;
+        let mut who = Vec::new();
+        for r in rows.iter().filter(|r| r.connected) {
+            let by: Vec<String> = r
+                .channels
+                .iter()
+                .map(|c| format!("{} dialed by the {}", c.channel.label(), c.dialed_by))
+                .collect();
+            who.push(format!("{}: {}", r.name, by.join(", ")));
+        }
+        if !who.is_empty() {
+            self.say(&who.join("; "))?;
+        }
         Ok(())
     }
 

@@ -114,6 +114,11 @@ pub struct Client {
     bind: Option<IpAddr>,
     /// Which channels are up now, dialed or accepted: one is never opened twice.
     up: watch::Sender<[bool; 2]>,
+    /// The control channel is registered (HELLO answered): the events channel is dialed
+    /// only then, as the device opens control first.
+    control: watch::Sender<bool>,
+    /// Ends the sessions of the FMC's connections (a restart ends every channel).
+    accepted_restart: Arc<Notify>,
 }
 
 impl Client {
@@ -133,6 +138,8 @@ impl Client {
             recorder: None,
             bind: None,
             up: watch::channel([false; 2]).0,
+            control: watch::channel(false).0,
+            accepted_restart: Arc::new(Notify::new()),
         })
     }
 
@@ -317,6 +324,16 @@ impl Client {
             if *stop.borrow() {
                 break;
             }
+            if channel == Channel::Events && !*self.control.borrow() {
+                let mut control = self.control.subscribe();
+                tokio::select! {
+                    _ = control.wait_for(|c| *c) => {}
+                    // A restart asked for meanwhile is the control channel's to make.
+                    _ = restart.notified() => {}
+                    _ = super::stopped(&mut stop) => break,
+                }
+                continue;
+            }
             // The FMC opened this channel to us: dial it only once that one is gone.
             let Some(claim) = self.claim(channel) else {
                 up.mark_unchanged();
@@ -339,6 +356,7 @@ impl Client {
                     if let Some(n) = chained {
                         n.notify_one();
                     }
+                    self.accepted_restart.notify_waiters();
                     tl.log(
                         Component::SfPeers,
                         Level::Info,
@@ -389,6 +407,7 @@ impl Client {
         let mut session =
             Session::new(&self.s, tl, Framed::new(tls), &uuid, &self.s.name).on(channel);
         let (fmc, _) = session.hello().await?;
+        let _control = self.registered(channel);
         if channel == Channel::Control {
             let _ = state.send(ClientState::Connected { fmc });
         }
@@ -403,9 +422,18 @@ impl Client {
         let took = self
             .up
             .send_if_modified(|u| !std::mem::replace(&mut u[i], true));
-        took.then_some(UpGuard {
+        // Lazily: a guard made and dropped would free the channel its holder has.
+        took.then(|| UpGuard {
             up: &self.up,
             channel,
+        })
+    }
+
+    /// Notes that `channel` is registered until the guard goes (only control's matters).
+    pub(super) fn registered(&self, channel: Channel) -> Option<ControlGuard<'_>> {
+        (channel == Channel::Control).then(|| {
+            self.control.send_replace(true);
+            ControlGuard(&self.control)
         })
     }
 
@@ -427,15 +455,25 @@ impl Client {
         self.spawn_with(Some(listener))
     }
 
+    /// Only accepts the FMC's connections on `listener`, never dials (a device registered
+    /// with `DONTRESOLVE` as the manager's address: the FMC opens both channels).
+    pub fn spawn_listen_only(self, listener: TcpListener) -> ClientHandle {
+        self.spawn_inner(Some(listener), false)
+    }
+
     fn spawn_with(self, listener: Option<TcpListener>) -> ClientHandle {
+        self.spawn_inner(listener, true)
+    }
+
+    fn spawn_inner(self, listener: Option<TcpListener>, dials: bool) -> ClientHandle {
         let me = Arc::new(self);
         let (stop_tx, stop_rx) = watch::channel(false);
         let (state_tx, state_rx) = watch::channel(ClientState::Connecting);
         let state_tx = Arc::new(state_tx);
         let restart = [Arc::new(Notify::new()), Arc::new(Notify::new())];
-        let accepted_restart = Arc::new(Notify::new());
+        let accepted_restart = me.accepted_restart.clone();
         let mut tasks = Vec::new();
-        for channel in Channel::ALL {
+        for channel in Channel::ALL.into_iter().filter(|_| dials) {
             let (me, stop, state) = (me.clone(), stop_rx.clone(), state_tx.clone());
             let mine = restart[channel.index()].clone();
             let chained = (channel == Channel::Control).then(|| restart[1].clone());
@@ -469,6 +507,15 @@ impl Client {
 }
 
 /// See [`Client::mark_up`].
+/// See [`Client::registered`].
+pub(super) struct ControlGuard<'a>(&'a watch::Sender<bool>);
+
+impl Drop for ControlGuard<'_> {
+    fn drop(&mut self) {
+        self.0.send_replace(false);
+    }
+}
+
 pub(super) struct UpGuard<'a> {
     up: &'a watch::Sender<[bool; 2]>,
     channel: Channel,

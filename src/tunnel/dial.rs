@@ -2,8 +2,9 @@
 //! the tunnel to each device it manages on 8305 (the device accepts with `connect --listen`,
 //! [`super::listen`]).
 //!
-//! Owns the FMC's dial loop ([`Server::dial`]): per device, while it has fewer than its two
-//! channels up (whoever opened them), one attempt at a time — TCP, the TLS handshake as the
+//! Owns the FMC's dial loop ([`Server::dial`]): per device, from the first retry delay on (or
+//! when [`ServerHandle::redial`] says so), while it has fewer than its two channels up
+//! (whoever opened them), one attempt at a time — TCP, the TLS handshake as the
 //! client (the FMC's files read again for every attempt, the device's chain judged at the
 //! server's clock), admission by the certificate's UUID, HELLO — each channel it opens then
 //! runs the same session as one the device opened ([`super::server`]'s). A failed attempt is
@@ -13,10 +14,11 @@
 //! is what `status --brief` prints as `Connection to peer ... Attempted at`.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpStream;
-use tokio::sync::broadcast;
+use tokio::sync::{Notify, broadcast};
 
 use super::client::Backoff;
 use super::config;
@@ -41,11 +43,15 @@ pub struct DialTarget {
 }
 
 impl Server {
-    /// Starts dialing `targets` (see the module doc); stops with the server.
+    /// Starts dialing `targets` (see the module doc); stops with the server. A device
+    /// already dialed is not dialed twice.
     pub fn dial(&mut self, targets: Vec<DialTarget>, backoff: Backoff) {
         for t in targets {
             let h = self.handle();
-            self.add_task(tokio::spawn(dial_loop(h, t, backoff)));
+            let Some(nudge) = h.dial_nudge(&t.uuid) else {
+                continue;
+            };
+            self.add_task(tokio::spawn(dial_loop(h, t, backoff, nudge)));
         }
     }
 }
@@ -58,29 +64,43 @@ fn channels_up(h: &ServerHandle, uuid: &str) -> usize {
         .map_or(0, |p| p.channels.len())
 }
 
-async fn dial_loop(h: ServerHandle, t: DialTarget, backoff: Backoff) {
+async fn dial_loop(h: ServerHandle, t: DialTarget, backoff: Backoff, nudge: Arc<Notify>) {
     let mut stop = h.shutdown_signal();
     let mut events = h.subscribe();
     let mut delay = backoff.initial;
+    // The first attempt after the first retry delay (a device that dials comes first), or
+    // when told to.
+    tokio::select! {
+        _ = tokio::time::sleep(backoff.initial) => {}
+        _ = nudge.notified() => {}
+        _ = super::stopped(&mut stop) => return,
+    }
     loop {
         if *stop.borrow() {
             break;
         }
         if channels_up(&h, &t.uuid) >= Channel::ALL.len() {
-            // Both up: look again when one of them goes.
+            // Both up: look again when one of them goes, after the first retry delay (the
+            // device's own reconnect comes first), or when told to ([`ServerHandle::redial`]).
             tokio::select! {
                 _ = went_down(&mut events, &t.uuid) => {}
                 _ = super::stopped(&mut stop) => break,
             }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff.initial) => {}
+                _ = nudge.notified() => {}
+                _ = super::stopped(&mut stop) => break,
+            }
             continue;
         }
-        h.note_attempt(&t.uuid);
+        h.note_attempt(&t);
         if attempt(&h, &t, &mut events).await {
             delay = backoff.initial;
             continue;
         }
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
+            _ = nudge.notified() => {}
             _ = super::stopped(&mut stop) => break,
         }
         delay = (delay * 2).min(backoff.max);

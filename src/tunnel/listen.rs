@@ -14,6 +14,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
@@ -112,11 +113,14 @@ impl Accepted {
             tl.info(&format!(
                 "Closing connection from {addr}: both channels are up"
             ));
+            let mut tls = tls;
+            let _ = tokio::time::timeout(s.timeouts.hello, tls.shutdown()).await;
             return Ok(());
         };
         let uuid = id.cert().and_then(|c| c.title).unwrap_or_default();
         let mut session = Session::new(s, tl, Framed::new(tls), &uuid, &s.name).on(channel);
         let (fmc, _) = session.hello().await?;
+        let _control = me.registered(channel);
         if channel == Channel::Control {
             let _ = self.state.send(ClientState::Connected { fmc });
         }
@@ -134,6 +138,8 @@ impl Accepted {
                 for r in &self.restarts.0 {
                     r.notify_one();
                 }
+                // And the FMC's other connections end too (it dials them again).
+                self.restarts.1.notify_waiters();
             }
             End::Lost(why) => tl.warn(&format!("Connection from {addr} lost: {why}")),
             End::Stopped | End::Done(_) => {}

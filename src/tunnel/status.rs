@@ -20,7 +20,12 @@ pub struct ChannelStatus {
     pub peer: String,
     /// The FMC's own address on it (the brief's `via`).
     pub local: String,
-    /// Who opened it: `device` (it dialed the FMC) or `fmc` (the FMC dialed it).
+    /// The interface the brief says it uses: `lo` on loopback, else `eth0` (the appliance's
+    /// management interface; the emulator does not look interfaces up).
+    #[serde(default)]
+    pub iface: String,
+    /// Who opened it: `device` (it dialed the FMC) or `fmc` (the FMC dialed it), as `Role`
+    /// displays them.
     pub dialed_by: String,
     /// When it came up (on the server's clock).
     #[serde(with = "wire_time")]
@@ -76,14 +81,23 @@ impl PeerStatus {
         }
     }
 
-    /// One row per peer (by UUID, in first-seen order) from one row per connection: the
-    /// peer is connected while any channel is; it came up with its oldest channel; its
-    /// heartbeats are the latest of any channel; each channel is listed once (its newest
-    /// connection).
+    /// One row per peer (by UUID, in first-seen order) from one row per connection: a
+    /// connection joins the first row of its UUID that lacks its channel (so a control and
+    /// an events channel are one peer, while a second control connection of the same
+    /// certificate, as a load run opens, is a row of its own). The peer is connected while
+    /// any channel is; it came up with its oldest channel; its heartbeats are the latest of
+    /// any channel.
     pub fn merge_channels(rows: Vec<PeerStatus>) -> Vec<PeerStatus> {
         let mut out: Vec<PeerStatus> = Vec::new();
         for r in rows {
-            let Some(m) = out.iter_mut().find(|m| m.uuid == r.uuid) else {
+            let joins = |m: &PeerStatus| {
+                m.uuid == r.uuid
+                    && !m
+                        .channels
+                        .iter()
+                        .any(|c| r.channels.iter().any(|x| x.channel == c.channel))
+            };
+            let Some(m) = out.iter_mut().find(|m| joins(m)) else {
                 out.push(r);
                 continue;
             };
@@ -98,10 +112,7 @@ impl PeerStatus {
             // The newest connection's certificate and address.
             m.cert_not_after = r.cert_not_after.or(m.cert_not_after);
             m.ip = r.ip;
-            for c in r.channels {
-                m.channels.retain(|x| x.channel != c.channel);
-                m.channels.push(c);
-            }
+            m.channels.extend(r.channels);
             m.channels.sort_by_key(|c| c.channel);
         }
         out
