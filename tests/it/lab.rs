@@ -122,6 +122,76 @@ fn default_story_expiry_failed_push_copy_and_recovery() {
         })
         .unwrap_or_else(|| panic!("{t}"));
     assert!(fmc[j + 1].ends_with("[ERROR] Accept:SSL handshake failed"));
+    // The FMC dials ftd3 too (it dials and listens): APPLIANCE.md's second block, the
+    // FMC's, after its verify callback rejected ftd3's chain at the InternalCA.
+    let k = fmc
+        .iter()
+        .position(|l| {
+            l.contains("[INFO] VERIFY ssl_verify_callback_internal: preverify_ok=0 depth=1 err 10:certificate has expired")
+        })
+        .unwrap_or_else(|| panic!("{t}"));
+    assert!(fmc[k + 1].ends_with(
+        "[ERROR] SSL_renegotiate error: 1: error:0A000086:SSL routines::certificate verify failed"
+    ));
+    assert!(
+        fmc[k + 2].contains("[WARN] establishConnectionUtil: SSL handshake failed with 127.1.0.3:")
+    );
+    assert!(
+        fmc[k + 9].ends_with("[ERROR] establishSSLConnection: Failed to connect to peer 127.1.0.3")
+    );
+    // ftd3, accepting, received the FMC's alert.
+    assert!(ftd3.iter().any(|l| l.ends_with(
+        "[ERROR] SSL_renegotiate error: 1: error:0A000415:SSL routines::sslv3 alert certificate expired"
+    )));
+    // Two channels per device, each its own connection: ftd1 dials both, the FMC dials both
+    // of ftd2's (DONTRESOLVE).
+    for (dev, by) in [
+        ("ftd1", "dialed by the peer"),
+        ("ftd2", "dialed by the FMC"),
+    ] {
+        for ch in ["Channel-A CONTROL", "Channel-B EVENT"] {
+            assert!(
+                fmc.iter().any(|l| l.contains(&format!("Peer {dev} ("))
+                    && l.ends_with(&format!(": {ch} ({by})"))),
+                "{dev} {ch} {by}: {t}"
+            );
+        }
+    }
+    // status --brief: both channels of each of the three devices when all are up, and
+    // ftd3's down block after its reboot.
+    let brief = t.split("--brief\n").nth(1).unwrap_or_else(|| panic!("{t}"));
+    let brief = &brief[..brief.find("\n\n===").unwrap_or(brief.len())];
+    for ip in ["127.1.0.1", "127.1.0.2", "127.1.0.3"] {
+        for ch in [
+            "Channel-A is valid type (CONTROL)",
+            "Channel-B is valid type (EVENT)",
+        ] {
+            assert!(
+                brief.contains(&format!(
+                    "Peer channel {ch}, using 'lo', connected to '{ip}' via '127.0.0.1'"
+                )),
+                "{ip} {ch}: {brief}"
+            );
+        }
+    }
+    let down = t.split("--brief\n").nth(2).unwrap_or_else(|| panic!("{t}"));
+    let ftd3_block = &down[down
+        .find("PEER:127.1.0.3\n")
+        .unwrap_or_else(|| panic!("{down}"))..];
+    let ftd3_block: Vec<&str> = ftd3_block.lines().take(5).collect();
+    assert_eq!(ftd3_block[1], "Registration: Completed.", "{down}");
+    assert!(
+        ftd3_block[2].starts_with("Connection to peer '127.1.0.3' Attempted at Wed Oct  4 12:26:"),
+        "{down}"
+    );
+    assert!(
+        ftd3_block[3].starts_with("Last disconnect time : Wed Oct  4 12:26:"),
+        "{down}"
+    );
+    assert_eq!(
+        ftd3_block[4],
+        "Last disconnect reason : Both control and event channel connections with peer went down"
+    );
     // Lines carry the lab clock: the failure happened after the CA's end (Oct 3 2034).
     assert!(ftd3[i].starts_with("Oct  4 "), "{}", ftd3[i]);
     // The pushes: two devices took their files and restarted.
@@ -253,6 +323,39 @@ fn default_story_expiry_failed_push_copy_and_recovery() {
         .map(|l| serde_json::from_str(l).unwrap())
         .filter(|v: &serde_json::Value| v["type"] == "alert" && v["code"] == 45)
         .collect();
+    // The capture holds two TLS connections per device at the start (control and events),
+    // named by the analyzer from the certificates: ftd1's and ftd3's dialed by the device,
+    // ftd2's by the FMC.
+    let sessions: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|v: &serde_json::Value| {
+            v["type"] == "session"
+                && v["outcome"] == "established"
+                && v["first_ts"].as_str().unwrap().starts_with("2034-10-01T")
+        })
+        .collect();
+    for (dev, dialed_by_fmc) in [("ftd1", false), ("ftd2", true), ("ftd3", false)] {
+        let uuid = ims(&root, dev, "APPLIANCE_UUID");
+        let ip = ims(&root, dev, "APPLIANCE_IP");
+        let mine: Vec<&serde_json::Value> = sessions
+            .iter()
+            .filter(|v| {
+                let (client, server) = if dialed_by_fmc {
+                    ("client_identity", "server_identity")
+                } else {
+                    ("server_identity", "client_identity")
+                };
+                v[server]["uuid"] == uuid.as_str()
+                    && v[client]["uuid"] == fmc_uuid
+                    && v[if dialed_by_fmc { "server" } else { "client" }]
+                        .as_str()
+                        .unwrap()
+                        .starts_with(&format!("{ip}:"))
+            })
+            .collect();
+        assert_eq!(mine.len(), 2, "{dev}: {sessions:?}");
+    }
     // ftd3's reboot, and any retry it made (every 2 s, then 4 s) before the copy.
     assert!(
         !alerts.is_empty(),

@@ -320,6 +320,173 @@ mod blocks {
             &text,
         );
     }
+
+    /// The FMC dialing a device after the InternalCA's end (APPLIANCE.md's second block):
+    /// the device only listens (`DONTRESOLVE`), the FMC dials it, judges the device's chain
+    /// and rejects it (err 10 at depth 1: the InternalCA, its own trust anchor, has ended);
+    /// the device, accepting, receives the FMC's alert.
+    #[test]
+    fn the_fmcs_block_when_it_dials_a_device_after_the_internal_ca_ended() {
+        use sfdiag::tunnel::DialTarget;
+        let d = tempfile::tempdir().unwrap();
+        let root = PkiRoot::load(&lab(d.path())).unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let clock = Clock::lab(AFTER_END);
+        let dev_ip = root.peer("BSNS-1120-1").unwrap().ip;
+        let (fmc, dialed, fmc_log, dev_log) = rt.block_on(async {
+            let fmc_log = SfLog::memory("FMC", 1504, clock.clone());
+            let mut server = Server::start(ServerSettings {
+                listen: "127.0.0.1:0".into(),
+                files: files(root.fmc_files()),
+                peers: Some(sfdiag::tunnel::KnownPeer::of_root(&root)),
+                clock: clock.clone(),
+                log: fmc_log.clone(),
+                keylog: None,
+                control: None,
+                timeouts: timeouts(),
+            })
+            .await
+            .unwrap();
+            let mut ev = server.handle().subscribe();
+            // The device listens at its own address on the port the FMC listens on, as
+            // both listen on 8305 on the appliances.
+            let at = std::net::SocketAddr::new(dev_ip, server.local_addr().port());
+            let listener = tokio::net::TcpListener::bind(at).await.unwrap();
+            let dev_log = SfLog::memory("BSNS-1120-1", 50792, clock.clone());
+            let device = Client::new(ClientSettings {
+                server: server.local_addr().to_string(),
+                files: files(root.device_files("BSNS-1120-1").unwrap()),
+                name: "BSNS-1120-1".into(),
+                clock: clock.clone(),
+                log: dev_log.clone(),
+                keylog: None,
+                timeouts: timeouts(),
+                backoff: Backoff::default(),
+            })
+            .unwrap()
+            .spawn_listen_only(listener);
+            server.dial(
+                vec![DialTarget {
+                    name: "BSNS-1120-1".into(),
+                    uuid: BSNS_UUID.into(),
+                    addr: at,
+                }],
+                Backoff {
+                    initial: Duration::from_secs(30),
+                    max: Duration::from_secs(30),
+                },
+            );
+            server.handle().redial(BSNS_UUID);
+            let fmc = tokio::time::timeout(Duration::from_secs(20), async {
+                loop {
+                    if let Ok(ServerEvent::DialFailed { failure, addr, .. }) = ev.recv().await {
+                        return (failure, addr);
+                    }
+                }
+            })
+            .await
+            .expect("the FMC's failed dial");
+            // The device's account of the alert it received (bounded).
+            for _ in 0..200 {
+                if dev_log
+                    .lines()
+                    .iter()
+                    .any(|l| l.contains("Accept:SSL handshake failed"))
+                {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            device.stop().await;
+            server.shutdown().await;
+            (fmc.0, fmc.1, fmc_log.lines(), dev_log.lines())
+        });
+        assert!(
+            matches!(fmc, HandshakeFailure::Rejected(_)),
+            "the FMC rejects the device's chain: {fmc:?}"
+        );
+        let words = |openssl, peer| Words {
+            side: TlsSide::Client,
+            role: Role::Fmc,
+            openssl,
+            peer: Some(peer),
+        };
+        // The dialer's first connection is the log's first thread after the main one.
+        let live = laid_out(&fmc, &words(OpenSsl::V3, dialed), "FMC", 1504, 1505);
+        live_holds(&fmc_log, &live);
+        // Laid out as the appliance's (APPLIANCE.md's pid and tid), which dials 8305.
+        let on_8305 = std::net::SocketAddr::new(dialed.ip(), 8305);
+        let v3 = laid_out(&fmc, &words(OpenSsl::V3, on_8305), "FMC", 1504, 4171);
+        let old = laid_out(&fmc, &words(OpenSsl::V1_1_1, on_8305), "FMC", 1504, 4171);
+        // The device's lines as it logged them (its stamps are the running lab clock's).
+        let stamp = &v3[0][..16];
+        let dev: Vec<String> = dev_log
+            .iter()
+            .filter(|l| l.contains("SSL_renegotiate error") || l.contains("Accept:SSL"))
+            .map(|l| format!("{stamp}{}", &l[16..]))
+            .collect();
+        assert_eq!(dev.len(), 2, "{}", dev_log.join("\n"));
+        let text = format!(
+            "# the FMC, dialing the device (OpenSSL 3)\n{}\n# the FMC with --openssl 1.1.1\n{}\n# the device, accepting: the FMC's alert (OpenSSL 3)\n{}\n",
+            v3.join("\n"),
+            old.join("\n"),
+            dev.join("\n")
+        );
+        golden(
+            "failure-fmc-dialing.txt",
+            "the FMC dials a device a day after the InternalCA ended (err 10 at depth 1); the device receives alert 45",
+            &text,
+        );
+    }
+}
+
+/// `status --brief` (the FTD CLI's `sftunnel-status-brief`) for APPLIANCE.md's own peer, up
+/// and then down, from rows holding its facts: its addresses and its times.
+#[test]
+fn status_brief_up_and_down_as_the_ftd_cli_prints_them() {
+    use sfdiag::sftunnel::Channel;
+    use sfdiag::tunnel::PeerStatus;
+    use sfdiag::tunnel::status::ChannelStatus;
+    use time::macros::datetime;
+
+    let channel = |channel| ChannelStatus {
+        channel,
+        peer: "10.10.17.202:8305".into(),
+        local: "10.10.17.222:48512".into(),
+        iface: "eth0".into(),
+        dialed_by: "device".into(),
+        since: Some(datetime!(2020-06-10 14:27:12 UTC)),
+    };
+    let up = PeerStatus {
+        connected: true,
+        since: Some(datetime!(2020-06-10 14:27:12 UTC)),
+        channels: vec![channel(Channel::Control), channel(Channel::Events)],
+        heartbeat_sent: Some(datetime!(2020-06-15 09:02:08 UTC)),
+        last_heartbeat: Some(datetime!(2020-06-15 09:02:16 UTC)),
+        ..PeerStatus::unseen("FMC".into(), FMC_UUID.into(), "10.10.17.202".into())
+    };
+    let down = PeerStatus {
+        connected: false,
+        since: Some(datetime!(2020-06-15 09:19:09 UTC)),
+        attempted: Some(datetime!(2020-06-15 09:21:57 UTC)),
+        down_reason: Some("closed by peer".into()),
+        ..up.clone()
+    };
+    let mut text = String::new();
+    for (what, row) in [("# up", up), ("# down", down)] {
+        let mut out = Vec::new();
+        sfdiag::report::status::brief(&mut out, &[row]).unwrap();
+        text.push_str(&format!("{what}\n{}", String::from_utf8(out).unwrap()));
+    }
+    golden(
+        "status-brief.txt",
+        "sftunnel-status-brief for APPLIANCE.md's peer 10.10.17.202 (via 10.10.17.222), up, then down",
+        &text,
+    );
 }
 
 /// The OpenSSL 3 strings the blocks quote are the installed OpenSSL's own: `s_client` judging
