@@ -339,6 +339,10 @@ pub struct ConnectArgs {
     /// is also where this device's own connections leave from.
     #[arg(long, value_name = "ADDR:PORT", conflicts_with_all = ["once", "count"])]
     pub listen: Option<String>,
+    /// With --listen: never dial, only accept (a device registered with DONTRESOLVE as the
+    /// manager's address: the FMC opens both channels).
+    #[arg(long, requires = "listen")]
+    pub listen_only: bool,
     #[command(flatten)]
     pub side: SideArgs,
 }
@@ -411,7 +415,11 @@ async fn connect(a: ConnectArgs) -> anyhow::Result<ExitCode> {
             if !ip.is_unspecified() {
                 client = client.bind_from(ip);
             }
-            client.spawn_listening(listener)
+            if a.listen_only {
+                client.spawn_listen_only(listener)
+            } else {
+                client.spawn_listening(listener)
+            }
         }
         None => client.spawn(),
     };

@@ -4,7 +4,8 @@
 //! Owns TLS policy ([`config`]), the verifiers that call the chain judge at the tunnel's
 //! [`Clock`] ([`verify`], [`chain`]), the message protocol spoken inside the tunnel
 //! ([`proto`]), one handshake with its deadlines and slots ([`handshake`]), the FMC server
-//! ([`server`]), the device client ([`client`]) and its load generator ([`fleet`]), the control
+//! ([`server`]) and its dialing of devices ([`dial`]), the device client ([`client`], which
+//! also accepts the FMC's connections) and its load generator ([`fleet`]), the control
 //! socket ([`control`]: status, push, reload/restart, owner-only), in-process validation
 //! ([`validate`]), delivering a renewed PKI through a running server ([`renewal`]), the rows
 //! `status` shows ([`status`]), and the appliance's log lines ([`log`], [`failure`]), into

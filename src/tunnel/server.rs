@@ -13,6 +13,11 @@
 //! [`ServerHandle::push`], which the control socket ([`super::control`]) exposes to `sfdiag
 //! status` and `pki renew`. Lines go to the [`SfLog`] in the appliance's wording; nothing a
 //! peer chose reaches them unescaped ([`crate::sftunnel::escape`]).
+//!
+//! A peer has two channels (control and events), each its own connection and registry entry;
+//! [`ServerHandle::peers`] shows one row per peer with its channels, pushes go over control,
+//! and a peer is down when its last channel is. Connections the FMC dials itself
+//! ([`super::dial`]) go through the same admission, HELLO and session steps.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;

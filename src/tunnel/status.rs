@@ -1,4 +1,6 @@
-//! What `sfdiag status` shows: the FMC's view of its peers, like `sftunnel_status.pl`.
+//! What `sfdiag status` shows: the FMC's view of its peers, like `sftunnel_status.pl`, and
+//! what `status --brief` adds (each peer's channels, who dialed them, heartbeat times, the
+//! FMC's last attempt to dial it).
 //!
 //! The rows come from the running server over the control socket (connected peers, and the
 //! last state of those that left), merged by [`rows_for_root`] with the devices a PKI root
