@@ -44,6 +44,15 @@ rec sftunnel-fmc-not-yet-valid.pcap fmc-not-yet-valid
 pki old-ca
 ISSUER_DIR="$tmp/old-ca" "$here/pki.sh" regenerated >/dev/null
 rec sftunnel-ca-regenerated.pcap regenerated
+
+# Sessions as they really end: an FTP control channel that goes into TLS 1.2 (AUTH TLS, a client
+# certificate asked for and none sent) and back to cleartext (CCC), and a TLS 1.2 session whose
+# capture starts mid-session (cut after its handshake: application data, closing alerts, FIN).
+pki ccc
+"$here/record-ccc.sh" ccc "$here/ftp-ccc.pcap" >/dev/null
+"$here/record-cut.sh" ccc "$here/tls-mid-session.pcap" >/dev/null
+chmod 644 "$here/ftp-ccc.pcap" "$here/tls-mid-session.pcap"
+cp ccc/ca.pem "$here/ccc.ca.pem"
 ls -la "$here"/*.pcap*
 
 # sfdiag's own peers (serve + connect --once), with PKIs made by `sfdiag pki init`.
@@ -61,3 +70,7 @@ recsd sfdiag-valid.pcap sfdiag-valid
 "$bin" pki init --root sfdiag-ca-expired --devices 1 --not-before 2014-06-01T00:00:00Z --days 3650 \
   --peer-not-before 2024-01-01T00:00:00Z --peer-days 3650 >/dev/null
 recsd sfdiag-ca-expired.pcap sfdiag-ca-expired
+
+# TLS 1.3 (in-handshake and post-handshake client certificates) and TLS 1.2 alert recordings,
+# each with the key log its client wrote (README: "Key-log recordings").
+"$here/record-keylog.sh" "$here"

@@ -6,7 +6,7 @@ set -eu
 cd "$(dirname "$0")"
 shared=${SHARED_CAPTURES:-../../shared/captures}
 files=$(find ../captures ../certs "$shared" -type f \
-    \( -name '*.pcap' -o -name '*.pcapng' -o -name '*.gz' -o -name '*.pem' \) 2>/dev/null | sort)
+    \( -name '*.pcap' -o -name '*.pcapng' -o -name '*.gz' -o -name '*.pem' -o -name '*.keylog' \) 2>/dev/null | sort)
 # The example reuses the main crate's debug build (same lock file versions).
 CARGO_TARGET_DIR=../target cargo run --quiet --example seeds -- corpus $files
 for d in regressions/*/; do

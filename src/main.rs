@@ -31,8 +31,8 @@ fn main() -> ExitCode {
             if let Some(hint) = cli::hints::hint(&e) {
                 eprintln!("hint: {hint}");
             }
-            // Setup errors: 2 for analyze/connect/validate, 3 (UNKNOWN) for check; each command
-            // maps its own expected failures, this is the catch-all for unexpected ones.
+            // Setup errors: 2 for analyze/connect/validate/inventory; `check` maps its own
+            // usage errors to 3 (UNKNOWN), this is the catch-all for unexpected ones.
             ExitCode::from(2)
         }
     }

@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 
 use sfdiag::capture::{self, Linktype};
 use sfdiag::net::{self, ConnId, EventKind, Tracker};
-use sfdiag::tls::{self, Side};
 use sfdiag::sftunnel::Role;
+use sfdiag::tls::{self, Side};
 use sfdiag::tunnel::proto::{self, Message, PushAck, PushFile};
 
 const MAX_SEED: usize = 64 << 10;
@@ -230,8 +230,8 @@ fn tunnel_seeds() -> Vec<Vec<u8>> {
 
 /// An FMC's ims.conf and sftunnel.conf as `pki init` writes them, joined by a zero byte.
 fn conf_seed() -> Vec<u8> {
-    use sfdiag::pki::conf::{self, ImsConf, PeerEntry, ProxySsl, SftunnelConf};
     use sfdiag::pki::Identity;
+    use sfdiag::pki::conf::{self, ImsConf, PeerEntry, ProxySsl, SftunnelConf};
     use sfdiag::sftunnel::Role as PkiRole;
     let id = |name: &str, uuid: &str, ip: &str, role| Identity {
         name: name.into(),
@@ -283,6 +283,64 @@ fn conf_seed() -> Vec<u8> {
     b
 }
 
+/// tls13_decrypt inputs that walk a whole connection with the right secrets and sequence
+/// numbers (see the harness for the op format): the server's flight, the client's, a
+/// post-handshake CertificateRequest and its answer, a KeyUpdate, an alert under the next
+/// generation; once per suite.
+fn tls13_decrypt_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    fn hs(typ: u8, body: &[u8]) -> Vec<u8> {
+        let mut m = vec![typ, 0, (body.len() >> 8) as u8, body.len() as u8];
+        m.extend_from_slice(body);
+        m
+    }
+    fn cert(context: &[u8]) -> Vec<u8> {
+        let der = [0x30, 3, 1, 2, 3];
+        let mut b = vec![context.len() as u8];
+        b.extend_from_slice(context);
+        b.extend_from_slice(&[0, 0, der.len() as u8 + 5, 0, 0, der.len() as u8]);
+        b.extend_from_slice(&der);
+        b.extend_from_slice(&[0, 0]);
+        hs(11, &b)
+    }
+    // (side: 0 client 1 server, secret, inner type index, seq, data)
+    let walk = |fin: usize| -> Vec<u8> {
+        let mut server = hs(8, &[0, 0]);
+        server.extend(hs(13, &[0, 0, 0]));
+        server.extend(cert(&[]));
+        server.extend(hs(15, &[8, 4, 0, 2, 0, 0]));
+        server.extend(hs(20, &vec![0x5a; fin]));
+        let mut client = cert(&[]);
+        client.extend(hs(20, &vec![0xa5; fin]));
+        let mut answer = cert(&[7]);
+        answer.extend(hs(15, &[8, 4, 0, 2, 0, 0]));
+        answer.extend(hs(20, &vec![0x77; fin]));
+        let ops: Vec<(u8, u8, u8, u8, Vec<u8>)> = vec![
+            (1, 1, 0, 0, server),
+            (0, 0, 0, 0, client),
+            (1, 3, 0, 0, hs(13, &[1, 7, 0, 0])),
+            (0, 2, 0, 0, answer),
+            (0, 2, 2, 1, b"hello".to_vec()),
+            (1, 3, 0, 1, hs(24, &[0])),
+            (1, 5, 1, 0, vec![2, 48]),
+        ];
+        let mut b = Vec::new();
+        for (side, secret, typ, seq, data) in ops {
+            b.push(side | secret << 1);
+            b.push(typ | seq << 2);
+            b.push(data.len() as u8);
+            b.extend(data);
+        }
+        b
+    };
+    let mut seeds = Vec::new();
+    for (name, first, fin) in [("aes128", 0u8, 32), ("aes256", 1, 48), ("chacha", 2, 32)] {
+        let mut s = vec![first];
+        s.extend(walk(fin));
+        seeds.push((name, s));
+    }
+    seeds
+}
+
 fn main() {
     let mut args = std::env::args_os().skip(1);
     let dir = PathBuf::from(args.next().expect("usage: seeds OUT_DIR FILE..."));
@@ -293,6 +351,12 @@ fn main() {
             .chars()
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
             .collect();
+        if name.ends_with(".keylog") {
+            if let Ok(bytes) = fs::read(&path) {
+                out.put("keylog", &stem, &bytes);
+            }
+            continue;
+        }
         if name.ends_with(".pem") || name.ends_with(".der") || name.ends_with(".crt") {
             if let Ok(bytes) = fs::read(&path) {
                 out.put("cert_judge", &stem, &bytes);
@@ -328,5 +392,8 @@ fn main() {
         out.put("tunnel_proto", "msg", &s);
     }
     out.put("pki_conf", "lab", &conf_seed());
+    for (name, seed) in tls13_decrypt_seeds() {
+        out.put("tls13_decrypt", name, &seed);
+    }
     eprintln!("{} seeds in {}", out.n, out.dir.display());
 }

@@ -5,7 +5,8 @@
 //! The cargo-fuzz targets in `fuzz_targets/` are one-line calls into this file, and the
 //! integration tests include this same file (`tests/it/hostile.rs`) to replay every input in
 //! `fuzz/regressions/<target>/`, so a crash found here stays a test in `cargo test` without
-//! libFuzzer. It depends on nothing but sfdiag and `time`, and it never prints.
+//! libFuzzer. It depends on sfdiag, `time` and aws-lc-rs (to seal TLS 1.3 records
+//! the way a peer does, for `tls13_decrypt`), and it never prints.
 
 use std::collections::{HashMap, HashSet};
 use std::io::{self, Read};
@@ -34,6 +35,8 @@ pub const TARGETS: &[(&str, Harness)] = &[
     ("analyze", analyze),
     ("tunnel_proto", tunnel_proto),
     ("pki_conf", pki_conf),
+    ("keylog", keylog),
+    ("tls13_decrypt", tls13_decrypt),
 ];
 
 /// Runs the named target on `data` (None: no such target).
@@ -825,4 +828,209 @@ pub fn pki_conf(data: &[u8]) {
             }
         }
     }
+}
+
+/// An NSS key log (`tls::KeyLog::parse`): any bytes. What must hold: at most 20 errors kept
+/// and the rest counted, line numbers rising and within the text, a secret or an error for no
+/// more lines than there are, the same secrets whether the text is added whole or in two
+/// parts cut after a newline, and `Debug` that never shows a secret.
+pub fn keylog(data: &[u8]) {
+    let (log, report) = tls::KeyLog::parse("fuzz", data);
+    let lines = data.split(|&b| b == b'\n').count();
+    assert!(report.errors.len() <= 20);
+    assert!(report.secrets + report.errors.len() + report.more_errors <= lines);
+    assert!(log.len() <= report.secrets);
+    let mut last = 0;
+    for e in &report.errors {
+        assert!(
+            e.line > last && e.line <= lines,
+            "line {} of {lines}",
+            e.line
+        );
+        last = e.line;
+        assert!(e.to_string().starts_with("fuzz:"));
+    }
+    if let Some(cut) = data.iter().position(|&b| b == b'\n') {
+        let mut two = tls::KeyLog::new();
+        let a = two.add("a", &data[..=cut]);
+        let b = two.add("b", &data[cut + 1..]);
+        assert_eq!(a.secrets + b.secrets, report.secrets);
+        assert_eq!(two.len(), log.len());
+    }
+    let shown = format!("{log:?}");
+    assert!(shown.starts_with("KeyLog(") && shown.len() < 48, "{shown}");
+}
+
+/// The TLS 1.3 secrets of `tls13_decrypt`'s connection (client random `[1; 32]`): client and
+/// server handshake, client and server application generation 0. Each is `hash_len` bytes.
+fn fuzz_secrets(hash_len: usize) -> [Vec<u8>; 4] {
+    [0x11u8, 0x22, 0x33, 0x44].map(|b| vec![b; hash_len])
+}
+
+fn to_hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Seals `plain` + content type `typ` as a TLS 1.3 record under `secret` at `seq`, with
+/// `pad` zero bytes of padding, the way a peer does (aws-lc-rs's AEAD, sfdiag's key
+/// schedule).
+fn seal13(
+    suite: tls::Suite,
+    secret: &[u8],
+    seq: u64,
+    typ: u8,
+    pad: usize,
+    plain: &[u8],
+) -> Vec<u8> {
+    use aws_lc_rs::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey};
+    let (alg, key_len) = match suite.protection {
+        tls::Protection::Tls13(tls::Aead::Aes128Gcm) => (&aead::AES_128_GCM, 16),
+        tls::Protection::Tls13(tls::Aead::Aes256Gcm) => (&aead::AES_256_GCM, 32),
+        _ => (&aead::CHACHA20_POLY1305, 32),
+    };
+    let k = tls::traffic_keys(suite.hash, secret, key_len).expect("keys");
+    let key = LessSafeKey::new(UnboundKey::new(alg, &k.key).expect("key"));
+    let mut nonce = k.iv;
+    for (n, s) in nonce[4..].iter_mut().zip(seq.to_be_bytes()) {
+        *n ^= s;
+    }
+    let mut inner = plain.to_vec();
+    inner.push(typ);
+    inner.resize(inner.len() + pad, 0);
+    let len = u16::try_from(inner.len() + 16).expect("short record");
+    let header = [23, 3, 3, (len >> 8) as u8, len as u8];
+    key.seal_in_place_append_tag(
+        Nonce::assume_unique_for_key(nonce),
+        Aad::from(header),
+        &mut inner,
+    )
+    .expect("seal");
+    let mut rec = header.to_vec();
+    rec.extend_from_slice(&inner);
+    rec
+}
+
+/// The TLS 1.3 decryption path with a key log: handshake, post-handshake messages, KeyUpdate,
+/// alerts, wrong keys and sequence numbers, records that do not open, budgets. The input's
+/// first byte picks the suite (AES-128-GCM, AES-256-GCM, ChaCha20-Poly1305); a fixed
+/// ClientHello and ServerHello follow; then ops of 3 header bytes and data: `c`: bit 0 the
+/// side (A client, B server), bits 1-3 the secret (0-3 as `fuzz_secrets`, 4-5 the next
+/// generation of 2-3, 6 a raw record as given, 7 a TCP gap); `t`: bits 0-1 the inner type
+/// (handshake, alert, application data, 0x99), bits 2-5 the sequence number, bits 6-7 the
+/// padding; `n`: data length. The data is sealed as a record of its own.
+///
+/// What must hold besides no panic: the same events, marks and progress whether each
+/// record is fed at once or byte by byte (TCP may cut anywhere, decryption included);
+/// buffers within one record and one handshake message per side; the key log's secrets all
+/// found.
+pub fn tls13_decrypt(data: &[u8]) {
+    let Some((&first, ops)) = data.split_first() else {
+        return;
+    };
+    let suite_code = [0x1301u16, 0x1302, 0x1303][usize::from(first % 3)];
+    let once = tls13_run(suite_code, ops, false);
+    let bytewise = tls13_run(suite_code, ops, true);
+    assert_eq!(
+        once.0, bytewise.0,
+        "events depend on where TCP cut the stream"
+    );
+    assert_eq!(once.1, bytewise.1, "progress depends on the cuts");
+    for e in &once.0 {
+        let _ = format!("{:?}", e.kind);
+    }
+}
+
+fn tls13_run(suite_code: u16, ops: &[u8], bytewise: bool) -> (Vec<tls::Event<u64>>, tls::Progress) {
+    let suite = tls::Suite::of(tls::CipherSuite(suite_code), true).expect("a TLS 1.3 suite");
+    let secrets = fuzz_secrets(suite.hash.output_len());
+    let random = to_hex(&[1; 32]);
+    let labels = [
+        "CLIENT_HANDSHAKE_TRAFFIC_SECRET",
+        "SERVER_HANDSHAKE_TRAFFIC_SECRET",
+        "CLIENT_TRAFFIC_SECRET_0",
+        "SERVER_TRAFFIC_SECRET_0",
+    ];
+    let text: String = labels
+        .iter()
+        .zip(&secrets)
+        .map(|(l, s)| format!("{l} {random} {}\n", to_hex(s)))
+        .collect();
+    let (log, _) = tls::KeyLog::parse("fuzz", text.as_bytes());
+    let next = [2, 3].map(|i| tls::next_traffic_secret(suite.hash, &secrets[i]).expect("next"));
+    let limits = Limits {
+        max_handshake: 4096,
+        scan_window: 512,
+    };
+    let mut session: tls::Session<u64> = tls::Session::with_keys(limits, Arc::new(log));
+    let mut events = Vec::new();
+    // ClientHello: version, random [1; 32], no session id, one suite, null compression.
+    let mut ch = vec![3, 3];
+    ch.extend_from_slice(&[1; 32]);
+    ch.extend_from_slice(&[0, 0, 2]);
+    ch.extend_from_slice(&suite_code.to_be_bytes());
+    ch.extend_from_slice(&[1, 0]);
+    let mut sh = vec![3, 3];
+    sh.extend_from_slice(&[2; 32]);
+    sh.push(0);
+    sh.extend_from_slice(&suite_code.to_be_bytes());
+    sh.extend_from_slice(&[0, 0, 6, 0, 43, 0, 2, 3, 4]);
+    for (side, typ, body) in [(Side::A, 1u8, ch), (Side::B, 2, sh)] {
+        let mut msg = vec![typ, 0, (body.len() >> 8) as u8, body.len() as u8];
+        msg.extend_from_slice(&body);
+        let mut rec = vec![22, 3, 3, 0, msg.len() as u8];
+        rec.extend_from_slice(&msg);
+        session.feed(side, &rec, 0, &mut events);
+    }
+    let mut rest = ops;
+    let mut mark = 0u64;
+    while let [c, t, n, tail @ ..] = rest {
+        mark += 1;
+        let len = usize::from(*n).min(tail.len());
+        let (plain, after) = tail.split_at(len);
+        rest = after;
+        let side = if c & 1 == 0 { Side::A } else { Side::B };
+        let which = (c >> 1) & 7;
+        let rec = match which {
+            0..=3 => {
+                let (typ, seq, pad) = (
+                    inner_type(*t),
+                    u64::from((t >> 2) & 15),
+                    usize::from(t >> 6),
+                );
+                seal13(suite, &secrets[usize::from(which)], seq, typ, pad, plain)
+            }
+            4 | 5 => {
+                let (typ, seq, pad) = (
+                    inner_type(*t),
+                    u64::from((t >> 2) & 15),
+                    usize::from(t >> 6),
+                );
+                seal13(suite, &next[usize::from(which - 4)], seq, typ, pad, plain)
+            }
+            6 => plain.to_vec(),
+            _ => {
+                session.gap(side, mark, &mut events);
+                continue;
+            }
+        };
+        if bytewise {
+            for b in rec.chunks(1) {
+                session.feed(side, b, mark, &mut events);
+            }
+        } else {
+            session.feed(side, &rec, mark, &mut events);
+        }
+        assert!(
+            session.buffered() <= tls_bound(&limits),
+            "tls buffering bound"
+        );
+    }
+    session.finish(mark, &mut events);
+    let progress = session.progress().clone();
+    assert!(progress.decryption.missing.is_empty());
+    (events, progress)
+}
+
+fn inner_type(t: u8) -> u8 {
+    [22, 21, 23, 0x99][usize::from(t & 3)]
 }

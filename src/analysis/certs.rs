@@ -13,8 +13,9 @@ use std::collections::HashMap;
 
 use time::OffsetDateTime;
 
+use super::findings::{AnchorMismatch, CertRef, Checked};
 use crate::cert::{self, CertInfo};
-use crate::judge::{self, ChainVerdict, Policy};
+use crate::judge::{self, ChainVerdict, Policy, Source};
 use crate::sftunnel::TlsSide;
 
 /// Entries kept per cache before it is cleared.
@@ -33,6 +34,56 @@ impl CertJudge {
             decoded: HashMap::new(),
             verdicts: HashMap::new(),
         }
+    }
+
+    /// What verdicts cover: the whole chain with `--ca` anchors, else only dates.
+    pub(super) fn checked(&self) -> Checked {
+        if self.anchors.is_empty() {
+            Checked::Dates
+        } else {
+            Checked::Chain
+        }
+    }
+
+    /// The certificate at `depth` of a verdict's path: from the chain as sent, or an anchor.
+    pub(super) fn at_depth<'a>(
+        &'a self,
+        chain: &'a [CertInfo],
+        v: &ChainVerdict,
+        depth: usize,
+    ) -> Option<&'a CertInfo> {
+        match v.path.get(depth)? {
+            Source::Chain(i) => chain.get(*i),
+            Source::Anchor(k) => self.anchors.get(*k),
+        }
+    }
+
+    /// A failed verdict whose path ends in a `--ca` anchor that is not the CA certificate the
+    /// peer sent under that name (another key or other dates): what it says is about the
+    /// file given, not the peers. `None` when the verdict is fine or no such pair exists.
+    pub(super) fn anchor_mismatch(
+        &self,
+        chain: &[CertInfo],
+        v: &ChainVerdict,
+    ) -> Option<AnchorMismatch> {
+        if v.overall.is_ok() {
+            return None;
+        }
+        v.path.iter().enumerate().find_map(|(depth, src)| {
+            let Source::Anchor(k) = *src else {
+                return None;
+            };
+            let anchor = self.anchors.get(k)?;
+            let name = anchor.subject.as_ref()?;
+            let sent = chain.iter().find(|c| {
+                c.sha256 != anchor.sha256 && c.subject.as_ref().is_some_and(|n| n.matches(name))
+            })?;
+            Some(AnchorMismatch {
+                depth,
+                anchor: CertRef::of(anchor),
+                sent: CertRef::of(sent),
+            })
+        })
     }
 
     pub(super) fn decode(&mut self, der: &[u8]) -> CertInfo {

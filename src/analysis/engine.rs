@@ -22,13 +22,14 @@ use tracing::debug;
 
 use super::certs::CertJudge;
 use super::findings::{
-    AlertFinding, CertificateFinding, ChainFinding, Finding, Identity, NoteFinding, NoteKind,
-    SessionFinding,
+    AlertFinding, CertificateFinding, CertsSeen, ChainFinding, Checked, Finding, Identity,
+    NoteFinding, NoteKind, SessionFinding,
 };
-use super::outcome::{Close, outcome};
+use super::outcome::{Close, Outcome, outcome};
+use super::remedy::{self, End, Facts, JudgedChain};
 use super::sink::{FindingSink, ReadProgress};
+use super::unlock;
 use crate::capture::Timestamp;
-use crate::judge::Verdict;
 use crate::net::{self, ConnId, Dir, EventKind as NetEvent, Mark};
 use crate::sftunnel::TlsSide;
 use crate::tls::{self, EventKind as TlsEvent, Side};
@@ -41,9 +42,11 @@ struct Conn {
     first: Mark,
     last: Mark,
     close: Option<Close>,
+    /// Where the first FIN or RST was.
+    close_mark: Option<Mark>,
     skimming: bool,
-    /// Per side (`Side::index`): the chain's overall verdict and the leaf's identity.
-    chain: [Option<Verdict>; 2],
+    /// Per side (`Side::index`): the chain as judged and the leaf's identity.
+    chain: [Option<JudgedChain>; 2],
     identity: [Option<Identity>; 2],
     /// Tunnel layers around the connection's first packet (empty: none).
     outer: Vec<net::Encap>,
@@ -87,6 +90,7 @@ pub(super) struct Engine<'s, S: FindingSink + ?Sized> {
     file: Arc<str>,
     at: Option<OffsetDateTime>,
     limits: tls::Limits,
+    keys: Option<Arc<tls::KeyLog>>,
     conns: HashMap<ConnId, Conn>,
     judge: CertJudge,
     sink: &'s mut S,
@@ -103,6 +107,7 @@ impl<'s, S: FindingSink + ?Sized> Engine<'s, S> {
         file: Arc<str>,
         at: Option<OffsetDateTime>,
         limits: tls::Limits,
+        keys: Option<Arc<tls::KeyLog>>,
         judge: CertJudge,
         sink: &'s mut S,
     ) -> Self {
@@ -110,6 +115,7 @@ impl<'s, S: FindingSink + ?Sized> Engine<'s, S> {
             file,
             at,
             limits,
+            keys,
             conns: HashMap::new(),
             judge,
             sink,
@@ -191,10 +197,14 @@ impl<'s, S: FindingSink + ?Sized> Engine<'s, S> {
                     Conn {
                         id: conn,
                         tcp: [client, server],
-                        tls: tls::Session::new(self.limits),
+                        tls: match &self.keys {
+                            Some(k) => tls::Session::with_keys(self.limits, k.clone()),
+                            None => tls::Session::new(self.limits),
+                        },
                         first: m,
                         last: m,
                         close: None,
+                        close_mark: None,
                         skimming: false,
                         chain: [None, None],
                         identity: [None, None],
@@ -255,7 +265,10 @@ impl<'s, S: FindingSink + ?Sized> Engine<'s, S> {
                     } else {
                         Close::Fin(s)
                     };
-                    c.close.get_or_insert(close);
+                    if c.close.is_none() {
+                        c.close = Some(close);
+                        c.close_mark = Some(m);
+                    }
                 }
             }
             NetEvent::Closed { conn, .. } => {
@@ -300,7 +313,12 @@ impl<'s, S: FindingSink + ?Sized> Engine<'s, S> {
         let (src, dst) = (c.addr(e.side), c.addr(e.side.other()));
         let role = c.tls.role(e.side);
         match &e.kind {
-            TlsEvent::Certificate { role, ders } => {
+            TlsEvent::Certificate {
+                role,
+                ders,
+                decrypted,
+                post_handshake,
+            } => {
                 let at = self.at.unwrap_or_else(|| datetime(&e.mark.ts));
                 let chain: Vec<_> = ders.iter().map(|d| self.judge.decode(d)).collect();
                 if chain.is_empty() {
@@ -310,7 +328,17 @@ impl<'s, S: FindingSink + ?Sized> Engine<'s, S> {
                 debug!(conn = conn.0, %src, %dst, role = ?role, certificates = chain.len(),
                     code = verdict.overall.code.code(), depth = ?verdict.overall.depth,
                     trusted = verdict.trusted, "chain judged");
-                c.chain[e.side.index()] = Some(verdict.overall.clone());
+                let mismatch = self.judge.anchor_mismatch(&chain, &verdict);
+                let at_fault = verdict
+                    .overall
+                    .depth
+                    .and_then(|d| self.judge.at_depth(&chain, &verdict, d))
+                    .map(|c| c.sftunnel_identity().role);
+                c.chain[e.side.index()] = Some(JudgedChain {
+                    verdict: verdict.overall.clone(),
+                    at_fault,
+                    mismatch: mismatch.clone(),
+                });
                 c.identity[e.side.index()] = Identity::of(chain[0].sftunnel_identity());
                 let id = c.id;
                 let chain_finding = ChainFinding {
@@ -322,7 +350,9 @@ impl<'s, S: FindingSink + ?Sized> Engine<'s, S> {
                     role: *role,
                     length: chain.len(),
                     verdict: verdict.overall.clone(),
-                    trusted: verdict.trusted,
+                    trusted: verdict.trusted && verdict.overall.is_ok(),
+                    checked: self.judge.checked(),
+                    anchor_mismatch: mismatch,
                     conn: id.0,
                 };
                 for (i, (cert, v)) in chain.iter().zip(verdict.per_cert).enumerate() {
@@ -351,12 +381,16 @@ impl<'s, S: FindingSink + ?Sized> Engine<'s, S> {
                         conn: id.0,
                         subject_oneline: cert.subject.as_ref().map(|n| n.oneline()),
                         issuer_oneline: cert.issuer.as_ref().map(|n| n.oneline()),
+                        decrypted: *decrypted,
+                        post_handshake: *post_handshake,
                     };
                     self.emit(Finding::Certificate(Box::new(f)));
                 }
                 self.emit(Finding::Chain(Box::new(chain_finding)));
             }
-            TlsEvent::Alert { alert, .. } => {
+            TlsEvent::Alert {
+                alert, decrypted, ..
+            } => {
                 let f = AlertFinding {
                     file: self.file.clone(),
                     frame: e.mark.frame,
@@ -366,7 +400,8 @@ impl<'s, S: FindingSink + ?Sized> Engine<'s, S> {
                     level: alert.map(|a| a.level),
                     code: alert.map(|a| a.description.0),
                     description: alert.map(|a| a.description.to_string()),
-                    encrypted: alert.is_none(),
+                    encrypted: alert.is_none() || *decrypted,
+                    decrypted: *decrypted,
                     role,
                     conn: c.id.0,
                 };
@@ -404,7 +439,7 @@ impl<'s, S: FindingSink + ?Sized> Engine<'s, S> {
                 }
             }
         }
-        let s = session(&c, self.file.clone());
+        let s = session(&c, self.file.clone(), self.judge.checked());
         debug!(conn = c.id.0, client = %s.client, server = %s.server,
             outcome = s.outcome.as_str(), reason = ?s.reason, "session reported");
         self.emit(Finding::Session(Box::new(s)));
@@ -426,21 +461,83 @@ pub(super) fn datetime(ts: &Timestamp) -> OffsetDateTime {
     ts.to_datetime().unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
-fn session(c: &Conn, file: Arc<str>) -> SessionFinding {
+/// What the capture shows of `side`'s certificates.
+fn certs_seen(c: &Conn, side: Side, outcome: Outcome) -> CertsSeen {
+    let p = c.tls.progress();
+    match p.certificates[side.index()] {
+        _ if c.chain[side.index()].is_some() => CertsSeen::Sent,
+        Some(0) => CertsSeen::Empty,
+        Some(_) => CertsSeen::Sent,
+        // With the key log's secrets for this side its handshake was read: no Certificate
+        // message then means none was sent.
+        None if (outcome == Outcome::EncryptedCertificates || p.is_tls13())
+            && !p.decryption.decrypted[side.index()] =>
+        {
+            CertsSeen::Encrypted
+        }
+        None if !p.hello_seen() => CertsSeen::NotCaptured,
+        None => CertsSeen::NotSent,
+    }
+}
+
+fn session(c: &Conn, file: Arc<str>, checked: Checked) -> SessionFinding {
     let p = c.tls.progress();
     let server = p.side_of(TlsSide::Server).unwrap_or(Side::B);
     let client = server.other();
     let (outcome, mut reason, failed_by) = outcome(p, c.close);
+    // What stayed encrypted: what its records still show, and the key-log lines that would
+    // open it.
+    let d = &p.decryption;
+    if outcome == Outcome::EncryptedCertificates
+        && let Some(facts) = unlock::without_keys(p, c.close.zip(c.close_mark))
+    {
+        reason += "; ";
+        reason += &facts;
+    }
+    if let Some(lines) = unlock::key_lines(p) {
+        reason += "; ";
+        reason += &lines;
+    }
+    let missing_secrets: Vec<&'static str> = unlock::needed_secrets(p)
+        .iter()
+        .map(|k| k.label())
+        .collect();
+    let show_random = d.keylog || !missing_secrets.is_empty();
     for (name, s) in [("server", server), ("client", client)] {
-        if let Some(v) = c.chain[s.index()].as_ref().filter(|v| !v.is_ok()) {
-            let depth = v.depth.map_or("-".to_string(), |d| d.to_string());
-            reason += &format!(
-                "; {name} chain: err {}:{} (depth {depth})",
-                v.code.code(),
-                v.text()
-            );
+        if let Some(j) = c.chain[s.index()].as_ref().filter(|j| !j.verdict.is_ok()) {
+            let v = &j.verdict;
+            reason += &match (v.code, v.depth) {
+                // No OpenSSL code and no depth: the words alone (`describe`), no `err -1:`.
+                (crate::judge::VerifyCode::NotDecoded, _) => {
+                    format!("; {name} chain: {}", v.describe())
+                }
+                (_, Some(d)) => format!("; {name} chain: err {} (depth {d})", v.describe()),
+                (_, None) => format!("; {name} chain: err {}", v.describe()),
+            };
+            if j.mismatch.is_some() {
+                reason += &format!(", against a --ca anchor that is not the CA the {name} sent");
+            }
         }
     }
+    let end = |side: Side, tls: TlsSide| End {
+        side: tls,
+        identity: c.identity[side.index()].as_ref(),
+        certs: certs_seen(c, side, outcome),
+        chain: c.chain[side.index()].as_ref(),
+    };
+    let facts = Facts {
+        outcome,
+        failed_by,
+        fatal: p.fatal_alert.and_then(|f| {
+            let by = p.role(f.side)?;
+            Some((by, f.alert.map(|a| a.description)))
+        }),
+        checked,
+        certificate_requested: p.certificate_requested,
+        server: end(server, TlsSide::Server),
+        client: end(client, TlsSide::Client),
+    };
+    let remedy = remedy::remedy(&facts);
     SessionFinding {
         file,
         client: c.addr(client),
@@ -457,12 +554,19 @@ fn session(c: &Conn, file: Arc<str>) -> SessionFinding {
         outcome,
         reason,
         failed_by,
-        server_chain_verdict: c.chain[server.index()].clone(),
-        client_chain_verdict: c.chain[client.index()].clone(),
+        server_chain_verdict: c.chain[server.index()].as_ref().map(|j| j.verdict.clone()),
+        client_chain_verdict: c.chain[client.index()].as_ref().map(|j| j.verdict.clone()),
+        server_certificates: facts.server.certs,
+        client_certificates: facts.client.certs,
+        checked,
+        remedy,
         server_identity: c.identity[server.index()].clone(),
         client_identity: c.identity[client.index()].clone(),
         alerts: [p.alerts[client.index()], p.alerts[server.index()]],
         conn: c.id.0,
         outer: c.outer.clone(),
+        decrypted: d.decrypted.contains(&true),
+        client_random: p.client_random.filter(|_| show_random).map(hex::encode),
+        missing_secrets,
     }
 }

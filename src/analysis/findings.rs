@@ -16,6 +16,7 @@ use serde::{Serialize, Serializer};
 use time::OffsetDateTime;
 
 use super::outcome::Outcome;
+pub use super::remedy::{Action, Remedy};
 use crate::capture::{CaptureError, Timestamp};
 use crate::cert::SftunnelIdentity;
 use crate::judge::Verdict;
@@ -128,6 +129,16 @@ pub struct CertificateFinding {
     pub subject_oneline: Option<String>,
     #[serde(skip)]
     pub issuer_oneline: Option<String>,
+    /// It crossed the wire encrypted (TLS 1.3) and `--keylog` opened it.
+    #[serde(skip_serializing_if = "is_false")]
+    pub decrypted: bool,
+    /// Sent after its sender's Finished: TLS 1.3 post-handshake authentication.
+    #[serde(skip_serializing_if = "is_false")]
+    pub post_handshake: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !b
 }
 
 /// The verdict on a whole Certificate message's chain, right after its certificates: what the
@@ -146,9 +157,81 @@ pub struct ChainFinding {
     /// Certificates in the message.
     pub length: usize,
     pub verdict: Verdict,
-    /// The path ends in a `--ca` anchor (false without anchors).
+    /// The chain verifies (`verdict.code` 0) up to a `--ca` anchor; false without anchors or
+    /// with any error, so never `true` beside a failed verdict.
     pub trusted: bool,
+    /// What the verdict covers: the dates only (no `--ca`), or the whole chain.
+    pub checked: Checked,
+    /// The `--ca` anchor the path ended in is not the CA certificate the peer sent under the
+    /// same name: the verdict is about the file given, not about what the peers use.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub anchor_mismatch: Option<AnchorMismatch>,
     pub conn: u64,
+}
+
+/// What a chain verdict covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Checked {
+    /// No `--ca`: only each certificate's validity dates were judged.
+    Dates,
+    /// With `--ca`: the whole chain, like `openssl verify -attime`.
+    Chain,
+}
+
+/// A certificate named by what tells it apart from another of the same name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct CertRef {
+    /// RFC 4514.
+    pub subject: Option<String>,
+    pub sha256: String,
+    #[serde(serialize_with = "crate::sftunnel::serialize_opt_rfc3339")]
+    pub not_before: Option<OffsetDateTime>,
+    #[serde(serialize_with = "crate::sftunnel::serialize_opt_rfc3339")]
+    pub not_after: Option<OffsetDateTime>,
+    /// OpenSSL's one-line form, for text lines.
+    #[serde(skip)]
+    pub subject_oneline: Option<String>,
+}
+
+impl CertRef {
+    pub(crate) fn of(c: &crate::cert::CertInfo) -> Self {
+        CertRef {
+            subject: c.subject.as_ref().map(|n| n.rfc4514()),
+            sha256: c.sha256.clone(),
+            not_before: c.not_before,
+            not_after: c.not_after,
+            subject_oneline: c.subject.as_ref().map(|n| n.oneline()),
+        }
+    }
+}
+
+/// The anchor given with `--ca` and the CA certificate the peer sent, under one name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct AnchorMismatch {
+    /// Where the anchor sits in the verified path.
+    pub depth: usize,
+    /// From `--ca`.
+    pub anchor: CertRef,
+    /// From the wire.
+    pub sent: CertRef,
+}
+
+/// What the capture shows of one side's certificates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CertsSeen {
+    /// A Certificate message with certificates: see the chain verdict.
+    Sent,
+    /// An empty Certificate message (a client that has no certificate to give).
+    Empty,
+    /// The handshake in the capture has no Certificate message from this side (a client
+    /// not asked for one, a resumed session, a handshake that ended before it).
+    NotSent,
+    /// TLS 1.3: certificates travel encrypted; what was sent cannot be seen.
+    Encrypted,
+    /// The handshake is not in the capture (it began before the capture started).
+    NotCaptured,
 }
 
 /// An alert record.
@@ -167,8 +250,12 @@ pub struct AlertFinding {
     pub code: Option<u8>,
     /// The TLS registry name (`certificate_expired`); `null` when encrypted.
     pub description: Option<String>,
-    /// Sent after ChangeCipherSpec (or not 2 bytes long): its content is unknowable.
+    /// Sent after ChangeCipherSpec (or not 2 bytes long): its content is unknowable, unless
+    /// `decrypted`.
     pub encrypted: bool,
+    /// Encrypted, and `--keylog` opened it: level, code and description are its own.
+    #[serde(skip_serializing_if = "is_false")]
+    pub decrypted: bool,
     /// The sender's TLS role.
     pub role: Option<TlsSide>,
     pub conn: u64,
@@ -210,6 +297,14 @@ pub struct SessionFinding {
     /// sent no certificate.
     pub server_chain_verdict: Option<Verdict>,
     pub client_chain_verdict: Option<Verdict>,
+    /// What the capture shows of each side's certificates (sent, empty, encrypted, ...).
+    pub server_certificates: CertsSeen,
+    pub client_certificates: CertsSeen,
+    /// What the chain verdicts cover: dates only (no `--ca`) or the whole chain.
+    pub checked: Checked,
+    /// What to do about a session that is a problem (failed, or a chain that fails), derived
+    /// from the verdicts, the alert and the sftunnel roles; `null` when nothing is wrong.
+    pub remedy: Option<Remedy>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server_identity: Option<Identity>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -222,6 +317,16 @@ pub struct SessionFinding {
     /// absent when it came bare. `client`/`server` are the inner addresses.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub outer: Vec<crate::net::Encap>,
+    /// Some of its records were opened with `--keylog`.
+    #[serde(skip_serializing_if = "is_false")]
+    pub decrypted: bool,
+    /// The ClientHello's random, lowercase hex (the key-log lookup key): shown when a key
+    /// log was given or secrets are missing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_random: Option<String>,
+    /// Key-log labels this session needs that no `--keylog` line gave.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub missing_secrets: Vec<&'static str>,
 }
 
 /// Something the reader of the report should know that is not a certificate, alert or

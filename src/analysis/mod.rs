@@ -10,12 +10,25 @@
 //! handshakes are only skimmed, non-TLS connections are dropped to counters, and findings leave
 //! as soon as they exist. TLS is looked for on every TCP connection (any port, after STARTTLS
 //! and similar upgrades), unless `Options::ports` restricts it.
+//!
+//! Findings say only what the bytes show: per side whether certificates were sent, empty,
+//! encrypted (TLS 1.3) or not in the capture (`CertsSeen`); whether a verdict covers the
+//! chain or only dates (`Checked`, no `--ca`); when a `--ca` anchor is not the CA the peer
+//! sent (`AnchorMismatch`). A session that is a problem carries a `Remedy` (see `remedy` for
+//! the table from verify codes, alerts and sftunnel roles to what a TAC engineer does).
+//! With a key log (`Options::keys`, `--keylog`) the TLS layer opens what the log has secrets
+//! for: TLS 1.3 certificates are judged like plaintext ones and marked `decrypted` (and
+//! `post_handshake` when they came after the handshake), TLS 1.2 encrypted alerts get their
+//! names, and outcomes follow what was decrypted. What stayed encrypted is described from its
+//! records, with the key-log lines that would open it (`unlock`).
 
 mod certs;
 mod engine;
 mod findings;
 mod outcome;
+mod remedy;
 mod sink;
+mod unlock;
 
 use std::io;
 use std::path::Path;
@@ -25,8 +38,8 @@ use time::OffsetDateTime;
 
 pub use engine::Counts;
 pub use findings::{
-    AlertFinding, CertificateFinding, ChainFinding, Finding, Identity, NoteFinding, NoteKind,
-    SessionFinding, timestamp_rfc3339,
+    Action, AlertFinding, AnchorMismatch, CertRef, CertificateFinding, CertsSeen, ChainFinding,
+    Checked, Finding, Identity, NoteFinding, NoteKind, Remedy, SessionFinding, timestamp_rfc3339,
 };
 pub use outcome::{Close, Outcome};
 pub use sink::{FindingSink, ReadProgress};
@@ -46,6 +59,10 @@ pub struct Options {
     /// Only TCP connections with one of these ports (`--port`); empty: all.
     pub ports: Vec<u16>,
     pub limits: tls::Limits,
+    /// Secrets from NSS key logs (`--keylog`): TLS 1.3 handshakes and post-handshake messages
+    /// they hold secrets for are decrypted, TLS 1.2 encrypted alerts named. Connections it
+    /// has nothing for cost what they cost without it.
+    pub keys: Option<Arc<tls::KeyLog>>,
 }
 
 /// What one capture amounted to.
@@ -59,6 +76,9 @@ pub struct Summary {
     pub read_error: Option<String>,
     /// The sink said stop before the end of the input: counts cover what was read until then.
     pub stopped: bool,
+    /// `Options::ports` (`--port`): TCP segments on other ports were left out
+    /// (`net.filtered` counts them).
+    pub ports: Vec<u16>,
 }
 
 impl Summary {
@@ -71,6 +91,7 @@ impl Summary {
             net: net::Stats::default(),
             read_error: Some(source.to_string()),
             stopped: false,
+            ports: Vec::new(),
         }
     }
 }
@@ -139,7 +160,14 @@ pub fn analyze_reader<S: FindingSink + ?Sized>(
         ..net::Config::default()
     });
     let judge = certs::CertJudge::new(opts.anchors.clone());
-    let mut engine = engine::Engine::new(file.clone(), opts.at, opts.limits, judge, sink);
+    let mut engine = engine::Engine::new(
+        file.clone(),
+        opts.at,
+        opts.limits,
+        opts.keys.clone(),
+        judge,
+        sink,
+    );
     let mut read_error = None;
     let progress = |reader: &capture::Reader| ReadProgress {
         frames: reader.frames_read(),
@@ -192,6 +220,7 @@ pub fn analyze_reader<S: FindingSink + ?Sized>(
             net: tracker.stats(),
             read_error,
             stopped: stopped.is_some(),
+            ports: opts.ports.clone(),
         }),
     }
 }

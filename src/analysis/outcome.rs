@@ -58,15 +58,24 @@ pub fn outcome(p: &Progress, close: Option<Close>) -> (Outcome, String, Option<T
                 || (a.description == AlertDescription::DECRYPT_ERROR
                     && !p.change_cipher_spec[peer.index()])
         });
+        let post = if p.post_handshake_certificate[peer.index()] {
+            "post-handshake "
+        } else {
+            ""
+        };
         let after = match p.certificates[peer.index()] {
-            Some(0) if cert_alert => format!(" after an empty {} Certificate", role(peer)),
-            Some(_) if cert_alert => format!(" after {} Certificate", role(peer)),
+            Some(0) if cert_alert => format!(" after an empty {} {post}Certificate", role(peer)),
+            Some(_) if cert_alert => format!(" after {} {post}Certificate", role(peer)),
             _ => fatal
                 .after
                 .map(|s| format!(" after {}", step_name(p, peer, s)))
                 .unwrap_or_default(),
         };
-        let outcome = if p.done {
+        // TLS 1.3 (decrypted): a client is done at its Finished, before the server has judged
+        // its certificate, and post-handshake authentication comes later still: a certificate
+        // alert there is the tunnel failing, not an established session closing.
+        let late_rejection = p.is_tls13() && cert_alert;
+        let outcome = if p.done && !late_rejection {
             Outcome::Established
         } else {
             Outcome::Failed
@@ -76,18 +85,21 @@ pub fn outcome(p: &Progress, close: Option<Close>) -> (Outcome, String, Option<T
     }
     if p.done {
         let resumed = p.certificates == [None, None];
-        let reason = if resumed {
+        let mut reason = if resumed {
             "handshake completed (session resumed, no certificates)"
         } else {
             "handshake completed"
-        };
-        return (Outcome::Established, reason.to_string(), None);
+        }
+        .to_string();
+        reason += &left_tls(p);
+        return (Outcome::Established, reason, None);
     }
-    if p.is_tls13() && p.server.is_some() && !retry_only(p) {
+    let decrypted = p.decryption.decrypted.contains(&true);
+    if p.is_tls13() && p.server.is_some() && !retry_only(p) && !decrypted {
         let v = p.version.map(|v| v.to_string()).unwrap_or_default();
         return (
             Outcome::EncryptedCertificates,
-            format!("{v} negotiated: certificates are encrypted"),
+            format!("{v} negotiated: certificates are encrypted{}", left_tls(p)),
             None,
         );
     }
@@ -115,6 +127,30 @@ pub fn outcome(p: &Progress, close: Option<Close>) -> (Outcome, String, Option<T
         ),
         _ => (Outcome::Incomplete, format!("capture ends{latest}"), None),
     }
+}
+
+/// `; then the client and the server closed TLS ...` when the session went back to cleartext
+/// (FTP's CCC), else nothing.
+fn left_tls(p: &Progress) -> String {
+    let name = |s: Side| p.role(s).map_or("one side", TlsSide::as_str);
+    let (what, alerts) = match p.left_tls.map(|o| o.is_some()) {
+        [false, false] => return String::new(),
+        [true, true] => {
+            let (first, second) = match p.server {
+                Some(Side::A) => (Side::B, Side::A),
+                _ => (Side::A, Side::B),
+            };
+            (
+                format!("the {} and the {}", name(first), name(second)),
+                "encrypted alerts",
+            )
+        }
+        [a, _] => {
+            let s = if a { Side::A } else { Side::B };
+            (format!("the {}", name(s)), "an encrypted alert")
+        }
+    };
+    format!("; then {what} closed TLS ({alerts}) and went on in cleartext, as FTP does after CCC")
 }
 
 /// A HelloRetryRequest was the last word from the server: TLS 1.3 was asked for, not agreed.

@@ -19,6 +19,7 @@ mod der;
 mod ext;
 mod name;
 mod pem;
+mod pkcs12;
 mod validity;
 
 use std::ops::Range;

@@ -1,7 +1,9 @@
-//! Certificate and key files: every certificate in a PEM bundle (or a single DER certificate),
-//! and the private key of a key file, with errors that name the file and what was wrong: not a
-//! certificate, bad base64, an unterminated block, a private key where a certificate was
-//! expected (said to be a key, never printed), no key or an encrypted one where a key was.
+//! Certificate and key files: every certificate in a PEM bundle (or a single DER certificate,
+//! or a PKCS#12 bundle that needs no password, read by `pkcs12`), and the private key of a
+//! key file, with errors that name the file and what was wrong: not a certificate, bad base64,
+//! an unterminated block, a private key where a certificate was expected (said to be a key,
+//! never printed), no key or an encrypted one where a key was, a PKCS#12 bundle that needs a
+//! password.
 //! Every module that reads a PEM or X.509 file (`pki`, `tunnel`, the CLI) reads it here.
 //!
 //! Parsing ([`parse_pem_bundle`], [`parse_key_pem`]) is pure; [`read_certs`] and [`read_key`]
@@ -61,6 +63,14 @@ pub enum CertError {
     },
     #[error("{what}: holds a {label}, not a key format sfdiag reads (PKCS#8, PKCS#1 or SEC1)")]
     UnsupportedKey { what: String, label: String },
+    /// A PKCS#12 bundle that needs a password (sfdiag reads only those that need none).
+    #[error(
+        "{what}: a PKCS#12 bundle protected by a password; sfdiag reads only bundles without one (export its certificates first: openssl pkcs12 -in FILE -nokeys -out FILE.pem)"
+    )]
+    Pkcs12Password { what: String },
+    /// A PKCS#12 bundle that does not parse.
+    #[error("{what}: not a readable PKCS#12 bundle: {reason}")]
+    Pkcs12 { what: String, reason: String },
 }
 
 /// Reads every certificate in a PEM bundle or DER file.
@@ -88,6 +98,9 @@ pub fn parse_pem_bundle(bytes: &[u8]) -> Result<Vec<CertInfo>, CertError> {
 pub fn parse_named(bytes: &[u8], what: &str) -> Result<Vec<CertInfo>, CertError> {
     let blocks = pem_blocks(bytes, what)?;
     if blocks.is_empty() {
+        if super::pkcs12::looks_like_pkcs12(bytes) {
+            return super::pkcs12::parse_pkcs12(bytes, what);
+        }
         return parse_der(bytes, what).map(|c| vec![c]);
     }
     let mut certs = Vec::new();

@@ -79,9 +79,17 @@ const EXIT_CODES: &[(&str, &str)] = &[
   1  WARNING: a certificate ends within --warn-days (default 90)
   2  CRITICAL: a certificate ends within --critical-days (default
      30), has expired or is not yet valid, a chain fails --ca, a
-     device trusts another InternalCA than its FMC's; also a usage
-     error (clap's code)
-  3  UNKNOWN: an input could not be read, or no certificate found",
+     device trusts another InternalCA than its FMC's, a key that
+     does not match its certificate (CRITICAL outranks UNKNOWN)
+  3  UNKNOWN: an input could not be read, no certificate found, or
+     a usage error",
+    ),
+    (
+        "inventory",
+        "Exit codes:
+  0  every FMC, device and HA secondary is fine
+  1  some peer needs action (push, copy, renew)
+  2  an input could not be read, or a usage error",
     ),
     (
         "lab",
@@ -164,10 +172,32 @@ pub fn parse() -> Cli {
     let parsed = cmd
         .try_get_matches_from_mut(std::env::args_os())
         .and_then(|mut m| Cli::from_arg_matches_mut(&mut m));
-    match parsed {
-        Ok(cli) => cli,
-        Err(e) => e.format(&mut cmd).exit(),
+    let e = match parsed {
+        Ok(cli) => return cli,
+        Err(e) => e.format(&mut cmd),
+    };
+    // A monitoring system reads exit 2 as CRITICAL: a usage error of `check` is UNKNOWN (3),
+    // with a status line on stdout as plugins give; every other command keeps clap's 2.
+    if e.use_stderr() && invokes_check(std::env::args_os().skip(1)) {
+        let text = e.render().to_string();
+        let first = text
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim_start_matches("error: ");
+        println!("UNKNOWN: usage error: {first}");
+        let _ = e.print();
+        std::process::exit(3);
     }
+    e.exit()
+}
+
+/// True when the subcommand on a command line is `check`: the first word that is not a
+/// global flag (`-v`, `-q` and their long forms take no value).
+fn invokes_check(args: impl IntoIterator<Item = std::ffi::OsString>) -> bool {
+    args.into_iter()
+        .find(|a| !a.to_string_lossy().starts_with('-'))
+        .is_some_and(|a| a == "check")
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! `sfdiag lab [SCENARIO] [--list] [--root DIR] [--pcap FILE]`: flags -> `sfdiag::lab::run` on a
+//! `sfdiag lab [SCENARIO] [--list] [--root DIR] [--pcap FILE] [--keylog FILE] [--tls-version V]`: flags -> `sfdiag::lab::run` on a
 //! tokio runtime, its lines on stdout. Exit 0 when the story ran as written, 1 when an appliance
 //! did something the story did not expect (the message says what), 2 for setup errors.
 
@@ -28,6 +28,14 @@ pub struct LabArgs {
     /// Do not analyze the capture at the end.
     #[arg(long)]
     pub no_analysis: bool,
+    /// Write the NSS key log of every tunnel here (default: beside the capture, e.g.
+    /// lab.keylog for lab.pcap).
+    #[arg(long, value_name = "FILE")]
+    pub keylog: Option<PathBuf>,
+    /// TLS version every appliance runs: 1.2 (before 7.6) or 1.3 (7.6+). Default: the
+    /// story's (1.2; 1.3 for upgrade-76).
+    #[arg(long, value_name = "1.2|1.3")]
+    pub tls_version: Option<sfdiag::pki::TlsVersion>,
 }
 
 pub fn run(a: LabArgs) -> anyhow::Result<ExitCode> {
@@ -49,6 +57,8 @@ pub fn run(a: LabArgs) -> anyhow::Result<ExitCode> {
         root: a.root,
         pcap: a.pcap,
         no_analysis: a.no_analysis,
+        keylog: a.keylog,
+        tls_version: a.tls_version,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -14,6 +14,7 @@ pub mod time_arg;
 pub mod check;
 pub mod help;
 pub mod hints;
+pub mod inventory;
 pub mod lab;
 pub mod man;
 pub mod pki;
@@ -76,6 +77,9 @@ pub enum Command {
     Pki(pki::PkiArgs),
     /// How long each certificate has left: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
     Check(check::CheckArgs),
+    /// The renewal plan: one entry per FMC, device and HA secondary, and its action (none,
+    /// push, copy, renew); --format csv writes the devices.csv skeleton for `pki copy`.
+    Inventory(inventory::InventoryArgs),
     /// Run a renewal story in-process on loopback with a lab clock (default: expiry); --list.
     Lab(lab::LabArgs),
     #[command(flatten)]
@@ -95,6 +99,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Pki(args) => pki::run(args, cli.verbose > 0),
         Command::Check(args) => check::run(args),
+        Command::Inventory(args) => inventory::run(args),
         Command::Lab(args) => lab::run(args),
         Command::Tunnel(cmd) => tunnel::run(cmd),
         Command::Man(args) => man::run(args),

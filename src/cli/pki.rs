@@ -70,9 +70,52 @@ pub struct InitArgs {
     /// A device by name, optionally with its UUID; repeat for several.
     #[arg(long = "device", value_name = "NAME[=UUID]", value_parser = parse_device)]
     pub device: Vec<DeviceSpec>,
-    /// Also make a secondary FMC (HA) that the primary manages like a device.
-    #[arg(long, value_name = "NAME")]
+    /// Also make a secondary FMC (HA), optionally with its UUID: an FMC of its own (its own
+    /// InternalCA, sftunnel certificate and tunnel files for every device) that the primary
+    /// manages like a device.
+    #[arg(long, value_name = "NAME[=UUID]")]
     pub ha_secondary: Option<String>,
+    /// The HA secondary's InternalCA notBefore (default: the primary's): RFC 3339 or an offset.
+    #[arg(
+        long,
+        value_name = "TIME",
+        allow_hyphen_values = true,
+        requires = "ha_secondary"
+    )]
+    pub ha_not_before: Option<String>,
+    /// The HA secondary's InternalCA notAfter.
+    #[arg(
+        long,
+        value_name = "TIME",
+        conflicts_with = "ha_days",
+        allow_hyphen_values = true,
+        requires = "ha_secondary"
+    )]
+    pub ha_not_after: Option<String>,
+    /// The HA secondary's InternalCA lifetime in days from its notBefore (default 3650).
+    #[arg(long, value_name = "N", requires = "ha_secondary")]
+    pub ha_days: Option<u32>,
+    /// notBefore of the certificates the HA secondary signs (default: its InternalCA's, or the
+    /// primary's peer certificates' when no --ha-* date is given).
+    #[arg(
+        long,
+        value_name = "TIME",
+        allow_hyphen_values = true,
+        requires = "ha_secondary"
+    )]
+    pub ha_peer_not_before: Option<String>,
+    /// notAfter of the certificates the HA secondary signs.
+    #[arg(
+        long,
+        value_name = "TIME",
+        conflicts_with = "ha_peer_days",
+        allow_hyphen_values = true,
+        requires = "ha_secondary"
+    )]
+    pub ha_peer_not_after: Option<String>,
+    /// Lifetime in days of the certificates the HA secondary signs.
+    #[arg(long, value_name = "N", requires = "ha_secondary")]
+    pub ha_peer_days: Option<u32>,
     /// InternalCA notBefore: RFC 3339 or an offset like -3650d (default: now).
     #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
     pub not_before: Option<String>,
@@ -109,6 +152,10 @@ pub struct InitArgs {
     /// Replace an existing PKI; its files are kept as *.backup.
     #[arg(long)]
     pub force: bool,
+    /// `proxy_tls_version` written to every sftunnel.conf: 1.2 (before 7.6) or 1.3 (FMC/FTD
+    /// 7.6+); `serve`, `connect` and `validate` with `--root` run it by default.
+    #[arg(long, value_name = "1.2|1.3", default_value = "1.2")]
+    pub tls_version: pki::TlsVersion,
 }
 
 fn parse_uuid(s: &str) -> Result<Uuid, String> {
@@ -148,30 +195,100 @@ fn time_flag(
         .transpose()
 }
 
+/// One FMC's date flags: its InternalCA's (`--not-before`, `--not-after`, `--days`) and its
+/// peers' (`--peer-*`), with the flags' names for messages.
+struct DateFlags<'a> {
+    prefix: &'static str,
+    not_before: &'a Option<String>,
+    not_after: &'a Option<String>,
+    days: Option<u32>,
+    peer_not_before: &'a Option<String>,
+    peer_not_after: &'a Option<String>,
+    peer_days: Option<u32>,
+}
+
+impl DateFlags<'_> {
+    fn any(&self) -> bool {
+        self.not_before.is_some()
+            || self.not_after.is_some()
+            || self.days.is_some()
+            || self.peer_not_before.is_some()
+            || self.peer_not_after.is_some()
+            || self.peer_days.is_some()
+    }
+}
+
 /// The InternalCA's and the peers' validity windows from the flags.
 fn windows(a: &InitArgs, now: OffsetDateTime) -> anyhow::Result<(Validity, Validity)> {
+    windows_of(
+        &DateFlags {
+            prefix: "",
+            not_before: &a.not_before,
+            not_after: &a.not_after,
+            days: a.days,
+            peer_not_before: &a.peer_not_before,
+            peer_not_after: &a.peer_not_after,
+            peer_days: a.peer_days,
+        },
+        now,
+    )
+}
+
+/// The HA secondary's windows from the `--ha-*` flags: `None` when none is given (the
+/// secondary then gets the primary's dates).
+fn ha_windows(a: &InitArgs, now: OffsetDateTime) -> anyhow::Result<Option<(Validity, Validity)>> {
+    let f = DateFlags {
+        prefix: "ha-",
+        not_before: &a.ha_not_before,
+        not_after: &a.ha_not_after,
+        days: a.ha_days,
+        peer_not_before: &a.ha_peer_not_before,
+        peer_not_after: &a.ha_peer_not_after,
+        peer_days: a.ha_peer_days,
+    };
+    f.any().then(|| windows_of(&f, now)).transpose()
+}
+
+fn windows_of(f: &DateFlags<'_>, now: OffsetDateTime) -> anyhow::Result<(Validity, Validity)> {
     const DEFAULT_DAYS: u32 = 3650;
-    let ca_nb = time_flag("--not-before", &a.not_before, now)?.unwrap_or(now);
-    let ca = match time_flag("--not-after", &a.not_after, now)? {
+    let p = f.prefix;
+    let flag = |name: &str| format!("--{p}{name}");
+    let ca_nb = time_flag(&flag("not-before"), f.not_before, now)?.unwrap_or(now);
+    let ca = match time_flag(&flag("not-after"), f.not_after, now)? {
         Some(na) => Validity::new(ca_nb, na),
-        None => Validity::days(ca_nb, a.days.unwrap_or(DEFAULT_DAYS)),
+        None => Validity::days(ca_nb, f.days.unwrap_or(DEFAULT_DAYS)),
     }
-    .context("InternalCA validity (--not-before/--not-after/--days)")?;
-    let peer_nb = time_flag("--peer-not-before", &a.peer_not_before, now)?;
-    let peer_na = time_flag("--peer-not-after", &a.peer_not_after, now)?;
-    let peer = match (peer_nb, peer_na, a.peer_days) {
+    .with_context(|| {
+        format!(
+            "InternalCA validity ({}/{}/{})",
+            flag("not-before"),
+            flag("not-after"),
+            flag("days")
+        )
+    })?;
+    let peer_nb = time_flag(&flag("peer-not-before"), f.peer_not_before, now)?;
+    let peer_na = time_flag(&flag("peer-not-after"), f.peer_not_after, now)?;
+    let peer = match (peer_nb, peer_na, f.peer_days) {
         (None, None, None) => Ok(ca),
         (nb, Some(na), _) => Validity::new(nb.unwrap_or(ca.not_before), na),
         (nb, None, days) => {
             Validity::days(nb.unwrap_or(ca.not_before), days.unwrap_or(DEFAULT_DAYS))
         }
     }
-    .context("peer certificate validity (--peer-not-before/--peer-not-after/--peer-days)")?;
+    .with_context(|| {
+        format!(
+            "peer certificate validity ({}/{}/{})",
+            flag("peer-not-before"),
+            flag("peer-not-after"),
+            flag("peer-days")
+        )
+    })?;
     Ok((ca, peer))
 }
 
 fn init(a: InitArgs, now: OffsetDateTime) -> anyhow::Result<ExitCode> {
     let (ca_validity, peer_validity) = windows(&a, now)?;
+    let ha = ha_windows(&a, now)?;
     let devices = if a.device.is_empty() {
         (1..=a.devices.unwrap_or(1))
             .map(|i| DeviceSpec {
@@ -187,10 +304,13 @@ fn init(a: InitArgs, now: OffsetDateTime) -> anyhow::Result<ExitCode> {
         fmc_uuid: a.fmc_uuid,
         devices,
         ha_secondary: a.ha_secondary.clone(),
+        ha_ca_validity: ha.map(|(ca, _)| ca),
+        ha_peer_validity: ha.map(|(_, peer)| peer),
         ca_validity,
         peer_validity,
         key_bits: a.key_bits,
         force: a.force,
+        tls_version: a.tls_version,
     };
     let root = pki::init(&opts)?;
     let mut out = std::io::stdout().lock();
@@ -221,6 +341,18 @@ fn print_summary(
         fmt(opts.ca_validity.not_before),
         fmt(opts.ca_validity.not_after)
     )?;
+    for sec in root.fmcs().into_iter().skip(1) {
+        let v = opts.ha_ca_validity.unwrap_or(opts.ca_validity);
+        writeln!(
+            out,
+            "InternalCA  {}  HA secondary {} {}  {} .. {}",
+            rel(r, &root.fmc_files_of(sec).ca),
+            sec.name,
+            sec.uuid,
+            fmt(v.not_before),
+            fmt(v.not_after)
+        )?;
+    }
     writeln!(
         out,
         "peer certs  {} .. {}",
@@ -254,6 +386,21 @@ fn print_summary(
             p.uuid.to_string(),
             p.ip.to_string(),
             files
+        )?;
+    }
+    // The HA secondary's own tunnels: its certificate, and each device's for it.
+    for sec in root.fmcs().into_iter().skip(1) {
+        writeln!(
+            out,
+            "tunnels to HA secondary {}: {}",
+            sec.name,
+            std::iter::once(rel(r, &root.fmc_files_of(sec).cert).into_owned())
+                .chain(root.peers_of(sec).iter().filter_map(|p| {
+                    let f = root.device_files_for(&p.name, sec)?;
+                    Some(rel(r, &f.cert).into_owned())
+                }))
+                .collect::<Vec<_>>()
+                .join(", ")
         )?;
     }
     Ok(())

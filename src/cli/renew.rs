@@ -40,6 +40,10 @@ pub struct RenewArgs {
     /// The lab root made by `pki init`.
     #[arg(long, value_name = "DIR")]
     pub root: PathBuf,
+    /// Which FMC of an HA pair renews its InternalCA (its folder name; default: the primary,
+    /// whose peers are the devices and the HA secondary; the secondary's are the devices).
+    #[arg(long, value_name = "NAME")]
+    pub fmc: Option<String>,
     /// Do not ask for confirmation (scripts). Without it, stdin must be a terminal.
     #[arg(long)]
     pub yes: bool,
@@ -58,7 +62,7 @@ pub struct RenewArgs {
           value_parser = clap::builder::PossibleValuesParser::new(["2048", "3072", "4096"])
               .map(|s| s.parse::<u32>().expect("listed values are numbers")))]
     pub key_bits: u32,
-    /// The running serve's control socket (default: ROOT/fmc/var/run/sftunnel.sock).
+    /// The running serve's control socket (default: ROOT/<FMC>/var/run/sftunnel.sock).
     #[arg(long, value_name = "PATH")]
     pub control: Option<PathBuf>,
     #[command(flatten)]
@@ -122,6 +126,10 @@ pub struct CopyArgs {
     /// Stamp every line of the transcript as if the clock showed TIME (RFC 3339 or +90d).
     #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
     pub at: Option<String>,
+    /// The FMC the copy runs on (its folder name; default: the primary). The HA secondary
+    /// copies the files its own InternalCA signed to its devices.
+    #[arg(long, value_name = "NAME")]
+    pub fmc: Option<String>,
     #[command(flatten)]
     pub fault: FaultArgs,
 }
@@ -139,8 +147,8 @@ pub fn run_renew(a: RenewArgs, verbose: bool) -> anyhow::Result<ExitCode> {
         None => at,
     };
     let validity = Validity::days(nb, a.days).context("--not-before/--days")?;
-    let pre =
-        renew::preflight(&a.root, at).with_context(|| format!("--root {}", a.root.display()))?;
+    let pre = renew::preflight_for(&a.root, a.fmc.as_deref(), at)
+        .with_context(|| format!("--root {}", a.root.display()))?;
     if let Some(lock) = &pre.lock {
         bail!(
             "refusing to renew certificates while a critical operation runs ({}, according to {}); wait for it to finish",
@@ -230,6 +238,10 @@ pub fn run_copy(a: CopyArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("--root {}", a.root.display()))?
         .with_faults(a.fault.faults());
     let root = PkiRoot::load(&a.root).with_context(|| format!("--root {}", a.root.display()))?;
+    let root = match &a.fmc {
+        Some(name) => root.as_fmc(name)?,
+        None => root,
+    };
     let mut out = std::io::stdout().lock();
     report::renew::recovery(&mut out, &transport.recovered().cloned())?;
     // The stamps: the system clock, or --at for every line (as if the clock showed TIME, so

@@ -17,7 +17,8 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use time::OffsetDateTime;
 
-use sfdiag::pki::PkiRoot;
+use sfdiag::pki::layout::FMC_DIR;
+use sfdiag::pki::{PkiRoot, TlsVersion};
 use sfdiag::tunnel::client::Backoff;
 use sfdiag::tunnel::config::KeyLogFile;
 use sfdiag::tunnel::validate::{self, Device};
@@ -34,7 +35,7 @@ const LOG_MODE: u32 = 0o644;
 /// The live tunnel's subcommands (flattened into the top level).
 #[derive(Debug, Subcommand)]
 pub enum TunnelCommand {
-    /// The FMC side of sftunnel: accept device tunnels (mutual TLS 1.2), log like the appliance.
+    /// The FMC side of sftunnel: accept device tunnels (mutual TLS 1.2, or 1.3 as on 7.6+), log like the appliance.
     Serve(Box<ServeArgs>),
     /// The FTD side: dial the FMC and keep the tunnel up (or --once, or a --count fleet).
     Connect(Box<ConnectArgs>),
@@ -85,6 +86,10 @@ impl FileArgs {
 /// Flags both long-running sides share.
 #[derive(Debug, Args)]
 pub struct SideArgs {
+    /// TLS version to speak: 1.2 (before 7.6) or 1.3 (FMC/FTD 7.6+). Default: with --root,
+    /// sftunnel.conf's proxy_tls_version (`pki init --tls-version`); else 1.2.
+    #[arg(long, value_name = "1.2|1.3")]
+    pub tls_version: Option<TlsVersion>,
     /// Judge certificates and stamp logs as if the clock showed TIME (RFC 3339 or +90d).
     #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
     pub at: Option<String>,
@@ -174,6 +179,29 @@ fn load_root(root: &Path) -> anyhow::Result<PkiRoot> {
     PkiRoot::load(root).with_context(|| format!("--root {}", root.display()))
 }
 
+/// `--tls-version`, else what `appliance`'s sftunnel.conf under the root says, else 1.2.
+fn tls_version(
+    flag: Option<TlsVersion>,
+    root: Option<(&PkiRoot, &str)>,
+) -> anyhow::Result<TlsVersion> {
+    match (flag, root) {
+        (Some(v), _) => Ok(v),
+        (None, Some((r, appliance))) => Ok(r.tls_version(appliance)?),
+        (None, None) => Ok(TlsVersion::default()),
+    }
+}
+
+/// The root seen from the FMC `--fmc` names (default: the primary).
+fn load_root_as(root: &Path, fmc: Option<&str>) -> anyhow::Result<PkiRoot> {
+    let r = load_root(root)?;
+    Ok(match fmc {
+        Some(name) => r
+            .as_fmc(name)
+            .with_context(|| format!("--root {}", root.display()))?,
+        None => r,
+    })
+}
+
 fn to_files(p: sfdiag::pki::PeerFiles) -> TlsFiles {
     TlsFiles {
         ca: p.ca,
@@ -182,9 +210,9 @@ fn to_files(p: sfdiag::pki::PeerFiles) -> TlsFiles {
     }
 }
 
-/// Where `serve --root DIR` puts its control socket.
-pub fn control_socket(root: &Path) -> PathBuf {
-    tunnel::control::socket_path(&sfdiag::pki::Layout::new(root).fmc_dir())
+/// Where `serve --root DIR [--fmc NAME]` puts its control socket: in that FMC's folder.
+pub fn control_socket(root: &PkiRoot) -> PathBuf {
+    tunnel::control::socket_path(&root.layout.fmc_dir())
 }
 
 #[derive(Debug, Args)]
@@ -193,6 +221,10 @@ pub struct ServeArgs {
     /// are admitted, named as it names them.
     #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,
+    /// Which FMC of the root serves (its folder name; default: the primary): an HA
+    /// secondary serves with its own InternalCA to the devices it manages.
+    #[arg(long, value_name = "NAME", requires = "root")]
+    pub fmc: Option<String>,
     #[command(flatten)]
     pub files: FileArgs,
     /// Address to listen on.
@@ -203,7 +235,7 @@ pub struct ServeArgs {
     /// a device accepts with `connect --listen`.
     #[arg(long, requires = "root")]
     pub no_dial: bool,
-    /// Control socket for `status` and `pki renew` (default with --root: ROOT/fmc/var/run/sftunnel.sock);
+    /// Control socket for `status` and `pki renew` (default with --root: ROOT/<FMC>/var/run/sftunnel.sock);
     /// owner-only, and only a stale socket at PATH is ever replaced.
     #[arg(long, value_name = "PATH")]
     pub control: Option<PathBuf>,
@@ -213,9 +245,9 @@ pub struct ServeArgs {
 
 async fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
     // With a root, only its peers are admitted (CLI.md), named as it names them.
-    let (files, host, control, peers, devices) = match (&a.root, a.files.files()) {
+    let (files, host, control, peers, tls, devices) = match (&a.root, a.files.files()) {
         (Some(root), _) => {
-            let r = load_root(root)?;
+            let r = load_root_as(root, a.fmc.as_deref())?;
             // The FMC dials its managed devices (not an HA peer: FMCs sync otherwise).
             let devices: Vec<(String, String, std::net::IpAddr)> = r
                 .peers
@@ -226,12 +258,21 @@ async fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
             (
                 to_files(r.fmc_files()),
                 r.fmc.name.clone(),
-                Some(a.control.clone().unwrap_or_else(|| control_socket(root))),
+                Some(a.control.clone().unwrap_or_else(|| control_socket(&r))),
                 Some(tunnel::KnownPeer::of_root(&r)),
+                // The acting FMC's own sftunnel.conf (an HA secondary's with --fmc).
+                tls_version(a.side.tls_version, Some((&r, r.layout.fmc_name())))?,
                 devices,
             )
         }
-        (None, Some(f)) => (f, "fmc".to_owned(), a.control.clone(), None, Vec::new()),
+        (None, Some(f)) => (
+            f,
+            "fmc".to_owned(),
+            a.control.clone(),
+            None,
+            tls_version(a.side.tls_version, None)?,
+            Vec::new(),
+        ),
         (None, None) => bail!("serve needs --root DIR or --ca, --cert and --key"),
     };
     let clock = a.side.clock()?;
@@ -239,7 +280,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
         .side
         .sflog(a.side.hostname.as_deref().unwrap_or(&host), &clock, false)?;
     let recorder = a.side.recorder(&clock)?;
-    let mut server = Server::start_recording(
+    let mut server = Server::start_with(
         ServerSettings {
             listen: a.listen.clone(),
             files,
@@ -251,6 +292,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
             timeouts: a.side.timeouts(),
         },
         recorder,
+        tls,
     )
     .await?;
     if !a.no_dial {
@@ -304,8 +346,9 @@ async fn shutdown_signal() {
 
 #[derive(Debug, Args)]
 pub struct ConnectArgs {
-    /// The FMC to dial.
-    #[arg(value_name = "ADDR:PORT")]
+    /// The FMC to dial: an address or host name, with :PORT unless it is 8305 (`[::1]:8305`
+    /// for IPv6).
+    #[arg(value_name = "ADDR[:PORT]")]
     pub server: String,
     /// A lab PKI root; use --device NAME's files.
     #[arg(long, value_name = "DIR", requires = "device")]
@@ -313,12 +356,17 @@ pub struct ConnectArgs {
     /// The device (folder name under --root).
     #[arg(long, value_name = "NAME", requires = "root")]
     pub device: Option<String>,
+    /// Which FMC of the root the device dials, i.e. which `var/sf/peers/<fmc uuid>/` set it
+    /// uses (the FMC's folder name; default: the primary).
+    #[arg(long, value_name = "NAME", requires = "root")]
+    pub fmc: Option<String>,
     #[command(flatten)]
     pub files: FileArgs,
     /// Device name sent to the FMC (default: --device, else "ftd").
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
-    /// One handshake and one heartbeat, then exit 0 (ok) or 1 (failed).
+    /// One handshake (and one heartbeat when the peer is an sfdiag FMC), then exit 0 when the
+    /// TLS handshake succeeded, whatever the peer does after it, or 1 when it failed.
     #[arg(long, conflicts_with = "count")]
     pub once: bool,
     /// Open N tunnels (fleet / load mode) and print handshakes/s and failures by reason.
@@ -348,15 +396,26 @@ pub struct ConnectArgs {
 }
 
 async fn connect(a: ConnectArgs) -> anyhow::Result<ExitCode> {
-    let (files, name) = match (&a.root, &a.device, a.files.files()) {
+    let (files, name, tls) = match (&a.root, &a.device, a.files.files()) {
         (Some(root), Some(dev), _) => {
-            let r = load_root(root)?;
-            let f = r
-                .device_files(dev)
-                .with_context(|| format!("--device {dev}: not a device of {}", root.display()))?;
-            (to_files(f), dev.clone())
+            let r = load_root_as(root, a.fmc.as_deref())?;
+            let Some(f) = r.device_files(dev) else {
+                let known: Vec<&str> = r.peers.iter().map(|p| p.name.as_str()).collect();
+                bail!(
+                    "--device {dev}: not a device of {} {} (its devices: {})",
+                    r.fmc.name,
+                    root.display(),
+                    if known.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
+                );
+            };
+            let tls = tls_version(a.side.tls_version, Some((&r, dev)))?;
+            (to_files(f), dev.clone(), tls)
         }
-        (None, None, Some(f)) => (f, "ftd".to_owned()),
+        (None, None, Some(f)) => (f, "ftd".to_owned(), tls_version(a.side.tls_version, None)?),
         _ => bail!("connect needs --root DIR --device NAME, or --ca, --cert and --key"),
     };
     let name = a.name.clone().unwrap_or(name);
@@ -378,7 +437,8 @@ async fn connect(a: ConnectArgs) -> anyhow::Result<ExitCode> {
             initial: Duration::from_secs(1),
             max: Duration::from_secs(a.retry_max.max(1)),
         },
-    })?;
+    })?
+    .with_tls_version(tls);
     if let Some(r) = recorder {
         client = client.with_recorder(r);
     }
@@ -413,7 +473,7 @@ async fn connect(a: ConnectArgs) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("--listen {addr}"))?;
             let ip = listener.local_addr()?.ip();
             if !ip.is_unspecified() {
-                client = client.bind_from(ip);
+                client = client.with_source(ip);
             }
             if a.listen_only {
                 client.spawn_listen_only(listener)
@@ -450,23 +510,27 @@ pub struct ValidateArgs {
     /// Append both sides' log lines to FILE.
     #[arg(long, value_name = "FILE")]
     pub log: Option<PathBuf>,
+    /// TLS version both ends speak: 1.2 or 1.3 (7.6+). Default: with --root, the FMC's
+    /// sftunnel.conf proxy_tls_version; else 1.2.
+    #[arg(long, value_name = "1.2|1.3")]
+    pub tls_version: Option<TlsVersion>,
 }
 
 async fn validate_cmd(a: ValidateArgs) -> anyhow::Result<ExitCode> {
-    let (fmc, devices) = match (&a.root, a.files.files()) {
+    let mut times = vec![None];
+    if let Some(at) = parse_at(a.at.as_deref())? {
+        times.push(Some(at));
+    }
+    let (fmc, devices, tls) = match (&a.root, a.files.files()) {
+        // Every tunnel of the root: each device to each FMC, the HA secondary to the primary.
         (Some(root), _) => {
             let r = load_root(root)?;
-            let devices: Vec<Device> = r
-                .peers
-                .iter()
-                .filter_map(|p| {
-                    Some(Device {
-                        name: p.name.clone(),
-                        files: to_files(r.device_files(&p.name)?),
-                    })
-                })
-                .collect();
-            (to_files(r.fmc_files()), devices)
+            let tls = tls_version(a.tls_version, Some((&r, FMC_DIR)))?;
+            let verdicts = validate::validate_root(&r, &times, tls).await?;
+            if verdicts.is_empty() {
+                bail!("no devices to validate");
+            }
+            return print_verdicts(&verdicts, a.log.as_deref());
         }
         (None, Some(f)) => {
             let (Some(cert), Some(key)) = (a.peer_cert.clone(), a.peer_key.clone()) else {
@@ -483,6 +547,7 @@ async fn validate_cmd(a: ValidateArgs) -> anyhow::Result<ExitCode> {
                     name: "device".into(),
                     files: dev,
                 }],
+                tls_version(a.tls_version, None)?,
             )
         }
         (None, None) => {
@@ -492,12 +557,13 @@ async fn validate_cmd(a: ValidateArgs) -> anyhow::Result<ExitCode> {
     if devices.is_empty() {
         bail!("no devices to validate");
     }
-    let mut times = vec![None];
-    if let Some(at) = parse_at(a.at.as_deref())? {
-        times.push(Some(at));
-    }
-    let verdicts = validate::validate(&fmc, &devices, &times).await?;
-    let mut log = match &a.log {
+    let verdicts = validate::validate_with(&fmc, &devices, &times, tls).await?;
+    print_verdicts(&verdicts, a.log.as_deref())
+}
+
+/// One line per verdict (with both sides' log lines when it failed), also to `--log`.
+fn print_verdicts(verdicts: &[validate::Verdict], log: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let mut log = match log {
         Some(p) => Some(
             OpenOptions::new()
                 .create(true)
@@ -510,7 +576,7 @@ async fn validate_cmd(a: ValidateArgs) -> anyhow::Result<ExitCode> {
     };
     let mut out = std::io::stdout().lock();
     let mut failed = false;
-    for v in &verdicts {
+    for v in verdicts {
         writeln!(out, "{}", v.line())?;
         if !v.ok() {
             failed = true;
@@ -546,6 +612,10 @@ pub struct StatusArgs {
     /// A control socket (for `serve --control PATH`).
     #[arg(long, value_name = "PATH")]
     pub socket: Option<PathBuf>,
+    /// Which FMC of the root to ask (its folder name; default: the primary): its control
+    /// socket, and the peers it manages listed.
+    #[arg(long, value_name = "NAME", requires = "root")]
+    pub fmc: Option<String>,
     /// Output: a table with one row per peer like sftunnel_status.pl, or one JSON object
     /// (`server`, `peers`).
     #[arg(long, value_enum, default_value_t = StatusFormat::Text)]
@@ -557,8 +627,12 @@ pub struct StatusArgs {
 }
 
 async fn status(a: StatusArgs) -> anyhow::Result<ExitCode> {
-    let root = a.root.as_deref().map(load_root).transpose()?;
-    let socket = match (&a.socket, &a.root) {
+    let root = a
+        .root
+        .as_deref()
+        .map(|r| load_root_as(r, a.fmc.as_deref()))
+        .transpose()?;
+    let socket = match (&a.socket, &root) {
         (Some(s), _) => s.clone(),
         (None, Some(r)) => control_socket(r),
         (None, None) => bail!("status needs --root DIR or --socket PATH"),

@@ -2,7 +2,10 @@
 //!
 //! Owns the scenarios ([`Scenario`]) and the stage they play on (`world`): a lab PKI made by
 //! `pki::init` (in a temporary folder unless a root is given), the FMC's real `serve` with its
-//! control socket and the devices' real `connect` clients, all on 127.0.0.1 port 0, all on one
+//! control socket (in the HA stories, one per FMC: the primary's and the secondary's, each
+//! with its own InternalCA) and the devices' real `connect` clients (one per FMC a device
+//! talks to), all on loopback (each FMC on 127.0.0.1 port 0, each device dialing from its own
+//! 127.1.0.N), all on one
 //! shared lab [`Clock`](crate::tunnel::Clock) that the story moves forward (the machine's clock
 //! is never touched). Every appliance logs in the messages-log shape under its own host name
 //! (`FMC`, `ftd1`, ...), straight to the lab's output, and each step ends with a status table.
@@ -34,24 +37,35 @@ pub enum Scenario {
     /// come back (err 10); renewal pushes to the two still up, FAILED_PUSH lists the third;
     /// `pki copy` fixes it.
     Expiry,
-    /// Primary and secondary FMC in HA: the secondary's copy of the InternalCA ends first and
-    /// its tunnel breaks; renewal on the primary, FAILED_PUSH, `pki copy` to the secondary.
+    /// FMC HA, case 1: the primary's InternalCA expires; a device and the secondary cannot
+    /// reconnect to it; a manual role switch keeps the devices managed by the secondary
+    /// (its own InternalCA is valid); renewal on the primary pushes to the tunnels still up,
+    /// FAILED_PUSH lists the device and the secondary, `pki copy` fixes both.
     Ha,
+    /// FMC HA, case 2: the secondary's InternalCA expires; a device cannot reconnect to it;
+    /// renewal on the secondary (`--fmc`) concerns only the devices; `pki copy` from it.
+    HaSecondary,
     /// A routine renewal while one device is off: it comes back with the old files and fails
     /// with err 7 (certificate signature failure, alert 51) until `pki copy`.
     NotPushed,
     /// The 90- and 30-day warnings of `check` as the lab clock nears the CA's end, and an
     /// early renewal that pushes to everyone.
     Expiring,
+    /// FMC 7.6 on TLS 1.3: after a renewal, a device trusts the new InternalCA but still
+    /// presents a certificate of the old one; the FMC refuses it (7.6's post-handshake-auth
+    /// lines), the capture without and with the key log, then `pki copy`.
+    Upgrade76,
 }
 
 impl Scenario {
     /// Every scenario, the default first.
-    pub const ALL: [Scenario; 4] = [
+    pub const ALL: [Scenario; 6] = [
         Scenario::Expiry,
         Scenario::Ha,
+        Scenario::HaSecondary,
         Scenario::NotPushed,
         Scenario::Expiring,
+        Scenario::Upgrade76,
     ];
 
     /// The name on the command line.
@@ -59,8 +73,10 @@ impl Scenario {
         match self {
             Scenario::Expiry => "expiry",
             Scenario::Ha => "ha",
+            Scenario::HaSecondary => "ha-secondary",
             Scenario::NotPushed => "not-pushed",
             Scenario::Expiring => "expiring",
+            Scenario::Upgrade76 => "upgrade-76",
         }
     }
 
@@ -71,13 +87,19 @@ impl Scenario {
                 "(default) InternalCA expires under 3 FTDs; one reboots and fails (err 10); renew pushes to 2, FAILED_PUSH lists 1; pki copy; all connected"
             }
             Scenario::Ha => {
-                "FMC HA: the secondary's copy of the InternalCA ends first, its tunnel breaks; renew on the primary; pki copy to the secondary"
+                "FMC HA, the primary's InternalCA expires: ftd2 and FMC2 cannot reconnect (err 10); role switch to FMC2; renew on the primary; pki copy to ftd2 and FMC2"
+            }
+            Scenario::HaSecondary => {
+                "FMC HA, the secondary's InternalCA expires: ftd2 cannot reconnect to FMC2 (err 10); renew --fmc FMC2 for the devices only; pki copy from FMC2"
             }
             Scenario::NotPushed => {
                 "CA regenerated while one FTD was off: it comes back with old files (err 7, alert 51); validate fails, pki copy, validate passes"
             }
             Scenario::Expiring => {
                 "check's 90- and 30-day warnings as the CA nears its end; an early renew pushes to every device, nothing breaks"
+            }
+            Scenario::Upgrade76 => {
+                "FMC 7.6 (TLS 1.3): a device keeps an old-CA certificate after renewal; the FMC refuses it (post-handshake auth lines); the capture with and without keys; pki copy"
             }
         }
     }
@@ -105,6 +127,12 @@ pub struct LabOptions {
     pub pcap: Option<PathBuf>,
     /// Skip the analysis of the capture at the end.
     pub no_analysis: bool,
+    /// Where to write the NSS key log of every tunnel; beside the capture (`lab.keylog` for
+    /// `lab.pcap`) when `None`.
+    pub keylog: Option<PathBuf>,
+    /// The TLS version every appliance runs (`proxy_tls_version`); the story's own when
+    /// `None` (TLS 1.2, and 1.3 for `upgrade-76`).
+    pub tls_version: Option<crate::pki::TlsVersion>,
 }
 
 /// One step of a story and the status table that closed it.
@@ -129,6 +157,8 @@ pub struct LabReport {
     pub failed_push: Vec<(PathBuf, String)>,
     /// The capture (already deleted with a temporary root unless `--pcap` named it).
     pub pcap: PathBuf,
+    /// The NSS key log beside it (deleted with it, unless `--pcap` or `--keylog` named it).
+    pub keylog: PathBuf,
     pub packets: u64,
     /// Problems the analysis of the capture found (failed verdicts, fatal alerts, failed
     /// handshakes); `None` when it was skipped.

@@ -9,11 +9,11 @@ use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
 use super::out::Out;
-use super::world::{Dialing, World, lab_time};
+use super::world::{self, Dialing, World, lab_time};
 use super::{LabError, LabOptions, LabReport, Scenario};
 use crate::analysis::{self, Finding, Options};
 use crate::pki::expiry::Status;
-use crate::pki::{DeviceSpec, InitOptions, Uuid, Validity};
+use crate::pki::{DeviceSpec, InitOptions, TlsVersion, Uuid, Validity};
 use crate::report::{self, Format};
 use crate::tunnel::HandshakeFailure;
 
@@ -47,10 +47,13 @@ fn init_options(
             })
             .collect(),
         ha_secondary: ha_secondary.map(str::to_string),
+        ha_ca_validity: None,
+        ha_peer_validity: None,
         ca_validity: Validity::days(CA_NOT_BEFORE, 3650)?,
         peer_validity: Validity::days(PEERS_NOT_BEFORE, 3650)?,
         key_bits: 2048,
         force: false,
+        tls_version: Default::default(),
     })
 }
 
@@ -73,10 +76,20 @@ pub(super) async fn run(
             (Some(t), r)
         }
     };
-    // The PKI is made first (it creates the root); the capture goes beside it by default.
+    // The PKI is made first (it creates the root); the capture goes beside it by default,
+    // and the key log beside the capture.
     let pcap = opts.pcap.clone().unwrap_or_else(|| root.join("lab.pcap"));
+    let keylog = opts
+        .keylog
+        .clone()
+        .unwrap_or_else(|| world::keylog_beside(&pcap));
+    if scenario == Scenario::Upgrade76 && opts.tls_version == Some(TlsVersion::Tls12) {
+        return Err(unexpected(
+            "upgrade-76 is the move to TLS 1.3 (FMC 7.6): --tls-version 1.2 does not apply".into(),
+        ));
+    }
     out.text(&format!(
-        "sfdiag lab {}: {}\nlab root: {}{}\ncapture: {}",
+        "sfdiag lab {}: {}\nlab root: {}{}\ncapture: {}\nkey log: {}",
         scenario.name(),
         scenario.summary(),
         root.display(),
@@ -85,14 +98,24 @@ pub(super) async fn run(
         } else {
             ""
         },
-        pcap.display()
+        pcap.display(),
+        keylog.display()
     ))?;
-    let world = match scenario {
-        Scenario::Expiry => expiry(&root, &pcap, out.clone()).await?,
-        Scenario::Ha => ha(&root, &pcap, out.clone()).await?,
-        Scenario::NotPushed => not_pushed(&root, &pcap, out.clone()).await?,
-        Scenario::Expiring => expiring(&root, &pcap, out.clone()).await?,
+    let settings = world::Settings {
+        tls: opts.tls_version,
+        keylog: Some(keylog.clone()),
     };
+    let story = async {
+        Ok::<_, LabError>(match scenario {
+            Scenario::Expiry => expiry(&root, &pcap, out.clone()).await?,
+            Scenario::Ha => ha(&root, &pcap, out.clone()).await?,
+            Scenario::HaSecondary => ha_secondary(&root, &pcap, out.clone()).await?,
+            Scenario::NotPushed => not_pushed(&root, &pcap, out.clone()).await?,
+            Scenario::Expiring => expiring(&root, &pcap, out.clone()).await?,
+            Scenario::Upgrade76 => upgrade_76(&root, &pcap, out.clone()).await?,
+        })
+    };
+    let world = world::SETTINGS.scope(settings, story).await?;
     let (recorder, steps, failed_push) = world.finish().await?;
     let packets = recorder.packets();
     drop(recorder);
@@ -120,6 +143,7 @@ pub(super) async fn run(
         steps,
         failed_push,
         pcap,
+        keylog,
         packets,
         analysis_problems,
         elapsed,
@@ -295,107 +319,282 @@ async fn expiry(root: &Path, pcap: &Path, out: Out) -> Result<World, LabError> {
     Ok(w)
 }
 
+/// The HA secondary's UUID in both HA stories.
+const FMC2_UUID: &str = "f1e2d3c4-4347-11ef-aca1-f3aa241412a1";
+
+/// A root with the primary, HA secondary FMC2 and two devices; the secondary's InternalCA
+/// and the certificates it signs get their own dates.
+fn ha_init(root: &Path, fmc2_ca: Validity, fmc2_peers: Validity) -> Result<InitOptions, LabError> {
+    let mut init = init_options(root, 2, Some(&format!("FMC2={FMC2_UUID}")))?;
+    init.ha_ca_validity = Some(fmc2_ca);
+    init.ha_peer_validity = Some(fmc2_peers);
+    Ok(init)
+}
+
+/// SHA-256 of a file, short, for the lab's own narration ("untouched").
+fn short_sha256(path: &Path) -> Result<String, LabError> {
+    let bytes = std::fs::read(path).map_err(|e| crate::pki::PkiError::io("read", path, e))?;
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &bytes);
+    Ok(hex::encode(&d.as_ref()[..8]))
+}
+
+/// Every tunnel of an HA root up: each device to both FMCs, FMC2 to the primary.
+async fn ha_start(w: &mut World) -> Result<(), LabError> {
+    let ev = w.events();
+    let ev2 = w.events_of("FMC2")?;
+    for d in ["ftd1", "ftd2", "FMC2"] {
+        w.start_device(d)?;
+    }
+    w.wait_connected(ev, &["ftd1", "ftd2", "FMC2"]).await?;
+    w.wait_connected_to("FMC2", ev2, &["ftd1", "ftd2"]).await?;
+    Ok(())
+}
+
+/// Case 1 of the runbook's HA appendix: the primary's InternalCA expires first.
 async fn ha(root: &Path, pcap: &Path, out: Out) -> Result<World, LabError> {
-    let init = init_options(root, 1, Some("FMC2"))?;
+    // FMC2 joined in 2026 and made its own InternalCA then: it ends two years after the
+    // primary's.
+    let fmc2_ca = Validity::days(datetime!(2026-05-12 09:00:00 UTC), 3650)?;
+    let init = ha_init(root, fmc2_ca, fmc2_ca)?;
     let ca_end = init.ca_validity.not_after;
-    // The secondary kept the InternalCA certificate from the FMC's first install: the same
-    // key and name, but five years shorter. The primary's was re-signed in 2024.
-    let old_copy = Validity::new(
-        datetime!(2019-10-07 08:00:00 UTC),
-        datetime!(2029-10-04 08:00:00 UTC),
-    )?;
-    let start = old_copy.not_after - Duration::days(3);
-    let mut w = World::new(init, start, out, pcap, 6).await?;
+    let mut w = World::new(init, ca_end - Duration::days(2), out, pcap, 7).await?;
 
     w.step(
         None,
-        "FMC HA: primary FMC, secondary FMC2 (managed like a device) and ftd1",
+        "FMC HA: primary FMC, secondary FMC2 (its own InternalCA), ftd1 and ftd2; every tunnel up",
     )?;
-    let l = w.root.layout.clone();
-    let copy_path = w
-        .root
-        .device_files("FMC2")
-        .ok_or_else(|| unexpected("no FMC2".into()))?
-        .ca;
-    {
-        let key = crate::pki::load_key(&l.ca_key())?;
-        let older = crate::pki::InternalCa::create(uuid(FMC_UUID), key, &old_copy)?;
-        crate::pki::fsio::write_atomic(
-            &copy_path,
-            older.cert_pem().as_bytes(),
-            crate::pki::fsio::PUBLIC_MODE,
-        )?;
-    }
     w.say(&format!(
-        "the primary's InternalCA ends {}; FMC2 holds an older copy (same key and name) that ends {}",
+        "the primary's InternalCA CN={FMC_UUID} ends {}; FMC2's CN={FMC2_UUID} ends {}",
         lab_time(ca_end),
-        lab_time(old_copy.not_after)
+        lab_time(fmc2_ca.not_after)
     ))?;
-    let ev = w.events();
-    w.start_device("ftd1")?;
-    w.start_device("FMC2")?;
-    w.wait_connected(ev, &["ftd1", "FMC2"]).await?;
+    w.say(
+        "each device holds a set from each FMC (var/sf/peers/<fmc uuid>/); FMC2 holds a device-like set from the primary for the FMC-to-FMC tunnel",
+    )?;
+    ha_start(&mut w).await?;
     w.status()?;
     w.title_last("connected");
+    w.status_of("FMC2")?;
+    w.title_last("FMC2 connected");
 
-    let t = old_copy.not_after + Duration::days(1);
+    let t = ca_end + Duration::days(1);
     w.step(
         Some(t),
-        "FMC2's copy of the InternalCA expires; tunnels stay up",
+        "The primary's InternalCA expires; established tunnels stay up",
     )?;
     w.wait_heartbeats_after(t).await?;
     w.status()?;
-    w.title_last("copy expired, still up");
+    w.title_last("expired, still up");
 
     w.step(
-        None,
-        "FMC2 restarts (HA synchronisation) and cannot reconnect",
+        Some(t + Duration::minutes(10)),
+        "ftd2 reboots and FMC2's sftunnel restarts: neither can reach the primary again",
     )?;
+    w.stop_device("ftd2").await?;
     w.stop_device("FMC2").await?;
+    let (ev, ev2) = (w.events(), w.events_of("FMC2")?);
+    w.start_device("ftd2")?;
+    let f = w.wait_failed(ev, "ftd2").await?;
+    expect_failure("ftd2", &f, 10)?;
+    w.wait_connected_to("FMC2", ev2, &["ftd2"]).await?;
+    // Subscribed once ftd2's failure is told, so the FMC's next failure is FMC2's.
     let ev = w.events();
     w.start_device("FMC2")?;
-    let f = w.wait_failed(ev, "FMC2").await?;
-    expect_failure("FMC2", &f, 10)?;
+    let f2 = w.wait_failed(ev, "FMC2").await?;
+    expect_failure("FMC2", &f2, 10)?;
     w.say(&format!(
-        "FMC2 judges the primary's chain with its own expired copy: {}; ftd1 is unaffected",
+        "ftd2 and FMC2 reject the primary's chain: {}; ftd2's tunnel to FMC2 came up (FMC2's InternalCA is valid)",
         f.reason()
     ))?;
     w.status()?;
-    w.title_last("FMC2 down");
+    w.title_last("ftd2 and FMC2 down");
 
     w.step(
-        Some(t + Duration::minutes(15)),
-        "Renewal on the primary: the HA secondary is reissued too",
+        None,
+        "Manual role switch: FMC2 becomes active and keeps managing the devices",
     )?;
+    w.command("(FMC2 web UI) Integration > High Availability > Switch Peer Roles")?;
+    w.say(
+        "FMC2 is active: every device is managed over its tunnel to FMC2 while the primary is fixed",
+    )?;
+    w.status_of("FMC2")?;
+    w.title_last("FMC2 active");
+
+    w.step(
+        Some(t + Duration::minutes(20)),
+        "Renewal on the primary: pushed to the devices and the secondary whose tunnels are up",
+    )?;
+    let fmc2_ca_path = w.root.fmc_files_of(&w.root.fmcs()[1].clone()).ca;
+    let fmc2_before = short_sha256(&fmc2_ca_path)?;
     let ev = w.events();
     let run = w.renew().await?;
-    expect_pushed(&run, &["ftd1"], &["FMC2"])?;
+    expect_pushed(&run, &["ftd1"], &["ftd2", "FMC2"])?;
     w.wait_connected(ev, &["ftd1"]).await?;
+    let fmc2_after = short_sha256(&fmc2_ca_path)?;
+    if fmc2_before != fmc2_after {
+        return Err(unexpected(
+            "renewal on the primary changed FMC2's InternalCA".into(),
+        ));
+    }
+    w.say(&format!(
+        "FMC2's own InternalCA is untouched (sha256 {fmc2_after}...); FMC2's tunnel to the primary is down, so it is copied by hand"
+    ))?;
     w.status()?;
     w.title_last("renewed");
 
     w.step(
-        Some(t + Duration::minutes(25)),
-        "pki copy to the secondary; the primary in the list is skipped",
+        Some(t + Duration::minutes(30)),
+        "pki copy (copy_sftunnel_certs.py) on the primary to ftd2 and to the secondary",
     )?;
-    let lines = vec![csv_line(&w, "FMC2")?, csv_line(&w, "fmc")?];
-    let ev = w.events();
+    let lines = vec![
+        csv_line(&w, "fmc")?,
+        csv_line(&w, "ftd2")?,
+        csv_line(&w, "FMC2")?,
+    ];
+    let (ev, ev2) = (w.events(), w.events_of("FMC2")?);
     let report = w.copy(&lines)?;
-    if report.copied != ["FMC2"] || report.skipped.len() != 1 {
+    if report.copied != ["ftd2", "FMC2"] {
         return Err(unexpected(format!("pki copy did {report:?}")));
     }
-    w.wait_connected(ev, &["FMC2"]).await?;
+    w.wait_connected(ev, &["ftd2", "FMC2"]).await?;
+    // ftd2's sftunnel restart also restarted its tunnel to FMC2.
+    w.wait_connected_to("FMC2", ev2, &["ftd2"]).await?;
     w.status()?;
     w.title_last("all connected");
 
     w.step(
         None,
-        "validate: both peers against the primary at the lab clock",
+        "Role switch back to the primary; validate every tunnel at the lab clock",
     )?;
+    w.command("(FMC web UI) Integration > High Availability > Switch Peer Roles")?;
     let verdicts = w.validate().await?;
+    if verdicts.len() != 5 {
+        return Err(unexpected(format!(
+            "validate judged {} tunnels",
+            verdicts.len()
+        )));
+    }
     if let Some(v) = verdicts.iter().find(|v| !v.ok()) {
         return Err(unexpected(format!("validate failed: {}", v.line())));
     }
+    w.status_of("FMC2")?;
+    w.title_last("FMC2 all connected");
+    w.say("every tunnel is up: the devices to both FMCs on their own InternalCAs, FMC2 to the renewed primary")?;
+    Ok(w)
+}
+
+/// Case 2 of the runbook's HA appendix: the secondary's InternalCA expires first.
+async fn ha_secondary(root: &Path, pcap: &Path, out: Out) -> Result<World, LabError> {
+    // The primary was reimaged in 2027 and made a new InternalCA; FMC2 kept its 2024 one.
+    let mut init = ha_init(
+        root,
+        Validity::days(CA_NOT_BEFORE, 3650)?,
+        Validity::days(PEERS_NOT_BEFORE, 3650)?,
+    )?;
+    init.ca_validity = Validity::days(datetime!(2027-02-15 08:00:00 UTC), 3650)?;
+    init.peer_validity = init.ca_validity;
+    let fmc2_end = init
+        .ha_ca_validity
+        .map_or(init.ca_validity.not_after, |v| v.not_after);
+    let primary_end = init.ca_validity.not_after;
+    let mut w = World::new(init, fmc2_end - Duration::days(2), out, pcap, 6).await?;
+
+    w.step(
+        None,
+        "FMC HA: primary FMC, secondary FMC2, ftd1 and ftd2; every tunnel up",
+    )?;
+    w.say(&format!(
+        "FMC2's InternalCA CN={FMC2_UUID} ends {}; the primary's CN={FMC_UUID} ends {}",
+        lab_time(fmc2_end),
+        lab_time(primary_end)
+    ))?;
+    ha_start(&mut w).await?;
+    w.status()?;
+    w.title_last("connected");
+    w.status_of("FMC2")?;
+    w.title_last("FMC2 connected");
+
+    let t = fmc2_end + Duration::days(1);
+    w.step(
+        Some(t),
+        "FMC2's InternalCA expires; established tunnels stay up",
+    )?;
+    w.wait_heartbeats_after(t).await?;
+    w.status_of("FMC2")?;
+    w.title_last("FMC2 expired, still up");
+
+    w.step(
+        Some(t + Duration::minutes(10)),
+        "ftd2 reboots: back on the primary, refused by FMC2",
+    )?;
+    w.stop_device("ftd2").await?;
+    let (ev, ev2) = (w.events(), w.events_of("FMC2")?);
+    w.start_device("ftd2")?;
+    w.wait_connected(ev, &["ftd2"]).await?;
+    let f = w.wait_failed_to("FMC2", ev2, "ftd2").await?;
+    expect_failure("ftd2", &f, 10)?;
+    w.say(&format!(
+        "ftd2 rejects FMC2's chain: {}; the primary (active) still manages every device, so no role switch: switching to FMC2 now would lose ftd2",
+        f.reason()
+    ))?;
+    w.status()?;
+    w.title_last("primary connected");
+    w.status_of("FMC2")?;
+    w.title_last("FMC2 ftd2 down");
+
+    w.step(
+        Some(t + Duration::minutes(20)),
+        "Renewal on the secondary: only the devices need its files",
+    )?;
+    let primary_ca = w.root.fmc_files().ca;
+    let before = short_sha256(&primary_ca)?;
+    let ev2 = w.events_of("FMC2")?;
+    let run = w.renew_on("FMC2").await?;
+    expect_pushed(&run, &["ftd1"], &["ftd2"])?;
+    w.wait_connected_to("FMC2", ev2, &["ftd1"]).await?;
+    let after = short_sha256(&primary_ca)?;
+    if before != after {
+        return Err(unexpected(
+            "renewal on FMC2 changed the primary's InternalCA".into(),
+        ));
+    }
+    w.say(&format!(
+        "the primary's InternalCA is untouched (sha256 {after}...): FMC2's tunnel to the primary rests on it and stays up"
+    ))?;
+    w.status()?;
+    w.title_last("primary after FMC2's renewal");
+    w.status_of("FMC2")?;
+    w.title_last("FMC2 renewed");
+
+    w.step(
+        Some(t + Duration::minutes(30)),
+        "pki copy on the secondary to ftd2 (in FMC2's FAILED_PUSH)",
+    )?;
+    let lines = vec![csv_line(&w, "FMC2")?, csv_line(&w, "ftd2")?];
+    let (ev, ev2) = (w.events(), w.events_of("FMC2")?);
+    let report = w.copy_on("FMC2", &lines)?;
+    if report.copied != ["ftd2"] {
+        return Err(unexpected(format!("pki copy did {report:?}")));
+    }
+    w.wait_connected_to("FMC2", ev2, &["ftd2"]).await?;
+    // ftd2's sftunnel restart also restarted its tunnel to the primary.
+    w.wait_connected(ev, &["ftd2"]).await?;
+    w.status_of("FMC2")?;
+    w.title_last("FMC2 all connected");
+
+    w.step(None, "validate every tunnel at the lab clock")?;
+    let verdicts = w.validate().await?;
+    if verdicts.len() != 5 {
+        return Err(unexpected(format!(
+            "validate judged {} tunnels",
+            verdicts.len()
+        )));
+    }
+    if let Some(v) = verdicts.iter().find(|v| !v.ok()) {
+        return Err(unexpected(format!("validate failed: {}", v.line())));
+    }
+    w.status()?;
+    w.title_last("all connected");
     Ok(w)
 }
 
@@ -519,5 +718,199 @@ async fn expiring(root: &Path, pcap: &Path, out: Out) -> Result<World, LabError>
     }
     w.status()?;
     w.title_last("renewed");
+    Ok(w)
+}
+
+/// The capture so far through the analyzer, every finding (a TLS 1.3 capture without keys has
+/// little to show: that is the point of this step).
+fn show_capture(w: &World, pcap: &Path, options: &Options) -> Result<Vec<Finding>, LabError> {
+    w.recorder.flush()?;
+    let mut out = w.out.line_writer();
+    let mut r = report::renderer(Format::Text, &mut out);
+    let mut write_err = None;
+    let mut kept = Vec::new();
+    let mut sink = |f: Finding| {
+        if write_err.is_none()
+            && let Err(e) = r.finding(&f)
+        {
+            write_err = Some(e);
+        }
+        if matches!(f, Finding::Certificate(_) | Finding::Chain(_)) {
+            kept.push(f);
+        }
+    };
+    let summary = analysis::analyze_path(pcap, options, &mut sink)
+        .map_err(|e| unexpected(format!("analyzing {}: {e}", pcap.display())))?;
+    if let Some(e) = write_err {
+        return Err(e.into());
+    }
+    r.file_done(&summary)?;
+    r.finish()?;
+    Ok(kept)
+}
+
+/// How many lines of each label a key log holds, in first-seen order.
+fn keylog_labels(path: &Path) -> Result<Vec<(String, usize)>, LabError> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| crate::pki::PkiError::io("read", path, e))?;
+    let mut labels: Vec<(String, usize)> = Vec::new();
+    for label in text.lines().filter_map(|l| l.split_whitespace().next()) {
+        match labels.iter_mut().find(|(l, _)| l == label) {
+            Some((_, n)) => *n += 1,
+            None => labels.push((label.to_owned(), 1)),
+        }
+    }
+    Ok(labels)
+}
+
+/// FMC 7.6: sftunnel on TLS 1.3. A renewal while ftd2 is off; someone copies only the new
+/// InternalCA to it, so it trusts the new CA but still presents its certificate of the old
+/// one, and the FMC refuses it. Both ends, the capture without and with the key log, then
+/// `pki copy`.
+async fn upgrade_76(root: &Path, pcap: &Path, out: Out) -> Result<World, LabError> {
+    let mut init = init_options(root, 2, None)?;
+    init.tls_version = TlsVersion::Tls13;
+    let start = datetime!(2030-03-04 08:00:00 UTC);
+    let mut w = World::new(init, start, out, pcap, 5).await?;
+
+    w.step(
+        None,
+        "FMC 7.6 and two FTDs on 7.6: sftunnel on TLS 1.3 (proxy_tls_version TLSv1.3)",
+    )?;
+    w.say(
+        "on 7.6 the FMC asks for the device's certificate after the handshake (post-handshake \
+         authentication); rustls has none, so this FMC asks inside the handshake: the same \
+         certificate, the same verdict and alert, only sent earlier (see README, TLS 1.3)",
+    )?;
+    let ev = w.events();
+    w.start_device("ftd1")?;
+    w.start_device("ftd2")?;
+    w.wait_connected(ev, &["ftd1", "ftd2"]).await?;
+    w.status()?;
+    w.title_last("connected");
+
+    w.step(
+        Some(start + Duration::hours(1)),
+        "ftd2 is off; the InternalCA is regenerated after the upgrade",
+    )?;
+    w.stop_device("ftd2").await?;
+    let ev = w.events();
+    let run = w.renew().await?;
+    expect_pushed(&run, &["ftd1"], &["ftd2"])?;
+    w.wait_connected(ev, &["ftd1"]).await?;
+
+    w.step(
+        Some(start + Duration::hours(3)),
+        "Only cacert.pem is copied to ftd2; it boots with its certificate of the old CA",
+    )?;
+    let fmc_ca = w.root.layout.ca_cert();
+    let dev = w
+        .root
+        .device_files("ftd2")
+        .ok_or_else(|| unexpected("no ftd2".into()))?;
+    w.command(&format!("cp {} {}", fmc_ca.display(), dev.ca.display()))?;
+    let ca_pem =
+        std::fs::read(&fmc_ca).map_err(|e| crate::pki::PkiError::io("read", &fmc_ca, e))?;
+    crate::pki::fsio::write_atomic(&dev.ca, &ca_pem, crate::pki::fsio::PUBLIC_MODE)?;
+    let ev = w.events();
+    w.start_device("ftd2")?;
+    let f = w.wait_failed(ev, "ftd2").await?;
+    let Some(alert) = f
+        .alert()
+        .filter(|_| matches!(f, HandshakeFailure::AlertReceived { .. }))
+    else {
+        return Err(unexpected(format!(
+            "ftd2 was expected to be refused by the FMC, got: {}",
+            f.reason()
+        )));
+    };
+    w.say(&format!(
+        "ftd2 accepted the FMC (it trusts the new InternalCA); the FMC refused ftd2's certificate, \
+         signed by the old one, and ftd2 got alert {} ({}). The FMC's last four lines are 7.6's",
+        alert.0,
+        alert.name().unwrap_or("unknown")
+    ))?;
+    w.status()?;
+    w.title_last("ftd2 refused");
+
+    w.step(None, "The capture: TLS 1.3 hides certificates and alerts")?;
+    w.command(&format!(
+        "sfdiag analyze --ca {} {}",
+        fmc_ca.display(),
+        pcap.display()
+    ))?;
+    let ca = crate::cert::read_certs(&fmc_ca)
+        .map_err(|e| unexpected(format!("{}: {e}", fmc_ca.display())))?;
+    show_capture(
+        &w,
+        pcap,
+        &Options {
+            anchors: ca,
+            ..Options::default()
+        },
+    )?;
+    w.say(
+        "without keys: the handshakes and who closed, no certificate and no alert (all encrypted)",
+    )?;
+    let labels = keylog_labels(&w.keylog_path)?;
+    w.say(&format!(
+        "the FMC's key log {} holds {}",
+        w.keylog_path.display(),
+        labels
+            .iter()
+            .map(|(l, n)| format!("{n} {l}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))?;
+    w.command(&format!(
+        "sfdiag analyze --ca {} --keylog {} {}",
+        fmc_ca.display(),
+        w.keylog_path.display(),
+        pcap.display()
+    ))?;
+    let text = std::fs::read(&w.keylog_path)
+        .map_err(|e| crate::pki::PkiError::io("read", &w.keylog_path, e))?;
+    let mut keys = crate::tls::KeyLog::new();
+    let name = w.keylog_path.display().to_string();
+    keys.add(&name, &text);
+    let ca = crate::cert::read_certs(&fmc_ca)
+        .map_err(|e| unexpected(format!("{}: {e}", fmc_ca.display())))?;
+    let seen = show_capture(
+        &w,
+        pcap,
+        &Options {
+            anchors: ca,
+            keys: Some(std::sync::Arc::new(keys)),
+            ..Options::default()
+        },
+    )?;
+    // The story holds only if the key log opened ftd2's Certificate and the judge says what
+    // the FMC said of it.
+    let judged_like_the_fmc = seen.iter().any(|f| {
+        matches!(f, Finding::Chain(c) if c.role == Some(crate::sftunnel::TlsSide::Client)
+            && c.verdict.code.code() == 7 && c.verdict.depth == Some(0))
+    });
+    let decrypted = seen
+        .iter()
+        .any(|f| matches!(f, Finding::Certificate(c) if c.decrypted));
+    if !(judged_like_the_fmc && decrypted) {
+        return Err(unexpected(format!(
+            "with the key log, analyze did not judge ftd2's decrypted certificate err 7 at \
+             depth 0 ({} findings)",
+            seen.len()
+        )));
+    }
+    w.say("with the key log: ftd2's certificate decrypted and judged as the FMC judged it (err 7 at depth 0); `tshark -o tls.keylog_file:` shows the same certificates")?;
+
+    w.step(None, "pki copy to ftd2: its new certificate and key")?;
+    let lines = vec![csv_line(&w, "ftd2")?];
+    let ev = w.events();
+    let report = w.copy(&lines)?;
+    if report.copied != ["ftd2"] {
+        return Err(unexpected(format!("pki copy did {report:?}")));
+    }
+    w.wait_connected(ev, &["ftd2"]).await?;
+    w.status()?;
+    w.title_last("all connected");
     Ok(w)
 }

@@ -1,10 +1,17 @@
-//! The stage a scenario plays on: one lab PKI, the FMC's server with its control socket, the
-//! devices' clients, the shared lab clock, the capture, and the waits that keep the story in
-//! step with what the appliances really did.
+//! The stage a scenario plays on: one lab PKI, each FMC's server with its control socket (the
+//! primary's, and an HA secondary's with its own InternalCA), the devices' clients (one per
+//! FMC a device talks to, and the secondary's own tunnel to the primary), the shared lab
+//! clock, the capture, and the waits that keep the story in step with what the appliances
+//! really did.
 //!
 //! Every wait is for an event the appliances report (the server's `Connected`/`Failed`, a
 //! client's state, a heartbeat stamped after a clock jump), each with a deadline; nothing
 //! sleeps for a fixed time to "let things settle".
+//!
+//! The run's own settings (`lab --tls-version`, `--keylog`) reach every story's stage through
+//! [`SETTINGS`], which `scenarios::run` sets around the story: the TLS version goes into the
+//! PKI's `sftunnel.conf` and every appliance speaks it; the FMC writes the NSS key log of
+//! every tunnel beside the capture (or where `--keylog` says).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -25,6 +32,7 @@ use crate::pki::{InitOptions, PeerFiles, PkiRoot, Validity};
 use crate::recorder::Recorder;
 use crate::sftunnel::{Channel, rfc3339, whole_seconds};
 use crate::tunnel::client::Backoff;
+use crate::tunnel::config::{KeyLogFile, TlsVersion};
 use crate::tunnel::renewal::{self, RenewRun};
 use crate::tunnel::status::PeerStatus;
 use crate::tunnel::validate::{self, Verdict};
@@ -32,6 +40,25 @@ use crate::tunnel::{
     Client, ClientHandle, ClientSettings, ClientState, Clock, DialTarget, HandshakeFailure,
     KnownPeer, Server, ServerEvent, ServerSettings, SfLog, Timeouts, TlsFiles,
 };
+
+/// What a run sets for whatever story it plays (see the module doc).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Settings {
+    /// Overrides the story's `proxy_tls_version`.
+    pub tls: Option<TlsVersion>,
+    /// Where the key log goes (default: beside the capture).
+    pub keylog: Option<PathBuf>,
+}
+
+tokio::task_local! {
+    /// The run's [`Settings`], read by [`World::new`].
+    pub(crate) static SETTINGS: Settings;
+}
+
+/// The key log beside a capture: `lab.keylog` for `lab.pcap`.
+pub(crate) fn keylog_beside(pcap: &Path) -> PathBuf {
+    pcap.with_extension("keylog")
+}
 
 /// Deadline for any one thing the story waits for.
 const WAIT: Duration = Duration::from_secs(20);
@@ -81,18 +108,37 @@ pub(crate) enum Dialing {
     Both,
 }
 
-type Clients = Arc<Mutex<BTreeMap<String, Running>>>;
+/// One tunnel client: (the appliance that dials, the FMC it dials), by folder names.
+type LinkKey = (String, String);
 
-/// See the module doc.
-pub(crate) struct World {
-    pub root: PkiRoot,
-    pub clock: Clock,
-    pub out: Out,
+type Clients = Arc<Mutex<BTreeMap<LinkKey, Running>>>;
+
+/// One FMC of the root, serving.
+struct FmcRunning {
+    /// The root as this FMC sees it (its files, peers, control socket).
+    view: PkiRoot,
+    /// The host name in its log lines.
+    host: String,
     server: Option<Server>,
     addr: SocketAddr,
     socket: PathBuf,
+}
+
+/// See the module doc.
+pub(crate) struct World {
+    /// The root as the primary sees it.
+    pub root: PkiRoot,
+    pub clock: Clock,
+    pub out: Out,
+    /// Every FMC of the root, the primary first.
+    fmcs: Vec<FmcRunning>,
     clients: Clients,
     pub recorder: Recorder,
+    /// The TLS version every appliance of this stage speaks.
+    pub tls: TlsVersion,
+    /// The FMC's NSS key log (every tunnel's secrets) and where it is.
+    keylog: Arc<dyn rustls::KeyLog>,
+    pub keylog_path: PathBuf,
     pub steps: Vec<StepReport>,
     pub failed_push: Vec<(PathBuf, String)>,
     step_no: usize,
@@ -115,6 +161,13 @@ impl World {
         steps_total: usize,
     ) -> Result<World, LabError> {
         let clock = Clock::lab(start);
+        let settings = SETTINGS.try_with(Clone::clone).unwrap_or_default();
+        let mut init = init;
+        if let Some(v) = settings.tls {
+            init.tls_version = v;
+        }
+        let tls = init.tls_version;
+        let keylog_path = settings.keylog.unwrap_or_else(|| keylog_beside(pcap));
         let root = tokio::task::spawn_blocking(move || crate::pki::init(&init))
             .await
             .map_err(|e| LabError::Unexpected(e.to_string()))??;
@@ -125,17 +178,39 @@ impl World {
                 format!("{}: {e}", pcap.display()),
             ))
         })?;
+        // A fresh key log, as the capture is a fresh file (appending would mix runs).
+        if keylog_path.is_file() {
+            std::fs::remove_file(&keylog_path)
+                .map_err(|e| crate::pki::PkiError::io("replace", &keylog_path, e))?;
+        }
+        let keylog = KeyLogFile::open(&keylog_path)?;
         let pid = std::process::id().clamp(1000, 60000);
-        let socket = crate::tunnel::control::socket_path(&root.layout.fmc_dir());
+        let mut fmcs = Vec::new();
+        for f in root.fmcs() {
+            let view = root.as_fmc(&f.name)?;
+            fmcs.push(FmcRunning {
+                socket: crate::tunnel::control::socket_path(&view.layout.fmc_dir()),
+                // The primary is "FMC" in the lab's lines, as in the runbook's transcripts.
+                host: if view.primary_acts() {
+                    "FMC".to_string()
+                } else {
+                    f.name.clone()
+                },
+                view,
+                server: None,
+                addr: "127.0.0.1:0".parse().expect("literal address"),
+            });
+        }
         let mut w = World {
             root,
             clock,
             out,
-            server: None,
-            addr: "127.0.0.1:0".parse().expect("literal address"),
-            socket,
+            fmcs,
             clients: Arc::default(),
             recorder,
+            tls,
+            keylog,
+            keylog_path,
             steps: Vec::new(),
             failed_push: Vec::new(),
             step_no: 0,
@@ -144,7 +219,9 @@ impl World {
             dialing: BTreeMap::new(),
             booted: Default::default(),
         };
-        w.start_fmc().await?;
+        for i in 0..w.fmcs.len() {
+            w.start_fmc(i).await?;
+        }
         Ok(w)
     }
 
@@ -158,29 +235,51 @@ impl World {
         )
     }
 
-    async fn start_fmc(&mut self) -> Result<(), LabError> {
-        let log = self.log_for("FMC");
-        let server = Server::start_recording(
+    async fn start_fmc(&mut self, i: usize) -> Result<(), LabError> {
+        let log = self.log_for(&self.fmcs[i].host.clone());
+        let f = &self.fmcs[i];
+        let server = Server::start_with(
             ServerSettings {
                 listen: "127.0.0.1:0".into(),
-                files: files(self.root.fmc_files()),
-                peers: Some(KnownPeer::of_root(&self.root)),
+                files: files(f.view.fmc_files()),
+                peers: Some(KnownPeer::of_root(&f.view)),
                 clock: self.clock.clone(),
                 log,
-                keylog: None,
-                control: Some(self.socket.clone()),
+                keylog: Some(self.keylog.clone()),
+                control: Some(f.socket.clone()),
                 timeouts: timeouts(),
             },
             Some(self.recorder.clone()),
+            self.tls,
         )
         .await?;
-        self.addr = server.local_addr();
-        self.server = Some(server);
+        let f = &mut self.fmcs[i];
+        f.addr = server.local_addr();
+        f.server = Some(server);
         Ok(())
     }
 
+    fn fmc(&self, name: &str) -> Result<&FmcRunning, LabError> {
+        self.fmcs
+            .iter()
+            .find(|f| f.view.fmc.name == name)
+            .ok_or_else(|| LabError::Unexpected(format!("no FMC {name}")))
+    }
+
+    fn primary_name(&self) -> String {
+        self.root.fmc.name.clone()
+    }
+
+    fn server_of(&self, fmc: &str) -> Result<&Server, LabError> {
+        self.fmc(fmc)?
+            .server
+            .as_ref()
+            .ok_or_else(|| LabError::Unexpected(format!("FMC {fmc} is not serving")))
+    }
+
     fn server(&self) -> &Server {
-        self.server
+        self.fmcs[0]
+            .server
             .as_ref()
             .expect("the FMC runs for the whole story")
     }
@@ -188,6 +287,11 @@ impl World {
     /// Server events from now on (subscribe before acting, then wait).
     pub fn events(&self) -> broadcast::Receiver<ServerEvent> {
         self.server().handle().subscribe()
+    }
+
+    /// FMC `fmc`'s server events from now on.
+    pub fn events_of(&self, fmc: &str) -> Result<broadcast::Receiver<ServerEvent>, LabError> {
+        Ok(self.server_of(fmc)?.handle().subscribe())
     }
 
     /// Where the root is.
@@ -231,21 +335,38 @@ impl World {
         self.dialing.insert(name.to_string(), d);
     }
 
-    /// Starts (or boots) device `name`'s sftunnel: it connects and keeps retrying, from its own
-    /// address in the PKI (on loopback), or listens there for the FMC ([`Dialing`]).
+    /// Starts (or boots) appliance `name`'s sftunnel: one tunnel to each FMC that manages it
+    /// (a device: the primary and the HA secondary; the secondary: the primary), each
+    /// connecting and retrying on its own, from its own address in the PKI (on loopback), or
+    /// listening there for that FMC ([`Dialing`]).
     pub fn start_device(&mut self, name: &str) -> Result<(), LabError> {
-        let dev_files = self
+        let fmcs: Vec<String> = self
             .root
+            .fmcs()
+            .into_iter()
+            .filter(|f| self.root.peers_of(f).iter().any(|p| p.name == name))
+            .map(|f| f.name.clone())
+            .collect();
+        if fmcs.is_empty() {
+            return Err(LabError::Unexpected(format!("no device {name}")));
+        }
+        for fmc in fmcs {
+            self.start_link(name, &fmc)?;
+        }
+        Ok(())
+    }
+
+    /// Starts appliance `name`'s tunnel to FMC `fmc` alone, with the files that FMC gave it.
+    pub fn start_link(&mut self, name: &str, fmc: &str) -> Result<(), LabError> {
+        let f = self.fmc(fmc)?;
+        let dev_files = f
+            .view
             .device_files(name)
-            .ok_or_else(|| LabError::Unexpected(format!("no device {name}")))?;
-        let ip = self
-            .root
-            .peer(name)
-            .map(|p| p.ip)
-            .ok_or_else(|| LabError::Unexpected(format!("no device {name}")))?;
+            .ok_or_else(|| LabError::Unexpected(format!("{name} is not a peer of {fmc}")))?;
+        let addr = f.addr;
         let log = self.log_for(name);
-        let client = Client::new(ClientSettings {
-            server: self.addr.to_string(),
+        let mut client = Client::new(ClientSettings {
+            server: addr.to_string(),
             files: files(dev_files),
             name: name.to_string(),
             clock: self.clock.clone(),
@@ -254,15 +375,25 @@ impl World {
             timeouts: timeouts(),
             backoff: backoff(),
         })?
-        .bind_from(ip);
+        .with_tls_version(self.tls);
+        // Each device dials from its own loopback address (127.1.0.N in the lab's ims.conf),
+        // so the capture tells them apart by address, as a customer's capture does.
+        let ip = self
+            .root
+            .peer(name)
+            .map(|p| p.ip)
+            .filter(|ip| ip.is_loopback());
+        if let Some(ip) = ip {
+            client = client.with_source(ip);
+        }
         let dialing = self.dialing.get(name).copied().unwrap_or(Dialing::Device);
-        let rebooted = !self.booted.insert(name.to_string());
-        let handle = match dialing {
-            Dialing::Device => client.spawn(),
-            Dialing::Fmc | Dialing::Both => {
-                // Where the FMC dials it: its address, the port the FMC listens on (8305 on
+        let rebooted = !self.booted.insert(format!("{name}\n{fmc}"));
+        let handle = match (dialing, ip) {
+            (Dialing::Device, _) | (_, None) => client.spawn(),
+            (Dialing::Fmc | Dialing::Both, Some(ip)) => {
+                // Where this FMC dials it: its address, the port the FMC listens on (8305 on
                 // the appliances).
-                let at = SocketAddr::new(ip, self.addr.port());
+                let at = SocketAddr::new(ip, addr.port());
                 let l = std::net::TcpListener::bind(at)
                     .and_then(|l| l.set_nonblocking(true).map(|()| l))
                     .and_then(tokio::net::TcpListener::from_std)
@@ -274,9 +405,11 @@ impl World {
                 };
                 let uuid = self.uuid(name)?;
                 let server = self
-                    .server
-                    .as_mut()
-                    .expect("the FMC runs for the whole story");
+                    .fmcs
+                    .iter_mut()
+                    .find(|f| f.view.fmc.name == fmc)
+                    .and_then(|f| f.server.as_mut())
+                    .ok_or_else(|| LabError::Unexpected(format!("FMC {fmc} is not serving")))?;
                 server.dial(
                     vec![DialTarget {
                         name: name.to_string(),
@@ -292,25 +425,37 @@ impl World {
             }
         };
         let state = handle.state();
-        crate::sync::lock(&self.clients).insert(name.to_string(), Running { handle, state });
+        crate::sync::lock(&self.clients).insert(
+            (name.to_string(), fmc.to_string()),
+            Running { handle, state },
+        );
         Ok(())
     }
 
-    /// Stops device `name`'s sftunnel (power off, reboot): its tunnel closes.
+    /// Stops appliance `name`'s sftunnel (power off, reboot): every tunnel it holds closes.
     pub async fn stop_device(&mut self, name: &str) -> Result<(), LabError> {
-        let running = crate::sync::lock(&self.clients).remove(name);
+        let fmcs: Vec<String> = crate::sync::lock(&self.clients)
+            .keys()
+            .filter(|(a, _)| a == name)
+            .map(|(_, f)| f.clone())
+            .collect();
+        for fmc in fmcs {
+            self.stop_link(name, &fmc).await?;
+        }
+        Ok(())
+    }
+
+    /// Stops appliance `name`'s tunnel to FMC `fmc` and waits for that FMC to see it go.
+    pub async fn stop_link(&mut self, name: &str, fmc: &str) -> Result<(), LabError> {
+        let running = crate::sync::lock(&self.clients).remove(&(name.to_string(), fmc.to_string()));
         if let Some(r) = running {
-            let mut ev = self.events();
+            let server = self.server_of(fmc)?.handle();
+            let mut ev = server.subscribe();
             let uuid = self.uuid(name)?;
-            let was_up = self
-                .server()
-                .handle()
-                .peers()
-                .iter()
-                .any(|p| p.uuid == uuid);
+            let was_up = server.peers().iter().any(|p| p.uuid == uuid);
             r.handle.stop().await;
             if was_up {
-                wait(&format!("the FMC to see {name} go"), async {
+                wait(&format!("{fmc} to see {name} go"), async {
                     loop {
                         match ev.recv().await {
                             Ok(ServerEvent::Disconnected { uuid: u, .. }) if u == uuid => {
@@ -334,17 +479,28 @@ impl World {
             .ok_or_else(|| LabError::Unexpected(format!("no device {name}")))
     }
 
-    fn state(&self, name: &str) -> Result<watch::Receiver<ClientState>, LabError> {
+    fn state(&self, name: &str, fmc: &str) -> Result<watch::Receiver<ClientState>, LabError> {
         crate::sync::lock(&self.clients)
-            .get(name)
+            .get(&(name.to_string(), fmc.to_string()))
             .map(|r| r.state.clone())
-            .ok_or_else(|| LabError::Unexpected(format!("{name} is not running")))
+            .ok_or_else(|| LabError::Unexpected(format!("{name}'s tunnel to {fmc} is not running")))
     }
 
-    /// Waits until the FMC registered a new tunnel from each of `names` (events from `ev`,
-    /// subscribed before the action) and each device says it is connected.
+    /// Waits until the primary registered a new tunnel from each of `names` (events from
+    /// `ev`, subscribed before the action) and each device says it is connected.
     pub async fn wait_connected(
         &self,
+        ev: broadcast::Receiver<ServerEvent>,
+        names: &[&str],
+    ) -> Result<(), LabError> {
+        self.wait_connected_to(&self.primary_name(), ev, names)
+            .await
+    }
+
+    /// [`World::wait_connected`] on FMC `fmc` (events from `ev`, its server's).
+    pub async fn wait_connected_to(
+        &self,
+        fmc: &str,
         mut ev: broadcast::Receiver<ServerEvent>,
         names: &[&str],
     ) -> Result<(), LabError> {
@@ -352,20 +508,23 @@ impl World {
             .iter()
             .map(|n| self.uuid(n))
             .collect::<Result<_, _>>()?;
-        wait(&format!("{} to connect", names.join(", ")), async {
-            while !want.is_empty() {
-                match ev.recv().await {
-                    Ok(ServerEvent::Connected { uuid, .. }) => want.retain(|u| u != &uuid),
-                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                    Err(e) => return Err(LabError::Unexpected(e.to_string())),
+        wait(
+            &format!("{} to connect to {fmc}", names.join(", ")),
+            async {
+                while !want.is_empty() {
+                    match ev.recv().await {
+                        Ok(ServerEvent::Connected { uuid, .. }) => want.retain(|u| u != &uuid),
+                        Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(e) => return Err(LabError::Unexpected(e.to_string())),
+                    }
                 }
-            }
-            Ok(())
-        })
+                Ok(())
+            },
+        )
         .await?;
         for n in names {
-            let mut st = self.state(n)?;
-            wait(&format!("{n} to report its tunnel up"), async {
+            let mut st = self.state(n, fmc)?;
+            wait(&format!("{n} to report its tunnel to {fmc} up"), async {
                 st.wait_for(|s| matches!(s, ClientState::Connected { .. }))
                     .await
                     .map(|_| ())
@@ -374,7 +533,7 @@ impl World {
             .await?;
         }
         // Up means both channels, control and events, each its own connection.
-        let h = self.server().handle();
+        let h = self.server_of(fmc)?.handle();
         let uuids: Vec<String> = names
             .iter()
             .map(|n| self.uuid(n))
@@ -423,25 +582,38 @@ impl World {
         .await
     }
 
-    /// Waits for device `name`'s next failed attempt and for the FMC's account of a failed
-    /// connection (from `ev`); returns the device's failure.
+    /// Waits for device `name`'s next failed attempt to reach the primary and for the
+    /// primary's account of a failed connection (from `ev`); returns the device's failure.
     pub async fn wait_failed(
         &self,
+        ev: broadcast::Receiver<ServerEvent>,
+        name: &str,
+    ) -> Result<HandshakeFailure, LabError> {
+        self.wait_failed_to(&self.primary_name(), ev, name).await
+    }
+
+    /// [`World::wait_failed`] on FMC `fmc` (events from `ev`, its server's).
+    pub async fn wait_failed_to(
+        &self,
+        fmc: &str,
         mut ev: broadcast::Receiver<ServerEvent>,
         name: &str,
     ) -> Result<HandshakeFailure, LabError> {
-        let mut st = self.state(name)?;
-        let f = wait(&format!("{name}'s connection attempt to fail"), async {
-            st.wait_for(|s| matches!(s, ClientState::Failed(_)))
-                .await
-                .map(|s| match &*s {
-                    ClientState::Failed(f) => f.clone(),
-                    _ => unreachable!("waited for Failed"),
-                })
-                .map_err(|e| LabError::Unexpected(e.to_string()))
-        })
+        let mut st = self.state(name, fmc)?;
+        let f = wait(
+            &format!("{name}'s connection attempt to {fmc} to fail"),
+            async {
+                st.wait_for(|s| matches!(s, ClientState::Failed(_)))
+                    .await
+                    .map(|s| match &*s {
+                        ClientState::Failed(f) => f.clone(),
+                        _ => unreachable!("waited for Failed"),
+                    })
+                    .map_err(|e| LabError::Unexpected(e.to_string()))
+            },
+        )
         .await?;
-        wait("the FMC to log the failed connection", async {
+        wait(&format!("{fmc} to log the failed connection"), async {
             loop {
                 match ev.recv().await {
                     Ok(ServerEvent::Failed { .. }) => return Ok(()),
@@ -454,13 +626,16 @@ impl World {
         Ok(f)
     }
 
-    /// Waits until every connected peer sent a heartbeat stamped at or after `t`.
+    /// Waits until every peer connected to any FMC sent a heartbeat stamped at or after `t`.
     pub async fn wait_heartbeats_after(&self, t: OffsetDateTime) -> Result<(), LabError> {
-        let h = self.server().handle();
+        let hs: Vec<_> = self
+            .fmcs
+            .iter()
+            .filter_map(|f| f.server.as_ref().map(Server::handle))
+            .collect();
         wait("heartbeats after the clock jump", async {
             loop {
-                let peers = h.peers();
-                let fresh = peers.iter().all(|p| {
+                let fresh = hs.iter().flat_map(|h| h.peers()).all(|p| {
                     p.last_heartbeat
                         .is_some_and(|hb| hb >= t.replace_nanosecond(0).unwrap_or(t))
                 });
@@ -475,34 +650,45 @@ impl World {
 
     // ---- status ----
 
-    /// The FMC's view of every peer of the PKI, like `sfdiag status --root`.
-    pub fn peer_rows(&self) -> Vec<PeerStatus> {
-        let seen = self.server().handle().peers_seen();
-        let mut rows = crate::tunnel::status::rows_for_root(&seen, &self.root);
+    /// FMC `fmc`'s view of every peer it manages, like `sfdiag status --root [--fmc]`.
+    fn peer_rows(&self, fmc: &FmcRunning) -> Vec<PeerStatus> {
+        let seen = fmc
+            .server
+            .as_ref()
+            .map(|s| s.handle().peers_seen())
+            .unwrap_or_default();
+        let mut rows = crate::tunnel::status::rows_for_root(&seen, &fmc.view);
         // Lab devices all dial from loopback: show the address each has in the PKI instead.
         for r in &mut rows {
-            if let Some(p) = self
-                .root
-                .peers
-                .iter()
-                .find(|p| p.uuid.to_string() == r.uuid)
-            {
+            if let Some(p) = fmc.view.peers.iter().find(|p| p.uuid.to_string() == r.uuid) {
                 r.ip = p.ip.to_string();
             }
         }
         rows
     }
 
-    /// Prints the status table and keeps it in the report.
+    /// Prints the primary's status table and keeps it in the report.
     pub fn status(&mut self) -> Result<(), LabError> {
-        let rows = self.peer_rows();
-        let info = self.server().handle().info();
+        self.status_of(&self.primary_name())
+    }
+
+    /// Prints FMC `fmc`'s status table (`sfdiag status --root ROOT --fmc NAME`) and keeps it
+    /// in the report.
+    pub fn status_of(&mut self, fmc: &str) -> Result<(), LabError> {
+        let f = self.fmc(fmc)?;
+        let rows = self.peer_rows(f);
+        let info = f.server.as_ref().map(|s| s.handle().info());
+        let flag = if f.view.primary_acts() {
+            String::new()
+        } else {
+            format!(" --fmc {fmc}")
+        };
         self.command(&format!(
-            "sfdiag status --root {}",
+            "sfdiag status --root {}{flag}",
             self.root_dir().display()
         ))?;
         self.out
-            .block(|w| crate::report::status::text(&mut WriteRef(w), Some(&info), &rows))?;
+            .block(|w| crate::report::status::text(&mut WriteRef(w), info.as_ref(), &rows))?;
         self.steps.push(StepReport {
             title: format!("step {}", self.step_no),
             at: rfc3339(&whole_seconds(self.clock.now())),
@@ -514,7 +700,7 @@ impl World {
     /// Prints `status --brief` (the FTD CLI's `sftunnel-status-brief` blocks, from the FMC's
     /// view): each peer's two channels and who dialed them, or when it went down.
     pub fn status_brief(&mut self) -> Result<(), LabError> {
-        let rows = self.peer_rows();
+        let rows = self.peer_rows(&self.fmcs[0]);
         self.command(&format!(
             "sfdiag status --root {} --brief",
             self.root_dir().display()
@@ -545,15 +731,29 @@ impl World {
 
     // ---- the runbook's commands ----
 
-    /// `pki renew --root ROOT --yes` at the lab clock, through the running FMC.
+    /// `pki renew --root ROOT --yes` at the lab clock, through the running primary.
     pub async fn renew(&mut self) -> Result<RenewRun, LabError> {
+        self.renew_on(&self.primary_name()).await
+    }
+
+    /// `pki renew --root ROOT [--fmc NAME] --yes` at the lab clock, through FMC `fmc`'s
+    /// running server: that FMC's InternalCA, for its own peers.
+    pub async fn renew_on(&mut self, fmc: &str) -> Result<RenewRun, LabError> {
         let now = self.clock.now();
         let at = now.replace_nanosecond(0).unwrap_or(now);
+        let f = self.fmc(fmc)?;
+        let socket = f.socket.clone();
+        let primary = f.view.primary_acts();
         self.command(&format!(
-            "sfdiag pki renew --root {} --yes",
-            self.root_dir().display()
+            "sfdiag pki renew --root {}{} --yes",
+            self.root_dir().display(),
+            if primary {
+                String::new()
+            } else {
+                format!(" --fmc {fmc}")
+            }
         ))?;
-        let pre = renew::preflight(self.root_dir(), at)?;
+        let pre = renew::preflight_for(self.root_dir(), (!primary).then_some(fmc), at)?;
         if let Some(lock) = &pre.lock {
             return Err(crate::pki::PkiError::CriticalOperation {
                 path: lock.path.clone(),
@@ -579,7 +779,7 @@ impl World {
             faults: Default::default(),
         };
         let mut w = self.out.line_writer();
-        let run = renewal::renew_and_push(pre, opts, &self.socket, &mut w, false).await?;
+        let run = renewal::renew_and_push(pre, opts, &socket, &mut w, false).await?;
         if let Some(fp) = &run.record.failed_push {
             let text =
                 std::fs::read_to_string(fp).map_err(|e| crate::pki::PkiError::io("read", fp, e))?;
@@ -590,9 +790,16 @@ impl World {
         Ok(run)
     }
 
-    /// `pki copy --root ROOT --devices ROOT/devices.csv` with `lines` as the CSV; restarts the
-    /// in-process tunnels of the devices it copied to.
+    /// `pki copy --root ROOT --devices ROOT/devices.csv` on the primary, with `lines` as the
+    /// CSV; restarts the in-process tunnels of the devices it copied to.
     pub fn copy(&mut self, lines: &[String]) -> Result<CopyReport, LabError> {
+        self.copy_on(&self.primary_name(), lines)
+    }
+
+    /// [`World::copy`] run on FMC `fmc` (`pki copy --fmc NAME`): the files its InternalCA
+    /// signed. A device's sftunnel restart restarts every tunnel it holds.
+    pub fn copy_on(&mut self, fmc: &str, lines: &[String]) -> Result<CopyReport, LabError> {
+        let source = self.fmc(fmc)?.view.clone();
         let csv = self.root_dir().join("devices.csv");
         let text = format!(
             "# device_name,ipaddr,login,password\n{}\n",
@@ -603,26 +810,32 @@ impl World {
         self.command(&format!("cat {}", csv.display()))?;
         self.out.text(&text)?;
         self.command(&format!(
-            "sfdiag pki copy --root {} --devices {}",
+            "sfdiag pki copy --root {}{} --devices {}",
             self.root_dir().display(),
+            if source.primary_acts() {
+                String::new()
+            } else {
+                format!(" --fmc {fmc}")
+            },
             csv.display()
         ))?;
         let entries = copy::parse_devices_csv(&text, &csv)?;
         let clients = self.clients.clone();
         let mut t = LocalTransport::open(self.root_dir())?.with_restart(Box::new(move |name| {
-            match crate::sync::lock(&clients).get(name) {
-                Some(r) => {
+            let mut restarted = false;
+            for ((appliance, _), r) in crate::sync::lock(&clients).iter() {
+                if appliance == name {
                     r.handle.restart();
-                    true
+                    restarted = true;
                 }
-                None => false,
             }
+            restarted
         }));
         let clock = self.clock.clone();
         let mut transcript = crate::report::copy::Transcript::new(self.out.line_writer());
         Ok(copy::copy(
             &entries,
-            &copy::local_fmc_entry(&self.root),
+            &copy::local_fmc_entry(&source),
             &mut t,
             &move || clock.now(),
             &mut |at, e| {
@@ -633,7 +846,8 @@ impl World {
         )?)
     }
 
-    /// `validate --root ROOT` at the lab clock: a fresh FMC and one tunnel per device.
+    /// `validate --root ROOT` at the lab clock: a fresh FMC per FMC of the root and one
+    /// tunnel per device it manages (the HA secondary's to the primary included).
     pub async fn validate(&self) -> Result<Vec<Verdict>, LabError> {
         let now = self.clock.now();
         self.command(&format!(
@@ -641,19 +855,7 @@ impl World {
             self.root_dir().display(),
             rfc3339(&whole_seconds(now))
         ))?;
-        let devices: Vec<validate::Device> = self
-            .root
-            .peers
-            .iter()
-            .filter_map(|p| {
-                Some(validate::Device {
-                    name: p.name.clone(),
-                    files: files(self.root.device_files(&p.name)?),
-                })
-            })
-            .collect();
-        let verdicts =
-            validate::validate(&files(self.root.fmc_files()), &devices, &[Some(now)]).await?;
+        let verdicts = validate::validate_root(&self.root, &[Some(now)], self.tls).await?;
         let mut text = String::new();
         for v in &verdicts {
             text += &format!("{}\n", v.line());
@@ -726,13 +928,15 @@ impl World {
     pub async fn finish(
         mut self,
     ) -> Result<(Recorder, Vec<StepReport>, Vec<(PathBuf, String)>), LabError> {
-        let names: Vec<String> = crate::sync::lock(&self.clients).keys().cloned().collect();
+        let links: Vec<LinkKey> = crate::sync::lock(&self.clients).keys().cloned().collect();
         // One by one, each waited for, so every tunnel's close is in the capture.
-        for n in names {
-            self.stop_device(&n).await?;
+        for (name, fmc) in links {
+            self.stop_link(&name, &fmc).await?;
         }
-        if let Some(s) = self.server.take() {
-            s.shutdown().await;
+        for f in &mut self.fmcs {
+            if let Some(s) = f.server.take() {
+                s.shutdown().await;
+            }
         }
         self.recorder.flush()?;
         Ok((self.recorder, self.steps, self.failed_push))

@@ -11,8 +11,63 @@ use std::path::Path;
 
 use super::{Identity, PkiError, Role, Uuid};
 
-/// The TLS version sftunnel is pinned to.
+/// The TLS version sftunnel is pinned to before 7.6 (`proxy_tls_version`'s default).
 pub const TLS_VERSION: &str = "TLSv1.2";
+
+/// The TLS version a tunnel runs: `proxy_tls_version` in `sftunnel.conf`. TLS 1.2 before
+/// FMC/FTD 7.6, TLS 1.3 from 7.6 on (where the FMC asks for the device's certificate after the
+/// handshake; see `tunnel::config` for how the emulator differs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum TlsVersion {
+    #[default]
+    Tls12,
+    Tls13,
+}
+
+impl TlsVersion {
+    /// How `sftunnel.conf` and OpenSSL name it: `TLSv1.2`, `TLSv1.3`.
+    pub fn name(self) -> &'static str {
+        match self {
+            TlsVersion::Tls12 => "TLSv1.2",
+            TlsVersion::Tls13 => "TLSv1.3",
+        }
+    }
+
+    /// The command line's short form: `1.2`, `1.3`.
+    pub fn short(self) -> &'static str {
+        match self {
+            TlsVersion::Tls12 => "1.2",
+            TlsVersion::Tls13 => "1.3",
+        }
+    }
+}
+
+impl std::fmt::Display for TlsVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for TlsVersion {
+    type Err = String;
+
+    /// `1.2`, `TLSv1.2` (any case), `1.3`, `TLSv1.3`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let t = s.trim();
+        let t = t
+            .strip_prefix("TLSv")
+            .or_else(|| t.strip_prefix("tlsv"))
+            .or_else(|| t.strip_prefix("TLSV"))
+            .unwrap_or(t);
+        match t {
+            "1.2" => Ok(TlsVersion::Tls12),
+            "1.3" => Ok(TlsVersion::Tls13),
+            _ => Err(format!(
+                "unsupported TLS version {s:?}: sftunnel runs TLSv1.2 or TLSv1.3"
+            )),
+        }
+    }
+}
 /// sftunnel's TCP port.
 pub const SFTUNNEL_PORT: u16 = 8305;
 
@@ -93,6 +148,13 @@ pub struct ProxySsl {
     pub ca: String,
     /// `proxy_tls_version`.
     pub tls_version: String,
+}
+
+impl ProxySsl {
+    /// `proxy_tls_version` read as a version.
+    pub fn version(&self) -> Result<TlsVersion, String> {
+        self.tls_version.parse()
+    }
 }
 
 /// One `peer` block.
@@ -366,6 +428,24 @@ mod tests {
         let text = render_sftunnel_conf(&c);
         assert!(text.contains("proxyssl {\n    proxy_cert /etc/sf/keys/sftunnel-cert.pem;"));
         assert_eq!(parse_sftunnel_conf(&text, Path::new("s")).unwrap(), c);
+    }
+
+    #[test]
+    fn proxy_tls_version_reads_both_spellings_and_refuses_others() {
+        for (t, v) in [
+            ("TLSv1.2", TlsVersion::Tls12),
+            ("1.2", TlsVersion::Tls12),
+            ("tlsv1.3", TlsVersion::Tls13),
+            ("TLSv1.3", TlsVersion::Tls13),
+        ] {
+            assert_eq!(t.parse::<TlsVersion>(), Ok(v), "{t}");
+        }
+        for v in [TlsVersion::Tls12, TlsVersion::Tls13] {
+            assert_eq!(v.name().parse::<TlsVersion>(), Ok(v));
+            assert_eq!(v.short().parse::<TlsVersion>(), Ok(v));
+        }
+        let e = "TLSv1.1".parse::<TlsVersion>().unwrap_err();
+        assert!(e.contains("\"TLSv1.1\""), "{e}");
     }
 
     #[test]

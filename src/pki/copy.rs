@@ -457,14 +457,21 @@ pub fn copy(
         let closing = CopyEvent::Closing { name: name.clone() };
         // Who the host says it is decides whether it may take the FMC's files.
         let own = read_fmc(t, dev).map(|(id, _)| id);
+        // The FMC the copy runs on (the HA secondary under `--fmc`) keeps its own files.
+        let source_itself = own.as_ref().is_ok_and(|id| id.uuid == fmc.uuid);
         if let Ok(id) = &own
-            && id.role == Role::Fmc
+            && (id.role == Role::Fmc || source_itself)
         {
+            // copy_sftunnel_certs.py's words for an FMC's row; the report keeps which FMC.
             say(CopyEvent::NotHaPeer { name: name.clone() });
-            report.skipped.push((
-                name,
-                "an FMC that is not the HA secondary (only devices and the secondary FMC take these certificates)".into(),
-            ));
+            let why = if source_itself {
+                format!("{name} is the FMC the certificates come from")
+            } else {
+                format!(
+                    "{name} is an FMC HA peer but not the secondary (only devices and the secondary FMC take these certificates)"
+                )
+            };
+            report.skipped.push((name, why));
             say(closing);
             continue;
         }

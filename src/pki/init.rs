@@ -12,7 +12,7 @@ use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
-use super::conf::{self, ImsConf, PeerEntry, ProxySsl, SFTUNNEL_PORT, SftunnelConf, TLS_VERSION};
+use super::conf::{self, ImsConf, PeerEntry, ProxySsl, SFTUNNEL_PORT, SftunnelConf, TlsVersion};
 use super::fsio::{
     self, DIR_MODE, Faults, KEY_DIR_MODE, KEY_MODE, PUBLIC_MODE, RootLock, Transaction,
 };
@@ -38,8 +38,15 @@ pub struct InitOptions {
     pub fmc_uuid: Option<Uuid>,
     /// Managed devices, in registration order.
     pub devices: Vec<DeviceSpec>,
-    /// A secondary FMC in HA, managed by the primary like a device.
+    /// A secondary FMC in HA, `NAME` or `NAME=UUID`: an FMC of its own (its own InternalCA, sftunnel certificate and
+    /// tunnels to every device) that the primary also manages like a device.
     pub ha_secondary: Option<String>,
+    /// The HA secondary's InternalCA validity (default: the primary's): made when that FMC
+    /// was installed, so the two end at different times.
+    pub ha_ca_validity: Option<Validity>,
+    /// The validity of the certificates the HA secondary's InternalCA signs (its own and the
+    /// devices'; default: `peer_validity`).
+    pub ha_peer_validity: Option<Validity>,
     /// The InternalCA's validity.
     pub ca_validity: Validity,
     /// The peer certificates' validity.
@@ -48,6 +55,9 @@ pub struct InitOptions {
     pub key_bits: u32,
     /// Replace an existing PKI, keeping its files as `*.backup`.
     pub force: bool,
+    /// `proxy_tls_version` written to every `sftunnel.conf` (TLSv1.2 before 7.6, TLSv1.3
+    /// from 7.6): what `serve`/`connect`/`validate --root` run by default.
+    pub tls_version: TlsVersion,
 }
 
 /// One file of the plan, relative to the root.
@@ -125,7 +135,17 @@ pub fn init_with(opts: &InitOptions, faults: &Faults) -> Result<PkiRoot, PkiErro
     }
     tx.commit()?;
     tracing::info!(root = %layout.root().display(), peers = peers.len(), "lab PKI written");
-    Ok(PkiRoot { layout, fmc, peers })
+    let secondaries = peers
+        .iter()
+        .filter(|p| p.role == Role::HaSecondary)
+        .map(|s| (s.clone(), devices_of(&peers).cloned().collect()))
+        .collect();
+    Ok(PkiRoot::assemble(layout, fmc, peers, secondaries))
+}
+
+/// The managed devices among `peers` (all but the HA secondary).
+fn devices_of(peers: &[Identity]) -> impl Iterator<Item = &Identity> {
+    peers.iter().filter(|p| p.role == Role::Device)
 }
 
 /// Folders a lab root must not be: `/`, the system's own, and where users' homes live (a
@@ -198,12 +218,16 @@ fn identities(opts: &InitOptions, fmc_uuid: Uuid) -> Result<(Identity, Vec<Ident
         .devices
         .iter()
         .map(|d| (d.name.clone(), d.uuid, Role::Device))
-        .chain(
-            opts.ha_secondary
-                .iter()
-                .map(|n| (n.clone(), None, Role::HaSecondary)),
-        );
-    for (i, (name, uuid, role)) in specs.enumerate() {
+        .map(Ok::<_, PkiError>)
+        .chain(opts.ha_secondary.iter().map(|n| {
+            // `NAME` or `NAME=UUID`, like `--device` (`=` is not allowed in a name).
+            Ok(match n.split_once('=') {
+                Some((name, uuid)) => (name.to_string(), Some(uuid.parse()?), Role::HaSecondary),
+                None => (n.clone(), None, Role::HaSecondary),
+            })
+        }));
+    for (i, spec) in specs.enumerate() {
+        let (name, uuid, role) = spec?;
         valid_name(&name).map_err(|reason| PkiError::InvalidName {
             name: name.clone(),
             reason,
@@ -270,22 +294,138 @@ fn plan(
     fmc: &Identity,
     peers: &[Identity],
 ) -> Result<(Vec<PlannedFile>, Vec<PathBuf>), PkiError> {
-    let devices: Vec<_> = peers.iter().map(|p| p.uuid).collect();
+    let all: Vec<_> = peers.iter().map(|p| p.uuid).collect();
     let generation = issue::issue(&issue::Request {
         fmc: fmc.uuid,
-        devices: &devices,
+        devices: &all,
         key_bits: opts.key_bits,
         ca_validity: &opts.ca_validity,
         peer_validity: &opts.peer_validity,
         first_serial: 1,
     })?;
-    let ca_pem = &generation.ca_pem;
     let mut files = Vec::new();
     let mut key_dirs = Vec::new();
+    let secondary = peers.iter().find(|p| p.role == Role::HaSecondary);
+    let devices: Vec<&Identity> = devices_of(peers).collect();
+
+    // The primary and what it gives every peer (the HA secondary included).
+    fmc_files(&mut files, &mut key_dirs, fmc, &generation, peers);
+    // The HA secondary as an FMC of its own: its InternalCA signs its own certificate and one
+    // per device, never the primary's (the FMC-to-FMC tunnel rests on the primary's CA).
+    if let Some(sec) = secondary {
+        let uuids: Vec<_> = devices.iter().map(|p| p.uuid).collect();
+        let own = issue::issue(&issue::Request {
+            fmc: sec.uuid,
+            devices: &uuids,
+            key_bits: opts.key_bits,
+            ca_validity: opts.ha_ca_validity.as_ref().unwrap_or(&opts.ca_validity),
+            peer_validity: opts
+                .ha_peer_validity
+                .as_ref()
+                .unwrap_or(&opts.peer_validity),
+            first_serial: 1,
+        })?;
+        let managed: Vec<Identity> = devices.iter().map(|d| (*d).clone()).collect();
+        fmc_files(&mut files, &mut key_dirs, sec, &own, &managed);
+    }
+
+    for p in peers {
+        let peer_root = PathBuf::from(&p.name);
+        files.push(PlannedFile {
+            rel: peer_root.join(rel::IMS_CONF),
+            bytes: conf::render_ims_conf(&ImsConf {
+                identity: p.clone(),
+                manager_uuid: Some(fmc.uuid),
+            })
+            .into_bytes(),
+            mode: PUBLIC_MODE,
+        });
+        let conf = match (p.role, secondary) {
+            // The secondary's tunnels rest on its own files; the primary is its manager.
+            (Role::HaSecondary, _) => fmc_conf(
+                opts.tls_version,
+                devices
+                    .iter()
+                    .map(|d| (*d).clone())
+                    .chain(std::iter::once(fmc.clone())),
+            ),
+            // A device's tunnel to the primary, and to the secondary when there is one.
+            (_, sec) => {
+                let own_abs = |file: &str| format!("/{}/{file}", rel::peer_dir(&fmc.uuid));
+                SftunnelConf {
+                    proxy: ProxySsl {
+                        cert: own_abs(CERT_FILE),
+                        key: own_abs(KEY_FILE),
+                        ca: own_abs(CACERT_FILE),
+                        tls_version: opts.tls_version.name().into(),
+                    },
+                    peers: std::iter::once(fmc)
+                        .chain(sec)
+                        .map(|m| PeerEntry {
+                            identity: m.clone(),
+                            port: SFTUNNEL_PORT,
+                        })
+                        .collect(),
+                }
+            }
+        };
+        files.push(PlannedFile {
+            rel: peer_root.join(rel::SFTUNNEL_CONF),
+            bytes: conf::render_sftunnel_conf(&conf).into_bytes(),
+            mode: PUBLIC_MODE,
+        });
+    }
+    let f = PathBuf::from(FMC_DIR);
+    files.push(PlannedFile {
+        rel: f.join(rel::IMS_CONF),
+        bytes: conf::render_ims_conf(&ImsConf {
+            identity: fmc.clone(),
+            manager_uuid: None,
+        })
+        .into_bytes(),
+        mode: PUBLIC_MODE,
+    });
+    files.push(PlannedFile {
+        rel: f.join(rel::SFTUNNEL_CONF),
+        bytes: conf::render_sftunnel_conf(&fmc_conf(opts.tls_version, peers.iter().cloned()))
+            .into_bytes(),
+        mode: PUBLIC_MODE,
+    });
+    Ok((files, key_dirs))
+}
+
+/// An FMC's `sftunnel.conf`: its own certificate, key and InternalCA, and its peers.
+fn fmc_conf(tls: TlsVersion, peers: impl Iterator<Item = Identity>) -> SftunnelConf {
+    SftunnelConf {
+        proxy: ProxySsl {
+            cert: format!("/{}", rel::FMC_CERT),
+            key: format!("/{}", rel::FMC_KEY),
+            ca: format!("/{}", rel::CA_CERT),
+            tls_version: tls.name().into(),
+        },
+        peers: peers
+            .map(|identity| PeerEntry {
+                identity,
+                port: SFTUNNEL_PORT,
+            })
+            .collect(),
+    }
+}
+
+/// One FMC's files from its generation: its InternalCA (with key and serial counter), its own
+/// sftunnel certificate, and for each peer `certs_pushed/` on the FMC and the same three
+/// files in the peer's `var/sf/peers/<fmc uuid>/`.
+fn fmc_files(
+    files: &mut Vec<PlannedFile>,
+    key_dirs: &mut Vec<PathBuf>,
+    fmc: &Identity,
+    generation: &issue::Generation,
+    peers: &[Identity],
+) {
+    let ca_pem = &generation.ca_pem;
     let mut add =
         |rel: PathBuf, bytes: Vec<u8>, mode: u32| files.push(PlannedFile { rel, bytes, mode });
-    let f = PathBuf::from(FMC_DIR);
-
+    let f = PathBuf::from(&fmc.name);
     add(f.join(rel::CA_CERT), ca_pem.clone(), PUBLIC_MODE);
     add(f.join(rel::CA_KEY), generation.ca_key_pem.clone(), KEY_MODE);
     add(
@@ -298,87 +438,28 @@ fn plan(
         generation.fmc.key_pem.clone(),
         KEY_MODE,
     );
-    key_dirs.push(f.join(rel::CA_KEY).parent().unwrap().to_path_buf());
-    key_dirs.push(f.join(rel::FMC_KEY).parent().unwrap().to_path_buf());
-
-    for (p, issued) in peers.iter().zip(&generation.devices) {
-        let cert_pem = &issued.cert_pem;
-        let key_pem = &issued.key_pem;
-        // The FMC keeps what it pushed; the device holds the same bytes.
-        let pushed = f.join(rel::pushed_dir(&p.uuid));
-        let own = PathBuf::from(&p.name).join(rel::peer_dir(&fmc.uuid));
-        for dir in [&pushed, &own] {
-            add(dir.join(CACERT_FILE), ca_pem.clone(), PUBLIC_MODE);
-            add(dir.join(CERT_FILE), cert_pem.clone(), PUBLIC_MODE);
-            add(dir.join(KEY_FILE), key_pem.clone(), KEY_MODE);
-            key_dirs.push(dir.clone());
-        }
-        let peer_root = PathBuf::from(&p.name);
-        add(
-            peer_root.join(rel::IMS_CONF),
-            conf::render_ims_conf(&ImsConf {
-                identity: p.clone(),
-                manager_uuid: Some(fmc.uuid),
-            })
-            .into_bytes(),
-            PUBLIC_MODE,
-        );
-        let own_abs = |file: &str| format!("/{}/{file}", rel::peer_dir(&fmc.uuid));
-        add(
-            peer_root.join(rel::SFTUNNEL_CONF),
-            conf::render_sftunnel_conf(&SftunnelConf {
-                proxy: ProxySsl {
-                    cert: own_abs(CERT_FILE),
-                    key: own_abs(KEY_FILE),
-                    ca: own_abs(CACERT_FILE),
-                    tls_version: TLS_VERSION.into(),
-                },
-                peers: vec![PeerEntry {
-                    identity: fmc.clone(),
-                    port: SFTUNNEL_PORT,
-                }],
-            })
-            .into_bytes(),
-            PUBLIC_MODE,
-        );
-    }
-
     // Same format `write_next_serial` keeps up to date after init.
     add(
         f.join(rel::CA_SERIAL),
         format!("{:02X}\n", generation.next_serial).into_bytes(),
         PUBLIC_MODE,
     );
-    add(
-        f.join(rel::IMS_CONF),
-        conf::render_ims_conf(&ImsConf {
-            identity: fmc.clone(),
-            manager_uuid: None,
-        })
-        .into_bytes(),
-        PUBLIC_MODE,
-    );
-    add(
-        f.join(rel::SFTUNNEL_CONF),
-        conf::render_sftunnel_conf(&SftunnelConf {
-            proxy: ProxySsl {
-                cert: format!("/{}", rel::FMC_CERT),
-                key: format!("/{}", rel::FMC_KEY),
-                ca: format!("/{}", rel::CA_CERT),
-                tls_version: TLS_VERSION.into(),
-            },
-            peers: peers
-                .iter()
-                .map(|p| PeerEntry {
-                    identity: p.clone(),
-                    port: SFTUNNEL_PORT,
-                })
-                .collect(),
-        })
-        .into_bytes(),
-        PUBLIC_MODE,
-    );
-    Ok((files, key_dirs))
+    for k in [rel::CA_KEY, rel::FMC_KEY] {
+        if let Some(d) = f.join(k).parent() {
+            key_dirs.push(d.to_path_buf());
+        }
+    }
+    for (p, issued) in peers.iter().zip(&generation.devices) {
+        // The FMC keeps what it pushed; the peer holds the same bytes.
+        let pushed = f.join(rel::pushed_dir(&p.uuid));
+        let own = PathBuf::from(&p.name).join(rel::peer_dir(&fmc.uuid));
+        for dir in [&pushed, &own] {
+            add(dir.join(CACERT_FILE), ca_pem.clone(), PUBLIC_MODE);
+            add(dir.join(CERT_FILE), issued.cert_pem.clone(), PUBLIC_MODE);
+            add(dir.join(KEY_FILE), issued.key_pem.clone(), KEY_MODE);
+            key_dirs.push(dir.clone());
+        }
+    }
 }
 
 /// The PKI files already present in the given appliance folders (`*.backup` excluded): the
@@ -446,10 +527,13 @@ mod tests {
                 uuid: None,
             }],
             ha_secondary: Some(ha.into()),
+            ha_ca_validity: None,
+            ha_peer_validity: None,
             ca_validity: v,
             peer_validity: v,
             key_bits: 2048,
             force: false,
+            tls_version: Default::default(),
         };
         (opts, v)
     }
@@ -493,6 +577,48 @@ mod tests {
         assert_eq!(c.raw_serial(), &[4]);
         super::super::write_next_serial(&l.ca_serial(), next + 1).unwrap();
         assert_eq!(super::super::read_next_serial(&l.ca_serial()).unwrap(), 5);
+    }
+
+    #[test]
+    fn the_ha_secondary_is_an_fmc_of_its_own_only_with_its_own_internal_ca() {
+        let d = tempfile::tempdir().unwrap();
+        let (opts, _) = ftd1_and_ha(d.path(), "fmc2");
+        let made = init(&opts).unwrap();
+        let names =
+            |r: &PkiRoot| -> Vec<String> { r.fmcs().iter().map(|f| f.name.clone()).collect() };
+        assert_eq!(names(&made), ["fmc", "fmc2"]);
+        let sec = made.as_fmc("fmc2").unwrap();
+        assert!(!sec.primary_acts());
+        assert_eq!(sec.fmc.role, Role::HaSecondary);
+        assert_eq!(sec.peers.len(), 1, "the devices only: {:?}", sec.peers);
+        assert_eq!(
+            sec.layout.ca_cert(),
+            opts.root.join("fmc2/etc/sf/ca_root/cacert.pem")
+        );
+        let ca = InternalCa::load(&sec.layout.ca_cert(), &sec.layout.ca_key()).unwrap();
+        assert_eq!(ca.fmc_uuid(), sec.fmc.uuid);
+        // ftd1's two sets, and FMC2's set for the primary.
+        let ftd1 = &made.peers[0];
+        let to_sec = made.device_files_for("ftd1", &sec.fmc).unwrap();
+        assert!(
+            to_sec.cert.starts_with(
+                opts.root
+                    .join(format!("ftd1/var/sf/peers/{}", sec.fmc.uuid))
+            )
+        );
+        assert_eq!(sec.device_files("ftd1"), Some(to_sec));
+        assert!(made.device_files_for("fmc2", &sec.fmc).is_none());
+        assert_eq!(made.links().len(), 3);
+        assert_eq!(made.peers_of(&sec.fmc), std::slice::from_ref(ftd1));
+
+        // A root whose secondary has no InternalCA of its own (made before FMC HA was
+        // emulated) has one FMC, and --fmc names it plainly.
+        std::fs::remove_dir_all(opts.root.join("fmc2/etc/sf/ca_root")).unwrap();
+        let old = PkiRoot::load(&opts.root).unwrap();
+        assert_eq!(names(&old), ["fmc"]);
+        let e = old.as_fmc("fmc2").unwrap_err();
+        assert!(matches!(e, PkiError::NotAnFmc { .. }), "{e}");
+        assert!(e.to_string().contains("its FMCs: fmc)"), "{e}");
     }
 
     #[test]

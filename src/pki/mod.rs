@@ -34,13 +34,14 @@ use time::OffsetDateTime;
 use crate::sftunnel::{Role, rfc3339};
 
 pub use ca::{InternalCa, PeerProfile, Validity, read_next_serial, write_next_serial};
+pub use conf::TlsVersion;
 pub use guard::refuse_world_writable;
 pub use init::{DeviceSpec, InitOptions, init, init_with};
 pub use keys::{
     KEY_BITS_SUPPORTED, PublicKeySummary, generate_rsa_key, key_to_pem, load_key, load_key_pem,
     public_key_summary,
 };
-pub use layout::{Identity, Layout, PeerFiles, PkiRoot};
+pub use layout::{Identity, Layout, Link, PeerFiles, PkiRoot};
 pub use names::Dn;
 pub use uuid::Uuid;
 
@@ -114,6 +115,16 @@ pub enum PkiError {
     /// The certificate at `path` is not an InternalCA this module can issue from.
     #[error("{path}: not an sftunnel InternalCA: {reason}")]
     NotInternalCa { path: PathBuf, reason: String },
+    /// `--fmc NAME` names no FMC of the root.
+    #[error(
+        "{name} is not an FMC of {root} (its FMCs: {}): --fmc takes the primary's folder name or an HA secondary with its own InternalCA",
+        fmcs.join(", ")
+    )]
+    NotAnFmc {
+        name: String,
+        root: PathBuf,
+        fmcs: Vec<String>,
+    },
     /// A root that lacks a file every PKI has.
     #[error("{root} is not an sfdiag PKI root: {missing} is missing")]
     NotAPki { root: PathBuf, missing: PathBuf },

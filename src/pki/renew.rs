@@ -85,8 +85,20 @@ pub struct Preflight {
 
 /// Locks the root, finishes or undoes a change a dead run left in it, then reads the root,
 /// the current InternalCA's dates and the critical-operation lock file. Refuses a root another
-/// run is changing ([`PkiError::Busy`]).
+/// run is changing ([`PkiError::Busy`]). The primary renews; see [`preflight_for`].
 pub fn preflight(root: &Path, at: OffsetDateTime) -> Result<Preflight, PkiError> {
+    preflight_for(root, None, at)
+}
+
+/// [`preflight`] for the FMC called `fmc` (`pki renew --fmc NAME`; `None`: the primary). Each
+/// FMC of an HA pair renews its own InternalCA, for its own peers, in its own folder (its
+/// log, FAILED_PUSH and critical-operation lock): the primary's peers are the devices and the
+/// HA secondary, the secondary's only the devices; neither touches the other's InternalCA.
+pub fn preflight_for(
+    root: &Path,
+    fmc: Option<&str>,
+    at: OffsetDateTime,
+) -> Result<Preflight, PkiError> {
     let layout = Layout::new(root);
     if !root.is_dir() {
         return Err(PkiError::NotAPki {
@@ -99,6 +111,10 @@ pub fn preflight(root: &Path, at: OffsetDateTime) -> Result<Preflight, PkiError>
     let held = Arc::new(RootLock::acquire(root)?);
     let recovered = fsio::recover(&held)?;
     let root = PkiRoot::load(root)?;
+    let root = match fmc {
+        Some(name) => root.as_fmc(name)?,
+        None => root,
+    };
     let ca_path = root.layout.ca_cert();
     let (nb, na) = cert_validity(&ca_path)?;
     let standing = expiry::assess(nb, na, at, &expiry::Thresholds::default()).standing;
@@ -658,10 +674,13 @@ mod tests {
                 },
             ],
             ha_secondary: None,
+            ha_ca_validity: None,
+            ha_peer_validity: None,
             ca_validity: v,
             peer_validity: v,
             key_bits: 2048,
             force: false,
+            tls_version: Default::default(),
         })
         .unwrap()
     }

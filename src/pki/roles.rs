@@ -130,6 +130,9 @@ pub struct CertRole {
     pub peer: Option<String>,
     /// That peer's role, when known.
     pub peer_role: Option<Role>,
+    /// The HA secondary whose InternalCA this file belongs to (its own files, what it pushed,
+    /// a device's set for it); `None` for the primary's (FMC HA: each FMC has its own CA).
+    pub fmc: Option<String>,
     /// The file is a `*.backup`.
     pub backup: bool,
 }
@@ -160,19 +163,31 @@ fn peer_noun(role: Option<Role>) -> &'static str {
 impl fmt::Display for CertRole {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let peer = self.peer.as_deref().unwrap_or("?");
+        // The primary's files keep their short names; an HA secondary's say whose they are.
+        let ca = match &self.fmc {
+            Some(s) => format!("InternalCA of HA secondary {s}"),
+            None => "InternalCA".to_string(),
+        };
         match &self.role {
-            PathRole::InternalCa => f.write_str("InternalCA")?,
-            PathRole::FmcCert => f.write_str("FMC sftunnel cert")?,
+            PathRole::InternalCa => f.write_str(&ca)?,
+            PathRole::FmcCert => match &self.fmc {
+                Some(s) => write!(f, "FMC sftunnel cert of HA secondary {s}")?,
+                None => f.write_str("FMC sftunnel cert")?,
+            },
             PathRole::PushedCert { .. } => write!(
                 f,
-                "{} {peer}'s cert (FMC's pushed copy)",
-                peer_noun(self.peer_role)
+                "{} {peer}'s cert ({}'s pushed copy)",
+                peer_noun(self.peer_role),
+                self.fmc.as_deref().unwrap_or("FMC")
             )?,
-            PathRole::PushedCa { .. } => write!(f, "InternalCA (pushed to {peer})")?,
+            PathRole::PushedCa { .. } => write!(f, "{ca} (pushed to {peer})")?,
             PathRole::OwnPeerCert { .. } => {
-                write!(f, "{} {peer}'s cert", peer_noun(self.peer_role))?
+                write!(f, "{} {peer}'s cert", peer_noun(self.peer_role))?;
+                if let Some(s) = &self.fmc {
+                    write!(f, " for HA secondary {s}")?;
+                }
             }
-            PathRole::CaCopy { .. } => write!(f, "InternalCA ({peer}'s copy)")?,
+            PathRole::CaCopy { .. } => write!(f, "{ca} ({peer}'s copy)")?,
         }
         if self.backup {
             f.write_str(" [backup]")?;
@@ -248,11 +263,32 @@ impl RoleNamer {
             },
             PathRole::InternalCa | PathRole::FmcCert => (None, None),
         };
+        // Whose InternalCA: an HA secondary's own tree, or a set an HA secondary gave.
+        let fmc = match &c.role {
+            PathRole::InternalCa
+            | PathRole::FmcCert
+            | PathRole::PushedCert { .. }
+            | PathRole::PushedCa { .. } => holder
+                .as_ref()
+                .filter(|h| h.role == Role::HaSecondary)
+                .map(|h| h.name.clone()),
+            PathRole::OwnPeerCert { manager } | PathRole::CaCopy { manager } => {
+                let uuid = manager.parse::<Uuid>().ok();
+                uuid.and_then(|u| {
+                    self.sftunnel(&root)?
+                        .peers
+                        .iter()
+                        .find(|p| p.identity.uuid == u && p.identity.role == Role::HaSecondary)
+                        .map(|p| p.identity.name.clone())
+                })
+            }
+        };
         Some(CertRole {
             role: c.role,
             holder: holder.map(|h| h.name),
             peer,
             peer_role,
+            fmc,
             backup: c.backup,
         })
     }
@@ -304,14 +340,29 @@ mod tests {
             holder: Some("fmc".into()),
             peer: Some("ftd1".into()),
             peer_role: Some(Role::Device),
+            fmc: None,
             backup: false,
         };
         assert_eq!(r.to_string(), "device ftd1's cert (FMC's pushed copy)");
+        let r = CertRole {
+            fmc: Some("FMC2".into()),
+            ..r
+        };
+        assert_eq!(r.to_string(), "device ftd1's cert (FMC2's pushed copy)");
+        let r = CertRole {
+            role: PathRole::CaCopy { manager: U.into() },
+            ..r
+        };
+        assert_eq!(
+            r.to_string(),
+            "InternalCA of HA secondary FMC2 (ftd1's copy)"
+        );
         let r = CertRole {
             role: PathRole::OwnPeerCert { manager: U.into() },
             holder: Some("fmc2".into()),
             peer: Some("fmc2".into()),
             peer_role: Some(Role::HaSecondary),
+            fmc: None,
             backup: true,
         };
         assert_eq!(r.to_string(), "HA secondary fmc2's cert [backup]");

@@ -23,6 +23,10 @@ struct CaptureRecord<'a> {
     alerts: u64,
     problems: u64,
     tcp_gaps: u64,
+    /// `--port` as given (empty: every port).
+    ports: &'a [u16],
+    /// TCP segments on other ports, left out by `--port`.
+    filtered_segments: u64,
     read_error: Option<&'a str>,
 }
 
@@ -38,6 +42,8 @@ impl<'a> CaptureRecord<'a> {
             alerts: s.counts.alerts,
             problems: s.counts.problems,
             tcp_gaps: s.net.gaps,
+            ports: &s.ports,
+            filtered_segments: s.net.filtered,
             read_error: s.read_error.as_deref(),
         }
     }
@@ -78,11 +84,28 @@ impl<W: Write> Renderer for JsonLines<W> {
 pub struct JsonArray<W: Write> {
     w: W,
     first: bool,
+    /// Writes the array's end at `finish` (a part does not: see [`JsonArray::part`]).
+    closes: bool,
 }
 
 impl<W: Write> JsonArray<W> {
     pub fn new(w: W) -> Self {
-        Self { w, first: true }
+        Self {
+            w,
+            first: true,
+            closes: true,
+        }
+    }
+
+    /// The items of one file of a run whose files are rendered apart and written one after
+    /// the other: the first file's part opens the array, the others continue it, none closes
+    /// it (the writer of the whole run ends it with [`super::closing`]).
+    pub fn part(w: W, first_file: bool) -> Self {
+        Self {
+            w,
+            first: first_file,
+            closes: false,
+        }
     }
 
     fn item(&mut self, v: &impl Serialize) -> io::Result<()> {
@@ -104,8 +127,10 @@ impl<W: Write> Renderer for JsonArray<W> {
         self.w.flush()
     }
     fn finish(&mut self) -> io::Result<()> {
-        self.w
-            .write_all(if self.first { b"[]\n" } else { b"\n]\n" })?;
+        if self.closes {
+            self.w
+                .write_all(if self.first { b"[]\n" } else { b"\n]\n" })?;
+        }
         self.w.flush()
     }
 }

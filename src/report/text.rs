@@ -2,17 +2,27 @@
 //! time and naming the frame, then a per-session summary for each capture.
 //!
 //! Lines, in capture order:
+//! - `-- FILE: stamps are UTC, year 2026 ...` before the first stamped line of a file (the
+//!   messages-log stamp has no year, verdicts depend on it), again if the year changes;
 //! - a certificate the first time it is seen in a file (`[INFO]`, `[WARN]` when its own verdict
 //!   fails), logged by its receiver;
 //! - a chain whose verdict fails, the way OpenSSL logs it: `[ERROR] err 10:certificate has
-//!   expired (depth 1, issuer=/title=InternalCA/...)`;
-//! - a plaintext alert, logged by its receiver (encrypted ones are counted in the summary);
+//!   expired (depth 1, issuer=/title=InternalCA/...)`, and a `[WARN]` line when the `--ca`
+//!   anchor it was judged against is not the CA the peer sent;
+//! - a plaintext or decrypted (`--keylog`) alert, logged by its receiver (encrypted ones are
+//!   counted in the summary); decrypted certificates and alerts say so;
 //! - `[ERROR] SSL handshake failed: <reason>` for a failed session;
 //! - notes (gaps, parse errors, a cut capture).
 //!
-//! The summary groups sessions that share everything but the client port and frames, so an
-//! hours-long capture of one device reconnecting gives one line, not thousands. Groups are
-//! capped; memory stays bounded.
+//! The summary groups sessions that share everything but the client port, frames and times, so
+//! an hours-long capture of one device reconnecting gives one line, not thousands; each group
+//! gives its first and last time with the year, says per side what the capture shows of the
+//! certificates (a verdict, and whether it covers the chain or only dates; empty, encrypted,
+//! not captured), and a remediation line for a session that is a problem. Groups are capped;
+//! memory stays bounded.
+//!
+//! Names are OpenSSL's one-line form throughout (`/title=InternalCA/OU=.../CN=<uuid>`, the
+//! certificate's own order, as the appliance's messages log prints them); JSON uses RFC 4514.
 
 use std::collections::{HashMap, HashSet};
 use std::io::{self, Write};
@@ -21,11 +31,12 @@ use std::net::SocketAddr;
 use super::Renderer;
 use super::syslog::write_line;
 use crate::analysis::{
-    AlertFinding, CertificateFinding, ChainFinding, Finding, Identity, NoteFinding, Outcome,
-    SessionFinding, Summary,
+    AlertFinding, CertificateFinding, CertsSeen, ChainFinding, Checked, Finding, Identity,
+    NoteFinding, Outcome, Remedy, SessionFinding, Summary, timestamp_rfc3339,
 };
-use crate::judge::Verdict;
-use crate::sftunnel::{Level, SubjectRole, rfc3339};
+use crate::capture::Timestamp;
+use crate::judge::{Verdict, VerifyCode};
+use crate::sftunnel::{Level, SubjectRole, TlsSide, rfc3339};
 
 /// Distinct session groups kept per file; more are counted only.
 const GROUP_CAP: usize = 1000;
@@ -39,12 +50,16 @@ struct GroupKey {
     version: Option<String>,
     cipher: Option<String>,
     client_cert: bool,
+    certificate_requested: bool,
     outcome: Outcome,
     reason: String,
     /// "FMC <uuid>" / "FTD <uuid>" (server, client).
     identities: [Option<String>; 2],
     /// Chain verdict codes (server, client).
     codes: [Option<i32>; 2],
+    certs: [CertsSeen; 2],
+    checked: Checked,
+    remedy: Option<Remedy>,
 }
 
 #[derive(Debug, Clone)]
@@ -53,6 +68,8 @@ struct Group {
     count: u64,
     first_frame: u64,
     last_frame: u64,
+    first_ts: Timestamp,
+    last_ts: Timestamp,
     client: SocketAddr,
     verdicts: [Option<Verdict>; 2],
 }
@@ -64,6 +81,10 @@ pub struct Text<W: Write> {
     groups: HashMap<GroupKey, usize>,
     order: Vec<Group>,
     ungrouped: u64,
+    /// The year last announced for this file's stamps (`None`: no stamped line yet).
+    year: Option<i32>,
+    /// A chain of this file was judged on its dates only (no `--ca`): the summary hints.
+    dates_only: bool,
 }
 
 impl<W: Write> Text<W> {
@@ -74,7 +95,43 @@ impl<W: Write> Text<W> {
             groups: HashMap::new(),
             order: Vec::new(),
             ungrouped: 0,
+            year: None,
+            dates_only: false,
         }
+    }
+
+    /// One messages-log line, after the `-- FILE: ... year` line its stamp needs.
+    fn line(
+        &mut self,
+        file: &str,
+        ts: &Timestamp,
+        host: &str,
+        frame: u64,
+        level: Level,
+        text: &str,
+    ) -> io::Result<()> {
+        if let Some(t) = ts.to_datetime()
+            && self.year != Some(t.year())
+        {
+            let first = self.year.is_none();
+            self.year = Some(t.year());
+            if first {
+                writeln!(
+                    self.w,
+                    "-- {file}: stamps are UTC, year {} (first line at {})",
+                    t.year(),
+                    timestamp_rfc3339(ts)
+                )?;
+            } else {
+                writeln!(
+                    self.w,
+                    "-- {file}: year {} from here ({})",
+                    t.year(),
+                    timestamp_rfc3339(ts)
+                )?;
+            }
+        }
+        write_line(&mut self.w, ts, host, Some(frame), level, text)
     }
 
     fn certificate(&mut self, c: &CertificateFinding) -> io::Result<()> {
@@ -91,8 +148,14 @@ impl<W: Write> Text<W> {
         } else {
             Level::Warn
         };
+        let how = match (c.decrypted, c.post_handshake) {
+            (true, true) => " (decrypted, post-handshake)",
+            (true, false) => " (decrypted)",
+            (false, true) => " (post-handshake)",
+            (false, false) => "",
+        };
         let mut text = format!(
-            "{role} {} sent certificate {}: subject={} issuer={} serial={} notBefore={} notAfter={} sha256={}",
+            "{role} {} sent certificate {}{how}: subject={} issuer={} serial={} notBefore={} notAfter={} sha256={}",
             c.src,
             c.chain_index,
             c.subject_oneline.as_deref().unwrap_or("-"),
@@ -103,36 +166,46 @@ impl<W: Write> Text<W> {
             c.sha256,
         );
         if !c.verdict.is_ok() {
-            text.push_str(&format!(" verdict=err {}:{}", code, c.verdict.text()));
+            text.push_str(&format!(" verdict={}", err_text(&c.verdict)));
         }
         if let Some(e) = &c.parse_error {
             text.push_str(&format!(" parse_error=\"{e}\""));
         }
         let host = c.dst.ip().to_string();
-        write_line(&mut self.w, &c.ts, &host, Some(c.frame), level, &text)
+        self.line(&c.file, &c.ts, &host, c.frame, level, &text)
     }
 
     fn chain(&mut self, c: &ChainFinding) -> io::Result<()> {
+        if c.checked == Checked::Dates {
+            self.dates_only = true;
+        }
         if c.verdict.is_ok() {
             return Ok(());
         }
         let role = c.role.map_or("peer".to_string(), |r| r.to_string());
         let text = format!(
-            "err {}:{} ({}) in the chain from {role} {}",
-            c.verdict.code.code(),
-            c.verdict.text(),
+            "{} ({}) in the chain from {role} {}",
+            err_text(&c.verdict),
             where_(&c.verdict),
             c.src,
         );
         let host = c.dst.ip().to_string();
-        write_line(
-            &mut self.w,
-            &c.ts,
-            &host,
-            Some(c.frame),
-            Level::Error,
-            &text,
-        )
+        self.line(&c.file, &c.ts, &host, c.frame, Level::Error, &text)?;
+        if let Some(m) = &c.anchor_mismatch {
+            let text = format!(
+                "the --ca anchor at depth {} is not the CA the {role} sent: --ca has subject={} \
+                 sha256={} notAfter={}, the {role} sent sha256={} notAfter={}: the verdict above \
+                 is about the --ca file",
+                m.depth,
+                m.anchor.subject_oneline.as_deref().unwrap_or("-"),
+                m.anchor.sha256,
+                m.anchor.not_after.as_ref().map_or("-".into(), rfc3339),
+                m.sent.sha256,
+                m.sent.not_after.as_ref().map_or("-".into(), rfc3339),
+            );
+            self.line(&c.file, &c.ts, &host, c.frame, Level::Warn, &text)?;
+        }
+        Ok(())
     }
 
     fn alert(&mut self, a: &AlertFinding) -> io::Result<()> {
@@ -145,15 +218,19 @@ impl<W: Write> Text<W> {
             (false, _) => Level::Warn,
         };
         let role = a.role.map_or("peer".to_string(), |r| r.to_string());
-        let text = format!("received {level} alert {code} {desc} from {role} {}", a.src);
+        let how = if a.decrypted { " (decrypted)" } else { "" };
+        let text = format!(
+            "received {level} alert {code} {desc}{how} from {role} {}",
+            a.src
+        );
         let host = a.dst.ip().to_string();
-        write_line(&mut self.w, &a.ts, &host, Some(a.frame), tag, &text)
+        self.line(&a.file, &a.ts, &host, a.frame, tag, &text)
     }
 
     fn session(&mut self, s: &SessionFinding) -> io::Result<()> {
         if s.outcome == Outcome::Failed {
             let host = match s.failed_by {
-                Some(crate::sftunnel::TlsSide::Client) => s.client.ip(),
+                Some(TlsSide::Client) => s.client.ip(),
                 _ => s.server.ip(),
             };
             let text = format!(
@@ -161,11 +238,11 @@ impl<W: Write> Text<W> {
                 s.reason, s.client, s.server
             );
             let host = host.to_string();
-            write_line(
-                &mut self.w,
+            self.line(
+                &s.file,
                 &s.last_ts,
                 &host,
-                Some(s.last_frame),
+                s.last_frame,
                 Level::Error,
                 &text,
             )?;
@@ -176,11 +253,15 @@ impl<W: Write> Text<W> {
             version: s.version.clone(),
             cipher: s.cipher.clone(),
             client_cert: s.client_cert,
+            certificate_requested: s.certificate_requested,
             outcome: s.outcome,
             reason: s.reason.clone(),
             identities: [identity(&s.server_identity), identity(&s.client_identity)],
             codes: [&s.server_chain_verdict, &s.client_chain_verdict]
                 .map(|v| v.as_ref().map(|v| v.code.code())),
+            certs: [s.server_certificates, s.client_certificates],
+            checked: s.checked,
+            remedy: s.remedy.clone(),
         };
         match self.groups.get(&key) {
             Some(&i) => {
@@ -188,6 +269,8 @@ impl<W: Write> Text<W> {
                 g.count += 1;
                 g.first_frame = g.first_frame.min(s.first_frame);
                 g.last_frame = g.last_frame.max(s.last_frame);
+                g.first_ts = g.first_ts.min(s.first_ts);
+                g.last_ts = g.last_ts.max(s.last_ts);
             }
             None if self.order.len() < GROUP_CAP => {
                 self.groups.insert(key.clone(), self.order.len());
@@ -196,6 +279,8 @@ impl<W: Write> Text<W> {
                     count: 1,
                     first_frame: s.first_frame,
                     last_frame: s.last_frame,
+                    first_ts: s.first_ts,
+                    last_ts: s.last_ts,
                     client: s.client,
                     verdicts: [
                         s.server_chain_verdict.clone(),
@@ -213,6 +298,15 @@ impl<W: Write> Text<W> {
             Some(f) => writeln!(self.w, "note: [frame {f}] {}", n.kind),
             None => writeln!(self.w, "note: {}", n.kind),
         }
+    }
+}
+
+/// `err 10:certificate has expired`, or for a certificate that could not be decoded (no
+/// OpenSSL code) its words alone.
+fn err_text(v: &Verdict) -> String {
+    match v.code {
+        VerifyCode::NotDecoded => v.describe(),
+        _ => format!("err {}", v.describe()),
     }
 }
 
@@ -236,16 +330,57 @@ fn plural(n: u64, what: &str) -> String {
     }
 }
 
-fn verdict_short(v: &Option<Verdict>) -> String {
-    match v {
-        None => "none sent".to_string(),
-        Some(v) if v.is_ok() => "ok".to_string(),
-        Some(v) => format!(
-            "err {}:{} (depth {})",
-            v.code.code(),
-            v.text(),
-            v.depth.map_or("-".to_string(), |d| d.to_string())
-        ),
+/// A capture time to the second, with its year: `2026-11-26T15:21:19Z`.
+fn when(t: &Timestamp) -> String {
+    match t.to_datetime() {
+        Some(dt) => rfc3339(&crate::sftunnel::whole_seconds(dt)),
+        None => t.to_string(),
+    }
+}
+
+/// One side's certificates as the capture shows them: a verdict (and what it covers), or why
+/// there is none.
+fn chain_text(certs: CertsSeen, v: &Option<Verdict>, checked: Checked) -> String {
+    let unverified = match checked {
+        Checked::Dates => "; chain not verified (no --ca)",
+        Checked::Chain => "",
+    };
+    match (certs, v) {
+        (_, Some(v)) => {
+            let what = match checked {
+                Checked::Chain => "chain",
+                Checked::Dates => "dates",
+            };
+            if v.is_ok() {
+                return format!("{what} ok{unverified}");
+            }
+            if v.code == VerifyCode::NotDecoded {
+                // Nothing was verified, with or without --ca: the chain could not be read.
+                return v.describe();
+            }
+            let depth = v.depth.map_or("-".to_string(), |d| d.to_string());
+            format!("{what} {} (depth {depth}){unverified}", err_text(v))
+        }
+        (CertsSeen::Sent, None) => "certificates sent, not judged".to_string(),
+        (CertsSeen::Empty, None) => "no certificate (an empty Certificate message)".to_string(),
+        (CertsSeen::NotSent, None) => "no Certificate message".to_string(),
+        (CertsSeen::Encrypted, None) => {
+            "certificates encrypted (TLS 1.3), not seen (--keylog opens them)".to_string()
+        }
+        (CertsSeen::NotCaptured, None) => "handshake not in the capture".to_string(),
+    }
+}
+
+/// The `client cert:` of a session line.
+fn client_cert_text(k: &GroupKey) -> &'static str {
+    match (k.certs[1], k.certificate_requested) {
+        (CertsSeen::Sent, _) => "yes",
+        (CertsSeen::Empty, true) => "no (asked for; an empty Certificate sent)",
+        (CertsSeen::Empty, false) => "no (an empty Certificate sent)",
+        (CertsSeen::NotSent, true) => "no (asked for; none sent)",
+        (CertsSeen::NotSent, false) => "no (not asked for)",
+        (CertsSeen::Encrypted, _) => "unknown (encrypted)",
+        (CertsSeen::NotCaptured, _) => "unknown (handshake not in the capture)",
     }
 }
 
@@ -273,9 +408,17 @@ impl<W: Write> Renderer for Text<W> {
 
     fn file_done(&mut self, s: &Summary) -> io::Result<()> {
         let c = &s.counts;
+        let filtered = if s.ports.is_empty() || s.net.filtered == 0 {
+            String::new()
+        } else {
+            format!(
+                "; {} on other ports left out by --port",
+                plural(s.net.filtered, "TCP segment")
+            )
+        };
         writeln!(
             self.w,
-            "== {}: {}, {} ({} not TLS), {}, {}, {}, {}",
+            "== {}: {}, {} ({} not TLS{filtered}), {}, {}, {}, {}",
             s.file,
             plural(s.net.frames, "frame"),
             plural(s.net.connections, "TCP connection"),
@@ -285,6 +428,17 @@ impl<W: Write> Renderer for Text<W> {
             plural(c.alerts, "alert"),
             plural(c.problems, "problem"),
         )?;
+        if !s.ports.is_empty() && s.net.connections == 0 && s.net.filtered > 0 {
+            let ports: Vec<String> = s.ports.iter().map(u16::to_string).collect();
+            writeln!(
+                self.w,
+                "note: every TCP segment of this capture ({}) is on other ports than --port {}: \
+                 nothing was analyzed; leave out --port, or name the port the tunnel uses \
+                 (sftunnel: 8305)",
+                s.net.filtered,
+                ports.join(", ")
+            )?;
+        }
         for g in std::mem::take(&mut self.order) {
             let k = &g.key;
             let who = if g.count == 1 {
@@ -292,32 +446,51 @@ impl<W: Write> Renderer for Text<W> {
             } else {
                 format!("{} sessions {} -> {}", g.count, k.client_ip, k.server)
             };
+            let (first, last) = (when(&g.first_ts), when(&g.last_ts));
+            let span = if first == last {
+                first
+            } else {
+                format!("{first} to {last}")
+            };
             writeln!(
                 self.w,
-                "{who} (frames {}-{}): {} {} {}, client cert: {}",
+                "{who} (frames {}-{}, {span}): {} {} {}, client cert: {}",
                 g.first_frame,
                 g.last_frame,
                 k.outcome.as_str(),
                 k.version.as_deref().unwrap_or("-"),
                 k.cipher.as_deref().unwrap_or("-"),
-                if k.client_cert { "yes" } else { "no" },
+                client_cert_text(k),
             )?;
             writeln!(self.w, "    reason: {}", k.reason)?;
-            let mut sides = Vec::new();
-            for (name, i, v) in [
-                ("server", &k.identities[0], &g.verdicts[0]),
-                ("client", &k.identities[1], &g.verdicts[1]),
+            for (name, i, certs, v) in [
+                ("server", &k.identities[0], k.certs[0], &g.verdicts[0]),
+                ("client", &k.identities[1], k.certs[1], &g.verdicts[1]),
             ] {
                 let id = i.as_ref().map(|s| format!(" {s},")).unwrap_or_default();
-                sides.push(format!("{name}:{id} chain {}", verdict_short(v)));
+                writeln!(
+                    self.w,
+                    "    {name}:{id} {}",
+                    chain_text(certs, v, k.checked)
+                )?;
             }
-            writeln!(self.w, "    {}", sides.join("; "))?;
+            if let Some(r) = &k.remedy {
+                writeln!(self.w, "    remedy: {r}")?;
+            }
         }
         if self.ungrouped > 0 {
             writeln!(
                 self.w,
                 "... and {} more sessions in other groups (see --format jsonl)",
                 self.ungrouped
+            )?;
+        }
+        if self.dates_only {
+            writeln!(
+                self.w,
+                "hint: without --ca only the certificates' dates were judged; to verify the \
+                 chains as the receiving side does, pass the CA it trusts with --ca (an FMC: \
+                 /etc/sf/ca_root/cacert.pem, a device: /var/sf/peers/<FMC-UUID>/cacert.pem)"
             )?;
         }
         if let Some(e) = &s.read_error {
@@ -330,6 +503,8 @@ impl<W: Write> Renderer for Text<W> {
         self.groups.clear();
         self.seen.clear();
         self.ungrouped = 0;
+        self.year = None;
+        self.dates_only = false;
         Ok(())
     }
 

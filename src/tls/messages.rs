@@ -1,5 +1,6 @@
 //! Handshake message bodies: ClientHello, ServerHello (HelloRetryRequest included), the TLS 1.2
-//! Certificate list, CertificateRequest, and the SSLv2-compatible ClientHello.
+//! and TLS 1.3 Certificate lists, CertificateRequest (both shapes), and the SSLv2-compatible
+//! ClientHello.
 //!
 //! Each parser takes one complete message body (defragmenting is `reader`'s job) and returns the
 //! facts a report needs, or a `Malformed` error naming the part that did not fit. Certificates
@@ -63,6 +64,9 @@ fn malformed(msg: HandshakeType, what: &'static str) -> TlsError {
 pub struct ClientHello {
     /// `legacy_version` (the highest version for TLS <= 1.2 clients).
     pub version: ProtocolVersion,
+    /// The client random: what a key log is keyed by (zeros for an SSLv2-format hello, whose
+    /// challenge is not a TLS random).
+    pub random: [u8; 32],
     pub cipher_suites: Vec<CipherSuite>,
     /// The `server_name` extension's host name.
     pub sni: Option<String>,
@@ -73,7 +77,10 @@ pub struct ClientHello {
 }
 
 const EXT_SERVER_NAME: u16 = 0;
+const EXT_SIGNATURE_ALGORITHMS: u16 = 13;
+const EXT_ENCRYPT_THEN_MAC: u16 = 22;
 const EXT_SUPPORTED_VERSIONS: u16 = 43;
+const EXT_CERTIFICATE_AUTHORITIES: u16 = 47;
 
 /// Walks an extensions block, calling `f(type, data)`; `None` if the block is malformed.
 fn extensions<'a>(block: &'a [u8], mut f: impl FnMut(u16, &'a [u8])) -> Option<()> {
@@ -91,7 +98,7 @@ impl ClientHello {
         let m = HandshakeType::CLIENT_HELLO;
         let mut c = Cursor::new(body);
         let version = ProtocolVersion(c.u16().ok_or(malformed(m, "version"))?);
-        c.take(32).ok_or(malformed(m, "random"))?;
+        let random = c.take(32).ok_or(malformed(m, "random"))?;
         c.vec8().ok_or(malformed(m, "session id"))?;
         let suites = c.vec16().ok_or(malformed(m, "cipher suites"))?;
         let cipher_suites = suites
@@ -101,6 +108,7 @@ impl ClientHello {
         c.vec8().ok_or(malformed(m, "compression methods"))?;
         let mut hello = ClientHello {
             version,
+            random: random.try_into().unwrap_or([0; 32]),
             cipher_suites,
             ..Default::default()
         };
@@ -194,6 +202,10 @@ pub struct ServerHello {
     pub cipher_suite: Option<CipherSuite>,
     /// A HelloRetryRequest: the server asks for another ClientHello; nothing is negotiated yet.
     pub retry_request: bool,
+    /// The server random (TLS 1.2 key block input); zeros for a draft-era HelloRetryRequest.
+    pub random: [u8; 32],
+    /// The `encrypt_then_mac` extension (RFC 7366): TLS 1.2 CBC records MAC the ciphertext.
+    pub encrypt_then_mac: bool,
 }
 
 impl ServerHello {
@@ -212,11 +224,17 @@ impl ServerHello {
                 version: legacy_version,
                 cipher_suite: None,
                 retry_request: true,
+                random: [0; 32],
+                encrypt_then_mac: false,
             });
         }
         let random = c.take(32).ok_or(malformed(m, "random"))?;
-        // Drafts before -22 dropped session id and compression from ServerHello.
-        let early_draft = legacy_version.draft().is_some();
+        // Drafts before -22 dropped session id and compression from ServerHello, and put the
+        // version they spoke in its first field: a draft number (`0x7fXX`), or, as some
+        // draft-era stacks did, 0x0304 itself. RFC 8446 keeps 0x0303 there, so either value
+        // means the draft shape.
+        let early_draft =
+            legacy_version.draft().is_some() || legacy_version == ProtocolVersion::TLS13;
         if !early_draft {
             c.vec8().ok_or(malformed(m, "session id"))?;
         }
@@ -225,12 +243,14 @@ impl ServerHello {
             c.u8().ok_or(malformed(m, "compression method"))?;
         }
         let mut version = legacy_version;
+        let mut encrypt_then_mac = false;
         if !c.is_empty() {
             let block = c.vec16().ok_or(malformed(m, "extensions"))?;
             extensions(block, |t, data| {
                 if t == EXT_SUPPORTED_VERSIONS && data.len() == 2 {
                     version = ProtocolVersion(u16::from_be_bytes([data[0], data[1]]));
                 }
+                encrypt_then_mac |= t == EXT_ENCRYPT_THEN_MAC;
             })
             .ok_or(malformed(m, "extensions"))?;
         }
@@ -239,6 +259,8 @@ impl ServerHello {
             version,
             cipher_suite: Some(cipher_suite),
             retry_request: random == HRR_RANDOM,
+            random: random.try_into().unwrap_or([0; 32]),
+            encrypt_then_mac,
         })
     }
 
@@ -270,6 +292,49 @@ pub fn certificate_list(body: &[u8]) -> (Vec<Vec<u8>>, Option<TlsError>) {
     (certs, trailing)
 }
 
+/// The DER certificates of a TLS 1.3 Certificate message (RFC 8446 4.4.2), in the sender's
+/// order, and its `certificate_request_context` (empty in the handshake; for a
+/// post-handshake Certificate, the context of the CertificateRequest it answers). Each
+/// entry's extensions (OCSP status, SCTs) are skipped.
+///
+/// On a malformed list, the error comes with the certificates that did fit.
+pub fn certificate_list_tls13(body: &[u8]) -> (Vec<Vec<u8>>, Vec<u8>, Option<TlsError>) {
+    let m = HandshakeType::CERTIFICATE;
+    let mut certs = Vec::new();
+    let mut c = Cursor::new(body);
+    let Some(context) = c.vec8() else {
+        return (
+            certs,
+            Vec::new(),
+            Some(malformed(m, "certificate request context")),
+        );
+    };
+    let context = context.to_vec();
+    let Some(list) = c.vec24() else {
+        return (
+            certs,
+            context,
+            Some(malformed(m, "certificate list length")),
+        );
+    };
+    let mut l = Cursor::new(list);
+    while !l.is_empty() {
+        let Some(der) = l.vec24() else {
+            return (certs, context, Some(malformed(m, "certificate length")));
+        };
+        certs.push(der.to_vec());
+        if l.vec16().is_none() {
+            return (
+                certs,
+                context,
+                Some(malformed(m, "certificate entry extensions")),
+            );
+        }
+    }
+    let trailing = (!c.is_empty()).then(|| malformed(m, "bytes after the certificate list"));
+    (certs, context, trailing)
+}
+
 /// What a TLS <= 1.2 CertificateRequest asks for.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CertificateRequest {
@@ -299,13 +364,63 @@ impl CertificateRequest {
                 .collect();
         }
         let cas = c.vec16().ok_or(malformed(m, "certificate authorities"))?;
-        let mut l = Cursor::new(cas);
-        while !l.is_empty() {
-            let dn = l.vec16().ok_or(malformed(m, "distinguished name"))?;
-            req.certificate_authorities.push(dn.to_vec());
-        }
+        req.certificate_authorities = distinguished_names(cas)?;
         Ok(req)
     }
+
+    /// Parses a TLS 1.3 CertificateRequest (RFC 8446 4.3.2): `certificate_request_context`,
+    /// then extensions, of which `signature_algorithms` and `certificate_authorities` are
+    /// kept. Returns the request and its context (non-empty after the handshake).
+    pub fn parse_tls13(body: &[u8]) -> Result<(Self, Vec<u8>), TlsError> {
+        let m = HandshakeType::CERTIFICATE_REQUEST;
+        let mut c = Cursor::new(body);
+        let context = c
+            .vec8()
+            .ok_or(malformed(m, "certificate request context"))?;
+        let block = c.vec16().ok_or(malformed(m, "extensions"))?;
+        let mut req = CertificateRequest::default();
+        let mut bad = None;
+        extensions(block, |t, data| match t {
+            EXT_SIGNATURE_ALGORITHMS => match Cursor::new(data).vec16() {
+                Some(algs) => {
+                    req.signature_algorithms = algs
+                        .chunks_exact(2)
+                        .map(|a| u16::from_be_bytes([a[0], a[1]]))
+                        .collect()
+                }
+                None => bad = Some("signature_algorithms extension"),
+            },
+            EXT_CERTIFICATE_AUTHORITIES => {
+                match Cursor::new(data)
+                    .vec16()
+                    .and_then(|l| distinguished_names(l).ok())
+                {
+                    Some(cas) => req.certificate_authorities = cas,
+                    None => bad = Some("certificate_authorities extension"),
+                }
+            }
+            _ => {}
+        })
+        .ok_or(malformed(m, "extensions"))?;
+        match bad {
+            Some(what) => Err(malformed(m, what)),
+            None => Ok((req, context.to_vec())),
+        }
+    }
+}
+
+/// A list of DER distinguished names, each with a 2-byte length.
+fn distinguished_names(list: &[u8]) -> Result<Vec<Vec<u8>>, TlsError> {
+    let mut l = Cursor::new(list);
+    let mut out = Vec::new();
+    while !l.is_empty() {
+        let dn = l.vec16().ok_or(malformed(
+            HandshakeType::CERTIFICATE_REQUEST,
+            "distinguished name",
+        ))?;
+        out.push(dn.to_vec());
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -371,6 +486,19 @@ mod tests {
     }
 
     #[test]
+    fn draft_server_hellos_without_session_id_are_tls13() {
+        // The pre-draft-22 shape: version, random, cipher suite, extensions.
+        for version in [[0x03, 0x04], [0x7f, 0x0e]] {
+            let mut b = version.to_vec();
+            b.extend_from_slice(&[9; 32]);
+            b.extend_from_slice(&[0x13, 0x01, 0, 0]);
+            let sh = ServerHello::parse(&b).unwrap();
+            assert!(sh.version.is_tls13(), "{version:?}");
+            assert_eq!(sh.cipher_suite, Some(CipherSuite(0x1301)));
+        }
+    }
+
+    #[test]
     fn certificate_list_keeps_what_fits() {
         let body = [0, 0, 8, 0, 0, 2, 0xaa, 0xbb, 0, 0, 9, 0xcc];
         let (certs, err) = certificate_list(&body);
@@ -384,6 +512,40 @@ mod tests {
         );
         let (certs, err) = certificate_list(&[0, 0, 0]);
         assert!(certs.is_empty() && err.is_none());
+    }
+
+    #[test]
+    fn tls13_certificate_list_skips_entry_extensions_and_keeps_what_fits() {
+        // context [7], then entries: der aabb + one 4-byte extension, der cc + none, then a
+        // third entry whose length runs past the list
+        let body = [
+            1, 7, 0, 0, 20, 0, 0, 2, 0xaa, 0xbb, 0, 4, 0, 5, 0, 0, 0, 0, 1, 0xcc, 0, 0, 0, 0, 9,
+        ];
+        let (certs, context, err) = certificate_list_tls13(&body);
+        assert_eq!(certs, vec![vec![0xaa, 0xbb], vec![0xcc]]);
+        assert_eq!(context, [7]);
+        assert_eq!(
+            err,
+            Some(TlsError::Malformed {
+                msg: HandshakeType::CERTIFICATE,
+                what: "certificate length"
+            })
+        );
+        let (certs, context, err) = certificate_list_tls13(&[0, 0, 0, 0]);
+        assert!(certs.is_empty() && context.is_empty() && err.is_none());
+    }
+
+    #[test]
+    fn tls13_certificate_request_reads_context_signature_algorithms_and_authorities() {
+        // context [1, 2]; signature_algorithms [0x0804]; certificate_authorities [DN 30 00]
+        let body = [
+            2, 1, 2, 0, 18, 0, 13, 0, 4, 0, 2, 8, 4, 0, 47, 0, 6, 0, 4, 0, 2, 0x30, 0,
+        ];
+        let (req, context) = CertificateRequest::parse_tls13(&body).unwrap();
+        assert_eq!(context, [1, 2]);
+        assert_eq!(req.signature_algorithms, [0x0804]);
+        assert_eq!(req.certificate_authorities, vec![vec![0x30, 0]]);
+        assert!(CertificateRequest::parse_tls13(&body[..10]).is_err());
     }
 
     #[test]

@@ -7,6 +7,13 @@
 //! that sent ServerHello, whoever opened the TCP connection), and honesty about encryption: an
 //! alert after ChangeCipherSpec is reported as sent, never guessed.
 //!
+//! Given a key log (`KeyLog`, `Session::with_keys`), it also undoes record protection where the
+//! log holds the connection's secrets: TLS 1.3 handshake records (EncryptedExtensions,
+//! CertificateRequest, Certificate, CertificateVerify, Finished of both sides) and the first
+//! application records after them, where post-handshake CertificateRequest, Certificate and
+//! KeyUpdate appear; TLS 1.2 encrypted alerts. The key schedule (`keyschedule`) and record
+//! opening (`decrypt`) are pure functions of the secrets and bytes.
+//!
 //! It leaves bytes to others: it never reads a file, socket or clock, and certificates stay
 //! opaque DER (decoding them is `cert`'s job, judging them `judge`'s). The caller supplies
 //! in-order bytes per direction (`net` reassembles TCP) and a mark for each chunk (frame number
@@ -14,6 +21,9 @@
 //! tls-parser and rustls: registries as newtypes keeping unknown values, parsers that check a
 //! length before every read, and one error enum for the layer.
 
+mod decrypt;
+mod keylog;
+mod keyschedule;
 mod messages;
 mod reader;
 mod record;
@@ -22,13 +32,25 @@ mod scan;
 mod session;
 mod suites;
 
-pub use messages::{CertificateRequest, ClientHello, ServerHello, certificate_list};
+pub use decrypt::{Aead, Mac, OpenError, Protection, RecordCipher, Suite};
+pub use keylog::{
+    KeyLog, KeyLogError, KeyLogProblem, KeyLogReport, RANDOM_LEN, Secret, SecretKind, Secrets,
+};
+pub use keyschedule::{
+    Hash, TrafficKeys, hkdf_expand_label, next_traffic_secret, tls12_key_block, traffic_keys,
+};
+pub use messages::{
+    CertificateRequest, ClientHello, ServerHello, certificate_list, certificate_list_tls13,
+};
 pub use record::{HEADER_LEN, MAX_RECORD_LEN, RecordHeader};
 pub use registry::{
     AlertDescription, AlertLevel, CipherSuite, ContentType, HandshakeType, ProtocolVersion,
 };
 pub use scan::{Found, find_start};
-pub use session::{Event, EventKind, FatalAlert, Progress, Session, Step};
+pub use session::{
+    Decryption, Event, EventKind, FatalAlert, POST_HANDSHAKE_RECORDS, Progress, Protected, Session,
+    Step,
+};
 
 /// One of the two directions of a connection. Which one is the TLS client is learnt from the
 /// hellos (`Session::role`); `A`/`B` are just the caller's labels.
@@ -106,4 +128,11 @@ pub enum TlsError {
         have: usize,
         need: usize,
     },
+    /// A protected record did not open with the key log's secret: a wrong or stale line, or
+    /// records missing before it. Decryption stops for that direction.
+    #[error(
+        "record {seq} after the key change ({len} bytes) does not decrypt with the key log's secret; \
+         decryption stopped for this direction"
+    )]
+    Undecryptable { seq: u64, len: usize },
 }

@@ -9,14 +9,20 @@
 //! Every item carries the caller's mark (frame, time) of the chunk that completed its record;
 //! a message spanning records gets the latest mark of the records it spans, the frame a
 //! dissector like tshark shows it in.
+//!
+//! When the session installs a `RecordCipher` (its secrets were in a key log), protected
+//! records are opened here, as they arrive, and their content goes the way plaintext does:
+//! handshake messages through the same defragmenting, alerts as alerts. A record that does
+//! not open is reported and the direction goes back to counting. Each cipher comes with a
+//! budget of records it may open, so decrypting stays bounded whatever a connection sends.
 
+use super::decrypt::RecordCipher;
 use super::record::{HEADER_LEN, MAX_RECORD_LEN, RecordHeader};
 use super::registry::{AlertDescription, AlertLevel, ContentType, HandshakeType};
 use super::scan::{self, Found};
 use super::{Alert, Limits, TlsError};
 
-/// What one direction produced. The consumer returns true for a ServerHello that negotiated
-/// TLS 1.3, where ChangeCipherSpec is only a middlebox-compatibility no-op.
+/// What one direction produced. The consumer answers each item with an [`Action`].
 #[derive(Debug)]
 pub(super) enum Item<'a> {
     /// TLS starts here, after this many bytes of another protocol.
@@ -25,19 +31,46 @@ pub(super) enum Item<'a> {
     },
     /// An SSLv2-format ClientHello (its body after the 2-byte length).
     Sslv2ClientHello(&'a [u8]),
-    /// A complete plaintext handshake message.
+    /// A complete handshake message; `decrypted`: it came out of protected records.
     Handshake {
         typ: HandshakeType,
         body: &'a [u8],
+        decrypted: bool,
     },
     /// A handshake record after this side's ChangeCipherSpec (Finished, renegotiation).
     EncryptedHandshake,
     ChangeCipherSpec,
-    /// `None`: encrypted (after ChangeCipherSpec, or a record that is not 2 bytes long).
-    Alert(Option<Alert>),
-    ApplicationData,
+    /// `alert: None`: encrypted (after ChangeCipherSpec, or a record that is not 2 bytes
+    /// long); `decrypted`: opened with a key log's secret.
+    Alert {
+        alert: Option<Alert>,
+        decrypted: bool,
+    },
+    /// An application data record (in TLS 1.3 not decrypted, any protected record) of `len`
+    /// bytes; `decrypted`: opened with a key log's secret.
+    ApplicationData {
+        len: u16,
+        decrypted: bool,
+    },
     Heartbeat,
     Error(TlsError),
+}
+
+/// What the consumer wants done after an item.
+#[derive(Debug, Default)]
+pub(super) enum Action {
+    #[default]
+    Nothing,
+    /// TLS 1.3 was negotiated: ChangeCipherSpec is only a middlebox-compatibility no-op from
+    /// now on; the next protected records open with the cipher, if one is given.
+    Tls13(Option<(Box<RecordCipher>, u32)>),
+    /// From the next record on, records are protected with this cipher, which may open this
+    /// many of them (TLS 1.2 ChangeCipherSpec, a TLS 1.3 Finished).
+    Install(Box<RecordCipher>, u32),
+    /// A KeyUpdate: the next generation, with the budget left of the current one.
+    Update(Box<RecordCipher>),
+    /// Stop decrypting this direction (the next secret is not in the key log).
+    Stop,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,9 +109,16 @@ pub(super) struct DirReader<M> {
     pub(super) tls13: bool,
     /// Skim mode: records are counted, payloads not buffered (`skim`).
     skim: bool,
-    /// Skim mode: payload bytes left of the current record, and its type.
+    /// Skim mode: payload bytes left of the current record, its type and length.
     skip: usize,
     skip_type: ContentType,
+    skip_len: u16,
+    /// Opens this direction's protected records (the key log had the secret).
+    cipher: Option<Box<RecordCipher>>,
+    /// Records the cipher may still open.
+    decrypt_left: u32,
+    /// An action replaced or dropped the cipher while a record it opened was being read.
+    rekeyed: bool,
     limits: Limits,
 }
 
@@ -102,8 +142,44 @@ impl<M: Copy + Ord> DirReader<M> {
             skim: false,
             skip: 0,
             skip_type: ContentType(0),
+            skip_len: 0,
+            cipher: None,
+            decrypt_left: 0,
+            rekeyed: false,
             limits,
         }
+    }
+
+    /// Applies the consumer's answer to an item.
+    pub(super) fn apply(&mut self, action: Action) {
+        match action {
+            Action::Nothing => return,
+            Action::Tls13(cipher) => {
+                self.tls13 = true;
+                if let Some((c, budget)) = cipher {
+                    self.cipher = Some(c);
+                    self.decrypt_left = budget;
+                }
+            }
+            Action::Install(c, budget) => {
+                self.cipher = Some(c);
+                self.decrypt_left = budget;
+            }
+            Action::Update(c) => self.cipher = Some(c),
+            Action::Stop => self.cipher = None,
+        }
+        self.rekeyed = true;
+    }
+
+    /// TLS 1.3 records are being decrypted: the handshake, or the records after it where
+    /// post-handshake messages may come.
+    pub(super) fn decrypting_tls13(&self) -> bool {
+        self.cipher.as_ref().is_some_and(|c| c.is_tls13())
+    }
+
+    /// Skim mode keeps a TLS 1.2 encrypted alert whole, so it can be decrypted: a few bytes.
+    fn keep_whole(&self, h: &RecordHeader) -> bool {
+        self.cipher.is_some() && h.content_type == ContentType::ALERT && h.len <= 64
     }
 
     /// Found TLS (or settled into records), as opposed to still looking or given up.
@@ -117,6 +193,10 @@ impl<M: Copy + Ord> DirReader<M> {
     /// cost of a 5-byte header buffer.
     pub(super) fn skim(&mut self) {
         self.skim = true;
+        // Skimming skips records split across feeds: TLS 1.3 sequence numbers would be lost.
+        if self.decrypting_tls13() {
+            self.cipher = None;
+        }
         self.hs = Vec::new();
         self.hs_mark = None;
         self.hs_skip = 0;
@@ -124,6 +204,7 @@ impl<M: Copy + Ord> DirReader<M> {
             if let Some(h) = RecordHeader::read(&self.pending) {
                 self.skip = h.total_len() - self.pending.len();
                 self.skip_type = h.content_type;
+                self.skip_len = h.len;
             }
             self.pending = Vec::new();
         } else {
@@ -142,7 +223,7 @@ impl<M: Copy + Ord> DirReader<M> {
     }
 
     /// Takes the next in-order bytes of this direction.
-    pub(super) fn feed(&mut self, data: &[u8], mark: M, f: &mut impl FnMut(Item<'_>, M) -> bool) {
+    pub(super) fn feed(&mut self, data: &[u8], mark: M, f: &mut impl FnMut(Item<'_>, M) -> Action) {
         let base = self.fed;
         self.fed += data.len() as u64;
         match self.state {
@@ -196,7 +277,7 @@ impl<M: Copy + Ord> DirReader<M> {
     }
 
     /// Start, Scanning or Sslv2: everything not yet in records is in `pending`.
-    fn prefix(&mut self, f: &mut impl FnMut(Item<'_>, M) -> bool) {
+    fn prefix(&mut self, f: &mut impl FnMut(Item<'_>, M) -> Action) {
         let Some(mark) = self.pending_mark else {
             return;
         };
@@ -249,7 +330,7 @@ impl<M: Copy + Ord> DirReader<M> {
     }
 
     /// Switches to record parsing at `pending[at..]`.
-    fn enter_records(&mut self, at: usize, mark: M, f: &mut impl FnMut(Item<'_>, M) -> bool) {
+    fn enter_records(&mut self, at: usize, mark: M, f: &mut impl FnMut(Item<'_>, M) -> Action) {
         self.state = State::Records;
         f(
             Item::Start {
@@ -271,7 +352,7 @@ impl<M: Copy + Ord> DirReader<M> {
         mut data: &[u8],
         mark: M,
         base: u64,
-        f: &mut impl FnMut(Item<'_>, M) -> bool,
+        f: &mut impl FnMut(Item<'_>, M) -> Action,
     ) {
         let mut pos = base;
         if self.skip > 0 {
@@ -299,10 +380,11 @@ impl<M: Copy + Ord> DirReader<M> {
             if !h.is_valid() {
                 return self.not_tls(h, rec_start, mark, f);
             }
-            if self.skim && h.len > 0 {
+            if self.skim && h.len > 0 && !self.keep_whole(&h) {
                 self.pending.clear();
                 self.skip = h.len.into();
                 self.skip_type = h.content_type;
+                self.skip_len = h.len;
                 return self.records(data, mark, pos, f);
             }
             let n = (h.total_len() - self.pending.len()).min(data.len());
@@ -325,9 +407,10 @@ impl<M: Copy + Ord> DirReader<M> {
                 return self.not_tls(h, pos, mark, f);
             }
             if data.len() < h.total_len() {
-                if self.skim {
+                if self.skim && !self.keep_whole(&h) {
                     self.skip = h.total_len() - data.len();
                     self.skip_type = h.content_type;
+                    self.skip_len = h.len;
                     return;
                 }
                 break;
@@ -341,11 +424,21 @@ impl<M: Copy + Ord> DirReader<M> {
     }
 
     /// Skim mode: the record whose payload was skipped is complete.
-    fn skipped(&mut self, mark: M, f: &mut impl FnMut(Item<'_>, M) -> bool) {
+    fn skipped(&mut self, mark: M, f: &mut impl FnMut(Item<'_>, M) -> Action) {
+        // Only TLS 1.2 ciphers live in skim mode: count the record for the sequence number.
+        if let Some(c) = &mut self.cipher {
+            c.skip();
+        }
         let item = match self.skip_type {
-            ContentType::APPLICATION_DATA => Item::ApplicationData,
+            ContentType::APPLICATION_DATA => Item::ApplicationData {
+                len: self.skip_len,
+                decrypted: false,
+            },
             // Its two bytes were not kept: report it as an alert of unknown content.
-            ContentType::ALERT => Item::Alert(None),
+            ContentType::ALERT => Item::Alert {
+                alert: None,
+                decrypted: false,
+            },
             ContentType::HANDSHAKE if self.ccs => Item::EncryptedHandshake,
             ContentType::CHANGE_CIPHER_SPEC => {
                 self.ccs |= !self.tls13;
@@ -353,7 +446,8 @@ impl<M: Copy + Ord> DirReader<M> {
             }
             _ => return,
         };
-        f(item, mark);
+        let a = f(item, mark);
+        self.apply(a);
     }
 
     fn not_tls(
@@ -361,7 +455,7 @@ impl<M: Copy + Ord> DirReader<M> {
         h: RecordHeader,
         offset: u64,
         mark: M,
-        f: &mut impl FnMut(Item<'_>, M) -> bool,
+        f: &mut impl FnMut(Item<'_>, M) -> Action,
     ) {
         self.state = State::Stopped;
         self.pending = Vec::new();
@@ -392,14 +486,18 @@ impl<M: Copy + Ord> DirReader<M> {
         h: RecordHeader,
         payload: &[u8],
         mark: M,
-        f: &mut impl FnMut(Item<'_>, M) -> bool,
+        f: &mut impl FnMut(Item<'_>, M) -> Action,
     ) {
+        if self.cipher.is_some() && self.protected(h, payload, mark, f) {
+            return;
+        }
         match h.content_type {
             ContentType::CHANGE_CIPHER_SPEC => {
                 if !self.tls13 {
                     self.ccs = true;
                 }
-                f(Item::ChangeCipherSpec, mark);
+                let a = f(Item::ChangeCipherSpec, mark);
+                self.apply(a);
             }
             ContentType::ALERT => {
                 let alert = match payload {
@@ -409,14 +507,26 @@ impl<M: Copy + Ord> DirReader<M> {
                     }),
                     _ => None,
                 };
-                f(Item::Alert(alert), mark);
+                f(
+                    Item::Alert {
+                        alert,
+                        decrypted: false,
+                    },
+                    mark,
+                );
             }
             ContentType::HANDSHAKE if self.ccs => {
                 f(Item::EncryptedHandshake, mark);
             }
-            ContentType::HANDSHAKE => self.handshake(payload, mark, f),
+            ContentType::HANDSHAKE => self.handshake(payload, mark, false, f),
             ContentType::APPLICATION_DATA => {
-                f(Item::ApplicationData, mark);
+                f(
+                    Item::ApplicationData {
+                        len: h.len,
+                        decrypted: false,
+                    },
+                    mark,
+                );
             }
             _ => {
                 f(Item::Heartbeat, mark);
@@ -424,8 +534,95 @@ impl<M: Copy + Ord> DirReader<M> {
         }
     }
 
+    /// A record while a cipher is installed. TLS 1.3: application data records are opened
+    /// (ChangeCipherSpec and plaintext alerts stay plaintext); TLS 1.2: alerts are opened, the
+    /// others only counted. Returns false when the record is left to the plaintext path
+    /// (not opened, or it did not open).
+    fn protected(
+        &mut self,
+        h: RecordHeader,
+        payload: &[u8],
+        mark: M,
+        f: &mut impl FnMut(Item<'_>, M) -> Action,
+    ) -> bool {
+        let Some(mut c) = self.cipher.take() else {
+            return false;
+        };
+        let tls13 = c.is_tls13();
+        let wanted = if tls13 {
+            h.content_type == ContentType::APPLICATION_DATA
+        } else {
+            h.content_type == ContentType::ALERT
+        };
+        if !wanted || self.decrypt_left == 0 {
+            if !tls13 {
+                c.skip();
+            }
+            if self.decrypt_left > 0 || !tls13 {
+                self.cipher = Some(c);
+            }
+            return false;
+        }
+        self.rekeyed = false;
+        let (typ, plain) = match c.open(&h, payload) {
+            Ok(opened) => opened,
+            Err(e) => {
+                f(
+                    Item::Error(TlsError::Undecryptable {
+                        seq: e.seq,
+                        len: h.len.into(),
+                    }),
+                    mark,
+                );
+                return false;
+            }
+        };
+        self.decrypt_left -= 1;
+        match typ {
+            ContentType::HANDSHAKE => self.handshake(plain, mark, true, f),
+            ContentType::ALERT => {
+                let alert = match plain {
+                    [level, desc] => Some(Alert {
+                        level: AlertLevel(*level),
+                        description: AlertDescription(*desc),
+                    }),
+                    _ => None,
+                };
+                let a = f(
+                    Item::Alert {
+                        alert,
+                        decrypted: alert.is_some(),
+                    },
+                    mark,
+                );
+                self.apply(a);
+            }
+            ContentType::APPLICATION_DATA => {
+                let a = f(
+                    Item::ApplicationData {
+                        len: h.len,
+                        decrypted: true,
+                    },
+                    mark,
+                );
+                self.apply(a);
+            }
+            _ => {}
+        }
+        if !self.rekeyed && self.decrypt_left > 0 {
+            self.cipher = Some(c);
+        }
+        true
+    }
+
     /// Handshake record payload: emits every message it completes.
-    fn handshake(&mut self, mut payload: &[u8], mark: M, f: &mut impl FnMut(Item<'_>, M) -> bool) {
+    fn handshake(
+        &mut self,
+        mut payload: &[u8],
+        mark: M,
+        decrypted: bool,
+        f: &mut impl FnMut(Item<'_>, M) -> Action,
+    ) {
         if self.hs_skip > 0 {
             let n = self.hs_skip.min(payload.len() as u64);
             self.hs_skip -= n;
@@ -436,7 +633,7 @@ impl<M: Copy + Ord> DirReader<M> {
         }
         if self.hs.is_empty() {
             // Fast path: whole messages straight from the record.
-            let rest = self.messages(payload, mark, f);
+            let rest = self.messages(payload, mark, decrypted, f);
             let tail = &payload[payload.len() - rest..];
             self.hs.extend_from_slice(tail);
             self.hs_mark = (!tail.is_empty()).then_some(mark);
@@ -445,7 +642,7 @@ impl<M: Copy + Ord> DirReader<M> {
         let m = later(self.hs_mark, mark);
         self.hs.extend_from_slice(payload);
         let buf = std::mem::take(&mut self.hs);
-        let rest = self.messages(&buf, m, f);
+        let rest = self.messages(&buf, m, decrypted, f);
         self.hs = buf;
         let done = self.hs.len() - rest;
         self.hs.drain(..done);
@@ -459,7 +656,8 @@ impl<M: Copy + Ord> DirReader<M> {
         &mut self,
         mut b: &[u8],
         mark: M,
-        f: &mut impl FnMut(Item<'_>, M) -> bool,
+        decrypted: bool,
+        f: &mut impl FnMut(Item<'_>, M) -> Action,
     ) -> usize {
         while b.len() >= 4 {
             let typ = HandshakeType(b[0]);
@@ -481,10 +679,15 @@ impl<M: Copy + Ord> DirReader<M> {
                 break;
             }
             let body = &b[4..4 + len];
-            if f(Item::Handshake { typ, body }, mark) {
-                // TLS 1.3 negotiated: from now on ChangeCipherSpec changes nothing.
-                self.tls13 = true;
-            }
+            let a = f(
+                Item::Handshake {
+                    typ,
+                    body,
+                    decrypted,
+                },
+                mark,
+            );
+            self.apply(a);
             b = &b[4 + len..];
         }
         b.len()

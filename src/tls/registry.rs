@@ -117,6 +117,7 @@ impl HandshakeType {
     pub const CLIENT_KEY_EXCHANGE: Self = Self(16);
     pub const FINISHED: Self = Self(20);
     pub const CERTIFICATE_STATUS: Self = Self(22);
+    pub const KEY_UPDATE: Self = Self(24);
 
     /// The message name as the RFCs spell it (`ServerHelloDone`).
     pub fn name(self) -> Option<&'static str> {

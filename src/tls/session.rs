@@ -8,14 +8,59 @@
 //! ServerHello ends what can be seen: certificates are encrypted and the session says so.
 //! What a connection's outcome means (failed, incomplete, the reason) is `analysis`'s call; this
 //! module keeps the facts it needs.
+//!
+//! Sessions end as they really do: a side that sent an alert after the handshake (its
+//! close_notify, encrypted) and then speaks cleartext has left TLS (FTP's CCC) - a fact in
+//! `Progress::left_tls`, not a parse error - and a connection first seen mid-session (no
+//! hello in the capture) has its encrypted alerts counted, never taken as a failed handshake.
+//!
+//! With a key log (`Session::with_keys`) that holds the connection's client random, it also
+//! decides when each direction's records change keys, and the readers open them: TLS 1.3
+//! handshake keys at ServerHello, the first application generation at each side's Finished,
+//! the next one at each KeyUpdate; TLS 1.2 keys at each side's ChangeCipherSpec. TLS 1.3
+//! handshake messages then count as they do in TLS 1.2 (certificates, CertificateRequest,
+//! Finished: done once both sides sent theirs), and after a side's Finished its first
+//! [`POST_HANDSHAKE_RECORDS`] records are still opened, for post-handshake CertificateRequest,
+//! Certificate and KeyUpdate. Without keys nothing of this runs: the cost of a connection is
+//! what it was.
 
 use std::fmt;
+use std::sync::Arc;
 
-use super::messages::{CertificateRequest, ClientHello, ServerHello, certificate_list};
-use super::reader::{DirReader, Item};
+use super::decrypt::{RecordCipher, Suite};
+use super::keylog::{KeyLog, Secret, SecretKind, Secrets};
+use super::keyschedule::next_traffic_secret;
+use super::messages::{
+    CertificateRequest, ClientHello, ServerHello, certificate_list, certificate_list_tls13,
+};
+use super::reader::{Action, DirReader, Item};
 use super::registry::{CipherSuite, HandshakeType, ProtocolVersion};
 use super::{Alert, Limits, Side, TlsError};
 use crate::sftunnel::TlsSide;
+
+/// Records a TLS 1.3 handshake cipher may open: many times what a handshake flight needs (a
+/// 1 MB certificate chain is 64 records), so only a stream that never ends its handshake
+/// reaches it.
+const HANDSHAKE_RECORDS: u32 = 256;
+
+/// Records per direction decrypted after that side's Finished, looking for post-handshake
+/// messages (CertificateRequest, Certificate, CertificateVerify, Finished, KeyUpdate,
+/// NewSessionTicket); later records are only counted. Post-handshake authentication comes in
+/// the first exchanges of a connection (an FMC asks for the device's certificate right after
+/// the handshake), and a direction that sends many records is past it. A KeyUpdate does not
+/// renew the budget.
+pub const POST_HANDSHAKE_RECORDS: u32 = 32;
+
+/// TLS 1.2 alert records a direction may decrypt (a session has one or two).
+const TLS12_ALERTS: u32 = 16;
+
+/// The TLS 1.3 secrets a whole session needs.
+const TLS13_SECRETS: [SecretKind; 4] = [
+    SecretKind::ClientHandshake,
+    SecretKind::ServerHandshake,
+    SecretKind::ClientTraffic0,
+    SecretKind::ServerTraffic0,
+];
 
 /// A step a side took, for "after which message" in reasons.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +70,8 @@ pub enum Step {
     /// The first handshake record after ChangeCipherSpec.
     Finished,
     ApplicationData,
+    /// TLS 1.3 protected records that were not decrypted (handshake or application data).
+    Protected,
     Alert,
 }
 
@@ -35,6 +82,7 @@ impl fmt::Display for Step {
             Step::ChangeCipherSpec => f.write_str("ChangeCipherSpec"),
             Step::Finished => f.write_str("Finished"),
             Step::ApplicationData => f.write_str("application data"),
+            Step::Protected => f.write_str("encrypted records"),
             Step::Alert => f.write_str("alert"),
         }
     }
@@ -59,33 +107,97 @@ pub enum EventKind {
     ClientHello(ClientHello),
     /// Also a HelloRetryRequest (`retry_request`).
     ServerHello(ServerHello),
-    /// A TLS <= 1.2 Certificate message, possibly empty (a client with no certificate).
+    /// A Certificate message, possibly empty (a client with no certificate): TLS <= 1.2 in
+    /// plaintext, or TLS 1.3 `decrypted` with the key log, `post_handshake` when it came
+    /// after its sender's Finished (post-handshake authentication).
     Certificate {
         role: Option<TlsSide>,
         ders: Vec<Vec<u8>>,
+        decrypted: bool,
+        post_handshake: bool,
     },
+    /// TLS <= 1.2, or TLS 1.3 decrypted (its certificate types are then empty).
     CertificateRequest(CertificateRequest),
-    /// Any other plaintext handshake message (ServerKeyExchange, ServerHelloDone, ...).
+    /// Any other handshake message (ServerKeyExchange, ServerHelloDone, and in decrypted TLS
+    /// 1.3 EncryptedExtensions, CertificateVerify, Finished, NewSessionTicket, KeyUpdate).
     Message(HandshakeType),
     ChangeCipherSpec,
     /// The first encrypted handshake record after this side's ChangeCipherSpec: its Finished.
     EncryptedHandshake,
     /// `alert: None` when encrypted: an alert was sent, its content is unknowable.
+    /// `decrypted`: it was encrypted and the key log opened it.
     /// `after`: the last step the other side had taken.
     Alert {
         alert: Option<Alert>,
         after: Option<Step>,
+        decrypted: bool,
     },
     /// This side's first application data record.
     ApplicationData,
-    /// TLS 1.3 or a draft was negotiated: the rest of the handshake, certificates included, is
-    /// encrypted.
+    /// TLS 1.3 or a draft was negotiated and no key log opens it: the rest of the handshake,
+    /// certificates included, is encrypted.
     EncryptedCertificates {
         version: ProtocolVersion,
     },
-    /// TLS <= 1.2: both sides sent ChangeCipherSpec and Finished.
+    /// Both sides sent their Finished (TLS <= 1.2: after ChangeCipherSpec; TLS 1.3:
+    /// decrypted).
     HandshakeDone,
+    /// This side closed its TLS (an alert after the handshake) and went on in cleartext at
+    /// this stream offset, as FTP does after CCC.
+    LeftTls {
+        offset: u64,
+    },
     Error(TlsError),
+}
+
+/// The protected TLS 1.3 records (after ServerHello) that were not decrypted: what can be
+/// said of a handshake without its keys.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Protected {
+    /// Per side (`Side::index`): records, their payload bytes, the payload length of the last
+    /// one (19 is the size of an encrypted alert).
+    pub records: [u32; 2],
+    pub bytes: [u64; 2],
+    pub last_len: [u16; 2],
+    /// Turns: runs of records from one side before the other sends (the server's flight is
+    /// turn 1, the client's flight turn 2, ...).
+    pub turns: u32,
+    /// Records in the current turn, and whose turn it is.
+    pub in_turn: u32,
+    pub last: Option<Side>,
+}
+
+impl Protected {
+    /// Counts one record of `len` payload bytes from `side`.
+    pub fn add(&mut self, side: Side, len: u16) {
+        let i = side.index();
+        self.records[i] += 1;
+        self.bytes[i] += u64::from(len);
+        self.last_len[i] = len;
+        if self.last == Some(side) {
+            self.in_turn += 1;
+        } else {
+            self.turns += 1;
+            self.in_turn = 1;
+            self.last = Some(side);
+        }
+    }
+}
+
+/// What decryption did for a connection.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Decryption {
+    /// A key log was given.
+    pub keylog: bool,
+    /// TLS 1.3 secrets the connection needs that no key log line gives (all four without a
+    /// key log); TLS 1.2: `CLIENT_RANDOM` when a key log was given without it.
+    pub missing: Vec<SecretKind>,
+    /// Sides (by `Side::index`) some of whose records were opened.
+    pub decrypted: [bool; 2],
+    /// Sides where a record did not open with the logged secret.
+    pub failed: [bool; 2],
+    /// The suite is not one this tool can open (CCM, 3DES, ...).
+    pub unsupported_suite: bool,
 }
 
 /// What is known about the connection so far.
@@ -96,6 +208,8 @@ pub struct Progress {
     /// The side that sent the (first) ClientHello.
     pub client_hello_from: Option<Side>,
     pub sni: Option<String>,
+    /// The first ClientHello's random: what a key log is keyed by.
+    pub client_random: Option<[u8; 32]>,
     /// Negotiated version (ServerHello's supported_versions, else its version).
     pub version: Option<ProtocolVersion>,
     pub cipher: Option<CipherSuite>,
@@ -103,19 +217,30 @@ pub struct Progress {
     /// Certificates in each side's last Certificate message (`Some(0)`: an empty one), by
     /// `Side as usize`.
     pub certificates: [Option<usize>; 2],
+    /// Each side's last Certificate came after its Finished (TLS 1.3 post-handshake).
+    pub post_handshake_certificate: [bool; 2],
     pub certificate_requested: bool,
+    /// A CertificateRequest came after the server's Finished (TLS 1.3 post-handshake
+    /// authentication, decrypted).
+    pub post_handshake_request: bool,
     pub change_cipher_spec: [bool; 2],
     pub finished: [bool; 2],
     pub application_data: [bool; 2],
     pub alerts: [u32; 2],
-    /// The first fatal alert: plaintext fatal, or an encrypted one before the handshake was
-    /// done (TLS <= 1.2).
+    /// The first fatal alert: plaintext fatal, decrypted fatal, or an encrypted one before the
+    /// handshake was done (TLS <= 1.2).
     pub fatal_alert: Option<FatalAlert>,
     /// Each side's last step, by `Side as usize`.
     pub last: [Option<Step>; 2],
+    /// Where each side went back to cleartext after closing its TLS (stream offset), by
+    /// `Side as usize`.
+    pub left_tls: [Option<u64>; 2],
     /// The last step on the wire, either side.
     pub latest: Option<(Side, Step)>,
     pub done: bool,
+    /// TLS 1.3: the protected records that were not decrypted.
+    pub protected: Protected,
+    pub decryption: Decryption,
 }
 
 impl Progress {
@@ -153,6 +278,12 @@ impl Progress {
     pub fn is_tls13(&self) -> bool {
         self.version.is_some_and(|v| v.is_tls13())
     }
+
+    /// A hello of this connection is in the capture: its handshake began while capturing
+    /// (otherwise it is a session already under way when the capture started).
+    pub fn hello_seen(&self) -> bool {
+        self.client_hello_from.is_some() || self.server.is_some()
+    }
 }
 
 /// The alert that ended a handshake.
@@ -165,12 +296,54 @@ pub struct FatalAlert {
     pub after: Option<Step>,
 }
 
+/// What a key log gives one connection.
+#[derive(Debug)]
+struct Keys {
+    log: Arc<KeyLog>,
+    /// The secrets logged for this connection's client random, once its ClientHello is seen.
+    secrets: Option<Secrets>,
+    suite: Option<Suite>,
+    /// TLS 1.3: each side's current application traffic secret, by `Side::index`.
+    app: [Option<Secret>; 2],
+    /// TLS 1.2: each side's cipher, made at ServerHello, installed at its ChangeCipherSpec.
+    tls12: [Option<Box<RecordCipher>>; 2],
+    /// TLS 1.3 handshake ciphers were installed.
+    tls13: bool,
+}
+
+impl Keys {
+    fn secret(&self, kind: SecretKind) -> Option<&Secret> {
+        self.secrets.as_ref()?.get(kind)
+    }
+
+    /// A TLS 1.3 cipher for `secret` in the negotiated suite.
+    fn tls13_cipher(&self, secret: &[u8]) -> Option<Box<RecordCipher>> {
+        RecordCipher::tls13(self.suite?, secret).map(Box::new)
+    }
+}
+
+/// The state both directions share.
+#[derive(Debug, Default)]
+struct State {
+    progress: Progress,
+    encrypted_reported: bool,
+    keys: Option<Box<Keys>>,
+    /// Some direction entered the record stream at some point (it may have left it since).
+    tls_seen: bool,
+}
+
+/// What the readers are to do after an item: the one that produced it, and the other.
+#[derive(Default)]
+struct Reply {
+    me: Action,
+    peer: Action,
+}
+
 /// One connection's TLS, both directions.
 #[derive(Debug)]
 pub struct Session<M> {
     dirs: [DirReader<M>; 2],
-    progress: Progress,
-    encrypted_reported: bool,
+    state: State,
 }
 
 impl<M: Copy + Ord> Default for Session<M> {
@@ -183,17 +356,31 @@ impl<M: Copy + Ord> Session<M> {
     pub fn new(limits: Limits) -> Self {
         Self {
             dirs: [DirReader::new(limits), DirReader::new(limits)],
-            progress: Progress::default(),
-            encrypted_reported: false,
+            state: State::default(),
         }
     }
 
+    /// A session that decrypts what `keys` holds secrets for (looked up by the ClientHello's
+    /// random).
+    pub fn with_keys(limits: Limits, keys: Arc<KeyLog>) -> Self {
+        let mut s = Self::new(limits);
+        s.state.keys = Some(Box::new(Keys {
+            log: keys,
+            secrets: None,
+            suite: None,
+            app: [None, None],
+            tls12: [None, None],
+            tls13: false,
+        }));
+        s
+    }
+
     pub fn progress(&self) -> &Progress {
-        &self.progress
+        &self.state.progress
     }
 
     pub fn role(&self, side: Side) -> Option<TlsSide> {
-        self.progress.role(side)
+        self.state.progress.role(side)
     }
 
     /// Bytes this session holds in buffers: what keeping it costs.
@@ -203,14 +390,21 @@ impl<M: Copy + Ord> Session<M> {
 
     /// Some direction has been recognised as TLS.
     pub fn is_tls(&self) -> bool {
-        self.dirs.iter().any(|d| d.in_records())
+        self.state.tls_seen || self.dirs.iter().any(|d| d.in_records())
     }
 
-    /// Nothing more of interest can come: the handshake is done, TLS 1.3 hid the rest, or a
-    /// fatal alert ended it. The caller may stop feeding and keep only `progress()`.
+    /// Nothing more of interest can come: the handshake is done (and no direction is still
+    /// decrypting its first records after it), TLS 1.3 hid the rest, or a fatal alert ended
+    /// it. The caller may stop feeding and keep only `progress()`.
     pub fn is_finished(&self) -> bool {
-        let p = &self.progress;
-        p.done || self.encrypted_reported || p.fatal_alert.is_some()
+        let p = &self.state.progress;
+        if p.fatal_alert.is_some() {
+            return true;
+        }
+        if self.dirs.iter().any(|d| d.decrypting_tls13()) {
+            return false;
+        }
+        p.done || self.state.encrypted_reported || self.state.keys.as_ref().is_some_and(|k| k.tls13)
     }
 
     /// Stop buffering: from now on records are only counted (alerts, application data), so a
@@ -234,14 +428,12 @@ impl<M: Copy + Ord> Session<M> {
             Side::A => (a, b),
             Side::B => (b, a),
         };
-        let progress = &mut self.progress;
-        let encrypted_reported = &mut self.encrypted_reported;
+        let state = &mut self.state;
         me.feed(data, mark, &mut |item, mark| {
-            let tls13 = on_item(progress, encrypted_reported, side, item, mark, out);
-            if tls13 {
-                peer.tls13 = true;
-            }
-            tls13
+            state.tls_seen |= matches!(item, Item::Start { .. });
+            let reply = on_item(state, side, item, mark, out);
+            peer.apply(reply.peer);
+            reply.me
         });
     }
 
@@ -270,19 +462,24 @@ impl<M: Copy + Ord> Session<M> {
     }
 }
 
-/// Applies one item to the progress and emits its events. Returns true when it shows TLS 1.3
-/// was negotiated (the readers then treat ChangeCipherSpec as the no-op it is there).
+/// Applies one item to the progress and emits its events. Tells the readers what changes:
+/// TLS 1.3 negotiated (ChangeCipherSpec is then a no-op), a cipher to install or drop.
 fn on_item<M: Copy>(
-    p: &mut Progress,
-    encrypted_reported: &mut bool,
+    st: &mut State,
     side: Side,
     item: Item<'_>,
     mark: M,
     out: &mut Vec<Event<M>>,
-) -> bool {
+) -> Reply {
+    let State {
+        progress: p,
+        encrypted_reported,
+        keys,
+        ..
+    } = st;
     let i = side.index();
     let mut emit = |kind| out.push(Event { side, mark, kind });
-    let mut tls13 = false;
+    let mut reply = Reply::default();
     match item {
         Item::Start { plaintext } => emit(EventKind::Start { plaintext }),
         Item::Sslv2ClientHello(body) => {
@@ -295,7 +492,18 @@ fn on_item<M: Copy>(
                 Err(e) => emit(EventKind::Error(e)),
             }
         }
-        Item::Handshake { typ, body } => {
+        Item::Handshake {
+            typ,
+            body,
+            decrypted: true,
+        } => {
+            return decrypted_handshake(p, keys, side, typ, body, &mut emit);
+        }
+        Item::Handshake {
+            typ,
+            body,
+            decrypted: false,
+        } => {
             p.took(side, Step::Handshake(typ));
             match typ {
                 HandshakeType::CLIENT_HELLO => match ClientHello::parse(body) {
@@ -303,6 +511,13 @@ fn on_item<M: Copy>(
                         p.client_hello_from.get_or_insert(side);
                         if p.sni.is_none() {
                             p.sni.clone_from(&h.sni);
+                        }
+                        // A second ClientHello (after HelloRetryRequest) has the same random.
+                        if p.client_random.is_none() {
+                            p.client_random = Some(h.random);
+                            if let Some(k) = keys.as_deref_mut() {
+                                k.secrets = k.log.get(&h.random).cloned();
+                            }
                         }
                         emit(EventKind::ClientHello(h));
                     }
@@ -326,9 +541,22 @@ fn on_item<M: Copy>(
                                 // A HelloRetryRequest: not the ServerHello that counts yet.
                                 p.took(side, Step::Handshake(HandshakeType::HELLO_RETRY_REQUEST));
                             }
-                            tls13 = sh.version.is_tls13();
+                            let tls13 = sh.version.is_tls13();
                             let version = sh.version;
-                            let report = tls13 && !sh.retry_request && !*encrypted_reported;
+                            let mut decrypting = false;
+                            if tls13 && !sh.retry_request {
+                                let [client, server] = start_tls13(p, keys, &sh);
+                                decrypting = client.is_some() || server.is_some();
+                                reply.me = Action::Tls13(server.map(|c| (c, HANDSHAKE_RECORDS)));
+                                reply.peer = Action::Tls13(client.map(|c| (c, HANDSHAKE_RECORDS)));
+                            } else if tls13 {
+                                reply.me = Action::Tls13(None);
+                                reply.peer = Action::Tls13(None);
+                            } else if !sh.retry_request {
+                                prepare_tls12(p, keys, side, &sh);
+                            }
+                            let report =
+                                tls13 && !sh.retry_request && !decrypting && !*encrypted_reported;
                             emit(EventKind::ServerHello(sh));
                             if report {
                                 *encrypted_reported = true;
@@ -344,6 +572,8 @@ fn on_item<M: Copy>(
                     emit(EventKind::Certificate {
                         role: p.role(side),
                         ders,
+                        decrypted: false,
+                        post_handshake: false,
                     });
                     if let Some(e) = err {
                         emit(EventKind::Error(e));
@@ -381,32 +611,208 @@ fn on_item<M: Copy>(
         Item::ChangeCipherSpec => {
             p.change_cipher_spec[i] = true;
             p.took(side, Step::ChangeCipherSpec);
+            if !p.is_tls13()
+                && let Some(c) = keys.as_deref_mut().and_then(|k| k.tls12[i].take())
+            {
+                reply.me = Action::Install(c, TLS12_ALERTS);
+            }
             emit(EventKind::ChangeCipherSpec);
         }
-        Item::Alert(alert) => {
+        Item::Alert { alert, decrypted } => {
             p.alerts[i] += 1;
+            if decrypted {
+                p.decryption.decrypted[i] = true;
+            }
+            // An encrypted alert ends a handshake only if the capture shows one going on: on a
+            // connection first seen mid-session it is a closure of a session already set up.
             let fatal = match alert {
                 Some(a) => a.level.is_fatal(),
-                None => !p.done && !p.is_tls13(),
+                None => !p.done && !p.is_tls13() && p.hello_seen(),
             };
             let after = p.last[side.other().index()];
             if fatal && p.fatal_alert.is_none() {
                 p.fatal_alert = Some(FatalAlert { side, alert, after });
             }
             p.took(side, Step::Alert);
-            emit(EventKind::Alert { alert, after });
+            emit(EventKind::Alert {
+                alert,
+                after,
+                decrypted,
+            });
         }
-        Item::ApplicationData => {
+        Item::ApplicationData { len, decrypted } => {
+            let hidden = p.is_tls13() && !decrypted;
+            if hidden {
+                p.protected.add(side, len);
+            }
             if !p.application_data[i] {
                 p.application_data[i] = true;
                 p.took(side, Step::ApplicationData);
                 emit(EventKind::ApplicationData);
             }
+            if hidden {
+                p.took(side, Step::Protected);
+            }
         }
         Item::Heartbeat => {}
-        Item::Error(e) => emit(EventKind::Error(e)),
+        Item::Error(TlsError::NotTls { offset, .. }) if left_tls(p, side) => {
+            p.left_tls[i] = Some(offset);
+            emit(EventKind::LeftTls { offset });
+        }
+        Item::Error(e) => {
+            if matches!(e, TlsError::Undecryptable { .. }) {
+                p.decryption.failed[i] = true;
+            }
+            emit(EventKind::Error(e));
+        }
     }
-    tls13
+    reply
+}
+
+/// Bytes that are not TLS right after `side` closed its TLS: it went back to cleartext. Its
+/// last record was an alert (close_notify, encrypted) sent once the session was set up (TLS
+/// <= 1.2 done, or application data under TLS 1.3).
+fn left_tls(p: &Progress, side: Side) -> bool {
+    let i = side.index();
+    p.last[i] == Some(Step::Alert)
+        && (p.done || (p.is_tls13() && p.application_data[i]))
+        && p.fatal_alert.is_none_or(|f| f.alert.is_none())
+}
+
+/// A TLS 1.3 ServerHello: the handshake ciphers (client's, server's) the key log gives, and
+/// what it lacks.
+fn start_tls13(
+    p: &mut Progress,
+    keys: &mut Option<Box<Keys>>,
+    sh: &ServerHello,
+) -> [Option<Box<RecordCipher>>; 2] {
+    let Some(k) = keys.as_deref_mut() else {
+        p.decryption.missing = TLS13_SECRETS.to_vec();
+        return [None, None];
+    };
+    p.decryption.keylog = true;
+    p.decryption.missing = match &k.secrets {
+        Some(s) => s.missing(&TLS13_SECRETS),
+        None => TLS13_SECRETS.to_vec(),
+    };
+    k.suite = sh.cipher_suite.and_then(|c| Suite::of(c, true));
+    if k.suite.is_none() {
+        p.decryption.unsupported_suite = k.secrets.is_some();
+        return [None, None];
+    }
+    let make = |kind| k.secret(kind).and_then(|s| k.tls13_cipher(s.as_bytes()));
+    let ciphers = [
+        make(SecretKind::ClientHandshake),
+        make(SecretKind::ServerHandshake),
+    ];
+    k.tls13 = ciphers.iter().any(Option::is_some);
+    ciphers
+}
+
+/// A TLS 1.2 ServerHello: both directions' ciphers from the master secret, for their
+/// ChangeCipherSpec.
+fn prepare_tls12(p: &mut Progress, keys: &mut Option<Box<Keys>>, server: Side, sh: &ServerHello) {
+    let Some(k) = keys.as_deref_mut() else {
+        return;
+    };
+    p.decryption.keylog = true;
+    let Some(master) = k.secret(SecretKind::Master) else {
+        p.decryption.missing = vec![SecretKind::Master];
+        return;
+    };
+    let (Some(client_random), Some(suite)) = (
+        p.client_random,
+        sh.cipher_suite.and_then(|c| Suite::of(c, false)),
+    ) else {
+        p.decryption.unsupported_suite = p.client_random.is_some();
+        return;
+    };
+    if let Some((c, s)) = RecordCipher::tls12_pair(
+        suite,
+        master.as_bytes(),
+        &client_random,
+        &sh.random,
+        sh.encrypt_then_mac,
+    ) {
+        k.tls12[server.other().index()] = Some(Box::new(c));
+        k.tls12[server.index()] = Some(Box::new(s));
+    }
+}
+
+/// A handshake message that came out of TLS 1.3 protected records.
+fn decrypted_handshake(
+    p: &mut Progress,
+    keys: &mut Option<Box<Keys>>,
+    side: Side,
+    typ: HandshakeType,
+    body: &[u8],
+    emit: &mut impl FnMut(EventKind),
+) -> Reply {
+    let i = side.index();
+    let mut reply = Reply::default();
+    p.took(side, Step::Handshake(typ));
+    p.decryption.decrypted[i] = true;
+    match typ {
+        HandshakeType::CERTIFICATE => {
+            let (ders, _context, err) = certificate_list_tls13(body);
+            let post_handshake = p.finished[i];
+            p.certificates[i] = Some(ders.len());
+            p.post_handshake_certificate[i] = post_handshake;
+            emit(EventKind::Certificate {
+                role: p.role(side),
+                ders,
+                decrypted: true,
+                post_handshake,
+            });
+            if let Some(e) = err {
+                emit(EventKind::Error(e));
+            }
+        }
+        HandshakeType::CERTIFICATE_REQUEST => match CertificateRequest::parse_tls13(body) {
+            Ok((r, _context)) => {
+                p.certificate_requested = true;
+                p.post_handshake_request |= p.finished[i];
+                emit(EventKind::CertificateRequest(r));
+            }
+            Err(e) => emit(EventKind::Error(e)),
+        },
+        HandshakeType::FINISHED if !p.finished[i] => {
+            p.finished[i] = true;
+            p.took(side, Step::Finished);
+            emit(EventKind::Message(typ));
+            if p.finished == [true, true] && !p.done {
+                p.done = true;
+                emit(EventKind::HandshakeDone);
+            }
+            // This side's next records are under its first application traffic secret.
+            let kind = match p.role(side) {
+                Some(TlsSide::Server) => SecretKind::ServerTraffic0,
+                _ => SecretKind::ClientTraffic0,
+            };
+            reply.me = Action::Stop;
+            if let Some(k) = keys.as_deref_mut()
+                && let Some(secret) = k.secret(kind).cloned()
+                && let Some(c) = k.tls13_cipher(secret.as_bytes())
+            {
+                k.app[i] = Some(secret);
+                reply.me = Action::Install(c, POST_HANDSHAKE_RECORDS);
+            }
+        }
+        HandshakeType::KEY_UPDATE => {
+            emit(EventKind::Message(typ));
+            reply.me = Action::Stop;
+            if let Some(k) = keys.as_deref_mut()
+                && let (Some(suite), Some(current)) = (k.suite, k.app[i].as_ref())
+                && let Some(next) = next_traffic_secret(suite.hash, current.as_bytes())
+                && let Some(c) = k.tls13_cipher(&next)
+            {
+                k.app[i] = Some(Secret::new(&next));
+                reply.me = Action::Update(c);
+            }
+        }
+        _ => emit(EventKind::Message(typ)),
+    }
+    reply
 }
 
 #[cfg(test)]
@@ -489,6 +895,181 @@ mod tests {
         (c1, s1, c2, s2)
     }
 
+    /// A TLS 1.3 connection sealed with known secrets (our own key schedule and aws-lc-rs's
+    /// AEAD; the recorded captures in tests/it/keylog.rs are the real-bytes check): a key
+    /// log for the client random of `client_hello`, and a sealer per secret.
+    struct Tls13 {
+        suite: crate::tls::Suite,
+        log: Arc<KeyLog>,
+        secrets: [[u8; 48]; 4],
+    }
+
+    impl Tls13 {
+        fn new() -> Self {
+            let secrets = [[0x11; 48], [0x22; 48], [0x33; 48], [0x44; 48]];
+            let random = hex::encode([1u8; 32]);
+            let text: String = TLS13_SECRETS
+                .iter()
+                .zip(&secrets)
+                .map(|(k, s)| format!("{} {random} {}\n", k.label(), hex::encode(s)))
+                .collect();
+            let (log, report) = KeyLog::parse("test", text.as_bytes());
+            assert_eq!(report.secrets, 4);
+            Self {
+                suite: crate::tls::Suite::of(CipherSuite(0x1302), true).unwrap(),
+                log: Arc::new(log),
+                secrets,
+            }
+        }
+
+        /// A record of `typ` sealed under secret `which` (0 client hs, 1 server hs, 2 client
+        /// app, 3 server app) at `seq`.
+        fn seal(&self, which: usize, seq: u64, typ: u8, plain: &[u8]) -> Vec<u8> {
+            super::super::decrypt::seal13(self.suite, &self.secrets[which], seq, typ, plain)
+        }
+
+        /// The handshake up to both Finished, in-handshake client certificate requested
+        /// but not sent (`Certificate` empty): a session and its events.
+        fn handshake(&self) -> (Session<u32>, Vec<Event<u32>>) {
+            let mut s = Session::with_keys(Limits::default(), self.log.clone());
+            let mut ev = Vec::new();
+            s.feed(Side::A, &record(22, &client_hello("fmc")), 1, &mut ev);
+            let mut flight = record(22, &server_hello(0x1302, Some(0x0304)));
+            flight.extend(record(20, &[1]));
+            let mut msgs = hs(8, &[0, 0]);
+            msgs.extend(hs(13, &[0, 0, 0]));
+            msgs.extend(tls13_certificate(&[], &[vec![0x30, 3, 1, 2, 3]]));
+            msgs.extend(hs(15, &[8, 4, 0, 2, 0, 0]));
+            msgs.extend(hs(20, &[0x5a; 48]));
+            flight.extend(self.seal(1, 0, 22, &msgs));
+            s.feed(Side::B, &flight, 2, &mut ev);
+            let mut client = record(20, &[1]);
+            let mut msgs = tls13_certificate(&[], &[]);
+            msgs.extend(hs(20, &[0xa5; 48]));
+            client.extend(self.seal(0, 0, 22, &msgs));
+            s.feed(Side::A, &client, 3, &mut ev);
+            (s, ev)
+        }
+    }
+
+    fn tls13_certificate(context: &[u8], ders: &[Vec<u8>]) -> Vec<u8> {
+        let mut list = Vec::new();
+        for d in ders {
+            list.extend_from_slice(&(d.len() as u32).to_be_bytes()[1..]);
+            list.extend_from_slice(d);
+            list.extend_from_slice(&[0, 0]); // no extensions
+        }
+        let mut b = vec![context.len() as u8];
+        b.extend_from_slice(context);
+        b.extend_from_slice(&(list.len() as u32).to_be_bytes()[1..]);
+        b.extend_from_slice(&list);
+        hs(11, &b)
+    }
+
+    #[test]
+    fn tls13_with_keys_decrypts_the_handshake_post_handshake_auth_and_key_updates() {
+        let t = Tls13::new();
+        let (mut s, mut ev) = t.handshake();
+        assert!(s.progress().done && s.progress().certificate_requested);
+        assert!(
+            !s.is_finished(),
+            "post-handshake records are still to be read"
+        );
+        // The server asks for the certificate after the handshake, the client answers, then
+        // the server updates its keys and rejects the certificate under the new ones.
+        let mut cr = vec![2, 0xaa, 0xbb];
+        cr.extend_from_slice(&[0, 0]);
+        s.feed(Side::B, &t.seal(3, 0, 22, &hs(13, &cr)), 4, &mut ev);
+        let mut answer = tls13_certificate(&[0xaa, 0xbb], &[vec![0x30, 2, 7, 7]]);
+        answer.extend(hs(15, &[8, 4, 0, 2, 0, 0]));
+        answer.extend(hs(20, &[0x77; 48]));
+        s.feed(Side::A, &t.seal(2, 0, 22, &answer), 5, &mut ev);
+        s.feed(Side::B, &t.seal(3, 1, 22, &hs(24, &[0])), 6, &mut ev);
+        let next = next_traffic_secret(t.suite.hash, &t.secrets[3]).unwrap();
+        let alert = super::super::decrypt::seal13(t.suite, &next, 0, 21, &[2, 48]);
+        s.feed(Side::B, &alert, 7, &mut ev);
+        let certs: Vec<_> = ev
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::Certificate {
+                    role,
+                    ders,
+                    decrypted,
+                    post_handshake,
+                } => Some((e.mark, *role, ders.len(), *decrypted, *post_handshake)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            certs,
+            [
+                (2, Some(TlsSide::Server), 1, true, false),
+                (3, Some(TlsSide::Client), 0, true, false),
+                (5, Some(TlsSide::Client), 1, true, true),
+            ]
+        );
+        let p = s.progress();
+        assert!(p.post_handshake_request && p.post_handshake_certificate[0]);
+        assert_eq!(
+            p.fatal_alert.unwrap().alert.unwrap().description,
+            crate::tls::AlertDescription::UNKNOWN_CA
+        );
+        assert_eq!(p.decryption.decrypted, [true, true]);
+        assert!(p.decryption.missing.is_empty());
+        assert!(
+            !ev.iter().any(|e| matches!(e.kind, EventKind::Error(_))),
+            "{ev:?}"
+        );
+    }
+
+    #[test]
+    fn post_handshake_decryption_stops_after_its_budget_and_the_session_is_skimmed() {
+        let t = Tls13::new();
+        let (mut s, mut ev) = t.handshake();
+        let n = POST_HANDSHAKE_RECORDS as u64;
+        for (side, which) in [(Side::A, 2), (Side::B, 3)] {
+            for seq in 0..n {
+                assert!(!s.is_finished());
+                s.feed(
+                    side,
+                    &t.seal(which, seq, 23, &[seq as u8; 100]),
+                    10,
+                    &mut ev,
+                );
+            }
+        }
+        assert!(s.is_finished(), "both directions used their budget");
+        s.skim();
+        // later records are counted, not opened: garbage costs nothing and says nothing
+        ev.clear();
+        s.feed(Side::A, &record(23, &[0; 200]), 11, &mut ev);
+        assert!(ev.is_empty(), "{ev:?}");
+        assert!(s.buffered() <= 2 * HEADER_LEN);
+        assert!(!s.progress().decryption.failed.contains(&true));
+    }
+
+    #[test]
+    fn without_the_keys_the_same_connection_counts_encrypted_records() {
+        let t = Tls13::new();
+        let mut s = Session::default();
+        let mut ev = Vec::new();
+        s.feed(Side::A, &record(22, &client_hello("fmc")), 1, &mut ev);
+        let mut flight = record(22, &server_hello(0x1302, Some(0x0304)));
+        flight.extend(t.seal(1, 0, 22, &hs(8, &[0, 0])));
+        flight.extend(t.seal(1, 1, 22, &hs(20, &[0; 48])));
+        s.feed(Side::B, &flight, 2, &mut ev);
+        s.feed(Side::A, &t.seal(0, 0, 21, &[2, 42]), 3, &mut ev);
+        let p = s.progress();
+        assert!(s.is_finished());
+        assert_eq!(p.client_random, Some([1; 32]));
+        assert_eq!(p.decryption.missing, TLS13_SECRETS);
+        assert_eq!(p.protected.records, [1, 2]);
+        // content, its type, the sealer's 3 bytes of zero padding, the tag
+        assert_eq!(p.protected.last_len, [2 + 1 + 3 + 16, 4 + 48 + 1 + 3 + 16]);
+        assert_eq!(p.protected.turns, 2);
+        assert_eq!(p.last[1], Some(Step::Protected));
+    }
+
     #[test]
     fn mutual_handshake_gives_roles_certificates_and_done() {
         let (c1, s1, c2, s2) = mutual_tls12();
@@ -501,7 +1082,7 @@ mod tests {
         let certs: Vec<_> = ev
             .iter()
             .filter_map(|e| match &e.kind {
-                EventKind::Certificate { role, ders } => Some((e.mark, *role, ders.len())),
+                EventKind::Certificate { role, ders, .. } => Some((e.mark, *role, ders.len())),
                 _ => None,
             })
             .collect();
@@ -678,7 +1259,7 @@ mod tests {
         s.feed(Side::B, &s1, 2, &mut ev);
         s.feed(Side::A, &c2, 3, &mut ev);
         s.feed(Side::B, &record(21, &[2, 45]), 4, &mut ev);
-        let EventKind::Alert { alert, after } = &ev.last().unwrap().kind else {
+        let EventKind::Alert { alert, after, .. } = &ev.last().unwrap().kind else {
             panic!("no alert: {ev:?}");
         };
         assert_eq!(
@@ -915,7 +1496,8 @@ mod tests {
                     Side::B,
                     &EventKind::Alert {
                         alert: None,
-                        after: Some(Step::Finished)
+                        after: Some(Step::Finished),
+                        decrypted: false
                     }
                 )
             ]

@@ -9,20 +9,20 @@
 //! again while it is up); [`Client::once`] does one handshake and one heartbeat for scripts. The load generator that drives many of these at once is
 //! [`super::fleet`]'s; it reuses this module's attempt and session.
 
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::{ClientConfig, KeyLog};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 use tokio_rustls::client::TlsStream;
 
 use super::TunnelError;
 use super::clock::Clock;
-use super::config;
+use super::config::{self, TlsVersion};
 use super::failure::HandshakeFailure;
 use super::framed::Framed;
 use super::handshake::{self, Established, Heard};
@@ -87,10 +87,14 @@ pub enum ClientState {
 #[derive(Clone, Debug)]
 pub struct OnceReport {
     pub established: Established,
+    /// The sfdiag FMC's name and UUID from its HELLO (empty when [`Self::not_sfdiag`]).
     pub fmc_name: String,
     pub fmc_uuid: String,
-    /// Time from HEARTBEAT to its ACK.
+    /// Time from HEARTBEAT to its ACK (zero when [`Self::not_sfdiag`]).
     pub heartbeat_rtt: Duration,
+    /// The peer is not an sfdiag FMC (a real FMC, openssl, gnutls): it sent no HELLO after
+    /// the handshake, and this says what it did instead. The TLS verdict stands.
+    pub not_sfdiag: Option<String>,
 }
 
 /// How a session ended.
@@ -110,8 +114,6 @@ pub struct Client {
     pub(super) addr: SocketAddr,
     /// `--pcap`: every connection this client opens is recorded here.
     recorder: Option<Recorder>,
-    /// The address connections leave from (the device's own, in a lab on 127.0.0.0/8).
-    bind: Option<IpAddr>,
     /// Which channels are up now, dialed or accepted: one is never opened twice.
     up: watch::Sender<[bool; 2]>,
     /// The control channel is registered (HELLO answered): the events channel is dialed
@@ -119,34 +121,82 @@ pub struct Client {
     control: watch::Sender<bool>,
     /// Ends the sessions of the FMC's connections (a restart ends every channel).
     accepted_restart: Arc<Notify>,
+    /// The local address to dial from (the lab gives each device its own loopback address,
+    /// so captures tell devices apart by address as a real network does).
+    source: Option<std::net::IpAddr>,
+    /// The TLS version spoken (`proxy_tls_version`).
+    tls: TlsVersion,
+}
+
+/// `ADDR[:PORT]` with sftunnel's port when none is given: `fmc.lab`, `10.0.0.1`, `::1` and
+/// `[::1]` get `:8305`.
+pub fn with_default_port(addr: &str) -> String {
+    let port = crate::pki::conf::SFTUNNEL_PORT;
+    if let Some(inner) = addr.strip_prefix('[') {
+        return match inner.split_once(']') {
+            Some((_, "")) => format!("{addr}:{port}"),
+            _ => addr.to_owned(),
+        };
+    }
+    match addr.matches(':').count() {
+        0 => format!("{addr}:{port}"),
+        // A bare IPv6 address (more than one colon, no brackets).
+        n if n > 1 && addr.parse::<std::net::Ipv6Addr>().is_ok() => format!("[{addr}]:{port}"),
+        _ => addr.to_owned(),
+    }
 }
 
 impl Client {
-    /// Resolves the FMC address; files are read on each attempt.
+    /// Resolves the FMC address (port 8305 when it names none); files are read on each
+    /// attempt.
     pub fn new(s: ClientSettings) -> Result<Self, TunnelError> {
-        let addr = s
-            .server
+        let target = with_default_port(&s.server);
+        let resolve_err = |reason: String| TunnelError::Resolve {
+            addr: target.clone(),
+            reason,
+        };
+        let addr = target
             .to_socket_addrs()
-            .map_err(|e| TunnelError::Config(format!("{}: {e}", s.server)))?
+            .map_err(|e| resolve_err(e.to_string()))?
             .next()
-            .ok_or_else(|| TunnelError::Config(format!("{}: no address", s.server)))?;
+            .ok_or_else(|| resolve_err("no address".into()))?;
         // Its failures are worded as a device's (an HA secondary dials as one too).
         s.log.set_role(Role::Device);
         Ok(Self {
             s,
             addr,
             recorder: None,
-            bind: None,
             up: watch::channel([false; 2]).0,
             control: watch::channel(false).0,
             accepted_restart: Arc::new(Notify::new()),
+            source: None,
+            tls: TlsVersion::default(),
         })
     }
 
-    /// Dials from `ip` (a lab device's own address on loopback, so the FMC, its status and a
-    /// capture see each device at its address).
-    pub fn bind_from(mut self, ip: IpAddr) -> Self {
-        self.bind = Some(ip);
+    /// Dials from `ip` (port chosen by the system) instead of the address the route picks.
+    pub fn with_source(mut self, ip: std::net::IpAddr) -> Self {
+        self.source = Some(ip);
+        self
+    }
+
+    /// TCP connect, from `source` when one is set.
+    async fn dial(&self) -> std::io::Result<TcpStream> {
+        let Some(ip) = self.source else {
+            return TcpStream::connect(self.addr).await;
+        };
+        let socket = if ip.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.bind(SocketAddr::new(ip, 0))?;
+        socket.connect(self.addr).await
+    }
+
+    /// Speaks TLS version `v` (default 1.2).
+    pub fn with_tls_version(mut self, v: TlsVersion) -> Self {
+        self.tls = v;
         self
     }
 
@@ -180,7 +230,7 @@ impl Client {
             );
         }
         let id = Identity::load(&self.s.files)?;
-        let cfg = config::client_config(&id, &self.s.clock, self.s.keylog.clone())?;
+        let cfg = config::client_config_for(self.tls, &id, &self.s.clock, self.s.keylog.clone())?;
         Ok((cfg, id))
     }
 
@@ -191,7 +241,7 @@ impl Client {
     ) -> Result<(Arc<rustls::ServerConfig>, Identity), TunnelError> {
         // Finishes an interrupted push first, as `load` does.
         let (_, id) = self.load()?;
-        let cfg = config::server_config(&id, &self.s.clock, self.s.keylog.clone())?;
+        let cfg = config::server_config_for(self.tls, &id, &self.s.clock, self.s.keylog.clone())?;
         Ok((cfg, id))
     }
 
@@ -236,25 +286,13 @@ impl Client {
         let (tls, est) = handshake::connect(cfg, tcp, ip, deadline).await?;
         if !quiet {
             tl.info(&format!(
-                "Successfully connected using SSL to: {ip} (TLSv1.2, {}), peer {}",
+                "Successfully connected using SSL to: {ip} ({}, {}), peer {}",
+                est.version,
                 est.cipher,
                 est.peer.as_ref().map_or("?", |c| c.subject.as_str())
             ));
         }
         Ok((tls, est))
-    }
-
-    async fn dial(&self) -> std::io::Result<TcpStream> {
-        let Some(ip) = self.bind else {
-            return TcpStream::connect(self.addr).await;
-        };
-        let sock = if ip.is_ipv4() {
-            TcpSocket::new_v4()?
-        } else {
-            TcpSocket::new_v6()?
-        };
-        sock.bind(SocketAddr::new(ip, 0))?;
-        sock.connect(self.addr).await
     }
 
     /// One handshake, HELLO and one heartbeat; the tunnel is then closed.
@@ -269,14 +307,49 @@ impl Client {
             }
         };
         let uuid = id.cert().and_then(|c| c.title).unwrap_or_default();
+        if !est.certificate_requested && !tl.is_quiet() {
+            tl.warn(&format!(
+                "{} did not ask for this device's certificate: it was not judged",
+                self.addr
+            ));
+        }
         // Keep the sender: a dropped sender reads as "stop".
         let (_never_tx, never) = watch::channel(false);
         let mut session = Session::new(&self.s, &tl, Framed::new(tls), &uuid, &self.s.name);
-        let fmc = match session.hello().await {
+        let fmc = match session.hello_or_refused().await {
             Ok(f) => f,
-            Err(f) => {
+            // An sfdiag FMC that does not admit this device: it said so.
+            Err(Hello::Refused(why)) => {
+                let f = refused(&why);
                 f.log(&tl);
                 return Err(f.into());
+            }
+            // The peer refused us after all (a TLS alert): the handshake's verdict.
+            Err(Hello::Failed(f @ HandshakeFailure::AlertReceived { .. })) => {
+                f.log(&tl);
+                return Err(f.into());
+            }
+            // Whatever else the peer does after a good handshake, it is not sfdiag's FMC:
+            // the verdict of --once is the handshake's (CLI.md).
+            Err(Hello::Failed(f)) => {
+                let why = not_sfdiag_reason(&f);
+                tl.info(&format!(
+                    "Peer {} is not an sfdiag FMC (no HELLO: {why}); the TLS handshake \
+                     succeeded: {}",
+                    self.addr,
+                    if est.certificate_requested {
+                        "both sides accepted each other's certificates"
+                    } else {
+                        "this device accepted the peer's certificate"
+                    }
+                ));
+                return Ok(OnceReport {
+                    established: est,
+                    fmc_name: String::new(),
+                    fmc_uuid: String::new(),
+                    heartbeat_rtt: Duration::ZERO,
+                    not_sfdiag: Some(why),
+                });
             }
         };
         match session.run(true, never, &Notify::new()).await {
@@ -285,6 +358,7 @@ impl Client {
                 fmc_name: fmc.0,
                 fmc_uuid: fmc.1,
                 heartbeat_rtt: rtt,
+                not_sfdiag: None,
             }),
             End::Lost(why) | End::Restart(why) => {
                 let f = HandshakeFailure::Tls(why);
@@ -572,6 +646,51 @@ impl ClientHandle {
     }
 }
 
+/// How HELLO went wrong.
+pub(super) enum Hello {
+    /// An sfdiag FMC refused this device (REFUSED, its reason escaped).
+    Refused(String),
+    Failed(HandshakeFailure),
+}
+
+impl From<HandshakeFailure> for Hello {
+    fn from(f: HandshakeFailure) -> Self {
+        Hello::Failed(f)
+    }
+}
+
+/// The failure of a device the FMC refused, in its words.
+fn refused(why: &str) -> HandshakeFailure {
+    HandshakeFailure::Tls(format!("Refused by the FMC: {why}"))
+}
+
+/// A failure after the handshake: the peer's TLS alert as such (a TLS 1.3 server's late
+/// refusal reads like this), anything else as the error it is.
+fn after_handshake(e: &TunnelError) -> HandshakeFailure {
+    if let TunnelError::Io(io) = e {
+        if io.kind() == std::io::ErrorKind::UnexpectedEof {
+            return HandshakeFailure::Closed;
+        }
+        if let Some(tls) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>())
+            && let f @ HandshakeFailure::AlertReceived { .. } = handshake::from_rustls(tls)
+        {
+            return f;
+        }
+    }
+    HandshakeFailure::Tls(e.to_string())
+}
+
+/// What a peer that is not an sfdiag FMC did instead of HELLO, in a few words.
+fn not_sfdiag_reason(f: &HandshakeFailure) -> String {
+    match f {
+        HandshakeFailure::Closed => "it closed the connection".into(),
+        HandshakeFailure::Timeout { secs, .. } => format!("it said nothing for {secs} seconds"),
+        // Our protocol's words about its bytes (a frame length it cannot have meant, the
+        // frame type it sent): never the bytes themselves.
+        other => format!("it spoke another protocol ({})", other.reason()),
+    }
+}
+
 /// One registered channel of the tunnel on the device side.
 pub(super) struct Session<'a, S> {
     s: &'a ClientSettings,
@@ -606,8 +725,18 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Session<'a, S> {
         self
     }
 
-    /// Sends our HELLO and reads the FMC's: its name and UUID (escaped).
+    /// Sends our HELLO and reads the FMC's: its name and UUID (escaped). An FMC's REFUSED is a
+    /// failure like any other here.
     pub(super) async fn hello(&mut self) -> Result<(String, String), HandshakeFailure> {
+        self.hello_or_refused().await.map_err(|e| match e {
+            Hello::Refused(why) => refused(&why),
+            Hello::Failed(f) => f,
+        })
+    }
+
+    /// [`Self::hello`], telling an sfdiag FMC's REFUSED (its reason, escaped) from everything
+    /// else, for `--once`.
+    async fn hello_or_refused(&mut self) -> Result<(String, String), Hello> {
         let hello = Message::Hello {
             role: Role::Device,
             uuid: self.uuid.to_owned(),
@@ -615,7 +744,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Session<'a, S> {
             version: concat!("sfdiag ", env!("CARGO_PKG_VERSION")).to_owned(),
             channel: self.channel,
         };
-        let lost = |e: TunnelError| HandshakeFailure::Tls(e.to_string());
+        let lost = |e: TunnelError| after_handshake(&e);
         self.io
             .send_within(&hello, self.s.timeouts.hello)
             .await
@@ -624,7 +753,8 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Session<'a, S> {
             Err(_) => Err(HandshakeFailure::Timeout {
                 phase: "hello",
                 secs: self.s.timeouts.hello.as_secs(),
-            }),
+            }
+            .into()),
             Ok(Ok(Some(Message::Hello {
                 role: Role::Fmc,
                 uuid,
@@ -647,12 +777,14 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Session<'a, S> {
                 }
                 Ok((name, uuid))
             }
-            Ok(Ok(None)) => Err(HandshakeFailure::Closed),
-            Ok(Ok(Some(m))) => Err(HandshakeFailure::Tls(format!(
-                "expected HELLO, got {}",
-                m.kind()
-            ))),
-            Ok(Err(e)) => Err(lost(e)),
+            Ok(Ok(Some(Message::Refused { reason }))) => {
+                Err(Hello::Refused(escape(&reason).into_owned()))
+            }
+            Ok(Ok(None)) => Err(HandshakeFailure::Closed.into()),
+            Ok(Ok(Some(m))) => {
+                Err(HandshakeFailure::Tls(format!("expected HELLO, got {}", m.kind())).into())
+            }
+            Ok(Err(e)) => Err(lost(e).into()),
         }
     }
 
@@ -731,5 +863,26 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Session<'a, S> {
         };
         let _ = tokio::time::timeout(Duration::from_secs(1), self.io.close()).await;
         end
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_address_without_a_port_gets_sftunnels_8305() {
+        for (given, dialed) in [
+            ("10.0.0.1", "10.0.0.1:8305"),
+            ("10.0.0.1:9000", "10.0.0.1:9000"),
+            ("fmc.lab", "fmc.lab:8305"),
+            ("fmc.lab:8305", "fmc.lab:8305"),
+            ("::1", "[::1]:8305"),
+            ("[::1]", "[::1]:8305"),
+            ("[::1]:9000", "[::1]:9000"),
+            ("fe80::1%eth0", "fe80::1%eth0"),
+        ] {
+            assert_eq!(with_default_port(given), dialed, "{given}");
+        }
     }
 }

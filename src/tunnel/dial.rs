@@ -206,7 +206,7 @@ async fn connect(
 ) -> Result<(DialedTls, handshake::Established, Option<SocketAddr>), HandshakeFailure> {
     let sh = h.shared();
     let cfg = Identity::load(sh.files())
-        .and_then(|id| config::client_config(&id, sh.clock(), sh.keylog()))
+        .and_then(|id| config::client_config_for(sh.tls(), &id, sh.clock(), sh.keylog()))
         .map_err(|e: TunnelError| {
             HandshakeFailure::Tls(format!("cannot load certificates: {e}"))
         })?;
@@ -239,8 +239,9 @@ async fn connect(
     };
     let (tls, est) = handshake::connect(cfg, tcp, t.addr.ip(), deadline).await?;
     tl.info(&format!(
-        "Successfully connected using SSL to: {} (TLSv1.2, {}), peer {}",
+        "Successfully connected using SSL to: {} ({}, {}), peer {}",
         t.addr.ip(),
+        est.version,
         est.cipher,
         est.peer.as_ref().map_or("?".into(), |c| escape(&c.subject))
     ));

@@ -18,6 +18,17 @@
 //! and queues again, first come first served, when its next bytes arrive. So 256 peers that
 //! stall or dribble cannot keep the slots from a device that answers; and while a handshake
 //! waits in the queue, its peer is not silent (the wait is ours), only the whole deadline runs.
+//!
+//! Two things rustls does differently from OpenSSL are mended here, on the bytes. A TLS 1.2
+//! client that answers our CertificateRequest with an empty Certificate gets OpenSSL's
+//! `handshake_failure` (40), not rustls' `certificate_required` (116, a TLS 1.3 alert): the
+//! server's stream ([`Heard::watching`]) reads the client's plaintext flight with our own
+//! sans-IO `tls::Session`, holds that message back from rustls, writes the alert record itself
+//! and ends the handshake. And in TLS 1.3 a client's handshake is done before the server has
+//! judged the client's certificate (its verdict comes after the client's Finished), so the
+//! device side waits for the server's first word after it ([`connect`]): a session ticket or
+//! data means accepted, an alert is the server's refusal, as OpenSSL's client learns on its
+//! first read.
 
 use std::future::Future;
 use std::io;
@@ -35,8 +46,9 @@ use tokio::time::{Instant, Sleep};
 use tokio_rustls::{TlsAcceptor, TlsConnector, client, server};
 
 use super::chain::PeerCert;
+use super::config::TlsVersion;
 use super::failure::HandshakeFailure;
-use super::verify::{Judged, capture_verify};
+use super::verify::{Seen, capture_verify};
 use crate::tls::AlertDescription;
 
 /// What an established session tells about itself.
@@ -44,43 +56,144 @@ use crate::tls::AlertDescription;
 pub struct Established {
     /// The peer's certificate (already judged good).
     pub peer: Option<PeerCert>,
-    /// OpenSSL-style suite name, e.g. `ECDHE-RSA-AES256-GCM-SHA384`.
+    /// OpenSSL-style suite name, e.g. `ECDHE-RSA-AES256-GCM-SHA384`, `TLS_AES_256_GCM_SHA384`.
     pub cipher: String,
+    /// The protocol version negotiated.
+    pub version: TlsVersion,
+    /// The peer asked for our certificate (always, when we are the FMC; a device learns it
+    /// from the server's CertificateRequest).
+    pub certificate_requested: bool,
 }
 
-fn classify(e: &io::Error, judged: Option<Judged>) -> HandshakeFailure {
-    if let Some(Err(v)) = judged {
-        return HandshakeFailure::Rejected(v);
-    }
-    let tls = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>());
-    match tls {
-        Some(rustls::Error::AlertReceived(a)) => HandshakeFailure::AlertReceived {
+/// The failure a rustls error stands for.
+pub(crate) fn from_rustls(e: &rustls::Error) -> HandshakeFailure {
+    match e {
+        rustls::Error::AlertReceived(a) => HandshakeFailure::AlertReceived {
             alert: AlertDescription(u8::from(*a)),
         },
-        Some(rustls::Error::NoCertificatesPresented) => HandshakeFailure::NoPeerCertificate,
-        Some(other) => HandshakeFailure::Tls(other.to_string()),
+        rustls::Error::NoCertificatesPresented => HandshakeFailure::NoPeerCertificate,
+        other => HandshakeFailure::Tls(other.to_string()),
+    }
+}
+
+fn classify(e: &io::Error, seen: &mut Seen) -> HandshakeFailure {
+    if let Some(Err(v)) = seen.judged.take() {
+        return HandshakeFailure::Rejected(v);
+    }
+    if e.get_ref().is_some_and(|i| i.is::<NoClientCertificate>()) {
+        return HandshakeFailure::NoPeerCertificate;
+    }
+    match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+        Some(tls) => from_rustls(tls),
         None if e.kind() == io::ErrorKind::UnexpectedEof => HandshakeFailure::Closed,
         None => HandshakeFailure::Tls(e.to_string()),
     }
 }
 
+/// OpenSSL's name of a suite (what `s_client` prints as `Cipher is ...`).
 fn suite_name(s: Option<rustls::SupportedCipherSuite>) -> String {
     use rustls::CipherSuite as C;
-    match s.map(|s| s.suite()) {
-        Some(C::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384) => "ECDHE-RSA-AES256-GCM-SHA384".into(),
-        Some(C::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256) => "ECDHE-RSA-AES128-GCM-SHA256".into(),
-        Some(other) => format!("{other:?}"),
-        None => "(NONE)".into(),
-    }
+    let name = match s.map(|s| s.suite()) {
+        Some(C::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384) => "ECDHE-RSA-AES256-GCM-SHA384",
+        Some(C::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256) => "ECDHE-RSA-AES128-GCM-SHA256",
+        Some(C::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384) => "ECDHE-ECDSA-AES256-GCM-SHA384",
+        Some(C::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256) => "ECDHE-ECDSA-AES128-GCM-SHA256",
+        Some(C::TLS13_AES_256_GCM_SHA384) => "TLS_AES_256_GCM_SHA384",
+        Some(C::TLS13_AES_128_GCM_SHA256) => "TLS_AES_128_GCM_SHA256",
+        Some(C::TLS13_CHACHA20_POLY1305_SHA256) => "TLS_CHACHA20_POLY1305_SHA256",
+        Some(other) => return format!("{other:?}"),
+        None => "(NONE)",
+    };
+    name.to_owned()
 }
 
-fn established(judged: Option<Judged>, suite: Option<rustls::SupportedCipherSuite>) -> Established {
+fn established(seen: Seen, conn: &rustls::CommonState, server: bool) -> Established {
     Established {
         // The verifier already parsed the peer's certificate; its facts came back with the
         // verdict, so the hot path parses it once.
-        peer: judged.and_then(Result::ok).flatten(),
-        cipher: suite_name(suite),
+        peer: seen.judged.and_then(Result::ok).flatten(),
+        cipher: suite_name(conn.negotiated_cipher_suite()),
+        version: match conn.protocol_version() {
+            Some(rustls::ProtocolVersion::TLSv1_3) => TlsVersion::Tls13,
+            _ => TlsVersion::Tls12,
+        },
+        certificate_requested: server || seen.certificate_requested,
     }
+}
+
+/// The marker error of a handshake [`Heard::watching`] ended: the TLS 1.2 client sent an
+/// empty Certificate and was answered with alert 40.
+#[derive(Debug)]
+struct NoClientCertificate;
+
+impl std::fmt::Display for NoClientCertificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("peer did not return a certificate")
+    }
+}
+
+impl std::error::Error for NoClientCertificate {}
+
+/// A fatal `handshake_failure` alert record in TLS 1.2's record version, byte for byte what
+/// OpenSSL writes (`captures/sftunnel-no-client-cert.pcap`, frame 11).
+const HANDSHAKE_FAILURE_RECORD: [u8; 7] = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 40];
+
+/// Reads a client's plaintext TLS 1.2 flight (the bytes rustls is about to get) until its
+/// Certificate message, ChangeCipherSpec, or anything that ends the plaintext part.
+struct CertWatch {
+    session: crate::tls::Session<()>,
+    events: Vec<crate::tls::Event<()>>,
+}
+
+enum Watched {
+    /// Nothing decided yet.
+    More,
+    /// Past the point where a certificate could be missing: stop watching.
+    Done,
+    /// The client's Certificate message is empty.
+    EmptyCertificate,
+}
+
+impl CertWatch {
+    fn new() -> Self {
+        Self {
+            session: crate::tls::Session::new(crate::tls::Limits::default()),
+            events: Vec::new(),
+        }
+    }
+
+    fn feed(&mut self, bytes: &[u8]) -> Watched {
+        use crate::tls::EventKind as K;
+        self.session
+            .feed(crate::tls::Side::A, bytes, (), &mut self.events);
+        let mut out = Watched::More;
+        for e in self.events.drain(..) {
+            match e.kind {
+                K::Certificate { ders, .. } if ders.is_empty() => {
+                    return Watched::EmptyCertificate;
+                }
+                K::Certificate { .. }
+                | K::ChangeCipherSpec
+                | K::EncryptedHandshake
+                | K::ApplicationData
+                | K::Alert { .. }
+                | K::Error(_) => out = Watched::Done,
+                _ => {}
+            }
+        }
+        if self.session.is_dead() {
+            out = Watched::Done;
+        }
+        out
+    }
+}
+
+/// What a watching stream does about an empty client Certificate.
+enum Refusal {
+    /// This much of [`HANDSHAKE_FAILURE_RECORD`] is written.
+    Writing(usize),
+    /// Written and flushed: every read now fails.
+    Sent,
 }
 
 /// A handshake that keeps making progress may take this many times the silence allowed.
@@ -94,10 +207,22 @@ pub const SLOT_WAIT: Duration = Duration::from_secs(1);
 /// A stream that remembers when the peer's bytes last arrived. The instant is shared
 /// ([`LastHeard`]) so the deadline can read it while a fallible handshake future owns the
 /// stream (that future has no `get_ref`, but gives the stream back on failure).
-#[derive(Debug)]
 pub struct Heard<S> {
     inner: S,
     last: LastHeard,
+    /// The server side's watch on the client's TLS 1.2 flight (see the module doc), until the
+    /// point where it can no longer matter.
+    watch: Option<Box<CertWatch>>,
+    refusal: Option<Refusal>,
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for Heard<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Heard")
+            .field("inner", &self.inner)
+            .field("watching", &self.watch.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// When a [`Heard`] stream's reads last returned bytes.
@@ -122,6 +247,18 @@ impl<S> Heard<S> {
         Self {
             inner,
             last: LastHeard(Arc::new(std::sync::Mutex::new(Instant::now()))),
+            watch: None,
+            refusal: None,
+        }
+    }
+
+    /// [`Heard::new`] for the server side of a handshake: also answers a TLS 1.2 client's
+    /// empty Certificate with OpenSSL's alert 40 (see the module doc). A TLS 1.3 client's
+    /// certificate is never plaintext, so there it never acts.
+    pub fn watching(inner: S) -> Self {
+        Self {
+            watch: Some(Box::new(CertWatch::new())),
+            ..Self::new(inner)
         }
     }
 
@@ -140,16 +277,55 @@ impl<S> Heard<S> {
     }
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for Heard<S> {
+impl<S: AsyncWrite + Unpin> Heard<S> {
+    /// Writes the alert of a [`Refusal`] and then fails the read, so the handshake ends with
+    /// rustls never having seen the empty Certificate.
+    fn poll_refuse(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while let Some(Refusal::Writing(done)) = self.refusal {
+            match Pin::new(&mut self.inner).poll_write(cx, &HANDSHAKE_FAILURE_RECORD[done..]) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) if done + n >= HANDSHAKE_FAILURE_RECORD.len() => {
+                    self.refusal = Some(Refusal::Sent);
+                }
+                Poll::Ready(Ok(n)) => self.refusal = Some(Refusal::Writing(done + n)),
+            }
+        }
+        if Pin::new(&mut self.inner).poll_flush(cx).is_pending() {
+            return Poll::Pending;
+        }
+        Poll::Ready(Err(io::Error::other(NoClientCertificate)))
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Heard<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        if this.refusal.is_some() {
+            return this.poll_refuse(cx);
+        }
         let before = buf.filled().len();
-        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let r = Pin::new(&mut this.inner).poll_read(cx, buf);
         if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            self.last.set(Instant::now());
+            this.last.set(Instant::now());
+            if let Some(w) = this.watch.as_mut() {
+                match w.feed(&buf.filled()[before..]) {
+                    Watched::More => {}
+                    Watched::Done => this.watch = None,
+                    Watched::EmptyCertificate => {
+                        // Held back: rustls must not read it (it would answer 116).
+                        buf.set_filled(before);
+                        this.watch = None;
+                        this.refusal = Some(Refusal::Writing(0));
+                        return this.poll_refuse(cx);
+                    }
+                }
+            }
         }
         r
     }
@@ -168,7 +344,14 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Heard<S> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        if self.inner.is_write_vectored() || bufs.iter().filter(|b| !b.is_empty()).count() < 2 {
+            return Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        }
+        // One write for all of them. A stream without vectored writes takes only the first
+        // buffer per call, and rustls' last-gasp alert after a failed handshake is one call:
+        // queued behind TLS 1.3's compatibility ChangeCipherSpec it would never be sent.
+        let joined: Vec<u8> = bufs.iter().flat_map(|b| b.iter().copied()).collect();
+        Pin::new(&mut self.inner).poll_write(cx, &joined)
     }
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
@@ -318,8 +501,8 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
     slots: &Slots,
 ) -> Result<(server::TlsStream<Heard<S>>, Established), HandshakeFailure> {
     let acceptor = TlsAcceptor::from(config);
-    let (res, judged) = capture_verify(async {
-        let tcp = Heard::new(tcp);
+    let (res, mut seen) = capture_verify(async {
+        let tcp = Heard::watching(tcp);
         let heard = tcp.last_heard();
         let queued = Arc::new(AtomicBool::new(false));
         let mut fut = Slotted {
@@ -348,20 +531,24 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
     match res? {
         Err((e, tcp)) => {
             linger(tcp).await;
-            Err(classify(&e, judged))
+            Err(classify(&e, &mut seen))
         }
-        Ok(tls) => {
-            let est = established(judged, tls.get_ref().1.negotiated_cipher_suite());
+        Ok(mut tls) => {
+            // Past the handshake nothing is watched: the session drops its buffers.
+            tls.get_mut().0.watch = None;
+            let est = established(seen, tls.get_ref().1, true);
             Ok((tls, est))
         }
     }
 }
 
 /// After a failed handshake (our alert already written): close our side and read what the peer
-/// is still sending for a moment before dropping the socket. Closing with the device's last
-/// flight (ClientKeyExchange, CertificateVerify, Finished) unread would make the kernel answer
-/// with a reset, and the device would see "broken pipe" instead of the alert we sent — OpenSSL
-/// peers and ours alike then log the wrong reason. Bounded: at most [`LINGER`] and 64 KiB.
+/// is still sending for a moment before dropping the socket. Closing with the peer's last
+/// flight unread (a device's ClientKeyExchange, CertificateVerify, Finished; a TLS 1.3 FMC's
+/// CertificateVerify and Finished after the Certificate we refused) would make the kernel
+/// answer with a reset, and the peer would see "broken pipe" or "unexpected eof" instead of the
+/// alert we sent — OpenSSL peers and ours alike then log the wrong reason. Bounded: at most
+/// [`LINGER`] and 64 KiB.
 async fn linger<S: AsyncRead + AsyncWrite + Unpin>(mut tcp: S) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let _ = tokio::time::timeout(LINGER, async {
@@ -390,17 +577,190 @@ pub async fn connect<S: AsyncRead + AsyncWrite + Unpin>(
     silence: Duration,
 ) -> Result<(client::TlsStream<Heard<S>>, Established), HandshakeFailure> {
     let connector = TlsConnector::from(config);
-    let (res, judged) = capture_verify(async {
-        let mut fut = connector.connect(ServerName::IpAddress(ip.into()), Heard::new(tcp));
+    let (res, mut seen) = capture_verify(async {
+        let tcp = Heard::new(tcp);
+        let heard = tcp.last_heard();
+        let mut fut = connector
+            .connect(ServerName::IpAddress(ip.into()), tcp)
+            .into_fallible();
         let whole = Instant::now() + silence * WHOLE;
-        within(&mut fut, silence, whole, |f| f.get_ref().map(Heard::last)).await
+        within(&mut fut, silence, whole, |_| Some(heard.get())).await
     })
     .await;
     match res? {
-        Err(e) => Err(classify(&e, judged)),
-        Ok(tls) => {
-            let est = established(judged, tls.get_ref().1.negotiated_cipher_suite());
+        Err((e, tcp)) => {
+            // As on the server: our alert must not be lost to a reset (the rest of the
+            // server's flight, unread, would make the kernel send one).
+            linger(tcp).await;
+            Err(classify(&e, &mut seen))
+        }
+        Ok(mut tls) => {
+            if tls.get_ref().1.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3) {
+                server_verdict(&mut tls, silence).await?;
+            }
+            let est = established(seen, tls.get_ref().1, false);
             Ok((tls, est))
         }
+    }
+}
+
+/// TLS 1.3, device side: the handshake is done on our side, the server's verdict on our
+/// certificate is still to come (see the module doc). Reads until the server's first word: a
+/// NewSessionTicket (OpenSSL and rustls servers send them once they accepted the client) or
+/// data means accepted, and the data stays in the session for the caller (every byte read is
+/// given to rustls); an alert is the
+/// server's refusal; close_notify or `silence` without a word is no refusal either; a
+/// connection closed without a word is [`HandshakeFailure::Closed`].
+async fn server_verdict<S: AsyncRead + AsyncWrite + Unpin>(
+    tls: &mut client::TlsStream<S>,
+    silence: Duration,
+) -> Result<(), HandshakeFailure> {
+    use tokio::io::AsyncReadExt;
+    let end = Instant::now() + silence;
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let (io, conn) = tls.get_mut();
+        if conn.tls13_tickets_received() > 0 {
+            return Ok(());
+        }
+        let n = match tokio::time::timeout_at(end, io.read(&mut buf)).await {
+            Err(_) => return Ok(()),
+            Ok(Ok(0)) => return Err(HandshakeFailure::Closed),
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                return Err(HandshakeFailure::Closed);
+            }
+            Ok(Err(e)) => return Err(HandshakeFailure::Tls(e.to_string())),
+        };
+        let mut rest = &buf[..n];
+        let mut spoke = false;
+        while !rest.is_empty() {
+            let took = conn
+                .read_tls(&mut rest)
+                .map_err(|e| HandshakeFailure::Tls(e.to_string()))?;
+            let state = conn.process_new_packets().map_err(|e| from_rustls(&e))?;
+            spoke |= state.plaintext_bytes_to_read() > 0 || state.peer_has_closed();
+            if took == 0 {
+                break;
+            }
+        }
+        if spoke {
+            return Ok(());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The server's answer to a client without a certificate, on real rustls bytes over an
+    //! in-memory stream: OpenSSL's alerts, not rustls' own.
+    use super::*;
+    use crate::pki::{self, DeviceSpec, InitOptions, Validity};
+    use crate::tunnel::clock::Clock;
+    use crate::tunnel::config::{self, TlsVersion};
+    use crate::tunnel::material::{Identity, TlsFiles};
+    use crate::tunnel::verify::PeerVerifier;
+    use time::{Duration as Days, OffsetDateTime};
+
+    fn fmc() -> (tempfile::TempDir, Identity) {
+        let dir = tempfile::tempdir().unwrap();
+        let now = OffsetDateTime::now_utc();
+        let v = Validity::new(now - Days::days(1), now + Days::days(3650)).unwrap();
+        let root = pki::init(&InitOptions {
+            root: dir.path().to_owned(),
+            fmc_uuid: None,
+            devices: vec![DeviceSpec {
+                name: "ftd1".into(),
+                uuid: None,
+            }],
+            ha_secondary: None,
+            ha_ca_validity: None,
+            ha_peer_validity: None,
+            ca_validity: v,
+            peer_validity: v,
+            key_bits: 2048,
+            force: false,
+            tls_version: TlsVersion::Tls12,
+        })
+        .unwrap();
+        let f = root.fmc_files();
+        let id = Identity::load(&TlsFiles {
+            ca: f.ca,
+            cert: f.cert,
+            key: f.key,
+        })
+        .unwrap();
+        (dir, id)
+    }
+
+    /// A client of `version` that trusts `id`'s CA and has no certificate of its own, against
+    /// `accept`: the server's failure, and the error the client saw (in TLS 1.3 on its first
+    /// read, the server's verdict coming after the client's Finished).
+    async fn without_certificate(
+        version: TlsVersion,
+        id: &Identity,
+    ) -> (HandshakeFailure, rustls::Error) {
+        let server = config::server_config_for(version, id, &Clock::system(), None).unwrap();
+        let p = config::provider();
+        let verifier = Arc::new(PeerVerifier::new(
+            &id.anchors,
+            crate::sftunnel::TlsSide::Server,
+            p.signature_verification_algorithms,
+        ));
+        let versions: &[&rustls::SupportedProtocolVersion] = match version {
+            TlsVersion::Tls12 => &[&rustls::version::TLS12],
+            TlsVersion::Tls13 => &[&rustls::version::TLS13],
+        };
+        let client = rustls::ClientConfig::builder_with_provider(p)
+            .with_protocol_versions(versions)
+            .unwrap()
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
+            .with_no_client_auth();
+        let (a, b) = tokio::io::duplex(64 * 1024);
+        let slots = Slots::new(1);
+        let srv = accept(server, a, Duration::from_secs(5), Instant::now(), &slots);
+        let cli = async {
+            use tokio::io::AsyncReadExt;
+            let name = ServerName::IpAddress(std::net::Ipv4Addr::LOCALHOST.into());
+            let e = match TlsConnector::from(Arc::new(client)).connect(name, b).await {
+                Err(e) => e,
+                Ok(mut tls) => {
+                    let mut buf = [0u8; 16];
+                    tls.read(&mut buf).await.unwrap_err()
+                }
+            };
+            e.into_inner()
+                .and_then(|i| i.downcast::<rustls::Error>().ok())
+                .map(|b| *b)
+                .expect("a rustls error")
+        };
+        let (srv, cli) = tokio::join!(srv, cli);
+        match srv {
+            Err(f) => (f, cli),
+            Ok(_) => panic!("the server accepted a client without a certificate"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_tls12_client_without_certificate_gets_handshake_failure_40_as_from_openssl() {
+        let (_dir, id) = fmc();
+        let (server, client) = without_certificate(TlsVersion::Tls12, &id).await;
+        assert_eq!(server, HandshakeFailure::NoPeerCertificate);
+        assert_eq!(
+            client,
+            rustls::Error::AlertReceived(rustls::AlertDescription::HandshakeFailure)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_tls13_client_without_certificate_gets_certificate_required_116_as_from_openssl_3() {
+        let (_dir, id) = fmc();
+        let (server, client) = without_certificate(TlsVersion::Tls13, &id).await;
+        assert_eq!(server, HandshakeFailure::NoPeerCertificate);
+        assert_eq!(
+            client,
+            rustls::Error::AlertReceived(rustls::AlertDescription::CertificateRequired)
+        );
     }
 }

@@ -104,7 +104,8 @@ impl Accepted {
         let silence = s.timeouts.handshake;
         let (tls, est) = handshake::accept(cfg, tcp, silence, Instant::now(), &self.slots).await?;
         tl.info(&format!(
-            "SSL connection established with {addr} (TLSv1.2, {}), peer {}",
+            "SSL connection established with {addr} ({}, {}), peer {}",
+            est.version,
             est.cipher,
             est.peer.as_ref().map_or("?".into(), |c| escape(&c.subject))
         ));

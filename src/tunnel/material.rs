@@ -1,19 +1,31 @@
 //! The TLS material one side of the tunnel uses: trust anchors (the InternalCA), its own
 //! certificate chain and private key, loaded from PEM files.
 //!
-//! Owns checking those files (the key belongs to the certificate); reading them is `cert`'s
-//! (its errors name the file and what it holds), where they live (the appliance layout under a
-//! PKI root) is `crate::pki`'s knowledge, and judging certificates is `judge`'s.
+//! Owns checking those files the way OpenSSL's `SSL_CTX_use_certificate`/`_use_PrivateKey`/
+//! `check_private_key` do: the key must sign with the crypto provider and belong to the
+//! certificate, and nothing more. The certificate itself is not judged here (a v1 leaf, an
+//! unknown critical extension or an odd extension value loads, as in OpenSSL): the other side
+//! judges it. Reading the files is `cert`'s (its errors name the file and what it holds), where
+//! they live (the appliance layout under a PKI root) is `crate::pki`'s knowledge, and judging
+//! certificates is `judge`'s.
+//!
+//! One thing OpenSSL loads and we cannot: an RSA key under 2048 bits. aws-lc-rs, our only
+//! crypto provider, refuses such keys in every signing constructor it has (`RsaKeyPair::
+//! from_pkcs8`, `from_der`, `from_components` all end in its `validate_rsa_key`: 2048 to 8192
+//! bits), exposes no raw RSA private operation to build one on, and reaching its C library
+//! directly would take `unsafe`, which this crate forbids. The error says so and names the key
+//! file; OpenSSL at security level 1 would load it (at level 2 it refuses it too).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use rustls::InconsistentKeys;
-use rustls::sign::CertifiedKey;
+use rustls::sign::SigningKey;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use x509_parser::prelude::FromDer;
 
 use super::TunnelError;
 use super::chain::{self, PeerCert};
-use crate::cert;
+use crate::cert::{self, CertInfo, KeyKind};
 
 /// The three files of one side: `cacert.pem`, `sftunnel-cert.pem`, `sftunnel-key.pem`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,6 +43,8 @@ pub struct Identity {
     /// This side's certificate first, then any intermediates.
     pub chain: Vec<CertificateDer<'static>>,
     pub key: PrivateKeyDer<'static>,
+    /// `key`, loaded by the crypto provider (checked to sign, and to match `chain[0]`).
+    pub(crate) signer: Arc<dyn SigningKey>,
 }
 
 impl Clone for Identity {
@@ -39,6 +53,7 @@ impl Clone for Identity {
             anchors: self.anchors.clone(),
             chain: self.chain.clone(),
             key: self.key.clone_key(),
+            signer: self.signer.clone(),
         }
     }
 }
@@ -58,32 +73,67 @@ fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TunnelError> {
         .collect())
 }
 
+/// The subjectPublicKey bits of a SubjectPublicKeyInfo (what [`CertInfo::public_key`] gives
+/// for a certificate).
+fn spki_bits(spki: &[u8]) -> Option<Vec<u8>> {
+    x509_parser::x509::SubjectPublicKeyInfo::from_der(spki)
+        .ok()
+        .map(|(_, k)| k.subject_public_key.data.to_vec())
+}
+
+/// Why the provider would not take the key, in the words of what to do about it.
+fn unusable_key(files: &TlsFiles, leaf: &CertInfo, e: &rustls::Error) -> TunnelError {
+    if let Some(KeyKind::Rsa { bits }) = leaf.key_kind()
+        && *bits < 2048
+    {
+        return file_err(
+            &files.key,
+            format!(
+                "the {bits}-bit RSA key of {}: sfdiag cannot sign with it (its crypto \
+                 provider, aws-lc-rs, signs with RSA keys of 2048 to 8192 bits only); OpenSSL \
+                 at security level 1 would load it, at level 2 it refuses it too \
+                 (`ee key too small`); reissue the certificate with a 2048-bit key",
+                files.cert.display()
+            ),
+        );
+    }
+    file_err(&files.key, format!("unusable private key: {e}"))
+}
+
 impl Identity {
     /// Reads the three files.
     pub fn load(files: &TlsFiles) -> Result<Self, TunnelError> {
         let anchors = certs(&files.ca)?;
         let chain = certs(&files.cert)?;
         let key = cert::read_key(&files.key)?;
-        // Checked here, where both paths are known: rustls would only say "KeyMismatch".
+        // `read_certs` refuses a file without a certificate, so there is a leaf.
+        let leaf = cert::parse(&chain[0]);
         let provider = rustls::crypto::aws_lc_rs::default_provider();
-        match CertifiedKey::from_der(chain.clone(), key.clone_key(), &provider) {
-            Ok(_) => {}
-            Err(rustls::Error::InconsistentKeys(InconsistentKeys::KeyMismatch)) => {
-                return Err(file_err(
-                    &files.key,
-                    format!(
-                        "not the private key of {} (their public keys differ); use the key \
-                         file issued with that certificate",
-                        files.cert.display()
-                    ),
-                ));
-            }
-            Err(e) => return Err(file_err(&files.key, format!("unusable private key: {e}"))),
+        let signer = provider
+            .key_provider
+            .load_private_key(key.clone_key())
+            .map_err(|e| unusable_key(files, &leaf, &e))?;
+        // Checked here, where both paths are known, by comparing public keys as OpenSSL's
+        // check_private_key does (rustls' own check parses the certificate with webpki, which
+        // refuses certificates OpenSSL sends: see the module doc).
+        let ours = signer.public_key().and_then(|k| spki_bits(&k));
+        if let (Some(ours), Some(theirs)) = (ours, leaf.public_key())
+            && ours != theirs
+        {
+            return Err(file_err(
+                &files.key,
+                format!(
+                    "not the private key of {} (their public keys differ); use the key \
+                     file issued with that certificate",
+                    files.cert.display()
+                ),
+            ));
         }
         Ok(Self {
             anchors,
             chain,
             key,
+            signer,
         })
     }
 

@@ -6,7 +6,8 @@
 //! ([`proto`]), one handshake with its deadlines and slots ([`handshake`]), the FMC server
 //! ([`server`]) and its dialing of devices ([`dial`]), the device client ([`client`], which
 //! also accepts the FMC's connections) and its load generator ([`fleet`]), the control
-//! socket ([`control`]: status, push, reload/restart, owner-only), in-process validation
+//! socket ([`control`]: status, push, reload/restart, owner-only), FMC 7.6's TLS 1.3 words and
+//! how the emulator differs from its post-handshake authentication ([`pha`]), in-process validation
 //! ([`validate`]), delivering a renewed PKI through a running server ([`renewal`]), the rows
 //! `status` shows ([`status`]), and the appliance's log lines ([`log`], [`failure`]), into
 //! which nothing a peer chose goes unescaped (`sftunnel::escape`). Certificates are judged by `judge`;
@@ -33,6 +34,7 @@ mod install;
 mod listen;
 pub mod log;
 pub mod material;
+pub mod pha;
 pub mod proto;
 pub mod renewal;
 pub mod server;
@@ -61,6 +63,10 @@ pub enum TunnelError {
     File { path: PathBuf, reason: String },
     #[error("tls configuration: {0}")]
     Config(String),
+    /// The peer's address did not resolve (DNS, a malformed address): a setup error, not a
+    /// TLS one.
+    #[error("cannot resolve {addr}: {reason}")]
+    Resolve { addr: String, reason: String },
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,

@@ -16,12 +16,15 @@
 //! 0x03 HEARTBEAT_ACK  seq:u64be unix_ms:i64be              (answers HEARTBEAT seq)
 //! 0x04 PUSH           id:u32be count:u16be { name:string mode:u32be data:bytes } * count
 //! 0x05 PUSH_ACK       id:u32be ok:u8 message:string        (answers PUSH id)
+//! 0x06 REFUSED        reason:string                        (FMC: this device is not admitted)
 //! ```
 //!
 //! A peer has two channels (control and events), each its own TLS connection and session; the
 //! device's HELLO says which one this is, whoever dialed, and the FMC's answers with the same.
-//! Pushes go over the control channel. A session: the device sends HELLO first (the FMC drops it if HELLO does not come within its
-//! hello timeout), the FMC answers with its HELLO. The device then sends HEARTBEAT every
+//! Pushes go over the control channel. A session: the device sends HELLO first (the FMC drops
+//! it if HELLO does not come within its hello timeout), the FMC answers with its HELLO, or with
+//! REFUSED when the device's (verified) certificate is not one of its peers, and closes: so a
+//! device can tell an FMC that refused it from a TLS peer that is not sfdiag. The device then sends HEARTBEAT every
 //! interval and the FMC answers each with HEARTBEAT_ACK; either side drops a peer it has not
 //! heard from for three intervals. The FMC may send PUSH at any time after HELLO: the device
 //! writes the files atomically, answers PUSH_ACK (ok or why not) and, if ok, closes the session
@@ -79,6 +82,10 @@ pub enum Message {
         id: u32,
         ack: PushAck,
     },
+    /// The FMC does not admit this device (why, in the FMC's words).
+    Refused {
+        reason: String,
+    },
     /// A frame type this version does not know; kept so the caller can log it.
     Unknown {
         kind: u8,
@@ -96,6 +103,7 @@ impl Message {
             Message::HeartbeatAck { .. } => "HEARTBEAT_ACK",
             Message::Push { .. } => "PUSH",
             Message::PushAck { .. } => "PUSH_ACK",
+            Message::Refused { .. } => "REFUSED",
             Message::Unknown { .. } => "unknown",
         }
     }
@@ -118,6 +126,7 @@ const HEARTBEAT: u8 = 2;
 const HEARTBEAT_ACK: u8 = 3;
 const PUSH: u8 = 4;
 const PUSH_ACK: u8 = 5;
+const REFUSED: u8 = 6;
 
 /// The frame for `msg`, ready to write.
 pub fn encode(msg: &Message) -> Vec<u8> {
@@ -171,6 +180,10 @@ pub fn encode(msg: &Message) -> Vec<u8> {
             b.extend_from_slice(&id.to_be_bytes());
             b.push(u8::from(ack.ok));
             put_str(&mut b, &ack.message);
+        }
+        Message::Refused { reason } => {
+            b.push(REFUSED);
+            put_str(&mut b, reason);
         }
         Message::Unknown { kind, .. } => b.push(*kind),
     }
@@ -271,6 +284,9 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Message, usize)>, ProtoError> {
                 message: r.string()?,
             },
         },
+        REFUSED => Message::Refused {
+            reason: r.string()?,
+        },
         _ => Message::Unknown { kind, len: len - 1 },
     };
     if !matches!(msg, Message::Unknown { .. }) && !r.b.is_empty() {
@@ -286,6 +302,7 @@ fn kind_name(kind: u8) -> &'static str {
         HEARTBEAT_ACK => "HEARTBEAT_ACK",
         PUSH => "PUSH",
         PUSH_ACK => "PUSH_ACK",
+        REFUSED => "REFUSED",
         _ => "unknown",
     }
 }
@@ -393,6 +410,9 @@ mod tests {
                     ok: false,
                     message: "disk full".into(),
                 },
+            },
+            Message::Refused {
+                reason: "not a peer of this FMC: 1234".into(),
             },
         ]
     }

@@ -192,6 +192,8 @@ pub(super) struct Shared {
     recorder: Option<Recorder>,
     /// Handshakes worked on at once ([`HANDSHAKE_SLOTS`]).
     slots: Slots,
+    /// The TLS version served (`proxy_tls_version`), kept across reloads.
+    tls: config::TlsVersion,
     next_conn: AtomicU64,
     next_push: AtomicU32,
     info: ServerInfo,
@@ -223,10 +225,19 @@ impl Server {
         s: ServerSettings,
         recorder: Option<Recorder>,
     ) -> Result<Server, TunnelError> {
+        Self::start_with(s, recorder, config::TlsVersion::default()).await
+    }
+
+    /// [`Server::start_recording`], serving TLS version `tls` (`proxy_tls_version`).
+    pub async fn start_with(
+        s: ServerSettings,
+        recorder: Option<Recorder>,
+        tls: config::TlsVersion,
+    ) -> Result<Server, TunnelError> {
         let identity = Identity::load(&s.files)?;
         // Its failures are worded as the FMC's.
         s.log.set_role(Role::Fmc);
-        let config = config::server_config(&identity, &s.clock, s.keylog.clone())?;
+        let config = config::server_config_for(tls, &identity, &s.clock, s.keylog.clone())?;
         let listener = listen(&s.listen).await.map_err(|e| TunnelError::Bind {
             addr: s.listen.clone(),
             source: e,
@@ -260,6 +271,7 @@ impl Server {
             shutdown,
             recorder,
             slots: Slots::new(HANDSHAKE_SLOTS),
+            tls,
             next_conn: AtomicU64::new(1),
             next_push: AtomicU32::new(1),
             info,
@@ -406,7 +418,7 @@ impl ServerHandle {
     /// after `pki renew` does; tunnels already up keep their session (pushes still reach them).
     pub fn reload(&self, identity: &Identity) -> Result<(), TunnelError> {
         let sh = &self.shared;
-        let config = config::server_config(identity, &sh.clock, sh.keylog.clone())?;
+        let config = config::server_config_for(sh.tls, identity, &sh.clock, sh.keylog.clone())?;
         *crate::sync::write(&sh.config) = config;
         self.main_log().info(&format!(
             "Loaded new certificates: {}",
@@ -514,6 +526,9 @@ impl Shared {
     }
     pub(super) fn timeouts(&self) -> Timeouts {
         self.timeouts
+    }
+    pub(super) fn tls(&self) -> config::TlsVersion {
+        self.tls
     }
     pub(super) fn recorder(&self) -> Option<&Recorder> {
         self.recorder.as_ref()
@@ -625,6 +640,11 @@ async fn connection(h: ServerHandle, tcp: TcpStream, addr: SocketAddr) {
     match c.establish(tcp).await {
         Err(Refused::Failed(f)) => {
             f.log(&c.tl);
+            if c.sh.tls == config::TlsVersion::Tls13 {
+                for l in super::pha::fmc_lines(&f, &addr.ip().to_string()) {
+                    c.tl.error(&l);
+                }
+            }
             let _ = c.sh.events.send(ServerEvent::Failed { addr, failure: f });
         }
         Err(Refused::Dropped(why)) => c.tl.warn(&format!("Dropping {addr}: {why}")),
@@ -666,8 +686,15 @@ impl<'a> Conn<'a> {
     /// Every step up to a registered peer: TLS, admission, HELLO.
     async fn establish(&self, tcp: TcpStream) -> Result<(Framed<Tls>, Admitted), Refused> {
         let (tls, est) = self.handshake(tcp).await?;
-        let mut peer = self.admit(&est)?;
-        let io = self.hello(Framed::new(tls), &mut peer).await?;
+        let io = Framed::new(tls);
+        let mut peer = match self.admit(&est) {
+            Ok(p) => p,
+            Err(f) => {
+                self.refuse(io, &f).await;
+                return Err(f.into());
+            }
+        };
+        let io = self.hello(io, &mut peer).await?;
         Ok((io, peer))
     }
 
@@ -693,12 +720,29 @@ impl<'a> Conn<'a> {
         }
         let (tls, est) = handshake::accept(config, tcp, silence, self.accepted, &sh.slots).await?;
         self.tl.info(&format!(
-            "SSL connection established with {} (TLSv1.2, {}), peer {}",
+            "SSL connection established with {} ({}, {}), peer {}",
             self.addr,
+            est.version,
             est.cipher,
             est.peer.as_ref().map_or("?".into(), |c| escape(&c.subject))
         ));
         Ok((tls, est))
+    }
+
+    /// Tells a device that is not admitted so in the lab protocol (REFUSED), so that it knows
+    /// it was refused rather than talking to something that is not sfdiag; takes its HELLO
+    /// first-come (unread, it would turn our close into a reset that can overtake the
+    /// refusal), then closes. Bounded by the hello timeout and [`handshake::LINGER`].
+    async fn refuse(&self, mut io: Framed<Tls>, f: &HandshakeFailure) {
+        let refused = Message::Refused { reason: f.reason() };
+        if io
+            .send_within(&refused, self.sh.timeouts.hello)
+            .await
+            .is_ok()
+        {
+            let _ = tokio::time::timeout(handshake::LINGER, io.read()).await;
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(1), io.close()).await;
     }
 
     /// The certificate is the identity that was verified: its UUID must be one of the root's

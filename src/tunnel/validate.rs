@@ -13,11 +13,13 @@ use time::OffsetDateTime;
 use super::TunnelError;
 use super::client::{Backoff, Client, ClientSettings};
 use super::clock::Clock;
+use super::config::TlsVersion;
 use super::failure::HandshakeFailure;
 use super::log::SfLog;
 use super::material::{Identity, TlsFiles};
 use super::server::{Server, ServerEvent, ServerSettings, Timeouts};
 use crate::judge;
+use crate::pki::{PeerFiles, PkiRoot};
 use crate::sftunnel::{rfc3339, whole_seconds};
 
 /// One device to try.
@@ -35,6 +37,8 @@ pub struct Verdict {
     pub at: OffsetDateTime,
     /// The negotiated suite when the tunnel came up.
     pub cipher: Option<String>,
+    /// The TLS version tried.
+    pub tls: TlsVersion,
     /// Why the FMC side failed (it rejected the device, or got an alert), if it did.
     pub fmc: Option<HandshakeFailure>,
     /// Why the device side failed, if it did.
@@ -58,7 +62,8 @@ impl Verdict {
         );
         if self.ok() {
             return format!(
-                "{head}: ok, TLSv1.2 {}",
+                "{head}: ok, {} {}",
+                self.tls,
                 self.cipher.as_deref().unwrap_or("?")
             );
         }
@@ -88,11 +93,66 @@ fn rejection(v: &judge::Verdict) -> String {
     )
 }
 
-/// Runs every device against the FMC at each time (`None` = the real now).
+/// `validate --root`: every tunnel of a lab root at each time, FMC by FMC (the primary
+/// first): each device against each FMC that manages it, and the HA secondary against the
+/// primary (the FMC-to-FMC tunnel rests on the primary's InternalCA). A verdict on a tunnel
+/// to the HA secondary names its device `NAME -> FMC`; the rest are named as the root names
+/// them. An FMC without peers is passed over. Every tunnel speaks `tls`.
+pub async fn validate_root(
+    root: &PkiRoot,
+    times: &[Option<OffsetDateTime>],
+    tls: TlsVersion,
+) -> Result<Vec<Verdict>, TunnelError> {
+    let primary = root.primary().uuid;
+    let mut out = Vec::new();
+    for fmc in root.fmcs() {
+        let devices: Vec<Device> = root
+            .links()
+            .into_iter()
+            .filter(|l| l.fmc.uuid == fmc.uuid)
+            .map(|l| Device {
+                name: l.peer.name.clone(),
+                files: files(l.peer_files),
+            })
+            .collect();
+        if devices.is_empty() {
+            continue;
+        }
+        let mut verdicts =
+            validate_with(&files(root.fmc_files_of(fmc)), &devices, times, tls).await?;
+        if fmc.uuid != primary {
+            for v in &mut verdicts {
+                v.device = format!("{} -> {}", v.device, fmc.name);
+            }
+        }
+        out.extend(verdicts);
+    }
+    Ok(out)
+}
+
+fn files(p: PeerFiles) -> TlsFiles {
+    TlsFiles {
+        ca: p.ca,
+        cert: p.cert,
+        key: p.key,
+    }
+}
+
+/// Runs every device against the FMC at each time (`None` = the real now), over TLS 1.2.
 pub async fn validate(
     fmc: &TlsFiles,
     devices: &[Device],
     times: &[Option<OffsetDateTime>],
+) -> Result<Vec<Verdict>, TunnelError> {
+    validate_with(fmc, devices, times, TlsVersion::default()).await
+}
+
+/// [`validate`] over TLS version `tls` (both ends speak it, as after `pki init --tls-version`).
+pub async fn validate_with(
+    fmc: &TlsFiles,
+    devices: &[Device],
+    times: &[Option<OffsetDateTime>],
+    tls: TlsVersion,
 ) -> Result<Vec<Verdict>, TunnelError> {
     // Every file read once up front, so a bad one is a setup error before any tunnel.
     Identity::load(fmc)?;
@@ -110,16 +170,20 @@ pub async fn validate(
     for at in times {
         let clock = Clock::at(*at);
         let fmc_log = SfLog::memory("fmc", std::process::id(), clock.clone());
-        let server = Server::start(ServerSettings {
-            listen: "127.0.0.1:0".into(),
-            files: fmc.clone(),
-            peers: None,
-            clock: clock.clone(),
-            log: fmc_log.clone(),
-            keylog: None,
-            control: None,
-            timeouts,
-        })
+        let server = Server::start_with(
+            ServerSettings {
+                listen: "127.0.0.1:0".into(),
+                files: fmc.clone(),
+                peers: None,
+                clock: clock.clone(),
+                log: fmc_log.clone(),
+                keylog: None,
+                control: None,
+                timeouts,
+            },
+            None,
+            tls,
+        )
         .await?;
         for (d, id) in devices.iter().zip(&ids) {
             let mut events = server.handle().subscribe();
@@ -134,7 +198,8 @@ pub async fn validate(
                 keylog: None,
                 timeouts,
                 backoff: Backoff::default(),
-            })?;
+            })?
+            .with_tls_version(tls);
             let (cipher, device_side) = match client.once().await {
                 Ok(r) => (Some(r.established.cipher), None),
                 Err(TunnelError::Handshake(f)) => (None, Some(f)),
@@ -163,6 +228,7 @@ pub async fn validate(
                 uuid: id.cert().and_then(|c| c.title).unwrap_or_default(),
                 at: clock.now(),
                 cipher,
+                tls,
                 fmc: fmc_side,
                 device_side,
                 lines,

@@ -15,10 +15,17 @@
 //! depth do not fit in a rustls error, so the verifier also leaves the judge's [`Verdict`] in a
 //! task-local slot that [`capture_verify`] reads back for the log.
 //!
-//! One alert still differs from OpenSSL: a client that sends no certificate gets
-//! `certificate_required` (116), which rustls hard-codes before any verifier runs, where
-//! OpenSSL sends `handshake_failure` (40). The log says `peer did not return a certificate`
-//! either way.
+//! A TLS 1.2 client that sends no certificate never reaches a verifier: rustls would answer
+//! `certificate_required` (116, a TLS 1.3 alert) where OpenSSL sends `handshake_failure` (40),
+//! so the server's handshake (`handshake::accept`) catches that empty Certificate message
+//! before rustls reads it and sends OpenSSL's alert itself. In TLS 1.3 OpenSSL 3 sends 116
+//! too, and rustls' own alert stands.
+//!
+//! Handshake signatures (ServerKeyExchange, CertificateVerify) are checked with the key our
+//! own certificate parser reads from the peer's leaf, not through webpki's parse of it: webpki
+//! refuses a v1 leaf or an unknown critical extension before any signature is looked at, while
+//! OpenSSL accepts the first and judges the second (err 34) — and the judge has already said
+//! what OpenSSL would by the time a signature is checked.
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -26,13 +33,16 @@ use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::{AlgorithmIdentifier, CertificateDer, ServerName, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, Error, SignatureScheme};
+use rustls::{
+    CertificateError, DigitallySignedStruct, DistinguishedName, Error, PeerMisbehaved,
+    SignatureScheme,
+};
 
 use super::chain::{self, PeerCert};
 use super::clock::from_unix_time;
-use crate::cert::{self, CertInfo};
+use crate::cert::{self, CertInfo, Curve, KeyKind};
 use crate::judge::Verdict;
 use crate::sftunnel::TlsSide;
 use crate::tls::AlertDescription;
@@ -41,17 +51,30 @@ use crate::tls::AlertDescription;
 /// facts, or why it was refused.
 pub type Judged = Result<Option<PeerCert>, Box<Verdict>>;
 
+/// What one handshake told the verifier and the certificate resolver.
+#[derive(Debug, Default)]
+pub struct Seen {
+    /// The verifier's conclusion, if it ran.
+    pub judged: Option<Judged>,
+    /// The peer asked for our certificate (a server's CertificateRequest; the device side
+    /// notes it, the FMC side always asks).
+    pub certificate_requested: bool,
+}
+
 tokio::task_local! {
-    static VERIFY_SLOT: RefCell<Option<Judged>>;
+    static VERIFY_SLOT: RefCell<Seen>;
 }
 
 /// Runs `f` (a handshake) and returns its output with what a verifier concluded while it ran,
-/// if one ran.
-pub async fn capture_verify<F: Future>(f: F) -> (F::Output, Option<Judged>) {
+/// if one ran, and whether the peer asked for our certificate.
+pub async fn capture_verify<F: Future>(f: F) -> (F::Output, Seen) {
     VERIFY_SLOT
-        .scope(RefCell::new(None), async {
+        .scope(RefCell::new(Seen::default()), async {
             let out = f.await;
-            (out, VERIFY_SLOT.with(|s| s.borrow_mut().take()))
+            (
+                out,
+                VERIFY_SLOT.with(|s| std::mem::take(&mut *s.borrow_mut())),
+            )
         })
         .await
 }
@@ -59,7 +82,83 @@ pub async fn capture_verify<F: Future>(f: F) -> (F::Output, Option<Judged>) {
 fn record(j: Judged) {
     // Outside `capture_verify` (sync unit tests) there is no slot; the rustls error still says
     // enough to pick the alert.
-    let _ = VERIFY_SLOT.try_with(|s| *s.borrow_mut() = Some(j));
+    let _ = VERIFY_SLOT.try_with(|s| s.borrow_mut().judged = Some(j));
+}
+
+/// Called by our client certificate resolver: the server asked for our certificate.
+pub(crate) fn note_certificate_requested() {
+    let _ = VERIFY_SLOT.try_with(|s| s.borrow_mut().certificate_requested = true);
+}
+
+/// The `SubjectPublicKeyInfo` algorithm a handshake signature needs for a key of `kind`.
+fn key_alg_id(kind: &KeyKind) -> Option<AlgorithmIdentifier> {
+    use rustls::pki_types::alg_id;
+    Some(match kind {
+        KeyKind::Rsa { .. } => alg_id::RSA_ENCRYPTION,
+        KeyKind::Ec(Curve::P256) => alg_id::ECDSA_P256,
+        KeyKind::Ec(Curve::P384) => alg_id::ECDSA_P384,
+        KeyKind::Ec(Curve::P521) => alg_id::ECDSA_P521,
+        KeyKind::Ed25519 => alg_id::ED25519,
+        _ => return None,
+    })
+}
+
+/// The schemes TLS 1.3 allows in CertificateVerify (RFC 8446 4.2.3: no PKCS#1 v1.5, no SHA-1).
+fn tls13_scheme(s: SignatureScheme) -> bool {
+    use SignatureScheme as S;
+    matches!(
+        s,
+        S::ECDSA_NISTP256_SHA256
+            | S::ECDSA_NISTP384_SHA384
+            | S::ECDSA_NISTP521_SHA512
+            | S::RSA_PSS_SHA256
+            | S::RSA_PSS_SHA384
+            | S::RSA_PSS_SHA512
+            | S::ED25519
+            | S::ED448
+    )
+}
+
+/// Verifies a handshake signature with the public key of `cert` as our certificate parser
+/// reads it (see the module doc): the algorithms `algs` maps `dss.scheme` to, those that fit
+/// the key's type; in TLS 1.3 only the scheme's first (its curve must be the key's), as
+/// rustls does.
+fn verify_signature(
+    message: &[u8],
+    cert: &CertificateDer<'_>,
+    dss: &DigitallySignedStruct,
+    algs: &WebPkiSupportedAlgorithms,
+    tls13: bool,
+) -> Result<HandshakeSignatureValid, Error> {
+    if tls13 && !tls13_scheme(dss.scheme) {
+        return Err(PeerMisbehaved::SignedHandshakeWithUnadvertisedSigScheme.into());
+    }
+    let Some((_, candidates)) = algs.mapping.iter().find(|(s, _)| *s == dss.scheme) else {
+        return Err(PeerMisbehaved::SignedHandshakeWithUnadvertisedSigScheme.into());
+    };
+    let info = cert::parse(cert);
+    let (Some(key), Some(want)) = (info.public_key(), info.key_kind().and_then(key_alg_id)) else {
+        return Err(Error::InvalidCertificate(CertificateError::BadEncoding));
+    };
+    let candidates = if tls13 {
+        &candidates[..candidates.len().min(1)]
+    } else {
+        candidates
+    };
+    let Some(alg) = candidates.iter().find(|a| a.public_key_alg_id() == want) else {
+        return Err(Error::InvalidCertificate(
+            CertificateError::UnsupportedSignatureAlgorithmForPublicKeyContext {
+                signature_algorithm_id: candidates
+                    .first()
+                    .map(|a| a.signature_alg_id().as_ref().to_vec())
+                    .unwrap_or_default(),
+                public_key_algorithm_id: want.as_ref().to_vec(),
+            },
+        ));
+    };
+    alg.verify_signature(key, message, dss.signature())
+        .map(|()| HandshakeSignatureValid::assertion())
+        .map_err(|_| Error::InvalidCertificate(CertificateError::BadSignature))
 }
 
 /// The rustls error that makes rustls send `alert` (OpenSSL's alert for a verify code).
@@ -172,7 +271,7 @@ impl ServerCertVerifier for PeerVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algs)
+        verify_signature(message, cert, dss, &self.algs, false)
     }
 
     fn verify_tls13_signature(
@@ -181,7 +280,7 @@ impl ServerCertVerifier for PeerVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algs)
+        verify_signature(message, cert, dss, &self.algs, true)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -210,7 +309,7 @@ impl ClientCertVerifier for PeerVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algs)
+        verify_signature(message, cert, dss, &self.algs, false)
     }
 
     fn verify_tls13_signature(
@@ -219,7 +318,7 @@ impl ClientCertVerifier for PeerVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algs)
+        verify_signature(message, cert, dss, &self.algs, true)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {

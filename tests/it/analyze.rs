@@ -634,6 +634,31 @@ mod golden {
     }
 
     #[test]
+    fn ftp_ccc_and_mid_session_text() {
+        check(
+            "ccc-and-mid-session.txt",
+            &[
+                "--ca",
+                "captures/ccc.ca.pem",
+                "captures/ftp-ccc.pcap",
+                "captures/tls-mid-session.pcap",
+            ],
+        );
+    }
+
+    #[test]
+    fn wrong_ca_text() {
+        check(
+            "wrong-ca.txt",
+            &[
+                "--ca",
+                "captures/ca-expired.ca.pem",
+                "captures/sftunnel-valid.pcap",
+            ],
+        );
+    }
+
+    #[test]
     fn shared_tls_early_alert_jsonl() {
         if corpus!("captures").is_none() {
             return;

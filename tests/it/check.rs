@@ -102,8 +102,12 @@ fn exit_codes_for_openssl_made_certificates() {
 
     let (code, out, _) = check(&["--at", &at(&ten_years, half), s(&ten_years)]);
     assert_eq!(code, 0, "{out}");
+    // The status line names the worst (here the only) certificate, then counts.
     assert!(
-        out.starts_with("OK: 1 certificate: 0 critical, 0 warning, 1 ok"),
+        out.starts_with(&format!(
+            "OK: CN=ten-years valid for 3649 more days ({}); 1 certificate: 0 critical, 0 warning, 1 ok",
+            ten_years.display()
+        )),
         "{out}"
     );
     assert!(out.contains("CN=ten-years: notAfter="), "{out}");
@@ -135,7 +139,11 @@ fn exit_codes_for_openssl_made_certificates() {
 
     let (code, out, _) = check(&[s(&garbage)]);
     assert_eq!(code, 3, "{out}");
-    assert!(out.starts_with("UNKNOWN: 0 certificates"), "{out}");
+    assert!(
+        out.starts_with(&format!("UNKNOWN: {}: ", garbage.display())),
+        "{out}"
+    );
+    assert!(out.contains("; 0 certificates: "), "{out}");
     assert!(
         out.contains(&format!("UNKNOWN  {}: ", garbage.display())),
         "{out}"
@@ -152,10 +160,15 @@ fn exit_codes_for_openssl_made_certificates() {
         s(&sixty),
     ]);
     assert_eq!(code, 0);
-    // Thresholds the wrong way round leave no WARNING window: a usage error, not a silent OK.
+    // Thresholds the wrong way round leave no WARNING window: a usage error, not a silent OK,
+    // and UNKNOWN (3) with a status line, as a monitoring system expects of a plugin.
     let (code, out, err) = check(&["--warn-days", "10", "--critical-days", "30", s(&sixty)]);
-    assert_eq!(code, 2, "{out}");
-    assert!(out.is_empty(), "{out}");
+    assert_eq!(code, 3, "{out}");
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(
+        out.starts_with("UNKNOWN: usage error: --warn-days 10 is less than --critical-days 30"),
+        "{out}"
+    );
     assert!(
         err.contains("--warn-days 10 is less than --critical-days 30"),
         "{err}"
@@ -208,9 +221,13 @@ fn one_bad_file_is_unknown_and_the_others_are_still_checked() {
         "{out}"
     );
     assert!(
-        out.starts_with("UNKNOWN: 1 certificate: 0 critical, 0 warning, 1 ok, 3 unknown"),
+        out.lines()
+            .next()
+            .unwrap()
+            .contains("; 1 certificate: 0 critical, 0 warning, 1 ok, 3 unknown"),
         "{out}"
     );
+    assert!(out.starts_with("UNKNOWN: "), "{out}");
 }
 
 #[test]
@@ -260,11 +277,29 @@ fn a_pki_root_is_recognised_and_each_cert_named_by_role() {
             "HA secondary fmc2's cert (FMC's pushed copy)",
             peer_end,
         ),
+        // FMC HA: the secondary's own InternalCA and the tunnels it signed.
+        line("CRITICAL", "InternalCA of HA secondary fmc2", ca_end),
+        line("OK", "FMC sftunnel cert of HA secondary fmc2", peer_end),
+        line(
+            "CRITICAL",
+            "InternalCA of HA secondary fmc2 (pushed to ftd1)",
+            ca_end,
+        ),
+        line("OK", "device ftd1's cert (fmc2's pushed copy)", peer_end),
+        line(
+            "CRITICAL",
+            "InternalCA of HA secondary fmc2 (ftd1's copy)",
+            ca_end,
+        ),
+        line("OK", "device ftd1's cert for HA secondary fmc2", peer_end),
     ] {
         assert!(out.contains(&expected), "missing {expected:?} in\n{out}");
     }
     assert!(
-        out.starts_with("CRITICAL: 10 certificates: 5 critical, 0 warning, 5 ok, 0 unknown"),
+        out.starts_with(
+            "CRITICAL: InternalCA expired 911 days ago (fmc/etc/sf/ca_root/cacert.pem); \
+             16 certificates: 8 critical, 0 warning, 8 ok, 0 unknown"
+        ),
         "{out}"
     );
 
@@ -282,7 +317,7 @@ fn a_pki_root_is_recognised_and_each_cert_named_by_role() {
     assert_eq!(v["exit_code"], 2);
     assert_eq!(v["at"], "2026-11-26T00:00:00Z");
     let certs = v["certificates"].as_array().unwrap();
-    assert_eq!(certs.len(), 10);
+    assert_eq!(certs.len(), 16);
     let ca = certs
         .iter()
         .find(|c| c["role"] == "internal_ca")
@@ -315,7 +350,10 @@ fn backups_are_skipped_in_folders_but_named_when_given() {
     let (code, out, _) = check(&[s(d.path())]);
     assert_eq!(code, 0, "{out}");
     assert!(!out.contains("backup"), "{out}");
-    assert!(out.starts_with("OK: 6 certificates"), "{out}");
+    assert!(
+        out.lines().next().unwrap().contains("; 6 certificates: "),
+        "{out}"
+    );
     let backup = d.path().join("fmc/etc/sf/ca_root/cacert.pem.backup");
     let (code, out, _) = check(&[s(&backup)]);
     assert_eq!(code, 0, "{out}");

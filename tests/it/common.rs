@@ -111,3 +111,42 @@ pub fn have_openssl() -> bool {
         .map(|o| o.status.success())
         .unwrap_or(false)
 }
+
+/// The variable that turns a missing interop peer (gnutls-serv, python3, ...) into a failure
+/// (`.ci/run` sets it, and installs them).
+pub const REQUIRE_PEERS: &str = "SFDIAG_REQUIRE_PEERS";
+
+/// True when `tool` runs (`tool --version`, or `-h` for those without one). When it does not:
+/// a failure if [`REQUIRE_PEERS`] is set (to anything but empty or `0`), else false after one
+/// `SKIPPED (no TOOL): test` line. Use [`peer_tool!`], which names the test.
+pub fn find_tool(tool: &str, test: &str) -> bool {
+    let runs = |arg: &str| {
+        Command::new(tool)
+            .arg(arg)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if runs("--version") || runs("version") {
+        return true;
+    }
+    let required = std::env::var(REQUIRE_PEERS).is_ok_and(|v| !v.is_empty() && v != "0");
+    assert!(
+        !required,
+        "{test}: {tool} is not installed and {REQUIRE_PEERS} is set (.ci/run installs it)"
+    );
+    let _ = writeln!(std::io::stderr(), "SKIPPED (no {tool}): {test}");
+    false
+}
+
+/// `peer_tool!("gnutls-serv")` -> bool: [`find_tool`] for the calling test.
+macro_rules! peer_tool {
+    ($tool:literal) => {{
+        fn here() {}
+        let name = std::any::type_name_of_val(&here);
+        let name = name.strip_suffix("::here").unwrap_or(name);
+        let name = name.strip_prefix("it::").unwrap_or(name);
+        $crate::common::find_tool($tool, name)
+    }};
+}
+pub(crate) use peer_tool;

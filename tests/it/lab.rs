@@ -1,5 +1,6 @@
-//! `sfdiag lab`: the default story (in-process, through the library) and `not-pushed` (through
-//! the binary, with `--root` and `--pcap`), asserted on the appliances' log lines, FAILED_PUSH,
+//! `sfdiag lab`: the default story (in-process, through the library), `not-pushed` (through
+//! the binary, with `--root` and `--pcap`) and `upgrade-76` (TLS 1.3, its key log read back by
+//! tshark), asserted on the appliances' log lines, FAILED_PUSH,
 //! the files on each device tree, the status tables, `openssl verify` of every renewed
 //! certificate, and the capture read back by `sfdiag analyze` and tshark. Every wait has a
 //! deadline; everything binds 127.0.0.1 port 0.
@@ -77,6 +78,7 @@ fn default_story_expiry_failed_push_copy_and_recovery() {
         root: Some(root.clone()),
         pcap: None,
         no_analysis: false,
+        ..LabOptions::default()
     };
     let report = rt
         .block_on(async {
@@ -541,8 +543,165 @@ fn lab_lists_its_scenarios_and_refuses_unknown_ones() {
         .lines()
         .filter_map(|l| l.split_whitespace().next())
         .collect();
-    assert_eq!(names, ["expiry", "ha", "not-pushed", "expiring"]);
+    assert_eq!(
+        names,
+        [
+            "expiry",
+            "ha",
+            "ha-secondary",
+            "not-pushed",
+            "expiring",
+            "upgrade-76"
+        ]
+    );
     let o = sfdiag().args(["lab", "nope"]).output().unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("unknown scenario \"nope\""));
+}
+
+#[test]
+fn upgrade_76_story_refuses_the_old_ca_certificate_on_tls13_and_writes_the_key_log() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("lab76");
+    let pcap = d.path().join("u76.pcap");
+    let buf = Buf::default();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let opts = LabOptions {
+        root: Some(root.clone()),
+        pcap: Some(pcap.clone()),
+        ..LabOptions::default()
+    };
+    let started = Instant::now();
+    let report = rt
+        .block_on(async {
+            tokio::time::timeout(
+                Duration::from_secs(180),
+                lab::run(Scenario::Upgrade76, &opts, Out::new(buf.clone())),
+            )
+            .await
+        })
+        .expect("the lab finishes in time")
+        .unwrap_or_else(|e| {
+            panic!(
+                "lab failed: {e}\n{}",
+                String::from_utf8_lossy(&buf.0.lock().unwrap())
+            )
+        });
+    let took = started.elapsed();
+    let t = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    // Every appliance runs TLS 1.3, as proxy_tls_version says.
+    let conf = std::fs::read_to_string(root.join("fmc/etc/sf/sftunnel.conf")).unwrap();
+    assert!(conf.contains("proxy_tls_version TLSv1.3;"), "{conf}");
+    let fmc = lines_of(&t, "FMC");
+    assert!(
+        fmc.iter()
+            .any(|l| l.contains("(TLSv1.3, TLS_AES_256_GCM_SHA384)")),
+        "{t}"
+    );
+    // The FMC refuses ftd2's certificate of the old CA: OpenSSL's verify block, then 7.6's.
+    let i = fmc
+        .iter()
+        .position(|l| l.ends_with("[ERROR] err 7:certificate signature failure"))
+        .unwrap_or_else(|| panic!("{t}"));
+    assert!(
+        fmc[i - 3].ends_with("[ERROR] -Error with certificate at depth 0"),
+        "{t}"
+    );
+    assert!(
+        fmc[i - 1].contains("[ERROR] subject = /generationQualifier=sftunnel_d1e2f3a4-"),
+        "{t}"
+    );
+    // The appliance's failure block (OpenSSL 3's error string, `Accept:`), then 7.6's lines.
+    for (k, want) in [
+        "SSL_renegotiate error: 1: error:0A000086:SSL routines::certificate verify failed",
+        "Accept:SSL handshake failed",
+        "SSL Verification status: certificate signature failure",
+        "Unable to set Post Handshake Auth SSL context: SSL_verify_client_post_handshake:extension not received",
+        "Failed to reload credentials",
+        "Failed to add services",
+        "Peer 127.1.0.2 needs re-connect",
+    ]
+    .iter()
+    .enumerate()
+    {
+        assert!(fmc[i + 1 + k].ends_with(want), "{want}: {t}");
+    }
+    // ftd2 gets OpenSSL's alert for err 7 (decrypt_error) and says its handshake failed.
+    let ftd2 = lines_of(&t, "ftd2");
+    let j = ftd2
+        .iter()
+        .position(|l| {
+            l.ends_with(
+                "[ERROR] SSL_renegotiate error: 1: error:0A00041B:SSL routines::tlsv1 alert decrypt error",
+            )
+        })
+        .unwrap_or_else(|| panic!("{t}"));
+    assert!(
+        ftd2[j + 1].ends_with("[ERROR] Connect:SSL handshake failed"),
+        "{t}"
+    );
+    // The narration says how the appliance differs.
+    assert!(
+        t.contains("after the handshake (post-handshake authentication)"),
+        "{t}"
+    );
+    let refused = step(&report, "ftd2 refused");
+    assert!(connected(refused, "ftd1") && !connected(refused, "ftd2"));
+    let end = step(&report, "all connected");
+    assert!(connected(end, "ftd1") && connected(end, "ftd2"));
+
+    // The key log beside the capture holds every TLS 1.3 session's secrets, and decrypts the
+    // capture: tshark then finds the certificates the story's handshakes carried.
+    assert_eq!(report.keylog, d.path().join("u76.keylog"));
+    let keys = std::fs::read_to_string(&report.keylog).unwrap();
+    for label in [
+        "CLIENT_HANDSHAKE_TRAFFIC_SECRET",
+        "SERVER_HANDSHAKE_TRAFFIC_SECRET",
+    ] {
+        assert!(keys.lines().any(|l| l.starts_with(label)), "{keys}");
+    }
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&report.keylog).unwrap().permissions()
+        ) & 0o777,
+        0o600
+    );
+    if Command::new("tshark").arg("-v").output().is_ok() {
+        let certs = |keylog: Option<&Path>| {
+            let mut cmd = Command::new("tshark");
+            cmd.args([
+                "-r",
+                s(&pcap),
+                "-Y",
+                "tls.handshake.type == 11",
+                "-T",
+                "fields",
+            ])
+            .args(["-e", "frame.number"]);
+            if let Some(k) = keylog {
+                cmd.args(["-o", &format!("tls.keylog_file:{}", s(k))]);
+            }
+            let o = cmd.output().unwrap();
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            String::from_utf8_lossy(&o.stdout).lines().count()
+        };
+        assert_eq!(certs(None), 0, "TLS 1.3 certificates are encrypted");
+        // Five tunnels (two at the start, ftd1 after its push, ftd2 refused, ftd2 after the
+        // copy), each with a server and a client Certificate message.
+        assert!(
+            certs(Some(&report.keylog)) >= 5,
+            "tshark decrypted too little"
+        );
+    }
+    // The story itself is quick; what a debug build spends is RSA key generation (eight
+    // 2048-bit keys, `pki init` and `pki renew`).
+    eprintln!("upgrade-76 ran in {:.1} s", took.as_secs_f64());
+    assert!(
+        report.elapsed < Duration::from_secs(60),
+        "{:?}",
+        report.elapsed
+    );
 }

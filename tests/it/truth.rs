@@ -19,11 +19,7 @@ use crate::common::corpus;
 /// Captures under `../shared/captures-new/` that the analyzer does not match yet: other items
 /// of issue 14, owned by other engineers. Drop an entry when its fix lands (the test fails
 /// while a listed capture agrees, so the list stays true).
-const EXPECTED_TO_FAIL_FOR_NOW: &[&str] = &[
-    // A TLS 1.3 draft-14 ServerHello (no session_id) is taken as malformed, so the session is
-    // not said to have encrypted certificates ("Sessions as they really end").
-    "suricata-verify/tls13-draft14/tls13_draft14.pcap",
-];
+const EXPECTED_TO_FAIL_FOR_NOW: &[&str] = &[];
 
 fn truth_files(root: &Path) -> Vec<PathBuf> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {

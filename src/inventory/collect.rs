@@ -1,0 +1,304 @@
+//! PATH arguments -> the certificates they hold, each with a stable label and, inside an
+//! appliance layout, the part it plays; plus what could not be read and what was passed over.
+//!
+//! A folder is walked in sorted order without following symlinked folders (no loops, no
+//! escaping the tree). Files named like certificates (`.pem`, `.crt`, `.cer`, `.der`, `.cert`)
+//! or PKCS#12 bundles (`.p12`, `.pfx`) are read; everything else (`.key`, `.csr`, `ims.conf`,
+//! `*.backup`, our own staging files) is passed over and recorded as [`Skipped`], and so is a
+//! picked file that holds only a private key. A file named on the command line is always read.
+//! The walk is bounded in depth and each file in size, so a wrong PATH cannot run away.
+
+use std::path::{Path, PathBuf};
+
+use crate::cert::{self, CertError, CertInfo};
+use crate::pki::roles::{self, CertRole, Classified, RoleNamer};
+
+/// Files bigger than this are not certificate files (a bundle of a thousand certs is ~2 MB).
+pub const MAX_FILE: u64 = 16 << 20;
+/// Folder depth bound: appliance trees are a dozen levels deep.
+const MAX_DEPTH: usize = 64;
+
+const CERT_EXTENSIONS: [&str; 7] = ["pem", "crt", "cer", "der", "cert", "p12", "pfx"];
+
+/// One certificate found in the inputs.
+#[derive(Debug, Clone)]
+pub struct FileCert {
+    /// The file it is in.
+    pub file: PathBuf,
+    /// A name that stays the same across runs of the same command line: the path relative to
+    /// the folder given (or the path as given), `#N` for the Nth certificate of a bundle.
+    pub label: String,
+    /// 1-based position in its file.
+    pub index: usize,
+    /// How many certificates the file holds.
+    pub of: usize,
+    pub info: CertInfo,
+    /// The part it plays in an appliance tree, names filled in (first certificate only).
+    pub role: Option<CertRole>,
+    /// Where in the appliance layout the file is (first certificate only).
+    pub place: Option<Classified>,
+}
+
+/// An input that could not be read (UNKNOWN for `check`).
+#[derive(Debug, Clone)]
+pub struct Unreadable {
+    pub file: PathBuf,
+    /// What went wrong, naming the file.
+    pub message: String,
+}
+
+/// Why a file found in a folder was not read as a certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SkipReason {
+    /// It holds a private key (`cakey.pem`, `sftunnel-key.pem`).
+    PrivateKey,
+    /// `*.backup`: retired by `--force` or renewal, expected to be stale.
+    Backup,
+    /// Its name is not a certificate's (`.key`, `.csr`, configuration, logs).
+    NotACertificateName,
+}
+
+impl SkipReason {
+    /// Words for `-v` and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SkipReason::PrivateKey => "holds a private key",
+            SkipReason::Backup => "a backup copy",
+            SkipReason::NotACertificateName => "not a certificate file name",
+        }
+    }
+}
+
+/// A file passed over.
+#[derive(Debug, Clone)]
+pub struct Skipped {
+    pub file: PathBuf,
+    pub reason: SkipReason,
+}
+
+/// What the inputs held.
+#[derive(Debug, Clone, Default)]
+pub struct Collection {
+    pub certs: Vec<FileCert>,
+    pub unreadable: Vec<Unreadable>,
+    pub skipped: Vec<Skipped>,
+}
+
+/// True for a file name the walk reads.
+pub fn is_candidate(name: &str) -> bool {
+    if name.starts_with(".sfdiag-") || name.ends_with(".backup") {
+        return false;
+    }
+    match name.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() => {
+            CERT_EXTENSIONS.iter().any(|e| e.eq_ignore_ascii_case(ext))
+        }
+        _ => false,
+    }
+}
+
+/// Reads every PATH: files as given, folders walked.
+pub fn collect(paths: &[PathBuf]) -> Collection {
+    let mut c = Collection::default();
+    let mut namer = RoleNamer::new();
+    // With one folder, labels are relative to it; with several inputs, the folder as given
+    // stays in front so two roots' `fmc/etc/sf/ca_root/cacert.pem` stay apart.
+    let relative = paths.len() == 1;
+    for path in paths {
+        let meta = match std::fs::metadata(path) {
+            Ok(m) => m,
+            Err(e) => {
+                c.unreadable.push(Unreadable {
+                    file: path.clone(),
+                    message: format!("{}: {e}", path.display()),
+                });
+                continue;
+            }
+        };
+        if meta.is_dir() {
+            let mut files = Vec::new();
+            walk(path, &mut files, &mut c, 0);
+            files.sort();
+            let before = c.certs.len() + c.unreadable.len();
+            for f in files {
+                let label = match f.strip_prefix(path) {
+                    Ok(rel) if relative => rel.display().to_string(),
+                    _ => f.display().to_string(),
+                };
+                read_file(&f, label, false, &mut namer, &mut c);
+            }
+            if c.certs.len() + c.unreadable.len() == before {
+                c.unreadable.push(Unreadable {
+                    file: path.clone(),
+                    message: format!("{}: no certificate found under this folder", path.display()),
+                });
+            }
+        } else {
+            read_file(path, path.display().to_string(), true, &mut namer, &mut c);
+        }
+    }
+    c
+}
+
+fn walk(dir: &Path, files: &mut Vec<PathBuf>, c: &mut Collection, depth: usize) {
+    if depth > MAX_DEPTH {
+        return;
+    }
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            c.unreadable.push(Unreadable {
+                file: dir.to_path_buf(),
+                message: format!("{}: {e}", dir.display()),
+            });
+            return;
+        }
+    };
+    let mut entries: Vec<_> = entries.filter_map(|e| e.ok()).collect();
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Ok(ty) = entry.file_type() else { continue };
+        if ty.is_dir() {
+            // Our own staging folders hold half-written files.
+            if !name.starts_with(".sfdiag-") {
+                walk(&path, files, c, depth + 1);
+            }
+        } else if ty.is_file() || (ty.is_symlink() && path.is_file()) {
+            if is_candidate(&name) {
+                files.push(path);
+            } else if !name.starts_with(".sfdiag-") {
+                let reason = if name.ends_with(".backup") {
+                    SkipReason::Backup
+                } else {
+                    SkipReason::NotACertificateName
+                };
+                c.skipped.push(Skipped { file: path, reason });
+            }
+        }
+    }
+}
+
+/// Reads every certificate of one file. Found in a folder (`explicit == false`), a file that
+/// holds only a private key is passed over: appliance trees keep keys beside certificates.
+fn read_file(
+    path: &Path,
+    label: String,
+    explicit: bool,
+    namer: &mut RoleNamer,
+    c: &mut Collection,
+) {
+    let unreadable = |message: String| Unreadable {
+        file: path.to_path_buf(),
+        message,
+    };
+    if let Ok(m) = std::fs::metadata(path)
+        && m.len() > MAX_FILE
+    {
+        c.unreadable.push(unreadable(format!(
+            "{}: {} bytes is too large for a certificate file",
+            path.display(),
+            m.len()
+        )));
+        return;
+    }
+    let certs = match cert::read_certs(path) {
+        Ok(certs) => certs,
+        Err(CertError::PrivateKey { .. }) if !explicit => {
+            c.skipped.push(Skipped {
+                file: path.to_path_buf(),
+                reason: SkipReason::PrivateKey,
+            });
+            return;
+        }
+        Err(e) => {
+            c.unreadable.push(unreadable(e.to_string()));
+            return;
+        }
+    };
+    let of = certs.len();
+    let role = namer.role_of(path);
+    let place = roles::classify(path);
+    for (i, info) in certs.into_iter().enumerate() {
+        let index = i + 1;
+        c.certs.push(FileCert {
+            file: path.to_path_buf(),
+            label: if of > 1 {
+                format!("{label}#{index}")
+            } else {
+                label.clone()
+            },
+            index,
+            of,
+            // A role names the file's first certificate; extra ones in a bundle go by
+            // their subject.
+            role: if index == 1 { role.clone() } else { None },
+            place: if index == 1 { place.clone() } else { None },
+            info,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn picks_certificate_and_pkcs12_names_only() {
+        for yes in [
+            "cacert.pem",
+            "a.CRT",
+            "x.der",
+            "y.cer",
+            "z.cert",
+            "b.p12",
+            "c.PFX",
+        ] {
+            assert!(is_candidate(yes), "{yes}");
+        }
+        for no in [
+            "cacert.pem.backup",
+            "ims.conf",
+            "serial",
+            ".pem",
+            ".sfdiag-tmp-x.pem",
+            "pem",
+            "sftunnel-key.key",
+            "req.csr",
+        ] {
+            assert!(!is_candidate(no), "{no}");
+        }
+    }
+
+    #[test]
+    fn walks_sorted_skips_symlinked_folders_and_records_what_it_passed_over() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("b/c")).unwrap();
+        std::fs::write(d.path().join("b/c/z.pem"), b"").unwrap();
+        std::fs::write(d.path().join("a.pem"), b"").unwrap();
+        std::fs::write(d.path().join("b/k.pem.backup"), b"").unwrap();
+        std::fs::write(d.path().join("b/req.csr"), b"").unwrap();
+        std::os::unix::fs::symlink(d.path(), d.path().join("b/loop")).unwrap();
+        let mut files = Vec::new();
+        let mut c = Collection::default();
+        walk(d.path(), &mut files, &mut c, 0);
+        assert_eq!(
+            files,
+            vec![d.path().join("a.pem"), d.path().join("b/c/z.pem")]
+        );
+        let skipped: Vec<_> = c
+            .skipped
+            .iter()
+            .map(|s| (s.file.file_name().unwrap().to_str().unwrap(), s.reason))
+            .collect();
+        assert_eq!(
+            skipped,
+            [
+                ("k.pem.backup", SkipReason::Backup),
+                ("req.csr", SkipReason::NotACertificateName)
+            ]
+        );
+    }
+}
