@@ -41,7 +41,7 @@ pub enum Close {
 }
 
 /// The outcome, its reason, and the side that ended a failed handshake.
-pub fn outcome(p: &Progress, close: Option<Close>) -> (Outcome, String, Option<TlsSide>) {
+pub(crate) fn outcome(p: &Progress, close: Option<Close>) -> (Outcome, String, Option<TlsSide>) {
     let role = |s: Side| p.role(s).map_or("one side", TlsSide::as_str);
     if let Some(fatal) = &p.fatal_alert {
         let side = fatal.side;

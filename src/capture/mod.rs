@@ -9,6 +9,15 @@
 //! buffer that grows only for a bigger block, up to [`MAX_BLOCK_LEN`]; frames borrow that
 //! buffer, so the reader is a lending iterator ([`Reader::next_frame`]).
 
+// These modules turn wire bytes into lengths and offsets: a silent truncation there is a
+// parsing bug, so every narrowing or sign-changing cast is spelled out or justified.
+#![warn(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_possible_wrap,
+    clippy::cast_lossless
+)]
+
 mod reader;
 mod source;
 #[cfg(test)]
@@ -62,7 +71,8 @@ impl Timestamp {
     /// Builds a timestamp, carrying whole seconds out of `nanos`.
     pub fn new(secs: i64, nanos: u64) -> Timestamp {
         Timestamp {
-            secs: secs.saturating_add((nanos / 1_000_000_000) as i64),
+            // u64::MAX / 10^9 is about 1.8e10 seconds, well inside an i64.
+            secs: secs.saturating_add((nanos / 1_000_000_000).cast_signed()),
             nanos: (nanos % 1_000_000_000) as u32,
         }
     }

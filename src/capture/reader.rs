@@ -123,9 +123,13 @@ impl Iface {
         }
     }
 
+    // why: `frac < units_per_sec`, so the exact nanoseconds are below 10^9 and fit a u64.
+    #[allow(clippy::cast_possible_truncation)]
     fn timestamp(&self, high: u32, low: u32) -> Timestamp {
         let ticks = (u64::from(high) << 32) | u64::from(low);
-        let secs = (ticks / self.units_per_sec) as i64;
+        // At one tick per second (`if_tsresol` 0) the wire's 64 bits can pass i64::MAX:
+        // saturate, as `Timestamp::new` does, rather than wrap into the past.
+        let secs = i64::try_from(ticks / self.units_per_sec).unwrap_or(i64::MAX);
         let frac = ticks % self.units_per_sec;
         let nanos = if self.nanos_per_unit != 0 {
             frac * self.nanos_per_unit
@@ -498,7 +502,10 @@ impl PcapState {
         if !self.header_seen {
             // pcap-parser hands out the file header it parsed at creation as the first block.
             let header = match self.parser.next() {
-                Ok((off, PcapBlockOwned::LegacyHeader(h))) => Some((off, h.network.0 as u32)),
+                // pcap-parser keeps the header's 32-bit link type as an i32: take its bits back.
+                Ok((off, PcapBlockOwned::LegacyHeader(h))) => {
+                    Some((off, h.network.0.cast_unsigned()))
+                }
                 _ => None,
             };
             let Some((off, linktype)) = header else {
@@ -633,7 +640,8 @@ impl NgState {
                         idb.if_tsoffset
                     };
                     NgAct::Interface(Iface::new(
-                        Linktype(idb.linktype.0 as u32 & 0xffff),
+                        // pcap-parser keeps the 16-bit field as an i32; its bits are the link type.
+                        Linktype(idb.linktype.0.cast_unsigned() & 0xffff),
                         idb.if_tsresol,
                         offset,
                         idb.snaplen,
@@ -894,6 +902,8 @@ mod tests {
     }
 
     #[test]
+    // why: the PRNG's words are cut to the width they fill.
+    #[allow(clippy::cast_possible_truncation)]
     fn mutated_captures_give_frames_or_errors_never_panics() {
         let ng = PcapNg::new()
             .section(false)
@@ -1063,7 +1073,9 @@ mod tests {
         use std::io::Write;
         let mut file = Pcap::new(false, false, 1);
         for i in 0..200u32 {
-            let data: Vec<u8> = (0..300u32).map(|j| (i * 7 + j * 13) as u8).collect();
+            let data: Vec<u8> = (0..300u32)
+                .map(|j| (i * 7 + j * 13).to_le_bytes()[0])
+                .collect();
             file = file.packet(i, 0, &data);
         }
         let mut enc = GzEncoder::new(Vec::new(), Compression::fast());
@@ -1085,7 +1097,9 @@ mod tests {
         let mut file = Pcap::new(false, false, 1);
         let mut want = Vec::new();
         for i in 0..50u32 {
-            let data: Vec<u8> = (0..(i * 37 % 1500)).map(|j| (i + j) as u8).collect();
+            let data: Vec<u8> = (0..(i * 37 % 1500))
+                .map(|j| (i + j).to_le_bytes()[0])
+                .collect();
             file = file.packet(i, i, &data);
             want.push(data);
         }

@@ -46,8 +46,9 @@ impl Pcap {
     pub(crate) fn packet(mut self, sec: u32, frac: u32, data: &[u8]) -> Pcap {
         self.u32(sec);
         self.u32(frac);
-        self.u32(data.len() as u32);
-        self.u32(data.len() as u32 + 10);
+        let len = u32::try_from(data.len()).expect("test packet fits a u32 length");
+        self.u32(len);
+        self.u32(len + 10);
         self.bytes.extend_from_slice(data);
         self
     }
@@ -84,7 +85,7 @@ impl PcapNg {
     /// Any block: type, length, body padded to 32 bits, length.
     pub(crate) fn block(mut self, btype: u32, body: &[u8]) -> PcapNg {
         let padded = body.len().div_ceil(4) * 4;
-        let len = (12 + padded) as u32;
+        let len = u32::try_from(12 + padded).expect("test block fits a u32 length");
         let t = if btype == 0x0A0D_0D0A {
             btype.to_le_bytes()
         } else {
@@ -111,7 +112,10 @@ impl PcapNg {
 
     fn option(&mut self, out: &mut Vec<u8>, code: u16, value: &[u8]) {
         self.u16(out, code);
-        self.u16(out, value.len() as u16);
+        self.u16(
+            out,
+            u16::try_from(value.len()).expect("test option fits a u16 length"),
+        );
         out.extend_from_slice(value);
         out.resize(out.len().div_ceil(4) * 4, 0);
     }
@@ -147,9 +151,13 @@ impl PcapNg {
     pub(crate) fn epb(self, if_id: u32, ticks: u64, data: &[u8], origlen: u32) -> PcapNg {
         let mut body = Vec::new();
         body.extend_from_slice(&self.u32v(if_id));
-        body.extend_from_slice(&self.u32v((ticks >> 32) as u32));
-        body.extend_from_slice(&self.u32v(ticks as u32));
-        body.extend_from_slice(&self.u32v(data.len() as u32));
+        let [high, low] = [ticks >> 32, ticks & 0xffff_ffff]
+            .map(|half| u32::try_from(half).expect("32 bits each"));
+        body.extend_from_slice(&self.u32v(high));
+        body.extend_from_slice(&self.u32v(low));
+        body.extend_from_slice(
+            &self.u32v(u32::try_from(data.len()).expect("test packet fits a u32 length")),
+        );
         body.extend_from_slice(&self.u32v(origlen));
         body.extend_from_slice(data);
         self.block(6, &body)

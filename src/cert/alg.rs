@@ -53,7 +53,8 @@ impl Hash {
         match self {
             Hash::Md5 => 39,
             Hash::Sha1 => 63,
-            h => (h.output_len() * 4) as u32,
+            // Half the output's bits; outputs are at most 64 bytes.
+            h => u32::try_from(h.output_len() * 4).unwrap_or(u32::MAX),
         }
     }
 }
@@ -344,6 +345,7 @@ fn rsa_bits(data: &[u8], key: Range<usize>) -> Option<u32> {
     let n = der::read_tlv(data, seq.content.start).filter(|t| t.tag == der::INTEGER)?;
     let bytes = &data[n.content];
     let first = bytes.iter().position(|&b| b != 0)?;
-    let rest = (bytes.len() - first - 1) as u32;
-    Some(rest * 8 + (8 - bytes[first].leading_zeros()))
+    // A modulus too long for a u32 bit count has no length worth reporting.
+    let rest = u32::try_from(bytes.len() - first - 1).ok()?;
+    Some(rest.checked_mul(8)? + (8 - bytes[first].leading_zeros()))
 }

@@ -14,6 +14,15 @@
 //! signatures) to `judge`, and file system access to the thin [`read_certs`] and [`read_key`]
 //! wrappers around the pure parsers.
 
+// These modules turn wire bytes into lengths and offsets: a silent truncation there is a
+// parsing bug, so every narrowing or sign-changing cast is spelled out or justified.
+#![warn(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_possible_wrap,
+    clippy::cast_lossless
+)]
+
 mod alg;
 mod der;
 mod ext;

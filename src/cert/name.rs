@@ -314,7 +314,7 @@ pub(crate) fn decode_string(tag: u8, raw: &[u8]) -> Option<String> {
 }
 
 /// Appends `value` escaped per RFC 4514 section 2.4.
-pub fn escape_rfc4514_into(value: &str, out: &mut String) {
+pub(crate) fn escape_rfc4514_into(value: &str, out: &mut String) {
     let n = value.chars().count();
     for (i, c) in value.chars().enumerate() {
         match c {
@@ -345,8 +345,9 @@ pub fn escape_rfc4514(value: &str) -> String {
 /// equality key: per RDN, its attributes sorted, each as (OID, kind, value) with string
 /// values converted to UTF-8, trimmed, inner white space collapsed and ASCII lower-cased.
 fn canonical(rdns: &[Vec<Attribute>]) -> Vec<u8> {
+    // A 64-bit length keeps the key unambiguous for any value length (it is only compared).
     fn push_lv(out: &mut Vec<u8>, bytes: &[u8]) {
-        out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+        out.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
         out.extend_from_slice(bytes);
     }
     let mut out = Vec::new();
@@ -416,10 +417,11 @@ mod tests {
 
     fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
         let mut out = vec![tag];
-        if content.len() < 0x80 {
-            out.push(content.len() as u8);
+        let len = u8::try_from(content.len()).expect("test values stay under 256 bytes");
+        if len < 0x80 {
+            out.push(len);
         } else {
-            out.extend([0x81, content.len() as u8]);
+            out.extend([0x81, len]);
         }
         out.extend_from_slice(content);
         out

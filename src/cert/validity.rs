@@ -57,24 +57,24 @@ pub(crate) fn parse_validity(data: &[u8], range: std::ops::Range<usize>) -> (Tim
 pub(crate) fn parse_time(tag: u8, s: &[u8]) -> Result<OffsetDateTime, String> {
     let (year, rest) = match tag {
         UTC_TIME => {
-            let yy = digits(s, 0, 2)? as i32;
+            let yy = i32::from(two_digits(s, 0)?);
             (if yy >= 50 { 1900 + yy } else { 2000 + yy }, &s[2..])
         }
-        GENERALIZED_TIME => (digits(s, 0, 4)? as i32, &s[4..]),
+        GENERALIZED_TIME => (i32::from(digits(s, 0, 4)?), &s[4..]),
         t => {
             return Err(format!(
                 "tag 0x{t:02x} is neither UTCTime nor GeneralizedTime"
             ));
         }
     };
-    let month = digits(rest, 0, 2)?;
-    let day = digits(rest, 2, 2)?;
-    let hour = digits(rest, 4, 2)?;
-    let minute = digits(rest, 6, 2)?;
+    let month = two_digits(rest, 0)?;
+    let day = two_digits(rest, 2)?;
+    let hour = two_digits(rest, 4)?;
+    let minute = two_digits(rest, 6)?;
     let mut pos = 8;
     let mut second = 0;
     if rest.get(pos).is_some_and(u8::is_ascii_digit) {
-        second = digits(rest, pos, 2)?;
+        second = two_digits(rest, pos)?;
         pos += 2;
     }
     if tag == GENERALIZED_TIME && matches!(rest.get(pos), Some(b'.' | b',')) {
@@ -86,18 +86,18 @@ pub(crate) fn parse_time(tag: u8, s: &[u8]) -> Result<OffsetDateTime, String> {
     let offset = match rest.get(pos) {
         Some(b'Z') if pos + 1 == rest.len() => UtcOffset::UTC,
         Some(&sign @ (b'+' | b'-')) if pos + 5 == rest.len() => {
-            let h = digits(rest, pos + 1, 2)? as i8;
-            let m = digits(rest, pos + 3, 2)? as i8;
+            // Two digits are at most 99, which an i8 holds.
+            let h = two_digits(rest, pos + 1)?.cast_signed();
+            let m = two_digits(rest, pos + 3)?.cast_signed();
             let (h, m) = if sign == b'-' { (-h, -m) } else { (h, m) };
             UtcOffset::from_hms(h, m, 0).map_err(|e| e.to_string())?
         }
         _ => return Err(format!("bad time zone in {:?}", String::from_utf8_lossy(s))),
     };
-    let month = Month::try_from(month as u8).map_err(|e| e.to_string())?;
-    let date = Date::from_calendar_date(year, month, day as u8).map_err(|e| e.to_string())?;
+    let month = Month::try_from(month).map_err(|e| e.to_string())?;
+    let date = Date::from_calendar_date(year, month, day).map_err(|e| e.to_string())?;
     // 23:59:60 (a leap second) is legal in ASN.1; fold it onto :59 rather than refuse.
-    let time = Time::from_hms(hour as u8, minute as u8, (second as u8).min(59))
-        .map_err(|e| e.to_string())?;
+    let time = Time::from_hms(hour, minute, second.min(59)).map_err(|e| e.to_string())?;
     Ok(PrimitiveDateTime::new(date, time)
         .assume_offset(offset)
         .to_offset(UtcOffset::UTC))
@@ -131,32 +131,41 @@ pub(crate) fn strict_form(tag: u8, s: &[u8]) -> Result<(), &'static str> {
         return Err("time not ending in Z");
     }
     // ASN1_TIME_diff -> ossl_asn1_time_to_tm checks every field's range and the day of month.
-    let num = |at: usize| u32::from(body[at] - b'0') * 10 + u32::from(body[at + 1] - b'0');
+    // Two checked digits: at most 99.
+    let num = |at: usize| (body[at] - b'0') * 10 + (body[at + 1] - b'0');
     let year = match tag {
         UTC_TIME => match num(0) {
-            yy if yy >= 50 => 1900 + yy as i32,
-            yy => 2000 + yy as i32,
+            yy if yy >= 50 => 1900 + i32::from(yy),
+            yy => 2000 + i32::from(yy),
         },
-        _ => (num(0) * 100 + num(2)) as i32,
+        _ => i32::from(num(0)) * 100 + i32::from(num(2)),
     };
     let f = year_len;
     let (month, day, hour, minute, second) =
         (num(f), num(f + 2), num(f + 4), num(f + 6), num(f + 8));
-    let month = Month::try_from(month as u8).map_err(|_| "month out of range")?;
-    Date::from_calendar_date(year, month, day as u8).map_err(|_| "day out of range")?;
+    let month = Month::try_from(month).map_err(|_| "month out of range")?;
+    Date::from_calendar_date(year, month, day).map_err(|_| "day out of range")?;
     if hour > 23 || minute > 59 || second > 59 {
         return Err("time of day out of range");
     }
     Ok(())
 }
 
-fn digits(s: &[u8], at: usize, n: usize) -> Result<u32, String> {
+/// Two decimal digits at `at` (0 to 99).
+#[allow(clippy::cast_possible_truncation)] // why: two decimal digits are at most 99.
+fn two_digits(s: &[u8], at: usize) -> Result<u8, String> {
+    digits(s, at, 2).map(|v| v as u8)
+}
+
+/// `n` (at most 4) decimal digits at `at`.
+fn digits(s: &[u8], at: usize, n: usize) -> Result<u16, String> {
+    debug_assert!(n <= 4, "up to 9999 fits a u16");
     let part = s
         .get(at..at + n)
         .ok_or_else(|| format!("time {:?} too short", String::from_utf8_lossy(s)))?;
-    part.iter().try_fold(0u32, |acc, &b| {
+    part.iter().try_fold(0u16, |acc, &b| {
         if b.is_ascii_digit() {
-            Ok(acc * 10 + u32::from(b - b'0'))
+            Ok(acc * 10 + u16::from(b - b'0'))
         } else {
             Err(format!(
                 "non-digit in time {:?}",

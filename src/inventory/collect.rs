@@ -12,13 +12,10 @@ use std::path::{Path, PathBuf};
 
 use crate::cert::{self, CertError, CertInfo};
 use crate::pki::roles::{self, CertRole, Classified, RoleNamer};
+use crate::pki::scan;
 
 /// Files bigger than this are not certificate files (a bundle of a thousand certs is ~2 MB).
 pub const MAX_FILE: u64 = 16 << 20;
-/// Folder depth bound: appliance trees are a dozen levels deep.
-const MAX_DEPTH: usize = 64;
-
-const CERT_EXTENSIONS: [&str; 7] = ["pem", "crt", "cer", "der", "cert", "p12", "pfx"];
 
 /// One certificate found in the inputs.
 #[derive(Debug, Clone)]
@@ -53,7 +50,7 @@ pub struct Unreadable {
 pub enum SkipReason {
     /// It holds a private key (`cakey.pem`, `sftunnel-key.pem`).
     PrivateKey,
-    /// `*.backup`: retired by `--force` or renewal, expected to be stale.
+    /// `*.backup`, `*.backup.N`: retired by `--force` or renewal, expected to be stale.
     Backup,
     /// Its name is not a certificate's (`.key`, `.csr`, configuration, logs).
     NotACertificateName,
@@ -87,15 +84,10 @@ pub struct Collection {
 
 /// True for a file name the walk reads.
 pub fn is_candidate(name: &str) -> bool {
-    if name.starts_with(".sfdiag-") || name.ends_with(".backup") {
-        return false;
-    }
-    match name.rsplit_once('.') {
-        Some((stem, ext)) if !stem.is_empty() => {
-            CERT_EXTENSIONS.iter().any(|e| e.eq_ignore_ascii_case(ext))
-        }
-        _ => false,
-    }
+    !scan::is_ours(name)
+        && !scan::is_backup(name)
+        && (scan::has_extension(name, &scan::CERT_EXTENSIONS)
+            || scan::has_extension(name, &scan::BUNDLE_EXTENSIONS))
 }
 
 /// Reads every PATH: files as given, folders walked.
@@ -118,7 +110,7 @@ pub fn collect(paths: &[PathBuf]) -> Collection {
         };
         if meta.is_dir() {
             let mut files = Vec::new();
-            walk(path, &mut files, &mut c, 0);
+            walk(path, &mut files, &mut c);
             files.sort();
             let before = c.certs.len() + c.unreadable.len();
             for f in files {
@@ -141,44 +133,29 @@ pub fn collect(paths: &[PathBuf]) -> Collection {
     c
 }
 
-fn walk(dir: &Path, files: &mut Vec<PathBuf>, c: &mut Collection, depth: usize) {
-    if depth > MAX_DEPTH {
-        return;
-    }
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) => {
-            c.unreadable.push(Unreadable {
-                file: dir.to_path_buf(),
-                message: format!("{}: {e}", dir.display()),
+/// The candidate files under `dir` (through [`scan::walk`]), recording the folders it could
+/// not list and the files it passed over in `c`.
+fn walk(dir: &Path, files: &mut Vec<PathBuf>, c: &mut Collection) {
+    scan::walk(dir, &mut |e| match e {
+        scan::Entry::File { path, name } if is_candidate(name) => files.push(path.to_path_buf()),
+        // Our own half-written files are not the user's: not worth a line.
+        scan::Entry::File { name, .. } if scan::is_ours(name) => {}
+        scan::Entry::File { path, name } => {
+            let reason = if scan::is_backup(name) {
+                SkipReason::Backup
+            } else {
+                SkipReason::NotACertificateName
+            };
+            c.skipped.push(Skipped {
+                file: path.to_path_buf(),
+                reason,
             });
-            return;
         }
-    };
-    let mut entries: Vec<_> = entries.filter_map(|e| e.ok()).collect();
-    entries.sort_by_key(|e| e.file_name());
-    for entry in entries {
-        let path = entry.path();
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Ok(ty) = entry.file_type() else { continue };
-        if ty.is_dir() {
-            // Our own staging folders hold half-written files.
-            if !name.starts_with(".sfdiag-") {
-                walk(&path, files, c, depth + 1);
-            }
-        } else if ty.is_file() || (ty.is_symlink() && path.is_file()) {
-            if is_candidate(&name) {
-                files.push(path);
-            } else if !name.starts_with(".sfdiag-") {
-                let reason = if name.ends_with(".backup") {
-                    SkipReason::Backup
-                } else {
-                    SkipReason::NotACertificateName
-                };
-                c.skipped.push(Skipped { file: path, reason });
-            }
-        }
-    }
+        scan::Entry::Unreadable { path, error } => c.unreadable.push(Unreadable {
+            file: path.to_path_buf(),
+            message: format!("{}: {error}", path.display()),
+        }),
+    });
 }
 
 /// Reads every certificate of one file. Found in a folder (`explicit == false`), a file that
@@ -260,6 +237,7 @@ mod tests {
         }
         for no in [
             "cacert.pem.backup",
+            "cacert.pem.backup.2",
             "ims.conf",
             "serial",
             ".pem",
@@ -283,7 +261,7 @@ mod tests {
         std::os::unix::fs::symlink(d.path(), d.path().join("b/loop")).unwrap();
         let mut files = Vec::new();
         let mut c = Collection::default();
-        walk(d.path(), &mut files, &mut c, 0);
+        walk(d.path(), &mut files, &mut c);
         assert_eq!(
             files,
             vec![d.path().join("a.pem"), d.path().join("b/c/z.pem")]

@@ -189,10 +189,11 @@ fn tcp<'a>(
     let missing = if payload.incomplete {
         // The IP header's length says how much was sent; the capture kept less.
         let declared = match ip {
-            LaxIpSlice::Ipv4(v4) => usize::from(v4.header().total_len()),
-            LaxIpSlice::Ipv6(v6) => 40 + usize::from(v6.header().payload_length()),
+            LaxIpSlice::Ipv4(v4) => u32::from(v4.header().total_len()),
+            LaxIpSlice::Ipv6(v6) => 40 + u32::from(v6.header().payload_length()),
         };
-        declared.saturating_sub(ip_bytes.len()) as u32
+        // More bytes kept than any IP length can declare: nothing is missing.
+        u32::try_from(ip_bytes.len()).map_or(0, |kept| declared.saturating_sub(kept))
     } else {
         0
     };
@@ -313,6 +314,8 @@ pub(crate) mod tests {
     }
 
     #[test]
+    // why: the PRNG's words are cut to the width they fill.
+    #[allow(clippy::cast_possible_truncation)]
     fn random_bytes_never_panic_on_any_link_type() {
         let mut x = 0x2545_F491_4F6C_DD1Du64;
         let mut buf = [0u8; 200];
@@ -350,7 +353,7 @@ pub(crate) mod tests {
 
     /// An IPv4 header (no options, checksum left 0) carrying `payload` as IP `protocol`.
     pub(crate) fn ipv4_over(protocol: u8, payload: &[u8]) -> Vec<u8> {
-        let total = (20 + payload.len()) as u16;
+        let total = u16::try_from(20 + payload.len()).expect("test packet fits an IPv4 length");
         let mut v = vec![0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, protocol, 0, 0];
         v[2..4].copy_from_slice(&total.to_be_bytes());
         v.extend_from_slice(&[192, 0, 2, 1, 192, 0, 2, 2]);
@@ -366,7 +369,9 @@ pub(crate) mod tests {
             .filter(|f| flags & **f != 0)
             .count();
         for i in 0..words {
-            v.extend_from_slice(&(i as u32 + 1).to_be_bytes());
+            v.extend_from_slice(
+                &(u32::try_from(i).expect("a handful of option words") + 1).to_be_bytes(),
+            );
         }
         v.extend_from_slice(payload);
         v
@@ -382,7 +387,11 @@ pub(crate) mod tests {
     fn udp(dport: u16, payload: &[u8]) -> Vec<u8> {
         let mut v = vec![0xc3, 0x50];
         v.extend_from_slice(&dport.to_be_bytes());
-        v.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+        v.extend_from_slice(
+            &u16::try_from(8 + payload.len())
+                .expect("test datagram fits a UDP length")
+                .to_be_bytes(),
+        );
         v.extend_from_slice(&[0, 0]);
         v.extend_from_slice(payload);
         v

@@ -596,7 +596,11 @@ mod tests {
     fn udp(dport: u16, body: &[u8]) -> Vec<u8> {
         let mut u = vec![0xc0, 0x01];
         u.extend_from_slice(&dport.to_be_bytes());
-        u.extend_from_slice(&((body.len() + 8) as u16).to_be_bytes());
+        u.extend_from_slice(
+            &u16::try_from(body.len() + 8)
+                .expect("test datagram fits a UDP length")
+                .to_be_bytes(),
+        );
         u.extend_from_slice(&[0, 0]);
         u.extend_from_slice(body);
         u

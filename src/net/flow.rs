@@ -90,6 +90,8 @@ impl FlowKey {
 }
 
 impl Hash for FlowKey {
+    // why: folding a 128-bit address into 64 bits keeps each half's low bits by design.
+    #[allow(clippy::cast_possible_truncation)]
     fn hash<H: Hasher>(&self, state: &mut H) {
         state.write_u64(self.lo.addr as u64 ^ (self.lo.addr >> 64) as u64);
         state.write_u64(self.hi.addr as u64 ^ (self.hi.addr >> 64) as u64);

@@ -213,7 +213,11 @@ mod tests {
     #[test]
     fn pppoe_session_to_ipv4_and_ipv6_trimming_padding() {
         let mut s = vec![0x11, 0x00, 0x12, 0x34];
-        s.extend_from_slice(&((IP.len() + 2) as u16).to_be_bytes());
+        s.extend_from_slice(
+            &u16::try_from(IP.len() + 2)
+                .expect("test packet fits a PPPoE length")
+                .to_be_bytes(),
+        );
         s.extend_from_slice(&0x0021u16.to_be_bytes());
         s.extend_from_slice(IP);
         s.extend_from_slice(&[0; 6]); // Ethernet padding

@@ -18,6 +18,15 @@
 //! total, and the connection table is capped with the least recently active evicted.
 //! Everything about TLS (where records start, what a handshake is) is the caller's job.
 
+// These modules turn wire bytes into lengths and offsets: a silent truncation there is a
+// parsing bug, so every narrowing or sign-changing cast is spelled out or justified.
+#![warn(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_possible_wrap,
+    clippy::cast_lossless
+)]
+
 mod decode;
 mod encap;
 mod flow;

@@ -127,12 +127,18 @@ impl Half {
     }
 
     fn offset_of(&self, seq: u32) -> i64 {
-        self.next_off as i64 + i64::from(seq.wrapping_sub(self.next_seq) as i32)
+        // Serial arithmetic (RFC 1982): the distance from the next expected sequence number,
+        // read as signed, says how far before or after it `seq` lies, across a wrap too.
+        let delta = seq.wrapping_sub(self.next_seq).cast_signed();
+        signed(self.next_off) + i64::from(delta)
     }
 
     fn advance(&mut self, n: u64) {
         self.next_off += n;
-        self.next_seq = self.next_seq.wrapping_add(n as u32);
+        // why: sequence numbers count modulo 2^32, so only the low 32 bits of `n` move them.
+        #[allow(clippy::cast_possible_truncation)]
+        let n32 = n as u32;
+        self.next_seq = self.next_seq.wrapping_add(n32);
     }
 
     /// Counts a segment without reassembling it (the consumer stopped buffering).
@@ -155,20 +161,22 @@ impl Half {
         if payload.is_empty() {
             return;
         }
-        let next = self.next_off as i64;
+        let next = signed(self.next_off);
         let off = self.offset_of(seq);
-        let end = off + payload.len() as i64;
+        let end = off + signed_len(payload.len());
         if end <= next {
             self.counters.retransmitted += payload.len() as u64;
             return;
         }
         if off > next {
             self.counters.out_of_order_segments += 1;
-            self.insert(off as u64, payload, at, emit);
+            // `off > next >= 0`.
+            self.insert(off.cast_unsigned(), payload, at, emit);
             return;
         }
         // Starts at or before the next expected byte: drop what was already delivered.
-        let skip = (next - off) as usize;
+        // `off <= next < end`, so the skip lies within `payload`.
+        let skip = index((next - off).cast_unsigned());
         self.counters.retransmitted += skip as u64;
         self.deliver(&payload[skip..], at, emit);
     }
@@ -180,7 +188,8 @@ impl Half {
         loop {
             let limit = self.ooo.front().map_or(u64::MAX, |p| p.off);
             if limit > self.next_off && !data.is_empty() {
-                let take = (data.len() as u64).min(limit - self.next_off) as usize;
+                let take = usize::try_from(limit - self.next_off)
+                    .map_or(data.len(), |l| l.min(data.len()));
                 emit(Out::Data {
                     offset: self.next_off,
                     bytes: &data[..take],
@@ -201,7 +210,8 @@ impl Half {
             if p.end() <= self.next_off {
                 continue;
             }
-            let usable = &p.data[(self.next_off - p.off) as usize..];
+            // `p.off <= next_off < p.end()`: the distance lies within `p.data`.
+            let usable = &p.data[index(self.next_off - p.off)..];
             // The buffered bytes were seen first: they win over the current segment's.
             let overlap = usable.len().min(data.len());
             if usable[..overlap] != data[..overlap] {
@@ -233,8 +243,9 @@ impl Half {
         while cur < end {
             if let Some(p) = self.ooo.get(i).filter(|p| p.off <= cur) {
                 let ov_end = end.min(p.end());
-                let mine = &data[(cur - off) as usize..(ov_end - off) as usize];
-                let theirs = &p.data[(cur - p.off) as usize..(ov_end - p.off) as usize];
+                // `off <= cur < ov_end <= end` and `p.off <= cur < ov_end <= p.end()`.
+                let mine = &data[index(cur - off)..index(ov_end - off)];
+                let theirs = &p.data[index(cur - p.off)..index(ov_end - p.off)];
                 if mine != theirs && conflict.is_none() {
                     conflict = Some((cur, ov_end - cur));
                 }
@@ -244,7 +255,8 @@ impl Half {
                 continue;
             }
             let hole_end = self.ooo.get(i).map_or(end, |p| end.min(p.off));
-            let piece = data[(cur - off) as usize..(hole_end - off) as usize].to_vec();
+            // `off <= cur < hole_end <= end`.
+            let piece = data[index(cur - off)..index(hole_end - off)].to_vec();
             self.ooo_bytes += piece.len();
             self.ooo.insert(
                 i,
@@ -293,6 +305,26 @@ impl Half {
     }
 }
 
+// Stream offsets count the bytes of one direction that one capture carried, so they stay far
+// below 2^63 and read as signed exactly; a slice's length is at most `isize::MAX`.
+#[allow(clippy::cast_possible_wrap)] // why: see above, the value is below 2^63.
+fn signed(off: u64) -> i64 {
+    off as i64
+}
+
+#[allow(clippy::cast_possible_wrap)] // why: a slice's length is at most `isize::MAX`.
+fn signed_len(len: usize) -> i64 {
+    len as i64
+}
+
+/// A distance between two stream offsets that lies inside a slice the caller holds, as an
+/// index into it.
+#[allow(clippy::cast_possible_truncation)] // why: it is below that slice's `len()`, a usize.
+fn index(distance: u64) -> usize {
+    debug_assert!(usize::try_from(distance).is_ok());
+    distance as usize
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -312,7 +344,7 @@ mod tests {
             half.segment(
                 seq,
                 data,
-                Mark::new(frame, Timestamp::new(frame as i64, 0)),
+                Mark::new(frame, Timestamp::new(frame.cast_signed(), 0)),
                 &mut |o| {
                     got.push(match o {
                         Out::Data { bytes, at, .. } => Got::D(bytes.to_vec(), at.frame),
@@ -487,6 +519,8 @@ mod tests {
     }
 
     #[test]
+    // why: the PRNG's words are cut to the width they fill, and every `below(n)` is under 4000.
+    #[allow(clippy::cast_possible_truncation)]
     fn any_order_of_overlapping_duplicated_segments_rebuilds_the_stream() {
         for seed in 1..300u64 {
             let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);

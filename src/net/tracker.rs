@@ -596,8 +596,12 @@ impl Tracker {
                 s
             }
             None => {
+                // why: a slot is pushed only when none is free, so the table never holds more
+                // than `max_connections` slots; 2^32 of them would need terabytes of `Conn`s.
+                #[allow(clippy::cast_possible_truncation)]
+                let slot = self.conns.len() as u32;
                 self.conns.push(Some(conn));
-                (self.conns.len() - 1) as u32
+                slot
             }
         };
         self.table.insert(key, slot);
@@ -907,7 +911,7 @@ mod tests {
                 missing: 0,
             };
             let got = &mut self.got;
-            let at = Mark::new(self.frame, Timestamp::new(self.frame as i64, 0));
+            let at = Mark::new(self.frame, Timestamp::new(self.frame.cast_signed(), 0));
             self.t.push_segment(&seg, at, &mut |e| got.push(show(&e)));
             self
         }
@@ -1155,7 +1159,7 @@ mod tests {
                 missing: 0,
             };
             let frame = 10 + i as u64;
-            let at = Mark::new(frame, Timestamp::new(frame as i64, 0));
+            let at = Mark::new(frame, Timestamp::new(frame.cast_signed(), 0));
             t.push_segment(&seg, at, &mut |e| match e.kind {
                 EventKind::Data { offset, bytes, .. } => {
                     got.push(format!("{offset}+{}", bytes.len()))
@@ -1258,7 +1262,7 @@ mod tests {
                 ts: Timestamp::default(),
                 linktype: Linktype::RAW,
                 data,
-                orig_len: data.len() as u32,
+                orig_len: u32::try_from(data.len()).expect("test frame fits a pcap length"),
                 interface: 0,
             };
             t.push(&f, &mut |e| {
@@ -1305,7 +1309,7 @@ mod tests {
                 ts: Timestamp::default(),
                 linktype: Linktype(*lt),
                 data,
-                orig_len: data.len() as u32,
+                orig_len: u32::try_from(data.len()).expect("test frame fits a pcap length"),
                 interface: 0,
             };
             t.push(&f, &mut |e| got.push(show(&e)));

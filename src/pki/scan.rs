@@ -1,4 +1,5 @@
-//! Finding certificate files under a folder, for `sfdiag check` on a directory.
+//! Finding certificate files under a folder: the one walk and the one naming rule of `pki show`,
+//! `check` and `inventory` on a directory.
 //!
 //! Walks recursively without following symlinked folders (no loops, no escaping the tree),
 //! in sorted order so reports are stable. Picks files whose extension says certificate or
@@ -17,38 +18,79 @@ pub struct Found {
     pub errors: Vec<(PathBuf, std::io::Error)>,
 }
 
-const EXTENSIONS: [&str; 5] = ["pem", "crt", "cer", "der", "cert"];
+/// Extensions that name a certificate file (PEM or DER).
+pub const CERT_EXTENSIONS: [&str; 5] = ["pem", "crt", "cer", "der", "cert"];
+/// Extensions that name a PKCS#12 bundle.
+pub const BUNDLE_EXTENSIONS: [&str; 2] = ["p12", "pfx"];
 
-/// True for a name the walk would pick.
-pub fn is_candidate(name: &str) -> bool {
-    if name.starts_with(".sfdiag-") || super::fsio::backup_of(name).is_some() {
-        return false;
-    }
+/// Our own staging and temporary files and folders (`.sfdiag-...`): half-written, never read.
+pub fn is_ours(name: &str) -> bool {
+    name.starts_with(".sfdiag-")
+}
+
+/// `*.backup`, `*.backup.N`: retired by `--force` or a renewal, expected to be stale.
+pub fn is_backup(name: &str) -> bool {
+    super::fsio::backup_of(name).is_some()
+}
+
+/// `name` has a stem and one of `extensions` (any case).
+pub fn has_extension(name: &str, extensions: &[&str]) -> bool {
     match name.rsplit_once('.') {
         Some((stem, ext)) if !stem.is_empty() => {
-            EXTENSIONS.iter().any(|e| e.eq_ignore_ascii_case(ext))
+            extensions.iter().any(|e| e.eq_ignore_ascii_case(ext))
         }
         _ => false,
     }
 }
 
+/// True for a name the walk would pick.
+pub fn is_candidate(name: &str) -> bool {
+    !is_ours(name) && !is_backup(name) && has_extension(name, &CERT_EXTENSIONS)
+}
+
 /// Candidate certificate files under `dir`.
 pub fn cert_files(dir: &Path) -> Found {
     let mut found = Found::default();
-    walk(dir, &mut found, 0);
+    walk(dir, &mut |e| match e {
+        Entry::File { path, name } if is_candidate(name) => found.files.push(path.to_path_buf()),
+        Entry::File { .. } => {}
+        Entry::Unreadable { path, error } => found.errors.push((path.to_path_buf(), error)),
+    });
     found.files.sort();
     found
 }
 
-fn walk(dir: &Path, found: &mut Found, depth: usize) {
-    // Appliance trees are a dozen levels deep; a bound keeps odd mounts from running away.
-    if depth > 64 {
+/// One thing [`walk`] met.
+#[derive(Debug)]
+pub enum Entry<'a> {
+    /// A regular file (or a link to one), with its name.
+    File { path: &'a Path, name: &'a str },
+    /// A folder that could not be listed.
+    Unreadable {
+        path: &'a Path,
+        error: std::io::Error,
+    },
+}
+
+/// Walks `dir` in sorted order, depth first, without following symlinked folders (no loops,
+/// no escaping the tree) and without entering our own staging folders, telling `visit` of
+/// every file and every folder it could not list. The one walk of `pki show` and of
+/// `check`/`inventory`.
+pub fn walk(dir: &Path, visit: &mut dyn FnMut(Entry<'_>)) {
+    walk_at(dir, visit, 0);
+}
+
+/// Appliance trees are a dozen levels deep; a bound keeps odd mounts from running away.
+const MAX_DEPTH: usize = 64;
+
+fn walk_at(dir: &Path, visit: &mut dyn FnMut(Entry<'_>), depth: usize) {
+    if depth > MAX_DEPTH {
         return;
     }
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
-        Err(e) => {
-            found.errors.push((dir.to_path_buf(), e));
+        Err(error) => {
+            visit(Entry::Unreadable { path: dir, error });
             return;
         }
     };
@@ -59,11 +101,14 @@ fn walk(dir: &Path, found: &mut Found, depth: usize) {
         let name = entry.file_name().to_string_lossy().into_owned();
         let Ok(ty) = entry.file_type() else { continue };
         if ty.is_dir() {
-            if !name.starts_with(".sfdiag-") {
-                walk(&path, found, depth + 1);
+            if !is_ours(&name) {
+                walk_at(&path, visit, depth + 1);
             }
-        } else if is_candidate(&name) && (ty.is_file() || path.is_file()) {
-            found.files.push(path);
+        } else if ty.is_file() || (ty.is_symlink() && path.is_file()) {
+            visit(Entry::File {
+                path: &path,
+                name: &name,
+            });
         }
     }
 }
@@ -79,6 +124,7 @@ mod tests {
         }
         for no in [
             "cacert.pem.backup",
+            "cacert.pem.backup.2",
             "ims.conf",
             "serial",
             ".pem",

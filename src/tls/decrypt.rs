@@ -189,14 +189,14 @@ fn nonce_xor(iv: &[u8; 12], seq: u64) -> Nonce {
 }
 
 /// TLS 1.2's additional data / MAC header: seq, type, version, length.
-fn tls12_header(seq: u64, h: &RecordHeader, len: usize) -> [u8; 13] {
+/// `None` when `len` passes a record length's 16 bits: no authentic record is that long.
+fn tls12_header(seq: u64, h: &RecordHeader, len: usize) -> Option<[u8; 13]> {
     let mut a = [0; 13];
     a[..8].copy_from_slice(&seq.to_be_bytes());
     a[8] = h.content_type.0;
     a[9..11].copy_from_slice(&h.version.0.to_be_bytes());
-    // Record payloads are at most 2^14 + 2048 bytes: the length fits.
-    a[11..].copy_from_slice(&(len as u16).to_be_bytes());
-    a
+    a[11..].copy_from_slice(&u16::try_from(len).ok()?.to_be_bytes());
+    Some(a)
 }
 
 impl RecordCipher {
@@ -334,16 +334,9 @@ impl RecordCipher {
                 let plain_len = body.len().checked_sub(tag).ok_or(err)?;
                 buf.extend_from_slice(body);
                 let opened = if tls13 {
-                    let header = [
-                        h.content_type.0,
-                        (h.version.0 >> 8) as u8,
-                        h.version.0 as u8,
-                        (h.len >> 8) as u8,
-                        h.len as u8,
-                    ];
-                    key.open_in_place(nonce, Aad::from(header), buf)
+                    key.open_in_place(nonce, Aad::from(h.bytes()), buf)
                 } else {
-                    let aad = tls12_header(seq, h, plain_len);
+                    let aad = tls12_header(seq, h, plain_len).ok_or(err)?;
                     key.open_in_place(nonce, Aad::from(aad), buf)
                 };
                 let n = opened.map_err(|_| err)?.len();
@@ -369,7 +362,7 @@ impl RecordCipher {
                     let cut = body.len().checked_sub(*mac_len).ok_or(err)?;
                     let (c, tag) = body.split_at(cut);
                     let mut m = hmac::Context::with_key(mac);
-                    m.update(&tls12_header(seq, h, 16 + c.len()));
+                    m.update(&tls12_header(seq, h, 16 + c.len()).ok_or(err)?);
                     m.update(&iv);
                     m.update(c);
                     if m.sign().as_ref() != tag {
@@ -397,7 +390,7 @@ impl RecordCipher {
                 if !*encrypt_then_mac {
                     let (content, tag) = buf[..content_len + macs].split_at(content_len);
                     let mut m = hmac::Context::with_key(mac);
-                    m.update(&tls12_header(seq, h, content_len));
+                    m.update(&tls12_header(seq, h, content_len).ok_or(err)?);
                     m.update(content);
                     if m.sign().as_ref() != tag {
                         return Err(err);
@@ -422,7 +415,7 @@ pub(super) fn seal13(suite: Suite, secret: &[u8], seq: u64, typ: u8, plain: &[u8
     let mut inner = plain.to_vec();
     inner.push(typ);
     inner.extend_from_slice(&[0; 3]); // padding
-    let len = (inner.len() + 16) as u16;
+    let len = u16::try_from(inner.len() + 16).expect("test record fits a u16 length");
     let mut rec = vec![23, 3, 3];
     rec.extend_from_slice(&len.to_be_bytes());
     let header: [u8; 5] = rec[..5].try_into().unwrap();

@@ -433,7 +433,11 @@ mod tests {
         b.push(0); // session id
         b.extend_from_slice(&[0, 4, 0x1a, 0x1a, 0xc0, 0x30]);
         b.extend_from_slice(&[1, 0]);
-        b.extend_from_slice(&(exts.len() as u16).to_be_bytes());
+        b.extend_from_slice(
+            &u16::try_from(exts.len())
+                .expect("test extensions fit a u16 length")
+                .to_be_bytes(),
+        );
         b.extend_from_slice(exts);
         b
     }
@@ -469,7 +473,11 @@ mod tests {
         let mut b = vec![3, 3];
         b.extend_from_slice(&random);
         b.extend_from_slice(&[0, 0x13, 0x02, 0]);
-        b.extend_from_slice(&(exts.len() as u16).to_be_bytes());
+        b.extend_from_slice(
+            &u16::try_from(exts.len())
+                .expect("test extensions fit a u16 length")
+                .to_be_bytes(),
+        );
         b.extend_from_slice(exts);
         b
     }

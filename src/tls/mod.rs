@@ -21,6 +21,15 @@
 //! tls-parser and rustls: registries as newtypes keeping unknown values, parsers that check a
 //! length before every read, and one error enum for the layer.
 
+// These modules turn wire bytes into lengths and offsets: a silent truncation there is a
+// parsing bug, so every narrowing or sign-changing cast is spelled out or justified.
+#![warn(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_possible_wrap,
+    clippy::cast_lossless
+)]
+
 mod decrypt;
 mod keylog;
 mod keyschedule;

@@ -468,13 +468,7 @@ impl<M: Copy + Ord> DirReader<M> {
         } else {
             TlsError::NotTls {
                 offset,
-                header: [
-                    h.content_type.0,
-                    (h.version.0 >> 8) as u8,
-                    h.version.0 as u8,
-                    (h.len >> 8) as u8,
-                    h.len as u8,
-                ],
+                header: h.bytes(),
             }
         };
         f(Item::Error(err), mark);
@@ -624,9 +618,9 @@ impl<M: Copy + Ord> DirReader<M> {
         f: &mut impl FnMut(Item<'_>, M) -> Action,
     ) {
         if self.hs_skip > 0 {
-            let n = self.hs_skip.min(payload.len() as u64);
-            self.hs_skip -= n;
-            payload = &payload[n as usize..];
+            let n = usize::try_from(self.hs_skip).map_or(payload.len(), |s| s.min(payload.len()));
+            self.hs_skip -= n as u64;
+            payload = &payload[n..];
         }
         if payload.is_empty() {
             return;

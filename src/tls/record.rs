@@ -31,6 +31,13 @@ impl RecordHeader {
         })
     }
 
+    /// The header's five bytes as on the wire.
+    pub(crate) fn bytes(&self) -> [u8; HEADER_LEN] {
+        let [v0, v1] = self.version.0.to_be_bytes();
+        let [l0, l1] = self.len.to_be_bytes();
+        [self.content_type.0, v0, v1, l0, l1]
+    }
+
     /// A known content type, an SSLv3..TLS 1.3 record version and a length TLS allows.
     pub fn is_valid(&self) -> bool {
         self.content_type.is_known()

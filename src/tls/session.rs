@@ -820,16 +820,35 @@ mod tests {
     use super::*;
     use crate::tls::{AlertDescription, AlertLevel, HEADER_LEN, MAX_RECORD_LEN};
 
+    /// A test length as its 16-bit wire bytes.
+    fn be16(n: usize) -> [u8; 2] {
+        u16::try_from(n)
+            .expect("test length fits 16 bits")
+            .to_be_bytes()
+    }
+
+    /// A test length as its 24-bit wire bytes.
+    fn be24(n: usize) -> [u8; 3] {
+        let [top, b @ ..] = n32(n).to_be_bytes();
+        assert_eq!(top, 0, "test length fits 24 bits");
+        b
+    }
+
+    /// A test count or frame number.
+    fn n32(n: usize) -> u32 {
+        u32::try_from(n).expect("test count fits 32 bits")
+    }
+
     fn record(ct: u8, payload: &[u8]) -> Vec<u8> {
         let mut r = vec![ct, 3, 3];
-        r.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+        r.extend_from_slice(&be16(payload.len()));
         r.extend_from_slice(payload);
         r
     }
 
     fn hs(typ: u8, body: &[u8]) -> Vec<u8> {
         let mut m = vec![typ];
-        m.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+        m.extend_from_slice(&be24(body.len()));
         m.extend_from_slice(body);
         m
     }
@@ -839,12 +858,12 @@ mod tests {
         b.extend_from_slice(&[1; 32]);
         b.extend_from_slice(&[0, 0, 4, 0xc0, 0x30, 0x13, 0x01, 1, 0]);
         let mut ext = vec![0, 0];
-        ext.extend_from_slice(&((sni.len() + 5) as u16).to_be_bytes());
-        ext.extend_from_slice(&((sni.len() + 3) as u16).to_be_bytes());
+        ext.extend_from_slice(&be16(sni.len() + 5));
+        ext.extend_from_slice(&be16(sni.len() + 3));
         ext.push(0);
-        ext.extend_from_slice(&(sni.len() as u16).to_be_bytes());
+        ext.extend_from_slice(&be16(sni.len()));
         ext.extend_from_slice(sni.as_bytes());
-        b.extend_from_slice(&(ext.len() as u16).to_be_bytes());
+        b.extend_from_slice(&be16(ext.len()));
         b.extend_from_slice(&ext);
         hs(1, &b)
     }
@@ -865,10 +884,10 @@ mod tests {
     fn certificate(ders: &[Vec<u8>]) -> Vec<u8> {
         let mut list = Vec::new();
         for d in ders {
-            list.extend_from_slice(&(d.len() as u32).to_be_bytes()[1..]);
+            list.extend_from_slice(&be24(d.len()));
             list.extend_from_slice(d);
         }
-        let mut b = (list.len() as u32).to_be_bytes()[1..].to_vec();
+        let mut b = be24(list.len()).to_vec();
         b.extend_from_slice(&list);
         hs(11, &b)
     }
@@ -955,13 +974,13 @@ mod tests {
     fn tls13_certificate(context: &[u8], ders: &[Vec<u8>]) -> Vec<u8> {
         let mut list = Vec::new();
         for d in ders {
-            list.extend_from_slice(&(d.len() as u32).to_be_bytes()[1..]);
+            list.extend_from_slice(&be24(d.len()));
             list.extend_from_slice(d);
             list.extend_from_slice(&[0, 0]); // no extensions
         }
-        let mut b = vec![context.len() as u8];
+        let mut b = vec![u8::try_from(context.len()).expect("short test context")];
         b.extend_from_slice(context);
-        b.extend_from_slice(&(list.len() as u32).to_be_bytes()[1..]);
+        b.extend_from_slice(&be24(list.len()));
         b.extend_from_slice(&list);
         hs(11, &b)
     }
@@ -1026,13 +1045,13 @@ mod tests {
     fn post_handshake_decryption_stops_after_its_budget_and_the_session_is_skimmed() {
         let t = Tls13::new();
         let (mut s, mut ev) = t.handshake();
-        let n = POST_HANDSHAKE_RECORDS as u64;
+        let n = u64::from(POST_HANDSHAKE_RECORDS);
         for (side, which) in [(Side::A, 2), (Side::B, 3)] {
             for seq in 0..n {
                 assert!(!s.is_finished());
                 s.feed(
                     side,
-                    &t.seal(which, seq, 23, &[seq as u8; 100]),
+                    &t.seal(which, seq, 23, &[seq.to_le_bytes()[0]; 100]),
                     10,
                     &mut ev,
                 );
@@ -1164,7 +1183,7 @@ mod tests {
         );
         let segments: Vec<_> = stream.chunks(1448).collect();
         for (i, seg) in segments.iter().enumerate() {
-            s.feed(Side::B, seg, i as u32 + 1, &mut ev);
+            s.feed(Side::B, seg, n32(i) + 1, &mut ev);
         }
         let got: Vec<_> = ev
             .iter()
@@ -1174,7 +1193,7 @@ mod tests {
             })
             .collect();
         assert_eq!(got.len(), 1);
-        assert_eq!(got[0].0, segments.len() as u32);
+        assert_eq!(got[0].0, n32(segments.len()));
         assert_eq!(got[0].1, &ders);
     }
 
@@ -1399,7 +1418,7 @@ mod tests {
         let body = [
             1, 3, 1, 0, 6, 0, 0, 0, 16, 0x07, 0x00, 0xc0, 0x00, 0x00, 0x2f,
         ];
-        let mut b = vec![0x80, body.len() as u8];
+        let mut b = vec![0x80, u8::try_from(body.len()).expect("short test body")];
         b.extend_from_slice(&body);
         b.extend_from_slice(&[0x11; 16]); // challenge
         b[1] += 16;
@@ -1484,10 +1503,10 @@ mod tests {
         tail.extend(record(23, &[8; 16000]));
         tail.extend(record(21, &[9; 26]));
         for (i, chunk) in tail.chunks(1000).enumerate() {
-            s.feed(Side::B, chunk, 10 + i as u32, &mut ev);
+            s.feed(Side::B, chunk, 10 + n32(i), &mut ev);
             assert!(s.buffered() <= 2 * HEADER_LEN, "{}", s.buffered());
         }
-        let last = tail.chunks(1000).count() as u32 + 9;
+        let last = n32(tail.chunks(1000).count()) + 9;
         assert_eq!(
             kinds(&ev),
             [
@@ -1507,6 +1526,8 @@ mod tests {
     }
 
     #[test]
+    // why: the PRNG's words are cut to the width they fill, and `rand(n)` is below `n`.
+    #[allow(clippy::cast_possible_truncation)]
     fn mangled_bytes_in_random_chunks_never_panic_and_stay_bounded() {
         // A small xorshift: deterministic, no dependency.
         let mut seed = 0x9e37_79b9_7f4a_7c15u64;
