@@ -41,8 +41,9 @@ echo "== $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, load $(cut -d' ' -f1-3 
   "$("$bin" --version), $(rustc --version | cut -d' ' -f1-2), $(openssl version | cut -d' ' -f1-2), N=$N C=$C"
 
 # 1. sfdiag serve (log to a file, as the appliance does). Its rate goes to $got.
+# --no-dial: what is measured is the fleet dialing in; the root's devices do not listen here.
 bench_serve() {
-  "$bin" serve --root "$work/lab" --listen 127.0.0.1:0 --log "$work/serve.log" &
+  "$bin" serve --root "$work/lab" --no-dial --listen 127.0.0.1:0 --log "$work/serve.log" &
   pids+=($!); local pid=$!
   local addr
   addr=$(wait_line "$work/serve.log" 'Listening on ' | sed -E 's/.*Listening on //')
@@ -91,7 +92,7 @@ echo "serve: $(echo "scale=1; $sum_serve / $ROUNDS" | bc) handshakes/s;" \
   "ratio $(echo "scale=2; $sum_serve / $sum_openssl" | bc) (mean of $ROUNDS rounds each)"
 
 # 3. Memory per idle tunnel: RSS of serve before and with IDLE tunnels held open.
-"$bin" serve --root "$work/lab" --listen 127.0.0.1:0 --log "$work/serve2.log" --heartbeat 60 &
+"$bin" serve --root "$work/lab" --no-dial --listen 127.0.0.1:0 --log "$work/serve2.log" --heartbeat 60 &
 pids+=($!); serve_pid=$!
 addr=$(wait_line "$work/serve2.log" 'Listening on ' | sed -E 's/.*Listening on //')
 # Warm up allocator and runtime with one tunnel, then measure.

@@ -77,7 +77,8 @@ echo "== $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, load $(cut -d' ' -f1-3 
   "$("$bin" --version), fd limit $(ulimit -n), N=$N HOLD=${HOLD}s heartbeat ${HB}s STORMS=$STORMS"
 "$bin" pki init --root "$work/lab" --devices 1 >/dev/null
 
-"$bin" serve --root "$work/lab" --listen 127.0.0.1:0 --heartbeat "$HB" --log "$work/serve.log" ${SERVE_ARGS:-} &
+# --no-dial: the fleet dials in; the root's devices do not listen, so the FMC would dial nobody.
+"$bin" serve --root "$work/lab" --no-dial --listen 127.0.0.1:0 --heartbeat "$HB" --log "$work/serve.log" ${SERVE_ARGS:-} &
 pids+=($!); serve=$!
 addr=$(wait_line "$work/serve.log" 'Listening on ' | sed -E 's/.*Listening on //')
 # One tunnel first so the runtime, allocator and TLS configs are warm before the baseline.

@@ -103,7 +103,7 @@ fn main() {
     let log = dir.path().join("serve.log");
     let serve = Serve(
         sfdiag()
-            .args(["serve", "--listen", "127.0.0.1:0", "--root"])
+            .args(["serve", "--no-dial", "--listen", "127.0.0.1:0", "--root"])
             .arg(&root)
             .arg("--log")
             .arg(&log)

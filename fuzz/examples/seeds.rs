@@ -182,12 +182,14 @@ fn tunnel_seeds() -> Vec<Vec<u8>> {
             uuid: "c8d5d5c6-87c9-11ef-a993-b9831565bc4e".into(),
             name: "ftd1".into(),
             version: "sfdiag 0.1".into(),
+            channel: sfdiag::sftunnel::Channel::Control,
         },
         Message::Hello {
             role: Role::Fmc,
             uuid: "0f3e1d3a-0000-4000-8000-000000000001".into(),
             name: "fmc".into(),
             version: "sfdiag 0.1".into(),
+            channel: sfdiag::sftunnel::Channel::Events,
         },
         Message::Heartbeat {
             seq: 1,

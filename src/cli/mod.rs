@@ -97,7 +97,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             clap_complete::generate(shell, &mut cmd, "sfdiag", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Pki(args) => pki::run(args),
+        Command::Pki(args) => pki::run(args, cli.verbose > 0),
         Command::Check(args) => check::run(args),
         Command::Inventory(args) => inventory::run(args),
         Command::Lab(args) => lab::run(args),

@@ -176,11 +176,11 @@ fn parse_device(s: &str) -> Result<DeviceSpec, String> {
 }
 
 /// Runs `sfdiag pki ...`.
-pub fn run(args: PkiArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: PkiArgs, verbose: bool) -> anyhow::Result<ExitCode> {
     match args.command {
         PkiCommand::Init(a) => init(*a, OffsetDateTime::now_utc()),
         PkiCommand::Show(a) => show(&a.paths),
-        PkiCommand::Renew(a) => super::renew::run_renew(*a),
+        PkiCommand::Renew(a) => super::renew::run_renew(*a, verbose),
         PkiCommand::Copy(a) => super::renew::run_copy(a),
     }
 }

@@ -123,6 +123,9 @@ pub struct CopyArgs {
     /// `device_name,ipaddr,login,password` lines (`#` comments); the first may be the FMC.
     #[arg(long, value_name = "FILE")]
     pub devices: PathBuf,
+    /// Stamp every line of the transcript as if the clock showed TIME (RFC 3339 or +90d).
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    pub at: Option<String>,
     /// The FMC the copy runs on (its folder name; default: the primary). The HA secondary
     /// copies the files its own InternalCA signed to its devices.
     #[arg(long, value_name = "NAME")]
@@ -132,7 +135,7 @@ pub struct CopyArgs {
 }
 
 /// Runs `pki renew`.
-pub fn run_renew(a: RenewArgs) -> anyhow::Result<ExitCode> {
+pub fn run_renew(a: RenewArgs, verbose: bool) -> anyhow::Result<ExitCode> {
     let now = OffsetDateTime::now_utc();
     let now = now.replace_nanosecond(0).unwrap_or(now);
     let at = match &a.at {
@@ -146,37 +149,25 @@ pub fn run_renew(a: RenewArgs) -> anyhow::Result<ExitCode> {
     let validity = Validity::days(nb, a.days).context("--not-before/--days")?;
     let pre = renew::preflight_for(&a.root, a.fmc.as_deref(), at)
         .with_context(|| format!("--root {}", a.root.display()))?;
-    let mut out = std::io::stdout().lock();
-    report::renew::preflight(&mut out, &pre)?;
     if let Some(lock) = &pre.lock {
-        writeln!(
-            out,
-            "A critical operation is in progress: {} ({})",
+        bail!(
+            "refusing to renew certificates while a critical operation runs ({}, according to {}); wait for it to finish",
             lock.operation,
             lock.path.display()
-        )?;
-        bail!(
-            "refusing to renew certificates while a critical operation runs ({}); wait for it to finish",
-            lock.operation
         );
     }
-    writeln!(
-        out,
-        "No critical operation (deployment, backup, upgrade) is in progress."
-    )?;
-    if !a.yes {
-        if !std::io::stdin().is_terminal() {
-            bail!("refusing to renew without confirmation: stdin is not a terminal (use --yes)");
-        }
-        write!(out, "Do you want to continue [yes/no]: ")?;
-        out.flush()?;
-        let mut answer = String::new();
-        std::io::stdin().lock().read_line(&mut answer)?;
-        if !matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
-            writeln!(out, "Not renewed: nothing was changed.")?;
-            return Ok(ExitCode::from(1));
-        }
+    // generate_certs.pl's dialogue (report::renew), its two questions answered by the user or
+    // by --yes (then printed as the appliance's terminal shows them).
+    let mut out = std::io::stdout().lock();
+    report::renew::opening(&mut out, &pre)?;
+    if !confirm(&mut out, a.yes)? {
+        return Ok(ExitCode::from(1));
     }
+    report::renew::ca_question(&mut out, &pre)?;
+    if !confirm(&mut out, a.yes)? {
+        return Ok(ExitCode::from(1));
+    }
+    report::renew::confirmed(&mut out)?;
     let socket = a
         .control
         .clone()
@@ -194,7 +185,9 @@ pub fn run_renew(a: RenewArgs) -> anyhow::Result<ExitCode> {
         .context("cannot start the async runtime")?;
     drop(out);
     let mut out = std::io::stdout();
-    let run = match rt.block_on(renewal::renew_and_push(pre, opts, &socket, &mut out)) {
+    let run = match rt.block_on(renewal::renew_and_push(
+        pre, opts, &socket, &mut out, verbose,
+    )) {
         Ok(run) => run,
         // Committed: files changed, so not "refused: nothing changed". Nothing was pushed.
         Err(e @ PkiError::Unfinished { .. }) => {
@@ -209,6 +202,27 @@ pub fn run_renew(a: RenewArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Answers the question just printed: `yes` with `--yes`; else the user's answer from a
+/// terminal (echoed by it). False, after saying nothing changed, when the answer is not yes.
+fn confirm(out: &mut impl Write, yes: bool) -> anyhow::Result<bool> {
+    if yes {
+        report::renew::answered(out, "yes")?;
+        return Ok(true);
+    }
+    if !std::io::stdin().is_terminal() {
+        writeln!(out)?;
+        bail!("refusing to renew without confirmation: stdin is not a terminal (use --yes)");
+    }
+    out.flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    if matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+        return Ok(true);
+    }
+    writeln!(out, "sfdiag: not renewed: nothing was changed.")?;
+    Ok(false)
 }
 
 /// Runs `pki copy`.
@@ -230,14 +244,24 @@ pub fn run_copy(a: CopyArgs) -> anyhow::Result<ExitCode> {
     };
     let mut out = std::io::stdout().lock();
     report::renew::recovery(&mut out, &transport.recovered().cloned())?;
+    // The stamps: the system clock, or --at for every line (as if the clock showed TIME, so
+    // a transcript made with --at is the same each time).
+    let now = OffsetDateTime::now_utc();
+    let at = match &a.at {
+        Some(s) => Some(parse_time(s, now).map_err(|e| anyhow::anyhow!("--at: {e}"))?),
+        None => None,
+    };
+    let clock = move || at.unwrap_or_else(OffsetDateTime::now_utc);
+    let mut transcript = report::copy::Transcript::new(&mut out);
     let mut broken = false;
     let report = copy::copy(
         &entries,
         &copy::local_fmc_entry(&root),
         &mut transport,
+        &clock,
         // Output that cannot be written does not stop the copies (each device's is its own).
-        &mut |e| {
-            if !broken && let Err(err) = report::copy::event(&mut out, e) {
+        &mut |at, e| {
+            if !broken && let Err(err) = transcript.event(at, e) {
                 broken = true;
                 tracing::warn!(error = %err, "cannot write the copy's report");
             }

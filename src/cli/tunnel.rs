@@ -113,6 +113,11 @@ pub struct SideArgs {
     /// in the TLS handshake (which gets six times that in all, from accept on the server).
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     pub timeout: u64,
+    /// The OpenSSL the emulated appliance links: its log lines use that release's error
+    /// strings and codes (3, 1.1.1 or 1.0.2, also as `openssl version` prints them).
+    #[arg(long, value_name = "VERSION", default_value = "3",
+          value_parser = |s: &str| s.parse::<sfdiag::judge::OpenSsl>().map_err(|e| e.to_string()))]
+    pub openssl: sfdiag::judge::OpenSsl,
 }
 
 impl SideArgs {
@@ -122,7 +127,7 @@ impl SideArgs {
 
     fn sflog(&self, hostname: &str, clock: &Clock, quiet: bool) -> anyhow::Result<SfLog> {
         let pid = std::process::id();
-        Ok(match &self.log {
+        let log = match &self.log {
             Some(p) => {
                 let f = OpenOptions::new()
                     .create(true)
@@ -134,7 +139,9 @@ impl SideArgs {
             }
             None if quiet => SfLog::discard(hostname, clock.clone()),
             None => SfLog::to_writer(hostname, pid, clock.clone(), std::io::stdout()),
-        })
+        };
+        log.set_openssl(self.openssl);
+        Ok(log)
     }
 
     fn keylog(&self) -> anyhow::Result<Option<Arc<dyn rustls::KeyLog>>> {
@@ -223,6 +230,11 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:8305")]
     pub listen: String,
+    /// With --root: do not dial the root's devices. By default the FMC also opens the tunnel
+    /// to each device at its address on the port it listens on (8305), as the appliance does;
+    /// a device accepts with `connect --listen`.
+    #[arg(long, requires = "root")]
+    pub no_dial: bool,
     /// Control socket for `status` and `pki renew` (default with --root: ROOT/<FMC>/var/run/sftunnel.sock);
     /// owner-only, and only a stale socket at PATH is ever replaced.
     #[arg(long, value_name = "PATH")]
@@ -233,9 +245,16 @@ pub struct ServeArgs {
 
 async fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
     // With a root, only its peers are admitted (CLI.md), named as it names them.
-    let (files, host, control, peers, tls) = match (&a.root, a.files.files()) {
+    let (files, host, control, peers, tls, devices) = match (&a.root, a.files.files()) {
         (Some(root), _) => {
             let r = load_root_as(root, a.fmc.as_deref())?;
+            // The FMC dials its managed devices (not an HA peer: FMCs sync otherwise).
+            let devices: Vec<(String, String, std::net::IpAddr)> = r
+                .peers
+                .iter()
+                .filter(|p| p.role == sfdiag::sftunnel::Role::Device)
+                .map(|p| (p.name.clone(), p.uuid.to_string(), p.ip))
+                .collect();
             (
                 to_files(r.fmc_files()),
                 r.fmc.name.clone(),
@@ -243,6 +262,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
                 Some(tunnel::KnownPeer::of_root(&r)),
                 // The acting FMC's own sftunnel.conf (an HA secondary's with --fmc).
                 tls_version(a.side.tls_version, Some((&r, r.layout.fmc_name())))?,
+                devices,
             )
         }
         (None, Some(f)) => (
@@ -251,6 +271,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
             a.control.clone(),
             None,
             tls_version(a.side.tls_version, None)?,
+            Vec::new(),
         ),
         (None, None) => bail!("serve needs --root DIR or --ca, --cert and --key"),
     };
@@ -259,7 +280,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
         .side
         .sflog(a.side.hostname.as_deref().unwrap_or(&host), &clock, false)?;
     let recorder = a.side.recorder(&clock)?;
-    let server = Server::start_with(
+    let mut server = Server::start_with(
         ServerSettings {
             listen: a.listen.clone(),
             files,
@@ -274,6 +295,24 @@ async fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
         tls,
     )
     .await?;
+    if !a.no_dial {
+        let port = server.local_addr().port();
+        let targets = devices
+            .into_iter()
+            .map(|(name, uuid, ip)| tunnel::DialTarget {
+                name,
+                uuid,
+                addr: std::net::SocketAddr::new(ip, port),
+            })
+            .collect();
+        server.dial(
+            targets,
+            Backoff {
+                initial: Duration::from_secs(1),
+                max: Duration::from_secs(60),
+            },
+        );
+    }
     // SIGHUP restarts the tunnel service with the files read again, like restarting sftunnel.
     let handle = server.handle();
     if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
@@ -343,6 +382,15 @@ pub struct ConnectArgs {
     /// Longest wait between reconnect attempts, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     pub retry_max: u64,
+    /// Also accept the FMC's own connections on ADDR:PORT (the FMC dials its devices on
+    /// 8305 too); a channel it opens is not dialed again while it is up. A specific address
+    /// is also where this device's own connections leave from.
+    #[arg(long, value_name = "ADDR:PORT", conflicts_with_all = ["once", "count"])]
+    pub listen: Option<String>,
+    /// With --listen: never dial, only accept (a device registered with DONTRESOLVE as the
+    /// manager's address: the FMC opens both channels).
+    #[arg(long, requires = "listen")]
+    pub listen_only: bool,
     #[command(flatten)]
     pub side: SideArgs,
 }
@@ -418,7 +466,23 @@ async fn connect(a: ConnectArgs) -> anyhow::Result<ExitCode> {
             ExitCode::from(1)
         });
     }
-    let handle = client.spawn();
+    let handle = match &a.listen {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("--listen {addr}"))?;
+            let ip = listener.local_addr()?.ip();
+            if !ip.is_unspecified() {
+                client = client.with_source(ip);
+            }
+            if a.listen_only {
+                client.spawn_listen_only(listener)
+            } else {
+                client.spawn_listening(listener)
+            }
+        }
+        None => client.spawn(),
+    };
     shutdown_signal().await;
     handle.stop().await;
     Ok(ExitCode::SUCCESS)
@@ -556,6 +620,10 @@ pub struct StatusArgs {
     /// (`server`, `peers`).
     #[arg(long, value_enum, default_value_t = StatusFormat::Text)]
     pub format: StatusFormat,
+    /// The FTD CLI's `sftunnel-status-brief` blocks instead: each peer's channels, registration,
+    /// start and heartbeat times, or when it went down and was last tried.
+    #[arg(long, conflicts_with = "format")]
+    pub brief: bool,
 }
 
 async fn status(a: StatusArgs) -> anyhow::Result<ExitCode> {
@@ -584,6 +652,7 @@ async fn status(a: StatusArgs) -> anyhow::Result<ExitCode> {
     }
     let mut out = std::io::stdout().lock();
     match a.format {
+        _ if a.brief => sfdiag::report::status::brief(&mut out, &peers)?,
         StatusFormat::Text => sfdiag::report::status::text(&mut out, info.as_ref(), &peers)?,
         StatusFormat::Json => sfdiag::report::status::json(&mut out, info.as_ref(), &peers)?,
     }

@@ -9,7 +9,7 @@ use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
 use super::out::Out;
-use super::world::{self, World, lab_time};
+use super::world::{self, Dialing, World, lab_time};
 use super::{LabError, LabOptions, LabReport, Scenario};
 use crate::analysis::{self, Finding, Options};
 use crate::pki::expiry::Status;
@@ -238,12 +238,16 @@ async fn expiry(root: &Path, pcap: &Path, out: Out) -> Result<World, LabError> {
         lab_time(ca_end),
         lab_time(PEERS_NOT_BEFORE + Duration::days(3650))
     ))?;
+    w.say("ftd1 dials the FMC; ftd2 was registered with DONTRESOLVE, so the FMC dials it; ftd3 dials and listens, and the FMC dials it when it is down")?;
+    w.set_dialing("ftd2", Dialing::Fmc);
+    w.set_dialing("ftd3", Dialing::Both);
     let ev = w.events();
     for d in ["ftd1", "ftd2", "ftd3"] {
         w.start_device(d)?;
     }
     w.wait_connected(ev, &["ftd1", "ftd2", "ftd3"]).await?;
     w.status()?;
+    w.status_brief()?;
     w.title_last("connected");
 
     let t = ca_end + Duration::days(1);
@@ -262,14 +266,19 @@ async fn expiry(root: &Path, pcap: &Path, out: Out) -> Result<World, LabError> {
     )?;
     w.stop_device("ftd3").await?;
     let ev = w.events();
+    let dial_ev = w.events();
     w.start_device("ftd3")?;
     let f = w.wait_failed(ev, "ftd3").await?;
     expect_failure("ftd3", &f, 10)?;
+    let fmc_f = w.wait_dial_failed(dial_ev, "ftd3").await?;
+    expect_failure("the FMC dialing ftd3", &fmc_f, 10)?;
     w.say(&format!(
-        "ftd3 rejects the FMC's chain: {}; it keeps retrying with backoff",
-        f.reason()
+        "ftd3 rejects the FMC's chain: {}, and the FMC, dialing ftd3, rejects ftd3's: {}; both keep retrying with backoff",
+        f.reason(),
+        fmc_f.reason()
     ))?;
     w.status()?;
+    w.status_brief()?;
     w.title_last("ftd3 down");
 
     w.step(

@@ -30,15 +30,15 @@ use crate::pki::renew::{self, RenewOptions};
 use crate::pki::roles::RoleNamer;
 use crate::pki::{InitOptions, PeerFiles, PkiRoot, Validity};
 use crate::recorder::Recorder;
-use crate::sftunnel::{rfc3339, whole_seconds};
+use crate::sftunnel::{Channel, rfc3339, whole_seconds};
 use crate::tunnel::client::Backoff;
 use crate::tunnel::config::{KeyLogFile, TlsVersion};
 use crate::tunnel::renewal::{self, RenewRun};
 use crate::tunnel::status::PeerStatus;
 use crate::tunnel::validate::{self, Verdict};
 use crate::tunnel::{
-    Client, ClientHandle, ClientSettings, ClientState, Clock, HandshakeFailure, KnownPeer, Server,
-    ServerEvent, ServerSettings, SfLog, Timeouts, TlsFiles,
+    Client, ClientHandle, ClientSettings, ClientState, Clock, DialTarget, HandshakeFailure,
+    KnownPeer, Server, ServerEvent, ServerSettings, SfLog, Timeouts, TlsFiles,
 };
 
 /// What a run sets for whatever story it plays (see the module doc).
@@ -63,13 +63,14 @@ pub(crate) fn keylog_beside(pcap: &Path) -> PathBuf {
 /// Deadline for any one thing the story waits for.
 const WAIT: Duration = Duration::from_secs(20);
 
-/// The lab's tunnel timings: heartbeats every second (a jump of the clock shows in the status
-/// table within a second), a device retries 2 s after a failure, then 4 s, 8 s.
+/// The lab's tunnel timings: heartbeats every half second (a jump of the clock shows in the
+/// status table within half a second, which keeps the story short), a device retries 2 s
+/// after a failure, then 4 s, 8 s.
 fn timeouts() -> Timeouts {
     Timeouts {
         handshake: Duration::from_secs(10),
         hello: Duration::from_secs(10),
-        heartbeat: Duration::from_secs(1),
+        heartbeat: Duration::from_millis(500),
         push: Duration::from_secs(15),
     }
 }
@@ -92,6 +93,20 @@ pub(crate) fn files(p: PeerFiles) -> TlsFiles {
 struct Running {
     handle: ClientHandle,
     state: watch::Receiver<ClientState>,
+}
+
+/// Who opens a lab device's tunnel. sftunnel's ends dial each other; which one gets through
+/// first is a race the lab keeps out of its story by giving each device one of these.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Dialing {
+    /// The device dials the FMC (both channels); the FMC does not dial it.
+    Device,
+    /// The device was registered with `DONTRESOLVE`: it only listens, the FMC opens both
+    /// channels to it.
+    Fmc,
+    /// Both: the device dials and listens, and the FMC dials it when it is down (from its
+    /// first reboot on, so the device's own tunnel comes up first).
+    Both,
 }
 
 /// One tunnel client: (the appliance that dials, the FMC it dials), by folder names.
@@ -130,6 +145,10 @@ pub(crate) struct World {
     step_no: usize,
     steps_total: usize,
     pid: u32,
+    /// Who dials each device (default [`Dialing::Device`]).
+    dialing: BTreeMap<String, Dialing>,
+    /// The devices started at least once.
+    booted: std::collections::BTreeSet<String>,
 }
 
 impl World {
@@ -198,6 +217,8 @@ impl World {
             step_no: 0,
             steps_total,
             pid,
+            dialing: BTreeMap::new(),
+            booted: Default::default(),
         };
         for i in 0..w.fmcs.len() {
             w.start_fmc(i).await?;
@@ -310,9 +331,15 @@ impl World {
 
     // ---- devices ----
 
+    /// Who dials device `name` from its next start on.
+    pub fn set_dialing(&mut self, name: &str, d: Dialing) {
+        self.dialing.insert(name.to_string(), d);
+    }
+
     /// Starts (or boots) appliance `name`'s sftunnel: one tunnel to each FMC that manages it
     /// (a device: the primary and the HA secondary; the secondary: the primary), each
-    /// connecting and retrying on its own.
+    /// connecting and retrying on its own, from its own address in the PKI (on loopback), or
+    /// listening there for that FMC ([`Dialing`]).
     pub fn start_device(&mut self, name: &str) -> Result<(), LabError> {
         let fmcs: Vec<String> = self
             .root
@@ -352,12 +379,52 @@ impl World {
         .with_tls_version(self.tls);
         // Each device dials from its own loopback address (127.1.0.N in the lab's ims.conf),
         // so the capture tells them apart by address, as a customer's capture does.
-        if let Some(ip) = self.root.peer(name).map(|p| p.ip)
-            && ip.is_loopback()
-        {
+        let ip = self
+            .root
+            .peer(name)
+            .map(|p| p.ip)
+            .filter(|ip| ip.is_loopback());
+        if let Some(ip) = ip {
             client = client.with_source(ip);
         }
-        let handle = client.spawn();
+        let dialing = self.dialing.get(name).copied().unwrap_or(Dialing::Device);
+        let rebooted = !self.booted.insert(format!("{name}\n{fmc}"));
+        let handle = match (dialing, ip) {
+            (Dialing::Device, _) | (_, None) => client.spawn(),
+            (Dialing::Fmc | Dialing::Both, Some(ip)) => {
+                // Where this FMC dials it: its address, the port the FMC listens on (8305 on
+                // the appliances).
+                let at = SocketAddr::new(ip, addr.port());
+                let l = std::net::TcpListener::bind(at)
+                    .and_then(|l| l.set_nonblocking(true).map(|()| l))
+                    .and_then(tokio::net::TcpListener::from_std)
+                    .map_err(|e| LabError::Unexpected(format!("{name}: listen on {at}: {e}")))?;
+                let handle = if dialing == Dialing::Fmc {
+                    client.spawn_listen_only(l)
+                } else {
+                    client.spawn_listening(l)
+                };
+                let uuid = self.uuid(name)?;
+                let server = self
+                    .fmcs
+                    .iter_mut()
+                    .find(|f| f.view.fmc.name == fmc)
+                    .and_then(|f| f.server.as_mut())
+                    .ok_or_else(|| LabError::Unexpected(format!("FMC {fmc} is not serving")))?;
+                server.dial(
+                    vec![DialTarget {
+                        name: name.to_string(),
+                        uuid: uuid.clone(),
+                        addr: at,
+                    }],
+                    backoff(),
+                );
+                if dialing == Dialing::Fmc || rebooted {
+                    server.handle().redial(&uuid);
+                }
+                handle
+            }
+        };
         let state = handle.state();
         crate::sync::lock(&self.clients).insert(
             (name.to_string(), fmc.to_string()),
@@ -466,7 +533,54 @@ impl World {
             })
             .await?;
         }
-        Ok(())
+        // Up means both channels, control and events, each its own connection.
+        let h = self.server_of(fmc)?.handle();
+        let uuids: Vec<String> = names
+            .iter()
+            .map(|n| self.uuid(n))
+            .collect::<Result<_, _>>()?;
+        wait(&format!("{}'s two channels", names.join(", ")), async {
+            loop {
+                let peers = h.peers();
+                let both = uuids.iter().all(|u| {
+                    peers
+                        .iter()
+                        .any(|p| &p.uuid == u && p.channels.len() == Channel::ALL.len())
+                });
+                if both {
+                    return Ok(());
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+    }
+
+    /// Waits for the FMC's next failed attempt to dial device `name` that got as far as TLS
+    /// (from `ev`, subscribed before), and returns its failure.
+    pub async fn wait_dial_failed(
+        &self,
+        mut ev: broadcast::Receiver<ServerEvent>,
+        name: &str,
+    ) -> Result<HandshakeFailure, LabError> {
+        let uuid = self.uuid(name)?;
+        wait(
+            &format!("the FMC's attempt to dial {name} to fail"),
+            async {
+                loop {
+                    match ev.recv().await {
+                        Ok(ServerEvent::DialFailed {
+                            uuid: u, failure, ..
+                        }) if u == uuid && !matches!(failure, HandshakeFailure::Connect { .. }) => {
+                            return Ok(failure);
+                        }
+                        Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(e) => return Err(LabError::Unexpected(e.to_string())),
+                    }
+                }
+            },
+        )
+        .await
     }
 
     /// Waits for device `name`'s next failed attempt to reach the primary and for the
@@ -584,6 +698,31 @@ impl World {
         Ok(())
     }
 
+    /// Prints `status --brief` (the FTD CLI's `sftunnel-status-brief` blocks, from the FMC's
+    /// view): each peer's two channels and who dialed them, or when it went down.
+    pub fn status_brief(&mut self) -> Result<(), LabError> {
+        let rows = self.peer_rows(&self.fmcs[0]);
+        self.command(&format!(
+            "sfdiag status --root {} --brief",
+            self.root_dir().display()
+        ))?;
+        self.out
+            .block(|w| crate::report::status::brief(&mut WriteRef(w), &rows))?;
+        let mut who = Vec::new();
+        for r in rows.iter().filter(|r| r.connected) {
+            let by: Vec<String> = r
+                .channels
+                .iter()
+                .map(|c| format!("{} dialed by the {}", c.channel.label(), c.dialed_by))
+                .collect();
+            who.push(format!("{}: {}", r.name, by.join(", ")));
+        }
+        if !who.is_empty() {
+            self.say(&who.join("; "))?;
+        }
+        Ok(())
+    }
+
     /// Names the last recorded step (called by scenarios after `status`).
     pub fn title_last(&mut self, title: &str) {
         if let Some(s) = self.steps.last_mut() {
@@ -616,8 +755,6 @@ impl World {
             }
         ))?;
         let pre = renew::preflight_for(self.root_dir(), (!primary).then_some(fmc), at)?;
-        self.out
-            .block(|w| crate::report::renew::preflight(w, &pre))?;
         if let Some(lock) = &pre.lock {
             return Err(crate::pki::PkiError::CriticalOperation {
                 path: lock.path.clone(),
@@ -625,8 +762,15 @@ impl World {
             }
             .into());
         }
-        self.out
-            .text("No critical operation (deployment, backup, upgrade) is in progress.")?;
+        // generate_certs.pl's dialogue, answered as `--yes` answers it.
+        self.out.block(|w| {
+            use crate::report::renew as r;
+            r::opening(w, &pre)?;
+            r::answered(w, "yes")?;
+            r::ca_question(w, &pre)?;
+            r::answered(w, "yes")?;
+            r::confirmed(w)
+        })?;
         let v = Validity::days(at, 3650)?;
         let opts = RenewOptions {
             at,
@@ -636,7 +780,7 @@ impl World {
             faults: Default::default(),
         };
         let mut w = self.out.line_writer();
-        let run = renewal::renew_and_push(pre, opts, &socket, &mut w).await?;
+        let run = renewal::renew_and_push(pre, opts, &socket, &mut w, false).await?;
         if let Some(fp) = &run.record.failed_push {
             let text =
                 std::fs::read_to_string(fp).map_err(|e| crate::pki::PkiError::io("read", fp, e))?;
@@ -688,13 +832,15 @@ impl World {
             }
             restarted
         }));
-        let mut w = self.out.line_writer();
+        let clock = self.clock.clone();
+        let mut transcript = crate::report::copy::Transcript::new(self.out.line_writer());
         Ok(copy::copy(
             &entries,
             &copy::local_fmc_entry(&source),
             &mut t,
-            &mut |e| {
-                if let Err(err) = crate::report::copy::event(&mut w, e) {
+            &move || clock.now(),
+            &mut |at, e| {
+                if let Err(err) = transcript.event(at, e) {
                     tracing::warn!(error = %err, "cannot write the copy's report");
                 }
             },

@@ -1,8 +1,8 @@
 //! `pki copy`: the `copy_sftunnel_certs.py` step, for the devices a renewal could not push to.
 //!
 //! Owns the `devices.csv` format (`device_name,ipaddr,login,password`, `#` comments), the order
-//! of work for each listed device, and the lines it prints (`Attempting connection to X`,
-//! `Successfully copied certificates to X`, `Could not connect to X`). How bytes reach an
+//! of work for each listed device, and the steps it tells ([`CopyEvent`]: `report::copy` prints
+//! them as `copy_sftunnel_certs.py` does, stamped by the caller's clock). How bytes reach an
 //! appliance is a [`Transport`]'s job: [`LocalTransport`] works on a lab root (each appliance is
 //! a folder); an SSH transport to real appliances can implement the same four calls (log in,
 //! read a file, install a set of files, restart sftunnel) without touching the rest.
@@ -12,8 +12,9 @@
 //! `sftunnel.conf` say which peers it has and their UUIDs; each device gets
 //! `/var/sf/peers/<device>/certs_pushed/{cacert,sftunnel-cert,sftunnel-key}.pem` from the FMC
 //! as `/var/sf/peers/<fmc>/...` on its own side, as one set. A listed FMC that is not the HA
-//! secondary is skipped: the primary keeps its own files, and only devices and the secondary
-//! take the FMC's. What happens is told as [`CopyEvent`]s while it happens; `report::copy`
+//! secondary (the source itself, listed first, or another primary) is reached and left alone
+//! (`is not an HA-peer`): it keeps its own files, and only devices and the secondary take the
+//! FMC's. What happens is told as [`CopyEvent`]s while it happens; `report::copy`
 //! lays them out.
 //!
 //! On a lab root ([`LocalTransport`]) the root is locked for the whole run and any change a
@@ -27,6 +28,8 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+
+use time::OffsetDateTime;
 
 use super::conf::{self, SftunnelConf};
 use super::fsio::{self, Faults, KEY_DIR_MODE, KEY_MODE, Recovery, RootLock, Transaction};
@@ -325,22 +328,33 @@ impl Transport for LocalTransport {
     }
 }
 
-/// One step of a copy, told as it happens (`report::copy` lays it out).
+/// One step of a copy, told as it happens (`report::copy` lays it out in
+/// `copy_sftunnel_certs.py`'s words), in the script's order: for each listed appliance
+/// `Attempting`, then `Unreachable`, or `Connected` ... `Closing`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum CopyEvent {
-    /// The first entry is an FMC: the certificates are read from it.
-    UsingFmc { name: String, ip: String },
-    /// Trying a listed device.
+    /// Trying a listed appliance.
     Attempting { name: String },
-    /// It could not be reached.
+    /// It could not be reached (its block ends here).
     Unreachable { name: String, error: String },
-    /// It was skipped, and why (an FMC that is not the HA secondary, not a peer).
+    /// Logged in to it.
+    Connected { name: String },
+    /// It is an FMC that is not the HA secondary (the FMC the certificates come from, listed
+    /// first in `devices.csv`, or another primary): it keeps its own files.
+    NotHaPeer { name: String },
+    /// It was skipped, and why (not a peer of the FMC: no certificates were made for it).
     Skipped { name: String, why: String },
+    /// Its files are being installed.
+    Copying { name: String },
     /// Its files are in place.
-    Copied { name: String, restart: Restart },
+    Copied { name: String },
+    /// Its sftunnel was restarted (or will read the files at its next attempt).
+    Restarted { name: String, restart: Restart },
     /// Its files could not be read or installed.
     Failed { name: String, error: String },
+    /// Done with it (its block ends here).
+    Closing { name: String },
     /// Every entry was handled.
     Done {
         copied: usize,
@@ -387,27 +401,28 @@ fn read_fmc(
 }
 
 /// Copies each listed device's files from the FMC. `local_fmc` is the FMC the copy runs on,
-/// used unless the first entry names an FMC (jump-server use). `event` hears each step as it
-/// happens.
+/// used unless the first entry names an FMC (jump-server use, and what `devices.csv` lists
+/// first for `copy_sftunnel_certs.py`). `event` hears each step as it happens, stamped by
+/// `clock` (the caller's: the system clock, `--at`, or the lab's).
 pub fn copy(
     entries: &[DeviceEntry],
     local_fmc: &DeviceEntry,
     t: &mut dyn Transport,
-    event: &mut dyn FnMut(&CopyEvent),
+    clock: &dyn Fn() -> OffsetDateTime,
+    event: &mut dyn FnMut(OffsetDateTime, &CopyEvent),
 ) -> Result<CopyReport, PkiError> {
+    let mut say = |e: CopyEvent| event(clock(), &e);
     let mut report = CopyReport::default();
     let mut targets = entries;
     let mut source = local_fmc.clone();
+    let mut source_row = None;
     if let Some(first) = entries.first()
         && t.connect(first).is_ok()
         && let Ok((id, _)) = read_fmc(t, first)
         && id.role == Role::Fmc
     {
-        event(&CopyEvent::UsingFmc {
-            name: first.name.clone(),
-            ip: first.ip.clone(),
-        });
         source = first.clone();
+        source_row = Some(first);
         targets = &entries[1..];
     }
     t.connect(&source).map_err(|e| PkiError::Unreachable {
@@ -415,18 +430,31 @@ pub fn copy(
         reason: format!("the FMC cannot be reached: {e}"),
     })?;
     let (fmc, sft) = read_fmc(t, &source)?;
+    // The FMC's own row, as the script prints it: reached, and left alone.
+    if let Some(first) = source_row {
+        let name = first.name.clone();
+        say(CopyEvent::Attempting { name: name.clone() });
+        say(CopyEvent::Connected { name: name.clone() });
+        say(CopyEvent::NotHaPeer { name: name.clone() });
+        say(CopyEvent::Closing { name: name.clone() });
+        report
+            .skipped
+            .push((name, "the FMC the certificates come from".into()));
+    }
 
     for dev in targets {
         let name = dev.name.clone();
-        event(&CopyEvent::Attempting { name: name.clone() });
+        say(CopyEvent::Attempting { name: name.clone() });
         if let Err(e) = t.connect(dev) {
-            event(&CopyEvent::Unreachable {
+            say(CopyEvent::Unreachable {
                 name: name.clone(),
                 error: e.to_string(),
             });
             report.failed.push((name, e.to_string()));
             continue;
         }
+        say(CopyEvent::Connected { name: name.clone() });
+        let closing = CopyEvent::Closing { name: name.clone() };
         // Who the host says it is decides whether it may take the FMC's files.
         let own = read_fmc(t, dev).map(|(id, _)| id);
         // The FMC the copy runs on (the HA secondary under `--fmc`) keeps its own files.
@@ -434,6 +462,8 @@ pub fn copy(
         if let Ok(id) = &own
             && (id.role == Role::Fmc || source_itself)
         {
+            // copy_sftunnel_certs.py's words for an FMC's row; the report keeps which FMC.
+            say(CopyEvent::NotHaPeer { name: name.clone() });
             let why = if source_itself {
                 format!("{name} is the FMC the certificates come from")
             } else {
@@ -441,11 +471,8 @@ pub fn copy(
                     "{name} is an FMC HA peer but not the secondary (only devices and the secondary FMC take these certificates)"
                 )
             };
-            event(&CopyEvent::Skipped {
-                name: name.clone(),
-                why: why.clone(),
-            });
             report.skipped.push((name, why));
+            say(closing);
             continue;
         }
         let peer = sft.peers.iter().map(|p| &p.identity).find(|p| match &own {
@@ -457,19 +484,21 @@ pub fn copy(
                 "{name} is not a peer of FMC {}: no certificates were generated for it",
                 fmc.name
             );
-            event(&CopyEvent::Skipped {
+            say(CopyEvent::Skipped {
                 name: name.clone(),
                 why: why.clone(),
             });
             report.skipped.push((name, why));
+            say(closing);
             continue;
         };
-        let result = (|| -> Result<Restart, PkiError> {
+        say(CopyEvent::Copying { name: name.clone() });
+        let installed = (|| -> Result<(), PkiError> {
             let mut files = Vec::new();
             for (file, mode) in [
                 (CACERT_FILE, fsio::PUBLIC_MODE),
-                (CERT_FILE, fsio::PUBLIC_MODE),
                 (KEY_FILE, KEY_MODE),
+                (CERT_FILE, fsio::PUBLIC_MODE),
             ] {
                 let src = format!("/{}/{file}", rel::pushed_dir(&peer.uuid));
                 let data = t.read(&source, &src)?;
@@ -479,27 +508,31 @@ pub fn copy(
                     mode,
                 });
             }
-            t.install(dev, &files)?;
-            t.restart_sftunnel(dev)
+            t.install(dev, &files)
         })();
+        let result = installed.and_then(|()| {
+            say(CopyEvent::Copied { name: name.clone() });
+            t.restart_sftunnel(dev)
+        });
         match result {
             Ok(restart) => {
-                event(&CopyEvent::Copied {
+                say(CopyEvent::Restarted {
                     name: name.clone(),
                     restart,
                 });
                 report.copied.push(name);
             }
             Err(e) => {
-                event(&CopyEvent::Failed {
+                say(CopyEvent::Failed {
                     name: name.clone(),
                     error: e.to_string(),
                 });
                 report.failed.push((name, e.to_string()));
             }
         }
+        say(closing);
     }
-    event(&CopyEvent::Done {
+    say(CopyEvent::Done {
         copied: report.copied.len(),
         failed: report.failed.len(),
         skipped: report.skipped.len(),

@@ -68,6 +68,8 @@ pub fn critical_operation(layout: &Layout) -> Result<Option<CriticalOperation>, 
 pub struct Preflight {
     /// The root as loaded.
     pub root: PkiRoot,
+    /// The time the renewal is judged and stamped at (`--at`, or now).
+    pub at: OffsetDateTime,
     /// The current InternalCA's validity.
     pub ca_not_before: OffsetDateTime,
     /// When the current InternalCA ends.
@@ -119,6 +121,7 @@ pub fn preflight_for(
     let lock = critical_operation(&root.layout)?;
     Ok(Preflight {
         root,
+        at,
         ca_not_before: nb,
         ca_not_after: na,
         standing,
@@ -168,7 +171,9 @@ pub struct BundleFile {
     pub data: Vec<u8>,
     /// The FMC's copy under the lab root (`certs_pushed/`).
     pub source: PathBuf,
-    /// That copy's path as the FMC itself sees it (`/var/sf/peers/<peer>/certs_pushed/...`).
+    /// Where the FMC itself reads it, as `FAILED_PUSH` names it: `/etc/sf/ca_root/cacert.pem`
+    /// for the CA, `/var/sf/peers/<peer>/certs_pushed//<file>` (sic: the appliance's `//`)
+    /// for the key and the certificate.
     pub source_on_fmc: String,
     /// Where the peer keeps it (`/var/sf/peers/<fmc>/...`), as the peer sees it.
     pub dest_on_peer: String,
@@ -194,9 +199,15 @@ pub struct PeerBundle {
     pub identity: Identity,
     /// Its new certificate's serial.
     pub serial: u64,
-    /// cacert, sftunnel-cert, sftunnel-key, in that order.
+    /// cacert, sftunnel-key, sftunnel-cert: the order `generate_certs.pl` pushes and lists
+    /// them in ([`BUNDLE_ORDER`]).
     pub files: Vec<BundleFile>,
 }
+
+/// The files of a peer's bundle in the appliance's order: `generate_certs.pl` pushes, reports
+/// (`Failed to push to ...`) and lists (`FAILED_PUSH`) the CA, then the key, then the
+/// certificate.
+pub const BUNDLE_ORDER: [&str; 3] = [CACERT_FILE, KEY_FILE, CERT_FILE];
 
 /// A write after the commit that failed: the change stands, its record is incomplete. The
 /// report prints `lines` so the user can keep them.
@@ -330,10 +341,30 @@ pub fn renew(opts: &RenewOptions, pre: Preflight) -> Result<Renewal, PkiError> {
     for (p, issued) in root.peers.iter().zip(&generation.devices) {
         let pushed = layout.pushed_files(&p.uuid);
         let mut files = Vec::new();
-        for (name, data, mode, source) in [
-            (CACERT_FILE, ca_pem.clone(), PUBLIC_MODE, pushed.ca),
-            (CERT_FILE, issued.cert_pem.clone(), PUBLIC_MODE, pushed.cert),
-            (KEY_FILE, issued.key_pem.clone(), KEY_MODE, pushed.key),
+        // BUNDLE_ORDER. The lab keeps a copy of the CA beside each peer's pair (what `pki copy`
+        // and a push send), but the appliance reads the CA from ca_root, and says so.
+        for (name, data, mode, source, source_on_fmc) in [
+            (
+                CACERT_FILE,
+                ca_pem.clone(),
+                PUBLIC_MODE,
+                pushed.ca,
+                format!("/{}", rel::CA_CERT),
+            ),
+            (
+                KEY_FILE,
+                issued.key_pem.clone(),
+                KEY_MODE,
+                pushed.key,
+                format!("/{}//{KEY_FILE}", rel::pushed_dir(&p.uuid)),
+            ),
+            (
+                CERT_FILE,
+                issued.cert_pem.clone(),
+                PUBLIC_MODE,
+                pushed.cert,
+                format!("/{}//{CERT_FILE}", rel::pushed_dir(&p.uuid)),
+            ),
         ] {
             tx.write(&source, data.clone(), mode);
             files.push(BundleFile {
@@ -341,7 +372,7 @@ pub fn renew(opts: &RenewOptions, pre: Preflight) -> Result<Renewal, PkiError> {
                 mode,
                 data,
                 source,
-                source_on_fmc: format!("/{}/{name}", rel::pushed_dir(&p.uuid)),
+                source_on_fmc,
                 dest_on_peer: format!("/{}/{name}", rel::peer_dir(&fmc.uuid)),
             });
         }
@@ -460,18 +491,12 @@ pub fn append_log(
     })
 }
 
-/// The `FAILED_PUSH` lines for the peers whose push failed: one per file,
+/// The `FAILED_PUSH` lines for the peers whose push failed, as the appliance writes them: one
+/// per file in [`BUNDLE_ORDER`],
 /// `FTD_UUID FTD_NAME FTD_IP SOURCE_PATH_ON_FMC DESTINATION_PATH_ON_FTD`.
 pub fn failed_push_lines(renewal: &Renewal, outcomes: &[PushOutcome]) -> Vec<String> {
     let mut lines = Vec::new();
-    for p in &renewal.peers {
-        let failed = outcomes
-            .iter()
-            .find(|o| o.uuid == p.identity.uuid)
-            .is_none_or(|o| o.result.is_err());
-        if !failed {
-            continue;
-        }
+    for p in not_pushed(renewal, outcomes) {
         for f in &p.files {
             lines.push(format!(
                 "{} {} {} {} {}",
@@ -480,6 +505,77 @@ pub fn failed_push_lines(renewal: &Renewal, outcomes: &[PushOutcome]) -> Vec<Str
         }
     }
     lines
+}
+
+/// The bundles of the peers whose push failed (or was not attempted: missing from
+/// `outcomes`), in the renewal's order.
+pub fn not_pushed<'a>(
+    renewal: &'a Renewal,
+    outcomes: &'a [PushOutcome],
+) -> impl Iterator<Item = &'a PeerBundle> + 'a {
+    renewal.peers.iter().filter(|p| {
+        outcomes
+            .iter()
+            .find(|o| o.uuid == p.identity.uuid)
+            .is_none_or(|o| o.result.is_err())
+    })
+}
+
+/// One line of a `FAILED_PUSH` file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FailedPushLine {
+    /// 1-based line number.
+    pub line: usize,
+    pub uuid: Uuid,
+    pub name: String,
+    pub ip: String,
+    /// Where the FMC reads the file (appliance path).
+    pub source: String,
+    /// Where the device keeps it (appliance path).
+    pub dest: String,
+}
+
+impl FailedPushLine {
+    /// Which file of the bundle the line is about (`cacert.pem`, ...), from its destination.
+    pub fn file(&self) -> &str {
+        self.dest.rsplit('/').next().unwrap_or(&self.dest)
+    }
+}
+
+/// Reads a `FAILED_PUSH` file's text: both the appliance's own lines (CA from
+/// `/etc/sf/ca_root/`, `certs_pushed//`, order cacert, key, cert) and those of sfdiag before it
+/// wrote them so (every source under `certs_pushed/`, order cacert, cert, key): the five columns
+/// are the same, only the source paths and the order differ. Blank lines are skipped; a line
+/// without five columns or with a bad UUID is an error naming the file and the line.
+pub fn parse_failed_push(text: &str, path: &Path) -> Result<Vec<FailedPushLine>, PkiError> {
+    let mut out = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        if raw.trim().is_empty() {
+            continue;
+        }
+        let bad = |reason: String| PkiError::Parse {
+            path: path.to_path_buf(),
+            reason: format!("line {}: {reason}", i + 1),
+        };
+        let cols: Vec<&str> = raw.split_whitespace().collect();
+        let [uuid, name, ip, source, dest] = cols[..] else {
+            return Err(bad(format!(
+                "{} columns, expected FTD_UUID FTD_NAME FTD_IP SOURCE_PATH_ON_FMC DESTINATION_PATH_ON_FTD",
+                cols.len()
+            )));
+        };
+        out.push(FailedPushLine {
+            line: i + 1,
+            uuid: uuid
+                .parse()
+                .map_err(|e| bad(format!("FTD_UUID {uuid:?}: {e}")))?,
+            name: name.to_owned(),
+            ip: ip.to_owned(),
+            source: source.to_owned(),
+            dest: dest.to_owned(),
+        });
+    }
+    Ok(out)
 }
 
 /// Records the pushes: writes `var/tmp/certs/<unix time>/FAILED_PUSH` when some peer was not
@@ -775,7 +871,7 @@ mod tests {
         let p = &r.peers[0];
         assert_eq!(std::fs::read(&p.files[1].source).unwrap(), p.files[1].data);
         assert_eq!(
-            p.files[2].dest_on_peer,
+            p.files[1].dest_on_peer,
             format!("/var/sf/peers/{}/sftunnel-key.pem", root.fmc.uuid)
         );
 
@@ -799,17 +895,60 @@ mod tests {
         let text = std::fs::read_to_string(&fp).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 3);
-        let u = root.peers[1].uuid;
+        // As the appliance writes it: the CA from ca_root, `certs_pushed//`, cacert, key, cert.
+        let (u, ip, f) = (root.peers[1].uuid, root.peers[1].ip, root.fmc.uuid);
         assert_eq!(
-            lines[0],
-            format!(
-                "{u} ftd2 {} /var/sf/peers/{u}/certs_pushed/cacert.pem /var/sf/peers/{}/cacert.pem",
-                root.peers[1].ip, root.fmc.uuid
-            )
+            lines,
+            [
+                format!("{u} ftd2 {ip} /etc/sf/ca_root/cacert.pem /var/sf/peers/{f}/cacert.pem"),
+                format!(
+                    "{u} ftd2 {ip} /var/sf/peers/{u}/certs_pushed//sftunnel-key.pem /var/sf/peers/{f}/sftunnel-key.pem"
+                ),
+                format!(
+                    "{u} ftd2 {ip} /var/sf/peers/{u}/certs_pushed//sftunnel-cert.pem /var/sf/peers/{f}/sftunnel-cert.pem"
+                ),
+            ]
         );
+        // Every source exists on the FMC's side of the lab root (`//` is one slash there).
+        for l in parse_failed_push(&text, &fp).unwrap() {
+            assert!(l.source.starts_with('/'), "{l:?}");
+            let on_fmc = root.layout.fmc_dir().join(l.source.trim_start_matches('/'));
+            assert!(on_fmc.is_file(), "{}", on_fmc.display());
+            assert_eq!(l.uuid, u);
+        }
         let log = std::fs::read_to_string(&r.log).unwrap();
         assert!(log.contains("new InternalCA CN="), "{log}");
         assert!(log.contains("failed to push certificates to ftd2: not connected"));
+    }
+
+    #[test]
+    fn failed_push_files_of_both_formats_are_read() {
+        let appliance = "c8d5d5c6-87c9-11ef-a993-b9831565bc4e BSNS-1120-1 10.48.67.54 /etc/sf/ca_root/cacert.pem /var/sf/peers/cdb123c8-4347-11ef-aca1-f3aa241412a1/cacert.pem
+c8d5d5c6-87c9-11ef-a993-b9831565bc4e BSNS-1120-1 10.48.67.54 /var/sf/peers/c8d5d5c6-87c9-11ef-a993-b9831565bc4e/certs_pushed//sftunnel-key.pem /var/sf/peers/cdb123c8-4347-11ef-aca1-f3aa241412a1/sftunnel-key.pem
+c8d5d5c6-87c9-11ef-a993-b9831565bc4e BSNS-1120-1 10.48.67.54 /var/sf/peers/c8d5d5c6-87c9-11ef-a993-b9831565bc4e/certs_pushed//sftunnel-cert.pem /var/sf/peers/cdb123c8-4347-11ef-aca1-f3aa241412a1/sftunnel-cert.pem
+";
+        let v = parse_failed_push(appliance, Path::new("FAILED_PUSH")).unwrap();
+        let files: Vec<&str> = v.iter().map(FailedPushLine::file).collect();
+        assert_eq!(files, BUNDLE_ORDER);
+        assert_eq!(v[0].name, "BSNS-1120-1");
+        assert_eq!(v[2].ip, "10.48.67.54");
+        // sfdiag's earlier lines: every source under certs_pushed/, cert before key.
+        let older = "c8d5d5c6-87c9-11ef-a993-b9831565bc4e ftd1 127.1.0.1 /var/sf/peers/c8d5d5c6-87c9-11ef-a993-b9831565bc4e/certs_pushed/cacert.pem /var/sf/peers/cdb123c8-4347-11ef-aca1-f3aa241412a1/cacert.pem
+
+c8d5d5c6-87c9-11ef-a993-b9831565bc4e ftd1 127.1.0.1 /var/sf/peers/c8d5d5c6-87c9-11ef-a993-b9831565bc4e/certs_pushed/sftunnel-cert.pem /var/sf/peers/cdb123c8-4347-11ef-aca1-f3aa241412a1/sftunnel-cert.pem
+";
+        let v = parse_failed_push(older, Path::new("FAILED_PUSH")).unwrap();
+        assert_eq!(v.len(), 2);
+        assert_eq!((v[1].line, v[1].file()), (3, "sftunnel-cert.pem"));
+        let e = parse_failed_push("x ftd1 1.2.3.4 /a /b\n", Path::new("/tmp/FAILED_PUSH"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("/tmp/FAILED_PUSH") && e.contains("line 1"),
+            "{e}"
+        );
+        let e = parse_failed_push("only three cols\n", Path::new("F")).unwrap_err();
+        assert!(e.to_string().contains("3 columns"), "{e}");
     }
 
     #[test]

@@ -1,16 +1,45 @@
-//! What `pki renew` prints: the preflight before the prompt, the renewal once its files are in
-//! place, the pushes' outcome, and what finishing or undoing a dead run's change did.
+//! What `pki renew` prints: `generate_certs.pl`'s own dialogue, line for line, then sfdiag's
+//! summary of what it did (and with `-v`, the details).
 //!
-//! Layout only: `pki::renew` decides what was renewed, pushed and recorded; these functions
-//! turn its values into the lines users and scripts read (kept stable: CLI.md).
+//! The appliance's transcript (APPLIANCE.md) comes first and alone, so a script written against
+//! the box reads the lab unchanged:
+//!
+//! ```text
+//! setting log file to <root>/fmc/var/log/sf/sfca_generation.log
+//!
+//! You are about to generate new certificates for FMC and devices.
+//! ...
+//! Do you want to continue? [yes/no]:yes
+//!
+//! Current ca_root expires in 3646 days - at Oct  9 10:12:50 2034 GMT
+//! Do you want to continue? [yes/no]:yes
+//!
+//! Failed to push to ftd3 = /var/sf/peers/<FMC-UUID>/cacert.pem
+//! ...
+//!
+//! Some files were failed to be pushed to remote peers. For more details check <root>/fmc/var/tmp/certs/<unix>/FAILED_PUSH
+//! ```
+//!
+//! Paths of files on the FMC (the log, `FAILED_PUSH`) are the lab's own, under its root, so
+//! they can be opened; paths on the device (`/var/sf/peers/<FMC-UUID>/...`) are the appliance's,
+//! as the script prints them. The days left are the script's arithmetic: whole days, cut toward
+//! zero, negative once the CA has ended. After the transcript: one `sfdiag:` summary line, then
+//! (verbose) what was made and what each push answered.
+//!
+//! Layout only: `pki::renew` decides what was renewed, pushed and recorded.
 
 use std::borrow::Cow;
 use std::io::{self, Write};
 use std::path::Path;
 
 use crate::pki::fsio::Recovery;
-use crate::pki::renew::{GENERATION_LOG, Preflight, PushOutcome, PushRecord, Renewal, Unrecorded};
-use crate::sftunnel::rfc3339;
+use crate::pki::renew::{
+    self, GENERATION_LOG, Preflight, PushOutcome, PushRecord, Renewal, Unrecorded,
+};
+use crate::sftunnel::{openssl_date, rfc3339};
+
+/// The question `generate_certs.pl` asks twice (no newline: the answer follows it).
+pub const QUESTION: &str = "Do you want to continue? [yes/no]:";
 
 fn rel_to<'a>(root: &Path, p: &'a Path) -> Cow<'a, str> {
     match p.strip_prefix(root) {
@@ -44,27 +73,88 @@ pub fn recovery(w: &mut dyn Write, r: &Option<Recovery>) -> io::Result<()> {
     Ok(())
 }
 
-/// The lines `pki renew` prints before asking to continue.
-pub fn preflight(w: &mut dyn Write, p: &Preflight) -> io::Result<()> {
-    recovery(w, &p.recovered)?;
-    let l = &p.root.layout;
+/// The script's opening: where it logs, the notice, and the first question (unanswered).
+pub fn opening(w: &mut dyn Write, p: &Preflight) -> io::Result<()> {
+    let log = p.root.layout.fmc_dir().join(GENERATION_LOG);
+    writeln!(w, "setting log file to {}", log.display())?;
+    writeln!(w)?;
     writeln!(
         w,
-        "Setting log file to {}",
-        l.fmc_dir().join(GENERATION_LOG).display()
+        "You are about to generate new certificates for FMC and devices."
     )?;
     writeln!(
         w,
-        "This generates a new InternalCA for FMC {} and new sftunnel certificates for the FMC and {} peer(s), then pushes each peer's files over its tunnel.",
-        p.root.fmc.uuid,
-        p.root.peers.len()
+        "After successful cert generation, device specific certs will be pushed automatically"
     )?;
     writeln!(
         w,
-        "Current InternalCA ({}) notAfter {}: {}",
-        rel_to(l.root(), &l.ca_cert()),
-        rfc3339(&p.ca_not_after),
-        p.standing
+        "If the connection between FMC and a device is down, user needs to copy the certificates onto the device manually"
+    )?;
+    writeln!(
+        w,
+        "For more details on disconnected devices, use sftunnel_status.pl"
+    )?;
+    write!(w, "{QUESTION}")
+}
+
+/// An answer the user did not type (`--yes`, the lab): printed after the question as the
+/// appliance's terminal shows a typed one. A typed answer is echoed by the terminal instead.
+pub fn answered(w: &mut dyn Write, answer: &str) -> io::Result<()> {
+    writeln!(w, "{answer}")
+}
+
+/// The InternalCA's end (the whole days left, cut toward zero as the script's arithmetic
+/// does) and the second question (unanswered).
+pub fn ca_question(w: &mut dyn Write, p: &Preflight) -> io::Result<()> {
+    let days = (p.ca_not_after - p.at).whole_days();
+    writeln!(w)?;
+    writeln!(
+        w,
+        "Current ca_root expires in {days} days - at {}",
+        openssl_date(p.ca_not_after)
+    )?;
+    write!(w, "{QUESTION}")
+}
+
+/// What follows the second answer, before the new files are made.
+pub fn confirmed(w: &mut dyn Write) -> io::Result<()> {
+    writeln!(w)
+}
+
+/// The script's account of the pushes: one `Failed to push to NAME = DEST` per file of each
+/// peer not pushed (cacert, key, cert), then where `FAILED_PUSH` is. Nothing when every peer
+/// got its files.
+pub fn pushes(
+    w: &mut dyn Write,
+    r: &Renewal,
+    outcomes: &[PushOutcome],
+    rec: &PushRecord,
+) -> io::Result<()> {
+    let mut any = false;
+    for p in renew::not_pushed(r, outcomes) {
+        for f in &p.files {
+            writeln!(
+                w,
+                "Failed to push to {} = {}",
+                p.identity.name, f.dest_on_peer
+            )?;
+            any = true;
+        }
+    }
+    if !any {
+        return Ok(());
+    }
+    writeln!(w)?;
+    // When FAILED_PUSH could not be written, the script's line still names where it belongs;
+    // the summary says it is missing and prints its lines.
+    let path = rec
+        .failed_push
+        .clone()
+        .unwrap_or_else(|| r.root.layout.failed_push(r.unix_time()));
+    writeln!(
+        w,
+        "Some files were failed to be pushed to remote peers. For more details check {}",
+        path.display()
     )
 }
 
@@ -72,7 +162,7 @@ pub fn preflight(w: &mut dyn Write, p: &Preflight) -> io::Result<()> {
 fn unrecorded(w: &mut dyn Write, u: &Unrecorded) -> io::Result<()> {
     writeln!(
         w,
-        "Could not write {} ({}); what it would have held:",
+        "sfdiag: could not write {} ({}); what it would have held:",
         u.path.display(),
         u.error
     )?;
@@ -82,26 +172,90 @@ fn unrecorded(w: &mut dyn Write, u: &Unrecorded) -> io::Result<()> {
     Ok(())
 }
 
-/// What `pki renew` prints once the new files are in place.
-pub fn renewal(w: &mut dyn Write, r: &Renewal) -> io::Result<()> {
-    let root = r.root.layout.root();
-    writeln!(
-        w,
-        "New InternalCA for FMC {}: v1, serial 0, {} .. {}, sha256 {}",
+/// What sfdiag adds after the transcript.
+#[derive(Clone, Copy, Debug)]
+pub struct Summary<'a> {
+    pub renewal: &'a Renewal,
+    pub outcomes: &'a [PushOutcome],
+    pub record: &'a PushRecord,
+    /// How the FMC's own sftunnel took the new files (`tunnel::renewal`'s words), if a server
+    /// was asked.
+    pub server: Option<&'a str>,
+    /// What finishing or undoing a dead run did before this one.
+    pub recovered: &'a Option<Recovery>,
+    /// `-v`: what was made, and each push's answer.
+    pub verbose: bool,
+}
+
+/// The `sfdiag:` summary line after the transcript; with `verbose`, the details below it.
+/// Records that could not be written are always shown, with their lines.
+pub fn summary(w: &mut dyn Write, s: &Summary<'_>) -> io::Result<()> {
+    let r = s.renewal;
+    let rec = s.record;
+    let total = rec.pushed + rec.failed;
+    // Peers not pushed, grouped by why (in the renewal's order), so one reason for all is
+    // said once.
+    let mut failed: Vec<(String, Vec<&str>)> = Vec::new();
+    for p in renew::not_pushed(r, s.outcomes) {
+        let why = match s.outcomes.iter().find(|o| o.uuid == p.identity.uuid) {
+            Some(PushOutcome { result: Err(e), .. }) => e.clone(),
+            _ => "not attempted".to_owned(),
+        };
+        match failed.iter_mut().find(|(w, _)| *w == why) {
+            Some((_, names)) => names.push(&p.identity.name),
+            None => failed.push((why, vec![&p.identity.name])),
+        }
+    }
+    let mut line = format!(
+        "sfdiag: new InternalCA for FMC {} valid {} .. {}; certificates pushed to {} of {total} peer(s)",
         r.root.fmc.uuid,
         rfc3339(&r.ca_validity.not_before),
         rfc3339(&r.ca_validity.not_after),
-        &r.ca_sha256[..16]
+        rec.pushed
+    );
+    if !failed.is_empty() {
+        let groups: Vec<String> = failed
+            .iter()
+            .map(|(why, names)| format!("{} ({why})", names.join(", ")))
+            .collect();
+        line += &format!(
+            "; not pushed: {}: copy their files (sfdiag pki copy, as copy_sftunnel_certs.py does)",
+            groups.join("; ")
+        );
+    }
+    writeln!(w, "{line}")?;
+    let mut recovered = Vec::new();
+    recovery(&mut recovered, s.recovered)?;
+    for l in String::from_utf8_lossy(&recovered).lines() {
+        writeln!(w, "sfdiag: {l}")?;
+    }
+    for u in r.unrecorded.iter().chain(&rec.unrecorded) {
+        unrecorded(w, u)?;
+    }
+    if s.verbose {
+        details(w, s)?;
+    }
+    Ok(())
+}
+
+/// `-v`: what the renewal made and what each push answered.
+fn details(w: &mut dyn Write, s: &Summary<'_>) -> io::Result<()> {
+    let r = s.renewal;
+    let root = r.root.layout.root();
+    writeln!(
+        w,
+        "  new InternalCA: v1, serial 0, CN={}, sha256 {}",
+        r.root.fmc.uuid, r.ca_sha256
     )?;
     writeln!(
         w,
-        "Reissued sftunnel certificate for the FMC (serial {:X})",
+        "  reissued the FMC's sftunnel certificate (serial {:X})",
         r.fmc_serial
     )?;
     for p in &r.peers {
         writeln!(
             w,
-            "Reissued sftunnel certificate for {} {} {} (serial {:X}) -> {}",
+            "  reissued {} {} {} (serial {:X}) -> {}",
             p.identity.role,
             p.identity.name,
             p.identity.uuid,
@@ -115,21 +269,11 @@ pub fn renewal(w: &mut dyn Write, r: &Renewal) -> io::Result<()> {
             )
         )?;
     }
-    writeln!(w, "Kept {} replaced file(s) as *.backup", r.backups.len())?;
-    for u in &r.unrecorded {
-        unrecorded(w, u)?;
+    writeln!(w, "  kept {} replaced file(s) as *.backup", r.backups.len())?;
+    if let Some(server) = s.server {
+        writeln!(w, "  {server}")?;
     }
-    Ok(())
-}
-
-/// What `pki renew` prints after the pushes.
-pub fn push(
-    w: &mut dyn Write,
-    r: &Renewal,
-    outcomes: &[PushOutcome],
-    rec: &PushRecord,
-) -> io::Result<()> {
-    for o in outcomes {
+    for o in s.outcomes {
         let ip = r
             .peers
             .iter()
@@ -137,38 +281,12 @@ pub fn push(
             .map(|p| p.identity.ip.to_string())
             .unwrap_or_default();
         match &o.result {
-            Ok(m) => writeln!(
-                w,
-                "Pushed certificates to {} ({}, {ip}): {m}",
-                o.name, o.uuid
-            )?,
-            Err(e) => writeln!(
-                w,
-                "Could not push certificates to {} ({}, {ip}): {e}",
-                o.name, o.uuid
-            )?,
+            Ok(m) => writeln!(w, "  pushed to {} ({}, {ip}): {m}", o.name, o.uuid)?,
+            Err(e) => writeln!(w, "  not pushed to {} ({}, {ip}): {e}", o.name, o.uuid)?,
         }
     }
-    for u in &rec.unrecorded {
-        unrecorded(w, u)?;
+    if let Some(fp) = &s.record.failed_push {
+        writeln!(w, "  FAILED_PUSH: {}", fp.display())?;
     }
-    let total = rec.failed + rec.pushed;
-    match &rec.failed_push {
-        _ if rec.failed == 0 => writeln!(
-            w,
-            "Certificates pushed to all {} peer(s). Done.",
-            rec.pushed
-        ),
-        Some(path) => writeln!(
-            w,
-            "Failed to push certificates to {} of {total} peer(s). The list of their files is in {}: copy them to those devices (sfdiag pki copy, as copy_sftunnel_certs.py does).",
-            rec.failed,
-            path.display()
-        ),
-        None => writeln!(
-            w,
-            "Failed to push certificates to {} of {total} peer(s). Their FAILED_PUSH lines are above: copy those files to those devices (sfdiag pki copy, as copy_sftunnel_certs.py does).",
-            rec.failed,
-        ),
-    }
+    Ok(())
 }

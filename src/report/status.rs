@@ -1,5 +1,6 @@
 //! The tables of `sfdiag status` (and of the lab's status steps): the FMC's view of its peers,
-//! like `sftunnel_status.pl`, as a text table or one JSON object.
+//! like `sftunnel_status.pl`, as a text table or one JSON object, and `status --brief`: the FTD
+//! CLI's `sftunnel-status-brief` blocks ([`brief`]).
 //!
 //! Owns layout only: which rows there are and what they say is `tunnel::status`'s. Times are
 //! typed until here and printed as RFC 3339 (UTC, whole seconds); every cell is escaped
@@ -8,7 +9,7 @@
 
 use std::io::{self, Write};
 
-use crate::sftunnel::escape;
+use crate::sftunnel::{ctime_utc, escape};
 use crate::tunnel::status::{PeerStatus, ServerInfo, wire_time};
 
 /// A header line about the server, then a table with one row per peer.
@@ -84,6 +85,87 @@ pub fn json(w: &mut impl Write, info: Option<&ServerInfo>, peers: &[PeerStatus])
     writeln!(w, "{v}")
 }
 
+/// `sftunnel-status-brief`'s block per peer (APPLIANCE.md, line for line), blocks separated by
+/// an empty line. Up (a channel connected):
+/// ```text
+/// PEER:10.10.17.202
+/// Peer channel Channel-A is valid type (CONTROL), using 'eth0', connected to '10.10.17.202' via '10.10.17.222'
+/// Peer channel Channel-B is valid type (EVENT), using 'eth0', connected to '10.10.17.202' via '10.10.17.222'
+/// Registration: Completed.
+/// IPv4 Connection to peer '10.10.17.202' Start Time: Wed Jun 10 14:27:12 2020 UTC
+/// Heartbeat Send Time: Mon Jun 15 09:02:08 2020 UTC
+/// Heartbeat Received Time: Mon Jun 15 09:02:16 2020 UTC
+/// ```
+/// Down:
+/// ```text
+/// PEER:10.10.17.202
+/// Registration: Completed.
+/// Connection to peer '10.10.17.202' Attempted at Mon Jun 15 09:21:57 2020 UTC
+/// Last disconnect time : Mon Jun 15 09:19:09 2020 UTC
+/// Last disconnect reason : Both control and event channel connections with peer went down
+/// ```
+/// Our rows are the FMC's view, so `connected to` is the device and `via` the FMC's own
+/// address on that connection. A line whose fact is not known is left out (no heartbeat yet;
+/// `Attempted at` only when the FMC dials the peer; a peer that never registered has neither
+/// `Registration: Completed.` nor a disconnect).
+pub fn brief(w: &mut impl Write, peers: &[PeerStatus]) -> io::Result<()> {
+    let ip_of = |a: &str| {
+        a.parse::<std::net::SocketAddr>()
+            .map_or_else(|_| a.to_owned(), |s| s.ip().to_string())
+    };
+    for (n, p) in peers.iter().enumerate() {
+        if n > 0 {
+            writeln!(w)?;
+        }
+        let ip = escape(&p.ip);
+        writeln!(w, "PEER:{ip}")?;
+        if p.connected {
+            for c in &p.channels {
+                writeln!(
+                    w,
+                    "Peer channel {} is valid type ({}), using '{}', connected to '{}' via '{}'",
+                    c.channel.label(),
+                    c.channel.kind(),
+                    escape(&c.iface),
+                    escape(&ip_of(&c.peer)),
+                    escape(&ip_of(&c.local)),
+                )?;
+            }
+            writeln!(w, "Registration: Completed.")?;
+            if let Some(t) = p.since {
+                let v = if p.ip.contains(':') { "IPv6" } else { "IPv4" };
+                writeln!(
+                    w,
+                    "{v} Connection to peer '{ip}' Start Time: {}",
+                    ctime_utc(t)
+                )?;
+            }
+            if let Some(t) = p.heartbeat_sent {
+                writeln!(w, "Heartbeat Send Time: {}", ctime_utc(t))?;
+            }
+            if let Some(t) = p.last_heartbeat {
+                writeln!(w, "Heartbeat Received Time: {}", ctime_utc(t))?;
+            }
+        } else {
+            // `since` of a down row is when it went down; a row without it never registered.
+            if p.since.is_some() {
+                writeln!(w, "Registration: Completed.")?;
+            }
+            if let Some(t) = p.attempted {
+                writeln!(w, "Connection to peer '{ip}' Attempted at {}", ctime_utc(t))?;
+            }
+            if let Some(t) = p.since {
+                writeln!(w, "Last disconnect time : {}", ctime_utc(t))?;
+                writeln!(
+                    w,
+                    "Last disconnect reason : Both control and event channel connections with peer went down"
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,6 +181,7 @@ mod tests {
                 since: Some(datetime!(2034-10-05 12:00:00.4 UTC)),
                 last_heartbeat: Some(datetime!(2034-10-05 12:00:30 UTC)),
                 cert_not_after: Some(datetime!(2036-11-23 15:12:10 UTC)),
+                ..PeerStatus::unseen(String::new(), String::new(), String::new())
             },
             PeerStatus {
                 name: "ftd-two".into(),
@@ -108,6 +191,7 @@ mod tests {
                 since: None,
                 last_heartbeat: None,
                 cert_not_after: None,
+                ..PeerStatus::unseen(String::new(), String::new(), String::new())
             },
         ]
     }

@@ -75,6 +75,42 @@ pub fn syslog_stamp(t: OffsetDateTime) -> String {
     )
 }
 
+const WEEKDAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+
+/// A date as OpenSSL prints one (`openssl x509 -enddate`, `ASN1_TIME_print`), in UTC:
+/// `Oct  9 10:12:50 2034 GMT` (`%b %e %H:%M:%S %Y GMT`, the day padded with a space), the
+/// form `generate_certs.pl` quotes the InternalCA's end in.
+pub fn openssl_date(t: OffsetDateTime) -> String {
+    let t = t.to_offset(UtcOffset::UTC);
+    format!("{} {} GMT", syslog_stamp(t), t.year())
+}
+
+/// A time as the FTD CLI's `sftunnel-status-brief` prints one, in UTC (C's `ctime` and a zone):
+/// `Wed Jun 10 14:27:12 2020 UTC` (`%a %b %e %H:%M:%S %Y UTC`).
+pub fn ctime_utc(t: OffsetDateTime) -> String {
+    let t = t.to_offset(UtcOffset::UTC);
+    format!(
+        "{} {} {} UTC",
+        WEEKDAYS[usize::from(t.weekday().number_days_from_monday())],
+        syslog_stamp(t),
+        t.year()
+    )
+}
+
+/// The stamp `copy_sftunnel_certs.py` opens each line with, in UTC: `2024-11-12 14:07:36`.
+pub fn script_stamp(t: OffsetDateTime) -> String {
+    let t = t.to_offset(UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,6 +174,36 @@ mod tests {
         assert_eq!(
             rfc3339(&whole_seconds(datetime!(2034-10-05 12:16:56.999 UTC))),
             "2034-10-05T12:16:56Z"
+        );
+    }
+
+    #[test]
+    fn openssl_and_ctime_dates_as_the_appliance_prints_them() {
+        // APPLIANCE.md: `Current ca_root expires in 3646 days - at Oct  9 10:12:50 2034 GMT`.
+        assert_eq!(
+            openssl_date(datetime!(2034-10-09 10:12:50 UTC)),
+            "Oct  9 10:12:50 2034 GMT"
+        );
+        assert_eq!(
+            openssl_date(datetime!(2034-10-19 12:12:50 +02:00)),
+            "Oct 19 10:12:50 2034 GMT"
+        );
+        // sftunnel-status-brief: `Wed Jun 10 14:27:12 2020 UTC`, `Mon Jun 15 09:02:08 2020 UTC`.
+        assert_eq!(
+            ctime_utc(datetime!(2020-06-10 14:27:12 UTC)),
+            "Wed Jun 10 14:27:12 2020 UTC"
+        );
+        assert_eq!(
+            ctime_utc(datetime!(2020-06-15 09:02:08.9 UTC)),
+            "Mon Jun 15 09:02:08 2020 UTC"
+        );
+        assert_eq!(
+            script_stamp(datetime!(2024-11-12 14:07:36.7 UTC)),
+            "2024-11-12 14:07:36"
+        );
+        assert_eq!(
+            ctime_utc(datetime!(2034-10-01 00:00 UTC)),
+            "Sun Oct  1 00:00:00 2034 UTC"
         );
     }
 

@@ -1,10 +1,12 @@
 //! The device side of sftunnel: dials the FMC, proves itself with its certificate, judges the
 //! FMC's, says HELLO, sends heartbeats, installs pushed certificates and restarts.
 //!
-//! Two ways to run it: [`Client::run`] keeps a tunnel up forever like sftunnel (every failure
-//! logged, retries with doubling backoff, files reloaded before every attempt so new
-//! certificates take effect on the next reconnect); [`Client::once`] does one handshake and
-//! one heartbeat for scripts. The load generator that drives many of these at once is
+//! Two ways to run it: [`Client::spawn`] keeps the tunnel up forever like sftunnel, both its
+//! channels (control and events, each its own TLS connection, each with every failure logged,
+//! retries with doubling backoff, files reloaded before every attempt so new certificates take
+//! effect on the next reconnect), and with [`Client::spawn_listening`] also accepts the FMC's
+//! own connections (the FMC dials its devices too; a channel the FMC opened is not dialed
+//! again while it is up); [`Client::once`] does one handshake and one heartbeat for scripts. The load generator that drives many of these at once is
 //! [`super::fleet`]'s; it reuses this module's attempt and session.
 
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -13,7 +15,7 @@ use std::time::Duration;
 
 use rustls::{ClientConfig, KeyLog};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 use tokio_rustls::client::TlsStream;
@@ -31,7 +33,7 @@ use super::proto::{Message, PushAck};
 use super::server::Timeouts;
 use crate::recorder::{Recorder, Tapped};
 use crate::sftunnel::escape;
-use crate::sftunnel::{Component, Level, Role, TlsSide};
+use crate::sftunnel::{Channel, Component, Level, Role, TlsSide};
 
 /// A device's TLS stream to the FMC.
 pub type Stream = TlsStream<Heard<Tapped<TcpStream>>>;
@@ -112,6 +114,13 @@ pub struct Client {
     pub(super) addr: SocketAddr,
     /// `--pcap`: every connection this client opens is recorded here.
     recorder: Option<Recorder>,
+    /// Which channels are up now, dialed or accepted: one is never opened twice.
+    up: watch::Sender<[bool; 2]>,
+    /// The control channel is registered (HELLO answered): the events channel is dialed
+    /// only then, as the device opens control first.
+    control: watch::Sender<bool>,
+    /// Ends the sessions of the FMC's connections (a restart ends every channel).
+    accepted_restart: Arc<Notify>,
     /// The local address to dial from (the lab gives each device its own loopback address,
     /// so captures tell devices apart by address as a real network does).
     source: Option<std::net::IpAddr>,
@@ -151,10 +160,15 @@ impl Client {
             .map_err(|e| resolve_err(e.to_string()))?
             .next()
             .ok_or_else(|| resolve_err("no address".into()))?;
+        // Its failures are worded as a device's (an HA secondary dials as one too).
+        s.log.set_role(Role::Device);
         Ok(Self {
             s,
             addr,
             recorder: None,
+            up: watch::channel([false; 2]).0,
+            control: watch::channel(false).0,
+            accepted_restart: Arc::new(Notify::new()),
             source: None,
             tls: TlsVersion::default(),
         })
@@ -217,6 +231,17 @@ impl Client {
         }
         let id = Identity::load(&self.s.files)?;
         let cfg = config::client_config_for(self.tls, &id, &self.s.clock, self.s.keylog.clone())?;
+        Ok((cfg, id))
+    }
+
+    /// [`Self::load`] for a connection the FMC opened to us: the device's files as a TLS
+    /// server's (it still asks for, and judges, the FMC's certificate).
+    pub(super) fn load_accepting(
+        &self,
+    ) -> Result<(Arc<rustls::ServerConfig>, Identity), TunnelError> {
+        // Finishes an interrupted push first, as `load` does.
+        let (_, id) = self.load()?;
+        let cfg = config::server_config_for(self.tls, &id, &self.s.clock, self.s.keylog.clone())?;
         Ok((cfg, id))
     }
 
@@ -349,21 +374,63 @@ impl Client {
     /// retried like handshake failures: the appliance keeps trying too.
     pub async fn run(
         &self,
-        mut stop: watch::Receiver<bool>,
+        stop: watch::Receiver<bool>,
         restart: Arc<Notify>,
         state: watch::Sender<ClientState>,
     ) {
+        self.run_channel(Channel::Control, stop, &restart, &state, None)
+            .await
+    }
+
+    /// [`Self::run`] for one channel. `chained` hears of a restart this channel makes (new
+    /// files from a push on the control channel restart the events channel too).
+    async fn run_channel(
+        &self,
+        channel: Channel,
+        mut stop: watch::Receiver<bool>,
+        restart: &Notify,
+        state: &watch::Sender<ClientState>,
+        chained: Option<&Notify>,
+    ) {
         let mut delay = self.s.backoff.initial;
+        let mut up = self.up.subscribe();
         loop {
             if *stop.borrow() {
                 break;
             }
+            if channel == Channel::Events && !*self.control.borrow() {
+                let mut control = self.control.subscribe();
+                tokio::select! {
+                    _ = control.wait_for(|c| *c) => {}
+                    // A restart asked for meanwhile is the control channel's to make.
+                    _ = restart.notified() => {}
+                    _ = super::stopped(&mut stop) => break,
+                }
+                continue;
+            }
+            // The FMC opened this channel to us: dial it only once that one is gone.
+            let Some(claim) = self.claim(channel) else {
+                up.mark_unchanged();
+                tokio::select! {
+                    _ = up.wait_for(|u| !u[channel.index()]) => {}
+                    _ = restart.notified() => {}
+                    _ = super::stopped(&mut stop) => break,
+                }
+                continue;
+            };
             let tl = self.s.log.thread(self.s.log.next_tid());
             let _ = state.send(ClientState::Connecting);
-            let end = self.run_one(&tl, stop.clone(), &restart, &state).await;
+            let end = self
+                .run_one(channel, &tl, stop.clone(), restart, state)
+                .await;
+            drop(claim);
             match end {
                 Ok(End::Stopped) | Ok(End::Done(_)) => break,
                 Ok(End::Restart(why)) => {
+                    if let Some(n) = chained {
+                        n.notify_one();
+                    }
+                    self.accepted_restart.notify_waiters();
                     tl.log(
                         Component::SfPeers,
                         Level::Info,
@@ -393,11 +460,14 @@ impl Client {
             }
             delay = (delay * 2).min(self.s.backoff.max);
         }
-        let _ = state.send(ClientState::Stopped);
+        if channel == Channel::Control {
+            let _ = state.send(ClientState::Stopped);
+        }
     }
 
     async fn run_one(
         &self,
+        channel: Channel,
         tl: &ThreadLog,
         stop: watch::Receiver<bool>,
         restart: &Notify,
@@ -408,41 +478,158 @@ impl Client {
             .map_err(|e| HandshakeFailure::Tls(format!("cannot load certificates: {e}")))?;
         let (tls, _) = self.attempt(cfg, tl).await?;
         let uuid = id.cert().and_then(|c| c.title).unwrap_or_default();
-        let mut session = Session::new(&self.s, tl, Framed::new(tls), &uuid, &self.s.name);
+        let mut session =
+            Session::new(&self.s, tl, Framed::new(tls), &uuid, &self.s.name).on(channel);
         let (fmc, _) = session.hello().await?;
-        let _ = state.send(ClientState::Connected { fmc });
+        let _control = self.registered(channel);
+        if channel == Channel::Control {
+            let _ = state.send(ClientState::Connected { fmc });
+        }
         Ok(session.run(false, stop, restart).await)
     }
 
-    /// Starts [`Client::run`] on a task; the handle stops or restarts it.
+    /// Takes `channel` for a connection (dialed or accepted) unless one has it: up (or being
+    /// opened) until the guard is dropped. One check-and-set, so the device's dialer and the
+    /// FMC's connections never both take a channel.
+    pub(super) fn claim(&self, channel: Channel) -> Option<UpGuard<'_>> {
+        let i = channel.index();
+        let took = self
+            .up
+            .send_if_modified(|u| !std::mem::replace(&mut u[i], true));
+        // Lazily: a guard made and dropped would free the channel its holder has.
+        took.then(|| UpGuard {
+            up: &self.up,
+            channel,
+        })
+    }
+
+    /// Notes that `channel` is registered until the guard goes (only control's matters).
+    pub(super) fn registered(&self, channel: Channel) -> Option<ControlGuard<'_>> {
+        (channel == Channel::Control).then(|| {
+            self.control.send_replace(true);
+            ControlGuard(&self.control)
+        })
+    }
+
+    /// The first free channel (control first) for a connection the FMC opened.
+    pub(super) fn claim_any(&self) -> Option<(Channel, UpGuard<'_>)> {
+        Channel::ALL
+            .into_iter()
+            .find_map(|c| self.claim(c).map(|g| (c, g)))
+    }
+
+    /// Starts both channels ([`Client::run_channel`]) on tasks; the handle stops or restarts
+    /// them.
     pub fn spawn(self) -> ClientHandle {
+        self.spawn_with(None)
+    }
+
+    /// [`Self::spawn`], and the FMC's connections to `listener` are accepted as channels too.
+    pub fn spawn_listening(self, listener: TcpListener) -> ClientHandle {
+        self.spawn_with(Some(listener))
+    }
+
+    /// Only accepts the FMC's connections on `listener`, never dials (a device registered
+    /// with `DONTRESOLVE` as the manager's address: the FMC opens both channels).
+    pub fn spawn_listen_only(self, listener: TcpListener) -> ClientHandle {
+        self.spawn_inner(Some(listener), false)
+    }
+
+    fn spawn_with(self, listener: Option<TcpListener>) -> ClientHandle {
+        self.spawn_inner(listener, true)
+    }
+
+    fn spawn_inner(self, listener: Option<TcpListener>, dials: bool) -> ClientHandle {
+        let me = Arc::new(self);
         let (stop_tx, stop_rx) = watch::channel(false);
         let (state_tx, state_rx) = watch::channel(ClientState::Connecting);
-        let restart = Arc::new(Notify::new());
-        let r = restart.clone();
-        let task = tokio::spawn(async move { self.run(stop_rx, r, state_tx).await });
+        let state_tx = Arc::new(state_tx);
+        let restart = [Arc::new(Notify::new()), Arc::new(Notify::new())];
+        let accepted_restart = me.accepted_restart.clone();
+        let mut tasks = Vec::new();
+        for channel in Channel::ALL.into_iter().filter(|_| dials) {
+            let (me, stop, state) = (me.clone(), stop_rx.clone(), state_tx.clone());
+            let mine = restart[channel.index()].clone();
+            let chained = (channel == Channel::Control).then(|| restart[1].clone());
+            tasks.push(tokio::spawn(async move {
+                // The events channel reports no state of its own (`state` is the tunnel's).
+                let own = watch::channel(ClientState::Connecting).0;
+                let st = if channel == Channel::Control {
+                    &*state
+                } else {
+                    &own
+                };
+                me.run_channel(channel, stop, &mine, st, chained.as_deref())
+                    .await
+            }));
+        }
+        if let Some(l) = listener {
+            let (me, stop, state) = (me.clone(), stop_rx.clone(), state_tx.clone());
+            let restarts = (restart.clone(), accepted_restart.clone());
+            tasks.push(tokio::spawn(async move {
+                super::listen::accept_loop(me, l, stop, state, restarts).await
+            }));
+        }
         ClientHandle {
             stop: stop_tx,
             restart,
+            accepted_restart,
             state: state_rx,
-            task,
+            tasks,
         }
     }
 }
 
-/// A client running on its own task.
+/// See [`Client::mark_up`].
+/// See [`Client::registered`].
+pub(super) struct ControlGuard<'a>(&'a watch::Sender<bool>);
+
+impl Drop for ControlGuard<'_> {
+    fn drop(&mut self) {
+        self.0.send_replace(false);
+    }
+}
+
+pub(super) struct UpGuard<'a> {
+    up: &'a watch::Sender<[bool; 2]>,
+    channel: Channel,
+}
+
+impl Drop for UpGuard<'_> {
+    fn drop(&mut self) {
+        self.up.send_modify(|u| u[self.channel.index()] = false);
+    }
+}
+
+impl Client {
+    pub(super) fn settings(&self) -> &ClientSettings {
+        &self.s
+    }
+
+    pub(super) fn recorder(&self) -> Option<&Recorder> {
+        self.recorder.as_ref()
+    }
+}
+
+/// A client running on its tasks (one per channel, and its listener).
 pub struct ClientHandle {
     stop: watch::Sender<bool>,
-    restart: Arc<Notify>,
+    /// Per channel.
+    restart: [Arc<Notify>; 2],
+    /// The sessions of the FMC's connections.
+    accepted_restart: Arc<Notify>,
     state: watch::Receiver<ClientState>,
-    task: tokio::task::JoinHandle<()>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl ClientHandle {
-    /// Ends the current session (if any) and reconnects now with the files re-read, as
+    /// Ends the current sessions (if any) and reconnects now with the files re-read, as
     /// restarting sftunnel on the device does.
     pub fn restart(&self) {
-        self.restart.notify_one();
+        for r in &self.restart {
+            r.notify_one();
+        }
+        self.accepted_restart.notify_waiters();
     }
 
     /// The client's state as it changes.
@@ -450,10 +637,12 @@ impl ClientHandle {
         self.state.clone()
     }
 
-    /// Stops the client and waits for its task.
+    /// Stops the client and waits for its tasks.
     pub async fn stop(self) {
         let _ = self.stop.send(true);
-        let _ = self.task.await;
+        for t in self.tasks {
+            let _ = t.await;
+        }
     }
 }
 
@@ -502,13 +691,14 @@ fn not_sfdiag_reason(f: &HandshakeFailure) -> String {
     }
 }
 
-/// One registered tunnel on the device side.
+/// One registered channel of the tunnel on the device side.
 pub(super) struct Session<'a, S> {
     s: &'a ClientSettings,
     tl: &'a ThreadLog,
     io: Framed<S>,
     uuid: &'a str,
     name: &'a str,
+    channel: Channel,
 }
 
 impl<'a, S: AsyncRead + AsyncWrite + Unpin> Session<'a, S> {
@@ -525,7 +715,14 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Session<'a, S> {
             io,
             uuid,
             name,
+            channel: Channel::Control,
         }
+    }
+
+    /// This session is `channel` (default: control).
+    pub(super) fn on(mut self, channel: Channel) -> Self {
+        self.channel = channel;
+        self
     }
 
     /// Sends our HELLO and reads the FMC's: its name and UUID (escaped). An FMC's REFUSED is a
@@ -545,6 +742,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Session<'a, S> {
             uuid: self.uuid.to_owned(),
             name: self.name.to_owned(),
             version: concat!("sfdiag ", env!("CARGO_PKG_VERSION")).to_owned(),
+            channel: self.channel,
         };
         let lost = |e: TunnelError| after_handshake(&e);
         self.io
@@ -570,8 +768,10 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Session<'a, S> {
                         Component::SfPeers,
                         Level::Info,
                         &format!(
-                            "Peer {name} ({uuid}) registered this device as {}",
-                            escape(self.name)
+                            "Peer {name} ({uuid}) registered this device as {}: {} {}",
+                            escape(self.name),
+                            self.channel.label(),
+                            self.channel.kind()
                         ),
                     );
                 }

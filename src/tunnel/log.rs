@@ -8,11 +8,14 @@
 //! the lines say is decided by the server and client; this module only formats and delivers.
 
 use std::io::Write;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::clock::Clock;
-use crate::sftunnel::{Component, Level, Line, Pid, TidOrFrame};
+use super::failure::Words;
+use crate::judge::OpenSsl;
+use crate::sftunnel::{Component, Level, Line, Pid, Role, TidOrFrame, TlsSide};
 
 enum Sink {
     Writer(Mutex<Box<dyn Write + Send>>),
@@ -26,6 +29,42 @@ struct Inner {
     clock: Clock,
     sink: Sink,
     next_tid: AtomicU32,
+    /// The appliance's part (`Role` as a number): the server says FMC, a client device.
+    role: AtomicU8,
+    /// The OpenSSL whose words its lines use (`--openssl`).
+    openssl: AtomicU8,
+}
+
+fn role_from(n: u8) -> Role {
+    match n {
+        0 => Role::Fmc,
+        2 => Role::HaSecondary,
+        _ => Role::Device,
+    }
+}
+
+fn role_to(r: Role) -> u8 {
+    match r {
+        Role::Fmc => 0,
+        Role::Device => 1,
+        Role::HaSecondary => 2,
+    }
+}
+
+fn openssl_from(n: u8) -> OpenSsl {
+    match n {
+        1 => OpenSsl::V1_1_1,
+        2 => OpenSsl::V1_0_2,
+        _ => OpenSsl::V3,
+    }
+}
+
+fn openssl_to(o: OpenSsl) -> u8 {
+    match o {
+        OpenSsl::V3 => 0,
+        OpenSsl::V1_1_1 => 1,
+        OpenSsl::V1_0_2 => 2,
+    }
 }
 
 /// Where one appliance's lines go. Cheap to clone; clones share the sink and the tid counter.
@@ -52,11 +91,13 @@ impl SfLog {
                 clock,
                 sink,
                 next_tid: AtomicU32::new(pid.wrapping_add(1)),
+                role: AtomicU8::new(role_to(Role::Device)),
+                openssl: AtomicU8::new(openssl_to(OpenSsl::V3)),
             }),
         }
     }
 
-    /// Lines written to `w` (stdout, a `--log` file), one `write` per line.
+    /// Lines written to `w` (stdout, a `--log` file), one `write` per line (or per block).
     pub fn to_writer(
         hostname: &str,
         pid: u32,
@@ -91,6 +132,30 @@ impl SfLog {
         self.inner.next_tid.fetch_add(1, Ordering::Relaxed)
     }
 
+    /// Words the lines as an appliance linked with `openssl` does (`--openssl`; default 3.x).
+    /// Clones share it.
+    pub fn set_openssl(&self, openssl: OpenSsl) {
+        self.inner
+            .openssl
+            .store(openssl_to(openssl), Ordering::Relaxed);
+    }
+
+    /// The OpenSSL whose words the lines use.
+    pub fn openssl(&self) -> OpenSsl {
+        openssl_from(self.inner.openssl.load(Ordering::Relaxed))
+    }
+
+    /// Which appliance logs here (the server sets FMC, a client its device's role): it picks
+    /// the block a failure is logged with.
+    pub fn set_role(&self, role: Role) {
+        self.inner.role.store(role_to(role), Ordering::Relaxed);
+    }
+
+    /// Which appliance logs here.
+    pub fn role(&self) -> Role {
+        role_from(self.inner.role.load(Ordering::Relaxed))
+    }
+
     /// The main thread's id (= pid, as on the appliance).
     pub fn main_tid(&self) -> u32 {
         self.inner.pid
@@ -103,26 +168,40 @@ impl SfLog {
 
     /// Writes one line.
     pub fn log(&self, tid: u32, component: Component, level: Level, text: &str) {
-        if self.is_discard() {
+        self.log_block(tid, component, &[(level, text)]);
+    }
+
+    /// Writes `lines` as one block (one `write`): a failure's lines stay together even when
+    /// other connections log at the same moment, as they read in the appliance's log.
+    pub fn log_block(&self, tid: u32, component: Component, lines: &[(Level, &str)]) {
+        if self.is_discard() || lines.is_empty() {
             return;
         }
-        let line = Line {
-            at: self.inner.clock.now().into(),
-            host: &self.inner.hostname,
-            pid: Pid::Process(self.inner.pid),
-            tid_or_frame: Some(TidOrFrame::Tid(tid)),
-            component,
-            level,
-            text,
-        }
-        .to_string();
+        let at = self.inner.clock.now();
+        let formatted: Vec<String> = lines
+            .iter()
+            .map(|(level, text)| {
+                Line {
+                    at: at.into(),
+                    host: &self.inner.hostname,
+                    pid: Pid::Process(self.inner.pid),
+                    tid_or_frame: Some(TidOrFrame::Tid(tid)),
+                    component,
+                    level: *level,
+                    text,
+                }
+                .to_string()
+            })
+            .collect();
         match &self.inner.sink {
             Sink::Writer(w) => {
+                let mut block = formatted.join("\n");
+                block.push('\n');
                 let mut w = crate::sync::lock(w);
                 // A log that cannot be written must not take the tunnel down with it.
-                let _ = writeln!(w, "{line}").and_then(|()| w.flush());
+                let _ = w.write_all(block.as_bytes()).and_then(|()| w.flush());
             }
-            Sink::Memory(v) => crate::sync::lock(v).push(line),
+            Sink::Memory(v) => crate::sync::lock(v).extend(formatted),
             Sink::Discard => {}
         }
     }
@@ -140,18 +219,44 @@ impl SfLog {
         ThreadLog {
             log: self.clone(),
             tid,
+            side: None,
+            peer: None,
         }
     }
 }
 
-/// An [`SfLog`] bound to one `[tid]`, with a shorthand per level for the `sf_ssl` component.
+/// An [`SfLog`] bound to one `[tid]` (one connection), with a shorthand per level for the
+/// `sf_ssl` component, and what that connection's failures are worded by ([`Self::words`]).
 #[derive(Clone, Debug)]
 pub struct ThreadLog {
     log: SfLog,
     tid: u32,
+    side: Option<TlsSide>,
+    peer: Option<SocketAddr>,
 }
 
 impl ThreadLog {
+    /// This connection's end of TLS (default: the FMC accepts, a device dials) and its peer.
+    pub fn on(mut self, side: TlsSide, peer: SocketAddr) -> Self {
+        self.side = Some(side);
+        self.peer = Some(peer);
+        self
+    }
+
+    /// Whose words a failure on this connection is logged in.
+    pub fn words(&self) -> Words {
+        let role = self.log.role();
+        Words {
+            side: self.side.unwrap_or(match role {
+                Role::Fmc => TlsSide::Server,
+                Role::Device | Role::HaSecondary => TlsSide::Client,
+            }),
+            role,
+            openssl: self.log.openssl(),
+            peer: self.peer,
+        }
+    }
+
     pub fn tid(&self) -> u32 {
         self.tid
     }
@@ -161,6 +266,10 @@ impl ThreadLog {
     }
     pub fn log(&self, component: Component, level: Level, text: &str) {
         self.log.log(self.tid, component, level, text);
+    }
+    /// Several lines as one block ([`SfLog::log_block`]).
+    pub fn log_block(&self, component: Component, lines: &[(Level, &str)]) {
+        self.log.log_block(self.tid, component, lines);
     }
     pub fn info(&self, text: &str) {
         self.log(Component::SfSsl, Level::Info, text);

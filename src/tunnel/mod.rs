@@ -4,7 +4,8 @@
 //! Owns TLS policy ([`config`]), the verifiers that call the chain judge at the tunnel's
 //! [`Clock`] ([`verify`], [`chain`]), the message protocol spoken inside the tunnel
 //! ([`proto`]), one handshake with its deadlines and slots ([`handshake`]), the FMC server
-//! ([`server`]), the device client ([`client`]) and its load generator ([`fleet`]), the control
+//! ([`server`]) and its dialing of devices ([`dial`]), the device client ([`client`], which
+//! also accepts the FMC's connections) and its load generator ([`fleet`]), the control
 //! socket ([`control`]: status, push, reload/restart, owner-only), FMC 7.6's TLS 1.3 words and
 //! how the emulator differs from its post-handshake authentication ([`pha`]), in-process validation
 //! ([`validate`]), delivering a renewed PKI through a running server ([`renewal`]), the rows
@@ -24,11 +25,13 @@ pub mod client;
 pub mod clock;
 pub mod config;
 pub mod control;
+pub mod dial;
 pub mod failure;
 pub mod fleet;
 mod framed;
 pub mod handshake;
 mod install;
+mod listen;
 pub mod log;
 pub mod material;
 pub mod pha;
@@ -43,6 +46,7 @@ pub use chain::PeerCert;
 pub use client::{Client, ClientHandle, ClientSettings, ClientState};
 pub use clock::Clock;
 pub use control::ControlClient;
+pub use dial::DialTarget;
 pub use failure::HandshakeFailure;
 pub use fleet::{FleetReport, FleetSettings};
 pub use log::{SfLog, ThreadLog};

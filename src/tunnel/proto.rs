@@ -11,7 +11,7 @@
 //! bytes   = len:u32be raw bytes
 //!
 //! 0x01 HELLO          role:u8 (1 = FMC, 2 = device, 3 = HA secondary) uuid:string name:string
-//!                     version:string
+//!                     version:string [channel:u8 (1 = control, 2 = events; absent: control)]
 //! 0x02 HEARTBEAT      seq:u64be unix_ms:i64be              (sender's clock)
 //! 0x03 HEARTBEAT_ACK  seq:u64be unix_ms:i64be              (answers HEARTBEAT seq)
 //! 0x04 PUSH           id:u32be count:u16be { name:string mode:u32be data:bytes } * count
@@ -19,10 +19,12 @@
 //! 0x06 REFUSED        reason:string                        (FMC: this device is not admitted)
 //! ```
 //!
-//! A session: the device sends HELLO first (the FMC drops it if HELLO does not come within its
-//! hello timeout), the FMC answers with its HELLO, or with REFUSED when the device's
-//! (verified) certificate is not one of its peers, and closes: so a device can tell an FMC
-//! that refused it from a TLS peer that is not sfdiag. The device then sends HEARTBEAT every
+//! A peer has two channels (control and events), each its own TLS connection and session; the
+//! device's HELLO says which one this is, whoever dialed, and the FMC's answers with the same.
+//! Pushes go over the control channel. A session: the device sends HELLO first (the FMC drops
+//! it if HELLO does not come within its hello timeout), the FMC answers with its HELLO, or with
+//! REFUSED when the device's (verified) certificate is not one of its peers, and closes: so a
+//! device can tell an FMC that refused it from a TLS peer that is not sfdiag. The device then sends HEARTBEAT every
 //! interval and the FMC answers each with HEARTBEAT_ACK; either side drops a peer it has not
 //! heard from for three intervals. The FMC may send PUSH at any time after HELLO: the device
 //! writes the files atomically, answers PUSH_ACK (ok or why not) and, if ok, closes the session
@@ -31,7 +33,7 @@
 
 use thiserror::Error;
 
-use crate::sftunnel::Role;
+use crate::sftunnel::{Channel, Role};
 
 /// The largest frame either side accepts (a push of three PEM files is a few KiB).
 pub const MAX_FRAME: usize = 1 << 20;
@@ -61,6 +63,8 @@ pub enum Message {
         uuid: String,
         name: String,
         version: String,
+        /// Which of the peer's channels this connection is.
+        channel: Channel,
     },
     Heartbeat {
         seq: u64,
@@ -133,6 +137,7 @@ pub fn encode(msg: &Message) -> Vec<u8> {
             uuid,
             name,
             version,
+            channel,
         } => {
             b.push(HELLO);
             b.push(match role {
@@ -143,6 +148,10 @@ pub fn encode(msg: &Message) -> Vec<u8> {
             put_str(&mut b, uuid);
             put_str(&mut b, name);
             put_str(&mut b, version);
+            b.push(match channel {
+                Channel::Control => 1,
+                Channel::Events => 2,
+            });
         }
         Message::Heartbeat { seq, unix_ms } | Message::HeartbeatAck { seq, unix_ms } => {
             b.push(if matches!(msg, Message::Heartbeat { .. }) {
@@ -226,11 +235,22 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Message, usize)>, ProtoError> {
                 3 => Role::HaSecondary,
                 x => return Err(r.bad(format!("role {x}"))),
             };
+            let (uuid, name, version) = (r.string()?, r.string()?, r.string()?);
+            // A HELLO of before channels has no channel byte: its one connection is control.
+            let channel = match r.b.is_empty() {
+                true => Channel::Control,
+                false => match r.u8()? {
+                    1 => Channel::Control,
+                    2 => Channel::Events,
+                    x => return Err(r.bad(format!("channel {x}"))),
+                },
+            };
             Message::Hello {
                 role,
-                uuid: r.string()?,
-                name: r.string()?,
-                version: r.string()?,
+                uuid,
+                name,
+                version,
+                channel,
             }
         }
         HEARTBEAT => Message::Heartbeat {
@@ -352,12 +372,14 @@ mod tests {
                 uuid: "c8d5d5c6-87c9-11ef-a993-b9831565bc4e".into(),
                 name: "ftd1".into(),
                 version: "sfdiag 0.1".into(),
+                channel: Channel::Control,
             },
             Message::Hello {
                 role: Role::HaSecondary,
                 uuid: "6a3f1b2e-87c9-11ef-a993-b9831565bc4e".into(),
                 name: "fmc2".into(),
                 version: "sfdiag 0.1".into(),
+                channel: Channel::Events,
             },
             Message::Heartbeat {
                 seq: 7,

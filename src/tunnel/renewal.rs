@@ -35,6 +35,18 @@ pub enum ServerSide {
     Reloaded,
 }
 
+impl ServerSide {
+    /// In a sentence, for the report's details.
+    pub fn describe(&self) -> &str {
+        match self {
+            ServerSide::NotRunning(why) | ServerSide::ReloadFailed(why) => why,
+            ServerSide::Reloaded => {
+                "sftunnel on the FMC loaded the new certificates; each peer's files went over its tunnel"
+            }
+        }
+    }
+}
+
 /// The result of [`deliver`].
 #[derive(Clone, Debug)]
 pub struct Delivery {
@@ -47,12 +59,8 @@ pub struct Delivery {
 const PUSH_WAIT: Duration = Duration::from_secs(60);
 
 /// Asks the server on `socket` to re-read its files (the FMC's renewed ones), then pushes
-/// each bundle to its peer. Says on `out` how the server side went before the pushes start.
-pub async fn deliver(
-    socket: &Path,
-    bundles: &[PeerBundle],
-    out: &mut (dyn Write + Send),
-) -> Delivery {
+/// each bundle to its peer.
+pub async fn deliver(socket: &Path, bundles: &[PeerBundle]) -> Delivery {
     let all_failed = |why: String| {
         bundles
             .iter()
@@ -67,7 +75,6 @@ pub async fn deliver(
         Ok(c) => c,
         Err(e) => {
             let why = format!("sftunnel is not running on the FMC ({e})");
-            let _ = writeln!(out, "{why}");
             return Delivery {
                 outcomes: all_failed(why.clone()),
                 server: ServerSide::NotRunning(why),
@@ -76,16 +83,11 @@ pub async fn deliver(
     };
     if let Err(e) = ctl.reload().await {
         let why = format!("the FMC could not load its new certificates: {e}");
-        let _ = writeln!(out, "{why}");
         return Delivery {
             outcomes: all_failed(why.clone()),
             server: ServerSide::ReloadFailed(why),
         };
     }
-    let _ = writeln!(
-        out,
-        "sftunnel on the FMC loaded the new certificates; pushing each peer's files over its tunnel"
-    );
     let mut outcomes = Vec::new();
     for b in bundles {
         let uuid = b.identity.uuid.to_string();
@@ -125,17 +127,21 @@ pub struct RenewRun {
     pub record: PushRecord,
 }
 
-/// `pki renew` once confirmed: regenerate under `pre`'s lock (on a blocking thread: RSA keys),
-/// print what was made, deliver through the server on `socket`, record `FAILED_PUSH`, print
-/// the outcome, unlock the root. The command and `sfdiag lab` share it so the lab's renewal
-/// is the command's. Once the new files are committed nothing ends the run early: output that
-/// cannot be written is logged and the pushes and their record still happen.
+/// `pki renew` once confirmed (the dialogue's questions answered: `report::renew`):
+/// regenerate under `pre`'s lock (on a blocking thread: RSA keys), deliver through the server
+/// on `socket`, record `FAILED_PUSH`, print the script's account of the pushes and sfdiag's
+/// summary (`verbose`: its details), unlock the root. The command and `sfdiag lab` share it so
+/// the lab's renewal is the command's. Once the new files are committed nothing ends the run
+/// early: output that cannot be written is logged and the pushes and their record still
+/// happen.
 pub async fn renew_and_push(
     pre: Preflight,
     opts: RenewOptions,
     socket: &Path,
     out: &mut (dyn Write + Send),
+    verbose: bool,
 ) -> Result<RenewRun, PkiError> {
+    let recovered = pre.recovered.clone();
     let mut renewal = tokio::task::spawn_blocking(move || renew::renew(&opts, pre))
         .await
         .map_err(|e| PkiError::io("run", "renewal", std::io::Error::other(e.to_string())))??;
@@ -144,14 +150,24 @@ pub async fn renew_and_push(
             tracing::warn!(error = %e, "cannot write the renewal's report");
         }
     };
-    said(report::renew::renewal(out, &renewal));
-    let delivery = deliver(socket, &renewal.peers, out).await;
+    let delivery = deliver(socket, &renewal.peers).await;
     let record = renew::record_push(&renewal, &delivery.outcomes);
-    said(report::renew::push(
+    said(report::renew::pushes(
         out,
         &renewal,
         &delivery.outcomes,
         &record,
+    ));
+    said(report::renew::summary(
+        out,
+        &report::renew::Summary {
+            renewal: &renewal,
+            outcomes: &delivery.outcomes,
+            record: &record,
+            server: Some(delivery.server.describe()),
+            recovered: &recovered,
+            verbose,
+        },
     ));
     renewal.unlock();
     Ok(RenewRun {

@@ -13,6 +13,11 @@
 //! [`ServerHandle::push`], which the control socket ([`super::control`]) exposes to `sfdiag
 //! status` and `pki renew`. Lines go to the [`SfLog`] in the appliance's wording; nothing a
 //! peer chose reaches them unescaped ([`crate::sftunnel::escape`]).
+//!
+//! A peer has two channels (control and events), each its own connection and registry entry;
+//! [`ServerHandle::peers`] shows one row per peer with its channels, pushes go over control,
+//! and a peer is down when its last channel is. Connections the FMC dials itself
+//! ([`super::dial`]) go through the same admission, HELLO and session steps.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -22,6 +27,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use rustls::{KeyLog, ServerConfig};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -37,11 +43,11 @@ use super::handshake::{self, Established, Slots};
 use super::log::{SfLog, ThreadLog};
 use super::material::{Identity, TlsFiles};
 use super::proto::{Message, PushAck, PushFile};
-use super::status::{PeerStatus, ServerInfo, wire_time};
+use super::status::{ChannelStatus, PeerStatus, ServerInfo, wire_time};
 use crate::pki::PkiRoot;
 use crate::recorder::{Recorder, Tapped};
 use crate::sftunnel::escape;
-use crate::sftunnel::{Component, Level, Role, TlsSide};
+use crate::sftunnel::{Channel, Component, Level, Role, TlsSide};
 use crate::sync::lock;
 
 /// Deadlines of the tunnel's phases, shared by both sides.
@@ -116,22 +122,30 @@ pub struct ServerSettings {
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum ServerEvent {
-    /// A device finished its handshake and HELLO.
+    /// A device finished its handshake and HELLO on one of its channels.
     Connected {
         conn: u64,
         uuid: String,
         name: String,
         addr: SocketAddr,
+        channel: Channel,
     },
-    /// A registered device went away.
+    /// A registered device's channel went away.
     Disconnected {
         conn: u64,
         uuid: String,
         reason: String,
+        channel: Channel,
     },
     /// A connection failed before it was registered.
     Failed {
         addr: SocketAddr,
+        failure: HandshakeFailure,
+    },
+    /// The FMC's own attempt to dial a device failed ([`Server::dial`]).
+    DialFailed {
+        addr: SocketAddr,
+        uuid: String,
         failure: HandshakeFailure,
     },
 }
@@ -142,11 +156,14 @@ struct PushRequest {
 }
 
 struct Peer {
+    /// This connection's row (one channel); [`ServerHandle::peers`] merges a peer's channels.
     status: PeerStatus,
+    channel: Channel,
     push: mpsc::Sender<PushRequest>,
 }
 
-struct Shared {
+/// What a server's tasks share (its dialer too, [`super::dial`]).
+pub(super) struct Shared {
     log: SfLog,
     clock: Clock,
     timeouts: Timeouts,
@@ -164,6 +181,11 @@ struct Shared {
     /// device that left shows when it left and its last heartbeat, not a blank row. One entry
     /// per device that ever registered (a valid certificate), so it stays small.
     departed: Mutex<BTreeMap<String, PeerStatus>>,
+    /// When the FMC last dialed each device (by UUID), for `status --brief`.
+    /// The device's name and address too, for a row of a device never seen.
+    attempts: Mutex<BTreeMap<String, (String, String, time::OffsetDateTime)>>,
+    /// The devices the FMC dials (by UUID), each with what wakes its dialer now.
+    dialing: Mutex<HashMap<String, Arc<tokio::sync::Notify>>>,
     events: broadcast::Sender<ServerEvent>,
     shutdown: watch::Sender<bool>,
     /// `--pcap`: every accepted connection is recorded here.
@@ -213,6 +235,8 @@ impl Server {
         tls: config::TlsVersion,
     ) -> Result<Server, TunnelError> {
         let identity = Identity::load(&s.files)?;
+        // Its failures are worded as the FMC's.
+        s.log.set_role(Role::Fmc);
         let config = config::server_config_for(tls, &identity, &s.clock, s.keylog.clone())?;
         let listener = listen(&s.listen).await.map_err(|e| TunnelError::Bind {
             addr: s.listen.clone(),
@@ -241,6 +265,8 @@ impl Server {
             generation: watch::channel(0).0,
             peers: Mutex::new(BTreeMap::new()),
             departed: Mutex::new(BTreeMap::new()),
+            attempts: Mutex::new(BTreeMap::new()),
+            dialing: Mutex::new(HashMap::new()),
             events: broadcast::channel(1024).0,
             shutdown,
             recorder,
@@ -264,6 +290,11 @@ impl Server {
             tasks,
             control: s.control,
         })
+    }
+
+    /// A task that ends with the server (see [`Self::shutdown`]).
+    pub(super) fn add_task(&mut self, task: JoinHandle<()>) {
+        self.tasks.push(task);
     }
 
     /// The address actually bound (the port when `listen` said 0).
@@ -295,10 +326,13 @@ impl Server {
 }
 
 impl ServerHandle {
-    /// Every connected peer, oldest connection first.
+    /// Every connected peer, oldest first, one row with all its channels.
     pub fn peers(&self) -> Vec<PeerStatus> {
-        let peers = lock(&self.shared.peers);
-        peers.values().map(|p| p.status.clone()).collect()
+        let rows: Vec<PeerStatus> = {
+            let peers = lock(&self.shared.peers);
+            peers.values().map(|p| p.status.clone()).collect()
+        };
+        PeerStatus::merge_channels(rows)
     }
 
     /// [`Self::peers`], then every device that was connected and is not now (`connected`
@@ -309,6 +343,19 @@ impl ServerHandle {
         for p in departed.values() {
             if !all.iter().any(|c| c.uuid == p.uuid) {
                 all.push(p.clone());
+            }
+        }
+        let attempts = lock(&self.shared.attempts);
+        for p in &mut all {
+            p.attempted = attempts.get(&p.uuid).map(|a| a.2);
+        }
+        // A device the FMC dials and never reached.
+        for (uuid, (name, ip, at)) in attempts.iter() {
+            if !all.iter().any(|c| &c.uuid == uuid) {
+                all.push(PeerStatus {
+                    attempted: Some(*at),
+                    ..PeerStatus::unseen(name.clone(), uuid.clone(), ip.clone())
+                });
             }
         }
         all
@@ -327,10 +374,11 @@ impl ServerHandle {
     pub async fn push(&self, uuid: &str, files: Vec<PushFile>) -> Result<PushAck, TunnelError> {
         let tx = {
             let peers = lock(&self.shared.peers);
+            // Pushes go over the control channel.
             peers
                 .values()
                 .rev()
-                .find(|p| p.status.uuid == uuid)
+                .find(|p| p.status.uuid == uuid && p.channel == Channel::Control)
                 .map(|p| p.push.clone())
         };
         let tx = tx.ok_or_else(|| TunnelError::NotConnected {
@@ -420,9 +468,70 @@ impl ServerHandle {
         self.shared.shutdown.subscribe()
     }
 
+    pub(super) fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
+    /// Notes that the FMC dials the device `t` now.
+    pub(super) fn note_attempt(&self, t: &super::DialTarget) {
+        let now = self.shared.clock.now();
+        lock(&self.shared.attempts).insert(
+            t.uuid.clone(),
+            (t.name.clone(), t.addr.ip().to_string(), now),
+        );
+    }
+
+    /// Registers a dialer for `uuid`: what wakes it, or `None` when one dials it already.
+    pub(super) fn dial_nudge(&self, uuid: &str) -> Option<Arc<tokio::sync::Notify>> {
+        let mut d = lock(&self.shared.dialing);
+        if d.contains_key(uuid) {
+            return None;
+        }
+        let n = Arc::new(tokio::sync::Notify::new());
+        d.insert(uuid.to_owned(), n.clone());
+        Some(n)
+    }
+
+    /// Makes the FMC dial device `uuid` now if it dials it ([`Server::dial`]) and waits to
+    /// retry: as a retry timer running out would (the lab uses it to keep its story short).
+    pub fn redial(&self, uuid: &str) {
+        if let Some(n) = lock(&self.shared.dialing).get(uuid) {
+            n.notify_one();
+        }
+    }
+
+    /// Tells the watchers.
+    pub(super) fn announce(&self, e: ServerEvent) {
+        let _ = self.shared.events.send(e);
+    }
+
     /// The server's main-thread log (the control socket's lines go there too).
     pub(crate) fn main_log(&self) -> ThreadLog {
         self.shared.log.thread(self.shared.log.main_tid())
+    }
+}
+
+impl Shared {
+    pub(super) fn log(&self) -> &SfLog {
+        &self.log
+    }
+    pub(super) fn clock(&self) -> &Clock {
+        &self.clock
+    }
+    pub(super) fn files(&self) -> &TlsFiles {
+        &self.files
+    }
+    pub(super) fn keylog(&self) -> Option<Arc<dyn KeyLog>> {
+        self.keylog.clone()
+    }
+    pub(super) fn timeouts(&self) -> Timeouts {
+        self.timeouts
+    }
+    pub(super) fn tls(&self) -> config::TlsVersion {
+        self.tls
+    }
+    pub(super) fn recorder(&self) -> Option<&Recorder> {
+        self.recorder.as_ref()
     }
 }
 
@@ -486,7 +595,7 @@ fn ipv(addr: &SocketAddr) -> &'static str {
 }
 
 /// Why a connection ended before it was registered.
-enum Refused {
+pub(super) enum Refused {
     /// The handshake (or a deadline, or admission) failed: logged in the appliance's words
     /// and announced as [`ServerEvent::Failed`].
     Failed(HandshakeFailure),
@@ -501,25 +610,33 @@ impl From<HandshakeFailure> for Refused {
 }
 
 /// Who a connection turned out to be, once admitted.
-struct Admitted {
+pub(super) struct Admitted {
     uuid: String,
+    /// Which of its channels this connection is (its HELLO says).
+    channel: Channel,
     /// From the root when it has a roster; else the HELLO's claim, escaped, filled in by
     /// [`Conn::hello`].
     name: Option<String>,
     cert: Option<PeerCert>,
 }
 
-/// One accepted connection on its way to a session: the steps of [`connection`] in order.
-struct Conn<'a> {
-    h: &'a ServerHandle,
-    sh: &'a Shared,
-    tl: ThreadLog,
-    addr: SocketAddr,
+/// One connection on its way to a session: the steps of [`connection`] in order (or of a
+/// dialed one: [`super::dial`]).
+pub(super) struct Conn<'a> {
+    pub(super) h: &'a ServerHandle,
+    pub(super) sh: &'a Shared,
+    pub(super) tl: ThreadLog,
+    pub(super) addr: SocketAddr,
+    /// The FMC's own address on this connection.
+    pub(super) local: Option<SocketAddr>,
+    /// Who opened it.
+    pub(super) dialed_by: Role,
     accepted: Instant,
 }
 
 async fn connection(h: ServerHandle, tcp: TcpStream, addr: SocketAddr) {
-    let c = Conn::new(&h, addr);
+    let mut c = Conn::new(&h, addr);
+    c.local = tcp.local_addr().ok();
     match c.establish(tcp).await {
         Err(Refused::Failed(f)) => {
             f.log(&c.tl);
@@ -547,6 +664,21 @@ impl<'a> Conn<'a> {
             sh,
             tl,
             addr,
+            local: None,
+            dialed_by: Role::Device,
+            accepted: Instant::now(),
+        }
+    }
+
+    /// A connection the FMC dialed to `addr` (its lines are the dialer's).
+    pub(super) fn dialed(h: &'a ServerHandle, tl: ThreadLog, addr: SocketAddr) -> Self {
+        Conn {
+            h,
+            sh: &h.shared,
+            tl,
+            addr,
+            local: None,
+            dialed_by: Role::Fmc,
             accepted: Instant::now(),
         }
     }
@@ -615,12 +747,13 @@ impl<'a> Conn<'a> {
 
     /// The certificate is the identity that was verified: its UUID must be one of the root's
     /// peers (when the server has a root), and the root names it.
-    fn admit(&self, est: &Established) -> Result<Admitted, HandshakeFailure> {
+    pub(super) fn admit(&self, est: &Established) -> Result<Admitted, HandshakeFailure> {
         let cert = est.peer.clone();
         let uuid = cert.as_ref().and_then(|c| c.title.clone());
         let Some(roster) = &self.sh.roster else {
             return Ok(Admitted {
                 uuid: uuid.map(|u| escape(&u).into_owned()).unwrap_or_default(),
+                channel: Channel::Control,
                 name: None,
                 cert,
             });
@@ -628,6 +761,7 @@ impl<'a> Conn<'a> {
         match uuid.as_ref().and_then(|u| roster.get(u).map(|n| (u, n))) {
             Some((u, name)) => Ok(Admitted {
                 uuid: u.clone(),
+                channel: Channel::Control,
                 name: Some(name.clone()),
                 cert,
             }),
@@ -640,20 +774,21 @@ impl<'a> Conn<'a> {
 
     /// The device's HELLO, then ours. Without a roster, the peer is named by its claim (and
     /// by the UUID it claims when its certificate carries none), escaped.
-    async fn hello(
+    pub(super) async fn hello<S: AsyncRead + AsyncWrite + Unpin>(
         &self,
-        mut io: Framed<Tls>,
+        mut io: Framed<S>,
         peer: &mut Admitted,
-    ) -> Result<Framed<Tls>, Refused> {
+    ) -> Result<Framed<S>, Refused> {
         let sh = self.sh;
         let hello = tokio::time::timeout(sh.timeouts.hello, io.read()).await;
-        let (uuid, name) = match hello {
+        let (uuid, name, channel) = match hello {
             Ok(Ok(Some(Message::Hello {
                 role: Role::Device,
                 uuid,
                 name,
+                channel,
                 ..
-            }))) => (uuid, name),
+            }))) => (uuid, name, channel),
             Err(_) => {
                 return Err(Refused::Failed(HandshakeFailure::Timeout {
                     phase: "hello",
@@ -672,12 +807,14 @@ impl<'a> Conn<'a> {
         if peer.uuid.is_empty() {
             peer.uuid = escape(&uuid).into_owned();
         }
+        peer.channel = channel;
         peer.name.get_or_insert_with(|| escape(&name).into_owned());
         let reply = Message::Hello {
             role: Role::Fmc,
             uuid: sh.info.uuid.clone().unwrap_or_default(),
             name: sh.info.hostname.clone(),
             version: concat!("sfdiag ", env!("CARGO_PKG_VERSION")).to_owned(),
+            channel,
         };
         io.send_within(&reply, sh.timeouts.hello)
             .await
@@ -686,45 +823,84 @@ impl<'a> Conn<'a> {
     }
 
     /// Registers the peer, runs its session, and keeps its last state when it goes.
-    async fn registered(&self, io: Framed<Tls>, peer: Admitted) {
+    pub(super) async fn registered<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        io: Framed<S>,
+        peer: Admitted,
+    ) {
         let sh = self.sh;
-        let Admitted { uuid, name, cert } = peer;
+        let Admitted {
+            uuid,
+            channel,
+            name,
+            cert,
+        } = peer;
         let name = name.unwrap_or_default();
         let conn = sh.next_conn.fetch_add(1, Ordering::Relaxed);
         let (push_tx, push_rx) = mpsc::channel(4);
+        let now = sh.clock.now();
         let status = PeerStatus {
-            name: name.clone(),
-            uuid: uuid.clone(),
-            ip: self.addr.ip().to_string(),
             connected: true,
-            since: Some(sh.clock.now()),
-            last_heartbeat: None,
+            since: Some(now),
             cert_not_after: cert.as_ref().map(|c| c.not_after),
+            channels: vec![ChannelStatus {
+                channel,
+                peer: self.addr.to_string(),
+                local: self.local.map(|a| a.to_string()).unwrap_or_default(),
+                iface: if self.addr.ip().is_loopback() {
+                    "lo"
+                } else {
+                    "eth0"
+                }
+                .to_owned(),
+                dialed_by: self.dialed_by.to_string(),
+                since: Some(now),
+            }],
+            ..PeerStatus::unseen(name.clone(), uuid.clone(), self.addr.ip().to_string())
         };
         lock(&sh.peers).insert(
             conn,
             Peer {
                 status,
+                channel,
                 push: push_tx,
             },
         );
         self.tl.log(
             Component::SfPeers,
             Level::Info,
-            &format!("Peer {name} ({uuid}) connected from {}", self.addr.ip()),
+            &format!(
+                "Peer {name} ({uuid}) connected from {}: {} {} ({})",
+                self.addr.ip(),
+                channel.label(),
+                channel.kind(),
+                match self.dialed_by {
+                    Role::Fmc => "dialed by the FMC",
+                    _ => "dialed by the peer",
+                }
+            ),
         );
         let _ = sh.events.send(ServerEvent::Connected {
             conn,
             uuid: uuid.clone(),
             name: name.clone(),
             addr: self.addr,
+            channel,
         });
         let reason = session(self.h, &self.tl, conn, &name, io, push_rx).await;
-        let gone = lock(&sh.peers).remove(&conn);
-        if let Some(p) = gone {
+        // The peer is down when its last channel is: then its row is kept as it was.
+        let (gone, last) = {
+            let mut peers = lock(&sh.peers);
+            let gone = peers.remove(&conn);
+            let last = !peers.values().any(|p| p.status.uuid == uuid);
+            (gone, last)
+        };
+        if let (Some(p), true) = (gone, last) {
             let status = PeerStatus {
                 connected: false,
                 since: Some(sh.clock.now()),
+                channels: Vec::new(),
+                down_reason: Some(reason.clone()),
                 ..p.status
             };
             lock(&sh.departed).insert(uuid.clone(), status);
@@ -732,11 +908,18 @@ impl<'a> Conn<'a> {
         self.tl.log(
             Component::SfPeers,
             Level::Info,
-            &format!("Peer {name} ({uuid}) disconnected: {reason}"),
+            &format!(
+                "Peer {name} ({uuid}) disconnected: {reason} ({} {})",
+                channel.label(),
+                channel.kind()
+            ),
         );
-        let _ = sh
-            .events
-            .send(ServerEvent::Disconnected { conn, uuid, reason });
+        let _ = sh.events.send(ServerEvent::Disconnected {
+            conn,
+            uuid,
+            reason,
+            channel,
+        });
     }
 }
 
@@ -773,6 +956,9 @@ where
                         if let Err(e) = io.send_within(&ack, idle).await {
                             break e.to_string();
                         }
+                        if let Some(p) = lock(&sh.peers).get_mut(&conn) {
+                            p.status.heartbeat_sent = Some(sh.clock.now());
+                        }
                     }
                     Ok(Some(Message::PushAck { id, mut ack })) => {
                         // The device's words go on to a log line and `pki renew`'s table.
@@ -782,6 +968,14 @@ where
                             if ack.ok { "ok" } else { "failed" },
                             if ack.message.is_empty() { String::new() } else { format!(" ({})", ack.message) }
                         ));
+                        // The device restarts its tunnel with the new files: if the FMC
+                        // dials it, it reconnects now rather than at its next retry.
+                        if ack.ok {
+                            let uuid = lock(&sh.peers).get(&conn).map(|p| p.status.uuid.clone());
+                            if let Some(u) = uuid {
+                                h.redial(&u);
+                            }
+                        }
                         if let Some(r) = pending.remove(&id) {
                             let _ = r.send(ack);
                         }

@@ -1,4 +1,6 @@
-//! What `sfdiag status` shows: the FMC's view of its peers, like `sftunnel_status.pl`.
+//! What `sfdiag status` shows: the FMC's view of its peers, like `sftunnel_status.pl`, and
+//! what `status --brief` adds (each peer's channels, who dialed them, heartbeat times, the
+//! FMC's last attempt to dial it).
 //!
 //! The rows come from the running server over the control socket (connected peers, and the
 //! last state of those that left), merged by [`rows_for_root`] with the devices a PKI root
@@ -10,6 +12,27 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::pki::PkiRoot;
+use crate::sftunnel::Channel;
+
+/// One of a connected peer's channels (its own TLS connection).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelStatus {
+    pub channel: Channel,
+    /// The peer's address on this connection.
+    pub peer: String,
+    /// The FMC's own address on it (the brief's `via`).
+    pub local: String,
+    /// The interface the brief says it uses: `lo` on loopback, else `eth0` (the appliance's
+    /// management interface; the emulator does not look interfaces up).
+    #[serde(default)]
+    pub iface: String,
+    /// Who opened it: `device` (it dialed the FMC) or `fmc` (the FMC dialed it), as `Role`
+    /// displays them.
+    pub dialed_by: String,
+    /// When it came up (on the server's clock).
+    #[serde(with = "wire_time")]
+    pub since: Option<OffsetDateTime>,
+}
 
 /// One peer row.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,6 +51,74 @@ pub struct PeerStatus {
     /// The notAfter of the certificate the peer presented (or has on disk when not connected).
     #[serde(with = "wire_time")]
     pub cert_not_after: Option<OffsetDateTime>,
+    /// The channels up now, control first (empty when disconnected).
+    #[serde(default)]
+    pub channels: Vec<ChannelStatus>,
+    /// When the FMC last answered a heartbeat of the peer.
+    #[serde(default, with = "wire_time")]
+    pub heartbeat_sent: Option<OffsetDateTime>,
+    /// When the FMC last tried to dial the peer, if it does.
+    #[serde(default, with = "wire_time")]
+    pub attempted: Option<OffsetDateTime>,
+    /// Why its last channel went down, when it is down.
+    #[serde(default)]
+    pub down_reason: Option<String>,
+}
+
+impl PeerStatus {
+    /// A row for a peer the server has not seen (or only knows from its root).
+    pub fn unseen(name: String, uuid: String, ip: String) -> Self {
+        PeerStatus {
+            name,
+            uuid,
+            ip,
+            connected: false,
+            since: None,
+            last_heartbeat: None,
+            cert_not_after: None,
+            channels: Vec::new(),
+            heartbeat_sent: None,
+            attempted: None,
+            down_reason: None,
+        }
+    }
+
+    /// One row per peer (by UUID, in first-seen order) from one row per connection: a
+    /// connection joins the first row of its UUID that lacks its channel (so a control and
+    /// an events channel are one peer, while a second control connection of the same
+    /// certificate, as a load run opens, is a row of its own). The peer is connected while
+    /// any channel is; it came up with its oldest channel; its heartbeats are the latest of
+    /// any channel.
+    pub fn merge_channels(rows: Vec<PeerStatus>) -> Vec<PeerStatus> {
+        let mut out: Vec<PeerStatus> = Vec::new();
+        for r in rows {
+            let joins = |m: &PeerStatus| {
+                m.uuid == r.uuid
+                    && !m
+                        .channels
+                        .iter()
+                        .any(|c| r.channels.iter().any(|x| x.channel == c.channel))
+            };
+            let Some(m) = out.iter_mut().find(|m| joins(m)) else {
+                out.push(r);
+                continue;
+            };
+            m.connected |= r.connected;
+            m.since = match (m.since, r.since) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            m.last_heartbeat = m.last_heartbeat.max(r.last_heartbeat);
+            m.heartbeat_sent = m.heartbeat_sent.max(r.heartbeat_sent);
+            m.attempted = m.attempted.max(r.attempted);
+            // The newest connection's certificate and address.
+            m.cert_not_after = r.cert_not_after.or(m.cert_not_after);
+            m.ip = r.ip;
+            m.channels.extend(r.channels);
+            m.channels.sort_by_key(|c| c.channel);
+        }
+        out
+    }
 }
 
 /// The server itself.
@@ -57,17 +148,12 @@ pub fn rows_for_root(seen: &[PeerStatus], root: &PkiRoot) -> Vec<PeerStatus> {
             match seen.iter().rev().find(|s| s.uuid == uuid) {
                 Some(s) => s.clone(),
                 None => PeerStatus {
-                    name: p.name.clone(),
-                    uuid,
-                    ip: p.ip.to_string(),
-                    connected: false,
-                    since: None,
-                    last_heartbeat: None,
                     cert_not_after: root
                         .device_files(&p.name)
                         .and_then(|f| crate::cert::read_certs(f.cert).ok())
                         .and_then(|certs| certs.first().and_then(super::chain::facts))
                         .map(|c| c.not_after),
+                    ..PeerStatus::unseen(p.name.clone(), uuid, p.ip.to_string())
                 },
             }
         })
@@ -137,6 +223,7 @@ mod tests {
             since: Some(datetime!(2034-10-05 14:00:00.75 +02:00)),
             last_heartbeat: None,
             cert_not_after: Some(datetime!(2036-11-23 15:12:10 UTC)),
+            ..PeerStatus::unseen(String::new(), String::new(), String::new())
         };
         let v = serde_json::to_value(&row).unwrap();
         assert_eq!(v["since"], "2034-10-05T12:00:00Z");

@@ -593,7 +593,7 @@ fn a_disk_full_at_any_step_gives_an_exit_code_that_tells_the_truth() {
             );
         } else {
             assert_eq!(o.status.code(), Some(1), "step {n}: {out}");
-            assert!(out.contains("Could not write"), "step {n}: {out}");
+            assert!(out.contains("could not write"), "step {n}: {out}");
             assert!(out.contains("what it would have held"), "step {n}: {out}");
         }
         let next = run_in(

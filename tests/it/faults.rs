@@ -414,6 +414,7 @@ impl Device {
             uuid: lab.ftd_uuid.clone(),
             name: "ftd1".into(),
             version: "faults".into(),
+            channel: sfdiag::sftunnel::Channel::Control,
         });
         match d.read() {
             Some(Message::Hello {
@@ -550,7 +551,7 @@ fn serve_sheds_a_thousand_silent_sockets_garbage_and_half_handshakes_without_lea
     let closed = |n: usize| {
         std::fs::read_to_string(&log)
             .unwrap_or_default()
-            .matches(") disconnected: ")
+            .matches(" disconnected: ")
             .count()
             >= n
     };
@@ -917,10 +918,11 @@ fn connect_comes_back_when_serve_vanishes_and_returns() {
             .matches(needle)
             .count()
     };
+    // Registered means both channels (the events channel comes after control).
     wait_until(
         20,
         || "device not registered".into(),
-        || count(&dlog, "registered this device as ftd1") == 1,
+        || count(&dlog, "registered this device as ftd1: Channel-B") == 1,
     );
     serve.kill();
     wait_until(
@@ -944,22 +946,24 @@ fn connect_comes_back_when_serve_vanishes_and_returns() {
     wait_until(
         30,
         || std::fs::read_to_string(&dlog).unwrap_or_default(),
-        || count(&dlog, "registered this device as ftd1") == 2,
+        || count(&dlog, "registered this device as ftd1: Channel-B") == 2,
     );
     dev.stop();
     serve.stop();
     let text = std::fs::read_to_string(&dlog).unwrap();
-    assert_eq!(count(&dlog, "Connection to "), 1, "{text}");
+    // One loss per channel (control and events, each its own connection).
+    assert_eq!(count(&dlog, "Connection to "), 2, "{text}");
     assert!(
         text.contains(&format!("Connection to {addr} lost: ")),
         "{text}"
     );
-    // Every attempt after the loss is either a logged failure or the one that got back, and
-    // each failure says when the next attempt comes.
+    // Every attempt after the loss is either a logged failure or one of the two that got
+    // back (control, then events: the events channel waits for control), and each failure
+    // says when the next attempt comes.
     let after = &text[text.find(" lost: ").unwrap()..];
     let attempts = after.matches("Initiating IPv4 connection to").count();
     let failed = after.matches("Failed to connect to ").count();
-    assert_eq!(attempts, failed + 1, "{text}");
+    assert_eq!(attempts, failed + 2, "{text}");
     assert!(
         after.matches("Next connection attempt to ").count() > failed,
         "{text}"

@@ -105,17 +105,95 @@ fn default_story_expiry_failed_push_copy_and_recovery() {
         .unwrap_or_else(|| panic!("{t}"));
     assert!(ftd3[i + 1].contains("[ERROR] issuer = /title=InternalCA/OU=Intrusion Management System/CN=cdb123c8-4347-11ef-aca1-f3aa241412a1/O=Cisco Systems, Inc"));
     assert!(ftd3[i + 3].ends_with("sftunnel:sf_ssl [ERROR] err 10:certificate has expired"));
-    assert!(ftd3[i + 4].ends_with("sftunnel:sf_ssl [ERROR] SSL handshake failed"));
+    // APPLIANCE.md's block, line for line, after the verify callback's four lines.
+    assert!(ftd3[i + 4].ends_with(
+        "sftunnel:sf_ssl [ERROR] SSL_renegotiate error: 1: error:0A000086:SSL routines::certificate verify failed"
+    ));
+    assert!(ftd3[i + 5].ends_with("sftunnel:sf_ssl [ERROR] Connect:SSL handshake failed"));
+    assert!(
+        ftd3[i + 6]
+            .ends_with("sftunnel:sf_ssl [WARN] SSL Verification status: certificate has expired")
+    );
     let fmc = lines_of(&t, "FMC");
     let j = fmc
         .iter()
         .position(|l| {
             l.ends_with(
-                "[ERROR] SSL alert received: sslv3 alert certificate expired (SSL alert number 45)",
+                "[ERROR] SSL_renegotiate error: 1: error:0A000415:SSL routines::sslv3 alert certificate expired",
             )
         })
         .unwrap_or_else(|| panic!("{t}"));
-    assert!(fmc[j + 1].ends_with("[ERROR] SSL handshake failed"));
+    assert!(fmc[j + 1].ends_with("[ERROR] Accept:SSL handshake failed"));
+    // The FMC dials ftd3 too (it dials and listens): APPLIANCE.md's second block, the
+    // FMC's, after its verify callback rejected ftd3's chain at the InternalCA.
+    let k = fmc
+        .iter()
+        .position(|l| {
+            l.contains("[INFO] VERIFY ssl_verify_callback_internal: preverify_ok=0 depth=1 err 10:certificate has expired")
+        })
+        .unwrap_or_else(|| panic!("{t}"));
+    assert!(fmc[k + 1].ends_with(
+        "[ERROR] SSL_renegotiate error: 1: error:0A000086:SSL routines::certificate verify failed"
+    ));
+    assert!(
+        fmc[k + 2].contains("[WARN] establishConnectionUtil: SSL handshake failed with 127.1.0.3:")
+    );
+    assert!(
+        fmc[k + 9].ends_with("[ERROR] establishSSLConnection: Failed to connect to peer 127.1.0.3")
+    );
+    // ftd3, accepting, received the FMC's alert.
+    assert!(ftd3.iter().any(|l| l.ends_with(
+        "[ERROR] SSL_renegotiate error: 1: error:0A000415:SSL routines::sslv3 alert certificate expired"
+    )));
+    // Two channels per device, each its own connection: ftd1 dials both, the FMC dials both
+    // of ftd2's (DONTRESOLVE).
+    for (dev, by) in [
+        ("ftd1", "dialed by the peer"),
+        ("ftd2", "dialed by the FMC"),
+    ] {
+        for ch in ["Channel-A CONTROL", "Channel-B EVENT"] {
+            assert!(
+                fmc.iter().any(|l| l.contains(&format!("Peer {dev} ("))
+                    && l.ends_with(&format!(": {ch} ({by})"))),
+                "{dev} {ch} {by}: {t}"
+            );
+        }
+    }
+    // status --brief: both channels of each of the three devices when all are up, and
+    // ftd3's down block after its reboot.
+    let brief = t.split("--brief\n").nth(1).unwrap_or_else(|| panic!("{t}"));
+    let brief = &brief[..brief.find("\n\n===").unwrap_or(brief.len())];
+    for ip in ["127.1.0.1", "127.1.0.2", "127.1.0.3"] {
+        for ch in [
+            "Channel-A is valid type (CONTROL)",
+            "Channel-B is valid type (EVENT)",
+        ] {
+            assert!(
+                brief.contains(&format!(
+                    "Peer channel {ch}, using 'lo', connected to '{ip}' via '127.0.0.1'"
+                )),
+                "{ip} {ch}: {brief}"
+            );
+        }
+    }
+    let down = t.split("--brief\n").nth(2).unwrap_or_else(|| panic!("{t}"));
+    let ftd3_block = &down[down
+        .find("PEER:127.1.0.3\n")
+        .unwrap_or_else(|| panic!("{down}"))..];
+    let ftd3_block: Vec<&str> = ftd3_block.lines().take(5).collect();
+    assert_eq!(ftd3_block[1], "Registration: Completed.", "{down}");
+    assert!(
+        ftd3_block[2].starts_with("Connection to peer '127.1.0.3' Attempted at Wed Oct  4 12:26:"),
+        "{down}"
+    );
+    assert!(
+        ftd3_block[3].starts_with("Last disconnect time : Wed Oct  4 12:26:"),
+        "{down}"
+    );
+    assert_eq!(
+        ftd3_block[4],
+        "Last disconnect reason : Both control and event channel connections with peer went down"
+    );
     // Lines carry the lab clock: the failure happened after the CA's end (Oct 3 2034).
     assert!(ftd3[i].starts_with("Oct  4 "), "{}", ftd3[i]);
     // The pushes: two devices took their files and restarted.
@@ -128,12 +206,21 @@ fn default_story_expiry_failed_push_copy_and_recovery() {
         assert!(fmc.iter().any(|l| l.contains(&format!("Peer {dev} acknowledged push")) && l.contains(": ok")));
     }
     assert!(fmc.iter().any(|l| l.contains("Loaded new certificates")));
+    // copy_sftunnel_certs.py's lines, stamped with the lab clock (the copy step starts at
+    // 2034-10-04 12:46:56 and takes well under a minute).
     for l in [
+        "fmc is not an HA-peer. Certificates will not be copied",
         "Attempting connection to ftd3",
         "Successfully copied certificates to ftd3",
-        "Restarted sftunnel on ftd3",
+        "Restarting sftunnel for ftd3",
+        "Closing connection with ftd3",
     ] {
-        assert!(t.lines().any(|x| x == l), "missing {l:?}");
+        assert!(
+            t.lines().any(|x| x.starts_with("2034-10-04 12:46:")
+                && x.len() == 22 + l.len()
+                && x.ends_with(&format!(" - {l}"))),
+            "missing {l:?}"
+        );
     }
 
     // FAILED_PUSH lists ftd3's three files, and only those.
@@ -144,10 +231,15 @@ fn default_story_expiry_failed_push_copy_and_recovery() {
     let fmc_uuid = "cdb123c8-4347-11ef-aca1-f3aa241412a1";
     let ftd3_uuid = ims(&root, "ftd3", "APPLIANCE_UUID");
     let ftd3_ip = ims(&root, "ftd3", "APPLIANCE_IP");
-    let want: Vec<String> = ["cacert.pem", "sftunnel-cert.pem", "sftunnel-key.pem"]
+    // As the appliance writes it: the CA from ca_root, `certs_pushed//`, cacert, key, cert.
+    let want: Vec<String> = ["cacert.pem", "sftunnel-key.pem", "sftunnel-cert.pem"]
         .iter()
         .map(|f| {
-            format!("{ftd3_uuid} ftd3 {ftd3_ip} /var/sf/peers/{ftd3_uuid}/certs_pushed/{f} /var/sf/peers/{fmc_uuid}/{f}")
+            let source = match *f {
+                "cacert.pem" => "/etc/sf/ca_root/cacert.pem".to_string(),
+                _ => format!("/var/sf/peers/{ftd3_uuid}/certs_pushed//{f}"),
+            };
+            format!("{ftd3_uuid} ftd3 {ftd3_ip} {source} /var/sf/peers/{fmc_uuid}/{f}")
         })
         .collect();
     assert_eq!(list.lines().collect::<Vec<_>>(), want);
@@ -233,6 +325,39 @@ fn default_story_expiry_failed_push_copy_and_recovery() {
         .map(|l| serde_json::from_str(l).unwrap())
         .filter(|v: &serde_json::Value| v["type"] == "alert" && v["code"] == 45)
         .collect();
+    // The capture holds two TLS connections per device at the start (control and events),
+    // named by the analyzer from the certificates: ftd1's and ftd3's dialed by the device,
+    // ftd2's by the FMC.
+    let sessions: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|v: &serde_json::Value| {
+            v["type"] == "session"
+                && v["outcome"] == "established"
+                && v["first_ts"].as_str().unwrap().starts_with("2034-10-01T")
+        })
+        .collect();
+    for (dev, dialed_by_fmc) in [("ftd1", false), ("ftd2", true), ("ftd3", false)] {
+        let uuid = ims(&root, dev, "APPLIANCE_UUID");
+        let ip = ims(&root, dev, "APPLIANCE_IP");
+        let mine: Vec<&serde_json::Value> = sessions
+            .iter()
+            .filter(|v| {
+                let (client, server) = if dialed_by_fmc {
+                    ("client_identity", "server_identity")
+                } else {
+                    ("server_identity", "client_identity")
+                };
+                v[server]["uuid"] == uuid.as_str()
+                    && v[client]["uuid"] == fmc_uuid
+                    && v[if dialed_by_fmc { "server" } else { "client" }]
+                        .as_str()
+                        .unwrap()
+                        .starts_with(&format!("{ip}:"))
+            })
+            .collect();
+        assert_eq!(mine.len(), 2, "{dev}: {sessions:?}");
+    }
     // ftd3's reboot, and any retry it made (every 2 s, then 4 s) before the copy.
     assert!(
         !alerts.is_empty(),
@@ -290,9 +415,11 @@ fn not_pushed_story_through_the_binary_err_7_until_copy() {
     assert!(ftd2[i - 1].contains(
         "subject = /generationQualifier=sftunnel/title=cdb123c8-4347-11ef-aca1-f3aa241412a1/"
     ));
-    assert!(ftd2[i + 1].ends_with("[ERROR] SSL handshake failed"));
+    assert!(ftd2[i + 2].ends_with("[ERROR] Connect:SSL handshake failed"));
     assert!(lines_of(&t, "FMC").iter().any(|l| {
-        l.ends_with("[ERROR] SSL alert received: tlsv1 alert decrypt error (SSL alert number 51)")
+        l.ends_with(
+            "[ERROR] SSL_renegotiate error: 1: error:0A00041B:SSL routines::tlsv1 alert decrypt error",
+        )
     }));
 
     // FAILED_PUSH: ftd2's three files.
@@ -305,9 +432,11 @@ fn not_pushed_story_through_the_binary_err_7_until_copy() {
     let list = std::fs::read_to_string(dirs[0].join("FAILED_PUSH")).unwrap();
     let ftd2_uuid = ims(&root, "ftd2", "APPLIANCE_UUID");
     assert_eq!(list.lines().count(), 3);
-    assert!(list.lines().all(|l| l.starts_with(&format!(
-        "{ftd2_uuid} ftd2 127.1.0.2 /var/sf/peers/{ftd2_uuid}/certs_pushed/"
-    ))));
+    assert!(
+        list.lines()
+            .all(|l| l.starts_with(&format!("{ftd2_uuid} ftd2 127.1.0.2 /"))),
+        "{list}"
+    );
 
     // validate fails for ftd2 before the copy and passes after, at the same lab time.
     let before = t
@@ -485,8 +614,11 @@ fn upgrade_76_story_refuses_the_old_ca_certificate_on_tls13_and_writes_the_key_l
         fmc[i - 1].contains("[ERROR] subject = /generationQualifier=sftunnel_d1e2f3a4-"),
         "{t}"
     );
+    // The appliance's failure block (OpenSSL 3's error string, `Accept:`), then 7.6's lines.
     for (k, want) in [
-        "SSL handshake failed",
+        "SSL_renegotiate error: 1: error:0A000086:SSL routines::certificate verify failed",
+        "Accept:SSL handshake failed",
+        "SSL Verification status: certificate signature failure",
         "Unable to set Post Handshake Auth SSL context: SSL_verify_client_post_handshake:extension not received",
         "Failed to reload credentials",
         "Failed to add services",
@@ -503,11 +635,14 @@ fn upgrade_76_story_refuses_the_old_ca_certificate_on_tls13_and_writes_the_key_l
         .iter()
         .position(|l| {
             l.ends_with(
-                "[ERROR] SSL alert received: tlsv1 alert decrypt error (SSL alert number 51)",
+                "[ERROR] SSL_renegotiate error: 1: error:0A00041B:SSL routines::tlsv1 alert decrypt error",
             )
         })
         .unwrap_or_else(|| panic!("{t}"));
-    assert!(ftd2[j + 1].ends_with("[ERROR] SSL handshake failed"), "{t}");
+    assert!(
+        ftd2[j + 1].ends_with("[ERROR] Connect:SSL handshake failed"),
+        "{t}"
+    );
     // The narration says how the appliance differs.
     assert!(
         t.contains("after the handshake (post-handshake authentication)"),

@@ -163,10 +163,9 @@ fn copy_never_reads_or_writes_through_a_symlink() {
     assert_eq!(o.status.code(), Some(1), "{out}");
     for dev in ["ftd1", "ftd2", "ftd3"] {
         assert!(
-            out.lines().any(
-                |l| l.starts_with(&format!("Could not copy certificates to {dev}: "))
-                    && l.contains("symbolic link")
-            ),
+            out.lines().any(|l| l
+                .starts_with(&format!("sfdiag: could not copy certificates to {dev}: "))
+                && l.contains("symbolic link")),
             "{dev}: {out}"
         );
     }

@@ -23,3 +23,4 @@ mod renew;
 mod reports;
 mod truth;
 mod tunnel;
+mod words;

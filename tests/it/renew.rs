@@ -126,7 +126,12 @@ fn renew_refuses_during_a_critical_operation_and_without_confirmation() {
     let o = run(&["pki", "renew", "--root", s(&root)]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("--yes"), "{}", text(&o));
-    assert!(text(&o).contains("Current InternalCA"), "{}", text(&o));
+    // The script's notice and question were shown, then the refusal.
+    assert!(
+        text(&o).contains("You are about to generate new certificates for FMC and devices."),
+        "{}",
+        text(&o)
+    );
     assert_eq!(snapshot(&root), before);
 }
 
@@ -169,14 +174,25 @@ fn renew_without_serve_fails_every_push_and_copy_then_validate_recovers() {
     let o = run(&["pki", "renew", "--root", s(&root), "--yes"]);
     let out = text(&o);
     assert_eq!(o.status.code(), Some(1), "{out}");
-    assert!(out.contains("expired 10 days ago"), "{out}");
+    // generate_certs.pl's arithmetic: whole days, negative once the CA has ended.
+    assert!(
+        out.contains("Current ca_root expires in -10 days - at "),
+        "{out}"
+    );
     assert!(out.contains("sftunnel is not running on the FMC"), "{out}");
     assert!(
-        out.contains("Failed to push certificates to 2 of 2 peer(s)"),
+        out.contains("certificates pushed to 0 of 2 peer(s)"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "Some files were failed to be pushed to remote peers. For more details check "
+        ),
         "{out}"
     );
 
-    // FAILED_PUSH: one line per file, FTD_UUID FTD_NAME FTD_IP SOURCE DEST.
+    // FAILED_PUSH: one line per file, FTD_UUID FTD_NAME FTD_IP SOURCE DEST, as the appliance
+    // writes it (the CA from ca_root, `certs_pushed//`, cacert, key, cert).
     let fp = failed_push_files(&root);
     assert_eq!(fp.len(), 1, "{fp:?}");
     assert!(out.contains(s(&fp[0])), "{out}");
@@ -186,25 +202,34 @@ fn renew_without_serve_fails_every_push_and_copy_then_validate_recovers() {
     for (i, dev) in ["ftd1", "ftd2"].iter().enumerate() {
         let uuid = ims(&root, dev, "APPLIANCE_UUID");
         let ip = ims(&root, dev, "APPLIANCE_IP");
-        for (j, file) in ["cacert.pem", "sftunnel-cert.pem", "sftunnel-key.pem"]
+        for (j, file) in ["cacert.pem", "sftunnel-key.pem", "sftunnel-cert.pem"]
             .iter()
             .enumerate()
         {
+            let source = if j == 0 {
+                "/etc/sf/ca_root/cacert.pem".to_string()
+            } else {
+                format!("/var/sf/peers/{uuid}/certs_pushed//{file}")
+            };
             assert_eq!(
                 lines[i * 3 + j],
                 vec![
                     uuid.as_str(),
                     dev,
                     ip.as_str(),
-                    &format!("/var/sf/peers/{uuid}/certs_pushed/{file}"),
+                    &source,
                     &format!("/var/sf/peers/{fmc_uuid}/{file}"),
                 ],
                 "{list}"
             );
             // The source path exists on the FMC's side of the lab root.
+            assert!(root.join("fmc").join(&source[1..]).is_file(), "{source}");
+            // And the script said so, per file.
             assert!(
-                root.join(format!("fmc/var/sf/peers/{uuid}/certs_pushed/{file}"))
-                    .is_file()
+                out.lines()
+                    .any(|l| l
+                        == format!("Failed to push to {dev} = /var/sf/peers/{fmc_uuid}/{file}")),
+                "{out}"
             );
         }
     }
@@ -277,7 +302,9 @@ fn renew_without_serve_fails_every_push_and_copy_then_validate_recovers() {
         Some(1),
         "one device cannot be reached: {out}"
     );
+    // copy_sftunnel_certs.py's lines, each after its `YYYY-MM-DD HH:MM:SS - ` stamp.
     for l in [
+        "fmc is not an HA-peer. Certificates will not be copied",
         "Attempting connection to ftd1",
         "Successfully copied certificates to ftd1",
         "Attempting connection to ftd2",
@@ -285,7 +312,11 @@ fn renew_without_serve_fails_every_push_and_copy_then_validate_recovers() {
         "Attempting connection to ftd9",
         "Could not connect to ftd9",
     ] {
-        assert!(out.lines().any(|x| x == l), "missing {l:?} in:\n{out}");
+        assert!(
+            out.lines()
+                .any(|x| x.len() == 22 + l.len() && x.ends_with(&format!(" - {l}"))),
+            "missing {l:?} in:\n{out}"
+        );
     }
     assert!(
         !out.contains("pw,with"),
@@ -439,18 +470,28 @@ fn renew_pushes_to_connected_devices_through_serve_and_lists_the_rest() {
     });
     let seen = ftd1.count();
 
-    let o = run(&["pki", "renew", "--root", s(&root), "--yes"]);
+    let o = run(&["pki", "renew", "--root", s(&root), "--yes", "-v"]);
     let out = text(&o);
     assert_eq!(o.status.code(), Some(1), "{out}");
+    // The script names only what failed; -v details follow sfdiag's summary line.
+    assert!(
+        out.lines()
+            .any(|l| l == format!("Failed to push to ftd2 = /var/sf/peers/{fmc_uuid}/cacert.pem")),
+        "{out}"
+    );
+    assert!(!out.contains("Failed to push to ftd1"), "{out}");
+    assert!(
+        out.contains("certificates pushed to 1 of 2 peer(s); not pushed: ftd2 (not connected)"),
+        "{out}"
+    );
     assert!(
         out.contains("sftunnel on the FMC loaded the new certificates"),
         "{out}"
     );
-    assert!(out.contains("Pushed certificates to ftd1"), "{out}");
+    assert!(out.contains("  pushed to ftd1"), "{out}");
     assert!(
         out.lines()
-            .any(|l| l.starts_with("Could not push certificates to ftd2")
-                && l.ends_with("not connected")),
+            .any(|l| l.starts_with("  not pushed to ftd2") && l.ends_with("not connected")),
         "{out}"
     );
 
@@ -506,7 +547,8 @@ fn renew_pushes_to_connected_devices_through_serve_and_lists_the_rest() {
         .map(|l| serde_json::from_str(l).unwrap())
         .filter(|v: &serde_json::Value| v["type"] == "session")
         .collect();
-    assert_eq!(sessions.len(), 2, "{sessions:?}");
+    // ftd1's two channels (control, events) before the push and after its restart.
+    assert_eq!(sessions.len(), 4, "{sessions:?}");
     assert!(
         sessions
             .iter()
@@ -527,10 +569,11 @@ fn renew_pushes_to_connected_devices_through_serve_and_lists_the_rest() {
             .output()
             .unwrap();
         assert!(t.status.success(), "{}", text(&t));
-        // Two handshakes (before and after the push), a Certificate message from each side.
+        // Four handshakes (both channels before and after the push), a Certificate message
+        // from each side.
         assert_eq!(
             String::from_utf8_lossy(&t.stdout).lines().count(),
-            4,
+            8,
             "{}",
             text(&t)
         );

@@ -351,7 +351,9 @@ pub(crate) fn assert_err10_block(log: &str) {
         "sftunnel:sf_ssl [ERROR] issuer = /title=InternalCA/OU=Intrusion Management System/CN=",
         "sftunnel:sf_ssl [ERROR] subject = /title=InternalCA/OU=Intrusion Management System/CN=",
         "sftunnel:sf_ssl [ERROR] err 10:certificate has expired",
-        "sftunnel:sf_ssl [ERROR] SSL handshake failed",
+        "sftunnel:sf_ssl [ERROR] SSL_renegotiate error: 1: error:0A000086:SSL routines::certificate verify failed",
+        ":SSL handshake failed",
+        "sftunnel:sf_ssl [WARN] SSL Verification status: certificate has expired",
     ] {
         assert!(has_line(log, want), "missing {want:?} in:\n{log}");
     }
@@ -602,7 +604,7 @@ fn serve_on_a_lab_clock_past_the_ca_rejects_the_device() {
     assert!(
         has_line(
             &out,
-            "SSL alert received: sslv3 alert certificate expired (SSL alert number 45)"
+            "[ERROR] SSL_renegotiate error: 1: error:0A000415:SSL routines::sslv3 alert certificate expired"
         ),
         "{out}"
     );
@@ -767,6 +769,130 @@ fn validate_with_explicit_files_and_setup_errors() {
 
 // ---- status and push over the control socket ----
 
+/// Both ends dial: `serve --root` dials the root's devices, and a device that only listens
+/// (`connect --listen --listen-only`, DONTRESOLVE) gets both its channels from the FMC, while
+/// one that dials gets both from itself; `status --brief` shows each peer's two channels,
+/// and a device that went away as down.
+#[test]
+fn serve_dials_a_listening_device_and_status_brief_shows_both_channels() {
+    need_openssl();
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("lab");
+    our_pki(&root, 2, &[]);
+    let (srv, addr) = serve(&[
+        "--root".into(),
+        s(&root).into(),
+        "--heartbeat".into(),
+        "1".into(),
+    ]);
+    srv.wait_for(10, |l| l.contains("Control socket at "));
+    let port = addr.rsplit(':').next().unwrap();
+    // ftd1 dials (from its own address); ftd2 listens at its address on the FMC's port.
+    let ftd1 = Proc::spawn(sfdiag().args([
+        "connect",
+        &addr,
+        "--root",
+        s(&root),
+        "--device",
+        "ftd1",
+        "--heartbeat",
+        "1",
+        "--listen",
+        "127.1.0.1:0",
+    ]));
+    let ftd2 = Proc::spawn(sfdiag().args([
+        "connect",
+        &addr,
+        "--root",
+        s(&root),
+        "--device",
+        "ftd2",
+        "--heartbeat",
+        "1",
+        "--listen",
+        &format!("127.1.0.2:{port}"),
+        "--listen-only",
+    ]));
+    for (dev, by) in [
+        ("ftd1", "dialed by the peer"),
+        ("ftd2", "dialed by the FMC"),
+    ] {
+        for ch in ["Channel-A CONTROL", "Channel-B EVENT"] {
+            srv.wait_for(30, |l| {
+                l.contains(&format!("Peer {dev} (")) && l.ends_with(&format!(": {ch} ({by})"))
+            });
+        }
+    }
+    // A listen-only device never dials.
+    assert!(
+        !ftd2.text().contains("Initiating IPv4 connection"),
+        "{}",
+        ftd2.text()
+    );
+    let brief = |want: &dyn Fn(&str) -> bool| {
+        let end = Instant::now() + Duration::from_secs(20);
+        loop {
+            let out = run(sfdiag().args(["status", "--root", s(&root), "--brief"]), 60);
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            if want(&text) || Instant::now() > end {
+                return text;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let text = brief(&|t| {
+        t.contains("Heartbeat Received Time: ") && t.matches("Peer channel").count() == 4
+    });
+    for ip in ["127.1.0.1", "127.1.0.2"] {
+        let block = &text[text
+            .find(&format!("PEER:{ip}\n"))
+            .unwrap_or_else(|| panic!("{text}"))..];
+        let lines: Vec<&str> = block.lines().collect();
+        assert_eq!(
+            lines[1],
+            format!(
+                "Peer channel Channel-A is valid type (CONTROL), using 'lo', connected to '{ip}' via '127.0.0.1'"
+            ),
+            "{text}"
+        );
+        assert_eq!(
+            lines[2],
+            format!(
+                "Peer channel Channel-B is valid type (EVENT), using 'lo', connected to '{ip}' via '127.0.0.1'"
+            ),
+            "{text}"
+        );
+        assert_eq!(lines[3], "Registration: Completed.", "{text}");
+        assert!(
+            lines[4].starts_with(&format!("IPv4 Connection to peer '{ip}' Start Time: ")),
+            "{text}"
+        );
+        // `Wed Jun 10 14:27:12 2020 UTC`: C's ctime and the zone.
+        let start = lines[4].rsplit("Start Time: ").next().unwrap();
+        assert_eq!(start.len(), 28, "{text}");
+        assert!(start.ends_with(" UTC"), "{text}");
+    }
+    drop(ftd2);
+    let text = brief(&|t| t.contains("Last disconnect reason"));
+    let block = &text[text
+        .find("PEER:127.1.0.2\n")
+        .unwrap_or_else(|| panic!("{text}"))..];
+    let lines: Vec<&str> = block.lines().take(5).collect();
+    assert_eq!(lines[1], "Registration: Completed.", "{text}");
+    assert!(
+        lines[2].starts_with("Connection to peer '127.1.0.2' Attempted at "),
+        "{text}"
+    );
+    assert!(lines[3].starts_with("Last disconnect time : "), "{text}");
+    assert_eq!(
+        lines[4],
+        "Last disconnect reason : Both control and event channel connections with peer went down",
+        "{text}"
+    );
+    drop(ftd1);
+    drop(srv);
+}
+
 #[test]
 fn status_lists_connected_and_known_devices_from_the_control_socket() {
     need_openssl();
@@ -832,11 +958,19 @@ fn status_lists_connected_and_known_devices_from_the_control_socket() {
     srv.wait_for(20, |l| {
         l.contains("Peer ftd1 (") && l.contains("disconnected")
     });
-    let out = run(
-        sfdiag().args(["status", "--root", s(&root), "--format", "json"]),
-        120,
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // Down once both its channels are (each its own connection, each its own line).
+    let end = Instant::now() + Duration::from_secs(20);
+    let v: serde_json::Value = loop {
+        let out = run(
+            sfdiag().args(["status", "--root", s(&root), "--format", "json"]),
+            120,
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        if v["peers"][0]["connected"] == false || Instant::now() > end {
+            break v;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
     let left = &v["peers"][0];
     assert_eq!(left["name"], "ftd1", "{v}");
     assert_eq!(left["connected"], false, "{v}");
@@ -1054,7 +1188,9 @@ fn renewal_push_then_fmc_restart_brings_the_device_back_on_the_new_ca() {
     // The device now trusts the new CA; the FMC still presents the old chain.
     dev.wait_for(20, |l| l.contains("err 7:certificate signature failure"));
     srv.wait_for(20, |l| {
-        l.contains("SSL alert received: tlsv1 alert decrypt error (SSL alert number 51)")
+        l.contains(
+            "SSL_renegotiate error: 1: error:0A00041B:SSL routines::tlsv1 alert decrypt error",
+        )
     });
 
     // The FMC side of the renewal: its new files in place, its tunnel service restarted.
