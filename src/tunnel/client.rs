@@ -518,7 +518,7 @@ impl Client {
             .find_map(|c| self.claim(c).map(|g| (c, g)))
     }
 
-    /// Starts both channels ([`Client::run_channel`]) on tasks; the handle stops or restarts
+    /// Starts both channels (`run_channel`) on tasks; the handle stops or restarts
     /// them.
     pub fn spawn(self) -> ClientHandle {
         self.spawn_with(None)
