@@ -1,6 +1,6 @@
 //! The FMC dialing its devices: sftunnel's two ends dial each other, and the FMC also opens
 //! the tunnel to each device it manages on 8305 (the device accepts with `connect --listen`,
-//! [`super::listen`]).
+//! `super::listen`).
 //!
 //! Owns the FMC's dial loop ([`Server::dial`]): per device, from the first retry delay on (or
 //! when [`ServerHandle::redial`] says so), while it has fewer than its two channels up

@@ -7,7 +7,7 @@
 //! failed`, alerts as `sslv3 alert certificate expired`) in the codes of 3.x, 1.1.1 or 1.0.2,
 //! `Connect:`/`Accept:SSL handshake failed`, `SSL Verification status`, and the FMC's own
 //! block when it dials a device (`establishConnectionUtil`, `establishSSLConnection`: partly
-//! reconstructed, see [`fmc_dial_block`]). Deciding that something failed is the server's,
+//! reconstructed, see `fmc_dial_block`). Deciding that something failed is the server's,
 //! client's and verifier's job.
 //!
 //! The device dialing the FMC, which rejects the FMC's chain (APPLIANCE.md, line for line):
