@@ -61,7 +61,7 @@ const QUEUE_MAX: usize = 1 << 20;
 const AHEAD_PER_JOB: usize = 2;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum FormatArg {
+pub(crate) enum FormatArg {
     Text,
     Json,
     Jsonl,
@@ -70,7 +70,7 @@ pub enum FormatArg {
 /// Offline analysis of captures: which certificates crossed the wire, OpenSSL verdicts at the
 /// packet's time, alerts, and each TLS session's outcome.
 #[derive(Debug, Args)]
-pub struct AnalyzeArgs {
+pub(crate) struct AnalyzeArgs {
     /// Trust anchor(s) (PEM/DER), e.g. the InternalCA: full chain verification. Without, only
     /// dates are judged. Repeatable.
     #[arg(long = "ca", value_name = "FILE")]
@@ -99,7 +99,7 @@ pub struct AnalyzeArgs {
 }
 
 /// `quiet` (`-q`): no progress bar either.
-pub fn run(args: AnalyzeArgs, quiet: bool) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: AnalyzeArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let mut anchors = Vec::new();
     for path in &args.ca {
         // The error names the file already.

@@ -22,7 +22,7 @@ use super::time_arg::parse_time;
 
 /// Flags of `sfdiag check` (CLI.md).
 #[derive(Debug, Args)]
-pub struct CheckArgs {
+pub(crate) struct CheckArgs {
     /// Judge as if the clock showed TIME (RFC 3339, a plain date, or an offset like +30d).
     #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
     pub at: Option<String>,
@@ -49,7 +49,7 @@ pub struct CheckArgs {
 
 /// `--format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
+pub(crate) enum Format {
     Text,
     Json,
     Oneliner,
@@ -58,7 +58,7 @@ pub enum Format {
 
 /// A usage error the way a plugin reports it: a status line for the monitoring system on
 /// stdout, the message on stderr, exit 3.
-pub fn usage_unknown(message: &str) -> ExitCode {
+pub(crate) fn usage_unknown(message: &str) -> ExitCode {
     let first = message.lines().next().unwrap_or(message);
     println!("UNKNOWN: usage error: {first}");
     eprintln!("sfdiag check: {message}");
@@ -66,7 +66,7 @@ pub fn usage_unknown(message: &str) -> ExitCode {
 }
 
 /// Runs `sfdiag check`.
-pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     // Whole seconds: certificates carry no fractions, and reports read better without them.
     let now = OffsetDateTime::now_utc();
     let now = now.replace_nanosecond(0).unwrap_or(now);

@@ -141,12 +141,12 @@ const EXIT_CODES: &[(&str, &str)] = &[
 ];
 
 /// The `Exit codes` paragraph of the command at `path` ("" for the top level, "pki init").
-pub fn exit_codes(path: &str) -> Option<&'static str> {
+pub(crate) fn exit_codes(path: &str) -> Option<&'static str> {
     EXIT_CODES.iter().find(|(p, _)| *p == path).map(|(_, t)| *t)
 }
 
 /// The whole command line: clap's definitions with every exit-code paragraph added.
-pub fn command() -> clap::Command {
+pub(crate) fn command() -> clap::Command {
     with_exit_codes(Cli::command(), "")
 }
 
@@ -167,7 +167,7 @@ fn with_exit_codes(cmd: clap::Command, path: &str) -> clap::Command {
 
 /// Parses the process's arguments against [`command`] (so `--help` shows the exit codes);
 /// on an error or `--help`, prints and exits like `Cli::parse`.
-pub fn parse() -> Cli {
+pub(crate) fn parse() -> Cli {
     let mut cmd = command();
     let parsed = cmd
         .try_get_matches_from_mut(std::env::args_os())

@@ -12,7 +12,7 @@ use sfdiag::pki::PkiError;
 use sfdiag::tunnel::TunnelError;
 
 /// The hint for the first error in `err`'s chain that has one.
-pub fn hint(err: &anyhow::Error) -> Option<&'static str> {
+pub(crate) fn hint(err: &anyhow::Error) -> Option<&'static str> {
     err.chain().find_map(|cause| {
         if let Some(e) = cause.downcast_ref::<PkiError>() {
             return pki(e);

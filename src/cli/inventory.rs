@@ -23,7 +23,7 @@ use super::time_arg::parse_time;
 
 /// Flags of `sfdiag inventory` (CLI.md).
 #[derive(Debug, Args)]
-pub struct InventoryArgs {
+pub(crate) struct InventoryArgs {
     /// Plan as if the clock showed TIME (RFC 3339, a plain date, or an offset like +30d);
     /// captures are then judged at TIME too (else at each packet's time).
     #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
@@ -49,7 +49,7 @@ pub struct InventoryArgs {
 
 /// `--format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
+pub(crate) enum Format {
     Text,
     Json,
     Csv,
@@ -64,7 +64,7 @@ fn is_capture(path: &Path) -> bool {
 }
 
 /// Runs `sfdiag inventory`.
-pub fn run(args: InventoryArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: InventoryArgs) -> anyhow::Result<ExitCode> {
     let now = OffsetDateTime::now_utc();
     let now = now.replace_nanosecond(0).unwrap_or(now);
     let at_flag = match &args.at {

@@ -12,7 +12,7 @@ use sfdiag::lab::{self, LabError, LabOptions, Out, Scenario};
 
 /// Flags of `sfdiag lab`.
 #[derive(Debug, Args)]
-pub struct LabArgs {
+pub(crate) struct LabArgs {
     /// The story to run (see --list); default: expiry.
     #[arg(value_name = "SCENARIO")]
     pub scenario: Option<String>,
@@ -38,7 +38,7 @@ pub struct LabArgs {
     pub tls_version: Option<sfdiag::pki::TlsVersion>,
 }
 
-pub fn run(a: LabArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(a: LabArgs) -> anyhow::Result<ExitCode> {
     if a.list {
         lab::render_list(&mut std::io::stdout().lock())?;
         return Ok(ExitCode::SUCCESS);

@@ -13,7 +13,7 @@ use anyhow::{Context, anyhow};
 use clap::Args;
 
 #[derive(Debug, Args)]
-pub struct ManArgs {
+pub(crate) struct ManArgs {
     /// The command whose page to print (e.g. `analyze`, `pki init` or "pki init"); none: the
     /// main page.
     #[arg(value_name = "COMMAND")]
@@ -23,7 +23,7 @@ pub struct ManArgs {
     pub dir: Option<PathBuf>,
 }
 
-pub fn run(args: ManArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: ManArgs) -> anyhow::Result<ExitCode> {
     // `help` is clap's own subcommand: no page of its own. Building gives every subcommand
     // its display name (`sfdiag-pki-init`) and the global flags. The exit codes come in
     // each page's EXTRA section.

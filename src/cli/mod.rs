@@ -8,18 +8,18 @@ use std::process::ExitCode;
 
 use clap::{ArgAction, Parser, Subcommand};
 
-pub mod analyze;
-pub mod time_arg;
+pub(crate) mod analyze;
+pub(crate) mod time_arg;
 
-pub mod check;
-pub mod help;
-pub mod hints;
-pub mod inventory;
-pub mod lab;
-pub mod man;
-pub mod pki;
-pub mod renew;
-pub mod tunnel;
+pub(crate) mod check;
+pub(crate) mod help;
+pub(crate) mod hints;
+pub(crate) mod inventory;
+pub(crate) mod lab;
+pub(crate) mod man;
+pub(crate) mod pki;
+pub(crate) mod renew;
+pub(crate) mod tunnel;
 
 /// Diagnose Cisco Firepower sftunnel (FMC <-> FTD mutual TLS on 8305): lab PKI, live tunnel,
 /// offline capture analysis.
@@ -27,7 +27,7 @@ pub mod tunnel;
 /// Parse with [`help::parse`], which adds each command's exit codes to its `--help`.
 #[derive(Debug, Parser)]
 #[command(name = "sfdiag", version, about, long_about = None)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// More of the tool's own story on stderr: -v info, -vv debug, -vvv trace (default:
     /// warnings; RUST_LOG filters finer when neither -v nor -q is given).
     // Under their own heading, which clap lists after every command's own options.
@@ -45,7 +45,7 @@ const GLOBAL: &str = "Global options";
 
 impl Cli {
     /// The tracing filter for `-q`/`-v`, or `None` to use RUST_LOG (default `warn`).
-    pub fn log_level(&self) -> Option<&'static str> {
+    pub(crate) fn log_level(&self) -> Option<&'static str> {
         match (self.quiet, self.verbose) {
             (true, _) => Some("error"),
             (false, 0) => None,
@@ -58,12 +58,12 @@ impl Cli {
 
 /// Colour on a stream only when it is a terminal and NO_COLOR (https://no-color.org) is
 /// unset or empty.
-pub fn colour(stream: &impl std::io::IsTerminal) -> bool {
+pub(crate) fn colour(stream: &impl std::io::IsTerminal) -> bool {
     stream.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Analyze captures: certificates on the wire, OpenSSL verdicts at packet time, alerts,
     /// session outcomes.
     Analyze(analyze::AnalyzeArgs),
@@ -89,7 +89,7 @@ pub enum Command {
 }
 
 /// Runs the parsed command and returns the process exit code.
-pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Analyze(args) => analyze::run(args, cli.quiet),
         Command::Completions { shell } => {

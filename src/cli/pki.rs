@@ -22,13 +22,13 @@ use super::time_arg::parse_time;
 
 /// `sfdiag pki`.
 #[derive(Debug, Args)]
-pub struct PkiArgs {
+pub(crate) struct PkiArgs {
     #[command(subcommand)]
     pub command: PkiCommand,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum PkiCommand {
+pub(crate) enum PkiCommand {
     /// Write a lab PKI in the FMC/FTD file layout: a v1 InternalCA, the FMC's and each
     /// device's sftunnel certificate and key, sftunnel.conf and each appliance's identity.
     Init(Box<InitArgs>),
@@ -48,7 +48,7 @@ pub enum PkiCommand {
 
 /// Flags of `pki show`.
 #[derive(Debug, Args)]
-pub struct ShowArgs {
+pub(crate) struct ShowArgs {
     /// Certificate or key files, or folders (every .pem/.crt/.cer/.der/.cert file under
     /// them, as `check` finds them).
     #[arg(value_name = "PATH", required = true)]
@@ -57,7 +57,7 @@ pub struct ShowArgs {
 
 /// Flags of `pki init` (CLI.md).
 #[derive(Debug, Args)]
-pub struct InitArgs {
+pub(crate) struct InitArgs {
     /// The lab root: DIR/fmc/... for the FMC, DIR/NAME/... for each device.
     #[arg(long, value_name = "DIR")]
     pub root: PathBuf,
@@ -176,7 +176,7 @@ fn parse_device(s: &str) -> Result<DeviceSpec, String> {
 }
 
 /// Runs `sfdiag pki ...`.
-pub fn run(args: PkiArgs, verbose: bool) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: PkiArgs, verbose: bool) -> anyhow::Result<ExitCode> {
     match args.command {
         PkiCommand::Init(a) => init(*a, OffsetDateTime::now_utc()),
         PkiCommand::Show(a) => show(&a.paths),

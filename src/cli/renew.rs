@@ -36,7 +36,7 @@ use super::time_arg::parse_time;
 
 /// Flags of `pki renew`.
 #[derive(Debug, Args)]
-pub struct RenewArgs {
+pub(crate) struct RenewArgs {
     /// The lab root made by `pki init`.
     #[arg(long, value_name = "DIR")]
     pub root: PathBuf,
@@ -71,7 +71,7 @@ pub struct RenewArgs {
 
 /// Test-only fault injection (hidden from --help; see the module doc).
 #[derive(Debug, Args)]
-pub struct FaultArgs {
+pub(crate) struct FaultArgs {
     /// TEST ONLY: stop before the (N+1)th file-system step of the change.
     #[arg(long, value_name = "N", hide = true)]
     pub fault_after: Option<usize>,
@@ -82,7 +82,7 @@ pub struct FaultArgs {
 
 /// How a `--fault-after` step stops.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum FaultKind {
+pub(crate) enum FaultKind {
     /// SIGKILL to itself.
     Kill,
     /// The step fails with ENOSPC.
@@ -116,7 +116,7 @@ impl FaultArgs {
 
 /// Flags of `pki copy`.
 #[derive(Debug, Args)]
-pub struct CopyArgs {
+pub(crate) struct CopyArgs {
     /// The lab root: each appliance is a folder (ROOT/fmc, ROOT/NAME).
     #[arg(long, value_name = "DIR")]
     pub root: PathBuf,
@@ -135,7 +135,7 @@ pub struct CopyArgs {
 }
 
 /// Runs `pki renew`.
-pub fn run_renew(a: RenewArgs, verbose: bool) -> anyhow::Result<ExitCode> {
+pub(crate) fn run_renew(a: RenewArgs, verbose: bool) -> anyhow::Result<ExitCode> {
     let now = OffsetDateTime::now_utc();
     let now = now.replace_nanosecond(0).unwrap_or(now);
     let at = match &a.at {
@@ -226,7 +226,7 @@ fn confirm(out: &mut impl Write, yes: bool) -> anyhow::Result<bool> {
 }
 
 /// Runs `pki copy`.
-pub fn run_copy(a: CopyArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run_copy(a: CopyArgs) -> anyhow::Result<ExitCode> {
     let text = std::fs::read_to_string(&a.devices)
         .with_context(|| format!("--devices {}", a.devices.display()))?;
     let entries = copy::parse_devices_csv(&text, &a.devices)?;

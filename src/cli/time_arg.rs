@@ -11,7 +11,7 @@ use time::{
 };
 
 /// A time given on the command line, resolved against `now`.
-pub fn parse_time(s: &str, now: OffsetDateTime) -> Result<OffsetDateTime, String> {
+pub(crate) fn parse_time(s: &str, now: OffsetDateTime) -> Result<OffsetDateTime, String> {
     let s = s.trim();
     if let Some((sign, body)) = s
         .strip_prefix('+')
@@ -33,7 +33,7 @@ pub fn parse_time(s: &str, now: OffsetDateTime) -> Result<OffsetDateTime, String
 }
 
 /// `90d`, `3h`, `15m`, `10s`, `2w`, `1y` (365 days).
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     let bad = || {
         format!("invalid offset {s:?}: expected a number and a unit s, m, h, d, w or y (e.g. 90d)")
     };

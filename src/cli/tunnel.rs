@@ -34,7 +34,7 @@ const LOG_MODE: u32 = 0o644;
 
 /// The live tunnel's subcommands (flattened into the top level).
 #[derive(Debug, Subcommand)]
-pub enum TunnelCommand {
+pub(crate) enum TunnelCommand {
     /// The FMC side of sftunnel: accept device tunnels (mutual TLS 1.2, or 1.3 as on 7.6+), log like the appliance.
     Serve(Box<ServeArgs>),
     /// The FTD side: dial the FMC and keep the tunnel up (or --once, or a --count fleet).
@@ -46,7 +46,7 @@ pub enum TunnelCommand {
 }
 
 /// Runs one of the tunnel subcommands.
-pub fn run(cmd: TunnelCommand) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(cmd: TunnelCommand) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -61,7 +61,7 @@ pub fn run(cmd: TunnelCommand) -> anyhow::Result<ExitCode> {
 
 /// `--ca/--cert/--key`.
 #[derive(Debug, Args)]
-pub struct FileArgs {
+pub(crate) struct FileArgs {
     /// The InternalCA to trust (PEM).
     #[arg(long, value_name = "FILE", requires_all = ["cert", "key"], conflicts_with = "root")]
     pub ca: Option<PathBuf>,
@@ -85,7 +85,7 @@ impl FileArgs {
 
 /// Flags both long-running sides share.
 #[derive(Debug, Args)]
-pub struct SideArgs {
+pub(crate) struct SideArgs {
     /// TLS version to speak: 1.2 (before 7.6) or 1.3 (FMC/FTD 7.6+). Default: with --root,
     /// sftunnel.conf's proxy_tls_version (`pki init --tls-version`); else 1.2.
     #[arg(long, value_name = "1.2|1.3")]
@@ -211,12 +211,12 @@ fn to_files(p: sfdiag::pki::PeerFiles) -> TlsFiles {
 }
 
 /// Where `serve --root DIR [--fmc NAME]` puts its control socket: in that FMC's folder.
-pub fn control_socket(root: &PkiRoot) -> PathBuf {
+pub(crate) fn control_socket(root: &PkiRoot) -> PathBuf {
     tunnel::control::socket_path(&root.layout.fmc_dir())
 }
 
 #[derive(Debug, Args)]
-pub struct ServeArgs {
+pub(crate) struct ServeArgs {
     /// A lab PKI root: serve as its FMC (files, host name, control socket); only its peers
     /// are admitted, named as it names them.
     #[arg(long, value_name = "DIR")]
@@ -345,7 +345,7 @@ async fn shutdown_signal() {
 }
 
 #[derive(Debug, Args)]
-pub struct ConnectArgs {
+pub(crate) struct ConnectArgs {
     /// The FMC to dial: an address or host name, with :PORT unless it is 8305 (`[::1]:8305`
     /// for IPv6).
     #[arg(value_name = "ADDR[:PORT]")]
@@ -489,7 +489,7 @@ async fn connect(a: ConnectArgs) -> anyhow::Result<ExitCode> {
 }
 
 #[derive(Debug, Args)]
-pub struct ValidateArgs {
+pub(crate) struct ValidateArgs {
     /// A lab PKI root: the FMC against every device.
     #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,
@@ -598,14 +598,14 @@ fn print_verdicts(verdicts: &[validate::Verdict], log: Option<&Path>) -> anyhow:
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum StatusFormat {
+pub(crate) enum StatusFormat {
     Text,
     Json,
 }
 
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("server").required(true).multiple(true).args(["root", "socket"])))]
-pub struct StatusArgs {
+pub(crate) struct StatusArgs {
     /// A lab PKI root: its FMC's control socket, and every device it knows listed.
     #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,

@@ -154,7 +154,7 @@ pub(crate) struct World {
 impl World {
     /// Makes the PKI under `root_dir` (lab clock at `start`), starts the FMC, records into
     /// `pcap`.
-    pub async fn new(
+    pub(crate) async fn new(
         init: InitOptions,
         start: OffsetDateTime,
         out: Out,
@@ -286,24 +286,27 @@ impl World {
     }
 
     /// Server events from now on (subscribe before acting, then wait).
-    pub fn events(&self) -> broadcast::Receiver<ServerEvent> {
+    pub(crate) fn events(&self) -> broadcast::Receiver<ServerEvent> {
         self.server().handle().subscribe()
     }
 
     /// FMC `fmc`'s server events from now on.
-    pub fn events_of(&self, fmc: &str) -> Result<broadcast::Receiver<ServerEvent>, LabError> {
+    pub(crate) fn events_of(
+        &self,
+        fmc: &str,
+    ) -> Result<broadcast::Receiver<ServerEvent>, LabError> {
         Ok(self.server_of(fmc)?.handle().subscribe())
     }
 
     /// Where the root is.
-    pub fn root_dir(&self) -> &Path {
+    pub(crate) fn root_dir(&self) -> &Path {
         self.root.layout.root()
     }
 
     // ---- narration ----
 
     /// A step's header with the lab clock, first moved to `at` when given.
-    pub fn step(&mut self, at: Option<OffsetDateTime>, title: &str) -> Result<(), LabError> {
+    pub(crate) fn step(&mut self, at: Option<OffsetDateTime>, title: &str) -> Result<(), LabError> {
         self.step_no += 1;
         if let Some(t) = at {
             self.clock.set(t);
@@ -320,19 +323,19 @@ impl World {
     }
 
     /// A line of the lab's own narration.
-    pub fn say(&self, text: &str) -> Result<(), LabError> {
+    pub(crate) fn say(&self, text: &str) -> Result<(), LabError> {
         Ok(self.out.text(&format!("lab: {text}"))?)
     }
 
     /// The command a person would type for this step.
-    pub fn command(&self, cmd: &str) -> Result<(), LabError> {
+    pub(crate) fn command(&self, cmd: &str) -> Result<(), LabError> {
         Ok(self.out.text(&format!("$ {cmd}"))?)
     }
 
     // ---- devices ----
 
     /// Who dials device `name` from its next start on.
-    pub fn set_dialing(&mut self, name: &str, d: Dialing) {
+    pub(crate) fn set_dialing(&mut self, name: &str, d: Dialing) {
         self.dialing.insert(name.to_string(), d);
     }
 
@@ -340,7 +343,7 @@ impl World {
     /// (a device: the primary and the HA secondary; the secondary: the primary), each
     /// connecting and retrying on its own, from its own address in the PKI (on loopback), or
     /// listening there for that FMC ([`Dialing`]).
-    pub fn start_device(&mut self, name: &str) -> Result<(), LabError> {
+    pub(crate) fn start_device(&mut self, name: &str) -> Result<(), LabError> {
         let fmcs: Vec<String> = self
             .root
             .fmcs()
@@ -358,7 +361,7 @@ impl World {
     }
 
     /// Starts appliance `name`'s tunnel to FMC `fmc` alone, with the files that FMC gave it.
-    pub fn start_link(&mut self, name: &str, fmc: &str) -> Result<(), LabError> {
+    pub(crate) fn start_link(&mut self, name: &str, fmc: &str) -> Result<(), LabError> {
         let f = self.fmc(fmc)?;
         let dev_files = f
             .view
@@ -434,7 +437,7 @@ impl World {
     }
 
     /// Stops appliance `name`'s sftunnel (power off, reboot): every tunnel it holds closes.
-    pub async fn stop_device(&mut self, name: &str) -> Result<(), LabError> {
+    pub(crate) async fn stop_device(&mut self, name: &str) -> Result<(), LabError> {
         let fmcs: Vec<String> = crate::sync::lock(&self.clients)
             .keys()
             .filter(|(a, _)| a == name)
@@ -447,7 +450,7 @@ impl World {
     }
 
     /// Stops appliance `name`'s tunnel to FMC `fmc` and waits for that FMC to see it go.
-    pub async fn stop_link(&mut self, name: &str, fmc: &str) -> Result<(), LabError> {
+    pub(crate) async fn stop_link(&mut self, name: &str, fmc: &str) -> Result<(), LabError> {
         let running = crate::sync::lock(&self.clients).remove(&(name.to_string(), fmc.to_string()));
         if let Some(r) = running {
             let server = self.server_of(fmc)?.handle();
@@ -489,7 +492,7 @@ impl World {
 
     /// Waits until the primary registered a new tunnel from each of `names` (events from
     /// `ev`, subscribed before the action) and each device says it is connected.
-    pub async fn wait_connected(
+    pub(crate) async fn wait_connected(
         &self,
         ev: broadcast::Receiver<ServerEvent>,
         names: &[&str],
@@ -499,7 +502,7 @@ impl World {
     }
 
     /// [`World::wait_connected`] on FMC `fmc` (events from `ev`, its server's).
-    pub async fn wait_connected_to(
+    pub(crate) async fn wait_connected_to(
         &self,
         fmc: &str,
         mut ev: broadcast::Receiver<ServerEvent>,
@@ -558,7 +561,7 @@ impl World {
 
     /// Waits for the FMC's next failed attempt to dial device `name` that got as far as TLS
     /// (from `ev`, subscribed before), and returns its failure.
-    pub async fn wait_dial_failed(
+    pub(crate) async fn wait_dial_failed(
         &self,
         mut ev: broadcast::Receiver<ServerEvent>,
         name: &str,
@@ -585,7 +588,7 @@ impl World {
 
     /// Waits for device `name`'s next failed attempt to reach the primary and for the
     /// primary's account of a failed connection (from `ev`); returns the device's failure.
-    pub async fn wait_failed(
+    pub(crate) async fn wait_failed(
         &self,
         ev: broadcast::Receiver<ServerEvent>,
         name: &str,
@@ -594,7 +597,7 @@ impl World {
     }
 
     /// [`World::wait_failed`] on FMC `fmc` (events from `ev`, its server's).
-    pub async fn wait_failed_to(
+    pub(crate) async fn wait_failed_to(
         &self,
         fmc: &str,
         mut ev: broadcast::Receiver<ServerEvent>,
@@ -628,7 +631,7 @@ impl World {
     }
 
     /// Waits until every peer connected to any FMC sent a heartbeat stamped at or after `t`.
-    pub async fn wait_heartbeats_after(&self, t: OffsetDateTime) -> Result<(), LabError> {
+    pub(crate) async fn wait_heartbeats_after(&self, t: OffsetDateTime) -> Result<(), LabError> {
         let hs: Vec<_> = self
             .fmcs
             .iter()
@@ -669,13 +672,13 @@ impl World {
     }
 
     /// Prints the primary's status table and keeps it in the report.
-    pub fn status(&mut self) -> Result<(), LabError> {
+    pub(crate) fn status(&mut self) -> Result<(), LabError> {
         self.status_of(&self.primary_name())
     }
 
     /// Prints FMC `fmc`'s status table (`sfdiag status --root ROOT --fmc NAME`) and keeps it
     /// in the report.
-    pub fn status_of(&mut self, fmc: &str) -> Result<(), LabError> {
+    pub(crate) fn status_of(&mut self, fmc: &str) -> Result<(), LabError> {
         let f = self.fmc(fmc)?;
         let rows = self.peer_rows(f);
         let info = f.server.as_ref().map(|s| s.handle().info());
@@ -700,7 +703,7 @@ impl World {
 
     /// Prints `status --brief` (the FTD CLI's `sftunnel-status-brief` blocks, from the FMC's
     /// view): each peer's two channels and who dialed them, or when it went down.
-    pub fn status_brief(&mut self) -> Result<(), LabError> {
+    pub(crate) fn status_brief(&mut self) -> Result<(), LabError> {
         let rows = self.peer_rows(&self.fmcs[0]);
         self.command(&format!(
             "sfdiag status --root {} --brief",
@@ -724,7 +727,7 @@ impl World {
     }
 
     /// Names the last recorded step (called by scenarios after `status`).
-    pub fn title_last(&mut self, title: &str) {
+    pub(crate) fn title_last(&mut self, title: &str) {
         if let Some(s) = self.steps.last_mut() {
             s.title = title.to_string();
         }
@@ -733,13 +736,13 @@ impl World {
     // ---- the runbook's commands ----
 
     /// `pki renew --root ROOT --yes` at the lab clock, through the running primary.
-    pub async fn renew(&mut self) -> Result<RenewRun, LabError> {
+    pub(crate) async fn renew(&mut self) -> Result<RenewRun, LabError> {
         self.renew_on(&self.primary_name()).await
     }
 
     /// `pki renew --root ROOT [--fmc NAME] --yes` at the lab clock, through FMC `fmc`'s
     /// running server: that FMC's InternalCA, for its own peers.
-    pub async fn renew_on(&mut self, fmc: &str) -> Result<RenewRun, LabError> {
+    pub(crate) async fn renew_on(&mut self, fmc: &str) -> Result<RenewRun, LabError> {
         let now = self.clock.now();
         let at = now.replace_nanosecond(0).unwrap_or(now);
         let f = self.fmc(fmc)?;
@@ -793,13 +796,13 @@ impl World {
 
     /// `pki copy --root ROOT --devices ROOT/devices.csv` on the primary, with `lines` as the
     /// CSV; restarts the in-process tunnels of the devices it copied to.
-    pub fn copy(&mut self, lines: &[String]) -> Result<CopyReport, LabError> {
+    pub(crate) fn copy(&mut self, lines: &[String]) -> Result<CopyReport, LabError> {
         self.copy_on(&self.primary_name(), lines)
     }
 
     /// [`World::copy`] run on FMC `fmc` (`pki copy --fmc NAME`): the files its InternalCA
     /// signed. A device's sftunnel restart restarts every tunnel it holds.
-    pub fn copy_on(&mut self, fmc: &str, lines: &[String]) -> Result<CopyReport, LabError> {
+    pub(crate) fn copy_on(&mut self, fmc: &str, lines: &[String]) -> Result<CopyReport, LabError> {
         let source = self.fmc(fmc)?.view.clone();
         let csv = self.root_dir().join("devices.csv");
         let text = format!(
@@ -849,7 +852,7 @@ impl World {
 
     /// `validate --root ROOT` at the lab clock: a fresh FMC per FMC of the root and one
     /// tunnel per device it manages (the HA secondary's to the primary included).
-    pub async fn validate(&self) -> Result<Vec<Verdict>, LabError> {
+    pub(crate) async fn validate(&self) -> Result<Vec<Verdict>, LabError> {
         let now = self.clock.now();
         self.command(&format!(
             "sfdiag validate --root {} --at {}",
@@ -867,7 +870,7 @@ impl World {
 
     /// `check ROOT` at the lab clock (warning within 90 days, critical within 30): the status
     /// line and one line per certificate a tunnel uses.
-    pub fn check(&self) -> Result<Status, LabError> {
+    pub(crate) fn check(&self) -> Result<Status, LabError> {
         let at = self
             .clock
             .now()
@@ -926,7 +929,7 @@ impl World {
     }
 
     /// Stops every device and the FMC, and flushes the capture.
-    pub async fn finish(
+    pub(crate) async fn finish(
         mut self,
     ) -> Result<(Recorder, Vec<StepReport>, Vec<(PathBuf, String)>), LabError> {
         let links: Vec<LinkKey> = crate::sync::lock(&self.clients).keys().cloned().collect();

@@ -58,7 +58,7 @@ pub fn escape(s: &str) -> Cow<'_, str> {
 
 /// Writes `text` with its unsafe characters escaped (backslashes kept: an escape cannot end a
 /// line, and text [`escape`]d before passes through unchanged).
-pub fn write_line_safe(w: &mut impl Write, text: &str) -> fmt::Result {
+pub(crate) fn write_line_safe(w: &mut impl Write, text: &str) -> fmt::Result {
     let mut rest = text;
     while let Some(i) = rest.find(is_unsafe) {
         w.write_str(&rest[..i])?;

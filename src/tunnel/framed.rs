@@ -12,13 +12,13 @@ use super::proto::{self, Message};
 
 /// A stream that speaks frames.
 #[derive(Debug)]
-pub struct Framed<S> {
+pub(crate) struct Framed<S> {
     io: S,
     buf: Vec<u8>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Framed<S> {
-    pub fn new(io: S) -> Self {
+    pub(crate) fn new(io: S) -> Self {
         Self {
             io,
             buf: Vec::new(),
@@ -26,7 +26,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Framed<S> {
     }
 
     /// The next message; `None` when the peer closed the stream cleanly.
-    pub async fn read(&mut self) -> Result<Option<Message>, TunnelError> {
+    pub(crate) async fn read(&mut self) -> Result<Option<Message>, TunnelError> {
         loop {
             if let Some((m, used)) = proto::decode(&self.buf)? {
                 self.buf.drain(..used);
@@ -50,7 +50,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Framed<S> {
     }
 
     /// Writes one message and flushes it.
-    pub async fn send(&mut self, m: &Message) -> Result<(), TunnelError> {
+    pub(crate) async fn send(&mut self, m: &Message) -> Result<(), TunnelError> {
         self.io.write_all(&proto::encode(m)).await?;
         self.io.flush().await?;
         Ok(())
@@ -59,7 +59,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Framed<S> {
     /// [`Self::send`], giving up after `limit`: a peer that takes none of our bytes for that
     /// long (it hangs without reading; its window stays shut) is as gone as a silent one, and
     /// must not hold the task that writes to it.
-    pub async fn send_within(&mut self, m: &Message, limit: Duration) -> Result<(), TunnelError> {
+    pub(crate) async fn send_within(
+        &mut self,
+        m: &Message,
+        limit: Duration,
+    ) -> Result<(), TunnelError> {
         match tokio::time::timeout(limit, self.send(m)).await {
             Ok(r) => r,
             Err(_) => Err(TunnelError::Io(std::io::Error::new(
@@ -70,7 +74,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Framed<S> {
     }
 
     /// Sends close_notify and closes the stream.
-    pub async fn close(mut self) {
+    pub(crate) async fn close(mut self) {
         let _ = self.io.shutdown().await;
     }
 }

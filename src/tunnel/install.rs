@@ -21,7 +21,7 @@ use crate::pki::fsio::{self, Faults, RootLock, Transaction};
 use crate::pki::layout::DEVICE_JOURNAL;
 
 /// The pushed file names and where each goes.
-pub fn target<'a>(files: &'a TlsFiles, name: &str) -> Option<&'a Path> {
+pub(crate) fn target<'a>(files: &'a TlsFiles, name: &str) -> Option<&'a Path> {
     match name {
         "cacert.pem" => Some(&files.ca),
         "sftunnel-cert.pem" => Some(&files.cert),
@@ -31,7 +31,7 @@ pub fn target<'a>(files: &'a TlsFiles, name: &str) -> Option<&'a Path> {
 }
 
 /// Where a push is journaled: beside the key.
-pub fn journal(files: &TlsFiles) -> PathBuf {
+pub(crate) fn journal(files: &TlsFiles) -> PathBuf {
     dir_of(&files.key).join(DEVICE_JOURNAL)
 }
 
@@ -63,7 +63,7 @@ fn check(name: &str, data: &[u8]) -> Result<(), String> {
 
 /// Finishes or undoes a push (or `pki copy`) the device was killed in the middle of. Returns
 /// the files it put in place. Run it before loading the files.
-pub fn recover(files: &TlsFiles) -> Result<Vec<PathBuf>, String> {
+pub(crate) fn recover(files: &TlsFiles) -> Result<Vec<PathBuf>, String> {
     if !dir_of(&files.key).is_dir() {
         return Ok(Vec::new());
     }
@@ -117,12 +117,12 @@ fn finish_legacy(files: &TlsFiles) -> Result<Vec<PathBuf>, String> {
 /// Installs `pushed` over `files`, all or nothing (see the module doc). Returns the pushed
 /// files' paths; on error nothing was changed, or the change is finished by the next
 /// [`recover`].
-pub fn install(files: &TlsFiles, pushed: &[PushFile]) -> Result<Vec<PathBuf>, String> {
+pub(crate) fn install(files: &TlsFiles, pushed: &[PushFile]) -> Result<Vec<PathBuf>, String> {
     install_with(files, pushed, &Faults::none())
 }
 
 /// [`install`], calling `faults` before every file-system step.
-pub fn install_with(
+pub(crate) fn install_with(
     files: &TlsFiles,
     pushed: &[PushFile],
     faults: &Faults,

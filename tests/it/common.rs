@@ -14,28 +14,28 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The `sfdiag` binary built for this test run.
-pub fn sfdiag() -> Command {
+pub(crate) fn sfdiag() -> Command {
     Command::new(env!("CARGO_BIN_EXE_sfdiag"))
 }
 
 /// `../shared` beside the project (CI lays a copy there too).
-pub fn shared_dir() -> PathBuf {
+pub(crate) fn shared_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared")
 }
 
 /// The third-party captures with ground truth. Tests reach it through [`corpus!`], which
 /// skips them when it is absent.
-pub fn shared_captures() -> PathBuf {
+pub(crate) fn shared_captures() -> PathBuf {
     shared_dir().join("captures")
 }
 
 /// The variable that turns a corpus skip into a failure (`.ci/run` sets it).
-pub const REQUIRE_CORPUS: &str = "SFDIAG_REQUIRE_CORPUS";
+pub(crate) const REQUIRE_CORPUS: &str = "SFDIAG_REQUIRE_CORPUS";
 
 /// `../shared/<folder>` when it is there. When it is not: a failure if [`REQUIRE_CORPUS`] is
 /// set (to anything but empty or `0`), else `None` after one `SKIPPED` line naming `test`
 /// and, if given, the part of it that did not run. Use [`corpus!`], which names the test.
-pub fn find_corpus(folder: &str, test: &str, part: Option<&str>) -> Option<PathBuf> {
+pub(crate) fn find_corpus(folder: &str, test: &str, part: Option<&str>) -> Option<PathBuf> {
     let dir = shared_dir().join(folder);
     if dir.is_dir() {
         return Some(dir);
@@ -74,13 +74,13 @@ macro_rules! corpus {
 pub(crate) use corpus;
 
 /// The project's own openssl recipe for an sftunnel-shaped PKI (`certs/openssl-pki.sh`).
-pub fn openssl_pki_script() -> PathBuf {
+pub(crate) fn openssl_pki_script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("certs/openssl-pki.sh")
 }
 
 /// Runs [`openssl_pki_script`] into `dir` (ca, fmc, ftd `.pem` + `.key`), with the
 /// InternalCA valid `ca_window` (`YYYYMMDDHHMMSSZ` both) when given, else now + 3650 days.
-pub fn openssl_pki(dir: &Path, ca_window: Option<(&str, &str)>) {
+pub(crate) fn openssl_pki(dir: &Path, ca_window: Option<(&str, &str)>) {
     assert!(
         have_openssl(),
         "the openssl command is needed (.ci/run installs it)"
@@ -99,12 +99,12 @@ pub fn openssl_pki(dir: &Path, ca_window: Option<(&str, &str)>) {
 }
 
 /// The project's own recorded captures.
-pub fn project_captures() -> PathBuf {
+pub(crate) fn project_captures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("captures")
 }
 
 /// True when the `openssl` command is on PATH (CI installs it; tests that cross-check need it).
-pub fn have_openssl() -> bool {
+pub(crate) fn have_openssl() -> bool {
     Command::new("openssl")
         .arg("version")
         .output()
@@ -114,12 +114,12 @@ pub fn have_openssl() -> bool {
 
 /// The variable that turns a missing interop peer (gnutls-serv, python3, ...) into a failure
 /// (`.ci/run` sets it, and installs them).
-pub const REQUIRE_PEERS: &str = "SFDIAG_REQUIRE_PEERS";
+pub(crate) const REQUIRE_PEERS: &str = "SFDIAG_REQUIRE_PEERS";
 
 /// True when `tool` runs (`tool --version`, or `-h` for those without one). When it does not:
 /// a failure if [`REQUIRE_PEERS`] is set (to anything but empty or `0`), else false after one
 /// `SKIPPED (no TOOL): test` line. Use [`peer_tool!`], which names the test.
-pub fn find_tool(tool: &str, test: &str) -> bool {
+pub(crate) fn find_tool(tool: &str, test: &str) -> bool {
     let runs = |arg: &str| {
         Command::new(tool)
             .arg(arg)

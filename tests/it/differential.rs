@@ -79,25 +79,25 @@ fn name(attrs: &[(&str, &str)]) -> Vec<u8> {
 /// GeneralName TLVs.
 mod gn {
     use super::{oid, tlv};
-    pub fn dns(s: &str) -> Vec<u8> {
+    pub(crate) fn dns(s: &str) -> Vec<u8> {
         tlv(0x82, s.as_bytes())
     }
-    pub fn email(s: &str) -> Vec<u8> {
+    pub(crate) fn email(s: &str) -> Vec<u8> {
         tlv(0x81, s.as_bytes())
     }
-    pub fn uri(s: &str) -> Vec<u8> {
+    pub(crate) fn uri(s: &str) -> Vec<u8> {
         tlv(0x86, s.as_bytes())
     }
-    pub fn ip(b: &[u8]) -> Vec<u8> {
+    pub(crate) fn ip(b: &[u8]) -> Vec<u8> {
         tlv(0x87, b)
     }
-    pub fn dir(name_der: Vec<u8>) -> Vec<u8> {
+    pub(crate) fn dir(name_der: Vec<u8>) -> Vec<u8> {
         tlv(0xa4, &name_der)
     }
-    pub fn other(o: &str, value_tlv: Vec<u8>) -> Vec<u8> {
+    pub(crate) fn other(o: &str, value_tlv: Vec<u8>) -> Vec<u8> {
         tlv(0xa0, &[oid(o), tlv(0xa0, &value_tlv)].concat())
     }
-    pub fn rid(o: &str) -> Vec<u8> {
+    pub(crate) fn rid(o: &str) -> Vec<u8> {
         let der = oid(o);
         tlv(0x88, &der[2..])
     }
@@ -116,7 +116,7 @@ mod ext {
         seq(&parts)
     }
 
-    pub fn ca(pathlen: Option<u8>) -> Vec<u8> {
+    pub(crate) fn ca(pathlen: Option<u8>) -> Vec<u8> {
         let mut v = vec![vec![0x01, 0x01, 0xff]];
         if let Some(n) = pathlen {
             v.push(vec![0x02, 0x01, n]);
@@ -124,12 +124,12 @@ mod ext {
         ext("2.5.29.19", true, seq(&v))
     }
 
-    pub fn not_ca() -> Vec<u8> {
+    pub(crate) fn not_ca() -> Vec<u8> {
         ext("2.5.29.19", true, seq(&[]))
     }
 
     /// keyUsage from bit numbers (0 digitalSignature ... 5 keyCertSign, 6 cRLSign).
-    pub fn key_usage(bits: &[u8]) -> Vec<u8> {
+    pub(crate) fn key_usage(bits: &[u8]) -> Vec<u8> {
         let mut bytes = [0u8; 2];
         for &b in bits {
             bytes[usize::from(b / 8)] |= 0x80 >> (b % 8);
@@ -141,7 +141,7 @@ mod ext {
         ext("2.5.29.15", true, tlv(0x03, &content))
     }
 
-    pub fn eku(oids: &[&str]) -> Vec<u8> {
+    pub(crate) fn eku(oids: &[&str]) -> Vec<u8> {
         ext(
             "2.5.29.37",
             false,
@@ -149,12 +149,15 @@ mod ext {
         )
     }
 
-    pub fn san(names: &[Vec<u8>]) -> Vec<u8> {
+    pub(crate) fn san(names: &[Vec<u8>]) -> Vec<u8> {
         ext("2.5.29.17", false, seq(names))
     }
 
     /// nameConstraints; each subtree is (base GeneralName, minimum, maximum).
-    pub fn nc(permitted: &[(Vec<u8>, Option<u8>, Option<u8>)], excluded: &[Vec<u8>]) -> Vec<u8> {
+    pub(crate) fn nc(
+        permitted: &[(Vec<u8>, Option<u8>, Option<u8>)],
+        excluded: &[Vec<u8>],
+    ) -> Vec<u8> {
         let subtree = |(base, min, max): &(Vec<u8>, Option<u8>, Option<u8>)| {
             let mut parts = vec![base.clone()];
             if let Some(m) = min {
@@ -182,7 +185,7 @@ mod ext {
         ext("2.5.29.30", true, seq(&parts))
     }
 
-    pub fn unknown_critical() -> Vec<u8> {
+    pub(crate) fn unknown_critical() -> Vec<u8> {
         ext("1.3.6.1.4.1.99999.1", true, vec![0x05, 0x00])
     }
 }

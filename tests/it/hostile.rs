@@ -24,6 +24,8 @@ use sfdiag::tls::{self, Limits, Side, TlsError};
 
 use crate::common::{project_captures, sfdiag};
 
+// The fuzz crate's public API, included here as a private module.
+#[allow(unreachable_pub)]
 #[path = "../../fuzz/src/lib.rs"]
 mod harness;
 

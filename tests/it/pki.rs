@@ -19,7 +19,7 @@ fn need_openssl() {
 }
 
 /// Runs openssl and returns stdout (panics with stderr on failure).
-pub fn openssl(args: &[&str]) -> String {
+pub(crate) fn openssl(args: &[&str]) -> String {
     let out = Command::new("openssl").args(args).output().unwrap();
     assert!(
         out.status.success(),
