@@ -17,6 +17,7 @@
     clippy::cast_possible_wrap,
     clippy::cast_lossless
 )]
+#![warn(missing_docs)] // every pub item of capture says what it holds (issue 10)
 
 mod reader;
 mod source;
@@ -62,6 +63,7 @@ pub struct Frame<'a> {
 /// (`1438145938.995683000`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Timestamp {
+    /// Whole seconds since the epoch; negative before 1970.
     pub secs: i64,
     /// Always below 1_000_000_000.
     pub nanos: u32,
@@ -104,17 +106,25 @@ impl fmt::Display for Timestamp {
 pub struct Linktype(pub u32);
 
 impl Linktype {
+    /// BSD loopback: a 4-byte address family in the writer's byte order, then IP.
     pub const NULL: Linktype = Linktype(0);
+    /// Ethernet II frames (with 802.1Q tags, if any).
     pub const ETHERNET: Linktype = Linktype(1);
     /// DLT_RAW as written by some BSDs (the value 12 in a file).
     pub const RAW_12: Linktype = Linktype(12);
     /// DLT_RAW as written by OpenBSD (14).
     pub const RAW_14: Linktype = Linktype(14);
+    /// Raw IP, v4 or v6 by the first nibble.
     pub const RAW: Linktype = Linktype(101);
+    /// OpenBSD loopback: a 4-byte address family in network byte order, then IP.
     pub const LOOP: Linktype = Linktype(108);
+    /// Linux cooked capture v1 (`tcpdump -i any` with older libpcap): a 16-byte header.
     pub const LINUX_SLL: Linktype = Linktype(113);
+    /// Raw IPv4, no link header.
     pub const IPV4: Linktype = Linktype(228);
+    /// Raw IPv6, no link header.
     pub const IPV6: Linktype = Linktype(229);
+    /// Linux cooked capture v2 (`tcpdump -i any` with libpcap 1.10 and later): a 20-byte header.
     pub const LINUX_SLL2: Linktype = Linktype(276);
 
     /// The name capinfos / Wireshark give this encapsulation, for reports.
@@ -143,11 +153,14 @@ impl fmt::Display for Linktype {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Format {
+    /// Classic libpcap: one file header, then records.
     Pcap {
         /// Nanosecond magic (0xa1b23c4d) rather than microsecond.
         nanosecond: bool,
+        /// Written big-endian (the magic's bytes on disk start `a1 b2`).
         big_endian: bool,
     },
+    /// pcapng: sections of blocks, each section with its own byte order and interfaces.
     PcapNg,
 }
 
@@ -156,31 +169,62 @@ pub enum Format {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CaptureError {
+    /// The file could not be opened, or is a folder.
     #[error("cannot open {}: {source}", path.display())]
-    Open { path: PathBuf, source: io::Error },
+    Open {
+        /// The file as given.
+        path: PathBuf,
+        /// What the system said (`IsADirectory` for a folder).
+        source: io::Error,
+    },
+    /// The input starts with neither a pcap nor a pcapng magic.
     #[error("not a pcap or pcapng capture (first bytes: {first_bytes})")]
-    NotACapture { first_bytes: String },
+    NotACapture {
+        /// The first bytes in hex, or a note that the input is empty.
+        first_bytes: String,
+    },
+    /// The input ends inside a block.
     #[error(
         "capture truncated after frame {after_frame}: the file ends inside the next block (offset {offset})"
     )]
-    Truncated { after_frame: u64, offset: u64 },
+    Truncated {
+        /// The last frame delivered (0: none).
+        after_frame: u64,
+        /// Where the unfinished block starts, in bytes of the (decompressed) stream.
+        offset: u64,
+    },
+    /// A block or header whose fields contradict the format.
     #[error("corrupt capture after frame {after_frame} (block at offset {offset}): {reason}")]
     Corrupt {
+        /// The last frame delivered (0: none).
         after_frame: u64,
+        /// Where the block starts, in bytes of the (decompressed) stream.
         offset: u64,
+        /// Which field is wrong, and how.
         reason: String,
     },
+    /// A block length over [`MAX_BLOCK_LEN`]: taken as corruption, never allocated.
     #[error(
         "corrupt capture after frame {after_frame} (offset {offset}): a block claims {len} bytes, over the {limit}-byte limit"
     )]
     BlockTooLarge {
+        /// The last frame delivered (0: none).
         after_frame: u64,
+        /// Where the block starts, in bytes of the (decompressed) stream.
         offset: u64,
+        /// The length the block claims, in bytes.
         len: u64,
+        /// The largest block read, in bytes ([`MAX_BLOCK_LEN`]; tests set a smaller one).
         limit: u64,
     },
+    /// Reading the input (or decompressing it) failed.
     #[error("read error after frame {after_frame}: {source}")]
-    Io { after_frame: u64, source: io::Error },
+    Io {
+        /// The last frame delivered (0: none).
+        after_frame: u64,
+        /// What the system or the decompressor said.
+        source: io::Error,
+    },
 }
 
 impl CaptureError {

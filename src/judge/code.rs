@@ -28,63 +28,115 @@ use crate::tls::AlertDescription;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum VerifyCode {
+    /// 0 (`ok`): the chain verified.
     Ok,
+    /// 1: `unspecified certificate verification error`.
     Unspecified,
+    /// 2: `unable to get issuer certificate`.
     UnableToGetIssuerCert,
+    /// 3: `unable to get certificate CRL`.
     UnableToGetCrl,
+    /// 4: `unable to decrypt certificate's signature`.
     UnableToDecryptCertSignature,
+    /// 5: `unable to decrypt CRL's signature`.
     UnableToDecryptCrlSignature,
+    /// 6: `unable to decode issuer public key`.
     UnableToDecodeIssuerPublicKey,
+    /// 7: `certificate signature failure`.
     CertSignatureFailure,
+    /// 8: `CRL signature failure`.
     CrlSignatureFailure,
+    /// 9: `certificate is not yet valid`.
     CertNotYetValid,
+    /// 10: `certificate has expired`.
     CertHasExpired,
+    /// 11: `CRL is not yet valid`.
     CrlNotYetValid,
+    /// 12: `CRL has expired`.
     CrlHasExpired,
+    /// 13: `format error in certificate's notBefore field`.
     ErrorInCertNotBeforeField,
+    /// 14: `format error in certificate's notAfter field`.
     ErrorInCertNotAfterField,
+    /// 15: `format error in CRL's lastUpdate field`.
     ErrorInCrlLastUpdateField,
+    /// 16: `format error in CRL's nextUpdate field`.
     ErrorInCrlNextUpdateField,
+    /// 17: `out of memory`.
     OutOfMem,
+    /// 18: `self-signed certificate`.
     DepthZeroSelfSignedCert,
+    /// 19: `self-signed certificate in certificate chain`.
     SelfSignedCertInChain,
+    /// 20: `unable to get local issuer certificate`.
     UnableToGetIssuerCertLocally,
+    /// 21: `unable to verify the first certificate`.
     UnableToVerifyLeafSignature,
+    /// 22: `certificate chain too long`.
     CertChainTooLong,
+    /// 23: `certificate revoked`.
     CertRevoked,
+    /// 24: `issuer certificate doesn't have a public key`.
     NoIssuerPublicKey,
+    /// 25: `path length constraint exceeded`.
     PathLengthExceeded,
+    /// 26: `unsuitable certificate purpose`.
     InvalidPurpose,
+    /// 27: `certificate not trusted`.
     CertUntrusted,
+    /// 28: `certificate rejected`.
     CertRejected,
+    /// 29: `subject issuer mismatch`.
     SubjectIssuerMismatch,
+    /// 30: `authority and subject key identifier mismatch`.
     AkidSkidMismatch,
+    /// 31: `authority and issuer serial number mismatch`.
     AkidIssuerSerialMismatch,
+    /// 32: `key usage does not include certificate signing`.
     KeyusageNoCertsign,
+    /// 34: `unhandled critical extension`.
     UnhandledCriticalExtension,
+    /// `X509_V_ERR_INVALID_NON_CA` (37: a leaf with CA markings). Not in the number table
+    /// yet ([`VerifyCode::code`] says 1 for it), so nothing here yields it.
     InvalidNonCa,
+    /// 40: `proxy certificates not allowed, please set the appropriate flag`.
     ProxyCertificatesNotAllowed,
+    /// 41: `invalid or inconsistent certificate extension`.
     InvalidExtension,
+    /// 50: `application verification failure`.
     ApplicationVerification,
+    /// 66: `EE certificate key too weak`.
     EeKeyTooSmall,
+    /// 67: `CA certificate key too weak`.
     CaKeyTooSmall,
+    /// 68: `CA signature digest algorithm too weak`.
     CaMdTooWeak,
+    /// 76: `Cannot find certificate signature algorithm`.
     UnsupportedSignatureAlgorithm,
+    /// 77: `subject signature algorithm and issuer public key algorithm mismatch`.
     SignatureAlgorithmMismatch,
+    /// 78: `cert info signature and signature algorithm mismatch`.
     SignatureAlgorithmInconsistency,
     /// 79 since OpenSSL 3.0 (24 in 1.1.1, where 24 is now "no issuer public key").
     InvalidCa,
     /// `invalid CA certificate` as OpenSSL 1.1.1 and 1.0.2 number it: 24.
     InvalidCaLegacy,
+    /// 47: `permitted subtree violation`.
     PermittedViolation,
+    /// 48: `excluded subtree violation`.
     ExcludedViolation,
+    /// 49: `name constraints minimum and maximum not supported`.
     SubtreeMinmax,
+    /// 51: `unsupported name constraint type`.
     UnsupportedConstraintType,
+    /// 52: `unsupported or invalid name constraint syntax`.
     UnsupportedConstraintSyntax,
+    /// 53: `unsupported or invalid name syntax`.
     UnsupportedNameSyntax,
     /// Not an OpenSSL code (-1): the certificate could not be decoded at all, which an
     /// OpenSSL peer answers with a decode_error alert before any verification.
     NotDecoded,
+    /// 94: `Certificate public key has explicit ECC parameters`.
     EcKeyExplicitParams,
     /// Any other `X509_V_ERR_*` number (e.g. read from a log line).
     Other(i32),

@@ -62,6 +62,8 @@
 //! Times compare at whole seconds (`at` is truncated, as OpenSSL's `time_t`); OpenSSL 3.0 calls a
 //! certificate expired when `at >= notAfter` and not yet valid when `at < notBefore`.
 
+#![warn(missing_docs)] // every pub item of judge says what it means (issue 10)
+
 mod code;
 mod flavour;
 mod ncons;
@@ -163,20 +165,27 @@ pub enum Source {
 /// The judgement of one certificate (or of a whole chain), with the facts a report prints.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {
+    /// What OpenSSL would conclude (`Ok` when fine).
     pub code: VerifyCode,
     /// Depth in the verified path (0 = leaf); `None` for a certificate that is not part of it,
     /// or for a chain verdict that is fine.
     pub depth: Option<usize>,
     /// The time judged at.
     pub at: OffsetDateTime,
-    /// The certificate concerned, RFC 4514.
+    /// The certificate concerned, RFC 4514; `None` when no certificate is (a chain verdict
+    /// that is fine) or its subject did not decode.
     pub subject: Option<String>,
+    /// Its issuer's name, RFC 4514; `None` as for `subject`.
     pub issuer: Option<String>,
     /// OpenSSL one-line forms for the messages-log lines (`issuer = /title=InternalCA/...`).
     pub subject_oneline: Option<String>,
+    /// The issuer's, in the same form.
     pub issuer_oneline: Option<String>,
+    /// The certificate's notBefore; `None` without a certificate or a decodable date.
     pub not_before: Option<OffsetDateTime>,
+    /// Its notAfter; `None` as for `not_before`.
     pub not_after: Option<OffsetDateTime>,
+    /// Lowercase hex SHA-256 of its DER; `None` without a certificate.
     pub sha256: Option<String>,
     /// What the verdict leaves unsaid: a signature that could not be checked here although
     /// OpenSSL could, or why a certificate was not judged at all.
@@ -235,6 +244,7 @@ impl Verdict {
         self.at = at;
     }
 
+    /// True when the code is `Ok` (0).
     pub fn is_ok(&self) -> bool {
         self.code.is_ok()
     }
@@ -292,29 +302,44 @@ impl Serialize for Verdict {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum VerifyError {
+    /// 10: the time judged at is at or past a certificate's notAfter.
     #[error("certificate has expired (depth {depth}, notAfter {}, at {})",
         crate::sftunnel::rfc3339(.not_after), crate::sftunnel::rfc3339(.at))]
     Expired {
+        /// Of the expired certificate in the verified path (0 = leaf).
         depth: usize,
+        /// Its notAfter.
         not_after: OffsetDateTime,
+        /// The time judged at.
         at: OffsetDateTime,
     },
+    /// 9: a certificate's notBefore is after the time judged at.
     #[error("certificate is not yet valid (depth {depth}, notBefore {}, at {})",
         crate::sftunnel::rfc3339(.not_before), crate::sftunnel::rfc3339(.at))]
     NotYetValid {
+        /// Of the certificate in the verified path (0 = leaf).
         depth: usize,
+        /// Its notBefore.
         not_before: OffsetDateTime,
+        /// The time judged at.
         at: OffsetDateTime,
     },
+    /// Any other failed code (or 9/10 without the date that explains it).
     #[error("{} (depth {})", .code.text(), .depth.map_or("-".to_string(), |d| d.to_string()))]
     Chain {
+        /// The failed code.
         code: VerifyCode,
+        /// Of the certificate concerned (0 = leaf); `None` when it is not in the path.
         depth: Option<usize>,
+        /// That certificate's subject, RFC 4514; `None` when unknown.
         subject: Option<String>,
     },
     /// A certificate of the chain could not be decoded (a TLS peer sends decode_error).
     #[error("{text}")]
-    NotDecoded { text: String },
+    NotDecoded {
+        /// `certificate could not be decoded: <reason>`.
+        text: String,
+    },
 }
 
 impl VerifyError {

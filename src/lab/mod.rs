@@ -18,6 +18,8 @@
 //! logging and pushes (`tunnel`), packet synthesis (`recorder`), verdicts on the capture
 //! (`analysis`). Nothing here prints: output goes to the writer the caller gives.
 
+#![warn(missing_docs)] // every pub item of the lab says what it reports (issue 10)
+
 mod out;
 mod scenarios;
 mod world;
@@ -138,20 +140,24 @@ pub struct LabOptions {
 /// One step of a story and the status table that closed it.
 #[derive(Clone, Debug)]
 pub struct StepReport {
+    /// What the step did, as the story names it (`step N` if it gave no name).
     pub title: String,
     /// The lab clock when the step ended (RFC 3339).
     pub at: String,
+    /// The table's rows: the peers of the FMC whose status was shown.
     pub peers: Vec<PeerStatus>,
 }
 
 /// What a run produced, for callers and tests.
 #[derive(Clone, Debug)]
 pub struct LabReport {
+    /// The story that ran.
     pub scenario: Scenario,
     /// The PKI root (already deleted when it was temporary).
     pub root: PathBuf,
     /// False when the root was a temporary folder, removed at the end.
     pub root_kept: bool,
+    /// Each status table, in story order.
     pub steps: Vec<StepReport>,
     /// FAILED_PUSH files written by the renewal, with their contents.
     pub failed_push: Vec<(PathBuf, String)>,
@@ -159,10 +165,12 @@ pub struct LabReport {
     pub pcap: PathBuf,
     /// The NSS key log beside it (deleted with it, unless `--pcap` or `--keylog` named it).
     pub keylog: PathBuf,
+    /// Packets written to the capture.
     pub packets: u64,
     /// Problems the analysis of the capture found (failed verdicts, fatal alerts, failed
     /// handshakes); `None` when it was skipped.
     pub analysis_problems: Option<u64>,
+    /// Wall-clock time of the run (the machine's, not the lab clock's).
     pub elapsed: Duration,
 }
 
@@ -171,14 +179,24 @@ pub struct LabReport {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LabError {
+    /// Making, renewing or copying the lab PKI failed.
     #[error(transparent)]
     Pki(#[from] crate::pki::PkiError),
+    /// An appliance's tunnel (serve, connect, control socket) failed.
     #[error(transparent)]
     Tunnel(#[from] crate::tunnel::TunnelError),
+    /// Writing the lab's output (log lines, narration, tables) failed.
     #[error("lab output: {0}")]
     Output(#[from] std::io::Error),
+    /// An event the story waits for did not come.
     #[error("timed out after {secs} s waiting for {what}")]
-    Timeout { what: String, secs: u64 },
+    Timeout {
+        /// The event, in the story's words.
+        what: String,
+        /// How long the story waited, wall-clock seconds.
+        secs: u64,
+    },
+    /// Something happened that the story does not allow for (what, in words).
     #[error("the story went off script: {0}")]
     Unexpected(String),
 }

@@ -15,6 +15,8 @@
 //! ACKs between data (each segment acknowledges everything received so far). A write error on
 //! the file stops recording (logged once) and never disturbs the tunnel.
 
+#![warn(missing_docs)] // every pub item of the recorder says what it holds (issue 10)
+
 pub mod pcap;
 mod tap;
 

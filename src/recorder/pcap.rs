@@ -23,23 +23,34 @@ pub const SNAPLEN: u32 = 65535;
 
 /// TCP flag bits.
 pub mod flags {
+    /// The sender has no more data.
     pub const FIN: u8 = 0x01;
+    /// Opens a connection (the handshake's first two segments).
     pub const SYN: u8 = 0x02;
+    /// Aborts the connection.
     pub const RST: u8 = 0x04;
+    /// Hand the payload to the application now.
     pub const PSH: u8 = 0x08;
+    /// The acknowledgement number is valid.
     pub const ACK: u8 = 0x10;
 }
 
 /// One TCP segment to frame.
 #[derive(Clone, Debug)]
 pub struct Segment<'a> {
+    /// The sender's address and port.
     pub src: SocketAddr,
+    /// The receiver's (if only one of the two is IPv6, both are framed as IPv6, IPv4-mapped).
     pub dst: SocketAddr,
+    /// Sequence number of the payload's first byte (or of the SYN/FIN).
     pub seq: u32,
+    /// Next sequence number expected from the other side (meaningful with [`flags::ACK`]).
     pub ack: u32,
+    /// [`flags`] bits, or-ed.
     pub flags: u8,
     /// IPv4 identification (ignored for IPv6).
     pub ip_id: u16,
+    /// TCP payload: the TLS bytes as sent (a [`Flow`](super::Flow) cuts them to [`MSS`]).
     pub payload: &'a [u8],
 }
 

@@ -51,6 +51,7 @@ pub struct Transcript<W: Write> {
 }
 
 impl<W: Write> Transcript<W> {
+    /// A transcript that writes to `w`; nothing is written before the first event.
     pub fn new(w: W) -> Self {
         Transcript {
             w,

@@ -55,6 +55,7 @@ pub struct JsonLines<W: Write> {
 }
 
 impl<W: Write> JsonLines<W> {
+    /// Lines written to `w` as they come.
     pub fn new(w: W) -> Self {
         Self { w }
     }
@@ -89,6 +90,7 @@ pub struct JsonArray<W: Write> {
 }
 
 impl<W: Write> JsonArray<W> {
+    /// A whole array written to `w`: opened by the first item, closed at `finish` (`[]` if none).
     pub fn new(w: W) -> Self {
         Self {
             w,

@@ -10,6 +10,8 @@
 //! end of each file; the JSON renderers keep nothing. `renew` and `copy` lay out what
 //! `pki renew` and `pki copy` did.
 
+#![warn(missing_docs)] // every pub item of report says what it lays out (issue 10)
+
 pub mod check;
 pub mod copy;
 pub mod fleet;
@@ -30,9 +32,12 @@ use crate::analysis::{Finding, Summary};
 /// Output formats of `sfdiag analyze --format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Format {
+    /// [`Text`]: the appliance's messages-log lines, then a summary per file (the default).
     #[default]
     Text,
+    /// [`JsonArray`]: one array of every finding and capture record.
     Json,
+    /// [`JsonLines`]: one JSON object a line, as each finding arrives.
     Jsonl,
 }
 

@@ -175,8 +175,11 @@ fn unrecorded(w: &mut dyn Write, u: &Unrecorded) -> io::Result<()> {
 /// What sfdiag adds after the transcript.
 #[derive(Clone, Copy, Debug)]
 pub struct Summary<'a> {
+    /// The renewal whose files were pushed.
     pub renewal: &'a Renewal,
+    /// One per peer asked, in push order.
     pub outcomes: &'a [PushOutcome],
+    /// What the push left on disk (counts, `FAILED_PUSH`, lines not written).
     pub record: &'a PushRecord,
     /// How the FMC's own sftunnel took the new files (`tunnel::renewal`'s words), if a server
     /// was asked.

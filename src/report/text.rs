@@ -88,6 +88,7 @@ pub struct Text<W: Write> {
 }
 
 impl<W: Write> Text<W> {
+    /// Lines written to `w` as findings come; the summary at each `file_done`.
     pub fn new(w: W) -> Self {
         Self {
             w,

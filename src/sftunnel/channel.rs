@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Channel {
+    /// `Channel-A`: registration, policy, pushes.
     Control,
+    /// `Channel-B`: the device's events.
     Events,
 }
 

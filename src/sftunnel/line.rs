@@ -18,9 +18,13 @@ use super::timefmt::syslog_stamp;
 /// Severity as the appliance prints it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Level {
+    /// `DEBUG`: detail, for tracing a run.
     Debug,
+    /// `INFO`: what happened, nothing wrong with it.
     Info,
+    /// `WARN`: something off that the run goes on past.
     Warn,
+    /// `ERROR`: a failure (a refused handshake, a dropped channel).
     Error,
 }
 
@@ -101,13 +105,17 @@ impl From<OffsetDateTime> for At<'_> {
 /// One messages-log line, without its newline. `Display` is the format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Line<'a> {
+    /// The stamp that opens the line.
     pub at: At<'a>,
     /// The logging host (the emulated appliance's name, or the receiver's address in a report).
     pub host: &'a str,
+    /// Who logged it (`SF-IMS[...]`).
     pub pid: Pid,
     /// `None` leaves the bracket out.
     pub tid_or_frame: Option<TidOrFrame>,
+    /// The part of sftunnel it is about (`sftunnel:<component>`).
     pub component: Component,
+    /// The `[LEVEL]` bracket.
     pub level: Level,
     /// What happened; escaped when printed.
     pub text: &'a str,

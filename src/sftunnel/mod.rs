@@ -9,6 +9,8 @@
 //! new arrow between them. TLS alerts stay `tls::AlertDescription` (the registry lives with
 //! the wire format); OpenSSL's verdicts stay `judge::Verdict`.
 
+#![warn(missing_docs)] // the shared words say what they mean (issue 10)
+
 mod channel;
 mod escape;
 mod line;

@@ -11,7 +11,9 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TlsSide {
+    /// Sent the ClientHello (on sftunnel: the FTD).
     Client,
+    /// Answered it (on sftunnel: the FMC).
     Server,
 }
 
