@@ -96,8 +96,8 @@ pub enum VerifyCode {
     KeyusageNoCertsign,
     /// 34: `unhandled critical extension`.
     UnhandledCriticalExtension,
-    /// `X509_V_ERR_INVALID_NON_CA` (37: a leaf with CA markings). Not in the number table
-    /// yet ([`VerifyCode::code`] says 1 for it), so nothing here yields it.
+    /// 37: `invalid non-CA certificate (has CA markings)` (`X509_V_ERR_INVALID_NON_CA`;
+    /// nothing in the judge yields it yet).
     InvalidNonCa,
     /// 40: `proxy certificates not allowed, please set the appropriate flag`.
     ProxyCertificatesNotAllowed,
@@ -247,6 +247,11 @@ const TABLE: &[(VerifyCode, i32, &str)] = &[
         C::UnhandledCriticalExtension,
         34,
         "unhandled critical extension",
+    ),
+    (
+        C::InvalidNonCa,
+        37,
+        "invalid non-CA certificate (has CA markings)",
     ),
     (
         C::ProxyCertificatesNotAllowed,
