@@ -25,24 +25,30 @@ const CAP: usize = 100_000;
 /// A certificate as last seen on the wire.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SeenCert {
+    /// `None` when it did not decode.
     pub not_after: Option<OffsetDateTime>,
+    /// Lowercase hex SHA-256 of its DER.
     pub sha256: String,
     /// The issuer's CN (the FMC's UUID for a certificate the InternalCA issued).
     pub issuer_cn: Option<String>,
-    /// When it was last seen.
+    /// When it was last seen (the packet's time); `None` for a time out of range.
     pub seen: Option<OffsetDateTime>,
 }
 
 /// How an appliance's handshakes ended.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Handshakes {
+    /// Sessions that reached Established.
     pub ok: u64,
+    /// Sessions that failed (a fatal alert, or a FIN/RST before the handshake finished).
     pub failed: u64,
-    /// The reason of the last failed handshake.
+    /// The reason of the last failed handshake, as the analyzer words it.
     pub last_error: Option<String>,
     /// The OpenSSL code of the last failed handshake's chain verdict, when one failed.
     pub last_code: Option<VerifyCode>,
+    /// The last packet time of the latest established session; `None` when none was.
     pub last_ok: Option<OffsetDateTime>,
+    /// The last packet time of the latest failed session; `None` when none failed.
     pub last_failed: Option<OffsetDateTime>,
 }
 
@@ -102,8 +108,12 @@ fn later(a: Option<OffsetDateTime>, b: Option<OffsetDateTime>) -> Option<OffsetD
 pub struct SeenAppliance {
     /// FMC (its own certificate or its InternalCA was seen) or a managed peer.
     pub role: Option<SubjectRole>,
+    /// The address it sent its certificate from, else (an FMC) the server address of its
+    /// sessions; `None` when neither was seen.
     pub ip: Option<IpAddr>,
+    /// Its own certificate, as last seen; `None` when it sent none.
     pub cert: Option<SeenCert>,
+    /// Its sessions, and those from its address that named nobody.
     pub handshakes: Handshakes,
 }
 
@@ -111,6 +121,7 @@ pub struct SeenAppliance {
 /// names.
 #[derive(Debug, Clone, Default)]
 pub struct Seen {
+    /// By lowercase UUID, as its certificate's subject names it.
     pub appliances: BTreeMap<String, SeenAppliance>,
     /// The InternalCAs seen, by the FMC UUID in their CN.
     pub cas: BTreeMap<String, SeenCert>,
@@ -131,6 +142,7 @@ pub struct Fold {
 }
 
 impl Fold {
+    /// An empty fold.
     pub fn new() -> Self {
         Self::default()
     }

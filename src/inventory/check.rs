@@ -27,6 +27,7 @@ use crate::sftunnel::SubjectRole;
 pub struct CheckOptions {
     /// The moment to judge at.
     pub at: OffsetDateTime,
+    /// `--warn-days`/`--critical-days`: the days left that make WARNING and CRITICAL.
     pub thresholds: Thresholds,
     /// `--ca`: when given, every certificate's chain is judged against these.
     pub anchors: Vec<CertInfo>,
@@ -35,10 +36,13 @@ pub struct CheckOptions {
 /// One certificate judged.
 #[derive(Debug, Clone)]
 pub struct Checked {
+    /// The certificate, where it was found and the part it plays.
     pub cert: FileCert,
-    /// Its validity window at `at`.
+    /// Its validity window at `at`; always `Some` in a [`CheckReport`] (a certificate whose
+    /// dates do not decode is listed as [`Unreadable`] instead).
     pub expiry: Option<Assessment>,
-    /// With anchors: the chain's verdict (OpenSSL's code, depth and text).
+    /// With anchors: the chain's verdict (OpenSSL's code, depth and text); `None` without
+    /// `--ca`.
     pub chain: Option<Verdict>,
     /// The worse of the two (CRITICAL for a failed chain, UNKNOWN for unreadable dates).
     pub status: Status,
@@ -54,12 +58,16 @@ impl Checked {
 /// Something the report lists, in the order it lists them.
 #[derive(Debug, Clone, Copy)]
 pub enum Item<'a> {
+    /// A certificate, with the status it was given.
     Cert(&'a Checked),
+    /// A cross-check problem of an appliance tree (CRITICAL).
     Problem(&'a PeerProblem),
+    /// An input that could not be read (UNKNOWN).
     Unreadable(&'a Unreadable),
 }
 
 impl Item<'_> {
+    /// The status it counts for in the one status.
     pub fn status(&self) -> Status {
         match self {
             Item::Cert(c) => c.status,
@@ -72,7 +80,9 @@ impl Item<'_> {
 /// What `check` found.
 #[derive(Debug, Clone)]
 pub struct CheckReport {
+    /// The moment judged at ([`CheckOptions::at`]).
     pub at: OffsetDateTime,
+    /// The thresholds judged by ([`CheckOptions::thresholds`]).
     pub thresholds: Thresholds,
     /// Whether chains were judged (`--ca` given).
     pub chains_judged: bool,
@@ -80,7 +90,9 @@ pub struct CheckReport {
     pub checked: Vec<Checked>,
     /// Peer problems of an appliance tree, worst first (all CRITICAL).
     pub problems: Vec<PeerProblem>,
+    /// Inputs that could not be read, and certificates whose dates did not decode (UNKNOWN).
     pub unreadable: Vec<Unreadable>,
+    /// Files passed over in the folders walked (listed with `-v`, no status).
     pub skipped: Vec<Skipped>,
     /// The one status (UNKNOWN when there was nothing to check).
     pub status: Status,
@@ -247,11 +259,20 @@ pub fn check(collection: Collection, opts: &CheckOptions) -> CheckReport {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OneLiner {
     /// `The certificate has expired N days ago.`
-    Expired { days_expired: i64 },
+    Expired {
+        /// Whole days since notAfter (0 on the day it ends).
+        days_expired: i64,
+    },
     /// `The certificate will expire within the next 30 days!`
-    Within30 { days_left: i64 },
+    Within30 {
+        /// Whole days until notAfter, 0 to 29.
+        days_left: i64,
+    },
     /// `The certificate is valid for more than 30 days.`
-    Valid { days_left: i64 },
+    Valid {
+        /// Whole days until notAfter, 30 or more.
+        days_left: i64,
+    },
 }
 
 /// The one-liner's verdict on `not_after` at `at`.
@@ -278,7 +299,10 @@ pub enum HealthAlert {
     /// More than 90 days left: no alert.
     None,
     /// `... is expiring in N days. ...`
-    Expiring { days: i64 },
+    Expiring {
+        /// Whole days until notAfter, 0 to 89.
+        days: i64,
+    },
     /// `... has expired. ...`
     Expired,
 }

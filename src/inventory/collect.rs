@@ -29,16 +29,19 @@ pub struct FileCert {
     pub index: usize,
     /// How many certificates the file holds.
     pub of: usize,
+    /// What it says, decoded (`parse_error` set when part of it would not).
     pub info: CertInfo,
-    /// The part it plays in an appliance tree, names filled in (first certificate only).
+    /// The part it plays in an appliance tree, names filled in (first certificate only);
+    /// `None` outside the appliance layout.
     pub role: Option<CertRole>,
-    /// Where in the appliance layout the file is (first certificate only).
+    /// Where in the appliance layout the file is (first certificate only); `None` outside it.
     pub place: Option<Classified>,
 }
 
 /// An input that could not be read (UNKNOWN for `check`).
 #[derive(Debug, Clone)]
 pub struct Unreadable {
+    /// The file or folder, as given or as found in the walk.
     pub file: PathBuf,
     /// What went wrong, naming the file.
     pub message: String,
@@ -70,15 +73,20 @@ impl SkipReason {
 /// A file passed over.
 #[derive(Debug, Clone)]
 pub struct Skipped {
+    /// As found in the walk.
     pub file: PathBuf,
+    /// Why it was not read.
     pub reason: SkipReason,
 }
 
 /// What the inputs held.
 #[derive(Debug, Clone, Default)]
 pub struct Collection {
+    /// Every certificate read, in input order (each folder's files sorted by path).
     pub certs: Vec<FileCert>,
+    /// Inputs that could not be read, or a folder that held no certificate.
     pub unreadable: Vec<Unreadable>,
+    /// Files found in folders and passed over.
     pub skipped: Vec<Skipped>,
 }
 

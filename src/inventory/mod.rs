@@ -17,6 +17,8 @@
 //! files it is given and nothing else, writes nothing, and never reads the clock: `at` is an
 //! argument.
 
+#![warn(missing_docs)] // every pub item of inventory says what it holds (issue 10)
+
 pub mod capture;
 pub mod check;
 pub mod collect;

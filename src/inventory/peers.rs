@@ -33,9 +33,13 @@ use crate::sftunnel::Role;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
 pub enum ProblemKind {
+    /// `ca_mismatch`: the InternalCA it trusts is not its FMC's current one.
     CaMismatch,
+    /// `chain`: its certificate does not chain to the InternalCA it trusts (not for 9 or 10).
     Chain,
+    /// `key_mismatch`: the `sftunnel-key.pem` beside its certificate is another key.
     KeyMismatch,
+    /// `key_unreadable`: that key file cannot be read as a key.
     KeyUnreadable,
 }
 
@@ -54,9 +58,13 @@ impl ProblemKind {
 /// One certificate a problem is about, by the facts a report prints.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertRef {
+    /// The file it was read from.
     pub file: PathBuf,
+    /// Lowercase hex SHA-256 of its DER.
     pub sha256: String,
+    /// Its serial number, lowercase hex; `None` when it did not decode.
     pub serial: Option<String>,
+    /// `None` when it did not decode.
     pub not_after: Option<OffsetDateTime>,
 }
 
@@ -77,23 +85,36 @@ impl CertRef {
 pub enum Facts {
     /// The peer trusts `trusted`; its FMC's current InternalCA is `current`.
     CaMismatch {
+        /// The peer's `cacert.pem`.
         trusted: CertRef,
+        /// The FMC's `ca_root/cacert.pem`.
         current: CertRef,
         /// The FMC, by name when known.
         fmc: String,
     },
     /// `cert` judged against `ca` gave `verdict`.
     Chain {
+        /// The appliance's own sftunnel certificate.
         cert: CertRef,
+        /// The InternalCA beside it, which it was judged against.
         ca: CertRef,
+        /// `judge`'s verdict at `at` (never `Ok`, 9 or 10).
         verdict: Box<Verdict>,
     },
     /// The key file beside `cert` holds another key.
-    KeyMismatch { cert: CertRef, key_file: PathBuf },
+    KeyMismatch {
+        /// The certificate whose key it should be.
+        cert: CertRef,
+        /// The `sftunnel-key.pem` in the certificate's folder.
+        key_file: PathBuf,
+    },
     /// The key file beside `cert` cannot be read as a key.
     KeyUnreadable {
+        /// The certificate whose key it should be.
         cert: CertRef,
+        /// The `sftunnel-key.pem` in the certificate's folder.
         key_file: PathBuf,
+        /// Why it could not be read (the `pki` error's text).
         reason: String,
     },
 }
@@ -101,6 +122,7 @@ pub enum Facts {
 /// A peer whose next reconnect fails.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PeerProblem {
+    /// What kind (the JSON `kind`); `facts` is the same variant.
     pub kind: ProblemKind,
     /// The appliance concerned, by name (its `ims.conf`, else its folder).
     pub peer: String,
@@ -108,6 +130,7 @@ pub struct PeerProblem {
     pub role: Option<Role>,
     /// Its folder (the appliance root).
     pub appliance: PathBuf,
+    /// The certificates and files it is about.
     pub facts: Facts,
 }
 

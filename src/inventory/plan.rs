@@ -64,9 +64,19 @@ pub enum Reason {
     /// Nothing ends within the thresholds and nothing failed.
     Fine,
     /// Its InternalCA or its certificate ends in `days_left` days (negative: expired).
-    Ends { what: &'static str, days_left: i64 },
+    Ends {
+        /// `InternalCA` or `certificate`: whichever ends first.
+        what: &'static str,
+        /// Whole days until it ends.
+        days_left: i64,
+    },
     /// A peer's certificate ends soon: the FMC reissues it by renewing.
-    PeerEnds { peer: String, days_left: i64 },
+    PeerEnds {
+        /// The peer, by name, else UUID.
+        peer: String,
+        /// Whole days until its certificate ends.
+        days_left: i64,
+    },
     /// Its FMC renews; it is connected (or nothing says it is not).
     FmcRenewsConnected,
     /// Its FMC renews; its last handshake failed.
@@ -117,7 +127,9 @@ impl fmt::Display for Reason {
 /// A certificate an entry refers to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertSource {
+    /// `None` when it did not decode.
     pub not_after: Option<OffsetDateTime>,
+    /// Lowercase hex SHA-256 of its DER.
     pub sha256: String,
     /// The file it came from, or `None` when it was seen on the wire.
     pub file: Option<PathBuf>,
@@ -126,33 +138,43 @@ pub struct CertSource {
 /// One appliance.
 #[derive(Debug, Clone)]
 pub struct Entry {
+    /// Lowercase, from its certificates' subjects or its `ims.conf`; `None` for a client address
+    /// whose sessions named nobody.
     pub uuid: Option<String>,
+    /// From its `ims.conf`; `None` when no appliance tree names it.
     pub name: Option<String>,
+    /// From its `ims.conf`, else its certificate's subject (a device when nothing says).
     pub role: Role,
+    /// From its `ims.conf`, else the captures; `None` when neither says.
     pub ip: Option<IpAddr>,
-    /// Its sftunnel certificate.
+    /// Its sftunnel certificate; `None` when the inputs hold none.
     pub cert: Option<CertSource>,
     /// The InternalCA it uses: an FMC's own, a peer's copy (or, from a capture, the one that
-    /// issued its certificate).
+    /// issued its certificate); `None` when the inputs hold none.
     pub ca: Option<CertSource>,
     /// The UUID of the FMC that manages it (`None` for an FMC).
     pub manager: Option<String>,
-    /// Whole days until the first of `cert` and `ca` ends.
+    /// Whole days until the first of `cert` and `ca` ends; `None` when neither has a date.
     pub days_left: Option<i64>,
-    /// That by the thresholds (OK, WARNING within the health-alert window, CRITICAL).
+    /// That by the thresholds (OK, WARNING within the health-alert window, CRITICAL);
+    /// UNKNOWN when `days_left` is `None`.
     pub status: Status,
-    /// From captures only.
+    /// From captures only; `None` when no capture was given or it never showed it.
     pub handshakes: Option<Handshakes>,
     /// Cross-check problems of its files.
     pub problems: Vec<ProblemKind>,
+    /// What renewal asks of it ([`decide`]).
     pub action: Action,
+    /// Why, with the facts.
     pub reason: Reason,
 }
 
 /// What `inventory` found.
 #[derive(Debug, Clone)]
 pub struct Inventory {
+    /// The moment judged at.
     pub at: OffsetDateTime,
+    /// `warn_days` is the health-alert window that makes an FMC renew.
     pub thresholds: Thresholds,
     /// FMCs first, then devices and HA secondaries, each by name (or UUID, or address).
     pub entries: Vec<Entry>,
