@@ -19,8 +19,10 @@ pub const TLS_VERSION: &str = "TLSv1.2";
 /// handshake; see `tunnel::config` for how the emulator differs).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum TlsVersion {
+    /// `TLSv1.2`, the default.
     #[default]
     Tls12,
+    /// `TLSv1.3`.
     Tls13,
 }
 

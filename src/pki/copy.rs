@@ -335,30 +335,71 @@ impl Transport for LocalTransport {
 #[non_exhaustive]
 pub enum CopyEvent {
     /// Trying a listed appliance.
-    Attempting { name: String },
+    Attempting {
+        /// The appliance, as `devices.csv` names it.
+        name: String,
+    },
     /// It could not be reached (its block ends here).
-    Unreachable { name: String, error: String },
+    Unreachable {
+        /// The appliance, as `devices.csv` names it.
+        name: String,
+        /// Why (the `PkiError`'s text).
+        error: String,
+    },
     /// Logged in to it.
-    Connected { name: String },
+    Connected {
+        /// The appliance, as `devices.csv` names it.
+        name: String,
+    },
     /// It is an FMC that is not the HA secondary (the FMC the certificates come from, listed
     /// first in `devices.csv`, or another primary): it keeps its own files.
-    NotHaPeer { name: String },
+    NotHaPeer {
+        /// The appliance, as `devices.csv` names it.
+        name: String,
+    },
     /// It was skipped, and why (not a peer of the FMC: no certificates were made for it).
-    Skipped { name: String, why: String },
+    Skipped {
+        /// The appliance, as `devices.csv` names it.
+        name: String,
+        /// Why, in the words `CopyReport::skipped` keeps.
+        why: String,
+    },
     /// Its files are being installed.
-    Copying { name: String },
+    Copying {
+        /// The appliance, as `devices.csv` names it.
+        name: String,
+    },
     /// Its files are in place.
-    Copied { name: String },
+    Copied {
+        /// The appliance, as `devices.csv` names it.
+        name: String,
+    },
     /// Its sftunnel was restarted (or will read the files at its next attempt).
-    Restarted { name: String, restart: Restart },
+    Restarted {
+        /// The appliance, as `devices.csv` names it.
+        name: String,
+        /// Restarted now, or reading the files at its next attempt.
+        restart: Restart,
+    },
     /// Its files could not be read or installed.
-    Failed { name: String, error: String },
+    Failed {
+        /// The appliance, as `devices.csv` names it.
+        name: String,
+        /// Why (the `PkiError`'s text).
+        error: String,
+    },
     /// Done with it (its block ends here).
-    Closing { name: String },
+    Closing {
+        /// The appliance, as `devices.csv` names it.
+        name: String,
+    },
     /// Every entry was handled.
     Done {
+        /// How many appliances got their files.
         copied: usize,
+        /// How many were unreachable or failed.
         failed: usize,
+        /// How many were passed over (not a peer, not the HA secondary).
         skipped: usize,
     },
 }

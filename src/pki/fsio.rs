@@ -307,19 +307,42 @@ impl RootLock {
 #[non_exhaustive]
 pub enum Step<'a> {
     /// Writing the journal: before the commit point (`committed: false`) or the commit itself.
-    Journal { path: &'a Path, committed: bool },
+    Journal {
+        /// The journal file.
+        path: &'a Path,
+        /// Whether this write is the commit point.
+        committed: bool,
+    },
     /// Creating a staging folder.
     CreateStaging(&'a Path),
     /// Writing the new content of `target` into staging.
-    Stage { target: &'a Path },
+    Stage {
+        /// The file the staged copy will replace.
+        target: &'a Path,
+    },
     /// Creating a folder of the new state.
     CreateDir(&'a Path),
     /// Keeping `from` as its backup `to` (a hard link).
-    Backup { from: &'a Path, to: &'a Path },
+    Backup {
+        /// The file kept.
+        from: &'a Path,
+        /// Its backup (`*.backup`, `*.backup.N`).
+        to: &'a Path,
+    },
     /// Renaming a staged file over its target.
-    Rename { from: &'a Path, to: &'a Path },
+    Rename {
+        /// The staged file.
+        from: &'a Path,
+        /// Its target.
+        to: &'a Path,
+    },
     /// Moving a file the new state does not have to its backup.
-    Retire { from: &'a Path, to: &'a Path },
+    Retire {
+        /// The file retired.
+        from: &'a Path,
+        /// Its backup.
+        to: &'a Path,
+    },
     /// Removing a staging folder.
     RemoveStaging(&'a Path),
     /// Removing the journal: the change is complete.

@@ -9,6 +9,8 @@
 //! clock: every time is an argument. Decoding certificates for display is `cert`'s job; judging
 //! a chain is `judge`'s.
 
+#![warn(missing_docs)] // every pub item of the lab PKI says what it holds (issue 10)
+
 mod ca;
 pub mod conf;
 pub mod copy;
@@ -61,17 +63,26 @@ pub enum PkiError {
     #[error(
         "a PKI already exists at {path} (use --force to replace it; old files are kept as *.backup)"
     )]
-    Exists { path: PathBuf },
+    Exists {
+        /// The first appliance folder of the root that already holds PKI files.
+        path: PathBuf,
+    },
     /// A file or folder in the PKI that every local user may write (`guard`).
     #[error(
         "{path} is writable by every user: anyone could replace the certificates or keys (run `chmod o-w {path}`)"
     )]
-    WorldWritable { path: PathBuf },
+    WorldWritable {
+        /// The first such file or folder found.
+        path: PathBuf,
+    },
     /// A file-system operation failed.
     #[error("{op} {path}: {source}")]
     Io {
+        /// What was being done (`read`, `write`, `rename into place`, ...).
         op: &'static str,
+        /// The file or folder it was done to.
         path: PathBuf,
+        /// The system's error.
         #[source]
         source: std::io::Error,
     },
@@ -80,13 +91,28 @@ pub enum PkiError {
     Random,
     /// Key generation failed or the size is not one we make.
     #[error("cannot generate an RSA {bits}-bit key: {reason}")]
-    KeyGen { bits: u32, reason: String },
+    KeyGen {
+        /// The size asked for.
+        bits: u32,
+        /// The sizes we make, or the generator's words.
+        reason: String,
+    },
     /// A key file could not be read as a private key.
     #[error("{path}: not a usable private key: {reason}")]
-    BadKey { path: PathBuf, reason: String },
+    BadKey {
+        /// The key file.
+        path: PathBuf,
+        /// What the PEM or key decoder said.
+        reason: String,
+    },
     /// Signing or encoding a certificate failed.
     #[error("cannot sign {what}: {reason}")]
-    Sign { what: String, reason: String },
+    Sign {
+        /// The certificate being made (`InternalCA`, a peer's name).
+        what: String,
+        /// What the signer or encoder said.
+        reason: String,
+    },
     /// notBefore after notAfter.
     #[error(
         "notBefore {} is after notAfter {}",
@@ -94,7 +120,9 @@ pub enum PkiError {
         rfc3339(not_after)
     )]
     InvalidValidity {
+        /// The start given.
         not_before: OffsetDateTime,
+        /// The end given, before it.
         not_after: OffsetDateTime,
     },
     /// A time X.509 cannot carry (before year 0 or after 9999).
@@ -102,35 +130,67 @@ pub enum PkiError {
         "time {} cannot be written in a certificate (years 0000-9999 only)",
         rfc3339(time)
     )]
-    TimeOutOfRange { time: OffsetDateTime },
+    TimeOutOfRange {
+        /// The time given.
+        time: OffsetDateTime,
+    },
     /// Not a textual UUID.
     #[error("invalid UUID {value:?}: expected 8-4-4-4-12 hex digits")]
-    InvalidUuid { value: String },
+    InvalidUuid {
+        /// The text given.
+        value: String,
+    },
     /// A device name that cannot be a folder name, or clashes with another.
     #[error("invalid device name {name:?}: {reason}")]
-    InvalidName { name: String, reason: String },
+    InvalidName {
+        /// The name given.
+        name: String,
+        /// What is wrong with it (and, from a root, which `ims.conf` says it).
+        reason: String,
+    },
     /// Two peers given the same UUID.
     #[error("UUID {uuid} is used twice")]
-    DuplicateUuid { uuid: Uuid },
+    DuplicateUuid {
+        /// The UUID given twice.
+        uuid: Uuid,
+    },
     /// The certificate at `path` is not an InternalCA this module can issue from.
     #[error("{path}: not an sftunnel InternalCA: {reason}")]
-    NotInternalCa { path: PathBuf, reason: String },
+    NotInternalCa {
+        /// The certificate file.
+        path: PathBuf,
+        /// What does not fit (its encoding, its subject's CN, its key).
+        reason: String,
+    },
     /// `--fmc NAME` names no FMC of the root.
     #[error(
         "{name} is not an FMC of {root} (its FMCs: {}): --fmc takes the primary's folder name or an HA secondary with its own InternalCA",
         fmcs.join(", ")
     )]
     NotAnFmc {
+        /// The name given.
         name: String,
+        /// The root.
         root: PathBuf,
+        /// The names `--fmc` takes there.
         fmcs: Vec<String>,
     },
     /// A root that lacks a file every PKI has.
     #[error("{root} is not an sfdiag PKI root: {missing} is missing")]
-    NotAPki { root: PathBuf, missing: PathBuf },
+    NotAPki {
+        /// The root given.
+        root: PathBuf,
+        /// The file looked for (the FMC's InternalCA certificate).
+        missing: PathBuf,
+    },
     /// A configuration or certificate file that does not parse.
     #[error("{path}: {reason}")]
-    Parse { path: PathBuf, reason: String },
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What does not parse, and where in it.
+        reason: String,
+    },
     /// A certificate or key file that `cert` could not read (the error names the file).
     #[error(transparent)]
     Cert(crate::cert::CertError),
@@ -138,41 +198,77 @@ pub enum PkiError {
     #[error(
         "refusing to renew certificates: a critical operation is in progress ({operation}), according to {path}; wait for it to finish"
     )]
-    CriticalOperation { path: PathBuf, operation: String },
+    CriticalOperation {
+        /// The FMC file that says so.
+        path: PathBuf,
+        /// The operation, as that file names it.
+        operation: String,
+    },
     /// `pki copy` could not reach an appliance (or its files).
     #[error("could not connect to {host}: {reason}")]
-    Unreachable { host: String, reason: String },
+    Unreachable {
+        /// The appliance, by name.
+        host: String,
+        /// What failed, naming the folder or address.
+        reason: String,
+    },
     /// Another run holds the root's lock (`fsio::RootLock`).
     #[error(
         "another sfdiag run is changing {root}: refusing to change it at the same time; try again when it has finished"
     )]
-    Busy { root: PathBuf },
+    Busy {
+        /// The root whose lock is held.
+        root: PathBuf,
+    },
     /// A path that would leave the root (`..`, or a path elsewhere).
     #[error("{path} is outside {root}: refusing to read or write it")]
-    OutsideRoot { path: PathBuf, root: PathBuf },
+    OutsideRoot {
+        /// The path asked for.
+        path: PathBuf,
+        /// The root it must stay under.
+        root: PathBuf,
+    },
     /// A symbolic link on the way to a file under the root.
     #[error(
         "{path} is a symbolic link: refusing to follow it (nothing outside {root} is read or written)"
     )]
-    Symlink { path: PathBuf, root: PathBuf },
+    Symlink {
+        /// The link met on the way.
+        path: PathBuf,
+        /// The root it lies under.
+        root: PathBuf,
+    },
     /// A change that passed its commit point and then failed: its journal stays, and the next
     /// change of this root (`pki renew`, `pki copy`, `pki init`) finishes it.
     #[error(
         "the {what} was committed but not finished ({source}); its journal {journal} is kept and the next sfdiag run on this root finishes it"
     )]
     Unfinished {
+        /// The change (`init`, `renewal`, `copy`, `push`).
         what: String,
+        /// The journal left for the next run.
         journal: PathBuf,
+        /// What failed after the commit point.
         source: Box<PkiError>,
     },
     /// A root a dead run left in the middle of a change (`fsio::interrupted`).
     #[error(
         "{root} is in the middle of a change a run did not finish ({journal} is left): `sfdiag pki renew --root {root}` finishes or undoes it first (its prompt may then be declined)"
     )]
-    Interrupted { root: PathBuf, journal: PathBuf },
+    Interrupted {
+        /// The root.
+        root: PathBuf,
+        /// The journal the dead run left.
+        journal: PathBuf,
+    },
     /// `pki init --root /` and other folders the system or users live in.
     #[error("refusing to use {path} as a PKI root: {reason}; give a folder of its own")]
-    SystemRoot { path: PathBuf, reason: String },
+    SystemRoot {
+        /// The folder given.
+        path: PathBuf,
+        /// Why it is refused (a system folder, a user's home folder, ...).
+        reason: String,
+    },
 }
 
 impl From<crate::cert::CertError> for PkiError {

@@ -526,8 +526,11 @@ pub fn not_pushed<'a>(
 pub struct FailedPushLine {
     /// 1-based line number.
     pub line: usize,
+    /// `FTD_UUID`: the peer's.
     pub uuid: Uuid,
+    /// `FTD_NAME`: the peer's folder name.
     pub name: String,
+    /// `FTD_IP`: the peer's address, as written (not checked).
     pub ip: String,
     /// Where the FMC reads the file (appliance path).
     pub source: String,

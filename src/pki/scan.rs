@@ -64,10 +64,17 @@ pub fn cert_files(dir: &Path) -> Found {
 #[derive(Debug)]
 pub enum Entry<'a> {
     /// A regular file (or a link to one), with its name.
-    File { path: &'a Path, name: &'a str },
+    File {
+        /// Under the folder walked.
+        path: &'a Path,
+        /// Its file name (lossy UTF-8).
+        name: &'a str,
+    },
     /// A folder that could not be listed.
     Unreadable {
+        /// Under the folder walked (or that folder itself).
         path: &'a Path,
+        /// Why it could not be listed.
         error: std::io::Error,
     },
 }
