@@ -68,8 +68,11 @@ fn side(dir: Dir) -> Side {
 /// Counts over one capture.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counts {
+    /// Session findings.
     pub sessions: u64,
+    /// Certificate findings (each certificate of each Certificate message).
     pub certificates: u64,
+    /// Alert findings.
     pub alerts: u64,
     /// Findings that make `analyze` exit 1.
     pub problems: u64,

@@ -28,10 +28,15 @@ use crate::tls::{AlertLevel, TlsError};
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum Finding {
+    /// One certificate of a Certificate message (`certificate`).
     Certificate(Box<CertificateFinding>),
+    /// That message's chain, after its certificates (`chain`).
     Chain(Box<ChainFinding>),
+    /// One alert record (`alert`).
     Alert(AlertFinding),
+    /// One TLS session, when its connection ends or the capture does (`session`).
     Session(Box<SessionFinding>),
+    /// Something else worth knowing (`note`).
     Note(NoteFinding),
 }
 
@@ -73,7 +78,10 @@ pub fn timestamp_rfc3339(t: &Timestamp) -> String {
 /// The sftunnel identity a certificate carries, when it has one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Identity {
+    /// `internal_ca`, `fmc` or `ftd` (never `other`: that is no identity).
     pub role: SubjectRole,
+    /// The FMC's UUID (InternalCA, FMC certificate) or the device's, as written; `None`
+    /// when the subject names none.
     pub uuid: Option<String>,
 }
 
@@ -89,13 +97,17 @@ impl Identity {
 /// A certificate as sent in a Certificate message.
 #[derive(Debug, Clone, Serialize)]
 pub struct CertificateFinding {
+    /// The capture, as named on the command line (`-` for stdin).
     #[serde(serialize_with = "arc_str")]
     pub file: Arc<str>,
     /// The frame that completed the Certificate message.
     pub frame: u64,
+    /// That frame's capture time.
     #[serde(serialize_with = "ts")]
     pub ts: Timestamp,
+    /// The sender, `ip:port`.
     pub src: SocketAddr,
+    /// The receiver, `ip:port`.
     pub dst: SocketAddr,
     /// The sender's TLS role; `null` when no hello showed it.
     pub role: Option<TlsSide>,
@@ -103,20 +115,34 @@ pub struct CertificateFinding {
     pub chain_index: usize,
     /// Lowercase hex SHA-256 of the DER.
     pub sha256: String,
+    /// Lowercase hex without leading zeros; `None`, here and in the fields below, when that
+    /// field did not decode.
     pub serial: Option<String>,
+    /// As displayed: 1, 2 or 3.
     pub version: Option<u32>,
+    /// RFC 4514, with `title` and `generationQualifier` named.
     pub subject: Option<String>,
+    /// RFC 4514, as `subject`.
     pub issuer: Option<String>,
+    /// RFC 3339 UTC in JSON.
     #[serde(serialize_with = "crate::sftunnel::serialize_opt_rfc3339")]
     pub not_before: Option<OffsetDateTime>,
+    /// RFC 3339 UTC in JSON.
     #[serde(serialize_with = "crate::sftunnel::serialize_opt_rfc3339")]
     pub not_after: Option<OffsetDateTime>,
+    /// OpenSSL's name (`sha256WithRSAEncryption`) or the OID.
     pub sig_alg: Option<String>,
+    /// `RSA 2048`, `EC P-384`, ... or the key algorithm's OID.
     pub key: Option<String>,
     /// This certificate's own verdict at its depth (time only without `--ca`).
     pub verdict: Verdict,
+    /// DER length in bytes.
     pub der_len: usize,
+    /// OpenSSL's "self-signed" (EXFLAG_SS: self-issued, and its authority key identifier and
+    /// signature algorithm fit its own key; the signature is not checked).
     pub self_signed: bool,
+    /// Who it belongs to by its subject; `None` (absent in JSON) for a certificate that is
+    /// not an sftunnel one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sftunnel: Option<Identity>,
     /// Why the DER did not parse completely.
@@ -127,6 +153,7 @@ pub struct CertificateFinding {
     /// OpenSSL one-line names, for messages-log lines.
     #[serde(skip)]
     pub subject_oneline: Option<String>,
+    /// The issuer's, in the same form.
     #[serde(skip)]
     pub issuer_oneline: Option<String>,
     /// It crossed the wire encrypted (TLS 1.3) and `--keylog` opened it.
@@ -146,16 +173,23 @@ fn is_false(b: &bool) -> bool {
 /// anchor that was not sent (an expired InternalCA behind a leaf-only chain).
 #[derive(Debug, Clone, Serialize)]
 pub struct ChainFinding {
+    /// The capture, as named on the command line (`-` for stdin).
     #[serde(serialize_with = "arc_str")]
     pub file: Arc<str>,
+    /// The frame that completed the Certificate message.
     pub frame: u64,
+    /// That frame's capture time.
     #[serde(serialize_with = "ts")]
     pub ts: Timestamp,
+    /// The sender, `ip:port`.
     pub src: SocketAddr,
+    /// The receiver, `ip:port`.
     pub dst: SocketAddr,
+    /// The sender's TLS role; `null` when no hello showed it.
     pub role: Option<TlsSide>,
     /// Certificates in the message.
     pub length: usize,
+    /// The chain's overall verdict (the first error, at its depth), at `ts` unless `--at`.
     pub verdict: Verdict,
     /// The chain verifies (`verdict.code` 0) up to a `--ca` anchor; false without anchors or
     /// with any error, so never `true` beside a failed verdict.
@@ -166,6 +200,7 @@ pub struct ChainFinding {
     /// same name: the verdict is about the file given, not about what the peers use.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub anchor_mismatch: Option<AnchorMismatch>,
+    /// The TCP connection's index in the capture (tshark's `tcp.stream`).
     pub conn: u64,
 }
 
@@ -182,11 +217,14 @@ pub enum Checked {
 /// A certificate named by what tells it apart from another of the same name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct CertRef {
-    /// RFC 4514.
+    /// RFC 4514; `None` (as the dates) when it did not decode.
     pub subject: Option<String>,
+    /// Lowercase hex SHA-256 of the DER.
     pub sha256: String,
+    /// RFC 3339 UTC in JSON.
     #[serde(serialize_with = "crate::sftunnel::serialize_opt_rfc3339")]
     pub not_before: Option<OffsetDateTime>,
+    /// RFC 3339 UTC in JSON.
     #[serde(serialize_with = "crate::sftunnel::serialize_opt_rfc3339")]
     pub not_after: Option<OffsetDateTime>,
     /// OpenSSL's one-line form, for text lines.
@@ -237,16 +275,22 @@ pub enum CertsSeen {
 /// An alert record.
 #[derive(Debug, Clone, Serialize)]
 pub struct AlertFinding {
+    /// The capture, as named on the command line (`-` for stdin).
     #[serde(serialize_with = "arc_str")]
     pub file: Arc<str>,
+    /// The frame that carried it (1-based, as Wireshark numbers frames).
     pub frame: u64,
+    /// That frame's capture time.
     #[serde(serialize_with = "ts")]
     pub ts: Timestamp,
+    /// The sender, `ip:port`.
     pub src: SocketAddr,
+    /// The receiver, `ip:port`.
     pub dst: SocketAddr,
     /// `warning`/`fatal` (`unknown(n)` kept); `null` when encrypted.
     #[serde(serialize_with = "opt_display")]
     pub level: Option<AlertLevel>,
+    /// The AlertDescription number (`45`); `null` when encrypted.
     pub code: Option<u8>,
     /// The TLS registry name (`certificate_expired`); `null` when encrypted.
     pub description: Option<String>,
@@ -256,12 +300,14 @@ pub struct AlertFinding {
     /// Encrypted, and `--keylog` opened it: level, code and description are its own.
     #[serde(skip_serializing_if = "is_false")]
     pub decrypted: bool,
-    /// The sender's TLS role.
+    /// The sender's TLS role; `None` when no hello showed it.
     pub role: Option<TlsSide>,
+    /// The TCP connection's index in the capture (tshark's `tcp.stream`).
     pub conn: u64,
 }
 
 impl AlertFinding {
+    /// A fatal alert whose level could be read (sent in the clear, or decrypted).
     pub fn is_fatal_plaintext(&self) -> bool {
         self.level.is_some_and(AlertLevel::is_fatal)
     }
@@ -270,43 +316,61 @@ impl AlertFinding {
 /// A TLS session (one TCP connection that carried TLS).
 #[derive(Debug, Clone, Serialize)]
 pub struct SessionFinding {
+    /// The capture, as named on the command line (`-` for stdin).
     #[serde(serialize_with = "arc_str")]
     pub file: Arc<str>,
     /// The TLS client and server (the server sent ServerHello; not necessarily the TCP
     /// listener).
     pub client: SocketAddr,
+    /// The TLS server, `ip:port`.
     pub server: SocketAddr,
+    /// The connection's first frame in the capture (1-based).
     pub first_frame: u64,
+    /// Its last frame.
     pub last_frame: u64,
+    /// The first frame's capture time.
     #[serde(serialize_with = "ts")]
     pub first_ts: Timestamp,
+    /// The last frame's capture time.
     #[serde(serialize_with = "ts")]
     pub last_ts: Timestamp,
     /// Negotiated version (`TLSv1.2`, `TLSv1.3-draft28`).
     pub version: Option<String>,
+    /// The IANA name of the negotiated suite (`unknown(0x....)` if unassigned); `None` when
+    /// no ServerHello named one.
     pub cipher: Option<String>,
+    /// The ClientHello's `server_name` host name; `None` without one.
     pub sni: Option<String>,
     /// The client sent a non-empty Certificate message.
     pub client_cert: bool,
+    /// The server sent a CertificateRequest.
     pub certificate_requested: bool,
+    /// How it ended up, as far as the capture shows.
     pub outcome: Outcome,
+    /// The one-line reason a TAC engineer reads first; the chains' errors and the key-log
+    /// lines that would open what stayed encrypted are appended.
     pub reason: String,
     /// The side whose alert or close ended a failed handshake.
     pub failed_by: Option<TlsSide>,
     /// The whole chain's verdict (the first error, OpenSSL's answer), `null` when that side
     /// sent no certificate.
     pub server_chain_verdict: Option<Verdict>,
+    /// The client's, likewise.
     pub client_chain_verdict: Option<Verdict>,
     /// What the capture shows of each side's certificates (sent, empty, encrypted, ...).
     pub server_certificates: CertsSeen,
+    /// The client's, likewise.
     pub client_certificates: CertsSeen,
     /// What the chain verdicts cover: dates only (no `--ca`) or the whole chain.
     pub checked: Checked,
     /// What to do about a session that is a problem (failed, or a chain that fails), derived
     /// from the verdicts, the alert and the sftunnel roles; `null` when nothing is wrong.
     pub remedy: Option<Remedy>,
+    /// The sftunnel identity of the server's certificate; `None` (absent in JSON) when it
+    /// sent none or no sftunnel one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server_identity: Option<Identity>,
+    /// The client's, likewise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_identity: Option<Identity>,
     /// Alert records each side sent (client, server).
@@ -336,9 +400,13 @@ pub struct SessionFinding {
 /// ([`NoteKind::name`]), `text` says it in prose.
 #[derive(Debug, Clone)]
 pub struct NoteFinding {
+    /// The capture, as named on the command line (`-` for stdin).
     pub file: Arc<str>,
+    /// The frame it is about (1-based); `None` for a note about the whole capture.
     pub frame: Option<u64>,
+    /// That frame's capture time; `None` likewise.
     pub ts: Option<Timestamp>,
+    /// What it is about, with its facts.
     pub kind: NoteKind,
 }
 
@@ -367,27 +435,45 @@ impl Serialize for NoteFinding {
 pub enum NoteKind {
     /// Bytes of a TLS connection that were never captured (`tcp_gap`).
     TcpGap {
+        /// The sender of the missing bytes.
         src: SocketAddr,
+        /// Their receiver.
         dst: SocketAddr,
+        /// Where they start in that direction's byte stream (0 = its first byte).
         offset: u64,
+        /// How many bytes.
         len: u64,
+        /// Why they were given up on.
         cause: GapCause,
     },
     /// A retransmission with other bytes than the first copy, which was kept
     /// (`tcp_conflict`).
-    TcpConflict { dir: Dir, offset: u64, len: u64 },
+    TcpConflict {
+        /// The direction, from the connection's client.
+        dir: Dir,
+        /// Where the differing bytes start in that direction's byte stream.
+        offset: u64,
+        /// How many bytes.
+        len: u64,
+    },
     /// An IP fragment, skipped (`ip_fragment`).
     IpFragment {
+        /// Its source address.
         src: IpAddr,
+        /// Its destination address.
         dst: IpAddr,
+        /// The IP protocol number it carries (6 = TCP).
         protocol: u8,
     },
     /// A frame that does not decode down to TCP (`undecodable_frame`).
     Undecodable(DecodeError),
     /// TLS bytes that do not parse, or a record left half-done (`tls_error`).
     Tls {
+        /// The sender of the bytes.
         src: SocketAddr,
+        /// Their receiver.
         dst: SocketAddr,
+        /// What does not parse, and where.
         error: TlsError,
     },
     /// The capture could not be read to its end (`read_error`); findings cover the frames
@@ -395,7 +481,12 @@ pub enum NoteKind {
     ReadError(Arc<CaptureError>),
     /// Frames came through tunnels (`encapsulations`): which kinds, and how many frames were
     /// unwrapped. Flows are reported by their inner addresses; sessions keep the outer ones.
-    Encapsulations { seen: EncapSet, frames: u64 },
+    Encapsulations {
+        /// The kinds of tunnel seen.
+        seen: EncapSet,
+        /// How many frames were unwrapped.
+        frames: u64,
+    },
 }
 
 impl NoteKind {

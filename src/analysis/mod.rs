@@ -22,6 +22,8 @@
 //! names, and outcomes follow what was decrypted. What stayed encrypted is described from its
 //! records, with the key-log lines that would open it (`unlock`).
 
+#![warn(missing_docs)] // every pub item of analysis says what it found (issue 10)
+
 mod certs;
 mod engine;
 mod findings;
@@ -58,6 +60,7 @@ pub struct Options {
     pub at: Option<OffsetDateTime>,
     /// Only TCP connections with one of these ports (`--port`); empty: all.
     pub ports: Vec<u16>,
+    /// What one direction of a connection may buffer (the defaults fit real chains).
     pub limits: tls::Limits,
     /// Secrets from NSS key logs (`--keylog`): TLS 1.3 handshakes and post-handshake messages
     /// they hold secrets for are decrypted, TLS 1.2 encrypted alerts named. Connections it
@@ -68,8 +71,11 @@ pub struct Options {
 /// What one capture amounted to.
 #[derive(Debug, Clone)]
 pub struct Summary {
+    /// The capture, as named on the command line (`-` for stdin).
     pub file: Arc<str>,
+    /// Findings by kind.
     pub counts: Counts,
+    /// Frames, connections and reassembly totals.
     pub net: net::Stats,
     /// The capture could not be read to its end (truncated, corrupt): what came before was
     /// analyzed.
@@ -103,14 +109,18 @@ pub enum AnalysisError {
     /// The capture could not be analyzed at all.
     #[error("{}", unreadable(file, source))]
     Unreadable {
+        /// The capture, as named on the command line.
         file: String,
+        /// Why (not found, not a capture, ...).
         #[source]
         source: CaptureError,
     },
     /// The sink failed (a report that could not be written); the run stopped there.
     #[error("{file}: findings could not be delivered: {source}")]
     Sink {
+        /// The capture being analyzed.
         file: String,
+        /// The sink's error.
         #[source]
         source: io::Error,
     },

@@ -23,6 +23,7 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// The JSON `outcome` (CLI.md).
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Established => "established",
@@ -36,7 +37,9 @@ impl Outcome {
 /// How TCP ended, first of either side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Close {
+    /// A FIN from this side (`A`: the TCP client).
     Fin(Side),
+    /// A RST from this side.
     Rst(Side),
 }
 

@@ -57,7 +57,9 @@ pub enum Action {
 /// One remediation line: what to do, in words a TAC engineer can act on.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct Remedy {
+    /// The kind, for scripts.
     pub action: Action,
+    /// The line itself: what to run or copy, on which appliance.
     pub text: String,
 }
 
