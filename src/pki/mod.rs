@@ -199,9 +199,9 @@ pub enum PkiError {
         "refusing to renew certificates: a critical operation is in progress ({operation}), according to {path}; wait for it to finish"
     )]
     CriticalOperation {
-        /// The FMC file that says so.
+        /// The FMC's critical-operation lock file.
         path: PathBuf,
-        /// The operation, as that file names it.
+        /// Its first line (`unknown operation` when empty).
         operation: String,
     },
     /// `pki copy` could not reach an appliance (or its files).
