@@ -10,15 +10,23 @@ use serde::Serialize;
 
 use super::der::{self, Children};
 
-/// A hash function named in a signature algorithm.
+/// A hash function named in a signature algorithm (by its OID, or by the `hashAlgorithm` and
+/// MGF1 hash of RSASSA-PSS parameters). MD2 and other digests make the scheme
+/// [`SigScheme::Other`] (PKCS#1) or [`SigScheme::RsaPssMalformed`] (PSS).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub enum Hash {
+    /// MD5 (1.2.840.113549.2.5), 16 bytes.
     Md5,
+    /// SHA-1 (1.3.14.3.2.26), 20 bytes.
     Sha1,
+    /// SHA-224 (2.16.840.1.101.3.4.2.4), 28 bytes.
     Sha224,
+    /// SHA-256 (2.16.840.1.101.3.4.2.1), 32 bytes.
     Sha256,
+    /// SHA-384 (2.16.840.1.101.3.4.2.2), 48 bytes.
     Sha384,
+    /// SHA-512 (2.16.840.1.101.3.4.2.3), 64 bytes.
     Sha512,
 }
 
@@ -63,18 +71,28 @@ impl Hash {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SigScheme {
+    /// RSASSA-PKCS1-v1_5 (RFC 8017) with this digest: `md5`/`sha1`/`sha224`/`sha256`/
+    /// `sha384`/`sha512WithRSAEncryption`, and OIW's `sha1WithRSA` (1.3.14.3.2.29).
     RsaPkcs1(Hash),
     /// RSASSA-PSS with its parameters (defaults applied: SHA-1, MGF1-SHA-1, salt 20).
     RsaPss {
+        /// `hashAlgorithm` [0]: the message digest.
         hash: Hash,
+        /// The digest of `maskGenAlgorithm` [1] (MGF1, the only mask function there is).
         mgf1: Hash,
+        /// `saltLength` [2], in bytes. `trailerField` [3] is not read.
         salt_len: u32,
     },
     /// RSASSA-PSS whose parameters could not be read (the CVE-2015-3194 certificate).
     RsaPssMalformed,
+    /// ECDSA (RFC 5758, X9.62) with this digest: `ecdsa-with-SHA1` ... `ecdsa-with-SHA512`;
+    /// the signature value is a DER `Ecdsa-Sig-Value`.
     Ecdsa(Hash),
+    /// Ed25519 (RFC 8410, 1.3.101.112): pure EdDSA, no separate digest.
     Ed25519,
+    /// Ed448 (RFC 8410, 1.3.101.113).
     Ed448,
+    /// ML-DSA (FIPS 204) with parameter set 44, 65 or 87 (2.16.840.1.101.3.4.3.17 to .19).
     MlDsa(u16),
     /// Anything else (DSA, GOST, ...): kept by OID, never verified.
     Other(String),
@@ -206,10 +224,16 @@ fn pss_params(data: &[u8], params: Option<Range<usize>>) -> SigScheme {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Curve {
+    /// NIST P-256 (`prime256v1`, 1.2.840.10045.3.1.7).
     P256,
+    /// NIST P-384 (`secp384r1`, 1.3.132.0.34).
     P384,
+    /// NIST P-521 (`secp521r1`, 1.3.132.0.35).
     P521,
+    /// `secp256k1` (1.3.132.0.10).
     Secp256k1,
+    /// Any other named curve, by its dotted OID. (A key with explicit curve parameters has no
+    /// [`KeyKind`]: its SubjectPublicKeyInfo does not parse.)
     Other(String),
 }
 
@@ -217,12 +241,22 @@ pub enum Curve {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum KeyKind {
-    Rsa { bits: u32 },
+    /// RSA: `rsaEncryption`, or an `id-RSASSA-PSS` key (1.2.840.113549.1.1.10).
+    Rsa {
+        /// The modulus's length in bits, from its first non-zero bit.
+        bits: u32,
+    },
+    /// `id-ecPublicKey` on a named curve.
     Ec(Curve),
+    /// Ed25519 (RFC 8410, 1.3.101.112).
     Ed25519,
+    /// Ed448 (RFC 8410, 1.3.101.113).
     Ed448,
+    /// ML-DSA (FIPS 204) with parameter set 44, 65 or 87 (2.16.840.1.101.3.4.3.17 to .19).
     MlDsa(u16),
+    /// DSA (1.2.840.10040.4.1); its size is not read, so it has no security bits.
     Dsa,
+    /// Any other key algorithm, by its dotted OID (no security bits).
     Other(String),
 }
 
