@@ -25,21 +25,26 @@ use super::name::DistinguishedName;
 pub enum GeneralName {
     /// `otherName`: its type and the DER of its `[0] EXPLICIT` value.
     OtherName {
+        /// `type-id`, dotted.
         oid: String,
+        /// The whole DER TLV inside `[0] EXPLICIT`.
         value: Vec<u8>,
     },
     /// `rfc822Name`.
     Email(Vec<u8>),
     /// `dNSName`.
     Dns(Vec<u8>),
+    /// `x400Address` (its content is not kept).
     X400,
     /// `directoryName`.
     Directory(DistinguishedName),
+    /// `ediPartyName` (its content is not kept).
     EdiParty,
     /// `uniformResourceIdentifier`.
     Uri(Vec<u8>),
     /// `iPAddress`: 4 or 16 octets in a SAN, address + mask (8 or 32) in a constraint.
     Ip(Vec<u8>),
+    /// `registeredID`, dotted.
     RegisteredId(String),
 }
 
@@ -63,6 +68,7 @@ impl GeneralName {
 /// One GeneralSubtree of a nameConstraints extension.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GeneralSubtree {
+    /// The name the subtree permits or excludes, with all names below it.
     pub base: GeneralName,
     /// `minimum`'s INTEGER content octets, when present (RFC 5280: must be absent, DEFAULT 0).
     pub minimum: Option<Vec<u8>>,
@@ -73,7 +79,9 @@ pub struct GeneralSubtree {
 /// nameConstraints (RFC 5280 4.2.1.10).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct NameConstraints {
+    /// `permittedSubtrees` [0], in order; empty when absent.
     pub permitted: Vec<GeneralSubtree>,
+    /// `excludedSubtrees` [1], in order; empty when absent.
     pub excluded: Vec<GeneralSubtree>,
 }
 
@@ -179,22 +187,27 @@ pub struct Extension {
     pub oid: String,
     /// OpenSSL's short name (`basicConstraints`, `keyUsage`, ...) when known.
     pub name: Option<&'static str>,
+    /// The `critical` BOOLEAN (DEFAULT FALSE).
     pub critical: bool,
     /// A short value for the common extensions (`CA:TRUE`, `Digital Signature, ...`), the
     /// parse error for a malformed one, `None` otherwise.
     pub value: Option<String>,
 }
 
-/// basicConstraints.
+/// basicConstraints (RFC 5280 4.2.1.9).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct BasicConstraints {
+    /// `cA` (DEFAULT FALSE): the key may sign certificates.
     pub ca: bool,
+    /// `pathLenConstraint`: how many non-self-issued intermediate CAs may follow below this
+    /// one (code 25 when exceeded); `None` when absent, no limit.
     pub path_len: Option<u32>,
 }
 
 /// authorityKeyIdentifier, as X509_check_akid uses it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct AuthorityKeyId {
+    /// `keyIdentifier` [0]'s octets, matched against the issuer's subjectKeyIdentifier.
     pub key_id: Option<Vec<u8>>,
     /// The first directoryName of authorityCertIssuer.
     pub issuer: Option<DistinguishedName>,
@@ -204,19 +217,30 @@ pub struct AuthorityKeyId {
 
 /// keyUsage bits (bit 0 = digitalSignature ... bit 8 = decipherOnly).
 pub mod key_usage {
+    /// `digitalSignature` (bit 0): one of the usages OpenSSL's `sslclient` and `sslserver`
+    /// purposes accept in a leaf's keyUsage.
     pub const DIGITAL_SIGNATURE: u16 = 1 << 0;
+    /// `keyCertSign` (bit 5): an issuer whose keyUsage lacks it fails with code 32 in OpenSSL
+    /// 3.x (1.1.1 does not take it as an issuer at all).
     pub const KEY_CERT_SIGN: u16 = 1 << 5;
+    /// `cRLSign` (bit 6).
     pub const CRL_SIGN: u16 = 1 << 6;
 }
 
 /// The extension facts a verifier needs.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct V3Facts {
+    /// basicConstraints; `None` when absent or when it does not decode (`invalid` says which).
     pub basic_constraints: Option<BasicConstraints>,
+    /// keyUsage bits as [`key_usage`] numbers them; `None` when absent (every usage allowed,
+    /// as in OpenSSL) or when it does not decode.
     pub key_usage: Option<u16>,
     /// extendedKeyUsage purposes as dotted OIDs.
     pub ext_key_usage: Option<Vec<String>>,
+    /// subjectKeyIdentifier's octets; `None` when absent or when it does not decode.
     pub subject_key_id: Option<Vec<u8>>,
+    /// authorityKeyIdentifier; `None` when absent (then any issuer fits, as in
+    /// X509_check_akid) or when it does not decode.
     pub authority_key_id: Option<AuthorityKeyId>,
     /// Netscape cert type bits, when present (OpenSSL still honours its CA bits).
     pub ns_cert_type: Option<u8>,
@@ -236,8 +260,12 @@ pub struct V3Facts {
     pub invalid: Option<String>,
 }
 
+/// `id-kp-serverAuth` (RFC 5280 4.2.1.12): the extendedKeyUsage OpenSSL's `sslserver`
+/// purpose asks of a TLS server's certificate.
 pub const OID_SERVER_AUTH: &str = "1.3.6.1.5.5.7.3.1";
+/// `id-kp-clientAuth`: the extendedKeyUsage the `sslclient` purpose asks of a TLS client's.
 pub const OID_CLIENT_AUTH: &str = "1.3.6.1.5.5.7.3.2";
+/// `anyExtendedKeyUsage` (RFC 5280 4.2.1.12); alone it satisfies no purpose in OpenSSL.
 pub const OID_ANY_EKU: &str = "2.5.29.37.0";
 
 fn ext_name(oid: &str) -> Option<&'static str> {
