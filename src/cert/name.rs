@@ -112,12 +112,23 @@ pub struct DistinguishedName {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum NameError {
+    /// The bytes do not open with a whole DER SEQUENCE TLV.
     #[error("name is not a DER SEQUENCE")]
     NotASequence,
+    /// An element of the name is not a SET, or the name's content ends in a TLV that does not
+    /// fit.
     #[error("malformed relative distinguished name {index}")]
-    BadRdn { index: usize },
+    BadRdn {
+        /// The RDN's position in DER order, from 0.
+        index: usize,
+    },
+    /// An RDN is empty, ends in a TLV that does not fit, or holds something other than
+    /// SEQUENCE { OID, value }.
     #[error("malformed attribute in relative distinguished name {index}")]
-    BadAttribute { index: usize },
+    BadAttribute {
+        /// The RDN's position in DER order, from 0.
+        index: usize,
+    },
 }
 
 impl DistinguishedName {
