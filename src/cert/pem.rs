@@ -17,60 +17,131 @@ use rustls_pki_types::{PrivateKeyDer, PrivatePkcs1KeyDer, PrivatePkcs8KeyDer, Pr
 
 use super::{CertInfo, der};
 
-/// Why certificates could not be read from a file or buffer.
+/// Why certificates or a key could not be read from a file or buffer.
+///
+/// `what` names the input in every message: the file's path as displayed for [`read_certs`]
+/// and [`read_key`], the caller's name for [`parse_named`] and [`parse_key_pem`], `input` for
+/// [`parse_pem_bundle`]. PEM block numbers (`index`) count every block of the input from 1,
+/// whatever its label; line numbers count from 1.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CertError {
+    /// The file could not be read.
     #[error("{}: {source}", path.display())]
     Io {
+        /// The path as the caller gave it.
         path: PathBuf,
+        /// What `std::fs::read` returned.
         #[source]
         source: std::io::Error,
     },
+    /// Certificates were wanted, and the input holds a private key and no certificate (the
+    /// key's bytes are never put in the message).
     #[error("{what}: holds a private key ({label}), not a certificate")]
-    PrivateKey { what: String, label: String },
+    PrivateKey {
+        /// Names the input (see [`CertError`]).
+        what: String,
+        /// The first key block's PEM label (`PRIVATE KEY`, `RSA PRIVATE KEY`, ...), or `DER`
+        /// for a DER file that opens as keys do (SEQUENCE { INTEGER ...).
+        label: String,
+    },
+    /// A line inside a PEM block is not base64 (or has data after its `=` padding, or is not
+    /// a whole number of 4-character groups).
     #[error("{what}: PEM block {index} ({label}) has bad base64 on line {line}")]
     BadBase64 {
+        /// Names the input (see [`CertError`]).
         what: String,
+        /// The block's number, from 1.
         index: usize,
+        /// The block's label, from its BEGIN line.
         label: String,
+        /// The bad line's number, from 1.
         line: usize,
     },
+    /// A BEGIN line with no END line before the input ends or the next BEGIN line.
     #[error("{what}: PEM block {index} ({label}) starting on line {line} has no END line")]
     Unterminated {
+        /// Names the input (see [`CertError`]).
         what: String,
+        /// The block's number, from 1.
         index: usize,
+        /// The block's label, from its BEGIN line.
         label: String,
+        /// The number of its BEGIN line, from 1.
         line: usize,
     },
+    /// No certificate in the input: it is empty, holds other PEM blocks only (a CSR, ...), is
+    /// neither PEM nor DER, or is a PKCS#12 bundle without certificate bags. (A private key
+    /// instead is [`CertError::PrivateKey`].)
     #[error("{what}: no certificate found{found}")]
-    NoCertificate { what: String, found: String },
+    NoCertificate {
+        /// Names the input (see [`CertError`]).
+        what: String,
+        /// What the input held instead, with its leading space and parentheses
+        /// (` (empty)`, ` (PEM blocks: CERTIFICATE REQUEST)`, ` (no PEM block, and not DER:
+        /// a pcap capture ...)`), appended to the message as is.
+        found: String,
+    },
+    /// A certificate PEM block (`CERTIFICATE`, `X509 CERTIFICATE`, `TRUSTED CERTIFICATE`), a
+    /// PKCS#12 certificate bag, or DER input, whose bytes do not even hold a tbsCertificate (DER
+    /// input: or a serialNumber). A certificate that merely has a bad field is returned instead.
     #[error("{what}: certificate {index} is not a DER certificate: {reason}")]
     NotACertificate {
+        /// Names the input (see [`CertError`]).
         what: String,
+        /// The PEM block's number, or the bag's in a PKCS#12 bundle (from 1); 1 for DER input.
         index: usize,
+        /// [`CertInfo::parse_error`] of what was decoded.
         reason: String,
     },
+    /// A key was wanted and none is there: empty, PEM blocks with no private key among them,
+    /// or bytes that are neither PEM nor a DER key.
     #[error("{what}: no private key found{found}")]
-    NoKey { what: String, found: String },
+    NoKey {
+        /// Names the input (see [`CertError`]).
+        what: String,
+        /// What the input held instead, as [`CertError::NoCertificate`]'s `found` is
+        /// (` (PEM blocks: CERTIFICATE)`, ...).
+        found: String,
+    },
+    /// The first key block is PKCS#8 `ENCRYPTED PRIVATE KEY`: sfdiag takes no passphrase.
     #[error(
         "{what}: PEM block {index} is an encrypted private key ({label}); decrypt it first (openssl pkey -in FILE -out KEY)"
     )]
     EncryptedKey {
+        /// Names the input (see [`CertError`]).
         what: String,
+        /// The block's number, from 1.
         index: usize,
+        /// The block's label (`ENCRYPTED PRIVATE KEY`).
         label: String,
     },
+    /// The first key block has a label other than PKCS#8's, PKCS#1's or SEC1's
+    /// (`OPENSSH PRIVATE KEY`, `DSA PRIVATE KEY`, ...).
     #[error("{what}: holds a {label}, not a key format sfdiag reads (PKCS#8, PKCS#1 or SEC1)")]
-    UnsupportedKey { what: String, label: String },
-    /// A PKCS#12 bundle that needs a password (sfdiag reads only those that need none).
+    UnsupportedKey {
+        /// Names the input (see [`CertError`]).
+        what: String,
+        /// The block's label.
+        label: String,
+    },
+    /// A PKCS#12 bundle that needs a password (sfdiag reads only those that need none): its
+    /// MAC does not verify, or a bag does not decrypt, with the empty password.
     #[error(
         "{what}: a PKCS#12 bundle protected by a password; sfdiag reads only bundles without one (export its certificates first: openssl pkcs12 -in FILE -nokeys -out FILE.pem)"
     )]
-    Pkcs12Password { what: String },
+    Pkcs12Password {
+        /// Names the input (see [`CertError`]).
+        what: String,
+    },
     /// A PKCS#12 bundle that does not parse.
     #[error("{what}: not a readable PKCS#12 bundle: {reason}")]
-    Pkcs12 { what: String, reason: String },
+    Pkcs12 {
+        /// Names the input (see [`CertError`]).
+        what: String,
+        /// p12-keystore's error, in its words.
+        reason: String,
+    },
 }
 
 /// Reads every certificate in a PEM bundle or DER file.
