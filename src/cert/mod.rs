@@ -22,6 +22,7 @@
     clippy::cast_possible_wrap,
     clippy::cast_lossless
 )]
+#![warn(missing_docs)] // every pub item of cert says what it is (issue 10)
 
 mod alg;
 mod der;
@@ -63,16 +64,25 @@ pub struct CertInfo {
     pub version: Option<u32>,
     /// Lowercase hex without leading zeros (`0` for zero; `-` prefix if negative).
     pub serial: Option<String>,
+    /// The subject name, in JSON as its RFC 4514 string; `None` when it does not decode (the
+    /// reason is in `parse_error` and `decode_error`).
     pub subject: Option<DistinguishedName>,
+    /// The issuer name, as `subject` is.
     pub issuer: Option<DistinguishedName>,
+    /// notBefore in UTC, read leniently (OpenSSL 1.0.2's forms too: see `not_before_lax`);
+    /// RFC 3339 in JSON. `None` when it cannot be read even so (the reason is in `parse_error`).
     #[serde(serialize_with = "crate::sftunnel::serialize_opt_rfc3339")]
     pub not_before: Option<OffsetDateTime>,
+    /// notAfter, as `not_before` is (see `not_after_lax`).
     #[serde(serialize_with = "crate::sftunnel::serialize_opt_rfc3339")]
     pub not_after: Option<OffsetDateTime>,
     /// OpenSSL's name (`sha256WithRSAEncryption`, `ecdsa-with-SHA384`, `ML-DSA-44`) or the OID.
     pub sig_alg: Option<String>,
     /// `RSA 2048`, `EC P-384`, `Ed25519`, ... or the key algorithm's OID.
     pub key: Option<String>,
+    /// The v3 extensions in certificate order; empty when there is no extensions field. One
+    /// that does not split into OID, critical flag and value is left out (and named in
+    /// `parse_error`).
     pub extensions: Vec<Extension>,
     /// Subject and issuer are the same name (OpenSSL's EXFLAG_SI).
     pub self_issued: bool,
@@ -124,6 +134,7 @@ pub struct SftunnelIdentity {
     pub title: Option<String>,
     /// `generationQualifier` as written (`sftunnel`, `sftunnel_<uuid>`).
     pub generation_qualifier: Option<String>,
+    /// The subject's first CN in DER order, as written (the same as `uuid` for the InternalCA).
     pub common_name: Option<String>,
 }
 
