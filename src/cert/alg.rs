@@ -76,11 +76,11 @@ pub enum SigScheme {
     RsaPkcs1(Hash),
     /// RSASSA-PSS with its parameters (defaults applied: SHA-1, MGF1-SHA-1, salt 20).
     RsaPss {
-        /// `hashAlgorithm` [0]: the message digest.
+        /// `hashAlgorithm [0]`: the message digest.
         hash: Hash,
-        /// The digest of `maskGenAlgorithm` [1] (MGF1, the only mask function there is).
+        /// The digest of `maskGenAlgorithm [1]` (MGF1, the only mask function there is).
         mgf1: Hash,
-        /// `saltLength` [2], in bytes. `trailerField` [3] is not read.
+        /// `saltLength [2]`, in bytes. `trailerField [3]` is not read.
         salt_len: u32,
     },
     /// RSASSA-PSS whose parameters could not be read (the CVE-2015-3194 certificate).

@@ -79,9 +79,9 @@ pub struct GeneralSubtree {
 /// nameConstraints (RFC 5280 4.2.1.10).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct NameConstraints {
-    /// `permittedSubtrees` [0], in order; empty when absent.
+    /// `permittedSubtrees [0]`, in order; empty when absent.
     pub permitted: Vec<GeneralSubtree>,
-    /// `excludedSubtrees` [1], in order; empty when absent.
+    /// `excludedSubtrees [1]`, in order; empty when absent.
     pub excluded: Vec<GeneralSubtree>,
 }
 
@@ -207,7 +207,7 @@ pub struct BasicConstraints {
 /// authorityKeyIdentifier, as X509_check_akid uses it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct AuthorityKeyId {
-    /// `keyIdentifier` [0]'s octets, matched against the issuer's subjectKeyIdentifier.
+    /// `keyIdentifier [0]`'s octets, matched against the issuer's subjectKeyIdentifier.
     pub key_id: Option<Vec<u8>>,
     /// The first directoryName of authorityCertIssuer.
     pub issuer: Option<DistinguishedName>,
