@@ -17,26 +17,36 @@ use super::link::{self, L3};
 use super::{DecodeError, Layer};
 use crate::capture::Linktype;
 
-/// TCP flags, as in the header's flag byte.
+/// TCP flags: the header's byte 13 as sent (CWR, ECE, URG, ACK, PSH, RST, SYN, FIN from the
+/// high bit down; RFC 9293 section 3.1). The constants are its bit masks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct TcpFlags(pub u8);
 
 impl TcpFlags {
+    /// No more data from the sender.
     pub const FIN: u8 = 0x01;
+    /// Synchronize sequence numbers: the segment's sequence number is the ISN.
     pub const SYN: u8 = 0x02;
+    /// Reset the connection.
     pub const RST: u8 = 0x04;
+    /// Push: hand the data to the application now.
     pub const PSH: u8 = 0x08;
+    /// The acknowledgment number is valid.
     pub const ACK: u8 = 0x10;
 
+    /// FIN is set.
     pub fn fin(self) -> bool {
         self.0 & Self::FIN != 0
     }
+    /// SYN is set (SYN or SYN-ACK).
     pub fn syn(self) -> bool {
         self.0 & Self::SYN != 0
     }
+    /// RST is set.
     pub fn rst(self) -> bool {
         self.0 & Self::RST != 0
     }
+    /// ACK is set.
     pub fn ack(self) -> bool {
         self.0 & Self::ACK != 0
     }
@@ -45,10 +55,15 @@ impl TcpFlags {
 /// One TCP segment, borrowing its payload from the frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TcpSegment<'a> {
+    /// Sender: the (inner, when tunneled) IP source address and TCP source port.
     pub src: SocketAddr,
+    /// Receiver: the IP destination address and TCP destination port.
     pub dst: SocketAddr,
+    /// The sequence number as on the wire (absolute, not relative to the ISN).
     pub seq: u32,
+    /// The acknowledgment number as on the wire; meaningful only with [`TcpFlags::ACK`].
     pub ack: u32,
+    /// The header's flag byte.
     pub flags: TcpFlags,
     /// The captured payload.
     pub payload: &'a [u8],
@@ -60,20 +75,29 @@ pub struct TcpSegment<'a> {
 /// What a frame turned out to carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Packet<'a> {
+    /// A TCP segment (IPv4 or IPv6, after any tunnels).
     Tcp(TcpSegment<'a>),
     /// An IPv4 or IPv6 fragment (first or later): skipped, not reassembled.
     Fragment {
+        /// The fragment's IP source address.
         src: IpAddr,
+        /// The fragment's IP destination address.
         dst: IpAddr,
         /// The IP protocol number of the fragmented payload.
         protocol: u8,
     },
     /// IP, but not TCP (UDP, ICMP, ESP...).
     OtherIp {
+        /// The IP protocol number (IPv4's protocol field, IPv6's next header after its
+        /// extension headers), e.g. 17 for UDP. Tunnel protocols carrying nothing `net`
+        /// unwraps land here too: UDP to other ports, GRE version 1 (PPTP).
         protocol: u8,
     },
     /// Not IP (ARP, LLDP, STP...), with the EtherType when the link layer has one.
     NotIp {
+        /// The EtherType that is not IP (or the Linux cooked protocol, Geneve's protocol
+        /// type; 0x8864 for a PPPoE session without IP, the MPLS EtherType for labels over
+        /// no IP). `None` for an 802.3 length field and NULL/LOOP families other than IP.
         ethertype: Option<u16>,
     },
 }

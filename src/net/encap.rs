@@ -114,11 +114,17 @@ impl Serialize for Encapsulation {
 /// header that carried it, and its identifier when it has one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub struct Encap {
+    /// The tunnel's kind (JSON `encapsulation`, by [`Encapsulation::name`]).
     #[serde(rename = "encapsulation")]
     pub kind: Encapsulation,
+    /// Source address of the outer IP header that carried this layer (the tunnel's
+    /// sending end).
     pub src: IpAddr,
+    /// Destination address of that outer IP header (the tunnel's receiving end).
     pub dst: IpAddr,
     /// The VNI (VXLAN, Geneve), the GRE key (RFC 2890), or the ERSPAN session id.
+    /// `None` (and left out of JSON) for IP-in-IP, GRE without the K bit, ERSPAN type I,
+    /// and VXLAN without the I flag.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<u32>,
 }
@@ -128,14 +134,17 @@ pub struct Encap {
 pub struct EncapSet(u16);
 
 impl EncapSet {
+    /// Adds `kind` (no effect when present).
     pub fn insert(&mut self, kind: Encapsulation) {
         self.0 |= kind.bit();
     }
 
+    /// Whether `kind` is in the set.
     pub fn contains(self, kind: Encapsulation) -> bool {
         self.0 & kind.bit() != 0
     }
 
+    /// True when the set holds no kind (it then prints as the empty string).
     pub fn is_empty(self) -> bool {
         self.0 == 0
     }
@@ -191,10 +200,13 @@ impl fmt::Debug for Outer {
 }
 
 impl Outer {
+    /// The layers of the frame last decoded into it, outermost first (those unwrapped before
+    /// the error when decoding failed); empty for a bare frame.
     pub fn as_slice(&self) -> &[Encap] {
         &self.hops[..self.len]
     }
 
+    /// True when the frame last decoded into it came through no tunnel.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }

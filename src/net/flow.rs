@@ -24,11 +24,14 @@ impl fmt::Display for ConnId {
 /// the first packet seen when the capture starts mid-stream).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Dir {
+    /// From the client to the server ([`Dir::index`] 0).
     ClientToServer = 0,
+    /// From the server to the client ([`Dir::index`] 1).
     ServerToClient = 1,
 }
 
 impl Dir {
+    /// The other direction.
     pub fn reverse(self) -> Dir {
         match self {
             Dir::ClientToServer => Dir::ServerToClient,

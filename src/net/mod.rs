@@ -26,6 +26,7 @@
     clippy::cast_possible_wrap,
     clippy::cast_lossless
 )]
+#![warn(missing_docs)] // every pub item of net says what it is (issue 10)
 
 mod decode;
 mod encap;
@@ -54,10 +55,13 @@ use crate::capture::{Frame, Timestamp};
 pub struct Mark {
     /// 1-based frame number ([`Frame::index`]).
     pub frame: u64,
+    /// The frame's capture time ([`Frame::ts`], UTC).
     pub ts: Timestamp,
 }
 
 impl Mark {
+    /// A mark at 1-based `frame` and time `ts`, for places that have no [`Frame`] at hand
+    /// (segments fed through [`Tracker::push_segment`], tests).
     pub fn new(frame: u64, ts: Timestamp) -> Mark {
         Mark { frame, ts }
     }
@@ -72,10 +76,17 @@ impl Mark {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Layer {
+    /// The link layer and what sits on it before IP: Ethernet, Linux cooked (SLL, SLL2),
+    /// NULL/LOOP, VLAN tags, PPPoE sessions, MPLS labels (also inside a tunnel).
     Link,
+    /// The IP header before its version is known: a header cut short, or a version nibble
+    /// neither 4 nor 6.
     Ip,
+    /// The IPv4 header's own fields (IHL below 5 words).
     Ipv4,
+    /// IPv6 extension headers (hop-by-hop, routing, destination options...).
     IpExtension,
+    /// The TCP header (cut short, or a data offset below 5 words).
     Tcp,
     /// The UDP header of a tunnel (VXLAN, Geneve).
     Udp,
@@ -102,14 +113,28 @@ impl fmt::Display for Layer {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum DecodeError {
+    /// The frame's link type (pcap header or pcapng interface) is none `net` decodes; the
+    /// tracker notes each such link type once.
     #[error("unsupported link type {0}")]
     UnsupportedLinktype(crate::capture::Linktype),
+    /// The captured bytes end inside a header.
     #[error("{layer} header cut short ({have} of {need} bytes)")]
     Truncated {
+        /// The header that is cut.
         layer: Layer,
+        /// Bytes the header needs, counted from its own start (with the options its flags
+        /// or length fields announce).
         need: usize,
+        /// Bytes the capture holds from that start.
         have: usize,
     },
+    /// A header is complete but its contents cannot be followed.
     #[error("malformed {layer} header: {reason}")]
-    Malformed { layer: Layer, reason: &'static str },
+    Malformed {
+        /// The header at fault.
+        layer: Layer,
+        /// What is wrong, as shown in notes ("version is not 2", "source routing (RFC 1701)
+        /// is not supported"...).
+        reason: &'static str,
+    },
 }

@@ -61,18 +61,25 @@ impl Pending {
     }
 }
 
-/// Counters kept for every direction, buffering or not.
+/// Counters of one direction, reported on [`crate::net::EventKind::Closed`]. Once the
+/// consumer stops buffering the connection ([`crate::net::Tracker::stop_buffering`]), only
+/// `payload_bytes` keeps counting.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct HalfCounters {
     /// Payload bytes seen in segments (with retransmissions).
     pub payload_bytes: u64,
     /// Bytes handed on in order.
     pub delivered: u64,
+    /// Gaps declared ([`GapCause`]): holes given up on.
     pub gaps: u64,
+    /// Bytes skipped by those gaps (stream offsets that were never delivered).
     pub gap_bytes: u64,
     /// Payload bytes that repeated bytes already seen.
     pub retransmitted: u64,
+    /// Segments that started beyond the next expected byte and were buffered.
     pub out_of_order_segments: u64,
+    /// Retransmissions whose bytes differed from those seen first (each also a
+    /// [`crate::net::Note::Conflict`]).
     pub conflicts: u64,
 }
 

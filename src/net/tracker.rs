@@ -23,15 +23,16 @@ use crate::capture::{Frame, Linktype};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     /// Open connections in the table. At the cap the least recently active one is evicted
-    /// (`Closed { reason: Evicted }`). About 600 bytes each.
+    /// (`Closed { reason: Evicted }`). About 600 bytes each. Default 32 768.
     pub max_connections: usize,
     /// Closed connections whose key is remembered, so their trailing packets are ignored
-    /// rather than opening new connections. About 80 bytes each.
+    /// rather than opening new connections. About 80 bytes each. Default 8 192.
     pub max_closed_remembered: usize,
     /// Out-of-order bytes buffered per connection (both directions) before the first hole
-    /// is declared a gap.
+    /// is declared a gap ([`GapCause::BufferFull`]). Default 2 MiB.
     pub max_buffered_per_conn: usize,
-    /// Out-of-order bytes buffered over all connections.
+    /// Out-of-order bytes buffered over all connections; past it, the connection that just
+    /// buffered gives up its holes. Default 32 MiB.
     pub max_buffered_total: usize,
     /// Only connections with one of these ports are tracked (empty: all). Others are
     /// counted in [`Stats::filtered`].
@@ -83,8 +84,11 @@ pub enum CloseReason {
 pub enum Note {
     /// An IP fragment: skipped, not reassembled (first ones only; all are counted).
     Fragment {
+        /// The fragment's IP source address.
         src: IpAddr,
+        /// The fragment's IP destination address.
         dst: IpAddr,
+        /// The IP protocol number of the fragmented payload (6 for TCP).
         protocol: u8,
     },
     /// A frame that does not decode to TCP/IP (first ones only, and each unsupported link
@@ -92,13 +96,28 @@ pub enum Note {
     Undecodable(DecodeError),
     /// A direction whose first bytes were not preceded by its SYN (capture started late,
     /// or the SYN was not captured).
-    MidStream { dir: Dir },
+    MidStream {
+        /// The direction that started without its SYN.
+        dir: Dir,
+    },
     /// A retransmission carried different bytes for offsets already seen; the first
     /// bytes were kept.
-    Conflict { dir: Dir, offset: u64, len: u64 },
+    Conflict {
+        /// The direction of the retransmission.
+        dir: Dir,
+        /// Stream offset where the overlap with one earlier segment starts.
+        offset: u64,
+        /// Length of that overlap in bytes (not all of them need differ).
+        len: u64,
+    },
     /// At the end of the capture (from [`Tracker::finish`]), when any frame came through a
     /// tunnel: which kinds, and how many frames were unwrapped.
-    Encapsulations { seen: EncapSet, frames: u64 },
+    Encapsulations {
+        /// Every kind of tunnel unwrapped ([`Stats::encapsulations`]).
+        seen: EncapSet,
+        /// Frames with at least one tunnel layer ([`Stats::tunneled`]).
+        frames: u64,
+    },
 }
 
 /// What the tracker tells its sink, in capture order (and, per direction, stream order):
@@ -107,16 +126,23 @@ pub enum Note {
 pub struct Event<'a> {
     /// The frame (and its time) the event belongs to; see each [`EventKind`] for which one.
     pub mark: Mark,
+    /// What happened. Borrowed data (bytes, tunnel layers) lives in the frame or the
+    /// tracker and is valid only during the sink call.
     pub kind: EventKind<'a>,
 }
 
+/// One thing the tracker reports; each variant says which frame its [`Event::mark`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventKind<'a> {
     /// A connection seen for the first time (marked with its first frame).
     Opened {
+        /// The new connection's id (the next in order of first appearance).
         conn: ConnId,
+        /// The client's (inner) address and port, as `how` decided.
         client: SocketAddr,
+        /// The server's (inner) address and port.
         server: SocketAddr,
+        /// How the client was told from the server.
         how: Opening,
         /// The tunnel layers around the first packet, outermost first (empty when it came
         /// bare); `client`/`server` are the inner addresses.
@@ -127,42 +153,67 @@ pub enum EventKind<'a> {
     /// Bytes that waited for a hole to fill keep their own mark, so along a direction the
     /// frame can go down: a message is complete at the highest frame among its bytes.
     Data {
+        /// The connection.
         conn: ConnId,
+        /// The direction the bytes travel.
         dir: Dir,
+        /// Stream offset of `bytes[0]`: 0 is the byte after the SYN, or the first byte seen
+        /// when the direction started mid-stream.
         offset: u64,
+        /// The payload bytes, never empty; retransmitted bytes already delivered are not
+        /// repeated.
         bytes: &'a [u8],
     },
     /// `len` bytes at stream `offset` will never come; the next `Data` follows them.
     /// Marked where the gap was declared.
     Gap {
+        /// The connection.
         conn: ConnId,
+        /// The direction with the hole.
         dir: Dir,
+        /// Stream offset of the first missing byte.
         offset: u64,
+        /// Missing bytes (never 0).
         len: u64,
+        /// Why the hole was given up on.
         cause: GapCause,
     },
-    /// The first FIN of a direction.
+    /// The first FIN of a direction (marked with the segment carrying it).
     Fin {
+        /// The connection.
         conn: ConnId,
+        /// The direction whose sender sent the FIN.
         dir: Dir,
     },
-    /// A RST; the connection closes.
+    /// A RST (marked with its segment); the connection closes.
     Rst {
+        /// The connection.
         conn: ConnId,
+        /// The direction whose sender sent the RST.
         dir: Dir,
     },
     /// The connection's last event, marked when it closed (for end of capture, the capture's
     /// last frame); `first_frame`/`last_frame` bound its own packets. `counters` is indexed
     /// by [`Dir::index`].
     Closed {
+        /// The connection; no event names it after this one.
         conn: ConnId,
+        /// Why it closed.
         reason: CloseReason,
+        /// Frame number of its first packet (the `Opened` frame).
         first_frame: u64,
+        /// Frame number of the last packet that reached it.
         last_frame: u64,
+        /// Per-direction counters, `[client-to-server, server-to-client]`.
         counters: [HalfCounters; 2],
     },
+    /// Something to tell the reader (marked with the frame it is about; `Encapsulations`
+    /// with the capture's last frame).
     Note {
+        /// The connection it is about (`MidStream`, `Conflict`); `None` for notes about the
+        /// capture (`Fragment`, `Undecodable`, `Encapsulations`).
         conn: Option<ConnId>,
+        /// What it says.
         note: Note,
     },
 }
@@ -170,19 +221,25 @@ pub enum EventKind<'a> {
 /// Totals over the capture so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
+    /// Frames pushed ([`Tracker::push`]; segments fed by [`Tracker::push_segment`] are not
+    /// frames).
     pub frames: u64,
+    /// TCP segments decoded, retransmissions and filtered ones included.
     pub tcp_segments: u64,
+    /// Captured payload bytes of those segments (bytes the snap length cut off excluded).
     pub tcp_payload_bytes: u64,
     /// IP packets that are not TCP.
     pub other_ip: u64,
     /// Frames that are not IP (ARP, LLDP...).
     pub not_ip: u64,
+    /// IP fragments, skipped (only the first 64 get a [`Note::Fragment`]).
     pub fragments: u64,
     /// Frames that do not decode (cut headers, bad versions, unsupported link types).
     pub undecodable: u64,
     /// Frames that came through at least one tunnel (their inner packets are counted as any
-    /// other), and which kinds of tunnel were seen.
+    /// other; a frame whose inner packet does not decode counts too).
     pub tunneled: u64,
+    /// Every kind of tunnel unwrapped in any frame.
     pub encapsulations: EncapSet,
     /// TCP segments outside the configured ports.
     pub filtered: u64,
@@ -190,12 +247,19 @@ pub struct Stats {
     pub after_close: u64,
     /// TCP segments the snap length cut short (their missing bytes are holes).
     pub cut_segments: u64,
+    /// Connections opened (ids given out), new connections on reused ports included.
     pub connections: u64,
+    /// Connections evicted at [`Config::max_connections`].
     pub evicted: u64,
+    /// Gaps declared over all connections ([`EventKind::Gap`] events).
     pub gaps: u64,
+    /// Bytes skipped by those gaps.
     pub gap_bytes: u64,
+    /// Retransmissions with different bytes ([`Note::Conflict`] events).
     pub conflicts: u64,
+    /// Sum of [`HalfCounters::retransmitted`] over all connections, closed ones included.
     pub retransmitted_bytes: u64,
+    /// Sum of [`HalfCounters::out_of_order_segments`] over all connections.
     pub out_of_order_segments: u64,
     /// Highest out-of-order bytes buffered at once.
     pub peak_buffered: usize,
@@ -321,6 +385,7 @@ impl std::fmt::Debug for Tracker {
 }
 
 impl Tracker {
+    /// An empty tracker with these limits (`Default` uses [`Config::default`]).
     pub fn new(config: Config) -> Tracker {
         Tracker {
             config,
