@@ -28,8 +28,11 @@ use super::registry::{CipherSuite, ContentType};
 /// The AEAD algorithms of the suites that can be opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Aead {
+    /// AES-128-GCM: 16-byte key, 16-byte tag.
     Aes128Gcm,
+    /// AES-256-GCM: 32-byte key, 16-byte tag.
     Aes256Gcm,
+    /// ChaCha20-Poly1305 (RFC 8439): 32-byte key, 16-byte tag.
     Chacha20Poly1305,
 }
 
@@ -53,8 +56,11 @@ impl Aead {
 /// The HMAC of a TLS 1.2 CBC suite.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mac {
+    /// HMAC-SHA1: 20-byte MAC and key (the `_SHA` suites).
     Sha1,
+    /// HMAC-SHA256: 32-byte MAC and key (the `_SHA256` suites).
     Sha256,
+    /// HMAC-SHA384: 48-byte MAC and key (the `_SHA384` suites).
     Sha384,
 }
 
@@ -79,6 +85,8 @@ impl Mac {
 /// How a suite protects records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protection {
+    /// TLS 1.3: the 12-byte IV xor the sequence number, the record header as additional data,
+    /// the real content type inside.
     Tls13(Aead),
     /// TLS 1.2 AES-GCM: the IV is a 4-byte salt, each record carries 8 bytes of nonce.
     Tls12Gcm(Aead),
@@ -86,7 +94,9 @@ pub enum Protection {
     Tls12Chacha,
     /// TLS 1.2 AES-CBC with an HMAC.
     Tls12Cbc {
+        /// AES key bytes: 16 (AES-128) or 32 (AES-256).
         key_len: usize,
+        /// The HMAC, per the suite name's last part.
         mac: Mac,
     },
 }
@@ -94,7 +104,10 @@ pub enum Protection {
 /// A cipher suite this module can open, with the hash of its key schedule or PRF.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Suite {
+    /// How its records are sealed.
     pub protection: Protection,
+    /// TLS 1.3: the HKDF hash, whose length a logged traffic secret has; TLS 1.2: the PRF's
+    /// hash (SHA-256 for every suite but the `_SHA384` ones).
     pub hash: Hash,
 }
 
@@ -293,6 +306,8 @@ impl RecordCipher {
         Some((one(0)?, one(1)?))
     }
 
+    /// A TLS 1.3 cipher: it opens application-data records (the handshake too), where a
+    /// TLS 1.2 one opens alerts.
     pub fn is_tls13(&self) -> bool {
         matches!(self.protection, Protection::Tls13(_))
     }

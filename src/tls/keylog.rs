@@ -90,9 +90,12 @@ fn ignored_label(label: &str) -> bool {
 pub struct Secret(Box<[u8]>);
 
 impl Secret {
+    /// A copy of `bytes`; no length is checked here (`KeyLog::add` checks what it reads).
     pub fn new(bytes: &[u8]) -> Self {
         Self(bytes.into())
     }
+    /// The secret as logged: 32 or 48 bytes for a TLS 1.3 traffic secret, 48 for a master
+    /// secret.
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }
@@ -111,10 +114,12 @@ pub struct Secrets {
 }
 
 impl Secrets {
+    /// The secret logged under `kind`'s label; `None` if no line gave it.
     pub fn get(&self, kind: SecretKind) -> Option<&Secret> {
         self.by_kind[kind.index()].as_ref()
     }
 
+    /// Keeps `secret` for `kind`, replacing one set before.
     pub fn set(&mut self, kind: SecretKind, secret: Secret) {
         self.by_kind[kind.index()] = Some(secret);
     }
@@ -160,6 +165,7 @@ pub struct KeyLogError {
     pub source_name: String,
     /// 1-based line number.
     pub line: usize,
+    /// What is wrong with it.
     pub problem: KeyLogProblem,
 }
 
@@ -167,24 +173,37 @@ pub struct KeyLogError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum KeyLogProblem {
+    /// A known label, but not followed by exactly two more whitespace-separated fields: the
+    /// number of fields found, label included.
     #[error("expected 3 fields (label, client random, secret), found {0}")]
     Fields(usize),
     /// The label, escaped and cut to 40 characters.
     #[error("unknown label \"{0}\"")]
     UnknownLabel(String),
+    /// The second field is not the 32-byte random in hex.
     #[error("client random is not 64 hex digits")]
     ClientRandom,
+    /// The third field is not an even number of hex digits.
     #[error("{kind} secret is not hex")]
-    NotHex { kind: SecretKind },
+    NotHex {
+        /// The line's label.
+        kind: SecretKind,
+    },
+    /// The secret decodes to a length its label does not have.
     #[error("{kind} secret of {len} bytes (expected {expected})")]
     SecretLength {
+        /// The line's label.
         kind: SecretKind,
+        /// Bytes decoded.
         len: usize,
+        /// `"48"` for `CLIENT_RANDOM`, `"32 or 48"` (SHA-256 or SHA-384) for a TLS 1.3 traffic
+        /// secret.
         expected: &'static str,
     },
 }
 
 impl KeyLog {
+    /// An empty key log: no connection decrypts.
     pub fn new() -> Self {
         Self::default()
     }
@@ -194,6 +213,7 @@ impl KeyLog {
         self.by_random.len()
     }
 
+    /// No line gave a secret (blank, comment-only or unusable text).
     pub fn is_empty(&self) -> bool {
         self.by_random.is_empty()
     }

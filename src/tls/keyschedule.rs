@@ -10,7 +10,9 @@ use aws_lc_rs::{hkdf, tls_prf};
 /// The hash of a suite's key schedule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Hash {
+    /// SHA-256: every suite `Suite::of` opens but the `_SHA384` ones.
     Sha256,
+    /// SHA-384: `TLS_AES_256_GCM_SHA384` and the TLS 1.2 `_SHA384` suites.
     Sha384,
 }
 
@@ -79,7 +81,9 @@ pub fn hkdf_expand_label(
 /// The write key and IV a traffic secret gives (RFC 8446 7.3).
 #[derive(Clone, PartialEq, Eq)]
 pub struct TrafficKeys {
+    /// `[sender]_write_key`: the AEAD key, as long as the caller asked (16 or 32 bytes).
     pub key: Vec<u8>,
+    /// `[sender]_write_iv`: xored with the record sequence number for each record's nonce.
     pub iv: [u8; 12],
 }
 

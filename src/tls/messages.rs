@@ -67,6 +67,8 @@ pub struct ClientHello {
     /// The client random: what a key log is keyed by (zeros for an SSLv2-format hello, whose
     /// challenge is not a TLS random).
     pub random: [u8; 32],
+    /// The suites offered, in the client's order, GREASE and SCSV values included (an SSLv2
+    /// hello's 3-byte specs only where they name a TLS suite).
     pub cipher_suites: Vec<CipherSuite>,
     /// The `server_name` extension's host name.
     pub sni: Option<String>,
@@ -94,6 +96,9 @@ fn extensions<'a>(block: &'a [u8], mut f: impl FnMut(u16, &'a [u8])) -> Option<(
 }
 
 impl ClientHello {
+    /// Parses a ClientHello body (after the 4-byte handshake header). Extensions other than
+    /// `server_name` and `supported_versions` are skipped; a hello without any (SSLv3 era) is
+    /// fine.
     pub fn parse(body: &[u8]) -> Result<Self, TlsError> {
         let m = HandshakeType::CLIENT_HELLO;
         let mut c = Cursor::new(body);
@@ -209,6 +214,8 @@ pub struct ServerHello {
 }
 
 impl ServerHello {
+    /// Parses a ServerHello body (after the 4-byte handshake header), TLS 1.3 draft shapes
+    /// included; a HelloRetryRequest comes out with `retry_request` set.
     pub fn parse(body: &[u8]) -> Result<Self, TlsError> {
         Self::parse_as(body, HandshakeType::SERVER_HELLO)
     }

@@ -29,6 +29,7 @@
     clippy::cast_possible_wrap,
     clippy::cast_lossless
 )]
+#![warn(missing_docs)] // every pub item of tls says what it is (issue 10)
 
 mod decrypt;
 mod keylog;
@@ -65,11 +66,14 @@ pub use session::{
 /// hellos (`Session::role`); `A`/`B` are just the caller's labels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Side {
+    /// The caller's first direction (`analysis` gives it to the TCP client).
     A,
+    /// The caller's second direction (the TCP server in `analysis`).
     B,
 }
 
 impl Side {
+    /// The opposite direction.
     pub fn other(self) -> Self {
         match self {
             Side::A => Side::B,
@@ -82,10 +86,12 @@ impl Side {
     }
 }
 
-/// A plaintext alert.
+/// An alert's two bytes: a plaintext alert, or an encrypted one the key log opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Alert {
+    /// The first byte: 1 warning, 2 fatal.
     pub level: AlertLevel,
+    /// The second byte: the alert code (RFC 8446 6, `certificate_expired` = 45).
     pub description: AlertDescription,
 }
 
@@ -113,28 +119,63 @@ impl Default for Limits {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum TlsError {
+    /// Where the next record header should be, the bytes have an unknown content type or a
+    /// version outside SSLv3..TLS 1.3: the direction is not read any further. Right after a
+    /// side closed its TLS it is reported as `EventKind::LeftTls` instead.
     #[error(
         "not a TLS record at stream offset {offset} (bytes {})",
         hex::encode(header)
     )]
-    NotTls { offset: u64, header: [u8; 5] },
+    NotTls {
+        /// Offset of those bytes in this direction's stream: bytes fed for this side before
+        /// them, plaintext before TLS included, bytes lost in a gap not.
+        offset: u64,
+        /// The five bytes found there, as on the wire.
+        header: [u8; 5],
+    },
+    /// A header with a known content type and version whose length passes `MAX_RECORD_LEN`:
+    /// the stream is out of step or not TLS, and the direction is not read any further.
     #[error("record of {len} bytes at stream offset {offset} exceeds the TLS limit of {max}")]
-    RecordTooLong { len: usize, max: usize, offset: u64 },
+    RecordTooLong {
+        /// The header's length field (payload bytes).
+        len: usize,
+        /// `MAX_RECORD_LEN` (18432).
+        max: usize,
+        /// Offset of the header in this direction's stream, as for `NotTls`.
+        offset: u64,
+    },
+    /// A handshake message whose length field passes `Limits::max_handshake`: its bytes are
+    /// dropped as they arrive, and the records after it are read as usual.
     #[error("{msg} claims {claimed} bytes, more than the {max} buffered; skipped")]
     HandshakeTooLarge {
+        /// The message's type byte.
         msg: HandshakeType,
+        /// Its 24-bit length field (body bytes, the 4-byte header not counted).
         claimed: usize,
+        /// `Limits::max_handshake` in force.
         max: usize,
     },
+    /// A complete handshake message whose body does not parse; the stream goes on with the
+    /// next message (a Certificate's certificates that did parse are still reported).
     #[error("malformed {msg}: bad {what}")]
     Malformed {
+        /// The message's type (ClientHello for an SSLv2-format hello too).
         msg: HandshakeType,
+        /// The part that did not fit, as printed after "bad": `cipher suites`,
+        /// `server_name extension`, `certificate length`, ...
         what: &'static str,
     },
+    /// The capture ended (`Session::finish`) or bytes were lost (`Session::gap`) inside a
+    /// record or a handshake message.
     #[error("stream ends inside a {what} ({have} of {need} bytes)")]
     Incomplete {
+        /// `record`, or the message's name (`Certificate`; `handshake message` for a type
+        /// without one).
         what: &'static str,
+        /// Bytes of it held, its header included.
         have: usize,
+        /// Its whole size: the header (5 bytes for a record, 4 for a handshake message) plus
+        /// the length the header claims.
         need: usize,
     },
     /// A protected record did not open with the key log's secret: a wrong or stale line, or
@@ -143,5 +184,11 @@ pub enum TlsError {
         "record {seq} after the key change ({len} bytes) does not decrypt with the key log's secret; \
          decryption stopped for this direction"
     )]
-    Undecryptable { seq: u64, len: usize },
+    Undecryptable {
+        /// The record's sequence number in its direction and key generation (0: the first
+        /// record under that secret).
+        seq: u64,
+        /// The record's payload length from its header (ciphertext bytes).
+        len: usize,
+    },
 }

@@ -15,8 +15,12 @@ pub const MAX_RECORD_LEN: usize = 16384 + 2048;
 /// A record header as on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecordHeader {
+    /// Byte 0.
     pub content_type: ContentType,
+    /// Bytes 1-2, big-endian: `legacy_record_version` (0x0303 in TLS 1.3, often 0x0301 on a
+    /// first ClientHello).
     pub version: ProtocolVersion,
+    /// Bytes 3-4, big-endian: the payload length, header not included.
     pub len: u16,
 }
 

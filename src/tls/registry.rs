@@ -17,10 +17,17 @@ use super::suites::SUITES;
 pub struct ProtocolVersion(pub u16);
 
 impl ProtocolVersion {
+    /// SSL 3.0 (RFC 6101).
     pub const SSL3: Self = Self(0x0300);
+    /// TLS 1.0 (RFC 2246); also the record version many clients put on their first
+    /// ClientHello.
     pub const TLS10: Self = Self(0x0301);
+    /// TLS 1.1 (RFC 4346).
     pub const TLS11: Self = Self(0x0302);
+    /// TLS 1.2 (RFC 5246); also TLS 1.3's `legacy_version` and record version.
     pub const TLS12: Self = Self(0x0303);
+    /// TLS 1.3 (RFC 8446): on the wire only in `supported_versions` (and in the first field of
+    /// some draft-era ServerHellos).
     pub const TLS13: Self = Self(0x0304);
 
     /// TLS 1.3 or one of its drafts (`0x7fXX`; Facebook's `0x7e02` experiments too): the
@@ -85,10 +92,16 @@ impl fmt::Display for CipherSuite {
 pub struct ContentType(pub u8);
 
 impl ContentType {
+    /// 20: the sender's next records are protected (TLS <= 1.2); in TLS 1.3 a
+    /// middlebox-compatibility no-op (RFC 8446 D.4).
     pub const CHANGE_CIPHER_SPEC: Self = Self(20);
+    /// 21: two bytes, level and description, unless encrypted.
     pub const ALERT: Self = Self(21);
+    /// 22: handshake messages, which may be split across records or share one.
     pub const HANDSHAKE: Self = Self(22);
+    /// 23: application data; in TLS 1.3 the outer type of every protected record.
     pub const APPLICATION_DATA: Self = Self(23);
+    /// 24: heartbeat (RFC 6520); skipped here.
     pub const HEARTBEAT: Self = Self(24);
 
     /// One of the five content types TLS up to 1.3 defines.
@@ -102,21 +115,36 @@ impl ContentType {
 pub struct HandshakeType(pub u8);
 
 impl HandshakeType {
+    /// 0: a TLS <= 1.2 server asks the client to renegotiate.
     pub const HELLO_REQUEST: Self = Self(0);
+    /// 1: opens the handshake; its random is what a key log is keyed by.
     pub const CLIENT_HELLO: Self = Self(1);
+    /// 2: the server's choice of version and suite; in TLS 1.3 also a HelloRetryRequest,
+    /// marked by its random (RFC 8446 4.1.3).
     pub const SERVER_HELLO: Self = Self(2);
+    /// 4: a session ticket (RFC 5077); in TLS 1.3 sent encrypted after the handshake.
     pub const NEW_SESSION_TICKET: Self = Self(4);
     /// Drafts of TLS 1.3 up to -21 had a message of their own for HelloRetryRequest.
     pub const HELLO_RETRY_REQUEST: Self = Self(6);
+    /// 8: TLS 1.3, the server's first encrypted message.
     pub const ENCRYPTED_EXTENSIONS: Self = Self(8);
+    /// 11: the sender's certificate chain (empty: a client without a certificate).
     pub const CERTIFICATE: Self = Self(11);
+    /// 12: TLS <= 1.2 (EC)DHE parameters, signed with the server's key.
     pub const SERVER_KEY_EXCHANGE: Self = Self(12);
+    /// 13: the server asks the client for a certificate (TLS 1.3: also after the handshake).
     pub const CERTIFICATE_REQUEST: Self = Self(13);
+    /// 14: TLS <= 1.2, the end of the server's first flight.
     pub const SERVER_HELLO_DONE: Self = Self(14);
+    /// 15: a signature over the handshake with the certificate's private key.
     pub const CERTIFICATE_VERIFY: Self = Self(15);
+    /// 16: TLS <= 1.2, the client's key exchange share (or RSA-encrypted pre-master secret).
     pub const CLIENT_KEY_EXCHANGE: Self = Self(16);
+    /// 20: the MAC over the handshake that ends a side's flight; always encrypted.
     pub const FINISHED: Self = Self(20);
+    /// 22: a stapled OCSP response (RFC 6066 8), TLS <= 1.2.
     pub const CERTIFICATE_STATUS: Self = Self(22);
+    /// 24: TLS 1.3 (RFC 8446 4.6.3): the sender's next records use its next traffic secret.
     pub const KEY_UPDATE: Self = Self(24);
 
     /// The message name as the RFCs spell it (`ServerHelloDone`).
@@ -162,9 +190,13 @@ impl fmt::Display for HandshakeType {
 pub struct AlertLevel(pub u8);
 
 impl AlertLevel {
+    /// 1: the connection may go on (close_notify is sent at this level).
     pub const WARNING: Self = Self(1);
+    /// 2: the sender ends the connection.
     pub const FATAL: Self = Self(2);
 
+    /// The level byte is 2. Taken at its word in TLS 1.3 too, where RFC 8446 6 makes every
+    /// error alert fatal whatever the byte says.
     pub fn is_fatal(self) -> bool {
         self == Self::FATAL
     }
@@ -185,18 +217,36 @@ impl fmt::Display for AlertLevel {
 pub struct AlertDescription(pub u8);
 
 impl AlertDescription {
+    /// 0: orderly close (RFC 8446 6.1), at warning level; encrypted after the handshake.
     pub const CLOSE_NOTIFY: Self = Self(0);
+    /// 40: no acceptable parameters; also what an OpenSSL TLS 1.2 server sends a client that
+    /// sent no certificate when one is required (TLS 1.3: `CERTIFICATE_REQUIRED`).
     pub const HANDSHAKE_FAILURE: Self = Self(40);
+    /// 42: OpenSSL's answer to most certificate errors without a closer alert (not yet valid,
+    /// rejected, weak key; `judge::alert_for` has the table).
     pub const BAD_CERTIFICATE: Self = Self(42);
+    /// 43: OpenSSL's answer to `X509_V_ERR_INVALID_PURPOSE` (26).
     pub const UNSUPPORTED_CERTIFICATE: Self = Self(43);
+    /// 44: OpenSSL's answer to `X509_V_ERR_CERT_REVOKED` (23).
     pub const CERTIFICATE_REVOKED: Self = Self(44);
+    /// 45: OpenSSL's answer to an expired certificate or CRL (`X509_V_ERR` 10, 12).
     pub const CERTIFICATE_EXPIRED: Self = Self(45);
+    /// 46: OpenSSL's answer to a verify error outside its alert table.
     pub const CERTIFICATE_UNKNOWN: Self = Self(46);
+    /// 48: no path to a trusted CA; OpenSSL's answer to `X509_V_ERR` 2, 3, 18-22, 25, 33, 79
+    /// (unknown or self-signed issuer, chain too long, invalid CA).
     pub const UNKNOWN_CA: Self = Self(48);
+    /// 49: a valid certificate, refused by the receiver's policy.
     pub const ACCESS_DENIED: Self = Self(49);
+    /// 50: a message did not parse; OpenSSL also sends it for a certificate whose DER does
+    /// not decode.
     pub const DECODE_ERROR: Self = Self(50);
+    /// 51: a handshake signature or Finished did not verify; OpenSSL's answer to a bad
+    /// certificate or CRL signature (`X509_V_ERR` 7, 8).
     pub const DECRYPT_ERROR: Self = Self(51);
+    /// 80: the sender's own failure, not the peer's.
     pub const INTERNAL_ERROR: Self = Self(80);
+    /// 116: TLS 1.3 (RFC 8446 6.2): the client sent no certificate and one is required.
     pub const CERTIFICATE_REQUIRED: Self = Self(116);
 
     /// The IANA registry name (`certificate_expired`).

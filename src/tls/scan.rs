@@ -20,7 +20,10 @@ pub enum Found {
     At(usize),
     /// Nothing yet; bytes before this offset can never begin a record, bytes from it on might
     /// once more data arrives.
-    Not { keep_from: usize },
+    Not {
+        /// Where the caller's next search must start: drop the bytes before it, keep the rest.
+        keep_from: usize,
+    },
 }
 
 /// Searches `buf` for the first offset where a TLS handshake (hello) or plaintext alert record

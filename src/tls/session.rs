@@ -65,13 +65,20 @@ const TLS13_SECRETS: [SecretKind; 4] = [
 /// A step a side took, for "after which message" in reasons.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
+    /// A handshake message of this type, plaintext or decrypted (an SSLv2-format hello is a
+    /// ClientHello; a HelloRetryRequest is `HELLO_RETRY_REQUEST` in either of its forms).
     Handshake(HandshakeType),
+    /// A ChangeCipherSpec record (in TLS 1.3 the compatibility one too).
     ChangeCipherSpec,
-    /// The first handshake record after ChangeCipherSpec.
+    /// TLS <= 1.2: the first handshake record after ChangeCipherSpec; TLS 1.3: the decrypted
+    /// Finished.
     Finished,
+    /// The side's first application data record; later ones are no step of their own
+    /// (undecrypted TLS 1.3 records are each also `Protected`).
     ApplicationData,
     /// TLS 1.3 protected records that were not decrypted (handshake or application data).
     Protected,
+    /// An alert record: plaintext, encrypted or decrypted.
     Alert,
 }
 
@@ -92,18 +99,30 @@ impl fmt::Display for Step {
 /// the chunk that completed it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event<M> {
+    /// The side that sent it; for an `Error` from `Session::gap` or `Session::finish`, the
+    /// side whose stream it is in.
     pub side: Side,
+    /// The caller's mark of the chunk that completed it (the latest of the chunks a message
+    /// spans); from `Session::gap` or `Session::finish`, the mark given to it.
     pub mark: M,
+    /// What happened: a message, a record, a change of state, or an error.
     pub kind: EventKind,
 }
 
+/// What a [`Session`] reports. One side's events come in the order of its bytes; the two
+/// sides interleave in the order of the `feed` calls.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum EventKind {
     /// This side's TLS starts here, after `plaintext` bytes of another protocol (0 if none).
+    /// It comes again when the stream finds records again after a gap.
     Start {
+        /// Plaintext bytes skipped while looking for TLS in this direction, all searches so
+        /// far added up.
         plaintext: u64,
     },
+    /// A ClientHello that parsed, plaintext or SSLv2-format (the second one after a
+    /// HelloRetryRequest too).
     ClientHello(ClientHello),
     /// Also a HelloRetryRequest (`retry_request`).
     ServerHello(ServerHello),
@@ -111,9 +130,14 @@ pub enum EventKind {
     /// plaintext, or TLS 1.3 `decrypted` with the key log, `post_handshake` when it came
     /// after its sender's Finished (post-handshake authentication).
     Certificate {
+        /// The sender's TLS role (`Progress::role`); `None` if no hello was seen.
         role: Option<TlsSide>,
+        /// The DER certificates in the sender's order (the leaf first, in a chain as RFC 5246
+        /// and 8446 want it); of a malformed list, those that parsed, and an `Error` follows.
         ders: Vec<Vec<u8>>,
+        /// It came out of TLS 1.3 records the key log opened.
         decrypted: bool,
+        /// Its sender had already sent its Finished.
         post_handshake: bool,
     },
     /// TLS <= 1.2, or TLS 1.3 decrypted (its certificate types are then empty).
@@ -121,22 +145,28 @@ pub enum EventKind {
     /// Any other handshake message (ServerKeyExchange, ServerHelloDone, and in decrypted TLS
     /// 1.3 EncryptedExtensions, CertificateVerify, Finished, NewSessionTicket, KeyUpdate).
     Message(HandshakeType),
+    /// A ChangeCipherSpec record; in TLS 1.3 the compatibility one, which changes nothing.
     ChangeCipherSpec,
     /// The first encrypted handshake record after this side's ChangeCipherSpec: its Finished.
     EncryptedHandshake,
-    /// `alert: None` when encrypted: an alert was sent, its content is unknowable.
-    /// `decrypted`: it was encrypted and the key log opened it.
-    /// `after`: the last step the other side had taken.
+    /// An alert record from this side.
     Alert {
+        /// `None` when encrypted and not opened (after the sender's ChangeCipherSpec, a record
+        /// that is not 2 bytes long, or one skimmed past): an alert was sent, its content is
+        /// unknowable.
         alert: Option<Alert>,
+        /// The last step the other side had taken; `None` if it had taken none.
         after: Option<Step>,
+        /// It was encrypted and the key log opened it.
         decrypted: bool,
     },
     /// This side's first application data record.
     ApplicationData,
     /// TLS 1.3 or a draft was negotiated and no key log opens it: the rest of the handshake,
     /// certificates included, is encrypted.
+    /// Reported once per connection, from the ServerHello's side.
     EncryptedCertificates {
+        /// The negotiated version (`TLSv1.3`, or a draft).
         version: ProtocolVersion,
     },
     /// Both sides sent their Finished (TLS <= 1.2: after ChangeCipherSpec; TLS 1.3:
@@ -145,8 +175,12 @@ pub enum EventKind {
     /// This side closed its TLS (an alert after the handshake) and went on in cleartext at
     /// this stream offset, as FTP does after CCC.
     LeftTls {
+        /// Where the cleartext starts, as `TlsError::NotTls`'s offset.
         offset: u64,
     },
+    /// A message that does not parse, a record or message cut by the end of the capture or
+    /// a gap, a record that does not decrypt, or bytes that are not TLS. After `NotTls` and
+    /// `RecordTooLong` the direction is not read any further; after the others it goes on.
     Error(TlsError),
 }
 
@@ -154,16 +188,19 @@ pub enum EventKind {
 /// said of a handshake without its keys.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Protected {
-    /// Per side (`Side::index`): records, their payload bytes, the payload length of the last
-    /// one (19 is the size of an encrypted alert).
+    /// Records per side (`Side::index`).
     pub records: [u32; 2],
+    /// Their payload bytes per side (ciphertext; the 5-byte headers not counted).
     pub bytes: [u64; 2],
+    /// The payload length of each side's last record: 19 is an encrypted alert (2 bytes, the
+    /// inner content type, a 16-byte tag).
     pub last_len: [u16; 2],
     /// Turns: runs of records from one side before the other sends (the server's flight is
     /// turn 1, the client's flight turn 2, ...).
     pub turns: u32,
-    /// Records in the current turn, and whose turn it is.
+    /// Records in the current turn.
     pub in_turn: u32,
+    /// Whose turn it is: the sender of the last record; `None` before the first.
     pub last: Option<Side>,
 }
 
@@ -207,25 +244,35 @@ pub struct Progress {
     pub server: Option<Side>,
     /// The side that sent the (first) ClientHello.
     pub client_hello_from: Option<Side>,
+    /// The `server_name` host of the first ClientHello that carried one.
     pub sni: Option<String>,
     /// The first ClientHello's random: what a key log is keyed by.
     pub client_random: Option<[u8; 32]>,
     /// Negotiated version (ServerHello's supported_versions, else its version).
     pub version: Option<ProtocolVersion>,
+    /// The suite of the last ServerHello (or HelloRetryRequest) that named one.
     pub cipher: Option<CipherSuite>,
+    /// A HelloRetryRequest was seen (either form): the client had to hello again.
     pub retry_request: bool,
     /// Certificates in each side's last Certificate message (`Some(0)`: an empty one), by
     /// `Side as usize`.
     pub certificates: [Option<usize>; 2],
     /// Each side's last Certificate came after its Finished (TLS 1.3 post-handshake).
     pub post_handshake_certificate: [bool; 2],
+    /// A CertificateRequest was seen: in plaintext (TLS <= 1.2, even one that does not
+    /// parse), or decrypted TLS 1.3 (one that parses).
     pub certificate_requested: bool,
     /// A CertificateRequest came after the server's Finished (TLS 1.3 post-handshake
     /// authentication, decrypted).
     pub post_handshake_request: bool,
+    /// Each side sent ChangeCipherSpec (in TLS 1.3 the compatibility one), by `Side::index`.
     pub change_cipher_spec: [bool; 2],
+    /// Each side sent its Finished (`Step::Finished`), by `Side::index`.
     pub finished: [bool; 2],
+    /// Each side sent application data, by `Side::index`; in TLS 1.3 every protected record
+    /// not decrypted counts, the encrypted handshake too.
     pub application_data: [bool; 2],
+    /// Alert records per side (plaintext, encrypted or decrypted), by `Side::index`.
     pub alerts: [u32; 2],
     /// The first fatal alert: plaintext fatal, decrypted fatal, or an encrypted one before the
     /// handshake was done (TLS <= 1.2).
@@ -237,9 +284,12 @@ pub struct Progress {
     pub left_tls: [Option<u64>; 2],
     /// The last step on the wire, either side.
     pub latest: Option<(Side, Step)>,
+    /// The handshake is done: both sides' Finished were seen (TLS <= 1.2: each after its
+    /// ChangeCipherSpec), and `EventKind::HandshakeDone` was reported.
     pub done: bool,
     /// TLS 1.3: the protected records that were not decrypted.
     pub protected: Protected,
+    /// What the key log did for this connection, filled in from ServerHello on.
     pub decryption: Decryption,
 }
 
@@ -289,6 +339,7 @@ impl Progress {
 /// The alert that ended a handshake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FatalAlert {
+    /// The side that sent it.
     pub side: Side,
     /// `None`: encrypted.
     pub alert: Option<Alert>,
@@ -353,6 +404,8 @@ impl<M: Copy + Ord> Default for Session<M> {
 }
 
 impl<M: Copy + Ord> Session<M> {
+    /// A session without a key log: nothing is decrypted, and a TLS 1.3 handshake is reported
+    /// as `EncryptedCertificates`.
     pub fn new(limits: Limits) -> Self {
         Self {
             dirs: [DirReader::new(limits), DirReader::new(limits)],
@@ -375,10 +428,13 @@ impl<M: Copy + Ord> Session<M> {
         s
     }
 
+    /// What is known so far; all a summary needs once `is_finished()`.
     pub fn progress(&self) -> &Progress {
         &self.state.progress
     }
 
+    /// `side`'s TLS role, as `Progress::role`: from ServerHello, else ClientHello; `None`
+    /// before either.
     pub fn role(&self, side: Side) -> Option<TlsSide> {
         self.state.progress.role(side)
     }
