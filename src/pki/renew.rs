@@ -27,7 +27,8 @@ use super::expiry::{self, Standing};
 use super::fsio::{self, DIR_MODE, Faults, KEY_MODE, PUBLIC_MODE, Recovery, RootLock, Transaction};
 use super::issue;
 use super::layout::{CACERT_FILE, CERT_FILE, KEY_FILE, rel};
-use super::{Identity, Layout, PkiError, PkiRoot, Uuid, Validity, rfc3339};
+use super::layout::{Identity, Layout, PkiRoot};
+use super::{PkiError, Uuid, Validity, rfc3339};
 
 /// Where the appliance says a critical operation (deployment, backup, upgrade) is running,
 /// relative to the FMC's folder. Its first line names the operation.

@@ -39,7 +39,8 @@ use super::material::Identity;
 use super::verify::{self, PeerVerifier};
 use crate::sftunnel::TlsSide;
 
-pub use crate::pki::TlsVersion;
+// The version knob is `pki::conf`'s (its one public path); tunnel's modules name it from here.
+pub(super) use crate::pki::conf::TlsVersion;
 
 /// aws-lc-rs limited to the suites sftunnel negotiates. TLS 1.2: ECDHE-RSA and ECDHE-ECDSA
 /// with AES-256-GCM first, then AES-128-GCM (an ECDSA InternalCA or peer key is OpenSSL's to
@@ -255,7 +256,7 @@ mod tests {
             tls_version: Default::default(),
         })
         .unwrap();
-        let load = |f: pki::PeerFiles| {
+        let load = |f: pki::layout::PeerFiles| {
             Identity::load(&TlsFiles {
                 ca: f.ca,
                 cert: f.cert,

@@ -36,7 +36,7 @@ pub struct FleetSettings {
 pub struct FleetReport {
     pub attempted: usize,
     pub ok: usize,
-    /// Failures by [`HandshakeFailure::reason`](super::HandshakeFailure::reason).
+    /// Failures by [`HandshakeFailure::reason`](super::failure::HandshakeFailure::reason).
     pub failures: BTreeMap<String, usize>,
     /// From the first connect to the last handshake's end (holding time not included).
     pub elapsed: Duration,

@@ -2,14 +2,14 @@
 //! control socket `status` and `pki renew` use. The only async code in the crate.
 //!
 //! Owns TLS policy ([`config`]), the verifiers that call the chain judge at the tunnel's
-//! [`Clock`] ([`verify`], [`chain`]), the message protocol spoken inside the tunnel
+//! [`Clock`] ([`verify`], `chain`), the message protocol spoken inside the tunnel
 //! ([`proto`]), one handshake with its deadlines and slots ([`handshake`]), the FMC server
-//! ([`server`]) and its dialing of devices ([`dial`]), the device client ([`client`], which
+//! ([`server`]) and its dialing of devices (`dial`), the device client ([`client`], which
 //! also accepts the FMC's connections) and its load generator ([`fleet`]), the control
 //! socket ([`control`]: status, push, reload/restart, owner-only), FMC 7.6's TLS 1.3 words and
 //! how the emulator differs from its post-handshake authentication ([`pha`]), in-process validation
 //! ([`validate`]), delivering a renewed PKI through a running server ([`renewal`]), the rows
-//! `status` shows ([`status`]), and the appliance's log lines ([`log`], [`failure`]), into
+//! `status` shows ([`status`]), and the appliance's log lines (`log`, [`failure`]), into
 //! which nothing a peer chose goes unescaped (`sftunnel::escape`). Certificates are judged by `judge`;
 //! the PKI layout is `pki`'s; flags are the CLI's; tables are `report`'s. Beyond
 //! ARCHITECTURE.md's directions, this module also reads the alert registry of the sans-IO
@@ -20,20 +20,20 @@ use std::path::PathBuf;
 
 use thiserror::Error;
 
-pub mod chain;
+mod chain;
 pub mod client;
-pub mod clock;
+mod clock;
 pub mod config;
 pub mod control;
-pub mod dial;
+mod dial;
 pub mod failure;
 pub mod fleet;
 mod framed;
 pub mod handshake;
 mod install;
 mod listen;
-pub mod log;
-pub mod material;
+mod log;
+mod material;
 pub mod pha;
 pub mod proto;
 pub mod renewal;
@@ -42,18 +42,13 @@ pub mod status;
 pub mod validate;
 pub mod verify;
 
+// One public path per item: a `pub mod` is the path to its items; the few types of a private
+// module that callers need are re-exported here.
 pub use chain::PeerCert;
-pub use client::{Client, ClientHandle, ClientSettings, ClientState};
 pub use clock::Clock;
-pub use control::ControlClient;
 pub use dial::DialTarget;
-pub use failure::HandshakeFailure;
-pub use fleet::{FleetReport, FleetSettings};
 pub use log::{SfLog, ThreadLog};
 pub use material::{Identity, TlsFiles};
-pub use proto::{PushAck, PushFile};
-pub use server::{KnownPeer, Server, ServerEvent, ServerHandle, ServerSettings, Timeouts};
-pub use status::{PeerStatus, ServerInfo};
 
 /// Errors of the tunnel layer.
 #[derive(Debug, Error)]
@@ -83,7 +78,7 @@ pub enum TunnelError {
         reason: String,
     },
     #[error("handshake failed: {0}")]
-    Handshake(#[from] HandshakeFailure),
+    Handshake(#[from] failure::HandshakeFailure),
     #[error("peer {uuid} is not connected")]
     NotConnected { uuid: String },
     #[error("push to {uuid}: {reason}")]

@@ -17,7 +17,7 @@
 //! A peer has two channels (control and events), each its own connection and registry entry;
 //! [`ServerHandle::peers`] shows one row per peer with its channels, pushes go over control,
 //! and a peer is down when its last channel is. Connections the FMC dials itself
-//! ([`super::dial`]) go through the same admission, HELLO and session steps.
+//! ([`Server::dial`]) go through the same admission, HELLO and session steps.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -44,7 +44,7 @@ use super::log::{SfLog, ThreadLog};
 use super::material::{Identity, TlsFiles};
 use super::proto::{Message, PushAck, PushFile};
 use super::status::{ChannelStatus, PeerStatus, ServerInfo, wire_time};
-use crate::pki::PkiRoot;
+use crate::pki::layout::PkiRoot;
 use crate::recorder::{Recorder, Tapped};
 use crate::sftunnel::escape;
 use crate::sftunnel::{Channel, Component, Level, Role, TlsSide};

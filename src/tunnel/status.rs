@@ -11,7 +11,7 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::pki::PkiRoot;
+use crate::pki::layout::PkiRoot;
 use crate::sftunnel::Channel;
 
 /// One of a connected peer's channels (its own TLS connection).

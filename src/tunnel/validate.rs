@@ -19,7 +19,7 @@ use super::log::SfLog;
 use super::material::{Identity, TlsFiles};
 use super::server::{Server, ServerEvent, ServerSettings, Timeouts};
 use crate::judge;
-use crate::pki::{PeerFiles, PkiRoot};
+use crate::pki::layout::{PeerFiles, PkiRoot};
 use crate::sftunnel::{rfc3339, whole_seconds};
 
 /// One device to try.
