@@ -153,7 +153,7 @@ pub trait Transport {
 
 /// A restart hook: given an appliance's name, restarts its emulated sftunnel if it runs in
 /// this process and says whether it did (the lab wires its device clients here).
-pub type RestartHook = Box<dyn FnMut(&str) -> bool + Send>;
+pub(super) type RestartHook = Box<dyn FnMut(&str) -> bool + Send>;
 
 /// Appliances as folders of a lab root (`ROOT/fmc`, `ROOT/<name>`), found by the name or IP
 /// in their `etc/sf/ims.conf`. Credentials are not needed and not checked.

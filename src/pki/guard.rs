@@ -20,7 +20,7 @@ const MAX_DEPTH: usize = 12;
 /// Errors with the first world-writable file or folder under `root` (the root included), or
 /// the first symbolic link that leads out of it. A root that does not exist passes: the
 /// loader reports what is missing.
-pub fn refuse_world_writable(root: &Path) -> Result<(), PkiError> {
+pub(super) fn refuse_world_writable(root: &Path) -> Result<(), PkiError> {
     let real = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
     check(root, &real, 0)
 }

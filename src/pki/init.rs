@@ -74,7 +74,7 @@ pub fn init(opts: &InitOptions) -> Result<PkiRoot, PkiError> {
 }
 
 /// [`init`], calling `faults` before every file-system step of the change.
-pub fn init_with(opts: &InitOptions, faults: &Faults) -> Result<PkiRoot, PkiError> {
+pub(super) fn init_with(opts: &InitOptions, faults: &Faults) -> Result<PkiRoot, PkiError> {
     let fmc_uuid = match opts.fmc_uuid {
         Some(u) => u,
         None => Uuid::random()?,

@@ -57,9 +57,9 @@ pub mod rel {
 }
 
 /// File names inside a peer folder.
-pub const CACERT_FILE: &str = "cacert.pem";
+pub(super) const CACERT_FILE: &str = "cacert.pem";
 /// The sftunnel certificate's file name in a peer folder.
-pub const CERT_FILE: &str = "sftunnel-cert.pem";
+pub(super) const CERT_FILE: &str = "sftunnel-cert.pem";
 /// The sftunnel key's file name in a peer folder.
 pub const KEY_FILE: &str = "sftunnel-key.pem";
 /// The journal of a set of files being installed on a device (by a push or by `pki copy`),

@@ -36,7 +36,7 @@ use crate::sftunnel::escape;
 use crate::sftunnel::{Channel, Component, Level, Role, TlsSide};
 
 /// A device's TLS stream to the FMC.
-pub type Stream = TlsStream<Heard<Tapped<TcpStream>>>;
+pub(super) type Stream = TlsStream<Heard<Tapped<TcpStream>>>;
 
 /// Retry delays of [`Client::run`]: `initial`, doubled after each failure up to `max`.
 #[derive(Clone, Copy, Debug)]
@@ -130,7 +130,7 @@ pub struct Client {
 
 /// `ADDR[:PORT]` with sftunnel's port when none is given: `fmc.lab`, `10.0.0.1`, `::1` and
 /// `[::1]` get `:8305`.
-pub fn with_default_port(addr: &str) -> String {
+pub(super) fn with_default_port(addr: &str) -> String {
     let port = crate::pki::conf::SFTUNNEL_PORT;
     if let Some(inner) = addr.strip_prefix('[') {
         return match inner.split_once(']') {

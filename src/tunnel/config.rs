@@ -45,7 +45,7 @@ pub(super) use crate::pki::conf::TlsVersion;
 /// aws-lc-rs limited to the suites sftunnel negotiates. TLS 1.2: ECDHE-RSA and ECDHE-ECDSA
 /// with AES-256-GCM first, then AES-128-GCM (an ECDSA InternalCA or peer key is OpenSSL's to
 /// load, so ours too). TLS 1.3: OpenSSL's default list, in its order.
-pub fn provider() -> Arc<CryptoProvider> {
+pub(super) fn provider() -> Arc<CryptoProvider> {
     let mut p = aws_lc_rs::default_provider();
     p.cipher_suites = vec![
         cipher_suite::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,

@@ -57,7 +57,7 @@ pub const MAX_REQUEST: usize = 4 * super::proto::MAX_FRAME + 64 * 1024;
 
 /// A file in a push request, hex-encoded so JSON carries any bytes.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct WireFile {
+pub(super) struct WireFile {
     pub name: String,
     pub mode: u32,
     pub data_hex: String,
@@ -67,7 +67,7 @@ pub struct WireFile {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 #[non_exhaustive]
-pub enum Request {
+pub(super) enum Request {
     Status,
     Push {
         peer: String,

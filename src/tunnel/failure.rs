@@ -291,7 +291,7 @@ pub fn openssl_error(e: OpenSslError, w: &Words) -> String {
 
 /// The verify callback's block for a rejected certificate (`-Error with certificate at depth
 /// 1`, `issuer = `, `subject = `, `err 10:certificate has expired`), in the verdict's words.
-pub fn verify_block(v: &Verdict) -> Vec<String> {
+pub(super) fn verify_block(v: &Verdict) -> Vec<String> {
     vec![
         format!("-Error with certificate at depth {}", v.depth.unwrap_or(0)),
         format!("issuer = {}", v.issuer_oneline.as_deref().unwrap_or("")),
@@ -303,7 +303,7 @@ pub fn verify_block(v: &Verdict) -> Vec<String> {
 /// OpenSSL's error reason for a received alert (`sslv3 alert certificate expired`), as
 /// `s_client`/`s_server` print it (the same in 1.0.2, 1.1.1 and 3.x). (The registry names
 /// themselves, `certificate_expired`, are `tls::AlertDescription`'s, shared with the analyzer.)
-pub fn openssl_alert_reason(alert: AlertDescription) -> String {
+pub(super) fn openssl_alert_reason(alert: AlertDescription) -> String {
     let s = match alert.0 {
         10 => "sslv3 alert unexpected message",
         20 => "sslv3 alert bad record mac",

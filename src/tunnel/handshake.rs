@@ -493,7 +493,7 @@ async fn within<F: Future + Unpin>(
 /// The FMC side of a handshake, on a TCP stream (possibly wrapped by the `--pcap` recorder)
 /// accepted at `accepted`: worked on in `slots`, the device is dropped after `silence` without
 /// a byte from it, and at `accepted` + [`WHOLE`] × `silence` whatever it does.
-pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
+pub(super) async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
     config: Arc<ServerConfig>,
     tcp: S,
     silence: Duration,
@@ -566,7 +566,7 @@ async fn linger<S: AsyncRead + AsyncWrite + Unpin>(mut tcp: S) {
 }
 
 /// How long a failed handshake's socket lingers for the peer's last flight.
-pub const LINGER: Duration = Duration::from_millis(500);
+pub(super) const LINGER: Duration = Duration::from_millis(500);
 
 /// The device side of a handshake with the FMC at `ip`, on a TCP stream (possibly wrapped by
 /// the `--pcap` recorder); the FMC is given up on after `silence` without a byte from it.

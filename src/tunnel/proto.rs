@@ -36,7 +36,7 @@ use thiserror::Error;
 use crate::sftunnel::{Channel, Role};
 
 /// The largest frame either side accepts (a push of three PEM files is a few KiB).
-pub const MAX_FRAME: usize = 1 << 20;
+pub(super) const MAX_FRAME: usize = 1 << 20;
 
 /// One file of a PUSH: a bare file name (no directories) and its bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -195,7 +195,7 @@ pub fn encode(msg: &Message) -> Vec<u8> {
 /// The length field of the PUSH frame that would carry `files` (type + body, as `decode`
 /// compares with [`MAX_FRAME`]), counted without encoding: a sender checks it first, because a
 /// peer drops the whole tunnel on a frame over the limit.
-pub fn push_frame_len(files: &[PushFile]) -> usize {
+pub(super) fn push_frame_len(files: &[PushFile]) -> usize {
     // type, id, file count; per file: name length + name (cut as put_str cuts it), mode, data
     // length + data.
     1 + 4
