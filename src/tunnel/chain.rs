@@ -20,6 +20,7 @@ pub struct PeerCert {
     pub subject: String,
     /// The subject's `title` (the FMC's or device's UUID in sftunnel certificates).
     pub title: Option<String>,
+    /// The certificate's notAfter.
     pub not_after: OffsetDateTime,
 }
 

@@ -104,15 +104,22 @@ pub enum ErrorKind {
 /// The answer to one request.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Response {
+    /// Whether the request was carried out; when not, `kind` and `error` say why.
     pub ok: bool,
+    /// Why it was refused (`None` when `ok`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<ErrorKind>,
+    /// The refusal in words (`None` when `ok`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The server's facts, in the answer to `status` only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server: Option<ServerInfo>,
+    /// The server's rows ([`ServerHandle::peers_seen`]: connected peers, those that left,
+    /// devices dialed and never reached), in the answer to `status` only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peers: Option<Vec<PeerStatus>>,
+    /// The device's acknowledgement, in the answer to a `push` that got one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ack: Option<PushAck>,
 }

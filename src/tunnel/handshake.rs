@@ -230,6 +230,7 @@ impl<S: std::fmt::Debug> std::fmt::Debug for Heard<S> {
 pub struct LastHeard(Arc<std::sync::Mutex<Instant>>);
 
 impl LastHeard {
+    /// When a read last returned bytes (or when the stream was wrapped).
     pub fn get(&self) -> Instant {
         *crate::sync::lock(&self.0)
     }
@@ -243,6 +244,7 @@ impl LastHeard {
 }
 
 impl<S> Heard<S> {
+    /// Wraps `inner`, counting it heard now; it refuses nothing.
     pub fn new(inner: S) -> Self {
         Self {
             inner,
@@ -272,6 +274,7 @@ impl<S> Heard<S> {
         self.last.clone()
     }
 
+    /// The wrapped stream.
     pub fn get_ref(&self) -> &S {
         &self.inner
     }
@@ -369,6 +372,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Heard<S> {
 pub struct Slots(Arc<Semaphore>);
 
 impl Slots {
+    /// `n` slots, all free.
     pub fn new(n: usize) -> Self {
         Self(Arc::new(Semaphore::new(n)))
     }

@@ -110,11 +110,15 @@ pub struct ServerSettings {
     /// --key`): any certificate the CA signed is admitted, named by what its HELLO claims
     /// (escaped).
     pub peers: Option<Vec<KnownPeer>>,
+    /// The time certificates are judged at, heartbeats carry and `status` shows.
     pub clock: Clock,
+    /// Where the FMC's log lines go; the server sets its role to FMC.
     pub log: SfLog,
+    /// Where the TLS secrets of every session are written (`--keylog`); `None`: nowhere.
     pub keylog: Option<Arc<dyn KeyLog>>,
     /// Where to put the control socket (`<root>/fmc/var/run/sftunnel.sock`), if anywhere.
     pub control: Option<PathBuf>,
+    /// The deadlines of handshake, HELLO, heartbeats and pushes.
     pub timeouts: Timeouts,
 }
 
@@ -124,28 +128,42 @@ pub struct ServerSettings {
 pub enum ServerEvent {
     /// A device finished its handshake and HELLO on one of its channels.
     Connected {
+        /// The connection's number on this server, counted from 1.
         conn: u64,
+        /// The device's UUID, as its status row has it.
         uuid: String,
+        /// The device's name, as its status row has it.
         name: String,
+        /// The device's address on this connection.
         addr: SocketAddr,
+        /// Which channel the connection is.
         channel: Channel,
     },
     /// A registered device's channel went away.
     Disconnected {
+        /// The number its [`ServerEvent::Connected`] gave.
         conn: u64,
+        /// The device's UUID.
         uuid: String,
+        /// Why the session ended (`closed by peer`, `heartbeat timeout`, a read error, ...).
         reason: String,
+        /// Which channel it was.
         channel: Channel,
     },
     /// A connection failed before it was registered.
     Failed {
+        /// The peer's address.
         addr: SocketAddr,
+        /// What failed (it is logged in the FMC's words too).
         failure: HandshakeFailure,
     },
     /// The FMC's own attempt to dial a device failed ([`Server::dial`]).
     DialFailed {
+        /// The address dialed.
         addr: SocketAddr,
+        /// The device's UUID, as the dial target names it.
         uuid: String,
+        /// What failed.
         failure: HandshakeFailure,
     },
 }
@@ -302,6 +320,7 @@ impl Server {
         self.local_addr
     }
 
+    /// A handle on this server (peers, pushes, events), cloned.
     pub fn handle(&self) -> ServerHandle {
         self.handle.clone()
     }
