@@ -230,8 +230,8 @@ fn tunnel_seeds() -> Vec<Vec<u8>> {
 
 /// An FMC's ims.conf and sftunnel.conf as `pki init` writes them, joined by a zero byte.
 fn conf_seed() -> Vec<u8> {
-    use sfdiag::pki::Identity;
     use sfdiag::pki::conf::{self, ImsConf, PeerEntry, ProxySsl, SftunnelConf};
+    use sfdiag::pki::layout::Identity;
     use sfdiag::sftunnel::Role as PkiRole;
     let id = |name: &str, uuid: &str, ip: &str, role| Identity {
         name: name.into(),

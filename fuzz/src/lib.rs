@@ -778,7 +778,7 @@ pub fn tunnel_proto(data: &[u8]) {
 }
 
 /// The appliance's identity and tunnel configuration files: `pki::conf`'s parsers (what
-/// parses renders back to text that parses the same) and `pki::PkiRoot::load` on them (every
+/// parses renders back to text that parses the same) and `pki::layout::PkiRoot::load` on them (every
 /// peer's folder stays under the root: names come from a file, paths are built from them).
 /// Input: `ims.conf`, a zero byte, `sftunnel.conf` (without a zero byte: the same text for both).
 pub fn pki_conf(data: &[u8]) {
@@ -805,7 +805,7 @@ pub fn pki_conf(data: &[u8]) {
     std::fs::create_dir_all(&sf).expect("fmc/etc/sf");
     std::fs::write(sf.join("ims.conf"), ims.as_bytes()).expect("write ims.conf");
     std::fs::write(sf.join("sftunnel.conf"), sft.as_bytes()).expect("write sftunnel.conf");
-    let Ok(loaded) = pki::PkiRoot::load(root) else {
+    let Ok(loaded) = pki::layout::PkiRoot::load(root) else {
         return;
     };
     let under_root = |p: &std::path::Path| {

@@ -35,7 +35,7 @@ pub(crate) struct LabArgs {
     /// TLS version every appliance runs: 1.2 (before 7.6) or 1.3 (7.6+). Default: the
     /// story's (1.2; 1.3 for upgrade-76).
     #[arg(long, value_name = "1.2|1.3")]
-    pub tls_version: Option<sfdiag::pki::TlsVersion>,
+    pub tls_version: Option<sfdiag::pki::conf::TlsVersion>,
 }
 
 pub(crate) fn run(a: LabArgs) -> anyhow::Result<ExitCode> {

@@ -155,7 +155,7 @@ pub(crate) struct InitArgs {
     /// `proxy_tls_version` written to every sftunnel.conf: 1.2 (before 7.6) or 1.3 (FMC/FTD
     /// 7.6+); `serve`, `connect` and `validate` with `--root` run it by default.
     #[arg(long, value_name = "1.2|1.3", default_value = "1.2")]
-    pub tls_version: pki::TlsVersion,
+    pub tls_version: pki::conf::TlsVersion,
 }
 
 fn parse_uuid(s: &str) -> Result<Uuid, String> {
@@ -327,7 +327,7 @@ fn rel<'a>(root: &Path, p: &'a Path) -> std::borrow::Cow<'a, str> {
 
 fn print_summary(
     out: &mut impl std::io::Write,
-    root: &pki::PkiRoot,
+    root: &pki::layout::PkiRoot,
     opts: &InitOptions,
 ) -> anyhow::Result<()> {
     let r = root.layout.root();

@@ -27,8 +27,9 @@ use time::OffsetDateTime;
 
 use sfdiag::pki::copy::{self, LocalTransport};
 use sfdiag::pki::fsio::Faults;
+use sfdiag::pki::layout::PkiRoot;
 use sfdiag::pki::renew::{self, RenewOptions};
-use sfdiag::pki::{PkiError, PkiRoot, Validity};
+use sfdiag::pki::{PkiError, Validity};
 use sfdiag::report;
 use sfdiag::tunnel::renewal;
 

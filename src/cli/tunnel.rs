@@ -2,7 +2,7 @@
 //! runtime, signals, and exit codes (CLI.md: connect/validate 0 ok, 1 a handshake failed,
 //! 2 usage or setup error).
 //!
-//! Files come from a lab PKI root (`--root`, read with `pki::PkiRoot`) or explicit
+//! Files come from a lab PKI root (`--root`, read with `pki::layout::PkiRoot`) or explicit
 //! `--ca/--cert/--key`; `--at` puts the side on a lab clock.
 
 use std::fs::OpenOptions;
@@ -17,15 +17,15 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use time::OffsetDateTime;
 
-use sfdiag::pki::layout::FMC_DIR;
-use sfdiag::pki::{PkiRoot, TlsVersion};
-use sfdiag::tunnel::client::Backoff;
+use sfdiag::pki::conf::TlsVersion;
+use sfdiag::pki::layout::{FMC_DIR, PkiRoot};
+use sfdiag::tunnel::client::{Backoff, Client, ClientSettings};
 use sfdiag::tunnel::config::KeyLogFile;
+use sfdiag::tunnel::control::ControlClient;
+use sfdiag::tunnel::fleet::FleetSettings;
+use sfdiag::tunnel::server::{Server, ServerSettings, Timeouts};
 use sfdiag::tunnel::validate::{self, Device};
-use sfdiag::tunnel::{
-    self, Client, ClientSettings, Clock, ControlClient, FleetSettings, Server, ServerSettings,
-    SfLog, Timeouts, TlsFiles, TunnelError,
-};
+use sfdiag::tunnel::{self, Clock, SfLog, TlsFiles, TunnelError};
 
 use super::time_arg::parse_time;
 
@@ -202,7 +202,7 @@ fn load_root_as(root: &Path, fmc: Option<&str>) -> anyhow::Result<PkiRoot> {
     })
 }
 
-fn to_files(p: sfdiag::pki::PeerFiles) -> TlsFiles {
+fn to_files(p: sfdiag::pki::layout::PeerFiles) -> TlsFiles {
     TlsFiles {
         ca: p.ca,
         cert: p.cert,
@@ -259,7 +259,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
                 to_files(r.fmc_files()),
                 r.fmc.name.clone(),
                 Some(a.control.clone().unwrap_or_else(|| control_socket(&r))),
-                Some(tunnel::KnownPeer::of_root(&r)),
+                Some(tunnel::server::KnownPeer::of_root(&r)),
                 // The acting FMC's own sftunnel.conf (an HA secondary's with --fmc).
                 tls_version(a.side.tls_version, Some((&r, r.layout.fmc_name())))?,
                 devices,

@@ -28,7 +28,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::tunnel::PeerStatus;
+use crate::tunnel::status::PeerStatus;
 
 pub use out::Out;
 
@@ -134,7 +134,7 @@ pub struct LabOptions {
     pub keylog: Option<PathBuf>,
     /// The TLS version every appliance runs (`proxy_tls_version`); the story's own when
     /// `None` (TLS 1.2, and 1.3 for `upgrade-76`).
-    pub tls_version: Option<crate::pki::TlsVersion>,
+    pub tls_version: Option<crate::pki::conf::TlsVersion>,
 }
 
 /// One step of a story and the status table that closed it.

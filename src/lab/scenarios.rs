@@ -12,10 +12,11 @@ use super::out::Out;
 use super::world::{self, Dialing, World, lab_time};
 use super::{LabError, LabOptions, LabReport, Scenario};
 use crate::analysis::{self, Finding, Options};
+use crate::pki::conf::TlsVersion;
 use crate::pki::expiry::Status;
-use crate::pki::{DeviceSpec, InitOptions, TlsVersion, Uuid, Validity};
+use crate::pki::{DeviceSpec, InitOptions, Uuid, Validity};
 use crate::report::{self, Format};
-use crate::tunnel::HandshakeFailure;
+use crate::tunnel::failure::HandshakeFailure;
 
 const FMC_UUID: &str = "cdb123c8-4347-11ef-aca1-f3aa241412a1";
 const FTD_UUIDS: [&str; 3] = [

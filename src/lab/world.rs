@@ -24,22 +24,24 @@ use tokio::sync::{broadcast, watch};
 
 use super::out::Out;
 use super::{LabError, StepReport};
+use crate::pki::conf::TlsVersion;
 use crate::pki::copy::{self, CopyReport, LocalTransport};
 use crate::pki::expiry::{self, Status, Thresholds};
+use crate::pki::layout::{PeerFiles, PkiRoot};
 use crate::pki::renew::{self, RenewOptions};
 use crate::pki::roles::RoleNamer;
-use crate::pki::{InitOptions, PeerFiles, PkiRoot, Validity};
+use crate::pki::{InitOptions, Validity};
 use crate::recorder::Recorder;
 use crate::sftunnel::{Channel, rfc3339, whole_seconds};
 use crate::tunnel::client::Backoff;
-use crate::tunnel::config::{KeyLogFile, TlsVersion};
+use crate::tunnel::client::{Client, ClientHandle, ClientSettings, ClientState};
+use crate::tunnel::config::KeyLogFile;
+use crate::tunnel::failure::HandshakeFailure;
 use crate::tunnel::renewal::{self, RenewRun};
+use crate::tunnel::server::{KnownPeer, Server, ServerEvent, ServerSettings, Timeouts};
 use crate::tunnel::status::PeerStatus;
 use crate::tunnel::validate::{self, Verdict};
-use crate::tunnel::{
-    Client, ClientHandle, ClientSettings, ClientState, Clock, DialTarget, HandshakeFailure,
-    KnownPeer, Server, ServerEvent, ServerSettings, SfLog, Timeouts, TlsFiles,
-};
+use crate::tunnel::{Clock, DialTarget, SfLog, TlsFiles};
 
 /// What a run sets for whatever story it plays (see the module doc).
 #[derive(Clone, Debug, Default)]

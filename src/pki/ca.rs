@@ -15,7 +15,8 @@ use time::{OffsetDateTime, Time, UtcOffset};
 use yasna::DERWriter;
 use yasna::models::{GeneralizedTime, ObjectIdentifier, UTCTime};
 
-use super::{Dn, PkiError, Uuid, first_cert};
+use super::names::Dn;
+use super::{PkiError, Uuid, first_cert};
 
 /// sha256WithRSAEncryption (RFC 4055).
 const SHA256_WITH_RSA: &[u64] = &[1, 2, 840, 113549, 1, 1, 11];

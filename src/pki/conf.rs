@@ -9,7 +9,8 @@
 use std::net::IpAddr;
 use std::path::Path;
 
-use super::{Identity, PkiError, Role, Uuid};
+use super::layout::Identity;
+use super::{PkiError, Role, Uuid};
 
 /// The TLS version sftunnel is pinned to before 7.6 (`proxy_tls_version`'s default).
 pub const TLS_VERSION: &str = "TLSv1.2";

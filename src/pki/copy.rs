@@ -33,8 +33,9 @@ use time::OffsetDateTime;
 
 use super::conf::{self, SftunnelConf};
 use super::fsio::{self, Faults, KEY_DIR_MODE, KEY_MODE, Recovery, RootLock, Transaction};
+use super::layout::Identity;
 use super::layout::{CACERT_FILE, CERT_FILE, DEVICE_JOURNAL, KEY_FILE, rel};
-use super::{Identity, PkiError, Role};
+use super::{PkiError, Role};
 
 /// One line of `devices.csv`.
 #[derive(Clone, PartialEq, Eq)]
@@ -152,7 +153,7 @@ pub trait Transport {
 
 /// A restart hook: given an appliance's name, restarts its emulated sftunnel if it runs in
 /// this process and says whether it did (the lab wires its device clients here).
-pub type RestartHook = Box<dyn FnMut(&str) -> bool + Send>;
+pub(super) type RestartHook = Box<dyn FnMut(&str) -> bool + Send>;
 
 /// Appliances as folders of a lab root (`ROOT/fmc`, `ROOT/<name>`), found by the name or IP
 /// in their `etc/sf/ims.conf`. Credentials are not needed and not checked.
@@ -582,7 +583,7 @@ pub fn copy(
 }
 
 /// The FMC of a lab root as a copy source.
-pub fn local_fmc_entry(root: &super::PkiRoot) -> DeviceEntry {
+pub fn local_fmc_entry(root: &super::layout::PkiRoot) -> DeviceEntry {
     DeviceEntry::for_identity(&root.fmc)
 }
 

@@ -63,7 +63,7 @@ pub const DIR_MODE: u32 = 0o755;
 pub const PRIVATE_MODE: u32 = 0o600;
 
 /// The journal of a change in progress, in a root.
-pub const JOURNAL_FILE: &str = ".sfdiag-journal";
+pub(super) const JOURNAL_FILE: &str = ".sfdiag-journal";
 /// Prefix of staging folders.
 const STAGING_PREFIX: &str = ".sfdiag-stage-";
 /// Prefix of `write_atomic`'s temporary files.
@@ -163,7 +163,7 @@ fn next_backup(path: &Path, taken: &[PathBuf]) -> PathBuf {
 
 /// The file name a backup name was made from: `cacert.pem` for `cacert.pem.backup` and
 /// `cacert.pem.backup.3`; `None` for a name that is not a backup.
-pub fn backup_of(name: &str) -> Option<&str> {
+pub(super) fn backup_of(name: &str) -> Option<&str> {
     if let Some(stem) = name.strip_suffix(".backup") {
         return Some(stem);
     }
@@ -384,7 +384,7 @@ impl Step<'_> {
 }
 
 /// A hook called before every step; an error it returns becomes that step's error.
-pub type FaultHook = Arc<dyn Fn(&Step<'_>) -> io::Result<()> + Send + Sync>;
+pub(super) type FaultHook = Arc<dyn Fn(&Step<'_>) -> io::Result<()> + Send + Sync>;
 
 /// Fault injection for tests: nothing by default.
 #[derive(Clone, Default)]
@@ -424,7 +424,7 @@ impl Faults {
 
 /// Appends `text` to the file at `path` (created with exactly `mode` when missing), calling
 /// `faults` first. For logs that grow; everything else goes through a [`Transaction`].
-pub fn append(path: &Path, text: &[u8], mode: u32, faults: &Faults) -> Result<(), PkiError> {
+pub(super) fn append(path: &Path, text: &[u8], mode: u32, faults: &Faults) -> Result<(), PkiError> {
     faults
         .check(&Step::Write(path))
         .map_err(|e| PkiError::io("write", path, e))?;

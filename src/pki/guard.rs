@@ -2,7 +2,7 @@
 //! key there decides which peers the lab trusts. OpenSSH refuses group/world-writable key
 //! folders for the same reason.
 //!
-//! Owns only the permission check, run by [`super::PkiRoot::load`] before it reads anything
+//! Owns only the permission check, run by [`super::layout::PkiRoot::load`] before it reads anything
 //! and by renew and init before they take the root's lock. The root and everything under it
 //! (not its parents: `/tmp` itself is world-writable) must not be writable by others. A
 //! symbolic link is judged by where it leads, not by its own mode (always 0777): a link out of
@@ -20,7 +20,7 @@ const MAX_DEPTH: usize = 12;
 /// Errors with the first world-writable file or folder under `root` (the root included), or
 /// the first symbolic link that leads out of it. A root that does not exist passes: the
 /// loader reports what is missing.
-pub fn refuse_world_writable(root: &Path) -> Result<(), PkiError> {
+pub(super) fn refuse_world_writable(root: &Path) -> Result<(), PkiError> {
     let real = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
     check(root, &real, 0)
 }

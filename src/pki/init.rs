@@ -18,7 +18,8 @@ use super::fsio::{
 };
 use super::issue;
 use super::layout::{CACERT_FILE, CERT_FILE, FMC_DIR, KEY_FILE, rel};
-use super::{Identity, Layout, PkiError, PkiRoot, Role, Uuid, Validity};
+use super::layout::{Identity, Layout, PkiRoot};
+use super::{PkiError, Role, Uuid, Validity};
 
 /// A device to create: its name (folder name) and, optionally, a fixed UUID.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -73,7 +74,7 @@ pub fn init(opts: &InitOptions) -> Result<PkiRoot, PkiError> {
 }
 
 /// [`init`], calling `faults` before every file-system step of the change.
-pub fn init_with(opts: &InitOptions, faults: &Faults) -> Result<PkiRoot, PkiError> {
+pub(super) fn init_with(opts: &InitOptions, faults: &Faults) -> Result<PkiRoot, PkiError> {
     let fmc_uuid = match opts.fmc_uuid {
         Some(u) => u,
         None => Uuid::random()?,

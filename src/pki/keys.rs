@@ -11,10 +11,10 @@ use rcgen::{KeyPair, PKCS_RSA_SHA256, RsaKeySize};
 use super::PkiError;
 
 /// RSA sizes `pki init --key-bits` accepts (the appliance uses 2048).
-pub const KEY_BITS_SUPPORTED: [u32; 3] = [2048, 3072, 4096];
+pub(super) const KEY_BITS_SUPPORTED: [u32; 3] = [2048, 3072, 4096];
 
 /// A fresh RSA key pair for sha256WithRSAEncryption signatures.
-pub fn generate_rsa_key(bits: u32) -> Result<KeyPair, PkiError> {
+pub(super) fn generate_rsa_key(bits: u32) -> Result<KeyPair, PkiError> {
     let size = match bits {
         2048 => RsaKeySize::_2048,
         3072 => RsaKeySize::_3072,
@@ -33,7 +33,7 @@ pub fn generate_rsa_key(bits: u32) -> Result<KeyPair, PkiError> {
 }
 
 /// The private key as PKCS#8 PEM (LF line endings).
-pub fn key_to_pem(key: &KeyPair) -> String {
+pub(super) fn key_to_pem(key: &KeyPair) -> String {
     pem::encode_config(
         &pem::Pem::new("PRIVATE KEY", key.serialize_der()),
         pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),

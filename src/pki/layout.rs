@@ -57,9 +57,9 @@ pub mod rel {
 }
 
 /// File names inside a peer folder.
-pub const CACERT_FILE: &str = "cacert.pem";
+pub(super) const CACERT_FILE: &str = "cacert.pem";
 /// The sftunnel certificate's file name in a peer folder.
-pub const CERT_FILE: &str = "sftunnel-cert.pem";
+pub(super) const CERT_FILE: &str = "sftunnel-cert.pem";
 /// The sftunnel key's file name in a peer folder.
 pub const KEY_FILE: &str = "sftunnel-key.pem";
 /// The journal of a set of files being installed on a device (by a push or by `pki copy`),
@@ -380,7 +380,7 @@ impl PkiRoot {
 
     /// `proxy_tls_version` of the appliance in folder `appliance` (`fmc`, or a device's name):
     /// the TLS version its tunnel runs. A missing line is TLS 1.2, as before 7.6.
-    pub fn tls_version(&self, appliance: &str) -> Result<super::TlsVersion, PkiError> {
+    pub fn tls_version(&self, appliance: &str) -> Result<conf::TlsVersion, PkiError> {
         let path = self.layout.sftunnel_conf(appliance);
         let sft = conf::parse_sftunnel_conf(&read_text(&path)?, &path)?;
         sft.proxy.version().map_err(|reason| PkiError::Parse {

@@ -35,20 +35,18 @@ use time::OffsetDateTime;
 // messages and the appliance role.
 use crate::sftunnel::{Role, rfc3339};
 
+// One public path per item: a `pub mod` is the path to its items; the façade re-exports
+// only from private modules.
 pub use ca::{InternalCa, PeerProfile, Validity, read_next_serial, write_next_serial};
-pub use conf::TlsVersion;
-pub use guard::refuse_world_writable;
-pub use init::{DeviceSpec, InitOptions, init, init_with};
-pub use keys::{
-    KEY_BITS_SUPPORTED, PublicKeySummary, generate_rsa_key, key_to_pem, load_key, load_key_pem,
-    public_key_summary,
-};
-pub use layout::{Identity, Layout, Link, PeerFiles, PkiRoot};
-pub use names::Dn;
+pub use init::{DeviceSpec, InitOptions, init};
+pub use keys::{PublicKeySummary, load_key, load_key_pem, public_key_summary};
 pub use uuid::Uuid;
+// Helpers for pki's own modules only.
+use guard::refuse_world_writable;
+use keys::{generate_rsa_key, key_to_pem};
 
 /// The PEM encoding of one certificate (LF line endings, like OpenSSL writes).
-pub fn cert_to_pem(der: &[u8]) -> String {
+pub(crate) fn cert_to_pem(der: &[u8]) -> String {
     pem::encode_config(
         &pem::Pem::new("CERTIFICATE", der.to_vec()),
         pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),

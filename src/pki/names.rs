@@ -12,9 +12,9 @@ use yasna::models::ObjectIdentifier;
 use super::Uuid;
 
 /// The organisation every sftunnel name carries.
-pub const ORGANIZATION: &str = "Cisco Systems, Inc";
+pub(super) const ORGANIZATION: &str = "Cisco Systems, Inc";
 /// The organisational unit every sftunnel name carries.
-pub const ORGANIZATIONAL_UNIT: &str = "Intrusion Management System";
+pub(super) const ORGANIZATIONAL_UNIT: &str = "Intrusion Management System";
 
 /// The attribute types sftunnel names use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -27,11 +27,12 @@ use super::expiry::{self, Standing};
 use super::fsio::{self, DIR_MODE, Faults, KEY_MODE, PUBLIC_MODE, Recovery, RootLock, Transaction};
 use super::issue;
 use super::layout::{CACERT_FILE, CERT_FILE, KEY_FILE, rel};
-use super::{Identity, Layout, PkiError, PkiRoot, Uuid, Validity, rfc3339};
+use super::layout::{Identity, Layout, PkiRoot};
+use super::{PkiError, Uuid, Validity, rfc3339};
 
 /// Where the appliance says a critical operation (deployment, backup, upgrade) is running,
 /// relative to the FMC's folder. Its first line names the operation.
-pub const CRITICAL_LOCK: &str = "var/tmp/critical_operation.lock";
+pub(super) const CRITICAL_LOCK: &str = "var/tmp/critical_operation.lock";
 /// The renewal's own log on the FMC, relative to the FMC's folder.
 pub const GENERATION_LOG: &str = "var/log/sf/sfca_generation.log";
 
@@ -45,7 +46,7 @@ pub struct CriticalOperation {
 }
 
 /// The lock file's verdict: `Some` while a critical operation runs on the FMC.
-pub fn critical_operation(layout: &Layout) -> Result<Option<CriticalOperation>, PkiError> {
+pub(super) fn critical_operation(layout: &Layout) -> Result<Option<CriticalOperation>, PkiError> {
     let path = layout.fmc_dir().join(CRITICAL_LOCK);
     match std::fs::read(&path) {
         Ok(bytes) => {
@@ -464,7 +465,7 @@ fn recovery_line(r: &Recovery) -> Option<String> {
 
 /// Appends `lines` to `sfca_generation.log`, each stamped with `at`; on failure, says what
 /// could not be written.
-pub fn append_log(
+pub(super) fn append_log(
     layout: &Layout,
     at: OffsetDateTime,
     lines: &[String],
@@ -494,7 +495,7 @@ pub fn append_log(
 /// The `FAILED_PUSH` lines for the peers whose push failed, as the appliance writes them: one
 /// per file in [`BUNDLE_ORDER`],
 /// `FTD_UUID FTD_NAME FTD_IP SOURCE_PATH_ON_FMC DESTINATION_PATH_ON_FTD`.
-pub fn failed_push_lines(renewal: &Renewal, outcomes: &[PushOutcome]) -> Vec<String> {
+pub(super) fn failed_push_lines(renewal: &Renewal, outcomes: &[PushOutcome]) -> Vec<String> {
     let mut lines = Vec::new();
     for p in not_pushed(renewal, outcomes) {
         for f in &p.files {

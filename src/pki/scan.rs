@@ -44,7 +44,7 @@ pub fn has_extension(name: &str, extensions: &[&str]) -> bool {
 }
 
 /// True for a name the walk would pick.
-pub fn is_candidate(name: &str) -> bool {
+pub(super) fn is_candidate(name: &str) -> bool {
     !is_ours(name) && !is_backup(name) && has_extension(name, &CERT_EXTENSIONS)
 }
 

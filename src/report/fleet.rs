@@ -4,7 +4,7 @@
 
 use std::io::{self, Write};
 
-use crate::tunnel::FleetReport;
+use crate::tunnel::fleet::FleetReport;
 
 /// Writes `r` as lines of text.
 pub fn render(w: &mut impl Write, r: &FleetReport) -> io::Result<()> {

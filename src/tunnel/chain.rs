@@ -20,11 +20,12 @@ pub struct PeerCert {
     pub subject: String,
     /// The subject's `title` (the FMC's or device's UUID in sftunnel certificates).
     pub title: Option<String>,
+    /// The certificate's notAfter.
     pub not_after: OffsetDateTime,
 }
 
 /// Reads the facts of one certificate; `None` if it does not parse that far.
-pub fn peer_cert(der: &[u8]) -> Option<PeerCert> {
+pub(super) fn peer_cert(der: &[u8]) -> Option<PeerCert> {
     facts(&cert::parse(der))
 }
 
@@ -40,7 +41,7 @@ pub(crate) fn facts(c: &CertInfo) -> Option<PeerCert> {
 /// Judges `ee` + `intermediates` (as sent by the `peer` end: the server's when a device
 /// judges the FMC) against `anchors` at `at`: the accepted peer's facts (parsed once, here),
 /// or the judge's verdict on the first error, where OpenSSL stops.
-pub fn judge_chain(
+pub(super) fn judge_chain(
     ee: &CertificateDer<'_>,
     intermediates: &[CertificateDer<'_>],
     anchors: &[CertInfo],
@@ -60,7 +61,7 @@ pub fn judge_chain(
 
 /// The DER of a certificate's subject name (for the CA names a server sends in its
 /// CertificateRequest).
-pub fn subject_der(c: &CertInfo) -> Option<Vec<u8>> {
+pub(super) fn subject_der(c: &CertInfo) -> Option<Vec<u8>> {
     c.subject.as_ref().map(|n| n.der().to_vec())
 }
 
@@ -68,7 +69,7 @@ pub fn subject_der(c: &CertInfo) -> Option<Vec<u8>> {
 /// (sftunnel does not set `SSL_MODE_NO_AUTO_CHAIN`): the certificate file's contents, then
 /// the trust anchor that issued the last of them, unless it is already there. So the
 /// InternalCA travels in the handshake as it does from the appliance.
-pub fn complete_chain(
+pub(super) fn complete_chain(
     chain: &[CertificateDer<'static>],
     anchors: &[CertificateDer<'static>],
 ) -> Vec<CertificateDer<'static>> {

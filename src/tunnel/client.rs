@@ -36,12 +36,15 @@ use crate::sftunnel::escape;
 use crate::sftunnel::{Channel, Component, Level, Role, TlsSide};
 
 /// A device's TLS stream to the FMC.
-pub type Stream = TlsStream<Heard<Tapped<TcpStream>>>;
+pub(super) type Stream = TlsStream<Heard<Tapped<TcpStream>>>;
 
 /// Retry delays of [`Client::run`]: `initial`, doubled after each failure up to `max`.
 #[derive(Clone, Copy, Debug)]
 pub struct Backoff {
+    /// The first delay, and the delay again after a session that was up ends (1 s by
+    /// default).
     pub initial: Duration,
+    /// The longest delay (60 s by default).
     pub max: Duration,
 }
 
@@ -62,10 +65,15 @@ pub struct ClientSettings {
     pub files: TlsFiles,
     /// The device name sent in HELLO.
     pub name: String,
+    /// The time certificates are judged at and heartbeats carry.
     pub clock: Clock,
+    /// Where the device's log lines go; the client sets its role to device.
     pub log: SfLog,
+    /// Where the TLS secrets of every session are written (`--keylog`); `None`: nowhere.
     pub keylog: Option<Arc<dyn KeyLog>>,
+    /// The deadlines of connect, handshake, HELLO and heartbeats.
     pub timeouts: Timeouts,
+    /// The delays between failed attempts.
     pub backoff: Backoff,
 }
 
@@ -73,22 +81,27 @@ pub struct ClientSettings {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ClientState {
+    /// An attempt is under way (the state a client starts in).
     Connecting,
     /// Tunnel up (HELLO exchanged) with the FMC named `fmc`.
     Connected {
+        /// The name the FMC's HELLO gave (escaped).
         fmc: String,
     },
     /// The last attempt failed; retrying after the backoff.
     Failed(HandshakeFailure),
+    /// The client was stopped and its control channel's loop has ended.
     Stopped,
 }
 
 /// What `--once` saw.
 #[derive(Clone, Debug)]
 pub struct OnceReport {
+    /// The handshake's facts (suite, version, the FMC's certificate).
     pub established: Established,
-    /// The sfdiag FMC's name and UUID from its HELLO (empty when [`Self::not_sfdiag`]).
+    /// The sfdiag FMC's name from its HELLO, escaped (empty when [`Self::not_sfdiag`]).
     pub fmc_name: String,
+    /// Its UUID from the same HELLO, escaped (empty when [`Self::not_sfdiag`]).
     pub fmc_uuid: String,
     /// Time from HEARTBEAT to its ACK (zero when [`Self::not_sfdiag`]).
     pub heartbeat_rtt: Duration,
@@ -130,7 +143,7 @@ pub struct Client {
 
 /// `ADDR[:PORT]` with sftunnel's port when none is given: `fmc.lab`, `10.0.0.1`, `::1` and
 /// `[::1]` get `:8305`.
-pub fn with_default_port(addr: &str) -> String {
+pub(super) fn with_default_port(addr: &str) -> String {
     let port = crate::pki::conf::SFTUNNEL_PORT;
     if let Some(inner) = addr.strip_prefix('[') {
         return match inner.split_once(']') {

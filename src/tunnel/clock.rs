@@ -69,7 +69,7 @@ impl TimeProvider for Clock {
 }
 
 /// `t` as rustls' `UnixTime`; `None` before 1970 (rustls then fails the handshake).
-pub fn unix_time(t: OffsetDateTime) -> Option<UnixTime> {
+pub(super) fn unix_time(t: OffsetDateTime) -> Option<UnixTime> {
     let secs = u64::try_from(t.unix_timestamp()).ok()?;
     Some(UnixTime::since_unix_epoch(std::time::Duration::from_secs(
         secs,
@@ -77,7 +77,7 @@ pub fn unix_time(t: OffsetDateTime) -> Option<UnixTime> {
 }
 
 /// rustls' `UnixTime` as a UTC date.
-pub fn from_unix_time(t: UnixTime) -> OffsetDateTime {
+pub(super) fn from_unix_time(t: UnixTime) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(t.as_secs().min(i64::MAX as u64) as i64)
         .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }

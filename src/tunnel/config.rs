@@ -39,12 +39,13 @@ use super::material::Identity;
 use super::verify::{self, PeerVerifier};
 use crate::sftunnel::TlsSide;
 
-pub use crate::pki::TlsVersion;
+// The version knob is `pki::conf`'s (its one public path); tunnel's modules name it from here.
+pub(super) use crate::pki::conf::TlsVersion;
 
 /// aws-lc-rs limited to the suites sftunnel negotiates. TLS 1.2: ECDHE-RSA and ECDHE-ECDSA
 /// with AES-256-GCM first, then AES-128-GCM (an ECDSA InternalCA or peer key is OpenSSL's to
 /// load, so ours too). TLS 1.3: OpenSSL's default list, in its order.
-pub fn provider() -> Arc<CryptoProvider> {
+pub(super) fn provider() -> Arc<CryptoProvider> {
     let mut p = aws_lc_rs::default_provider();
     p.cipher_suites = vec![
         cipher_suite::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
@@ -255,7 +256,7 @@ mod tests {
             tls_version: Default::default(),
         })
         .unwrap();
-        let load = |f: pki::PeerFiles| {
+        let load = |f: pki::layout::PeerFiles| {
             Identity::load(&TlsFiles {
                 ca: f.ca,
                 cert: f.cert,

@@ -57,7 +57,7 @@ pub const MAX_REQUEST: usize = 4 * super::proto::MAX_FRAME + 64 * 1024;
 
 /// A file in a push request, hex-encoded so JSON carries any bytes.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct WireFile {
+pub(super) struct WireFile {
     pub name: String,
     pub mode: u32,
     pub data_hex: String,
@@ -67,7 +67,7 @@ pub struct WireFile {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 #[non_exhaustive]
-pub enum Request {
+pub(super) enum Request {
     Status,
     Push {
         peer: String,
@@ -104,15 +104,22 @@ pub enum ErrorKind {
 /// The answer to one request.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Response {
+    /// Whether the request was carried out; when not, `kind` and `error` say why.
     pub ok: bool,
+    /// Why it was refused (`None` when `ok`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<ErrorKind>,
+    /// The refusal in words (`None` when `ok`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The server's facts, in the answer to `status` only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server: Option<ServerInfo>,
+    /// The server's rows ([`ServerHandle::peers_seen`]: connected peers, those that left,
+    /// devices dialed and never reached), in the answer to `status` only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peers: Option<Vec<PeerStatus>>,
+    /// The device's acknowledgement, in the answer to a `push` that got one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ack: Option<PushAck>,
 }

@@ -20,14 +20,15 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, broadcast};
 
+use super::TunnelError;
 use super::client::Backoff;
 use super::config;
+use super::failure::HandshakeFailure;
 use super::framed::Framed;
 use super::handshake;
 use super::log::ThreadLog;
 use super::material::Identity;
 use super::server::{Conn, Refused, Server, ServerEvent, ServerHandle};
-use super::{HandshakeFailure, TunnelError};
 use crate::recorder::Tapped;
 use crate::sftunnel::{Channel, TlsSide, escape};
 

@@ -38,14 +38,27 @@ use crate::tls::AlertDescription;
 #[non_exhaustive]
 pub enum HandshakeFailure {
     /// TCP connect failed (refused, unreachable, ...).
-    Connect { addr: String, reason: String },
+    Connect {
+        /// The address dialed.
+        addr: String,
+        /// The system's error.
+        reason: String,
+    },
     /// A phase did not finish in time.
-    Timeout { phase: &'static str, secs: u64 },
+    Timeout {
+        /// The phase: `connect`, `handshake`, `hello` (or `server verdict`, in validation).
+        phase: &'static str,
+        /// The deadline that passed, in whole seconds.
+        secs: u64,
+    },
     /// We rejected the peer's certificate chain: the judge's verdict on it (we sent its
     /// `alert()`).
     Rejected(Box<Verdict>),
     /// The peer rejected us with this alert.
-    AlertReceived { alert: AlertDescription },
+    AlertReceived {
+        /// The alert's code.
+        alert: AlertDescription,
+    },
     /// The peer sent no certificate.
     NoPeerCertificate,
     /// The peer closed the connection during the handshake.
@@ -53,7 +66,10 @@ pub enum HandshakeFailure {
     /// A certificate the CA signed, but not for a peer of this FMC's root (its UUID, when it
     /// names one, and its subject, both escaped). Refused after the handshake, before HELLO.
     NotAPeer {
+        /// The certificate's `title`; `None` when it has none.
         uuid: Option<String>,
+        /// The certificate's subject (`X509_NAME_oneline`); `None` when its facts could not
+        /// be read.
         subject: Option<String>,
     },
     /// Any other TLS or socket error.
@@ -199,8 +215,12 @@ impl std::error::Error for HandshakeFailure {}
 /// which appliance it is, and which OpenSSL it links (the strings and codes of its lines).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Words {
+    /// Which end of the TLS connection (by default the FMC's is the server, a device's the
+    /// client).
     pub side: TlsSide,
+    /// The appliance whose log it is (its `SfLog`'s role).
     pub role: Role,
+    /// The OpenSSL it links (`--openssl`).
     pub openssl: OpenSsl,
     /// The peer dialed or accepted, when known (the FMC's dialing block names it).
     pub peer: Option<SocketAddr>,
@@ -291,7 +311,7 @@ pub fn openssl_error(e: OpenSslError, w: &Words) -> String {
 
 /// The verify callback's block for a rejected certificate (`-Error with certificate at depth
 /// 1`, `issuer = `, `subject = `, `err 10:certificate has expired`), in the verdict's words.
-pub fn verify_block(v: &Verdict) -> Vec<String> {
+pub(super) fn verify_block(v: &Verdict) -> Vec<String> {
     vec![
         format!("-Error with certificate at depth {}", v.depth.unwrap_or(0)),
         format!("issuer = {}", v.issuer_oneline.as_deref().unwrap_or("")),
@@ -303,7 +323,7 @@ pub fn verify_block(v: &Verdict) -> Vec<String> {
 /// OpenSSL's error reason for a received alert (`sslv3 alert certificate expired`), as
 /// `s_client`/`s_server` print it (the same in 1.0.2, 1.1.1 and 3.x). (The registry names
 /// themselves, `certificate_expired`, are `tls::AlertDescription`'s, shared with the analyzer.)
-pub fn openssl_alert_reason(alert: AlertDescription) -> String {
+pub(super) fn openssl_alert_reason(alert: AlertDescription) -> String {
     let s = match alert.0 {
         10 => "sslv3 alert unexpected message",
         20 => "sslv3 alert bad record mac",

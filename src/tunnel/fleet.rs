@@ -24,7 +24,9 @@ use super::log::ThreadLog;
 /// `--count N --concurrency C [--hold SECONDS]`.
 #[derive(Clone, Copy, Debug)]
 pub struct FleetSettings {
+    /// How many first handshakes to make (`--count`).
     pub count: usize,
+    /// How many workers make them at once (`--concurrency`; 0 counts as 1).
     pub concurrency: usize,
     /// Keep each tunnel up (HELLO + heartbeats) this long instead of closing after the handshake;
     /// a tunnel the FMC drops meanwhile reconnects as a device would (see [`fleet`]).
@@ -34,9 +36,11 @@ pub struct FleetSettings {
 /// What a fleet run counted.
 #[derive(Clone, Debug, Default)]
 pub struct FleetReport {
+    /// First handshakes tried (the settings' `count`).
     pub attempted: usize,
+    /// First handshakes that completed.
     pub ok: usize,
-    /// Failures by [`HandshakeFailure::reason`](super::HandshakeFailure::reason).
+    /// Failures by [`HandshakeFailure::reason`](super::failure::HandshakeFailure::reason).
     pub failures: BTreeMap<String, usize>,
     /// From the first connect to the last handshake's end (holding time not included).
     pub elapsed: Duration,
@@ -54,6 +58,7 @@ pub struct FleetReport {
 }
 
 impl FleetReport {
+    /// Completed first handshakes per second of `elapsed`.
     pub fn handshakes_per_sec(&self) -> f64 {
         self.ok as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }

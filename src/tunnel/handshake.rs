@@ -230,6 +230,7 @@ impl<S: std::fmt::Debug> std::fmt::Debug for Heard<S> {
 pub struct LastHeard(Arc<std::sync::Mutex<Instant>>);
 
 impl LastHeard {
+    /// When a read last returned bytes (or when the stream was wrapped).
     pub fn get(&self) -> Instant {
         *crate::sync::lock(&self.0)
     }
@@ -243,6 +244,7 @@ impl LastHeard {
 }
 
 impl<S> Heard<S> {
+    /// Wraps `inner`, counting it heard now; it refuses nothing.
     pub fn new(inner: S) -> Self {
         Self {
             inner,
@@ -272,6 +274,7 @@ impl<S> Heard<S> {
         self.last.clone()
     }
 
+    /// The wrapped stream.
     pub fn get_ref(&self) -> &S {
         &self.inner
     }
@@ -369,6 +372,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Heard<S> {
 pub struct Slots(Arc<Semaphore>);
 
 impl Slots {
+    /// `n` slots, all free.
     pub fn new(n: usize) -> Self {
         Self(Arc::new(Semaphore::new(n)))
     }
@@ -493,7 +497,7 @@ async fn within<F: Future + Unpin>(
 /// The FMC side of a handshake, on a TCP stream (possibly wrapped by the `--pcap` recorder)
 /// accepted at `accepted`: worked on in `slots`, the device is dropped after `silence` without
 /// a byte from it, and at `accepted` + [`WHOLE`] × `silence` whatever it does.
-pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
+pub(super) async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
     config: Arc<ServerConfig>,
     tcp: S,
     silence: Duration,
@@ -566,7 +570,7 @@ async fn linger<S: AsyncRead + AsyncWrite + Unpin>(mut tcp: S) {
 }
 
 /// How long a failed handshake's socket lingers for the peer's last flight.
-pub const LINGER: Duration = Duration::from_millis(500);
+pub(super) const LINGER: Duration = Duration::from_millis(500);
 
 /// The device side of a handshake with the FMC at `ip`, on a TCP stream (possibly wrapped by
 /// the `--pcap` recorder); the FMC is given up on after `silence` without a byte from it.

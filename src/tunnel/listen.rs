@@ -90,12 +90,12 @@ impl Accepted {
         tcp: TcpStream,
         addr: SocketAddr,
         tl: &ThreadLog,
-    ) -> Result<(), super::HandshakeFailure> {
+    ) -> Result<(), super::failure::HandshakeFailure> {
         let me = &*self.me;
         let s = me.settings();
-        let (cfg, id) = me
-            .load_accepting()
-            .map_err(|e| super::HandshakeFailure::Tls(format!("cannot load certificates: {e}")))?;
+        let (cfg, id) = me.load_accepting().map_err(|e| {
+            super::failure::HandshakeFailure::Tls(format!("cannot load certificates: {e}"))
+        })?;
         let _ = tcp.set_nodelay(true);
         let tcp = match (me.recorder(), tcp.local_addr()) {
             (Some(r), Ok(local)) => r.tap(tcp, addr, local, TlsSide::Server),

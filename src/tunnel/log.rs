@@ -257,6 +257,7 @@ impl ThreadLog {
         }
     }
 
+    /// The thread id its lines carry (`[tid]`).
     pub fn tid(&self) -> u32 {
         self.tid
     }
@@ -264,6 +265,7 @@ impl ThreadLog {
     pub fn is_quiet(&self) -> bool {
         self.log.is_discard()
     }
+    /// Writes one line ([`SfLog::log`]).
     pub fn log(&self, component: Component, level: Level, text: &str) {
         self.log.log(self.tid, component, level, text);
     }
@@ -271,12 +273,15 @@ impl ThreadLog {
     pub fn log_block(&self, component: Component, lines: &[(Level, &str)]) {
         self.log.log_block(self.tid, component, lines);
     }
+    /// One `sftunnel:sf_ssl` line at `INFO`.
     pub fn info(&self, text: &str) {
         self.log(Component::SfSsl, Level::Info, text);
     }
+    /// One `sftunnel:sf_ssl` line at `WARN`.
     pub fn warn(&self, text: &str) {
         self.log(Component::SfSsl, Level::Warn, text);
     }
+    /// One `sftunnel:sf_ssl` line at `ERROR`.
     pub fn error(&self, text: &str) {
         self.log(Component::SfSsl, Level::Error, text);
     }

@@ -30,8 +30,11 @@ use crate::cert::{self, CertInfo, KeyKind};
 /// The three files of one side: `cacert.pem`, `sftunnel-cert.pem`, `sftunnel-key.pem`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TlsFiles {
+    /// The CA bundle this side trusts (`cacert.pem`).
     pub ca: PathBuf,
+    /// This side's certificate, then any intermediates (`sftunnel-cert.pem`).
     pub cert: PathBuf,
+    /// This side's private key (`sftunnel-key.pem`).
     pub key: PathBuf,
 }
 
@@ -42,6 +45,7 @@ pub struct Identity {
     pub anchors: Vec<CertificateDer<'static>>,
     /// This side's certificate first, then any intermediates.
     pub chain: Vec<CertificateDer<'static>>,
+    /// This side's private key, as read from its file.
     pub key: PrivateKeyDer<'static>,
     /// `key`, loaded by the crypto provider (checked to sign, and to match `chain[0]`).
     pub(crate) signer: Arc<dyn SigningKey>,

@@ -21,7 +21,7 @@ use super::failure::HandshakeFailure;
 /// The lines the 7.6 FMC adds after refusing the certificate of the device at `peer` (its
 /// address: a refused certificate names no one the FMC can trust). Empty for failures that
 /// are not a refused certificate.
-pub fn fmc_lines(f: &HandshakeFailure, peer: &str) -> Vec<String> {
+pub(super) fn fmc_lines(f: &HandshakeFailure, peer: &str) -> Vec<String> {
     if !matches!(f, HandshakeFailure::Rejected(_)) {
         return Vec::new();
     }

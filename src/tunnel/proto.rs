@@ -36,21 +36,26 @@ use thiserror::Error;
 use crate::sftunnel::{Channel, Role};
 
 /// The largest frame either side accepts (a push of three PEM files is a few KiB).
-pub const MAX_FRAME: usize = 1 << 20;
+pub(super) const MAX_FRAME: usize = 1 << 20;
 
 /// One file of a PUSH: a bare file name (no directories) and its bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PushFile {
+    /// The file's name; a device installs only `cacert.pem`, `sftunnel-cert.pem` and
+    /// `sftunnel-key.pem`.
     pub name: String,
     /// Unix permission bits the receiver should give the file (0o600 for keys).
     pub mode: u32,
+    /// The file's contents.
     pub data: Vec<u8>,
 }
 
 /// The peer's answer to a PUSH.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PushAck {
+    /// Whether the device installed every file.
     pub ok: bool,
+    /// The device's words: `installed N file(s)`, or why it refused the push.
     pub message: String,
 }
 
@@ -58,37 +63,57 @@ pub struct PushAck {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Message {
+    /// Who the sender is; the device's opens a session, the FMC's answers it.
     Hello {
+        /// The sender's role.
         role: Role,
+        /// The sender's UUID, its certificate's `title` (empty when that has none).
         uuid: String,
+        /// The sender's name (a device's name, the FMC's hostname).
         name: String,
+        /// The sender's software (`sfdiag` and its version).
         version: String,
         /// Which of the peer's channels this connection is.
         channel: Channel,
     },
+    /// The device is alive (sent every heartbeat interval).
     Heartbeat {
+        /// Counts the session's heartbeats from 1.
         seq: u64,
+        /// The sender's clock, in milliseconds since the Unix epoch.
         unix_ms: i64,
     },
+    /// The FMC's answer to a [`Message::Heartbeat`].
     HeartbeatAck {
+        /// The `seq` it answers.
         seq: u64,
+        /// The FMC's clock, in milliseconds since the Unix epoch.
         unix_ms: i64,
     },
+    /// Files the FMC pushes to the device.
     Push {
+        /// The push's number, counted from 1 by the FMC server across its peers.
         id: u32,
+        /// The files, in order.
         files: Vec<PushFile>,
     },
+    /// The device's answer to a [`Message::Push`].
     PushAck {
+        /// The `id` of the push it answers.
         id: u32,
+        /// The answer.
         ack: PushAck,
     },
     /// The FMC does not admit this device (why, in the FMC's words).
     Refused {
+        /// The FMC's words.
         reason: String,
     },
     /// A frame type this version does not know; kept so the caller can log it.
     Unknown {
+        /// Its type byte.
         kind: u8,
+        /// Its body's length in bytes (the frame's length less the type byte).
         len: usize,
     },
 }
@@ -113,12 +138,23 @@ impl Message {
 #[derive(Debug, Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ProtoError {
+    /// A length prefix over the frame limit (1 MiB), refused before reading the frame.
     #[error("frame of {len} bytes is larger than {MAX_FRAME}")]
-    TooLarge { len: usize },
+    TooLarge {
+        /// The length the prefix gives.
+        len: usize,
+    },
+    /// A length prefix of 0: a frame without even its type byte.
     #[error("empty frame")]
     Empty,
+    /// A known frame type whose body does not parse.
     #[error("malformed {kind} frame: {reason}")]
-    Malformed { kind: &'static str, reason: String },
+    Malformed {
+        /// The frame type's name (`HELLO`, `PUSH`, ...).
+        kind: &'static str,
+        /// What does not parse (a short field, an unknown role or channel, trailing bytes).
+        reason: String,
+    },
 }
 
 const HELLO: u8 = 1;
@@ -195,7 +231,7 @@ pub fn encode(msg: &Message) -> Vec<u8> {
 /// The length field of the PUSH frame that would carry `files` (type + body, as `decode`
 /// compares with [`MAX_FRAME`]), counted without encoding: a sender checks it first, because a
 /// peer drops the whole tunnel on a frame over the limit.
-pub fn push_frame_len(files: &[PushFile]) -> usize {
+pub(super) fn push_frame_len(files: &[PushFile]) -> usize {
     // type, id, file count; per file: name length + name (cut as put_str cuts it), mode, data
     // length + data.
     1 + 4

@@ -50,6 +50,7 @@ impl ServerSide {
 /// The result of [`deliver`].
 #[derive(Clone, Debug)]
 pub struct Delivery {
+    /// Whether the server was there and took the new files.
     pub server: ServerSide,
     /// One per bundle, in order.
     pub outcomes: Vec<PushOutcome>,
@@ -122,8 +123,11 @@ pub async fn deliver(socket: &Path, bundles: &[PeerBundle]) -> Delivery {
 /// What [`renew_and_push`] did.
 #[derive(Debug)]
 pub struct RenewRun {
+    /// The new generation, unlocked.
     pub renewal: Renewal,
+    /// How its bundles reached the server and the peers.
     pub delivery: Delivery,
+    /// What [`renew::record_push`] wrote of the pushes (`FAILED_PUSH`, the log).
     pub record: PushRecord,
 }
 

@@ -17,7 +17,7 @@
 //! A peer has two channels (control and events), each its own connection and registry entry;
 //! [`ServerHandle::peers`] shows one row per peer with its channels, pushes go over control,
 //! and a peer is down when its last channel is. Connections the FMC dials itself
-//! ([`super::dial`]) go through the same admission, HELLO and session steps.
+//! ([`Server::dial`]) go through the same admission, HELLO and session steps.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -44,7 +44,7 @@ use super::log::{SfLog, ThreadLog};
 use super::material::{Identity, TlsFiles};
 use super::proto::{Message, PushAck, PushFile};
 use super::status::{ChannelStatus, PeerStatus, ServerInfo, wire_time};
-use crate::pki::PkiRoot;
+use crate::pki::layout::PkiRoot;
 use crate::recorder::{Recorder, Tapped};
 use crate::sftunnel::escape;
 use crate::sftunnel::{Channel, Component, Level, Role, TlsSide};
@@ -110,11 +110,15 @@ pub struct ServerSettings {
     /// --key`): any certificate the CA signed is admitted, named by what its HELLO claims
     /// (escaped).
     pub peers: Option<Vec<KnownPeer>>,
+    /// The time certificates are judged at, heartbeats carry and `status` shows.
     pub clock: Clock,
+    /// Where the FMC's log lines go; the server sets its role to FMC.
     pub log: SfLog,
+    /// Where the TLS secrets of every session are written (`--keylog`); `None`: nowhere.
     pub keylog: Option<Arc<dyn KeyLog>>,
     /// Where to put the control socket (`<root>/fmc/var/run/sftunnel.sock`), if anywhere.
     pub control: Option<PathBuf>,
+    /// The deadlines of handshake, HELLO, heartbeats and pushes.
     pub timeouts: Timeouts,
 }
 
@@ -124,28 +128,42 @@ pub struct ServerSettings {
 pub enum ServerEvent {
     /// A device finished its handshake and HELLO on one of its channels.
     Connected {
+        /// The connection's number on this server, counted from 1.
         conn: u64,
+        /// The device's UUID, as its status row has it.
         uuid: String,
+        /// The device's name, as its status row has it.
         name: String,
+        /// The device's address on this connection.
         addr: SocketAddr,
+        /// Which channel the connection is.
         channel: Channel,
     },
     /// A registered device's channel went away.
     Disconnected {
+        /// The number its [`ServerEvent::Connected`] gave.
         conn: u64,
+        /// The device's UUID.
         uuid: String,
+        /// Why the session ended (`closed by peer`, `heartbeat timeout`, a read error, ...).
         reason: String,
+        /// Which channel it was.
         channel: Channel,
     },
     /// A connection failed before it was registered.
     Failed {
+        /// The peer's address.
         addr: SocketAddr,
+        /// What failed (it is logged in the FMC's words too).
         failure: HandshakeFailure,
     },
     /// The FMC's own attempt to dial a device failed ([`Server::dial`]).
     DialFailed {
+        /// The address dialed.
         addr: SocketAddr,
+        /// The device's UUID, as the dial target names it.
         uuid: String,
+        /// What failed.
         failure: HandshakeFailure,
     },
 }
@@ -302,6 +320,7 @@ impl Server {
         self.local_addr
     }
 
+    /// A handle on this server (peers, pushes, events), cloned.
     pub fn handle(&self) -> ServerHandle {
         self.handle.clone()
     }

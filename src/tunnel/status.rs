@@ -11,12 +11,13 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::pki::PkiRoot;
+use crate::pki::layout::PkiRoot;
 use crate::sftunnel::Channel;
 
 /// One of a connected peer's channels (its own TLS connection).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChannelStatus {
+    /// Which channel (control or events), as the peer's HELLO said.
     pub channel: Channel,
     /// The peer's address on this connection.
     pub peer: String,
@@ -37,9 +38,16 @@ pub struct ChannelStatus {
 /// One peer row.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PeerStatus {
+    /// The peer's name: the root's for a peer the server knows from its root, else the one
+    /// its HELLO gave (escaped).
     pub name: String,
+    /// The peer's UUID: its certificate's `title`, else the one its HELLO gave (escaped); for
+    /// a row from a root, the root's.
     pub uuid: String,
+    /// The peer's IP address: the connection's, or the root's (or the dialed address's) for
+    /// a peer without a tunnel.
     pub ip: String,
+    /// Whether any of its channels is up.
     pub connected: bool,
     /// Since when the peer is in its state (on the server's clock): when the tunnel came up,
     /// or when it went down.
@@ -124,8 +132,11 @@ impl PeerStatus {
 /// The server itself.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServerInfo {
+    /// The hostname its log lines carry (the server's `SfLog`).
     pub hostname: String,
+    /// The FMC's UUID, the `title` of its own certificate; `None` when that has none.
     pub uuid: Option<String>,
+    /// The address it listens on, as bound (a port 0 asked for shows the port picked).
     pub listen: String,
     /// The server's clock when it answered (a lab clock shows its lab time).
     #[serde(with = "wire_time::required")]
@@ -178,6 +189,7 @@ pub mod wire_time {
         crate::sftunnel::rfc3339(&crate::sftunnel::whole_seconds(t))
     }
 
+    /// `t` as [`format()`] writes it, or `null`.
     pub fn serialize<S: Serializer>(t: &Option<OffsetDateTime>, s: S) -> Result<S::Ok, S::Error> {
         match t {
             Some(t) => s.serialize_str(&format(*t)),
@@ -185,6 +197,7 @@ pub mod wire_time {
         }
     }
 
+    /// Any RFC 3339 time (or `null`), with its offset as written.
     pub fn deserialize<'de, D: Deserializer<'de>>(
         d: D,
     ) -> Result<Option<OffsetDateTime>, D::Error> {
@@ -197,10 +210,12 @@ pub mod wire_time {
     pub mod required {
         use super::*;
 
+        /// `t` as [`format()`] writes it.
         pub fn serialize<S: Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
             s.serialize_str(&format(*t))
         }
 
+        /// Any RFC 3339 time, with its offset as written (`null` is an error).
         pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<OffsetDateTime, D::Error> {
             let s = String::deserialize(d)?;
             OffsetDateTime::parse(&s, &Rfc3339).map_err(serde::de::Error::custom)

@@ -19,21 +19,26 @@ use super::log::SfLog;
 use super::material::{Identity, TlsFiles};
 use super::server::{Server, ServerEvent, ServerSettings, Timeouts};
 use crate::judge;
-use crate::pki::{PeerFiles, PkiRoot};
+use crate::pki::layout::{PeerFiles, PkiRoot};
 use crate::sftunnel::{rfc3339, whole_seconds};
 
 /// One device to try.
 #[derive(Clone, Debug)]
 pub struct Device {
+    /// The name its HELLO sends and its verdict carries.
     pub name: String,
+    /// Its three files.
     pub files: TlsFiles,
 }
 
 /// The result of one device's tunnel at one time.
 #[derive(Clone, Debug)]
 pub struct Verdict {
+    /// The device's name (`NAME -> FMC` for a tunnel to an HA secondary).
     pub device: String,
+    /// The `title` of the device's certificate (empty when it has none).
     pub uuid: String,
+    /// The time the tunnel was tried at, on the run's clock (a given time, or the real now).
     pub at: OffsetDateTime,
     /// The negotiated suite when the tunnel came up.
     pub cipher: Option<String>,
@@ -48,6 +53,7 @@ pub struct Verdict {
 }
 
 impl Verdict {
+    /// The tunnel came up and neither side failed.
     pub fn ok(&self) -> bool {
         self.cipher.is_some() && self.fmc.is_none() && self.device_side.is_none()
     }

@@ -49,7 +49,7 @@ use crate::tls::AlertDescription;
 
 /// What the verifier concluded about the peer's chain in one handshake: the accepted peer's
 /// facts, or why it was refused.
-pub type Judged = Result<Option<PeerCert>, Box<Verdict>>;
+pub(super) type Judged = Result<Option<PeerCert>, Box<Verdict>>;
 
 /// What one handshake told the verifier and the certificate resolver.
 #[derive(Debug, Default)]

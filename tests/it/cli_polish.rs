@@ -531,7 +531,7 @@ fn a_world_writable_pki_root_is_refused_with_the_fix() {
     );
     assert!(err.contains("chmod o-w"), "{err}");
     assert!(matches!(
-        sfdiag::pki::PkiRoot::load(&root),
+        sfdiag::pki::layout::PkiRoot::load(&root),
         Err(sfdiag::pki::PkiError::WorldWritable { .. })
     ));
 

@@ -22,12 +22,10 @@ use std::time::{Duration, Instant};
 use rustls::pki_types::ServerName;
 use rustls::{ClientConnection, StreamOwned};
 use sfdiag::sftunnel::Role;
-use sfdiag::tunnel::client::Backoff;
-use sfdiag::tunnel::proto::{self, Message};
-use sfdiag::tunnel::{
-    Client, ClientSettings, Clock, Identity, PushFile, Server, ServerHandle, ServerSettings, SfLog,
-    Timeouts, TlsFiles, TunnelError,
-};
+use sfdiag::tunnel::client::{Backoff, Client, ClientSettings};
+use sfdiag::tunnel::proto::{self, Message, PushFile};
+use sfdiag::tunnel::server::{Server, ServerHandle, ServerSettings, Timeouts};
+use sfdiag::tunnel::{Clock, Identity, SfLog, TlsFiles, TunnelError};
 
 use crate::common::sfdiag;
 
@@ -86,7 +84,7 @@ fn lab(dir: &Path) -> Lab {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let r = sfdiag::pki::PkiRoot::load(&root).unwrap();
+    let r = sfdiag::pki::layout::PkiRoot::load(&root).unwrap();
     let files = |p: sfdiag::pki::layout::PeerFiles| TlsFiles {
         ca: p.ca,
         cert: p.cert,
@@ -230,7 +228,7 @@ impl Fmc {
     }
 }
 
-type PushResult = Result<sfdiag::tunnel::PushAck, TunnelError>;
+type PushResult = Result<sfdiag::tunnel::proto::PushAck, TunnelError>;
 
 impl Drop for Fmc {
     fn drop(&mut self) {
@@ -824,7 +822,9 @@ fn a_device_killed_mid_push_keeps_all_old_or_all_new_files() {
         fmc.rt.block_on(async {
             tokio::time::timeout(Duration::from_secs(30), async {
                 loop {
-                    if let Ok(sfdiag::tunnel::ServerEvent::Connected { .. }) = events.recv().await {
+                    if let Ok(sfdiag::tunnel::server::ServerEvent::Connected { .. }) =
+                        events.recv().await
+                    {
                         break;
                     }
                 }

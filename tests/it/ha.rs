@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sfdiag::lab::{self, LabOptions, Out, Scenario};
-use sfdiag::pki::PkiRoot;
+use sfdiag::pki::layout::PkiRoot;
 
 use crate::common::{have_openssl, sfdiag};
 use crate::renew::{ims, snapshot, verifies};

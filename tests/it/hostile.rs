@@ -1020,14 +1020,14 @@ fn a_peer_name_that_would_leave_the_pki_root_is_refused() {
     );
     let conf = root.join("fmc/etc/sf/sftunnel.conf");
     let good = std::fs::read_to_string(&conf).unwrap();
-    assert!(sfdiag::pki::PkiRoot::load(&root).is_ok());
+    assert!(sfdiag::pki::layout::PkiRoot::load(&root).is_ok());
     for bad in ["../../outside", "/etc", "fmc", "..", "a/b"] {
         std::fs::write(
             &conf,
             good.replace("name ftd1;", &format!("name \"{bad}\";")),
         )
         .unwrap();
-        let err = sfdiag::pki::PkiRoot::load(&root).unwrap_err();
+        let err = sfdiag::pki::layout::PkiRoot::load(&root).unwrap_err();
         assert!(
             matches!(&err, sfdiag::pki::PkiError::InvalidName { name, .. } if name == bad),
             "{bad}: {err}"

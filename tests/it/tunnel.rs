@@ -989,7 +989,8 @@ fn status_lists_connected_and_known_devices_from_the_control_socket() {
 
 #[test]
 fn push_over_the_control_socket_installs_files_and_the_device_reconnects() {
-    use sfdiag::tunnel::{ControlClient, PushFile};
+    use sfdiag::tunnel::control::ControlClient;
+    use sfdiag::tunnel::proto::PushFile;
     need_openssl();
     let d = tempfile::tempdir().unwrap();
     let root = d.path().join("lab");
@@ -1000,7 +1001,7 @@ fn push_over_the_control_socket_installs_files_and_the_device_reconnects() {
     srv.wait_for(20, |l| {
         l.contains("Peer ftd1 (") && l.contains("connected from")
     });
-    let lab = sfdiag::pki::PkiRoot::load(&root).unwrap();
+    let lab = sfdiag::pki::layout::PkiRoot::load(&root).unwrap();
     let uuid = lab.peer("ftd1").unwrap().uuid.to_string();
 
     // The renewal step: the same three files back (a renewal would send new ones).
@@ -1129,12 +1130,13 @@ fn connect_keeps_retrying_and_logs_every_failure() {
 /// everywhere), then the FMC's tunnel service restarted with its new files: the device is back.
 #[test]
 fn renewal_push_then_fmc_restart_brings_the_device_back_on_the_new_ca() {
-    use sfdiag::tunnel::{ControlClient, PushFile};
+    use sfdiag::tunnel::control::ControlClient;
+    use sfdiag::tunnel::proto::PushFile;
     need_openssl();
     let d = tempfile::tempdir().unwrap();
     let root = d.path().join("lab");
     our_pki(&root, 1, &[]);
-    let lab = sfdiag::pki::PkiRoot::load(&root).unwrap();
+    let lab = sfdiag::pki::layout::PkiRoot::load(&root).unwrap();
     let dev_uuid = lab.peer("ftd1").unwrap().uuid.to_string();
     let renewed = d.path().join("renewed");
     let new = our_pki(
@@ -1335,7 +1337,7 @@ fn control_socket_is_owner_only_under_umask_000_and_checks_who_connects() {
         .build()
         .unwrap();
     let resp = block(&rt, async {
-        let mut c = sfdiag::tunnel::ControlClient::connect(&sock).await?;
+        let mut c = sfdiag::tunnel::control::ControlClient::connect(&sock).await?;
         c.request(&serde_json::json!({
             "op": "reload",
             "ca": evil.join("ca.pem"),
@@ -1358,7 +1360,7 @@ fn control_socket_is_owner_only_under_umask_000_and_checks_who_connects() {
         "{resp:?}"
     );
     block(&rt, async {
-        sfdiag::tunnel::ControlClient::connect(&sock)
+        sfdiag::tunnel::control::ControlClient::connect(&sock)
             .await?
             .reload()
             .await

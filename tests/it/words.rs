@@ -146,14 +146,12 @@ mod blocks {
     use std::time::Duration;
 
     use sfdiag::judge::OpenSsl;
-    use sfdiag::pki::PkiRoot;
+    use sfdiag::pki::layout::PkiRoot;
     use sfdiag::sftunnel::{Component, Line, Pid, Role, TidOrFrame, TlsSide};
-    use sfdiag::tunnel::client::Backoff;
-    use sfdiag::tunnel::failure::Words;
-    use sfdiag::tunnel::{
-        Client, ClientSettings, Clock, HandshakeFailure, Server, ServerEvent, ServerSettings,
-        SfLog, Timeouts, TlsFiles, TunnelError,
-    };
+    use sfdiag::tunnel::client::{Backoff, Client, ClientSettings};
+    use sfdiag::tunnel::failure::{HandshakeFailure, Words};
+    use sfdiag::tunnel::server::{Server, ServerEvent, ServerSettings, Timeouts};
+    use sfdiag::tunnel::{Clock, SfLog, TlsFiles, TunnelError};
     use time::OffsetDateTime;
     use time::macros::datetime;
 
@@ -171,7 +169,7 @@ mod blocks {
         }
     }
 
-    pub(super) fn files(p: sfdiag::pki::PeerFiles) -> TlsFiles {
+    pub(super) fn files(p: sfdiag::pki::layout::PeerFiles) -> TlsFiles {
         TlsFiles {
             ca: p.ca,
             cert: p.cert,
@@ -233,7 +231,7 @@ mod blocks {
             let server = Server::start(ServerSettings {
                 listen: "127.0.0.1:0".into(),
                 files: files(root.fmc_files()),
-                peers: Some(sfdiag::tunnel::KnownPeer::of_root(&root)),
+                peers: Some(sfdiag::tunnel::server::KnownPeer::of_root(&root)),
                 clock: clock.clone(),
                 log: fmc_log.clone(),
                 keylog: None,
@@ -342,7 +340,7 @@ mod blocks {
             let mut server = Server::start(ServerSettings {
                 listen: "127.0.0.1:0".into(),
                 files: files(root.fmc_files()),
-                peers: Some(sfdiag::tunnel::KnownPeer::of_root(&root)),
+                peers: Some(sfdiag::tunnel::server::KnownPeer::of_root(&root)),
                 clock: clock.clone(),
                 log: fmc_log.clone(),
                 keylog: None,
@@ -449,8 +447,8 @@ mod blocks {
 #[test]
 fn status_brief_up_and_down_as_the_ftd_cli_prints_them() {
     use sfdiag::sftunnel::Channel;
-    use sfdiag::tunnel::PeerStatus;
     use sfdiag::tunnel::status::ChannelStatus;
+    use sfdiag::tunnel::status::PeerStatus;
     use time::macros::datetime;
 
     let channel = |channel| ChannelStatus {
