@@ -186,9 +186,7 @@ pub(crate) fn run_renew(a: RenewArgs, verbose: bool) -> anyhow::Result<ExitCode>
         .context("cannot start the async runtime")?;
     drop(out);
     let mut out = std::io::stdout();
-    let run = match rt.block_on(renewal::renew_and_push(
-        pre, opts, &socket, &mut out, verbose,
-    )) {
+    let run = match rt.block_on(renewal::renew_and_push(pre, opts, &socket)) {
         Ok(run) => run,
         // Committed: files changed, so not "refused: nothing changed". Nothing was pushed.
         Err(e @ PkiError::Unfinished { .. }) => {
@@ -197,6 +195,11 @@ pub(crate) fn run_renew(a: RenewArgs, verbose: bool) -> anyhow::Result<ExitCode>
         }
         Err(e) => return Err(e.into()),
     };
+    // The files are committed and the pushes recorded: output that cannot be written ends
+    // nothing, it is logged.
+    if let Err(e) = report::renew::run(&mut out, &run, verbose) {
+        tracing::warn!(error = %e, "cannot write the renewal's report");
+    }
     let rec = run.record;
     Ok(if rec.failed == 0 {
         ExitCode::SUCCESS

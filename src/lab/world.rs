@@ -785,7 +785,8 @@ impl World {
             faults: Default::default(),
         };
         let mut w = self.out.line_writer();
-        let run = renewal::renew_and_push(pre, opts, &socket, &mut w, false).await?;
+        let run = renewal::renew_and_push(pre, opts, &socket).await?;
+        crate::report::renew::run(&mut w, &run, false)?;
         if let Some(fp) = &run.record.failed_push {
             let text =
                 std::fs::read_to_string(fp).map_err(|e| crate::pki::PkiError::io("read", fp, e))?;

@@ -37,6 +37,7 @@ use crate::pki::renew::{
     self, GENERATION_LOG, Preflight, PushOutcome, PushRecord, Renewal, Unrecorded,
 };
 use crate::sftunnel::{openssl_date, rfc3339};
+use crate::tunnel::renewal::RenewRun;
 
 /// The question `generate_certs.pl` asks twice (no newline: the answer follows it).
 pub const QUESTION: &str = "Do you want to continue? [yes/no]:";
@@ -239,6 +240,24 @@ pub fn summary(w: &mut dyn Write, s: &Summary<'_>) -> io::Result<()> {
         details(w, s)?;
     }
     Ok(())
+}
+
+/// A confirmed `pki renew` as `tunnel::renewal::renew_and_push` ran it: the script's account
+/// of the pushes, then sfdiag's summary (`verbose`: its details). `pki renew` and `sfdiag lab`
+/// both print a renewal with this.
+pub fn run(w: &mut dyn Write, run: &RenewRun, verbose: bool) -> io::Result<()> {
+    pushes(w, &run.renewal, &run.delivery.outcomes, &run.record)?;
+    summary(
+        w,
+        &Summary {
+            renewal: &run.renewal,
+            outcomes: &run.delivery.outcomes,
+            record: &run.record,
+            server: Some(run.delivery.server.describe()),
+            recovered: &run.recovered,
+            verbose,
+        },
+    )
 }
 
 /// `-v`: what the renewal made and what each push answered.

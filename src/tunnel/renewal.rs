@@ -10,7 +10,6 @@
 //! `pki::renew::record_push` to list in `FAILED_PUSH`. With no server running, every peer
 //! does. Making the files and writing `FAILED_PUSH` are `pki`'s job.
 
-use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
@@ -18,10 +17,10 @@ use super::TunnelError;
 use super::control::ControlClient;
 use super::proto::PushFile;
 use crate::pki::PkiError;
+use crate::pki::fsio::Recovery;
 use crate::pki::renew::{
     self, PeerBundle, Preflight, PushOutcome, PushRecord, RenewOptions, Renewal,
 };
-use crate::report;
 
 /// How the FMC's side of the delivery went.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -120,7 +119,7 @@ pub async fn deliver(socket: &Path, bundles: &[PeerBundle]) -> Delivery {
     }
 }
 
-/// What [`renew_and_push`] did.
+/// What [`renew_and_push`] did: everything `report::renew::run` lays out.
 #[derive(Debug)]
 pub struct RenewRun {
     /// The new generation, unlocked.
@@ -129,54 +128,32 @@ pub struct RenewRun {
     pub delivery: Delivery,
     /// What [`renew::record_push`] wrote of the pushes (`FAILED_PUSH`, the log).
     pub record: PushRecord,
+    /// What finishing or undoing a dead run did before this one (from the preflight).
+    pub recovered: Option<Recovery>,
 }
 
 /// `pki renew` once confirmed (the dialogue's questions answered: `report::renew`):
 /// regenerate under `pre`'s lock (on a blocking thread: RSA keys), deliver through the server
-/// on `socket`, record `FAILED_PUSH`, print the script's account of the pushes and sfdiag's
-/// summary (`verbose`: its details), unlock the root. The command and `sfdiag lab` share it so
-/// the lab's renewal is the command's. Once the new files are committed nothing ends the run
-/// early: output that cannot be written is logged and the pushes and their record still
-/// happen.
+/// on `socket`, record `FAILED_PUSH`, unlock the root. The command and `sfdiag lab` share it,
+/// and both print the result with `report::renew::run`, so the lab's renewal is the
+/// command's. Nothing is printed here: once the new files are committed, the pushes and their
+/// record happen whatever becomes of the output.
 pub async fn renew_and_push(
     pre: Preflight,
     opts: RenewOptions,
     socket: &Path,
-    out: &mut (dyn Write + Send),
-    verbose: bool,
 ) -> Result<RenewRun, PkiError> {
     let recovered = pre.recovered.clone();
     let mut renewal = tokio::task::spawn_blocking(move || renew::renew(&opts, pre))
         .await
         .map_err(|e| PkiError::io("run", "renewal", std::io::Error::other(e.to_string())))??;
-    let said = |r: std::io::Result<()>| {
-        if let Err(e) = r {
-            tracing::warn!(error = %e, "cannot write the renewal's report");
-        }
-    };
     let delivery = deliver(socket, &renewal.peers).await;
     let record = renew::record_push(&renewal, &delivery.outcomes);
-    said(report::renew::pushes(
-        out,
-        &renewal,
-        &delivery.outcomes,
-        &record,
-    ));
-    said(report::renew::summary(
-        out,
-        &report::renew::Summary {
-            renewal: &renewal,
-            outcomes: &delivery.outcomes,
-            record: &record,
-            server: Some(delivery.server.describe()),
-            recovered: &recovered,
-            verbose,
-        },
-    ));
     renewal.unlock();
     Ok(RenewRun {
         renewal,
         delivery,
         record,
+        recovered,
     })
 }
