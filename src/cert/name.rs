@@ -335,10 +335,14 @@ pub(crate) fn escape_rfc4514_into(value: &str, out: &mut String) {
             }
             '#' if i == 0 => out.push_str("\\#"),
             ' ' if i == 0 || i + 1 == n => out.push_str("\\ "),
-            // NUL must be escaped (as \00); other control characters are escaped the same
-            // way so a report line can never be split or garbled by a certificate.
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\{:02X}", c as u32));
+            // NUL must be escaped (as \00); every other character the one rule calls unsafe
+            // (controls, C1, bidirectional marks and overrides) is escaped the same way, as
+            // the hex of its UTF-8 bytes (RFC 4514 2.4: U+009B is `\C2\9B`), so a report
+            // line can never be split, garbled or reordered by a certificate.
+            c if crate::sftunnel::is_unsafe(c) => {
+                for b in c.encode_utf8(&mut [0; 4]).bytes() {
+                    out.push_str(&format!("\\{b:02X}"));
+                }
             }
             c => out.push(c),
         }
@@ -500,6 +504,13 @@ mod tests {
         assert_eq!(escape_rfc4514(" "), "\\ ");
         assert_eq!(escape_rfc4514("Corporat\0on"), "Corporat\\00on");
         assert_eq!(escape_rfc4514("a\nb"), "a\\0Ab");
+        assert_eq!(escape_rfc4514("a\u{7f}b"), "a\\7Fb");
+        assert_eq!(escape_rfc4514("x\u{9b}2J"), "x\\C2\\9B2J");
+        assert_eq!(escape_rfc4514("ftd\u{202e}txt"), "ftd\\E2\\80\\AEtxt");
+        assert_eq!(
+            escape_rfc4514("a\u{2066}b\u{200f}"),
+            "a\\E2\\81\\A6b\\E2\\80\\8F"
+        );
         assert_eq!(escape_rfc4514("x=y"), "x=y");
         assert_eq!(escape_rfc4514("Zürich"), "Zürich");
         assert_eq!(escape_rfc4514(""), "");

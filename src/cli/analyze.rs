@@ -177,7 +177,7 @@ pub(crate) fn run(args: AnalyzeArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         return Err(e).with_context(|| {
             format!(
                 "keeping the report of {} until its turn (temporary file)",
-                path.display()
+                super::shown(&path)
             )
         });
     }
@@ -346,7 +346,7 @@ impl Run<'_> {
                     .filter(|_| summary.net.frames == 0)
                 {
                     done.messages
-                        .push(format!("sfdiag analyze: {}: {e}", path.display()));
+                        .push(format!("sfdiag analyze: {}: {e}", super::shown(path)));
                     done.unreadable = true;
                 }
                 summary
@@ -507,8 +507,8 @@ fn read_keylogs(paths: &[PathBuf]) -> anyhow::Result<Option<Arc<KeyLog>>> {
     let mut log = KeyLog::new();
     for path in paths {
         let text = std::fs::read(path)
-            .with_context(|| format!("--keylog: cannot read {}", path.display()))?;
-        let name = path.display().to_string();
+            .with_context(|| format!("--keylog: cannot read {}", super::shown(path)))?;
+        let name = super::shown(path);
         let report = log.add(&name, &text);
         for e in &report.errors {
             eprintln!("sfdiag analyze: --keylog {e}");
@@ -605,6 +605,6 @@ fn progress_bar(multi: &MultiProgress, path: &Path) -> Option<ProgressBar> {
             .ok()?
             .progress_chars("=> "),
     );
-    bar.set_message(path.display().to_string());
+    bar.set_message(super::shown(path));
     Some(multi.add(bar))
 }

@@ -32,9 +32,9 @@ pub(crate) fn run(args: ManArgs) -> anyhow::Result<ExitCode> {
     if let Some(dir) = &args.dir {
         // Folders and pages get explicit modes whatever the umask (existing folders keep theirs).
         sfdiag::pki::fsio::ensure_dir(dir, sfdiag::pki::fsio::DIR_MODE)
-            .with_context(|| format!("--dir {}", dir.display()))?;
+            .with_context(|| format!("--dir {}", super::shown(dir)))?;
         let written = write_pages(&root, dir)?;
-        tracing::info!(dir = %dir.display(), pages = written, "manual pages written");
+        tracing::info!(dir = %super::shown(dir), pages = written, "manual pages written");
         return Ok(ExitCode::SUCCESS);
     }
     let mut page = &root;
@@ -72,7 +72,7 @@ fn write_pages(cmd: &clap::Command, dir: &Path) -> anyhow::Result<usize> {
     let mut out = Vec::new();
     page.render(&mut out)?;
     sfdiag::pki::fsio::write_atomic(&path, &out, sfdiag::pki::fsio::PUBLIC_MODE)
-        .with_context(|| format!("writing {}", path.display()))?;
+        .with_context(|| format!("writing {}", super::shown(&path)))?;
     let mut n = 1;
     for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
         n += write_pages(sub, dir)?;

@@ -56,6 +56,13 @@ impl Cli {
     }
 }
 
+/// A path as the CLI prints it (messages, `pki show` headers): [`sfdiag::sftunnel::escape`]
+/// of its text, so a file name in a shared folder cannot forge a line or drive the terminal.
+/// Bytes that are not UTF-8 show as U+FFFD, as `Path::display` shows them.
+pub(crate) fn shown(p: &std::path::Path) -> String {
+    sfdiag::sftunnel::escape(&p.to_string_lossy()).into_owned()
+}
+
 /// Colour on a stream only when it is a terminal and NO_COLOR (https://no-color.org) is
 /// unset or empty.
 pub(crate) fn colour(stream: &impl std::io::IsTerminal) -> bool {

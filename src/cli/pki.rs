@@ -332,7 +332,7 @@ fn print_summary(
 ) -> anyhow::Result<()> {
     let r = root.layout.root();
     let fmt = |t: OffsetDateTime| sftunnel::rfc3339(&t);
-    writeln!(out, "lab PKI written under {}", r.display())?;
+    writeln!(out, "lab PKI written under {}", super::shown(r))?;
     writeln!(
         out,
         "InternalCA  {}  FMC {}  {} .. {}",
@@ -425,13 +425,13 @@ fn show(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
         let found = pki::scan::cert_files(p);
         for (dir, e) in &found.errors {
             failed = true;
-            eprintln!("sfdiag: {}: {e}", dir.display());
+            eprintln!("sfdiag: {}: {e}", super::shown(dir));
         }
         if found.files.is_empty() && found.errors.is_empty() {
             failed = true;
             eprintln!(
                 "sfdiag: {}: no .pem/.crt/.cer/.der/.cert file under it",
-                p.display()
+                super::shown(p)
             );
         }
         files.extend(found.files);
@@ -451,7 +451,8 @@ fn show(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
             }
             Err(e) => {
                 failed = true;
-                eprintln!("sfdiag: {e}");
+                // The error names the file, whose name the folder's writer chose.
+                eprintln!("sfdiag: {}", sftunnel::escape(&e.to_string()));
             }
         }
     }
@@ -504,7 +505,7 @@ fn write_key(
     summary: &Result<pki::PublicKeySummary, String>,
     shown: &[(PathBuf, Shown)],
 ) -> std::io::Result<()> {
-    writeln!(out, "== {}", path.display())?;
+    writeln!(out, "== {}", super::shown(path))?;
     writeln!(
         out,
         "Private key: {label} (the private part is never shown)"
@@ -526,9 +527,9 @@ fn write_key(
         for (i, c) in certs.iter().enumerate() {
             if c.public_key() == Some(k.key_bits.as_slice()) {
                 matching.push(if certs.len() > 1 {
-                    format!("{}#{}", p.display(), i + 1)
+                    format!("{}#{}", super::shown(p), i + 1)
                 } else {
-                    p.display().to_string()
+                    super::shown(p)
                 });
             }
         }
@@ -556,9 +557,13 @@ fn write_cert(
     role: Option<&RoleName>,
 ) -> std::io::Result<()> {
     if of > 1 {
-        writeln!(out, "== {} [certificate {index} of {of}]", path.display())?;
+        writeln!(
+            out,
+            "== {} [certificate {index} of {of}]",
+            super::shown(path)
+        )?;
     } else {
-        writeln!(out, "== {}", path.display())?;
+        writeln!(out, "== {}", super::shown(path))?;
     }
     if let Some(r) = role {
         writeln!(out, "Role:        {r}")?;

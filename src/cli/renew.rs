@@ -149,12 +149,12 @@ pub(crate) fn run_renew(a: RenewArgs, verbose: bool) -> anyhow::Result<ExitCode>
     };
     let validity = Validity::days(nb, a.days).context("--not-before/--days")?;
     let pre = renew::preflight_for(&a.root, a.fmc.as_deref(), at)
-        .with_context(|| format!("--root {}", a.root.display()))?;
+        .with_context(|| format!("--root {}", super::shown(&a.root)))?;
     if let Some(lock) = &pre.lock {
         bail!(
             "refusing to renew certificates while a critical operation runs ({}, according to {}); wait for it to finish",
             lock.operation,
-            lock.path.display()
+            super::shown(&lock.path)
         );
     }
     // generate_certs.pl's dialogue (report::renew), its two questions answered by the user or
@@ -190,7 +190,7 @@ pub(crate) fn run_renew(a: RenewArgs, verbose: bool) -> anyhow::Result<ExitCode>
         Ok(run) => run,
         // Committed: files changed, so not "refused: nothing changed". Nothing was pushed.
         Err(e @ PkiError::Unfinished { .. }) => {
-            eprintln!("sfdiag: {e}");
+            eprintln!("sfdiag: {}", sfdiag::sftunnel::escape(&e.to_string()));
             return Ok(ExitCode::from(1));
         }
         Err(e) => return Err(e.into()),
@@ -239,9 +239,10 @@ pub(crate) fn run_copy(a: CopyArgs) -> anyhow::Result<ExitCode> {
     }
     // The root's lock first: a renewal or copy that died is finished before anything is read.
     let mut transport = LocalTransport::open(&a.root)
-        .with_context(|| format!("--root {}", a.root.display()))?
+        .with_context(|| format!("--root {}", super::shown(&a.root)))?
         .with_faults(a.fault.faults());
-    let root = PkiRoot::load(&a.root).with_context(|| format!("--root {}", a.root.display()))?;
+    let root =
+        PkiRoot::load(&a.root).with_context(|| format!("--root {}", super::shown(&a.root)))?;
     let root = match &a.fmc {
         Some(name) => root.as_fmc(name)?,
         None => root,

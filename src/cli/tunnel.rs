@@ -134,7 +134,7 @@ impl SideArgs {
                     .append(true)
                     .mode(LOG_MODE)
                     .open(p)
-                    .with_context(|| format!("cannot open log {}", p.display()))?;
+                    .with_context(|| format!("cannot open log {}", super::shown(p)))?;
                 SfLog::to_writer(hostname, pid, clock.clone(), f)
             }
             None if quiet => SfLog::discard(hostname, clock.clone()),
@@ -155,7 +155,7 @@ impl SideArgs {
         let Some(p) = &self.pcap else { return Ok(None) };
         let clock = clock.clone();
         let r = sfdiag::recorder::Recorder::create(p, move || clock.now())
-            .with_context(|| format!("--pcap {}", p.display()))?;
+            .with_context(|| format!("--pcap {}", super::shown(p)))?;
         Ok(Some(r))
     }
 
@@ -176,7 +176,7 @@ fn parse_at(at: Option<&str>) -> anyhow::Result<Option<OffsetDateTime>> {
 }
 
 fn load_root(root: &Path) -> anyhow::Result<PkiRoot> {
-    PkiRoot::load(root).with_context(|| format!("--root {}", root.display()))
+    PkiRoot::load(root).with_context(|| format!("--root {}", super::shown(root)))
 }
 
 /// `--tls-version`, else what `appliance`'s sftunnel.conf under the root says, else 1.2.
@@ -197,7 +197,7 @@ fn load_root_as(root: &Path, fmc: Option<&str>) -> anyhow::Result<PkiRoot> {
     Ok(match fmc {
         Some(name) => r
             .as_fmc(name)
-            .with_context(|| format!("--root {}", root.display()))?,
+            .with_context(|| format!("--root {}", super::shown(root)))?,
         None => r,
     })
 }
@@ -404,7 +404,7 @@ async fn connect(a: ConnectArgs) -> anyhow::Result<ExitCode> {
                 bail!(
                     "--device {dev}: not a device of {} {} (its devices: {})",
                     r.fmc.name,
-                    root.display(),
+                    super::shown(root),
                     if known.is_empty() {
                         "none".to_owned()
                     } else {
@@ -570,7 +570,7 @@ fn print_verdicts(verdicts: &[validate::Verdict], log: Option<&Path>) -> anyhow:
                 .append(true)
                 .mode(LOG_MODE)
                 .open(p)
-                .with_context(|| format!("cannot open log {}", p.display()))?,
+                .with_context(|| format!("cannot open log {}", super::shown(p)))?,
         ),
         None => None,
     };

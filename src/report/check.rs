@@ -9,17 +9,20 @@
 //! DAYS is whole days left (negative once expired) and the thresholds are written as ranges
 //! (`90:` = "alert below 90"), since a bare `90` would mean "alert above 90". Labels are the
 //! paths `inventory::collect` gives (stable across runs); inside them `'` is doubled and
-//! characters that would end the label or the line (`=`, `|`, control characters) become `_`.
+//! characters that would end the label or the line or reorder it (`=`, `|`, what
+//! [`is_unsafe`] names: controls, C1, bidirectional marks and overrides) become `_`.
 
 use std::io::{self, Write};
 
+use serde::Serialize;
+use serde_json::ser::{Formatter, PrettyFormatter};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 use crate::inventory::check::{self as decide, CheckReport, Checked, HealthAlert, Item, OneLiner};
 use crate::inventory::peers::{CertRef, Facts, PeerProblem};
 use crate::pki::expiry::{Standing, Status};
-use crate::sftunnel::{Role, rfc3339};
+use crate::sftunnel::{Role, escape, is_unsafe, rfc3339};
 
 /// `May 29 00:00:00 2024 GMT`, as `openssl x509 -enddate` prints it.
 fn openssl_date(t: OffsetDateTime) -> String {
@@ -30,11 +33,12 @@ fn openssl_date(t: OffsetDateTime) -> String {
     t.format(&fmt).unwrap_or_else(|_| t.to_string())
 }
 
-/// What a certificate is called in the report: its role in an appliance tree, else its
-/// subject.
+/// What a certificate is called in the report: its role in an appliance tree (the peer names
+/// in it come from the tree's files, so they are [`escape`]d), else its subject (RFC 4514,
+/// which escapes unsafe characters its own way).
 pub fn cert_name(c: &Checked) -> String {
     match &c.cert.role {
-        Some(r) => r.to_string(),
+        Some(r) => escape(&r.to_string()).into_owned(),
         None => match &c.cert.info.subject {
             Some(s) if !s.is_empty() => s.rfc4514(),
             _ => "certificate with an empty subject".to_string(),
@@ -57,7 +61,7 @@ pub fn perfdata(label: &str, days: i64, warn: u32, crit: u32) -> String {
         match ch {
             '\'' => quoted.push_str("''"),
             '=' | '|' => quoted.push('_'),
-            c if c.is_control() => quoted.push('_'),
+            c if is_unsafe(c) => quoted.push('_'),
             c => quoted.push(c),
         }
     }
@@ -178,10 +182,10 @@ fn worst_text(item: &Item<'_>) -> String {
     }
 }
 
-/// Keeps the status line one line, whatever a file name or message holds.
+/// Keeps the status line one line and in order, whatever a file name or message holds.
 fn one_line(s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_control() || c == '|' { '_' } else { c })
+        .map(|c| if is_unsafe(c) || c == '|' { '_' } else { c })
         .collect()
 }
 
@@ -316,6 +320,58 @@ pub fn problem_json(p: &PeerProblem) -> Value {
     v
 }
 
+/// serde_json's pretty layout, with every character [`is_unsafe`] names written as a JSON
+/// `\uXXXX` escape: the same string to a JSON reader, but no raw C1 or bidirectional
+/// character (in a file name, say) reaches a terminal that shows the document. serde_json
+/// itself escapes only C0, `"` and `\`.
+struct SafeJson<'a>(PrettyFormatter<'a>);
+
+impl Formatter for SafeJson<'_> {
+    fn begin_array<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.0.begin_array(w)
+    }
+    fn end_array<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.0.end_array(w)
+    }
+    fn begin_array_value<W: ?Sized + Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
+        self.0.begin_array_value(w, first)
+    }
+    fn end_array_value<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.0.end_array_value(w)
+    }
+    fn begin_object<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.0.begin_object(w)
+    }
+    fn end_object<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.0.end_object(w)
+    }
+    fn begin_object_key<W: ?Sized + Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
+        self.0.begin_object_key(w, first)
+    }
+    fn begin_object_value<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.0.begin_object_value(w)
+    }
+    fn end_object_value<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.0.end_object_value(w)
+    }
+    fn write_string_fragment<W: ?Sized + Write>(
+        &mut self,
+        w: &mut W,
+        text: &str,
+    ) -> io::Result<()> {
+        let mut rest = text;
+        while let Some(i) = rest.find(is_unsafe) {
+            w.write_all(&rest.as_bytes()[..i])?;
+            let c = rest[i..].chars().next().unwrap_or_default();
+            for unit in c.encode_utf16(&mut [0; 2]) {
+                write!(w, "\\u{unit:04x}")?;
+            }
+            rest = &rest[i + c.len_utf8()..];
+        }
+        w.write_all(rest.as_bytes())
+    }
+}
+
 /// `--format json`: one document, certificates worst first.
 pub fn render_json(w: &mut impl Write, r: &CheckReport) -> io::Result<()> {
     let certs: Vec<Value> = r
@@ -381,7 +437,8 @@ pub fn render_json(w: &mut impl Write, r: &CheckReport) -> io::Result<()> {
         "errors": errors,
         "skipped": skipped,
     });
-    serde_json::to_writer_pretty(&mut *w, &doc)?;
+    let mut ser = serde_json::Serializer::with_formatter(&mut *w, SafeJson(PrettyFormatter::new()));
+    doc.serialize(&mut ser)?;
     writeln!(w)
 }
 
@@ -394,7 +451,12 @@ pub fn render_oneliner(w: &mut impl Write, r: &CheckReport) -> io::Result<()> {
             continue;
         };
         if cas.len() > 1 {
-            writeln!(w, "== {} ({})", cert_name(c), one_line(&c.cert.label))?;
+            writeln!(
+                w,
+                "== {} ({})",
+                one_line(&cert_name(c)),
+                one_line(&c.cert.label)
+            )?;
         }
         match decide::one_liner(na, r.at) {
             OneLiner::Expired { days_expired } => write!(
@@ -435,7 +497,12 @@ pub fn render_health(w: &mut impl Write, r: &CheckReport) -> io::Result<()> {
             HealthAlert::Expired => "Firewall Management Center's internal root certificate has expired. As a result, Firewall Threat Defense cannot be managed and may experience degradation. Review the Field Notice FN #74214 and regenerate the certificate.".to_string(),
         };
         if cas.len() > 1 {
-            writeln!(w, "== {} ({})", cert_name(c), one_line(&c.cert.label))?;
+            writeln!(
+                w,
+                "== {} ({})",
+                one_line(&cert_name(c)),
+                one_line(&c.cert.label)
+            )?;
         }
         writeln!(w, "{text}")?;
     }
@@ -456,5 +523,35 @@ mod tests {
             perfdata("it's a=b|c\nd", 5, 60, 10),
             "'it''s a_b_c_d'=5d;60:;10:"
         );
+        assert_eq!(
+            perfdata("a\u{9b}2J\u{202e}b\u{2066}", 1, 60, 10),
+            "'a_2J_b_'=1d;60:;10:"
+        );
+    }
+
+    #[test]
+    fn json_escapes_what_would_reach_a_terminal_raw() {
+        let v = json!({"file": "a\u{9b}2J\u{202e}b\n\\é"});
+        let mut out = Vec::new();
+        let mut ser =
+            serde_json::Serializer::with_formatter(&mut out, SafeJson(PrettyFormatter::new()));
+        v.serialize(&mut ser).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains(r#""a\u009b2J\u202eb\n\\é""#), "{text}");
+        assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), v);
+        let plain = json!({"a": [1, {"b": "c"}]});
+        let mut out = Vec::new();
+        let mut ser =
+            serde_json::Serializer::with_formatter(&mut out, SafeJson(PrettyFormatter::new()));
+        plain.serialize(&mut ser).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            serde_json::to_string_pretty(&plain).unwrap()
+        );
+    }
+
+    #[test]
+    fn the_status_line_holds_no_reordering_or_c1_character() {
+        assert_eq!(one_line("x\u{9b}y\u{202e}z\u{200f}|\n"), "x_y_z___");
     }
 }

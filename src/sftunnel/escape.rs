@@ -2,8 +2,9 @@
 //!
 //! A character is unsafe when it could start a forged line or make one line read as another:
 //! control characters (C0, DEL, C1: a newline or carriage return starts a line, an ESC
-//! drives a terminal) and the Unicode characters that move or hide text (zero-width marks,
-//! line and paragraph separators, bidirectional embeddings, overrides and isolates, the BOM).
+//! drives a terminal; C1 holds the 8-bit CSI U+009B) and the Unicode characters that move or
+//! hide text (zero-width marks, the left-to-right, right-to-left and Arabic letter marks, line
+//! and paragraph separators, bidirectional embeddings, overrides and isolates, the BOM).
 //! Each is written as `\xNN` (below U+0100, as OpenSSL writes control bytes in one-line names)
 //! or `\u{NNNN}`. Everything else, other Unicode included, passes as it was sent.
 //!
@@ -14,6 +15,9 @@
 //! - [`write_line_safe`], the last pass of every messages-log line ([`super::Line`]): only
 //!   the unsafe characters, so text already escaped above goes through unchanged and nothing
 //!   is escaped twice.
+//!
+//! Formats with an escape syntax of their own use [`is_unsafe`] as the rule and their own
+//! syntax: RFC 4514 names (`cert::name`, `\C2\9B`), the plugin status line (`_`).
 
 use std::borrow::Cow;
 use std::fmt::{self, Write};
@@ -24,6 +28,8 @@ pub fn is_unsafe(c: char) -> bool {
         || matches!(c,
             // zero-width space/joiners, left-to-right and right-to-left marks
             '\u{200b}'..='\u{200f}'
+            // Arabic letter mark (a bidirectional mark like U+200F)
+            | '\u{061c}'
             // line and paragraph separators, bidirectional embeddings and overrides
             | '\u{2028}'..='\u{202e}'
             // bidirectional isolates
@@ -87,6 +93,14 @@ mod tests {
         assert_eq!(escape("x\r\t\u{1b}[31m"), "x\\x0d\\x09\\x1b[31m");
         assert_eq!(escape("ftd\u{202e}1dtf"), "ftd\\u{202e}1dtf");
         assert_eq!(escape("bad\u{2028}line"), "bad\\u{2028}line");
+        // C1's 8-bit CSI, the marks and the isolates
+        assert_eq!(escape("a\u{9b}2Jb"), "a\\x9b2Jb");
+        for c in [
+            '\u{200e}', '\u{200f}', '\u{061c}', '\u{202a}', '\u{2066}', '\u{2069}',
+        ] {
+            assert!(is_unsafe(c), "{c:?}");
+            assert!(!escape(&format!("x{c}y")).contains(c), "{c:?}");
+        }
     }
 
     #[test]

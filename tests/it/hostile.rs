@@ -1083,3 +1083,87 @@ fn check_calls_unreadable_certificate_files_unknown() {
         );
     }
 }
+
+/// A self-signed certificate whose subject is `CN=cn,O=org`, whatever characters they hold.
+fn named_cert(cn: &str, org: &str) -> String {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, cn);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::OrganizationName, org);
+    // Ending within the health alert's 90 days, so `--format health` speaks of it too.
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::days(1);
+    params.not_after = now + time::Duration::days(10);
+    params.self_signed(&key).unwrap().pem()
+}
+
+/// A subject and file names made to forge lines and drive or reorder the terminal (C0, C1's
+/// 8-bit CSI and NEL, bidirectional overrides, isolates and marks): every format of `check`,
+/// `pki show`, and the errors for a missing file of such a name print them escaped.
+#[test]
+fn names_cannot_forge_lines_or_drive_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let cn = "x\u{1b}[31m\u{9b}2J\u{202e}gpj.exe\u{2066}\u{200f}\u{61c}\nCRITICAL: spoof";
+    let org = "O\u{85}WARNING: x\u{7f}";
+    // Two certificates of that name (distinct, so the one-liner and health formats name each).
+    let evil = write_temp(
+        &dir,
+        "evil\u{1b}[2J\u{9b}1m\u{202e}|x\nCRITICAL: spoof.pem",
+        named_cert(cn, org).as_bytes(),
+    );
+    let plain = write_temp(&dir, "plain.pem", named_cert(cn, org).as_bytes());
+    let (d, evil, plain) = (
+        dir.path().to_str().unwrap(),
+        evil.to_str().unwrap(),
+        plain.to_str().unwrap(),
+    );
+    let missing = format!("{d}/gone\u{1b}[2J\u{9b}\u{202e}\nCRITICAL: spoof.pem");
+    let runs: Vec<Vec<&str>> = vec![
+        vec!["check", d],
+        vec!["check", "--format", "json", d],
+        vec!["check", "--format", "oneliner", d],
+        vec!["check", "--format", "health", d],
+        vec!["check", "--ca", plain, d],
+        vec!["check", &missing],
+        vec!["pki", "show", evil, plain],
+        vec!["pki", "show", d],
+        vec!["pki", "show", &missing],
+    ];
+    for args in &runs {
+        let run = run_limited(args);
+        for (stream, text) in [("stdout", &run.stdout), ("stderr", &run.stderr)] {
+            for line in text.split('\n') {
+                assert!(
+                    !line
+                        .chars()
+                        .any(|c| c != '\t' && sfdiag::sftunnel::is_unsafe(c)),
+                    "{args:?} {stream}: raw {line:?}"
+                );
+                assert!(
+                    !line.starts_with("CRITICAL: spoof") && !line.starts_with("WARNING: x"),
+                    "{args:?} {stream}: forged {line:?}"
+                );
+            }
+        }
+        assert!(
+            run.stdout.contains("spoof") || run.stderr.contains("spoof"),
+            "{args:?}: the name is still shown: {run:?}"
+        );
+    }
+    // RFC 4514 writes the UTF-8 bytes of what it escapes; the JSON keeps the very string.
+    let show = run_limited(&["pki", "show", plain]);
+    assert!(
+        show.stdout.contains(
+            "RFC 4514: O=O\\C2\\85WARNING: x\\7F,CN=x\\1B[31m\\C2\\9B2J\\E2\\80\\AEgpj.exe"
+        ),
+        "{show:?}"
+    );
+    let json = run_limited(&["check", "--format", "json", evil]);
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(v["certificates"][0]["file"], evil, "{}", json.stdout);
+}
