@@ -3,8 +3,10 @@
 //! Pure: the moment to judge at is an argument, and nothing here reads files or formats a
 //! report. The monitoring-plugin convention decides the order (OK < WARNING < CRITICAL <
 //! UNKNOWN) and the exit codes 0..3; "within N days" means notAfter comes less than N days
-//! after `at`. A certificate is expired when `at` is after notAfter and not yet valid when
-//! `at` is before notBefore (both bounds themselves are inside, as in OpenSSL and webpki).
+//! after `at`. A certificate is not yet valid when `at` is before notBefore and expired from
+//! notAfter on: notBefore is inside the window, notAfter is not, as OpenSSL's `X509_cmp_time`
+//! decides it (`openssl verify -attime notAfter` fails with err 10, "certificate has
+//! expired"), so a report never calls valid what the chain check calls expired.
 
 use std::fmt;
 
@@ -69,7 +71,7 @@ impl fmt::Display for Status {
     }
 }
 
-/// Where `at` falls in the validity window, in whole days (rounded toward zero).
+/// Where `at` falls in the validity window, in whole days.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Standing {
     /// `at` is before notBefore; it starts in this many days.
@@ -82,9 +84,10 @@ pub enum Standing {
         /// Whole days until notAfter.
         days_left: i64,
     },
-    /// Expired this many whole days before `at`.
+    /// Expired at or before `at`.
     Expired {
-        /// Whole days since notAfter.
+        /// Days since notAfter, counted up: 1 during the first 24 hours from notAfter on
+        /// (notAfter itself included), so never 0; always `-days_left`.
         days_ago: i64,
     },
 }
@@ -120,7 +123,8 @@ pub struct Assessment {
     pub status: Status,
     /// Where `at` falls.
     pub standing: Standing,
-    /// Whole days from `at` to notAfter (negative once expired).
+    /// Whole days from `at` to notAfter, rounded down: at least -1 once expired (from
+    /// notAfter on), so an expired certificate never shows 0.
     pub days_left: i64,
 }
 
@@ -132,14 +136,20 @@ pub fn assess(
     t: &Thresholds,
 ) -> Assessment {
     let left = not_after - at;
-    let days_left = left.whole_days();
+    let expired = at >= not_after;
+    // Floor, not truncation: 12 hours past notAfter is day -1, as 12 hours before it is day 0.
+    let days_left = if expired {
+        left.whole_seconds().div_euclid(86_400).min(-1)
+    } else {
+        left.whole_days()
+    };
     let standing = if at < not_before {
         Standing::NotYetValid {
             starts_in_days: (not_before - at).whole_days(),
         }
-    } else if at > not_after {
+    } else if expired {
         Standing::Expired {
-            days_ago: (at - not_after).whole_days(),
+            days_ago: -days_left,
         }
     } else {
         Standing::Valid { days_left }
@@ -205,15 +215,30 @@ mod tests {
         );
         assert_eq!(almost.status, Status::Critical);
         assert_eq!(almost.days_left, 29);
-        // notAfter itself is still valid; one second later is expired 0 days ago.
-        assert_eq!(judge(-1, 0).standing, Standing::Valid { days_left: 0 });
-        let just = assess(
-            AT - Duration::DAY,
-            AT - Duration::SECOND,
-            AT,
-            &Thresholds::default(),
+        // One second before notAfter is valid for 0 more days; notAfter itself is expired
+        // (OpenSSL's err 10), and the first 24 hours after it are day -1, never 0.
+        let at_ = |na: OffsetDateTime| assess(AT - Duration::DAY, na, AT, &Thresholds::default());
+        let last = at_(AT + Duration::SECOND);
+        assert_eq!(last.standing, Standing::Valid { days_left: 0 });
+        assert_eq!(last.status, Status::Critical);
+        for ago in [
+            Duration::ZERO,
+            Duration::SECOND,
+            Duration::hours(12),
+            Duration::DAY,
+        ] {
+            let e = at_(AT - ago);
+            assert_eq!(e.standing, Standing::Expired { days_ago: 1 }, "{ago}");
+            assert_eq!((e.days_left, e.status), (-1, Status::Critical), "{ago}");
+        }
+        let e = at_(AT - Duration::DAY - Duration::SECOND);
+        assert_eq!(
+            (e.standing, e.days_left),
+            (Standing::Expired { days_ago: 2 }, -2)
         );
-        assert_eq!(just.standing, Standing::Expired { days_ago: 0 });
+        assert_eq!(judge(-1, 0).standing.to_string(), "expired 1 day ago");
+        // notBefore itself is inside.
+        assert_eq!(judge(0, 400).standing, Standing::Valid { days_left: 400 });
     }
 
     #[test]

@@ -123,14 +123,16 @@ fn exit_codes_for_openssl_made_certificates() {
     assert!(out.contains("CRITICAL CN=twenty-days"), "{out}");
     assert!(out.contains("valid for 19 more days"), "{out}");
 
-    // Expired: the ten-year certificate judged eleven years on.
+    // Expired: the ten-year certificate judged eleven years on. 365.5 days past notAfter is
+    // day -366 (days left round down, as 12 hours left is day 0), "expired 366 days ago".
     let (code, out, _) = check(&[
         "--at",
         &at(&ten_years, Duration::days(4015) + half),
         s(&ten_years),
     ]);
     assert_eq!(code, 2, "{out}");
-    assert!(out.contains("expired 365 days ago"), "{out}");
+    assert!(out.contains("expired 366 days ago"), "{out}");
+    assert!(out.contains("=-366d;"), "{out}");
 
     // Not yet valid: judged before it was made.
     let (code, out, _) = check(&["--at", &at(&ten_years, -half), s(&ten_years)]);
@@ -403,4 +405,72 @@ fn committed_lab_pkis_check_as_documented() {
         ),
         "{out}"
     );
+}
+
+/// notAfter itself is expired, as `openssl verify -attime` says (err 10), and the first day
+/// after it counts -1, never 0: the perfdata of a certificate that expired 12 hours ago is
+/// not that of one with 12 hours left.
+#[test]
+fn expiry_counts_from_not_after_on_and_never_shows_zero_once_expired() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("pki");
+    pki_init(
+        &root,
+        &[
+            "--not-before",
+            "2026-11-25T00:00:00Z",
+            "--days",
+            "2",
+            "--devices",
+            "1",
+        ],
+    );
+    let ca = root.join("fmc/etc/sf/ca_root/cacert.pem");
+    let label = format!("'{}'", ca.display());
+    for (at, standing, perf) in [
+        ("2026-11-26T12:00:00Z", "valid for 0 more days", "=0d;"),
+        ("2026-11-26T23:59:59Z", "valid for 0 more days", "=0d;"),
+        ("2026-11-27T00:00:00Z", "expired 1 day ago", "=-1d;"),
+        ("2026-11-27T12:00:00Z", "expired 1 day ago", "=-1d;"),
+        ("2026-11-28T00:00:00Z", "expired 1 day ago", "=-1d;"),
+        ("2026-11-28T00:00:01Z", "expired 2 days ago", "=-2d;"),
+    ] {
+        let (code, out, _) = check(&["--at", at, s(&ca)]);
+        assert_eq!(code, 2, "{at}: {out}");
+        let first = out.lines().next().unwrap();
+        assert!(first.contains(standing), "{at}: {out}");
+        assert!(first.contains(&format!("{label}{perf}")), "{at}: {out}");
+    }
+    // At notAfter the chain check and the expiry agree: no "valid" beside err 10.
+    let (_, out, _) = check(&["--at", "2026-11-27T00:00:00Z", "--ca", s(&ca), s(&ca)]);
+    assert!(out.contains("expired 1 day ago, chain: err 10:"), "{out}");
+    assert!(!out.contains("valid for"), "{out}");
+    let (_, json, _) = check(&["--format", "json", "--at", "2026-11-27T00:00:00Z", s(&ca)]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let c = &v["certificates"][0];
+    assert_eq!(
+        (&c["days_left"], &c["standing"], &c["standing_days"]),
+        (&(-1).into(), &"expired".into(), &1.into()),
+        "{json}"
+    );
+}
+
+/// The same certificate named twice, however spelled (or inside a folder also given), is
+/// checked once: one count, one perfdata label (plugin parsers reject duplicates).
+#[test]
+fn a_file_given_twice_is_counted_once() {
+    let d = tempfile::tempdir().unwrap();
+    let a = openssl_cert(d.path(), "a", 3650);
+    let dotted = d.path().join(".").join("a.pem");
+    let (code, out, _) = check(&[s(&a), s(&a), s(&dotted)]);
+    assert_eq!(code, 0, "{out}");
+    let first = out.lines().next().unwrap();
+    assert!(first.contains("; 1 certificate: 0 critical"), "{out}");
+    assert_eq!(first.matches("'=").count(), 1, "one perfdata item: {out}");
+    assert_eq!(out.lines().count(), 2, "{out}");
+    // A symbolic link is an entry of its own (it may play another part in a tree).
+    let link = d.path().join("b.pem");
+    std::os::unix::fs::symlink(&a, &link).unwrap();
+    let (_, out, _) = check(&[s(&a), s(&link)]);
+    assert!(out.contains("; 2 certificates: 0 critical"), "{out}");
 }

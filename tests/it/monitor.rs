@@ -136,7 +136,8 @@ fn critical_outranks_unknown_and_the_worst_is_named_first_with_perfdata() {
     let long = openssl_cert(d.path(), "long", 3650);
     openssl_cert(d.path(), "short", 20);
     fs::write(d.path().join("broken.pem"), b"not a certificate\n").unwrap();
-    // Judged 400 days after the certificates were made: "short" expired 380 days ago.
+    // Judged 400.5 days after the certificates were made: "short" ended 380.5 days before,
+    // day -381 (days left round down), "expired 381 days ago".
     let at = rfc3339(not_before(&long) + Duration::days(400) + Duration::hours(12));
     let (code, out, _) = run(&["check", "--at", &at, s(d.path())]);
     assert_eq!(
@@ -145,7 +146,7 @@ fn critical_outranks_unknown_and_the_worst_is_named_first_with_perfdata() {
     );
     let lines: Vec<&str> = out.lines().collect();
     assert!(
-        lines[0].starts_with("CRITICAL: CN=short expired 380 days ago (short.pem); 2 certificates: 1 critical, 0 warning, 1 ok, 1 unknown"),
+        lines[0].starts_with("CRITICAL: CN=short expired 381 days ago (short.pem); 2 certificates: 1 critical, 0 warning, 1 ok, 1 unknown"),
         "{out}"
     );
     // Worst first: CRITICAL, then UNKNOWN, then OK.
@@ -166,7 +167,7 @@ fn critical_outranks_unknown_and_the_worst_is_named_first_with_perfdata() {
         vec![
             (
                 "short.pem".to_string(),
-                -380,
+                -381,
                 "90:".to_string(),
                 "30:".to_string()
             ),
