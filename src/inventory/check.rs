@@ -187,10 +187,14 @@ pub fn worst(statuses: impl IntoIterator<Item = Status>) -> Status {
 /// Judges what was collected.
 pub fn check(collection: Collection, opts: &CheckOptions) -> CheckReport {
     let Collection {
-        certs,
+        mut certs,
         mut unreadable,
         skipped,
     } = collection;
+    // `check a.pem ./a.pem` (or a folder and a file in it) is one certificate: counted once,
+    // one perfdata label. The first one given is kept.
+    let mut seen = std::collections::HashSet::new();
+    certs.retain(|c| seen.insert((entry_key(&c.file), c.index)));
     let problems = peers::cross_check(&certs, opts.at);
     let mut checked = Vec::with_capacity(certs.len());
     for cert in certs {
@@ -251,6 +255,21 @@ pub fn check(collection: Collection, opts: &CheckOptions) -> CheckReport {
         unreadable,
         skipped,
         status,
+    }
+}
+
+/// The directory entry `file` names, however it was spelled: its folder resolved
+/// (`.`, `..`, symbolic links to folders), its own name kept, so a symbolic link to a
+/// certificate stays an entry of its own (it may play another part in an appliance tree).
+/// The path as given when the folder cannot be resolved.
+fn entry_key(file: &std::path::Path) -> std::path::PathBuf {
+    let parent = match file.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    };
+    match (std::fs::canonicalize(parent), file.file_name()) {
+        (Ok(dir), Some(name)) => dir.join(name),
+        _ => file.to_path_buf(),
     }
 }
 
