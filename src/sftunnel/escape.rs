@@ -16,8 +16,9 @@
 //!   the unsafe characters, so text already escaped above goes through unchanged and nothing
 //!   is escaped twice.
 //!
-//! Formats with an escape syntax of their own use [`is_unsafe`] as the rule and their own
-//! syntax: RFC 4514 names (`cert::name`, `\C2\9B`), the plugin status line (`_`).
+//! The CLI prints file names through [`escape`] too. Formats with an escape syntax of their
+//! own use [`is_unsafe`] as the rule and their own syntax: RFC 4514 names (`cert::name`,
+//! `\C2\9B`), `check`'s JSON (`\u009b`), the plugin status line (`_`).
 
 use std::borrow::Cow;
 use std::fmt::{self, Write};
