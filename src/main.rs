@@ -27,7 +27,9 @@ fn main() -> ExitCode {
         // `sfdiag analyze big.pcap | head`: the reader left; that is not an error to report.
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("sfdiag: {}", chain_text(&e));
+            // Library errors carry file names and peer text: the last pass makes sure no
+            // control character reaches the terminal (what was escaped before stays as it is).
+            eprintln!("sfdiag: {}", sfdiag::sftunnel::escape_line(&chain_text(&e)));
             if let Some(hint) = cli::hints::hint(&e) {
                 eprintln!("hint: {hint}");
             }

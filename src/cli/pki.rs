@@ -617,7 +617,9 @@ fn write_cert(
                 if e.critical { " (critical)" } else { "" },
                 e.value
                     .as_ref()
-                    .map(|v| format!(": {v}"))
+                    // Extension text is the certificate's (a SAN's dNSName, an OID's
+                    // string): escaped like every other string a file chose.
+                    .map(|v| format!(": {}", sftunnel::escape(v)))
                     .unwrap_or_default()
             )?;
         }

@@ -134,27 +134,10 @@ impl Dn {
         self.0
             .iter()
             .rev()
-            .map(|(ty, v)| format!("{}={}", ty.short_name(), escape_rfc4514(v)))
+            .map(|(ty, v)| format!("{}={}", ty.short_name(), crate::cert::escape_rfc4514(v)))
             .collect::<Vec<_>>()
             .join(",")
     }
-}
-
-/// Escapes an attribute value for RFC 4514 text (only what our names can contain matters, but
-/// the full special set is handled so the function is honest for any input).
-fn escape_rfc4514(v: &str) -> String {
-    let mut out = String::with_capacity(v.len());
-    let last = v.chars().count().saturating_sub(1);
-    for (i, c) in v.chars().enumerate() {
-        let special = matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';')
-            || (i == 0 && matches!(c, ' ' | '#'))
-            || (i == last && c == ' ');
-        if special {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
 }
 
 #[cfg(test)]

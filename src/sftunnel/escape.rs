@@ -63,6 +63,18 @@ pub fn escape(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// `text` with its unsafe characters escaped and its backslashes kept: for a line built of
+/// parts some of which went through [`escape`] already (an error chain naming an escaped path),
+/// so nothing is escaped twice and nothing unsafe is left.
+pub fn escape_line(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(is_unsafe) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    let _ = write_line_safe(&mut out, text);
+    Cow::Owned(out)
+}
+
 /// Writes `text` with its unsafe characters escaped (backslashes kept: an escape cannot end a
 /// line, and text [`escape`]d before passes through unchanged).
 pub(crate) fn write_line_safe(w: &mut impl Write, text: &str) -> fmt::Result {

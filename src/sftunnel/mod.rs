@@ -19,7 +19,7 @@ mod side;
 mod timefmt;
 
 pub use channel::Channel;
-pub use escape::{escape, is_unsafe};
+pub use escape::{escape, escape_line, is_unsafe};
 pub use line::{At, Component, Level, Line, Pid, TidOrFrame};
 pub use role::{Role, SubjectRole};
 pub use side::TlsSide;
