@@ -530,6 +530,26 @@ mod tests {
     }
 
     #[test]
+    fn an_end_line_with_another_label_is_refused_as_openssl_does() {
+        let pem = b"-----BEGIN CERTIFICATE-----\nTWFu\n-----END X509 CRL-----\n";
+        let e = parse_pem_bundle(pem).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "input: PEM block 1 (CERTIFICATE) starting on line 1 ends with END X509 CRL on line 3"
+        );
+        // Every block is held to it, a key block too.
+        let pem = b"-----BEGIN PRIVATE KEY-----\nTWFu\n-----END RSA PRIVATE KEY-----\n";
+        assert!(matches!(
+            parse_key_pem(pem, "k").unwrap_err(),
+            CertError::MismatchedEnd {
+                index: 1,
+                end_line: 3,
+                ..
+            }
+        ));
+    }
+
+    #[test]
     fn keys_of_each_format_are_read_and_what_is_not_a_key_is_named() {
         let key = rcgen::KeyPair::generate().unwrap();
         let pkcs8 = key.serialize_pem();
