@@ -12,6 +12,7 @@
 pub mod analysis;
 pub mod capture;
 pub mod cert;
+pub mod files;
 pub mod inventory;
 pub mod judge;
 pub mod lab;

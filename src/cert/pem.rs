@@ -31,7 +31,7 @@ pub enum CertError {
     Io {
         /// The path as the caller gave it.
         path: PathBuf,
-        /// What `std::fs::read` returned.
+        /// Why the open or read failed, or that it is not a regular file, or larger than 16 MiB.
         #[source]
         source: std::io::Error,
     },
@@ -69,6 +69,25 @@ pub enum CertError {
         label: String,
         /// The number of its BEGIN line, from 1.
         line: usize,
+    },
+    /// A block closed by an END line with another label than its BEGIN line's
+    /// (`BEGIN CERTIFICATE` ... `END X509 CRL`): OpenSSL refuses it too (`bad end line`).
+    #[error(
+        "{what}: PEM block {index} ({label}) starting on line {line} ends with END {end} on line {end_line}"
+    )]
+    MismatchedEnd {
+        /// Names the input (see [`CertError`]).
+        what: String,
+        /// The block's number, from 1.
+        index: usize,
+        /// The block's label, from its BEGIN line.
+        label: String,
+        /// The number of its BEGIN line, from 1.
+        line: usize,
+        /// The END line's label.
+        end: String,
+        /// The number of the END line, from 1.
+        end_line: usize,
     },
     /// No certificate in the input: it is empty, holds other PEM blocks only (a CSR, ...), is
     /// neither PEM nor DER, or is a PKCS#12 bundle without certificate bags. (A private key
@@ -150,9 +169,15 @@ pub fn read_certs(path: impl AsRef<Path>) -> Result<Vec<CertInfo>, CertError> {
     parse_named(&bytes, &what)
 }
 
-/// A file's bytes and the name its errors go by.
+/// A file's bytes and the name its errors go by. A link is followed; a FIFO, device or
+/// folder is refused at once, and so is a file of more than 16 MiB (`files::MAX_CERT_FILE`).
 fn read(path: &Path) -> Result<(Vec<u8>, String), CertError> {
-    let bytes = std::fs::read(path).map_err(|source| CertError::Io {
+    let bytes = crate::files::read_bounded(
+        path,
+        crate::files::MAX_CERT_FILE,
+        crate::files::Links::Follow,
+    )
+    .map_err(|source| CertError::Io {
         path: path.to_path_buf(),
         source,
     })?;
@@ -347,7 +372,17 @@ fn pem_blocks(bytes: &[u8], what: &str) -> Result<Vec<(String, Vec<u8>)>, CertEr
             }
             Some((label, start, body, seen_data)) => {
                 if let Some(end) = strip_marker(line, b"-----END ") {
-                    let _ = end; // a mismatched END label is tolerated, as OpenSSL does not care
+                    // OpenSSL's PEM reader wants `END <the BEGIN label>` (PEM_R_BAD_END_LINE).
+                    if end != *label {
+                        return Err(CertError::MismatchedEnd {
+                            what: what.to_string(),
+                            index: blocks.len() + 1,
+                            label: label.clone(),
+                            line: *start,
+                            end,
+                            end_line: line_no,
+                        });
+                    }
                     blocks.push((std::mem::take(label), std::mem::take(body)));
                     current = None;
                     continue;
@@ -492,6 +527,26 @@ mod tests {
             matches!(e, CertError::NotACertificate { index: 1, .. }),
             "{e}"
         );
+    }
+
+    #[test]
+    fn an_end_line_with_another_label_is_refused_as_openssl_does() {
+        let pem = b"-----BEGIN CERTIFICATE-----\nTWFu\n-----END X509 CRL-----\n";
+        let e = parse_pem_bundle(pem).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "input: PEM block 1 (CERTIFICATE) starting on line 1 ends with END X509 CRL on line 3"
+        );
+        // Every block is held to it, a key block too.
+        let pem = b"-----BEGIN PRIVATE KEY-----\nTWFu\n-----END RSA PRIVATE KEY-----\n";
+        assert!(matches!(
+            parse_key_pem(pem, "k").unwrap_err(),
+            CertError::MismatchedEnd {
+                index: 1,
+                end_line: 3,
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -59,7 +59,8 @@ fn cert(e: &CertError) -> Option<&'static str> {
         CertError::NoCertificate { .. }
         | CertError::NotACertificate { .. }
         | CertError::BadBase64 { .. }
-        | CertError::Unterminated { .. } => {
+        | CertError::Unterminated { .. }
+        | CertError::MismatchedEnd { .. } => {
             Some("`sfdiag pki show FILE` or `openssl x509 -in FILE -text` shows what it holds")
         }
         CertError::Io { source, .. } => io_kind(source.kind()),

@@ -14,6 +14,7 @@ use clap::{Args, Subcommand};
 use time::OffsetDateTime;
 
 use sfdiag::cert::{self, CertError, CertInfo};
+use sfdiag::files;
 use sfdiag::pki::roles::{CertRole as RoleName, RoleNamer};
 use sfdiag::pki::{self, DeviceSpec, InitOptions, Uuid, Validity};
 use sfdiag::sftunnel::{self, SubjectRole};
@@ -440,7 +441,7 @@ fn show(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
         match cert::read_certs(p) {
             Ok(certs) => shown.push((p.clone(), Shown::Certs(certs))),
             Err(CertError::PrivateKey { label, .. }) => {
-                let key = std::fs::read_to_string(p)
+                let key = files::read_text_bounded(p, files::MAX_CERT_FILE, files::Links::Follow)
                     .map_err(|e| e.to_string())
                     .and_then(|text| {
                         pki::load_key_pem(&text, p)
@@ -470,7 +471,7 @@ fn show(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
                     let role = if i == 0 { role.as_ref() } else { None };
                     write_cert(&mut out, path, i + 1, certs.len(), c, role)?;
                 }
-                if std::fs::read(path)
+                if files::read_bounded(path, files::MAX_CERT_FILE, files::Links::Follow)
                     .map(|b| contains(&b, b"PRIVATE KEY-----"))
                     .unwrap_or(false)
                 {

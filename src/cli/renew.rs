@@ -25,6 +25,7 @@ use clap::builder::TypedValueParser;
 use clap::{Args, ValueEnum};
 use time::OffsetDateTime;
 
+use sfdiag::files;
 use sfdiag::pki::copy::{self, LocalTransport};
 use sfdiag::pki::fsio::Faults;
 use sfdiag::pki::layout::PkiRoot;
@@ -231,7 +232,9 @@ fn confirm(out: &mut impl Write, yes: bool) -> anyhow::Result<bool> {
 
 /// Runs `pki copy`.
 pub(crate) fn run_copy(a: CopyArgs) -> anyhow::Result<ExitCode> {
-    let text = std::fs::read_to_string(&a.devices)
+    // A list of a few hundred devices is a few KiB: 1 MiB bounds a wrong path (a FIFO, a
+    // device, a huge file), and a byte that is not UTF-8 (a Latin-1 password) names its line.
+    let text = files::read_text_bounded(&a.devices, 1 << 20, files::Links::Follow)
         .with_context(|| format!("--devices {}", a.devices.display()))?;
     let entries = copy::parse_devices_csv(&text, &a.devices)?;
     if entries.is_empty() {

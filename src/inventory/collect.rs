@@ -6,7 +6,9 @@
 //! or PKCS#12 bundles (`.p12`, `.pfx`) are read; everything else (`.key`, `.csr`, `ims.conf`,
 //! `*.backup`, our own staging files) is passed over and recorded as [`Skipped`], and so is a
 //! picked file that holds only a private key. A file named on the command line is always read.
-//! The walk is bounded in depth and each file in size, so a wrong PATH cannot run away.
+//! The walk is bounded in depth and each file in size, and a FIFO or device is refused, not
+//! read (`files::read_bounded`), so a wrong PATH cannot run away or hang. In a lab root, a
+//! tunnel file that is there but is not a regular file is unreadable too.
 
 use std::path::{Path, PathBuf};
 
@@ -14,8 +16,9 @@ use crate::cert::{self, CertError, CertInfo};
 use crate::pki::roles::{self, CertRole, Classified, RoleNamer};
 use crate::pki::scan;
 
-/// Files bigger than this are not certificate files (a bundle of a thousand certs is ~2 MB).
-pub const MAX_FILE: u64 = 16 << 20;
+/// Files bigger than this are not certificate files (a bundle of a thousand certs is ~2 MB);
+/// `cert`'s reader refuses them too, and FIFOs and devices, without reading them.
+pub const MAX_FILE: u64 = crate::files::MAX_CERT_FILE;
 
 /// One certificate found in the inputs.
 #[derive(Debug, Clone)]
@@ -138,7 +141,37 @@ pub fn collect(paths: &[PathBuf]) -> Collection {
             read_file(path, path.display().to_string(), true, &mut namer, &mut c);
         }
     }
+    unusable_expected(&mut c);
     c
+}
+
+/// The walk passes over what is not a regular file; in a lab root, a FIFO or device where the
+/// layout expects a tunnel file (`peers::expected`) is an input that cannot be read, and so is
+/// a root whose `ims.conf` or `sftunnel.conf` is there and cannot be read.
+fn unusable_expected(c: &mut Collection) {
+    let roots = super::peers::roots(&c.certs);
+    for r in &roots {
+        if let super::peers::RootState::Unreadable(e) = &r.state {
+            c.unreadable.push(Unreadable {
+                file: r.root.clone(),
+                message: e.to_string(),
+            });
+        }
+    }
+    for e in super::peers::expected(&roots) {
+        for f in e.files {
+            let not_a_file = std::fs::metadata(&f).is_ok_and(|m| !m.is_file());
+            if !not_a_file || c.unreadable.iter().any(|u| u.file == f) {
+                continue;
+            }
+            if let Err(e) = crate::files::read_bounded(&f, MAX_FILE, crate::files::Links::Follow) {
+                c.unreadable.push(Unreadable {
+                    message: format!("{}: {e}", f.display()),
+                    file: f,
+                });
+            }
+        }
+    }
 }
 
 /// The candidate files under `dir` (through [`scan::walk`]), recording the folders it could

@@ -114,6 +114,10 @@ impl fmt::Display for Reason {
                 f.write_str("its key does not match its certificate")
             }
             Reason::Problem(ProblemKind::KeyUnreadable) => f.write_str("its key cannot be read"),
+            Reason::Problem(ProblemKind::Missing) => f.write_str("some of its tunnel files are missing"),
+            Reason::Problem(ProblemKind::Interrupted) => f.write_str(
+                "a change to its root was interrupted: run `sfdiag pki renew` or `sfdiag pki copy` to finish it",
+            ),
             Reason::HandshakeFailed(code) => write!(
                 f,
                 "its last handshake failed: err {}:{}",
@@ -309,8 +313,16 @@ pub fn plan(
                 if let (Some(PathRole::CaCopy { .. }), Some(conf)) = (place.map(|p| &p.role), &conf)
                 {
                     let dev = conf.identity.uuid.to_string();
+                    // Its problems find it by its folder even when its certificate is missing.
+                    if let Some(place) = place {
+                        folder_uuid
+                            .entry(place.appliance_root.clone())
+                            .or_insert_with(|| dev.clone());
+                    }
                     let d = drafts.entry(dev.clone()).or_default();
                     d.uuid = Some(dev);
+                    d.name = d.name.take().or(Some(conf.identity.name.clone()));
+                    d.ip = d.ip.or(Some(conf.identity.ip));
                     d.offer_ca(source(c), 3);
                 }
             }

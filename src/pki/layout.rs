@@ -455,17 +455,19 @@ fn read_peers(layout: &Layout, fmc: &str) -> Result<Vec<Identity>, PkiError> {
     Ok(sft.peers.into_iter().map(|p| p.identity).collect())
 }
 
+/// A configuration file's text: a link is followed, a FIFO or device is refused at once, and
+/// so is a file of more than 1 MiB (config files are small) or one that is not UTF-8.
 pub(crate) fn read_text(path: &Path) -> Result<String, PkiError> {
-    // Config files are small; refuse anything absurd rather than reading it whole.
     const MAX: u64 = 1 << 20;
-    let meta = std::fs::metadata(path).map_err(|e| PkiError::io("read", path, e))?;
-    if meta.len() > MAX {
-        return Err(PkiError::Parse {
-            path: path.to_path_buf(),
-            reason: format!("{} bytes is too large for a configuration file", meta.len()),
-        });
-    }
-    std::fs::read_to_string(path).map_err(|e| PkiError::io("read", path, e))
+    crate::files::read_text_bounded(path, MAX, crate::files::Links::Follow).map_err(|e| {
+        match e.kind() {
+            std::io::ErrorKind::FileTooLarge => PkiError::Parse {
+                path: path.to_path_buf(),
+                reason: format!("{e}: too large for a configuration file"),
+            },
+            _ => PkiError::io("read", path, e),
+        }
+    })
 }
 
 #[cfg(test)]

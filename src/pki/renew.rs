@@ -48,7 +48,9 @@ pub struct CriticalOperation {
 /// The lock file's verdict: `Some` while a critical operation runs on the FMC.
 pub(super) fn critical_operation(layout: &Layout) -> Result<Option<CriticalOperation>, PkiError> {
     let path = layout.fmc_dir().join(CRITICAL_LOCK);
-    match std::fs::read(&path) {
+    // Only its first line matters; a FIFO or device there is refused at once, not waited on
+    // with the root locked, and a lock file of more than 64 KiB is not the appliance's.
+    match crate::files::read_bounded(&path, 64 << 10, crate::files::Links::Follow) {
         Ok(bytes) => {
             let text = String::from_utf8_lossy(&bytes[..bytes.len().min(4096)]).into_owned();
             let operation = text

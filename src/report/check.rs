@@ -130,6 +130,15 @@ pub fn problem_text(p: &PeerProblem) -> String {
             "key_unreadable: {noun} {peer}'s key {} cannot be read ({reason}): its next handshake fails",
             key_file.display()
         ),
+        Facts::Missing { files, fmc } => format!(
+            "missing: {noun} {peer}'s tunnel files toward FMC {fmc} are not there: {}: its next handshake fails; copy the FMC's files to it (sfdiag pki copy)",
+            paths(files)
+        ),
+        Facts::Interrupted { root, journal } => format!(
+            "interrupted: a change to {} was interrupted (journal {}): {peer}'s files may be a mix of old and new; run `sfdiag pki renew` or `sfdiag pki copy` on that root to finish it",
+            root.display(),
+            journal.display()
+        ),
     }
 }
 
@@ -151,7 +160,33 @@ pub fn problem_summary(p: &PeerProblem) -> String {
         Facts::KeyUnreadable { .. } => {
             format!("key_unreadable: {noun} {peer}'s key cannot be read")
         }
+        Facts::Missing { files, .. } => {
+            format!("missing: {noun} {peer} lacks {}", names(files))
+        }
+        Facts::Interrupted { root, .. } => format!(
+            "interrupted: a change to {} was interrupted: run `sfdiag pki renew` or `pki copy` to finish it",
+            root.display()
+        ),
     }
+}
+
+fn paths(files: &[std::path::PathBuf]) -> String {
+    let v: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    v.join(", ")
+}
+
+/// The files' names only, for the status line.
+fn names(files: &[std::path::PathBuf]) -> String {
+    let v: Vec<String> = files
+        .iter()
+        .map(|f| {
+            f.file_name()
+                .unwrap_or(f.as_os_str())
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    v.join(", ")
 }
 
 fn noun(role: Option<Role>) -> &'static str {
@@ -313,6 +348,14 @@ pub fn problem_json(p: &PeerProblem) -> Value {
         } => {
             json!({"cert": cert_ref(cert), "key_file": key_file.display().to_string(), "reason": reason})
         }
+        Facts::Missing { files, fmc } => json!({
+            "files": files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>(),
+            "fmc": fmc,
+        }),
+        Facts::Interrupted { root, journal } => json!({
+            "root": root.display().to_string(),
+            "journal": journal.display().to_string(),
+        }),
     };
     if let (Some(o), Value::Object(e)) = (v.as_object_mut(), extra) {
         o.extend(e);

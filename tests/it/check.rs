@@ -474,3 +474,173 @@ fn a_file_given_twice_is_counted_once() {
     let (_, out, _) = check(&[s(&a), s(&link)]);
     assert!(out.contains("; 2 certificates: 0 critical"), "{out}");
 }
+
+/// Runs sfdiag with `args` and no stdin, killing it after 20 s: a read that blocks on a FIFO
+/// fails the test instead of hanging it. (exit code, stdout and stderr)
+fn bounded(args: &[&str]) -> (i32, String) {
+    use std::time::{Duration as Wait, Instant};
+    let mut child = sfdiag()
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Wait::from_secs(20) {
+            child.kill().unwrap();
+            panic!("sfdiag {args:?} still ran after 20 s");
+        }
+        std::thread::sleep(Wait::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+fn mkfifo(p: &Path) {
+    let _ = fs::remove_file(p);
+    let ok = Command::new("mkfifo").arg(p).status().unwrap();
+    assert!(ok.success(), "mkfifo {}", p.display());
+}
+
+/// Audit #3: a FIFO or a character device given as input, or found where a root keeps a file
+/// sfdiag reads, is refused at once, naming it; nothing waits for a writer or reads forever.
+#[test]
+fn fifos_and_devices_as_inputs_are_refused_at_once() {
+    let d = tempfile::tempdir().unwrap();
+    let fifo = d.path().join("fifo.pem");
+    mkfifo(&fifo);
+    for args in [
+        vec!["check", s(&fifo)],
+        vec!["check", "/dev/zero"],
+        vec!["inventory", s(&fifo)],
+        vec!["inventory", "/dev/zero"],
+        vec!["pki", "show", s(&fifo)],
+        vec!["pki", "show", "/dev/zero"],
+    ] {
+        let (code, out) = bounded(&args);
+        assert_ne!(code, 0, "{args:?}: {out}");
+        // (inventory's text table writes the comma as `_`)
+        assert!(
+            out.contains("is a FIFO") || out.contains("is a character device"),
+            "{args:?}: {out}"
+        );
+    }
+    let root = d.path().join("lab");
+    pki_init(&root, &["--devices", "1"]);
+    for devices in [s(&fifo), "/dev/zero"] {
+        let (code, out) = bounded(&["pki", "copy", "--root", s(&root), "--devices", devices]);
+        assert_eq!(code, 2, "{out}");
+        assert!(
+            out.contains("--devices") && out.contains(", not a file"),
+            "{out}"
+        );
+    }
+    // A Latin-1 password: the line is named.
+    let csv = d.path().join("latin.csv");
+    fs::write(
+        &csv,
+        b"# device_name,ipaddr,login,password\nftd1,127.1.0.1,admin,\xff\xfe\n",
+    )
+    .unwrap();
+    let (code, out) = bounded(&["pki", "copy", "--root", s(&root), "--devices", s(&csv)]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("line 2 is not UTF-8 text"), "{out}");
+    // A FIFO where the renewal looks for the appliance's critical-operation lock.
+    let lock = root.join("fmc/var/tmp/critical_operation.lock");
+    fs::create_dir_all(lock.parent().unwrap()).unwrap();
+    mkfifo(&lock);
+    let (code, out) = bounded(&["pki", "renew", "--root", s(&root), "--yes"]);
+    assert_ne!(code, 0, "{out}");
+    assert!(
+        out.contains("critical_operation.lock") && out.contains("is a FIFO"),
+        "{out}"
+    );
+    fs::remove_file(&lock).unwrap();
+    // A FIFO in the place of the FMC's sftunnel.conf: check cannot read the root (UNKNOWN),
+    // renew refuses it.
+    let conf = root.join("fmc/etc/sf/sftunnel.conf");
+    mkfifo(&conf);
+    let (code, out) = bounded(&["check", s(&root)]);
+    assert_eq!(code, 3, "{out}");
+    assert!(
+        out.contains("sftunnel.conf: is a FIFO, not a file"),
+        "{out}"
+    );
+    let (code, out) = bounded(&["pki", "renew", "--root", s(&root), "--yes"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("sftunnel.conf: is a FIFO, not a file"),
+        "{out}"
+    );
+}
+
+/// Audit #4: a device's `cacert.pem`, `sftunnel-cert.pem` or `sftunnel-key.pem` missing from
+/// a lab root is a CRITICAL `missing` problem and a `copy` in the inventory; one that is a
+/// FIFO is an input that cannot be read (UNKNOWN).
+#[test]
+fn a_missing_or_unusable_tunnel_file_of_a_device_is_reported() {
+    let d = tempfile::tempdir().unwrap();
+    let base = d.path().join("base");
+    pki_init(&base, &["--devices", "2", "--fmc-uuid", FMC]);
+    for file in ["cacert.pem", "sftunnel-cert.pem", "sftunnel-key.pem"] {
+        for fifo in [false, true] {
+            let root = d.path().join(format!("{file}-{fifo}"));
+            let o = Command::new("cp")
+                .args(["-a", s(&base), s(&root)])
+                .status()
+                .unwrap();
+            assert!(o.success());
+            let p = root.join(format!("ftd1/var/sf/peers/{FMC}/{file}"));
+            fs::remove_file(&p).unwrap();
+            if fifo {
+                mkfifo(&p);
+            }
+            let (code, out) = bounded(&["check", s(&root)]);
+            let (icode, inv) = bounded(&["inventory", "--format", "json", s(&root)]);
+            let v: serde_json::Value =
+                serde_json::from_str(&inv).unwrap_or_else(|e| panic!("{e}: {inv}"));
+            let ftd1 = v["entries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|e| e["name"] == "ftd1")
+                .unwrap_or_else(|| panic!("{file} {fifo}: no ftd1 in {inv}"))
+                .clone();
+            if fifo {
+                assert_eq!(code, 3, "{file}: {out}");
+                assert!(out.starts_with("UNKNOWN: "), "{file}: {out}");
+                assert!(
+                    out.contains(&format!("{file}: is a FIFO, not a file")),
+                    "{out}"
+                );
+                assert_eq!(icode, 2, "{file}: {inv}");
+            } else {
+                assert_eq!(code, 2, "{file}: {out}");
+                assert!(
+                    out.starts_with(&format!("CRITICAL: missing: device ftd1 lacks {file}")),
+                    "{out}"
+                );
+                assert!(out.contains(s(&p)), "the line names the file: {out}");
+                assert_eq!(icode, 1, "{file}: {inv}");
+                assert_eq!(ftd1["action"], "copy", "{file}: {ftd1}");
+                assert_eq!(ftd1["problems"], serde_json::json!(["missing"]), "{ftd1}");
+                assert_eq!(ftd1["ip"], "127.1.0.1", "{ftd1}");
+            }
+        }
+    }
+    // A partial copy without ftd2's folder is not a broken ftd2.
+    let root = d.path().join("sftunnel-key.pem-false");
+    fs::remove_dir_all(root.join("ftd2")).unwrap();
+    let (_, out) = bounded(&["check", s(&root)]);
+    assert!(!out.contains("device ftd2 lacks"), "{out}");
+    assert!(out.contains("device ftd1 lacks sftunnel-key.pem"), "{out}");
+}

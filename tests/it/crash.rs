@@ -615,3 +615,57 @@ fn a_disk_full_at_any_step_gives_an_exit_code_that_tells_the_truth() {
         std::fs::remove_dir_all(&root).unwrap();
     });
 }
+
+/// Audit #5: `check` and `inventory` on a root a killed renewal left after its commit point
+/// say so (kind `interrupted`, naming the journal and what finishes it) instead of reporting
+/// the half-renewed files' chains as broken.
+#[test]
+fn check_and_inventory_name_a_change_a_kill_left_half_made() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("lab");
+    init(&root, "1");
+    // As in the test above: killed at the second of its renames.
+    let o = run_in(
+        d.path(),
+        &[
+            "pki",
+            "renew",
+            "--root",
+            s(&root),
+            "--yes",
+            "--fault-after",
+            "19",
+        ],
+    );
+    assert!(killed(&o), "{}", text(&o));
+    let journal = root.join(".sfdiag-journal");
+    assert!(journal.is_file(), "a committed journal is left");
+    let o = run_in(d.path(), &["check", s(&root)]);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}");
+    assert!(out.starts_with("CRITICAL: interrupted: "), "{out}");
+    assert!(out.contains(s(&journal)), "{out}");
+    assert!(
+        out.contains("sfdiag pki renew") && out.contains("pki copy"),
+        "{out}"
+    );
+    assert!(!out.contains("err 7"), "the mix is not judged: {out}");
+    let o = run_in(d.path(), &["inventory", "--format", "json", s(&root)]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let ftd1 = v["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "ftd1")
+        .unwrap()
+        .clone();
+    assert_eq!(ftd1["action"], "copy", "{ftd1}");
+    assert_eq!(
+        ftd1["problems"],
+        serde_json::json!(["interrupted"]),
+        "{ftd1}"
+    );
+    // Reading changed nothing: the journal is left for the next change to finish.
+    assert!(journal.is_file());
+}
