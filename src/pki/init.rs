@@ -89,9 +89,9 @@ pub(super) fn init_with(opts: &InitOptions, faults: &Faults) -> Result<PkiRoot, 
     fsio::ensure_dir(layout.root(), DIR_MODE)?;
     // Nobody but the owner may write where the PKI goes: they could swap the keys, or plant
     // a journal. Other folders already in the root are not ours to judge.
-    super::guard::refuse_world_writable_folder(layout.root())?;
+    super::guard::refuse_writable_by_others_folder(layout.root())?;
     for top in &tops {
-        super::refuse_world_writable(&layout.appliance_dir(top))?;
+        super::refuse_writable_by_others(&layout.appliance_dir(top))?;
     }
     let held = RootLock::acquire(layout.root())?;
     fsio::recover(&held)?;
@@ -463,8 +463,10 @@ fn fmc_files(
     }
 }
 
-/// The PKI files already present in the given appliance folders (`*.backup` excluded): the
-/// CA and key folders, every peer folder, and the two configuration files.
+/// The PKI files already present in the given appliance folders, backups excluded (every name
+/// `fsio::backup_of` knows, `X.backup` and `X.backup.N`, and whatever is in a folder so named:
+/// a backup is never renamed again): the CA and key folders, every peer folder, and the two
+/// configuration files.
 fn existing_pki_files(layout: &Layout, tops: &[String]) -> Result<Vec<PathBuf>, PkiError> {
     let mut found = Vec::new();
     for top in tops {
@@ -484,7 +486,7 @@ fn existing_pki_files(layout: &Layout, tops: &[String]) -> Result<Vec<PathBuf>, 
             .file_name()
             .map(|n| n.to_string_lossy())
             .unwrap_or_default();
-        !n.ends_with(".backup") && !n.starts_with(".sfdiag-tmp-")
+        fsio::backup_of(&n).is_none() && !n.starts_with(".sfdiag-tmp-")
     });
     found.sort();
     Ok(found)
@@ -503,7 +505,9 @@ fn walk_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), PkiError> {
             .file_type()
             .map_err(|e| PkiError::io("stat", entry.path(), e))?;
         if ty.is_dir() {
-            walk_files(&entry.path(), out)?;
+            if fsio::backup_of(&entry.file_name().to_string_lossy()).is_none() {
+                walk_files(&entry.path(), out)?;
+            }
         } else if ty.is_file() {
             out.push(entry.path());
         }

@@ -12,14 +12,19 @@
 //! load under that lock. Every key and certificate is made in memory, then all files change as
 //! one `fsio::Transaction`: a crash at any moment leaves the old InternalCA set or the new
 //! one, and every replaced file is kept as its next free `*.backup` (never overwritten).
-//! What happens after the commit (the log, `FAILED_PUSH`) cannot undo it: a write that fails
-//! there is reported as [`Unrecorded`], with the lines it would have written, and the renewal
-//! stands. Device trees are not touched: devices get their files by push (the tunnel's job,
+//! The transaction also writes a provisional `FAILED_PUSH` listing every peer, so a run killed
+//! before its pushes are recorded leaves the list of devices that may still need `pki copy`.
+//! What happens after the commit (the log, the final `FAILED_PUSH`) cannot undo it: a write
+//! that fails there is reported as [`Unrecorded`], with the lines it would have written, and
+//! the renewal stands. Those writes are made from the lock's descriptor of the root, folder by
+//! folder, refusing links (`fsio::beneath`): the pushes between the guard and them take
+//! network time, and the path reported is the one written. Device trees are not touched: devices get their files by push (the tunnel's job,
 //! see `tunnel::renewal`) or by `pki copy`. Pushing, prompting, printing (`report::renew`) and
 //! the clock are the caller's.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::{fs, io};
 
 use time::OffsetDateTime;
 
@@ -35,6 +40,9 @@ use super::{PkiError, Uuid, Validity, rfc3339};
 pub(super) const CRITICAL_LOCK: &str = "var/tmp/critical_operation.lock";
 /// The renewal's own log on the FMC, relative to the FMC's folder.
 pub const GENERATION_LOG: &str = "var/log/sf/sfca_generation.log";
+/// Where `FAILED_PUSH` files live, one folder per renewal, relative to the FMC's folder
+/// (`Layout::failed_push`).
+const CERTS_TMP: &str = "var/tmp/certs";
 
 /// A critical operation in progress, as its lock file says.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -108,9 +116,9 @@ pub fn preflight_for(
         });
     }
     // Nobody but the owner may have written there (a journal is followed blindly).
-    super::refuse_world_writable(root)?;
+    super::refuse_writable_by_others(root)?;
     let held = Arc::new(RootLock::acquire(root)?);
-    let recovered = fsio::recover(&held)?;
+    let recovered = recover(&held)?;
     let root = PkiRoot::load(root)?;
     let root = match fmc {
         Some(name) => root.as_fmc(name)?,
@@ -130,6 +138,53 @@ pub fn preflight_for(
         recovered,
         held,
     })
+}
+
+/// `fsio::recover`, then the sweep of the temporary files a run killed while it wrote the log
+/// or a `FAILED_PUSH` left in an appliance folder's `var/log/sf/` or `var/tmp/certs/*/`
+/// (written only under the root's lock: nothing live is removed). Run under `lock`, after the
+/// guard has passed the whole root.
+pub(super) fn recover(lock: &RootLock) -> Result<Option<Recovery>, PkiError> {
+    let mut rec = fsio::recover(lock)?;
+    let root = lock.root();
+    let mut swept = Vec::new();
+    for entry in fs::read_dir(root).map_err(|e| PkiError::io("list", root, e))? {
+        let entry = entry.map_err(|e| PkiError::io("list", root, e))?;
+        let is_dir = entry
+            .file_type()
+            .map_err(|e| PkiError::io("inspect", entry.path(), e))?
+            .is_dir();
+        if !is_dir || entry.file_name().as_encoded_bytes().starts_with(b".") {
+            continue;
+        }
+        let top = entry.path();
+        let log_dir = top.join(GENERATION_LOG);
+        let log_dir = log_dir.parent().unwrap_or(&top);
+        swept.extend(fsio::beneath::sweep_temporaries(lock, log_dir, 0)?);
+        swept.extend(fsio::beneath::sweep_temporaries(
+            lock,
+            &top.join(CERTS_TMP),
+            1,
+        )?);
+    }
+    if swept.is_empty() {
+        return Ok(rec);
+    }
+    for s in &swept {
+        tracing::info!(path = %s.display(), "removed a leftover temporary file");
+    }
+    match &mut rec {
+        Some(r) => r.swept.extend(swept),
+        None => {
+            rec = Some(Recovery {
+                what: None,
+                finished: false,
+                written: Vec::new(),
+                swept,
+            })
+        }
+    }
+    Ok(rec)
 }
 
 /// notBefore and notAfter of the first certificate in a PEM file.
@@ -388,7 +443,19 @@ pub fn renew(opts: &RenewOptions, pre: Preflight) -> Result<Renewal, PkiError> {
         format!("{:02X}\n", generation.next_serial).into_bytes(),
         PUBLIC_MODE,
     );
+    // Until `record_push` says otherwise, no peer has its new files: a run killed between the
+    // commit and that record leaves this list (a peer pushed twice is harmless, one forgotten
+    // is not). Replaced without a backup, as `record_push` replaces it.
+    let provisional = push_lines(peers.iter());
+    if !provisional.is_empty() {
+        tx.replace(
+            layout.failed_push(opts.at.unix_timestamp()),
+            (provisional.join("\n") + "\n").into_bytes(),
+            PUBLIC_MODE,
+        );
+    }
     let done = tx.commit()?;
+    let lock = Ok(held.clone());
 
     let mut renewal = Renewal {
         old_ca_not_after,
@@ -412,7 +479,7 @@ pub fn renew(opts: &RenewOptions, pre: Preflight) -> Result<Renewal, PkiError> {
     lines.extend(log_lines(&renewal));
     // The new files are in place: a log that cannot be written does not undo them.
     let layout = &renewal.root.layout;
-    if let Err(u) = append_log(layout, opts.at, &lines, &opts.faults) {
+    if let Err(u) = append_log(&lock, layout, opts.at, &lines, &opts.faults) {
         renewal.unrecorded.push(u);
     }
     tracing::info!(root = %renewal.root.layout.root().display(), peers = renewal.peers.len(), "renewed");
@@ -465,7 +532,8 @@ fn recovery_line(r: &Recovery) -> Option<String> {
 
 /// Appends `lines` to `sfca_generation.log`, each stamped with `at`; on failure, says what
 /// could not be written.
-pub(super) fn append_log(
+fn append_log(
+    lock: &Result<Arc<RootLock>, PkiError>,
     layout: &Layout,
     at: OffsetDateTime,
     lines: &[String],
@@ -477,10 +545,8 @@ pub(super) fn append_log(
     let mut text = stamped.join("\n");
     text.push('\n');
     let write = || -> Result<(), PkiError> {
-        if let Some(dir) = path.parent() {
-            fsio::ensure_dir(dir, DIR_MODE)?;
-        }
-        fsio::append(&path, text.as_bytes(), PUBLIC_MODE, faults)
+        let lock = locked(lock, layout)?;
+        fsio::beneath::append(lock, &path, text.as_bytes(), PUBLIC_MODE, DIR_MODE, faults)
     };
     write().map_err(|e| {
         tracing::error!(error = %e, "cannot append to the generation log");
@@ -492,12 +558,40 @@ pub(super) fn append_log(
     })
 }
 
+/// The root's lock for the writes after the commit: the renewal's own, or taken again when
+/// [`Renewal::unlock`] let it go.
+fn lock_of(renewal: &Renewal) -> Result<Arc<RootLock>, PkiError> {
+    match &renewal.held {
+        Some(l) => Ok(l.clone()),
+        None => RootLock::acquire(renewal.root.layout.root()).map(Arc::new),
+    }
+}
+
+/// The lock [`lock_of`] gave, or why there is none (a `Busy` root: another run changes it).
+fn locked<'l>(
+    lock: &'l Result<Arc<RootLock>, PkiError>,
+    layout: &Layout,
+) -> Result<&'l RootLock, PkiError> {
+    lock.as_deref().map_err(|e| {
+        PkiError::io(
+            "lock",
+            layout.root(),
+            io::Error::other(format!("cannot write there now: {e}")),
+        )
+    })
+}
+
 /// The `FAILED_PUSH` lines for the peers whose push failed, as the appliance writes them: one
 /// per file in [`BUNDLE_ORDER`],
 /// `FTD_UUID FTD_NAME FTD_IP SOURCE_PATH_ON_FMC DESTINATION_PATH_ON_FTD`.
 pub(super) fn failed_push_lines(renewal: &Renewal, outcomes: &[PushOutcome]) -> Vec<String> {
+    push_lines(not_pushed(renewal, outcomes))
+}
+
+/// The `FAILED_PUSH` lines of `peers` (see [`failed_push_lines`]).
+fn push_lines<'a>(peers: impl Iterator<Item = &'a PeerBundle>) -> Vec<String> {
     let mut lines = Vec::new();
-    for p in not_pushed(renewal, outcomes) {
+    for p in peers {
         for f in &p.files {
             lines.push(format!(
                 "{} {} {} {} {}",
@@ -610,17 +704,34 @@ pub fn record_push(renewal: &Renewal, outcomes: &[PushOutcome]) -> PushRecord {
     let failed = renewal.peers.len() - pushed;
     let mut unrecorded = Vec::new();
     let mut failed_push = None;
+    let lock = lock_of(renewal);
+    let path = layout.failed_push(renewal.unix_time());
+    if lines.is_empty() && !renewal.peers.is_empty() {
+        // Every peer has its files: the provisional list the renewal wrote goes.
+        let remove = || fsio::beneath::remove(locked(&lock, layout)?, &path, &renewal.faults);
+        if let Err(e) = remove() {
+            tracing::error!(error = %e, "cannot remove the provisional FAILED_PUSH");
+            log.push(format!(
+                "every peer pushed, but {} (which lists them all) could not be removed: {e}",
+                path.display()
+            ));
+            unrecorded.push(Unrecorded {
+                path: path.clone(),
+                error: format!("{e}; it lists every peer, though each was pushed"),
+                lines: Vec::new(),
+            });
+        }
+    }
     if !lines.is_empty() {
-        let path = layout.failed_push(renewal.unix_time());
         let write = || -> Result<(), PkiError> {
-            if let Some(dir) = path.parent() {
-                fsio::ensure_dir(dir, DIR_MODE)?;
-            }
-            renewal
-                .faults
-                .check(&fsio::Step::Write(&path))
-                .map_err(|e| PkiError::io("write", &path, e))?;
-            fsio::write_atomic(&path, (lines.join("\n") + "\n").as_bytes(), PUBLIC_MODE)
+            fsio::beneath::write_atomic(
+                locked(&lock, layout)?,
+                &path,
+                (lines.join("\n") + "\n").as_bytes(),
+                PUBLIC_MODE,
+                DIR_MODE,
+                &renewal.faults,
+            )
         };
         match write() {
             Ok(()) => {
@@ -644,7 +755,7 @@ pub fn record_push(renewal: &Renewal, outcomes: &[PushOutcome]) -> PushRecord {
             }
         }
     }
-    if let Err(u) = append_log(layout, renewal.at, &log, &renewal.faults) {
+    if let Err(u) = append_log(&lock, layout, renewal.at, &log, &renewal.faults) {
         unrecorded.push(u);
     }
     PushRecord {
