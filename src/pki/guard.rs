@@ -155,6 +155,51 @@ mod tests {
         assert!(refuse_writable_by_others(&dir.path().join("missing")).is_ok());
     }
 
+    /// OpenSSH's StrictModes: group-writable, or owned by another user than the one running
+    /// (or root), is refused too, with the fix named (finding 2).
+    #[test]
+    fn a_group_writable_entry_or_one_owned_by_another_user_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("lab");
+        let ca_root = root.join("fmc/etc/sf/ca_root");
+        std::fs::create_dir_all(&ca_root).unwrap();
+        for p in [
+            &root,
+            &root.join("fmc"),
+            &root.join("fmc/etc"),
+            &root.join("fmc/etc/sf"),
+        ] {
+            chmod(p, 0o755);
+        }
+        chmod(&ca_root, 0o2775);
+        let e = refuse_writable_by_others(&root).unwrap_err();
+        assert!(
+            matches!(&e, PkiError::GroupWritable { path } if *path == ca_root),
+            "{e}"
+        );
+        assert!(e.to_string().contains("chmod g-w"), "{e}");
+        chmod(&ca_root, 0o755);
+        refuse_writable_by_others(&root).unwrap();
+
+        let euid = rustix::process::geteuid().as_raw();
+        let e = judge(&ca_root, 0o40755, euid + 1).unwrap_err();
+        assert!(
+            matches!(&e, PkiError::ForeignOwner { owner, .. } if *owner == euid + 1),
+            "{e}"
+        );
+        assert!(e.to_string().contains(&format!("chown {euid}")), "{e}");
+        judge(&ca_root, 0o40755, 0).unwrap();
+        if euid == 0 {
+            // As root, a real file given to nobody.
+            std::os::unix::fs::chown(&ca_root, Some(65534), None).unwrap();
+            let e = refuse_writable_by_others(&root).unwrap_err();
+            assert!(
+                matches!(e, PkiError::ForeignOwner { owner: 65534, .. }),
+                "{e}"
+            );
+        }
+    }
+
     #[test]
     fn a_link_inside_the_root_passes_and_one_out_of_it_is_refused() {
         let dir = tempfile::tempdir().unwrap();

@@ -626,6 +626,31 @@ mod tests {
         assert!(e.to_string().contains("its FMCs: fmc)"), "{e}");
     }
 
+    /// Finding 6: numbered backups, and whatever is in a folder with a backup name, are not
+    /// taken for PKI files (`init --force` would retire them under yet another name).
+    #[test]
+    fn backups_of_every_kind_are_not_pki_files() {
+        let d = tempfile::tempdir().unwrap();
+        let layout = Layout::new(d.path());
+        let keys = layout.appliance_dir(FMC_DIR).join("etc/sf/keys");
+        std::fs::create_dir_all(keys.join("sftunnel-key.pem.backup")).unwrap();
+        for f in [
+            "cakey.pem",
+            "cakey.pem.backup",
+            "cakey.pem.backup.1",
+            "cakey.pem.backup.12",
+            "sftunnel-key.pem.backup/inside.pem",
+            "cakey.pem.backup.x",
+        ] {
+            std::fs::write(keys.join(f), b"x").unwrap();
+        }
+        let found = existing_pki_files(&layout, &[FMC_DIR.to_string()]).unwrap();
+        assert_eq!(
+            found,
+            [keys.join("cakey.pem"), keys.join("cakey.pem.backup.x")]
+        );
+    }
+
     #[test]
     fn names_are_folder_safe() {
         for ok in ["ftd1", "FTD-2", "a.b_c"] {

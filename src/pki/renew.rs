@@ -1036,6 +1036,78 @@ mod tests {
         assert!(log.contains("failed to push certificates to ftd2: not connected"));
     }
 
+    /// Finding 7: right after the commit a provisional FAILED_PUSH lists every peer (a run
+    /// killed before `record_push` leaves it); the record replaces it, or removes it once every
+    /// peer is pushed. Finding 1: a folder swapped for a link after the preflight is refused by
+    /// the record's writes, which report what they could not write, and nothing goes outside.
+    #[test]
+    fn failed_push_is_provisional_until_recorded_and_never_written_through_a_link() {
+        let d = tempfile::tempdir().unwrap();
+        let root = lab(d.path());
+        let r = run(root.layout.root(), Faults::none()).unwrap();
+        let fp = root.layout.failed_push(r.unix_time());
+        let text = std::fs::read_to_string(&fp).unwrap();
+        assert_eq!(text, failed_push_lines(&r, &[]).join("\n") + "\n");
+        assert_eq!(text.lines().count(), 6, "three files for each of two peers");
+        let pushed = |i: usize| PushOutcome {
+            uuid: root.peers[i].uuid,
+            name: root.peers[i].name.clone(),
+            result: Ok("installed".into()),
+        };
+        let rec = record_push(&r, &[pushed(0)]);
+        assert_eq!(rec.failed_push.as_ref(), Some(&fp));
+        assert_eq!(std::fs::read_to_string(&fp).unwrap().lines().count(), 3);
+        let rec = record_push(&r, &[pushed(0), pushed(1)]);
+        assert_eq!(rec.failed_push, None);
+        assert!(rec.unrecorded.is_empty(), "{:?}", rec.unrecorded);
+        assert!(!fp.exists() && !fp.parent().unwrap().exists());
+
+        // The swap of toctou.sh, after the renewal: var/tmp and var/log become links out.
+        let out = d.path().join("out");
+        std::fs::create_dir(&out).unwrap();
+        let var = root.layout.fmc_dir().join("var");
+        for sub in ["tmp", "log"] {
+            std::fs::rename(var.join(sub), var.join(format!("{sub}.x"))).unwrap();
+            std::os::unix::fs::symlink(&out, var.join(sub)).unwrap();
+        }
+        let rec = record_push(&r, &[]);
+        assert_eq!(rec.failed_push, None);
+        assert_eq!(rec.unrecorded.len(), 2, "{:?}", rec.unrecorded);
+        for u in &rec.unrecorded {
+            assert!(u.error.contains("is a symbolic link"), "{}", u.error);
+        }
+        assert_eq!(
+            std::fs::read_dir(&out).unwrap().count(),
+            0,
+            "nothing outside"
+        );
+    }
+
+    /// Finding 7: a temporary file a killed record left beside FAILED_PUSH or the log is swept
+    /// by the next run's preflight.
+    #[test]
+    fn the_next_preflight_sweeps_temporaries_of_the_log_and_failed_push_folders() {
+        let d = tempfile::tempdir().unwrap();
+        let root = lab(d.path());
+        let r = run(root.layout.root(), Faults::none()).unwrap();
+        let fp = root.layout.failed_push(r.unix_time());
+        let left = [
+            fp.with_file_name(".sfdiag-tmp-AbCdEf"),
+            root.layout.fmc_dir().join("var/log/sf/.sfdiag-tmp-1"),
+        ];
+        for l in &left {
+            std::fs::write(l, b"half").unwrap();
+        }
+        drop(r);
+        let pre = preflight(root.layout.root(), AT).unwrap();
+        let mut swept = pre.recovered.clone().unwrap().swept;
+        swept.sort();
+        let mut want = left.to_vec();
+        want.sort();
+        assert_eq!(swept, want);
+        assert!(left.iter().all(|l| !l.exists()));
+    }
+
     #[test]
     fn failed_push_files_of_both_formats_are_read() {
         let appliance = "c8d5d5c6-87c9-11ef-a993-b9831565bc4e BSNS-1120-1 10.48.67.54 /etc/sf/ca_root/cacert.pem /var/sf/peers/cdb123c8-4347-11ef-aca1-f3aa241412a1/cacert.pem

@@ -363,3 +363,160 @@ fn sweep_in(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{DIR_MODE, PUBLIC_MODE};
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn lab() -> (tempfile::TempDir, PathBuf, PathBuf) {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("root");
+        let out = d.path().join("out");
+        std::fs::create_dir_all(root.join("var")).unwrap();
+        std::fs::create_dir(&out).unwrap();
+        for p in [&root, &root.join("var"), &out] {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        (d, root, out)
+    }
+
+    /// The auditor's swap (finding 1): a folder on the way becomes a link out of the root after
+    /// the lock is taken. Neither write follows it, and nothing appears outside.
+    #[test]
+    fn a_folder_swapped_for_a_link_after_the_lock_is_refused_not_followed() {
+        let (_d, root, out) = lab();
+        let lock = RootLock::acquire(&root).unwrap();
+        let log = root.join("var/log/sf/gen.log");
+        append(
+            &lock,
+            &log,
+            b"one\n",
+            PUBLIC_MODE,
+            DIR_MODE,
+            &Faults::none(),
+        )
+        .unwrap();
+        std::fs::rename(root.join("var/log"), root.join("var/log.x")).unwrap();
+        std::os::unix::fs::symlink(&out, root.join("var/log")).unwrap();
+        let e = append(
+            &lock,
+            &log,
+            b"two\n",
+            PUBLIC_MODE,
+            DIR_MODE,
+            &Faults::none(),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&e, PkiError::Symlink { path, .. } if *path == root.join("var/log")),
+            "{e}"
+        );
+        let fp = root.join("var/log/certs/1/FAILED_PUSH");
+        let e =
+            write_atomic(&lock, &fp, b"x\n", PUBLIC_MODE, DIR_MODE, &Faults::none()).unwrap_err();
+        assert!(matches!(e, PkiError::Symlink { .. }), "{e}");
+        assert_eq!(
+            std::fs::read_dir(&out).unwrap().count(),
+            0,
+            "nothing outside"
+        );
+        // The file itself a link: refused too.
+        std::fs::remove_file(root.join("var/log")).unwrap();
+        std::fs::rename(root.join("var/log.x"), root.join("var/log")).unwrap();
+        std::fs::remove_file(&log).unwrap();
+        std::os::unix::fs::symlink(out.join("planted"), &log).unwrap();
+        let e = append(
+            &lock,
+            &log,
+            b"two\n",
+            PUBLIC_MODE,
+            DIR_MODE,
+            &Faults::none(),
+        )
+        .unwrap_err();
+        assert!(matches!(e, PkiError::Symlink { .. }), "{e}");
+        assert!(!out.join("planted").exists());
+    }
+
+    #[test]
+    fn a_hard_linked_or_special_log_is_refused_and_modes_are_exact() {
+        let (_d, root, out) = lab();
+        let lock = RootLock::acquire(&root).unwrap();
+        let log = root.join("var/log/sf/gen.log");
+        append(
+            &lock,
+            &log,
+            b"one\n",
+            PUBLIC_MODE,
+            DIR_MODE,
+            &Faults::none(),
+        )
+        .unwrap();
+        let mode = |p: &Path| std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode(&log), 0o644);
+        assert_eq!(mode(&root.join("var/log/sf")), 0o755);
+        std::fs::hard_link(&log, out.join("hl")).unwrap();
+        let e = append(
+            &lock,
+            &log,
+            b"two\n",
+            PUBLIC_MODE,
+            DIR_MODE,
+            &Faults::none(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("2 names (hard links)"), "{e}");
+        assert!(e.to_string().contains(&log.display().to_string()), "{e}");
+        assert_eq!(std::fs::read(out.join("hl")).unwrap(), b"one\n");
+        // A FIFO with no reader: refused at once, no hang.
+        std::fs::remove_file(&log).unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &log,
+            FileType::Fifo,
+            Mode::from_raw_mode(0o644),
+            0,
+        )
+        .unwrap();
+        let e = append(
+            &lock,
+            &log,
+            b"two\n",
+            PUBLIC_MODE,
+            DIR_MODE,
+            &Faults::none(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("not a regular file"), "{e}");
+    }
+
+    #[test]
+    fn write_atomic_replaces_remove_cleans_up_and_sweep_finds_leftovers() {
+        let (_d, root, _out) = lab();
+        let lock = RootLock::acquire(&root).unwrap();
+        let fp = root.join("var/tmp/certs/7/FAILED_PUSH");
+        write_atomic(&lock, &fp, b"a\n", PUBLIC_MODE, DIR_MODE, &Faults::none()).unwrap();
+        write_atomic(&lock, &fp, b"b\n", PUBLIC_MODE, DIR_MODE, &Faults::none()).unwrap();
+        assert_eq!(std::fs::read(&fp).unwrap(), b"b\n");
+        let dir = fp.parent().unwrap();
+        assert_eq!(
+            std::fs::read_dir(dir).unwrap().count(),
+            1,
+            "no temporary left"
+        );
+        let tmp = dir.join(format!("{TMP_PREFIX}x"));
+        std::fs::write(&tmp, b"half").unwrap();
+        let swept = sweep_temporaries(&lock, &root.join("var/tmp/certs"), 1).unwrap();
+        assert_eq!(swept, [tmp]);
+        remove(&lock, &fp, &Faults::none()).unwrap();
+        assert!(!dir.exists(), "an emptied folder goes too");
+        remove(&lock, &fp, &Faults::none()).unwrap();
+        assert!(
+            sweep_temporaries(&lock, &root.join("missing"), 1)
+                .unwrap()
+                .is_empty()
+        );
+    }
+}

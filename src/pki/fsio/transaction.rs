@@ -899,6 +899,38 @@ mod tests {
         }
     }
 
+    /// Finding 10: a root that is a link says so (and where it leads); a name the journal
+    /// cannot hold is named, not the journal.
+    #[test]
+    fn a_link_in_the_way_and_a_non_utf8_name_are_named() {
+        use std::os::unix::ffi::OsStrExt;
+        let d = tempfile::tempdir().unwrap();
+        let real = d.path().join("real");
+        fs::create_dir(&real).unwrap();
+        let link = d.path().join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let lock = RootLock::acquire(&link).unwrap();
+        let mut tx = Transaction::new(&lock, "test");
+        tx.write(link.join("fmc/x.pem"), b"x".to_vec(), PUBLIC_MODE);
+        let e = tx.commit().unwrap_err().to_string();
+        assert!(e.contains("is a symbolic link to"), "{e}");
+        assert!(e.contains(&real.display().to_string()), "{e}");
+        drop(lock);
+
+        let lock = RootLock::acquire(&real).unwrap();
+        let odd = real.join(std::ffi::OsStr::from_bytes(b"stray\xff.pem"));
+        fs::write(&odd, b"x").unwrap();
+        let mut tx = Transaction::new(&lock, "test");
+        tx.retire(&odd);
+        let e = tx.commit().unwrap_err();
+        assert!(
+            matches!(&e, PkiError::Parse { path, .. } if *path == odd),
+            "{e}"
+        );
+        assert!(e.to_string().contains("not UTF-8"), "{e}");
+        assert!(odd.exists(), "nothing changed");
+    }
+
     #[test]
     fn backups_are_never_overwritten_and_unchanged_files_are_left_alone() {
         let d = tempfile::tempdir().unwrap();
