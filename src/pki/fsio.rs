@@ -34,7 +34,7 @@
 //! guard (`super::guard`) makes sure nobody but the owner (or root) can write in the root, so
 //! nobody else can swap a folder for a link between the check and the write. The writes made
 //! outside a transaction while a change holds the lock (a log line, `FAILED_PUSH`), which may
-//! come long after the guard ran, do not rely on that: [`beneath`] opens every folder on the
+//! come long after the guard ran, do not rely on that: `beneath` opens every folder on the
 //! way from the lock's descriptor of the root, refusing links, so there is no window at all.
 //!
 //! Every step calls a [`Faults`] hook first: tests make step N fail or kill the process there.

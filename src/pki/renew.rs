@@ -345,7 +345,8 @@ pub struct PushRecord {
 
 /// Makes a new InternalCA for the same FMC UUID and reissues the FMC's and every peer's
 /// sftunnel certificate, all in one transaction under `pre`'s lock (old files kept as
-/// backups); appends to `sfca_generation.log`. Refuses while a critical operation runs.
+/// backups), with a provisional `FAILED_PUSH` listing every peer (see [`record_push`]); appends
+/// to `sfca_generation.log`. Refuses while a critical operation runs.
 pub fn renew(opts: &RenewOptions, pre: Preflight) -> Result<Renewal, PkiError> {
     if let Some(lock) = pre.lock {
         return Err(PkiError::CriticalOperation {
@@ -676,8 +677,10 @@ pub fn parse_failed_push(text: &str, path: &Path) -> Result<Vec<FailedPushLine>,
     Ok(out)
 }
 
-/// Records the pushes: writes `var/tmp/certs/<unix time>/FAILED_PUSH` when some peer was not
-/// pushed (a peer missing from `outcomes` counts as not pushed) and appends to the log. A
+/// Records the pushes: rewrites the provisional `var/tmp/certs/<unix time>/FAILED_PUSH` with
+/// the peers not pushed (a peer missing from `outcomes` counts as not pushed), or removes it
+/// (and its folder, when emptied) once every peer is pushed, and appends to the log; both
+/// under the renewal's lock, taken again if [`Renewal::unlock`] let it go. A
 /// write that fails is returned in [`PushRecord::unrecorded`]: the renewal stands whatever
 /// the disk says now.
 pub fn record_push(renewal: &Renewal, outcomes: &[PushOutcome]) -> PushRecord {
