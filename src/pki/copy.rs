@@ -180,9 +180,9 @@ impl LocalTransport {
     /// undoes whatever change a dead run left in it.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self, PkiError> {
         let root = root.into();
-        super::refuse_world_writable(&root)?;
+        super::refuse_writable_by_others(&root)?;
         let held = RootLock::acquire(&root)?;
-        let recovered = fsio::recover(&held)?;
+        let recovered = super::renew::recover(&held)?;
         Ok(LocalTransport {
             root: held.root().to_path_buf(),
             restart: None,

@@ -31,15 +31,18 @@
 //! dies releases it with its last file descriptor, so a crash never leaves a root locked.
 //! A transaction only writes below its root and refuses any path that goes through a symbolic
 //! link there ([`check_inside`]); [`read_inside`] reads the same way, with `O_NOFOLLOW`. The
-//! guard (`super::guard`) makes sure nobody but the owner can write in the root, so nobody
-//! else can swap a folder for a link between the check and the write.
+//! guard (`super::guard`) makes sure nobody but the owner (or root) can write in the root, so
+//! nobody else can swap a folder for a link between the check and the write. The writes made
+//! outside a transaction while a change holds the lock (a log line, `FAILED_PUSH`), which may
+//! come long after the guard ran, do not rely on that: `beneath` opens every folder on the
+//! way from the lock's descriptor of the root, refusing links, so there is no window at all.
 //!
 //! Every step calls a [`Faults`] hook first: tests make step N fail or kill the process there.
 
 use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
@@ -47,6 +50,7 @@ use rustix::fs::{FlockOperation, Mode, OFlags};
 
 use super::PkiError;
 
+pub(super) mod beneath;
 mod transaction;
 
 pub use transaction::{Outcome, Recovery, Transaction, interrupted, recover, recover_with};
@@ -241,7 +245,8 @@ pub struct RootLock {
     root: PathBuf,
     journal: PathBuf,
     confined: bool,
-    _file: File,
+    /// The root folder, open: [`beneath`] walks from it.
+    file: File,
 }
 
 impl fmt::Debug for RootLock {
@@ -279,7 +284,7 @@ impl RootLock {
             journal: root.join(journal),
             root,
             confined: true,
-            _file: file,
+            file,
         })
     }
 
@@ -420,24 +425,6 @@ impl Faults {
             None => Ok(()),
         }
     }
-}
-
-/// Appends `text` to the file at `path` (created with exactly `mode` when missing), calling
-/// `faults` first. For logs that grow; everything else goes through a [`Transaction`].
-pub(super) fn append(path: &Path, text: &[u8], mode: u32, faults: &Faults) -> Result<(), PkiError> {
-    faults
-        .check(&Step::Write(path))
-        .map_err(|e| PkiError::io("write", path, e))?;
-    let mut f = fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(mode)
-        .custom_flags(OFlags::NOFOLLOW.bits() as i32)
-        .open(path)
-        .map_err(|e| PkiError::io("open", path, e))?;
-    f.write_all(text)
-        .and_then(|()| f.sync_data())
-        .map_err(|e| PkiError::io("write", path, e))
 }
 
 #[cfg(test)]

@@ -89,9 +89,9 @@ pub(super) fn init_with(opts: &InitOptions, faults: &Faults) -> Result<PkiRoot, 
     fsio::ensure_dir(layout.root(), DIR_MODE)?;
     // Nobody but the owner may write where the PKI goes: they could swap the keys, or plant
     // a journal. Other folders already in the root are not ours to judge.
-    super::guard::refuse_world_writable_folder(layout.root())?;
+    super::guard::refuse_writable_by_others_folder(layout.root())?;
     for top in &tops {
-        super::refuse_world_writable(&layout.appliance_dir(top))?;
+        super::refuse_writable_by_others(&layout.appliance_dir(top))?;
     }
     let held = RootLock::acquire(layout.root())?;
     fsio::recover(&held)?;
@@ -463,8 +463,10 @@ fn fmc_files(
     }
 }
 
-/// The PKI files already present in the given appliance folders (`*.backup` excluded): the
-/// CA and key folders, every peer folder, and the two configuration files.
+/// The PKI files already present in the given appliance folders, backups excluded (every name
+/// `fsio::backup_of` knows, `X.backup` and `X.backup.N`, and whatever is in a folder so named:
+/// a backup is never renamed again): the CA and key folders, every peer folder, and the two
+/// configuration files.
 fn existing_pki_files(layout: &Layout, tops: &[String]) -> Result<Vec<PathBuf>, PkiError> {
     let mut found = Vec::new();
     for top in tops {
@@ -484,7 +486,7 @@ fn existing_pki_files(layout: &Layout, tops: &[String]) -> Result<Vec<PathBuf>, 
             .file_name()
             .map(|n| n.to_string_lossy())
             .unwrap_or_default();
-        !n.ends_with(".backup") && !n.starts_with(".sfdiag-tmp-")
+        fsio::backup_of(&n).is_none() && !n.starts_with(".sfdiag-tmp-")
     });
     found.sort();
     Ok(found)
@@ -503,7 +505,9 @@ fn walk_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), PkiError> {
             .file_type()
             .map_err(|e| PkiError::io("stat", entry.path(), e))?;
         if ty.is_dir() {
-            walk_files(&entry.path(), out)?;
+            if fsio::backup_of(&entry.file_name().to_string_lossy()).is_none() {
+                walk_files(&entry.path(), out)?;
+            }
         } else if ty.is_file() {
             out.push(entry.path());
         }
@@ -620,6 +624,31 @@ mod tests {
         let e = old.as_fmc("fmc2").unwrap_err();
         assert!(matches!(e, PkiError::NotAnFmc { .. }), "{e}");
         assert!(e.to_string().contains("its FMCs: fmc)"), "{e}");
+    }
+
+    /// Finding 6: numbered backups, and whatever is in a folder with a backup name, are not
+    /// taken for PKI files (`init --force` would retire them under yet another name).
+    #[test]
+    fn backups_of_every_kind_are_not_pki_files() {
+        let d = tempfile::tempdir().unwrap();
+        let layout = Layout::new(d.path());
+        let keys = layout.appliance_dir(FMC_DIR).join("etc/sf/keys");
+        std::fs::create_dir_all(keys.join("sftunnel-key.pem.backup")).unwrap();
+        for f in [
+            "cakey.pem",
+            "cakey.pem.backup",
+            "cakey.pem.backup.1",
+            "cakey.pem.backup.12",
+            "sftunnel-key.pem.backup/inside.pem",
+            "cakey.pem.backup.x",
+        ] {
+            std::fs::write(keys.join(f), b"x").unwrap();
+        }
+        let found = existing_pki_files(&layout, &[FMC_DIR.to_string()]).unwrap();
+        assert_eq!(
+            found,
+            [keys.join("cakey.pem"), keys.join("cakey.pem.backup.x")]
+        );
     }
 
     #[test]

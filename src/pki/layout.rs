@@ -256,7 +256,7 @@ impl PkiRoot {
     /// a dead run left in the middle of a change (its files may be a mix of old and new):
     /// the commands that change a root finish or undo it first.
     pub fn load(root: &Path) -> Result<Self, PkiError> {
-        super::guard::refuse_world_writable(root)?;
+        super::guard::refuse_writable_by_others(root)?;
         if let Some(journal) = super::fsio::interrupted(root) {
             return Err(PkiError::Interrupted {
                 root: root.to_path_buf(),

@@ -42,7 +42,7 @@ pub use init::{DeviceSpec, InitOptions, init};
 pub use keys::{PublicKeySummary, load_key, load_key_pem, public_key_summary};
 pub use uuid::Uuid;
 // Helpers for pki's own modules only.
-use guard::refuse_world_writable;
+use guard::refuse_writable_by_others;
 use keys::{generate_rsa_key, key_to_pem};
 
 /// The PEM encoding of one certificate (LF line endings, like OpenSSL writes).
@@ -72,6 +72,27 @@ pub enum PkiError {
     WorldWritable {
         /// The first such file or folder found.
         path: PathBuf,
+    },
+    /// A file or folder in the PKI that its group may write (`guard`, OpenSSH's StrictModes).
+    #[error(
+        "{path} is writable by its group: any member could replace the certificates or keys, or swap a folder for a link (run `chmod g-w {path}`)"
+    )]
+    GroupWritable {
+        /// The first such file or folder found.
+        path: PathBuf,
+    },
+    /// A file or folder in the PKI owned by a user other than the one sfdiag runs as and
+    /// other than root (`guard`): its owner may change it, or its mode, at any time.
+    #[error(
+        "{path} is owned by uid {owner}, not by uid {euid} (who runs sfdiag) or root: its owner could replace the certificates or keys (run `chown {euid} {path}`, or run sfdiag as uid {owner})"
+    )]
+    ForeignOwner {
+        /// The first such file or folder found.
+        path: PathBuf,
+        /// Its owner's uid.
+        owner: u32,
+        /// The effective uid sfdiag runs as.
+        euid: u32,
     },
     /// A file-system operation failed.
     #[error("{op} {path}: {source}")]

@@ -12,14 +12,19 @@
 //! load under that lock. Every key and certificate is made in memory, then all files change as
 //! one `fsio::Transaction`: a crash at any moment leaves the old InternalCA set or the new
 //! one, and every replaced file is kept as its next free `*.backup` (never overwritten).
-//! What happens after the commit (the log, `FAILED_PUSH`) cannot undo it: a write that fails
-//! there is reported as [`Unrecorded`], with the lines it would have written, and the renewal
-//! stands. Device trees are not touched: devices get their files by push (the tunnel's job,
+//! The transaction also writes a provisional `FAILED_PUSH` listing every peer, so a run killed
+//! before its pushes are recorded leaves the list of devices that may still need `pki copy`.
+//! What happens after the commit (the log, the final `FAILED_PUSH`) cannot undo it: a write
+//! that fails there is reported as [`Unrecorded`], with the lines it would have written, and
+//! the renewal stands. Those writes are made from the lock's descriptor of the root, folder by
+//! folder, refusing links (`fsio::beneath`): the pushes between the guard and them take
+//! network time, and the path reported is the one written. Device trees are not touched: devices get their files by push (the tunnel's job,
 //! see `tunnel::renewal`) or by `pki copy`. Pushing, prompting, printing (`report::renew`) and
 //! the clock are the caller's.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::{fs, io};
 
 use time::OffsetDateTime;
 
@@ -35,6 +40,9 @@ use super::{PkiError, Uuid, Validity, rfc3339};
 pub(super) const CRITICAL_LOCK: &str = "var/tmp/critical_operation.lock";
 /// The renewal's own log on the FMC, relative to the FMC's folder.
 pub const GENERATION_LOG: &str = "var/log/sf/sfca_generation.log";
+/// Where `FAILED_PUSH` files live, one folder per renewal, relative to the FMC's folder
+/// (`Layout::failed_push`).
+const CERTS_TMP: &str = "var/tmp/certs";
 
 /// A critical operation in progress, as its lock file says.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -110,9 +118,9 @@ pub fn preflight_for(
         });
     }
     // Nobody but the owner may have written there (a journal is followed blindly).
-    super::refuse_world_writable(root)?;
+    super::refuse_writable_by_others(root)?;
     let held = Arc::new(RootLock::acquire(root)?);
-    let recovered = fsio::recover(&held)?;
+    let recovered = recover(&held)?;
     let root = PkiRoot::load(root)?;
     let root = match fmc {
         Some(name) => root.as_fmc(name)?,
@@ -132,6 +140,53 @@ pub fn preflight_for(
         recovered,
         held,
     })
+}
+
+/// `fsio::recover`, then the sweep of the temporary files a run killed while it wrote the log
+/// or a `FAILED_PUSH` left in an appliance folder's `var/log/sf/` or `var/tmp/certs/*/`
+/// (written only under the root's lock: nothing live is removed). Run under `lock`, after the
+/// guard has passed the whole root.
+pub(super) fn recover(lock: &RootLock) -> Result<Option<Recovery>, PkiError> {
+    let mut rec = fsio::recover(lock)?;
+    let root = lock.root();
+    let mut swept = Vec::new();
+    for entry in fs::read_dir(root).map_err(|e| PkiError::io("list", root, e))? {
+        let entry = entry.map_err(|e| PkiError::io("list", root, e))?;
+        let is_dir = entry
+            .file_type()
+            .map_err(|e| PkiError::io("inspect", entry.path(), e))?
+            .is_dir();
+        if !is_dir || entry.file_name().as_encoded_bytes().starts_with(b".") {
+            continue;
+        }
+        let top = entry.path();
+        let log_dir = top.join(GENERATION_LOG);
+        let log_dir = log_dir.parent().unwrap_or(&top);
+        swept.extend(fsio::beneath::sweep_temporaries(lock, log_dir, 0)?);
+        swept.extend(fsio::beneath::sweep_temporaries(
+            lock,
+            &top.join(CERTS_TMP),
+            1,
+        )?);
+    }
+    if swept.is_empty() {
+        return Ok(rec);
+    }
+    for s in &swept {
+        tracing::info!(path = %s.display(), "removed a leftover temporary file");
+    }
+    match &mut rec {
+        Some(r) => r.swept.extend(swept),
+        None => {
+            rec = Some(Recovery {
+                what: None,
+                finished: false,
+                written: Vec::new(),
+                swept,
+            })
+        }
+    }
+    Ok(rec)
 }
 
 /// notBefore and notAfter of the first certificate in a PEM file.
@@ -292,7 +347,8 @@ pub struct PushRecord {
 
 /// Makes a new InternalCA for the same FMC UUID and reissues the FMC's and every peer's
 /// sftunnel certificate, all in one transaction under `pre`'s lock (old files kept as
-/// backups); appends to `sfca_generation.log`. Refuses while a critical operation runs.
+/// backups), with a provisional `FAILED_PUSH` listing every peer (see [`record_push`]); appends
+/// to `sfca_generation.log`. Refuses while a critical operation runs.
 pub fn renew(opts: &RenewOptions, pre: Preflight) -> Result<Renewal, PkiError> {
     if let Some(lock) = pre.lock {
         return Err(PkiError::CriticalOperation {
@@ -390,7 +446,19 @@ pub fn renew(opts: &RenewOptions, pre: Preflight) -> Result<Renewal, PkiError> {
         format!("{:02X}\n", generation.next_serial).into_bytes(),
         PUBLIC_MODE,
     );
+    // Until `record_push` says otherwise, no peer has its new files: a run killed between the
+    // commit and that record leaves this list (a peer pushed twice is harmless, one forgotten
+    // is not). Replaced without a backup, as `record_push` replaces it.
+    let provisional = push_lines(peers.iter());
+    if !provisional.is_empty() {
+        tx.replace(
+            layout.failed_push(opts.at.unix_timestamp()),
+            (provisional.join("\n") + "\n").into_bytes(),
+            PUBLIC_MODE,
+        );
+    }
     let done = tx.commit()?;
+    let lock = Ok(held.clone());
 
     let mut renewal = Renewal {
         old_ca_not_after,
@@ -414,7 +482,7 @@ pub fn renew(opts: &RenewOptions, pre: Preflight) -> Result<Renewal, PkiError> {
     lines.extend(log_lines(&renewal));
     // The new files are in place: a log that cannot be written does not undo them.
     let layout = &renewal.root.layout;
-    if let Err(u) = append_log(layout, opts.at, &lines, &opts.faults) {
+    if let Err(u) = append_log(&lock, layout, opts.at, &lines, &opts.faults) {
         renewal.unrecorded.push(u);
     }
     tracing::info!(root = %renewal.root.layout.root().display(), peers = renewal.peers.len(), "renewed");
@@ -467,7 +535,8 @@ fn recovery_line(r: &Recovery) -> Option<String> {
 
 /// Appends `lines` to `sfca_generation.log`, each stamped with `at`; on failure, says what
 /// could not be written.
-pub(super) fn append_log(
+fn append_log(
+    lock: &Result<Arc<RootLock>, PkiError>,
     layout: &Layout,
     at: OffsetDateTime,
     lines: &[String],
@@ -479,10 +548,8 @@ pub(super) fn append_log(
     let mut text = stamped.join("\n");
     text.push('\n');
     let write = || -> Result<(), PkiError> {
-        if let Some(dir) = path.parent() {
-            fsio::ensure_dir(dir, DIR_MODE)?;
-        }
-        fsio::append(&path, text.as_bytes(), PUBLIC_MODE, faults)
+        let lock = locked(lock, layout)?;
+        fsio::beneath::append(lock, &path, text.as_bytes(), PUBLIC_MODE, DIR_MODE, faults)
     };
     write().map_err(|e| {
         tracing::error!(error = %e, "cannot append to the generation log");
@@ -494,12 +561,40 @@ pub(super) fn append_log(
     })
 }
 
+/// The root's lock for the writes after the commit: the renewal's own, or taken again when
+/// [`Renewal::unlock`] let it go.
+fn lock_of(renewal: &Renewal) -> Result<Arc<RootLock>, PkiError> {
+    match &renewal.held {
+        Some(l) => Ok(l.clone()),
+        None => RootLock::acquire(renewal.root.layout.root()).map(Arc::new),
+    }
+}
+
+/// The lock [`lock_of`] gave, or why there is none (a `Busy` root: another run changes it).
+fn locked<'l>(
+    lock: &'l Result<Arc<RootLock>, PkiError>,
+    layout: &Layout,
+) -> Result<&'l RootLock, PkiError> {
+    lock.as_deref().map_err(|e| {
+        PkiError::io(
+            "lock",
+            layout.root(),
+            io::Error::other(format!("cannot write there now: {e}")),
+        )
+    })
+}
+
 /// The `FAILED_PUSH` lines for the peers whose push failed, as the appliance writes them: one
 /// per file in [`BUNDLE_ORDER`],
 /// `FTD_UUID FTD_NAME FTD_IP SOURCE_PATH_ON_FMC DESTINATION_PATH_ON_FTD`.
 pub(super) fn failed_push_lines(renewal: &Renewal, outcomes: &[PushOutcome]) -> Vec<String> {
+    push_lines(not_pushed(renewal, outcomes))
+}
+
+/// The `FAILED_PUSH` lines of `peers` (see [`failed_push_lines`]).
+fn push_lines<'a>(peers: impl Iterator<Item = &'a PeerBundle>) -> Vec<String> {
     let mut lines = Vec::new();
-    for p in not_pushed(renewal, outcomes) {
+    for p in peers {
         for f in &p.files {
             lines.push(format!(
                 "{} {} {} {} {}",
@@ -584,8 +679,10 @@ pub fn parse_failed_push(text: &str, path: &Path) -> Result<Vec<FailedPushLine>,
     Ok(out)
 }
 
-/// Records the pushes: writes `var/tmp/certs/<unix time>/FAILED_PUSH` when some peer was not
-/// pushed (a peer missing from `outcomes` counts as not pushed) and appends to the log. A
+/// Records the pushes: rewrites the provisional `var/tmp/certs/<unix time>/FAILED_PUSH` with
+/// the peers not pushed (a peer missing from `outcomes` counts as not pushed), or removes it
+/// (and its folder, when emptied) once every peer is pushed, and appends to the log; both
+/// under the renewal's lock, taken again if [`Renewal::unlock`] let it go. A
 /// write that fails is returned in [`PushRecord::unrecorded`]: the renewal stands whatever
 /// the disk says now.
 pub fn record_push(renewal: &Renewal, outcomes: &[PushOutcome]) -> PushRecord {
@@ -612,17 +709,34 @@ pub fn record_push(renewal: &Renewal, outcomes: &[PushOutcome]) -> PushRecord {
     let failed = renewal.peers.len() - pushed;
     let mut unrecorded = Vec::new();
     let mut failed_push = None;
+    let lock = lock_of(renewal);
+    let path = layout.failed_push(renewal.unix_time());
+    if lines.is_empty() && !renewal.peers.is_empty() {
+        // Every peer has its files: the provisional list the renewal wrote goes.
+        let remove = || fsio::beneath::remove(locked(&lock, layout)?, &path, &renewal.faults);
+        if let Err(e) = remove() {
+            tracing::error!(error = %e, "cannot remove the provisional FAILED_PUSH");
+            log.push(format!(
+                "every peer pushed, but {} (which lists them all) could not be removed: {e}",
+                path.display()
+            ));
+            unrecorded.push(Unrecorded {
+                path: path.clone(),
+                error: format!("{e}; it lists every peer, though each was pushed"),
+                lines: Vec::new(),
+            });
+        }
+    }
     if !lines.is_empty() {
-        let path = layout.failed_push(renewal.unix_time());
         let write = || -> Result<(), PkiError> {
-            if let Some(dir) = path.parent() {
-                fsio::ensure_dir(dir, DIR_MODE)?;
-            }
-            renewal
-                .faults
-                .check(&fsio::Step::Write(&path))
-                .map_err(|e| PkiError::io("write", &path, e))?;
-            fsio::write_atomic(&path, (lines.join("\n") + "\n").as_bytes(), PUBLIC_MODE)
+            fsio::beneath::write_atomic(
+                locked(&lock, layout)?,
+                &path,
+                (lines.join("\n") + "\n").as_bytes(),
+                PUBLIC_MODE,
+                DIR_MODE,
+                &renewal.faults,
+            )
         };
         match write() {
             Ok(()) => {
@@ -646,7 +760,7 @@ pub fn record_push(renewal: &Renewal, outcomes: &[PushOutcome]) -> PushRecord {
             }
         }
     }
-    if let Err(u) = append_log(layout, renewal.at, &log, &renewal.faults) {
+    if let Err(u) = append_log(&lock, layout, renewal.at, &log, &renewal.faults) {
         unrecorded.push(u);
     }
     PushRecord {
@@ -925,6 +1039,78 @@ mod tests {
         let log = std::fs::read_to_string(&r.log).unwrap();
         assert!(log.contains("new InternalCA CN="), "{log}");
         assert!(log.contains("failed to push certificates to ftd2: not connected"));
+    }
+
+    /// Finding 7: right after the commit a provisional FAILED_PUSH lists every peer (a run
+    /// killed before `record_push` leaves it); the record replaces it, or removes it once every
+    /// peer is pushed. Finding 1: a folder swapped for a link after the preflight is refused by
+    /// the record's writes, which report what they could not write, and nothing goes outside.
+    #[test]
+    fn failed_push_is_provisional_until_recorded_and_never_written_through_a_link() {
+        let d = tempfile::tempdir().unwrap();
+        let root = lab(d.path());
+        let r = run(root.layout.root(), Faults::none()).unwrap();
+        let fp = root.layout.failed_push(r.unix_time());
+        let text = std::fs::read_to_string(&fp).unwrap();
+        assert_eq!(text, failed_push_lines(&r, &[]).join("\n") + "\n");
+        assert_eq!(text.lines().count(), 6, "three files for each of two peers");
+        let pushed = |i: usize| PushOutcome {
+            uuid: root.peers[i].uuid,
+            name: root.peers[i].name.clone(),
+            result: Ok("installed".into()),
+        };
+        let rec = record_push(&r, &[pushed(0)]);
+        assert_eq!(rec.failed_push.as_ref(), Some(&fp));
+        assert_eq!(std::fs::read_to_string(&fp).unwrap().lines().count(), 3);
+        let rec = record_push(&r, &[pushed(0), pushed(1)]);
+        assert_eq!(rec.failed_push, None);
+        assert!(rec.unrecorded.is_empty(), "{:?}", rec.unrecorded);
+        assert!(!fp.exists() && !fp.parent().unwrap().exists());
+
+        // The swap of toctou.sh, after the renewal: var/tmp and var/log become links out.
+        let out = d.path().join("out");
+        std::fs::create_dir(&out).unwrap();
+        let var = root.layout.fmc_dir().join("var");
+        for sub in ["tmp", "log"] {
+            std::fs::rename(var.join(sub), var.join(format!("{sub}.x"))).unwrap();
+            std::os::unix::fs::symlink(&out, var.join(sub)).unwrap();
+        }
+        let rec = record_push(&r, &[]);
+        assert_eq!(rec.failed_push, None);
+        assert_eq!(rec.unrecorded.len(), 2, "{:?}", rec.unrecorded);
+        for u in &rec.unrecorded {
+            assert!(u.error.contains("is a symbolic link"), "{}", u.error);
+        }
+        assert_eq!(
+            std::fs::read_dir(&out).unwrap().count(),
+            0,
+            "nothing outside"
+        );
+    }
+
+    /// Finding 7: a temporary file a killed record left beside FAILED_PUSH or the log is swept
+    /// by the next run's preflight.
+    #[test]
+    fn the_next_preflight_sweeps_temporaries_of_the_log_and_failed_push_folders() {
+        let d = tempfile::tempdir().unwrap();
+        let root = lab(d.path());
+        let r = run(root.layout.root(), Faults::none()).unwrap();
+        let fp = root.layout.failed_push(r.unix_time());
+        let left = [
+            fp.with_file_name(".sfdiag-tmp-AbCdEf"),
+            root.layout.fmc_dir().join("var/log/sf/.sfdiag-tmp-1"),
+        ];
+        for l in &left {
+            std::fs::write(l, b"half").unwrap();
+        }
+        drop(r);
+        let pre = preflight(root.layout.root(), AT).unwrap();
+        let mut swept = pre.recovered.clone().unwrap().swept;
+        swept.sort();
+        let mut want = left.to_vec();
+        want.sort();
+        assert_eq!(swept, want);
+        assert!(left.iter().all(|l| !l.exists()));
     }
 
     #[test]

@@ -309,6 +309,65 @@ fn force_replaces_the_pki_and_keeps_old_files_as_backup() {
     openssl(&["verify", "-CAfile", s(&ca), s(&cert)]);
 }
 
+/// Audit finding 6: `init --force` over a root with numbered backups (its own and the user's)
+/// and a folder named like a backup leaves every one of them where it is, under its name.
+#[test]
+fn force_leaves_numbered_backups_and_backup_folders_alone() {
+    let d = tempfile::tempdir().unwrap();
+    init_ok(d.path(), &["--devices", "1"]);
+    let ca_root = d.path().join("fmc/etc/sf/ca_root");
+    let keys = d.path().join("fmc/etc/sf/keys");
+    for (f, bytes) in [
+        ("cakey.pem.backup.1", "one"),
+        ("cakey.pem.backup.5", "five"),
+    ] {
+        fs::write(ca_root.join(f), bytes).unwrap();
+    }
+    fs::create_dir(keys.join("sftunnel-key.pem.backup")).unwrap();
+    fs::write(keys.join("sftunnel-key.pem.backup/mine.pem"), "mine").unwrap();
+    init_ok(d.path(), &["--devices", "1", "--force"]);
+    assert_eq!(
+        fs::read_to_string(ca_root.join("cakey.pem.backup.1")).unwrap(),
+        "one"
+    );
+    assert_eq!(
+        fs::read_to_string(ca_root.join("cakey.pem.backup.5")).unwrap(),
+        "five"
+    );
+    assert_eq!(
+        fs::read_to_string(keys.join("sftunnel-key.pem.backup/mine.pem")).unwrap(),
+        "mine"
+    );
+    let names: Vec<String> = fs::read_dir(&ca_root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.contains(".backup.1.backup") || n.contains(".backup.5.backup")),
+        "{names:?}"
+    );
+    assert!(ca_root.join("cakey.pem.backup").is_file(), "{names:?}");
+}
+
+/// Audit finding 10: a `--root` that is a link to a folder is named as a link, with where it
+/// leads.
+#[test]
+fn init_on_a_root_that_is_a_link_says_so() {
+    let d = tempfile::tempdir().unwrap();
+    let real = d.path().join("real");
+    fs::create_dir(&real).unwrap();
+    let link = d.path().join("rootlink");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let out = init(&link, &["--devices", "1"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("is a symbolic link to"), "{err}");
+    assert!(err.contains(s(&real)), "{err}");
+    assert_eq!(fs::read_dir(&real).unwrap().count(), 0);
+}
+
 #[test]
 fn a_failure_halfway_leaves_no_half_pki() {
     let d = tempfile::tempdir().unwrap();

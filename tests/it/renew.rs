@@ -579,3 +579,55 @@ fn renew_pushes_to_connected_devices_through_serve_and_lists_the_rest() {
         );
     }
 }
+
+/// The guard (audit finding 2) refuses a group-writable folder, and as root a folder owned by
+/// another user, before anything changes, naming the entry and the fix.
+#[test]
+fn renew_refuses_a_group_writable_or_foreign_owned_folder_and_changes_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("lab");
+    init(&root, &["--devices", "1"]);
+    let before = snapshot(&root);
+    let ca_root = root.join("fmc/etc/sf/ca_root");
+    let set =
+        |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+    set(&ca_root, 0o2775);
+    let o = run(&["pki", "renew", "--root", s(&root), "--yes"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains(&format!("{} is writable by its group", ca_root.display())));
+    assert!(text(&o).contains("chmod g-w"), "{}", text(&o));
+    set(&ca_root, 0o755);
+    assert_eq!(snapshot(&root), before);
+    if rustix::process::geteuid().is_root() {
+        let ftd1 = root.join("ftd1");
+        std::os::unix::fs::chown(&ftd1, Some(65534), None).unwrap();
+        let o = run(&["pki", "renew", "--root", s(&root), "--yes"]);
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+        assert!(text(&o).contains("is owned by uid 65534"), "{}", text(&o));
+        assert!(text(&o).contains("chown 0"), "{}", text(&o));
+        assert_eq!(snapshot(&root), before);
+    }
+}
+
+/// Audit findings 11 (a hard-linked log) and 7 (FAILED_PUSH recoverable): the log that has a
+/// second name is not appended to (its other name, outside the root, is left as it was), the
+/// renewal stands and says what it could not write; FAILED_PUSH lists the unpushed peer.
+#[test]
+fn renew_does_not_append_to_a_hard_linked_log_and_lists_the_unpushed_peers() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("lab");
+    init(&root, &["--devices", "1"]);
+    let log = root.join("fmc/var/log/sf/sfca_generation.log");
+    std::fs::create_dir_all(log.parent().unwrap()).unwrap();
+    std::fs::write(&log, "earlier\n").unwrap();
+    let outside = d.path().join("outside.log");
+    std::fs::hard_link(&log, &outside).unwrap();
+    let o = run(&["pki", "renew", "--root", s(&root), "--yes"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("hard links"), "{}", text(&o));
+    assert!(text(&o).contains("could not write"), "{}", text(&o));
+    assert_eq!(std::fs::read_to_string(&outside).unwrap(), "earlier\n");
+    let fp = failed_push_files(&root);
+    assert_eq!(fp.len(), 1, "{fp:?}");
+    assert_eq!(std::fs::read_to_string(&fp[0]).unwrap().lines().count(), 3);
+}

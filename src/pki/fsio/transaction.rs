@@ -350,19 +350,31 @@ fn nearest_dir(dir: &Path) -> Result<PathBuf, PkiError> {
     loop {
         match fs::symlink_metadata(base) {
             Ok(m) if m.is_dir() => return Ok(base.to_path_buf()),
-            Ok(_) => {
-                return Err(PkiError::io(
-                    "create folder",
-                    base,
-                    io::Error::other("a file of that name is in the way"),
-                ));
-            }
+            Ok(m) => return Err(in_the_way(base, &m)),
             Err(_) => base = parent(base),
         }
     }
 }
 
-fn random_id() -> Result<String, PkiError> {
+/// Why the folder `path` cannot be created where `meta` describes something else: a link
+/// (to a folder, maybe: links are not followed here, so it is named with where it leads) or a
+/// file.
+fn in_the_way(path: &Path, meta: &fs::Metadata) -> PkiError {
+    let why = if meta.file_type().is_symlink() {
+        let to = fs::read_link(path)
+            .map(|t| format!(" to {}", t.display()))
+            .unwrap_or_default();
+        format!(
+            "it is a symbolic link{to}, and sfdiag does not follow links in a root: name the folder it leads to instead"
+        )
+    } else {
+        "a file of that name is in the way".to_string()
+    };
+    PkiError::io("create folder", path, io::Error::other(why))
+}
+
+/// 16 random hex digits: the name of a change's staging folders and of temporary files.
+pub(super) fn random_id() -> Result<String, PkiError> {
     let mut b = [0u8; 8];
     aws_lc_rs::rand::fill(&mut b).map_err(|_| PkiError::Random)?;
     Ok(hex::encode(b))
@@ -419,6 +431,16 @@ fn write_journal(root: &Path, path: &Path, j: &Journal, faults: &Faults) -> Resu
             })
             .collect(),
     };
+    // JSON holds only UTF-8: name the file the journal cannot record, not the journal.
+    if let Some(bad) = journal_paths(&stored).find(|p| p.to_str().is_none()) {
+        return Err(PkiError::Parse {
+            path: root.join(bad),
+            reason: format!(
+                "its name is not UTF-8, so the journal of this change ({}) cannot record it: rename it or move it out of the root, then run again",
+                path.display()
+            ),
+        });
+    }
     let text = serde_json::to_vec_pretty(&stored).map_err(|e| PkiError::Parse {
         path: path.to_path_buf(),
         reason: format!("cannot encode the journal: {e}"),
@@ -523,13 +545,7 @@ fn finish(
         match op {
             Op::Dir { path, mode } => match fs::symlink_metadata(path) {
                 Ok(m) if m.is_dir() => {}
-                Ok(_) => {
-                    return Err(PkiError::io(
-                        "create folder",
-                        path,
-                        io::Error::other("a file of that name is in the way"),
-                    ));
-                }
+                Ok(m) => return Err(in_the_way(path, &m)),
                 Err(_) => {
                     faults
                         .check(&Step::CreateDir(path))
@@ -881,6 +897,38 @@ mod tests {
             }
             assert!(leftovers(r).is_empty(), "{:?}", leftovers(r));
         }
+    }
+
+    /// Finding 10: a root that is a link says so (and where it leads); a name the journal
+    /// cannot hold is named, not the journal.
+    #[test]
+    fn a_link_in_the_way_and_a_non_utf8_name_are_named() {
+        use std::os::unix::ffi::OsStrExt;
+        let d = tempfile::tempdir().unwrap();
+        let real = d.path().join("real");
+        fs::create_dir(&real).unwrap();
+        let link = d.path().join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let lock = RootLock::acquire(&link).unwrap();
+        let mut tx = Transaction::new(&lock, "test");
+        tx.write(link.join("fmc/x.pem"), b"x".to_vec(), PUBLIC_MODE);
+        let e = tx.commit().unwrap_err().to_string();
+        assert!(e.contains("is a symbolic link to"), "{e}");
+        assert!(e.contains(&real.display().to_string()), "{e}");
+        drop(lock);
+
+        let lock = RootLock::acquire(&real).unwrap();
+        let odd = real.join(std::ffi::OsStr::from_bytes(b"stray\xff.pem"));
+        fs::write(&odd, b"x").unwrap();
+        let mut tx = Transaction::new(&lock, "test");
+        tx.retire(&odd);
+        let e = tx.commit().unwrap_err();
+        assert!(
+            matches!(&e, PkiError::Parse { path, .. } if *path == odd),
+            "{e}"
+        );
+        assert!(e.to_string().contains("not UTF-8"), "{e}");
+        assert!(odd.exists(), "nothing changed");
     }
 
     #[test]
