@@ -477,7 +477,11 @@ fn connect_vs_s_server_valid(pki: &Pki) {
         "{log}"
     );
     assert!(has_line(&log, "Wait to connect to "), "{log}");
-    assert!(has_line(&log, "Connected to 127.0.0.1 (port "), "{log}");
+    // APPLIANCE.md's cut line, `Connected to 10.10.200.31 f`: the prefix must match.
+    assert!(
+        has_line(&log, "Connected to 127.0.0.1 from 127.0.0.1:"),
+        "{log}"
+    );
     assert!(
         has_line(&log, "Successfully connected using SSL to: 127.0.0.1"),
         "{log}"
