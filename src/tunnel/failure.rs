@@ -165,6 +165,11 @@ impl HandshakeFailure {
                     v.extend(fmc_dial_block(&error, "ok", w));
                 } else {
                     v.push(e(format!("{}:SSL handshake failed", w.step())));
+                    // No chain was judged: the dialing device's verify result is still
+                    // OpenSSL's initial X509_V_OK, as after an alert.
+                    if w.side == TlsSide::Client {
+                        v.push((Level::Warn, "SSL Verification status: ok".to_owned()));
+                    }
                 }
                 return v;
             }
@@ -682,6 +687,13 @@ mod tests {
         assert_eq!(
             l[0].1,
             "SSL_renegotiate error: 1: error:1408F10B:SSL routines:ssl3_get_record:wrong version number"
+        );
+        assert_eq!(
+            text(&l[1..]),
+            [
+                "[ERROR] Connect:SSL handshake failed",
+                "[WARN] SSL Verification status: ok"
+            ]
         );
         // The FMC dialing a peer that is not TLS: its own block, with the APPLIANCE.md prefixes.
         let l = text(&f.log_lines(&words(TlsSide::Client, Role::Fmc, OpenSsl::V3)));

@@ -714,6 +714,51 @@ fn protocol_errors_are_logged_as_openssl_3_words_them_for_the_same_bytes() {
         let want = format!("[ERROR] SSL_renegotiate error: 1: error:{code}:SSL routines::{reason}");
         srv.wait_for(20, |l| l.ends_with(&want));
     }
+    // The device dialing something that answers in HTTP: `wrong version number`, as
+    // `openssl s_client` says to the same answer.
+    let http = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let haddr = http.local_addr().unwrap().to_string();
+    let answering = std::thread::spawn(move || {
+        for _ in 0..2 {
+            let Ok((mut c, _)) = http.accept() else {
+                return;
+            };
+            c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let _ = c.read(&mut [0u8; 4096]);
+            let _ = c.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n");
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    });
+    let theirs = crate::tunnel::run(
+        std::process::Command::new("openssl")
+            .args(["s_client", "-connect", &haddr])
+            .stdin(std::process::Stdio::null()),
+        20,
+    );
+    let theirs = String::from_utf8_lossy(&theirs.stderr).into_owned();
+    assert!(
+        theirs.contains(":error:0A00010B:SSL routines:")
+            && theirs.contains(":wrong version number:"),
+        "{theirs}"
+    );
+    let dev = root.join(format!("BSNS-1120-1/var/sf/peers/{FMC_UUID}"));
+    let (_, ours) = crate::tunnel::connect_once(
+        &haddr,
+        &crate::tunnel::Side {
+            ca: dev.join("cacert.pem"),
+            cert: dev.join("sftunnel-cert.pem"),
+            key: dev.join("sftunnel-key.pem"),
+        },
+        &[],
+    );
+    answering.join().unwrap();
+    assert!(
+        ours.contains(
+            "[ERROR] SSL_renegotiate error: 1: error:0A00010B:SSL routines::wrong version number"
+        ),
+        "{ours}"
+    );
+
     let log = srv.text();
     assert!(!log.contains("corrupt message"), "{log}");
     assert!(!log.contains("received unexpected message"), "{log}");
