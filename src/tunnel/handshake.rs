@@ -2,8 +2,9 @@
 //! established stream or a [`HandshakeFailure`].
 //!
 //! Owns the classification of what went wrong (we rejected the peer's chain, the peer sent an
-//! alert, no certificate, timeout, garbage); logging it and deciding what to do next is the
-//! caller's. Shared by `serve`, `connect` and `validate` so all three judge alike.
+//! alert, no certificate, timeout, garbage; another TLS version and bytes that are not TLS are
+//! named by the error OpenSSL 3 queues for the same bytes, see `openssl_protocol_error`);
+//! logging it and deciding what to do next is the caller's. Shared by `serve`, `connect` and `validate` so all three judge alike.
 //!
 //! Two deadlines bound a handshake. The peer's silence: it is dropped when it has sent nothing
 //! for `silence` ([`Heard`] notes when its bytes last arrived; bytes already in the socket
