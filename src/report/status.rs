@@ -85,6 +85,22 @@ pub fn json(w: &mut impl Write, info: Option<&ServerInfo>, peers: &[PeerStatus])
     writeln!(w, "{v}")
 }
 
+/// [`brief`], first saying `sftunnel is not running` (as [`text`] does) when there is no
+/// server (`info` is `None`): the blocks are then the root's peers, none of them seen.
+pub fn brief_for(
+    w: &mut impl Write,
+    info: Option<&ServerInfo>,
+    peers: &[PeerStatus],
+) -> io::Result<()> {
+    if info.is_none() {
+        writeln!(w, "sftunnel is not running")?;
+        if !peers.is_empty() {
+            writeln!(w)?;
+        }
+    }
+    brief(w, peers)
+}
+
 /// `sftunnel-status-brief`'s block per peer (APPLIANCE.md, line for line), blocks separated by
 /// an empty line. Up (a channel connected):
 /// ```text
@@ -107,7 +123,9 @@ pub fn json(w: &mut impl Write, info: Option<&ServerInfo>, peers: &[PeerStatus])
 /// Our rows are the FMC's view, so `connected to` is the device and `via` the FMC's own
 /// address on that connection. A line whose fact is not known is left out (no heartbeat yet;
 /// `Attempted at` only when the FMC dials the peer; a peer that never registered has neither
-/// `Registration: Completed.` nor a disconnect).
+/// `Registration: Completed.` nor a disconnect). A peer the FMC has neither seen nor dialed
+/// (APPLIANCE.md shows no block for it) says so in the down block's words: `Connection to
+/// peer '10.10.17.202' not attempted yet`, so no block is a bare `PEER:` line.
 pub fn brief(w: &mut impl Write, peers: &[PeerStatus]) -> io::Result<()> {
     let ip_of = |a: &str| {
         a.parse::<std::net::SocketAddr>()
@@ -151,8 +169,14 @@ pub fn brief(w: &mut impl Write, peers: &[PeerStatus]) -> io::Result<()> {
             if p.since.is_some() {
                 writeln!(w, "Registration: Completed.")?;
             }
-            if let Some(t) = p.attempted {
-                writeln!(w, "Connection to peer '{ip}' Attempted at {}", ctime_utc(t))?;
+            match p.attempted {
+                Some(t) => {
+                    writeln!(w, "Connection to peer '{ip}' Attempted at {}", ctime_utc(t))?;
+                }
+                None if p.since.is_none() => {
+                    writeln!(w, "Connection to peer '{ip}' not attempted yet")?;
+                }
+                None => {}
             }
             if let Some(t) = p.since {
                 writeln!(w, "Last disconnect time : {}", ctime_utc(t))?;
@@ -222,6 +246,17 @@ mod tests {
         assert_eq!(v["peers"][1]["connected"], false);
         assert_eq!(v["peers"][0]["since"], "2034-10-05T12:00:00Z");
         assert!(v["server"].is_null());
+    }
+
+    #[test]
+    fn brief_says_the_server_is_down_and_what_an_unseen_peer_is() {
+        let peers = peers();
+        let mut out = Vec::new();
+        brief_for(&mut out, None, &peers[1..]).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "sftunnel is not running\n\nPEER:10.0.0.2\nConnection to peer '10.0.0.2' not attempted yet\n"
+        );
     }
 
     #[test]

@@ -290,7 +290,14 @@ impl Client {
         };
         let _ = tcp.set_nodelay(true);
         if !quiet {
-            tl.info(&format!("Connected to {ip} (port {port}) ({v})"));
+            // APPLIANCE.md shows `Connected to 10.10.200.31 f` (cut there): `from` and our
+            // own end of the connection complete it.
+            let from = tcp
+                .local_addr()
+                .map_or_else(|_| "?".to_owned(), |a| a.to_string());
+            tl.info(&format!(
+                "Connected to {ip} from {from} (port {port}) ({v})"
+            ));
         }
         let tcp = match (&self.recorder, tcp.local_addr()) {
             (Some(r), Ok(local)) => r.tap(tcp, local, self.addr, TlsSide::Client),

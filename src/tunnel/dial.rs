@@ -244,7 +244,8 @@ async fn connect(
         t.addr.ip(),
         est.version,
         est.cipher,
-        est.peer.as_ref().map_or("?".into(), |c| escape(&c.subject))
+        // X509_NAME_oneline: printable ASCII already (escaping it again doubles backslashes).
+        est.peer.as_ref().map_or("?", |c| c.subject.as_str())
     ));
     Ok((tls, est, local))
 }

@@ -72,6 +72,16 @@ pub enum HandshakeFailure {
         /// be read.
         subject: Option<String>,
     },
+    /// The peer broke the protocol before any certificate was judged (another TLS version,
+    /// bytes that are not TLS, a message out of order): logged as the error OpenSSL queues for
+    /// the same bytes, not in rustls' words.
+    Protocol {
+        /// OpenSSL's error for what the peer sent.
+        error: OpenSslError,
+        /// What rustls said, and where the alert it sent differs from OpenSSL's (a `-v`
+        /// debug line, never the messages log).
+        detail: String,
+    },
     /// Any other TLS or socket error.
     Tls(String),
 }
@@ -96,6 +106,7 @@ impl HandshakeFailure {
                 "not a peer of this FMC: {}",
                 uuid.as_deref().unwrap_or("certificate names no UUID")
             ),
+            HandshakeFailure::Protocol { error, .. } => error.reason_text().to_owned(),
             HandshakeFailure::Tls(s) => s.clone(),
         }
     }
@@ -147,6 +158,21 @@ impl HandshakeFailure {
                 v.push(e(format!("{}:SSL handshake failed", w.step())));
                 return v;
             }
+            HandshakeFailure::Protocol { error, .. } => {
+                let error = openssl_error(*error, w);
+                v.push(e(format!("SSL_renegotiate error: 1: {error}")));
+                if w.dialer_block() {
+                    v.extend(fmc_dial_block(&error, "ok", w));
+                } else {
+                    v.push(e(format!("{}:SSL handshake failed", w.step())));
+                    // No chain was judged: the dialing device's verify result is still
+                    // OpenSSL's initial X509_V_OK, as after an alert.
+                    if w.side == TlsSide::Client {
+                        v.push((Level::Warn, "SSL Verification status: ok".to_owned()));
+                    }
+                }
+                return v;
+            }
             HandshakeFailure::Rejected(_)
             | HandshakeFailure::AlertReceived { .. }
             | HandshakeFailure::NoPeerCertificate => {}
@@ -194,6 +220,9 @@ impl HandshakeFailure {
 
     /// Logs [`Self::log_lines`] in the words of `log`'s appliance and side.
     pub fn log(&self, log: &ThreadLog) {
+        if let HandshakeFailure::Protocol { detail, .. } = self {
+            tracing::debug!("{}: {detail}", self.reason());
+        }
         if log.is_quiet() {
             return;
         }
@@ -268,6 +297,49 @@ pub enum OpenSslError {
     Alert(AlertDescription),
     /// The client sent no certificate (`SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE`, 199).
     NoPeerCertificate,
+    /// The server supports none of the versions the client offers
+    /// (`SSL_R_UNSUPPORTED_PROTOCOL`, 258; raised by `tls_early_post_process_client_hello`).
+    UnsupportedProtocol,
+    /// The first record's version byte is not 3: not TLS (`SSL_R_WRONG_VERSION_NUMBER`, 267,
+    /// `ssl3_get_record`).
+    WrongVersionNumber,
+    /// The same, and the bytes start `GET `, `POST `, `HEAD ` or `PUT ` (`SSL_R_HTTP_REQUEST`,
+    /// 156).
+    HttpRequest,
+    /// The same, and the bytes start `CONNE` (`SSL_R_HTTPS_PROXY_REQUEST`, 155).
+    HttpsProxyRequest,
+    /// An SSLv2 ClientHello (`SSL_R_UNKNOWN_PROTOCOL`, 252,
+    /// `tls_early_post_process_client_hello`).
+    UnknownProtocol,
+    /// A record or message the state does not allow: ChangeCipherSpec, data or an alert
+    /// before the ClientHello, an unknown record type (`SSL_R_UNEXPECTED_MESSAGE`, 244).
+    UnexpectedMessage,
+    /// Empty records (`SSL_R_RECORD_TOO_SMALL`, 298, `ssl3_get_record`).
+    RecordTooSmall,
+}
+
+impl OpenSslError {
+    /// OpenSSL's reason code (`SSL_R_*`, the same number in 1.0.2, 1.1.1 and 3.x) and
+    /// string, for the errors that are not alerts.
+    fn reason(self) -> (u32, &'static str) {
+        match self {
+            OpenSslError::VerifyFailed => (134, "certificate verify failed"),
+            OpenSslError::NoPeerCertificate => (199, "peer did not return a certificate"),
+            OpenSslError::UnsupportedProtocol => (258, "unsupported protocol"),
+            OpenSslError::WrongVersionNumber => (267, "wrong version number"),
+            OpenSslError::HttpRequest => (156, "http request"),
+            OpenSslError::HttpsProxyRequest => (155, "https proxy request"),
+            OpenSslError::UnknownProtocol => (252, "unknown protocol"),
+            OpenSslError::UnexpectedMessage => (244, "unexpected message"),
+            OpenSslError::RecordTooSmall => (298, "record too small"),
+            OpenSslError::Alert(_) => (0, "alert"),
+        }
+    }
+
+    /// The reason's string alone (`unsupported protocol`), as the fleet summary counts it.
+    pub fn reason_text(self) -> &'static str {
+        self.reason().1
+    }
 }
 
 /// `ERR_error_string` of the error on `w.side` in `w.openssl`'s words:
@@ -276,12 +348,16 @@ pub enum OpenSslError {
 /// (1.1.1), `error:14090086:SSL routines:ssl3_get_server_certificate:certificate verify
 /// failed` (1.0.2). The 3.x strings are checked against `openssl s_client`/`s_server` in the
 /// tests; the older ones are the codes of those releases' `ssl.h`/`sslerr.h` (library 20,
-/// `ERR_PACK(lib, func, reason)`).
+/// `ERR_PACK(lib, func, reason)`). The protocol errors of 1.1.1 and 1.0.2 (`ssl3_get_record`,
+/// `tls_early_post_process_client_hello`, 1.0.2's `ssl23_get_client_hello`) are not checked
+/// against those releases here: none is installed.
 pub fn openssl_error(e: OpenSslError, w: &Words) -> String {
     let (reason, text): (u32, String) = match e {
-        OpenSslError::VerifyFailed => (134, "certificate verify failed".into()),
         OpenSslError::Alert(a) => (1000 + u32::from(a.0), openssl_alert_reason(a)),
-        OpenSslError::NoPeerCertificate => (199, "peer did not return a certificate".into()),
+        other => {
+            let (n, t) = other.reason();
+            (n, t.to_owned())
+        }
     };
     // (function code, name) of the release that raised it.
     let func = |v111: (u32, &'static str), v102: (u32, &'static str)| match w.openssl {
@@ -291,7 +367,29 @@ pub fn openssl_error(e: OpenSslError, w: &Words) -> String {
     };
     let (f, name) = match (e, w.side) {
         // ssl3_read_bytes reads the alert on either side.
-        (OpenSslError::Alert(_), _) => func((148, "ssl3_read_bytes"), (148, "ssl3_read_bytes")),
+        (OpenSslError::Alert(_) | OpenSslError::UnexpectedMessage, _) => {
+            func((148, "ssl3_read_bytes"), (148, "ssl3_read_bytes"))
+        }
+        // 1.0.2's SSLv23 server method reads the first record itself.
+        (
+            OpenSslError::WrongVersionNumber
+            | OpenSslError::HttpRequest
+            | OpenSslError::HttpsProxyRequest
+            | OpenSslError::UnknownProtocol
+            | OpenSslError::UnsupportedProtocol,
+            TlsSide::Server,
+        ) if w.openssl == OpenSsl::V1_0_2 => (118, "ssl23_get_client_hello"),
+        (OpenSslError::UnsupportedProtocol | OpenSslError::UnknownProtocol, _) => func(
+            (521, "tls_early_post_process_client_hello"),
+            (521, "tls_early_post_process_client_hello"),
+        ),
+        (
+            OpenSslError::WrongVersionNumber
+            | OpenSslError::HttpRequest
+            | OpenSslError::HttpsProxyRequest
+            | OpenSslError::RecordTooSmall,
+            _,
+        ) => func((143, "ssl3_get_record"), (143, "ssl3_get_record")),
         (_, TlsSide::Client) => func(
             (367, "tls_process_server_certificate"),
             (144, "ssl3_get_server_certificate"),
@@ -559,6 +657,53 @@ mod tests {
                 &w(TlsSide::Server, OpenSsl::V3)
             ),
             "error:0A0000C7:SSL routines::peer did not return a certificate"
+        );
+    }
+
+    #[test]
+    fn a_protocol_error_is_logged_in_openssls_words_with_its_prefix() {
+        let f = HandshakeFailure::Protocol {
+            error: OpenSslError::UnsupportedProtocol,
+            detail: "rustls: peer is incompatible: Tls12NotOfferedOrEnabled".into(),
+        };
+        assert_eq!(
+            text(&f.log_lines(&words(TlsSide::Server, Role::Fmc, OpenSsl::V3))),
+            vec![
+                "[ERROR] SSL_renegotiate error: 1: error:0A000102:SSL routines::unsupported protocol",
+                "[ERROR] Accept:SSL handshake failed",
+            ]
+        );
+        assert_eq!(f.reason(), "unsupported protocol");
+        let l = f.log_lines(&words(TlsSide::Server, Role::Fmc, OpenSsl::V1_1_1));
+        assert_eq!(
+            l[0].1,
+            "SSL_renegotiate error: 1: error:14209102:SSL routines:tls_early_post_process_client_hello:unsupported protocol"
+        );
+        let f = HandshakeFailure::Protocol {
+            error: OpenSslError::WrongVersionNumber,
+            detail: String::new(),
+        };
+        let l = f.log_lines(&words(TlsSide::Client, Role::Device, OpenSsl::V1_1_1));
+        assert_eq!(
+            l[0].1,
+            "SSL_renegotiate error: 1: error:1408F10B:SSL routines:ssl3_get_record:wrong version number"
+        );
+        assert_eq!(
+            text(&l[1..]),
+            [
+                "[ERROR] Connect:SSL handshake failed",
+                "[WARN] SSL Verification status: ok"
+            ]
+        );
+        // The FMC dialing a peer that is not TLS: its own block, with the APPLIANCE.md prefixes.
+        let l = text(&f.log_lines(&words(TlsSide::Client, Role::Fmc, OpenSsl::V3)));
+        assert!(
+            l[0].starts_with("[ERROR] SSL_renegotiate error: 1: er"),
+            "{l:#?}"
+        );
+        assert!(
+            l[1].starts_with("[WARN] establishConnectionUtil: SSL"),
+            "{l:#?}"
         );
     }
 

@@ -2,8 +2,9 @@
 //! established stream or a [`HandshakeFailure`].
 //!
 //! Owns the classification of what went wrong (we rejected the peer's chain, the peer sent an
-//! alert, no certificate, timeout, garbage); logging it and deciding what to do next is the
-//! caller's. Shared by `serve`, `connect` and `validate` so all three judge alike.
+//! alert, no certificate, timeout, garbage; another TLS version and bytes that are not TLS are
+//! named by the error OpenSSL 3 queues for the same bytes, see `openssl_protocol_error`);
+//! logging it and deciding what to do next is the caller's. Shared by `serve`, `connect` and `validate` so all three judge alike.
 //!
 //! Two deadlines bound a handshake. The peer's silence: it is dropped when it has sent nothing
 //! for `silence` ([`Heard`] notes when its bytes last arrived; bytes already in the socket
@@ -47,8 +48,9 @@ use tokio_rustls::{TlsAcceptor, TlsConnector, client, server};
 
 use super::chain::PeerCert;
 use super::config::TlsVersion;
-use super::failure::HandshakeFailure;
+use super::failure::{HandshakeFailure, OpenSslError};
 use super::verify::{Seen, capture_verify};
+use crate::sftunnel::TlsSide;
 use crate::tls::AlertDescription;
 
 /// What an established session tells about itself.
@@ -67,6 +69,19 @@ pub struct Established {
 
 /// The failure a rustls error stands for.
 pub(crate) fn from_rustls(e: &rustls::Error) -> HandshakeFailure {
+    from_rustls_after(e, &[], TlsSide::Client)
+}
+
+/// [`from_rustls`] on `side`, the peer's first bytes being `first` (up to [`FIRST`] of them;
+/// empty when unknown): a protocol error is worded as OpenSSL words the same bytes (see
+/// [`openssl_protocol_error`]).
+fn from_rustls_after(e: &rustls::Error, first: &[u8], side: TlsSide) -> HandshakeFailure {
+    if let Some((error, alerts)) = openssl_protocol_error(e, first, side) {
+        return HandshakeFailure::Protocol {
+            error,
+            detail: format!("rustls: {e}; {alerts}"),
+        };
+    }
     match e {
         rustls::Error::AlertReceived(a) => HandshakeFailure::AlertReceived {
             alert: AlertDescription(u8::from(*a)),
@@ -76,7 +91,90 @@ pub(crate) fn from_rustls(e: &rustls::Error) -> HandshakeFailure {
     }
 }
 
-fn classify(e: &io::Error, seen: &mut Seen) -> HandshakeFailure {
+/// How many of the peer's first bytes a [`Heard`] keeps: enough for a record header and
+/// OpenSSL's longest HTTP method check (`POST `).
+const FIRST: usize = 8;
+
+/// The error OpenSSL 3 queues for what made rustls fail, when the peer broke the protocol
+/// before a certificate was judged, with the alerts rustls and OpenSSL send for it. Checked
+/// against `openssl s_server`/`s_client` 3.0 (`tests/it/words.rs`):
+///
+/// | the peer's bytes | rustls' error | OpenSSL's error | rustls' alert | OpenSSL's |
+/// |---|---|---|---|---|
+/// | a first record whose version byte is not 3 | `InvalidContentType`, ... | `wrong version number` (`http request` after `GET `/`POST `/`HEAD `/`PUT `, `https proxy request` after `CONNE`) | 50 | none |
+/// | an SSLv2 ClientHello (server) | `InvalidContentType` | `unknown protocol` | 50 | 70 |
+/// | a ClientHello of versions we do not speak | `PeerIncompatible` | `unsupported protocol` | 70 | 70 |
+/// | ChangeCipherSpec, data or an unknown record type first | `InappropriateMessage`, `InvalidContentType` | `unexpected message` | 10 | 10 |
+/// | an alert before the ClientHello (server) | `AlertReceived` | `unexpected message` | none | 10 |
+/// | an empty handshake record | `InvalidEmptyPayload` | `record too small` | 50 | 10 |
+///
+/// The alerts on the wire stay rustls' (unlike 40 for a missing TLS 1.2 client certificate and
+/// 42 for a not-yet-valid one, these peers are not sftunnel peers that would act on them); the
+/// debug line says where they differ. OpenSSL tells `record too small` only after 32 empty
+/// records, rustls stops at the first.
+fn openssl_protocol_error(
+    e: &rustls::Error,
+    first: &[u8],
+    side: TlsSide,
+) -> Option<(OpenSslError, &'static str)> {
+    use rustls::{Error as E, InvalidMessage as M, PeerIncompatible as P};
+    const NOT_TLS: &str = "rustls sent alert 50 (decode_error), OpenSSL sends none";
+    const SAME_10: &str = "both send alert 10 (unexpected_message)";
+    // OpenSSL's first record check (`ssl3_get_record`), on the bytes rustls refused.
+    let not_tls = || {
+        if side == TlsSide::Server && first.len() >= 3 && first[0] & 0x80 != 0 && first[2] == 1 {
+            return Some((
+                OpenSslError::UnknownProtocol,
+                "rustls sent alert 50 (decode_error), OpenSSL sends 70 (protocol_version)",
+            ));
+        }
+        if first.len() < 2 || first[1] == 3 {
+            return None;
+        }
+        let error = if ["GET ", "POST ", "HEAD ", "PUT "]
+            .iter()
+            .any(|m| first.starts_with(m.as_bytes()))
+        {
+            OpenSslError::HttpRequest
+        } else if first.starts_with(b"CONNE") {
+            OpenSslError::HttpsProxyRequest
+        } else {
+            OpenSslError::WrongVersionNumber
+        };
+        Some((error, NOT_TLS))
+    };
+    match e {
+        E::InvalidMessage(M::InvalidEmptyPayload) => not_tls().or(Some((
+            OpenSslError::RecordTooSmall,
+            "rustls sent alert 50 (decode_error), OpenSSL sends 10 (unexpected_message)",
+        ))),
+        E::InvalidMessage(M::InvalidContentType) => {
+            not_tls().or(Some((OpenSslError::UnexpectedMessage, SAME_10)))
+        }
+        E::InvalidMessage(_) | E::PeerSentOversizedRecord => not_tls(),
+        E::InappropriateMessage { .. } | E::InappropriateHandshakeMessage { .. } => {
+            Some((OpenSslError::UnexpectedMessage, SAME_10))
+        }
+        E::PeerIncompatible(
+            P::Tls12NotOffered
+            | P::Tls12NotOfferedOrEnabled
+            | P::SupportedVersionsExtensionRequired
+            | P::ServerDoesNotSupportTls12Or13
+            | P::ServerTlsVersionIsDisabledByOurConfig,
+        ) => Some((
+            OpenSslError::UnsupportedProtocol,
+            "both send alert 70 (protocol_version)",
+        )),
+        // An alert as the very first record: OpenSSL's server has no handshake to end yet.
+        E::AlertReceived(_) if side == TlsSide::Server && first.first() == Some(&0x15) => Some((
+            OpenSslError::UnexpectedMessage,
+            "rustls sent no alert, OpenSSL sends 10 (unexpected_message)",
+        )),
+        _ => None,
+    }
+}
+
+fn classify(e: &io::Error, seen: &mut Seen, first: &[u8], side: TlsSide) -> HandshakeFailure {
     if let Some(Err(v)) = seen.judged.take() {
         return HandshakeFailure::Rejected(v);
     }
@@ -84,7 +182,7 @@ fn classify(e: &io::Error, seen: &mut Seen) -> HandshakeFailure {
         return HandshakeFailure::NoPeerCertificate;
     }
     match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
-        Some(tls) => from_rustls(tls),
+        Some(tls) => from_rustls_after(tls, first, side),
         None if e.kind() == io::ErrorKind::UnexpectedEof => HandshakeFailure::Closed,
         None => HandshakeFailure::Tls(e.to_string()),
     }
@@ -214,6 +312,8 @@ pub struct Heard<S> {
     /// point where it can no longer matter.
     watch: Option<Box<CertWatch>>,
     refusal: Option<Refusal>,
+    /// The peer's first bytes (up to [`FIRST`]), for wording a failure as OpenSSL would.
+    first: Vec<u8>,
 }
 
 impl<S: std::fmt::Debug> std::fmt::Debug for Heard<S> {
@@ -251,6 +351,7 @@ impl<S> Heard<S> {
             last: LastHeard(Arc::new(std::sync::Mutex::new(Instant::now()))),
             watch: None,
             refusal: None,
+            first: Vec::new(),
         }
     }
 
@@ -316,6 +417,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Heard<S> {
         let r = Pin::new(&mut this.inner).poll_read(cx, buf);
         if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
             this.last.set(Instant::now());
+            if this.first.len() < FIRST {
+                let got = &buf.filled()[before..];
+                let take = got.len().min(FIRST - this.first.len());
+                this.first.extend_from_slice(&got[..take]);
+            }
             if let Some(w) = this.watch.as_mut() {
                 match w.feed(&buf.filled()[before..]) {
                     Watched::More => {}
@@ -534,8 +640,9 @@ pub(super) async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
     .await;
     match res? {
         Err((e, tcp)) => {
+            let failure = classify(&e, &mut seen, &tcp.first, TlsSide::Server);
             linger(tcp).await;
-            Err(classify(&e, &mut seen))
+            Err(failure)
         }
         Ok(mut tls) => {
             // Past the handshake nothing is watched: the session drops its buffers.
@@ -595,8 +702,9 @@ pub async fn connect<S: AsyncRead + AsyncWrite + Unpin>(
         Err((e, tcp)) => {
             // As on the server: our alert must not be lost to a reset (the rest of the
             // server's flight, unread, would make the kernel send one).
+            let failure = classify(&e, &mut seen, &tcp.first, TlsSide::Client);
             linger(tcp).await;
-            Err(classify(&e, &mut seen))
+            Err(failure)
         }
         Ok(mut tls) => {
             if tls.get_ref().1.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3) {

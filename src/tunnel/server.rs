@@ -443,7 +443,7 @@ impl ServerHandle {
             "Loaded new certificates: {}",
             identity.cert().map_or("?".to_owned(), |c| format!(
                 "{} (notAfter {})",
-                escape(&c.subject),
+                c.subject, // X509_NAME_oneline: printable ASCII already
                 wire_time::format(c.not_after)
             ))
         ));
@@ -743,7 +743,9 @@ impl<'a> Conn<'a> {
             self.addr,
             est.version,
             est.cipher,
-            est.peer.as_ref().map_or("?".into(), |c| escape(&c.subject))
+            // X509_NAME_oneline already wrote what is not printable ASCII as `\xHH`, as the
+            // verify block's `subject =` shows it: escaping it again would double backslashes.
+            est.peer.as_ref().map_or("?", |c| c.subject.as_str())
         ));
         Ok((tls, est))
     }
@@ -786,7 +788,7 @@ impl<'a> Conn<'a> {
             }),
             None => Err(HandshakeFailure::NotAPeer {
                 uuid: uuid.map(|u| escape(&u).into_owned()),
-                subject: cert.map(|c| escape(&c.subject).into_owned()),
+                subject: cert.map(|c| c.subject), // oneline: printable ASCII already
             }),
         }
     }

@@ -477,7 +477,11 @@ fn connect_vs_s_server_valid(pki: &Pki) {
         "{log}"
     );
     assert!(has_line(&log, "Wait to connect to "), "{log}");
-    assert!(has_line(&log, "Connected to 127.0.0.1 (port "), "{log}");
+    // APPLIANCE.md's cut line, `Connected to 10.10.200.31 f`: the prefix must match.
+    assert!(
+        has_line(&log, "Connected to 127.0.0.1 from 127.0.0.1:"),
+        "{log}"
+    );
     assert!(
         has_line(&log, "Successfully connected using SSL to: 127.0.0.1"),
         "{log}"
@@ -1505,4 +1509,42 @@ fn serve_root_admits_only_its_peers_named_by_the_root_and_escapes_what_they_clai
         !text.lines().any(|l| l.starts_with("Dec  1 00:00:00 FMC")),
         "a forged line reached the log:\n{text}"
     );
+}
+
+/// A device certificate whose subject holds an ESC: the FMC's `SSL connection established`
+/// line shows the subject as `X509_NAME_oneline` writes it (`\x1B`, what the verify block's
+/// `subject =` line shows), escaped once, not `\\x1B`.
+#[test]
+fn a_subject_with_control_bytes_is_escaped_once_in_the_established_line() {
+    let d = tempfile::tempdir().unwrap();
+    let pki = openssl_pki(d.path(), None);
+    let p = |n: &str| d.path().join(n);
+    let ok = |cmd: &mut Command| {
+        let o = run(cmd, 60);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    ok(Command::new("openssl")
+        .args(["req", "-new", "-newkey", "rsa:2048", "-nodes"])
+        .args(["-subj", "/O=x/CN=ev\u{1b}[2Jx", "-keyout", s(&p("ev.key"))])
+        .args(["-out", s(&p("ev.csr"))]));
+    ok(Command::new("openssl")
+        .args([
+            "x509",
+            "-req",
+            "-in",
+            s(&p("ev.csr")),
+            "-CA",
+            s(&p("ca.pem")),
+        ])
+        .args(["-CAkey", s(&p("ca.key")), "-set_serial", "7", "-days", "30"])
+        .args(["-out", s(&p("ev.pem"))]));
+    let (srv, addr) = serve(&pki.fmc.args());
+    let ev = Side {
+        ca: pki.ftd.ca.clone(),
+        cert: p("ev.pem"),
+        key: p("ev.key"),
+    };
+    let _ = connect_once(&addr, &ev, &[]);
+    let l = srv.wait_for(30, |l| l.contains("SSL connection established"));
+    assert!(l.ends_with("peer /O=x/CN=ev\\x1B[2Jx"), "{l}");
 }

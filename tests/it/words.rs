@@ -601,3 +601,214 @@ fn the_openssl_3_error_strings_are_those_of_openssl_itself() {
         );
     }
 }
+
+/// A peer that breaks the protocol before any certificate is judged (another TLS version,
+/// bytes that are not TLS, a record out of order) is logged by our FMC with the error the
+/// installed OpenSSL 3 queues for the very same bytes: each input goes to `sfdiag serve` and to
+/// `openssl s_server` with the same files, and both must name the same code and reason
+/// (`SSL_renegotiate error: 1: error:0A00010B:SSL routines::wrong version number`), never
+/// rustls' words.
+#[test]
+fn protocol_errors_are_logged_as_openssl_3_words_them_for_the_same_bytes() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::time::Duration;
+
+    use crate::tunnel::{Proc, s_server, serve};
+
+    assert!(
+        crate::common::have_openssl(),
+        "this test runs openssl s_server/s_client (.ci/run installs it)"
+    );
+    let d = tempfile::tempdir().unwrap();
+    let root = lab(d.path());
+    let fmc = root.join("fmc/etc/sf");
+    let side = crate::tunnel::Side {
+        ca: fmc.join("ca_root/cacert.pem"),
+        cert: fmc.join("keys/sftunnel-cert.pem"),
+        key: fmc.join("keys/sftunnel-key.pem"),
+    };
+    let files = side.args();
+    // Sends `bytes`, reads until the peer closes (bounded), drops the socket.
+    let poke = |addr: &str, bytes: &[u8]| {
+        let mut t = TcpStream::connect(addr).unwrap();
+        t.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        let _ = t.write_all(bytes);
+        let mut buf = [0u8; 4096];
+        for _ in 0..16 {
+            match t.read(&mut buf) {
+                Ok(n) if n > 0 => {}
+                _ => break,
+            }
+        }
+    };
+    let cases: [(&str, Vec<u8>, &str, &str); 9] = [
+        (
+            "http",
+            b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+            "0A00009C",
+            "http request",
+        ),
+        (
+            "proxy",
+            b"CONNECT x:8305 HTTP/1.1\r\n\r\n".to_vec(),
+            "0A00009B",
+            "https proxy request",
+        ),
+        (
+            "text",
+            b"\x1b[31mhello\r\nSep 20 FAKE\n".to_vec(),
+            "0A00010B",
+            "wrong version number",
+        ),
+        ("nul", vec![0u8; 600], "0A00010B", "wrong version number"),
+        (
+            "sslv2",
+            [
+                &[
+                    0x80, 0x31, 0x01, 0x00, 0x03, 0x00, 0x18, 0x00, 0x00, 0x00, 0x10,
+                ][..],
+                &[0x11; 0x28],
+            ]
+            .concat(),
+            "0A0000FC",
+            "unknown protocol",
+        ),
+        (
+            "ccs",
+            vec![0x14, 3, 3, 0, 1, 1],
+            "0A0000F4",
+            "unexpected message",
+        ),
+        (
+            "appdata",
+            [&[0x17, 3, 3, 0, 16][..], &[0x22; 16]].concat(),
+            "0A0000F4",
+            "unexpected message",
+        ),
+        (
+            "alert",
+            vec![0x15, 3, 3, 0, 2, 2, 40],
+            "0A0000F4",
+            "unexpected message",
+        ),
+        (
+            "empty",
+            [0x16, 3, 3, 0, 0].repeat(50),
+            "0A00012A",
+            "record too small",
+        ),
+    ];
+    let (srv, addr) = serve(&files);
+    for (name, bytes, code, reason) in &cases {
+        let (oss, oaddr) = s_server(&side, &["-naccept", "1"]);
+        poke(&oaddr, bytes);
+        let theirs = oss.wait_for(20, |l| l.contains(":error:"));
+        assert!(
+            theirs.contains(&format!(":error:{code}:SSL routines:"))
+                && theirs.contains(&format!(":{reason}:")),
+            "{name}: openssl says {theirs}"
+        );
+        drop(oss);
+        poke(&addr, bytes);
+        let want = format!("[ERROR] SSL_renegotiate error: 1: error:{code}:SSL routines::{reason}");
+        srv.wait_for(20, |l| l.ends_with(&want));
+    }
+    // The device dialing something that answers in HTTP: `wrong version number`, as
+    // `openssl s_client` says to the same answer.
+    let http = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let haddr = http.local_addr().unwrap().to_string();
+    let answering = std::thread::spawn(move || {
+        for _ in 0..2 {
+            let Ok((mut c, _)) = http.accept() else {
+                return;
+            };
+            c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let _ = c.read(&mut [0u8; 4096]);
+            let _ = c.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n");
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    });
+    let theirs = crate::tunnel::run(
+        std::process::Command::new("openssl")
+            .args(["s_client", "-connect", &haddr])
+            .stdin(std::process::Stdio::null()),
+        20,
+    );
+    let theirs = String::from_utf8_lossy(&theirs.stderr).into_owned();
+    assert!(
+        theirs.contains(":error:0A00010B:SSL routines:")
+            && theirs.contains(":wrong version number:"),
+        "{theirs}"
+    );
+    let dev = root.join(format!("BSNS-1120-1/var/sf/peers/{FMC_UUID}"));
+    let (_, ours) = crate::tunnel::connect_once(
+        &haddr,
+        &crate::tunnel::Side {
+            ca: dev.join("cacert.pem"),
+            cert: dev.join("sftunnel-cert.pem"),
+            key: dev.join("sftunnel-key.pem"),
+        },
+        &[],
+    );
+    answering.join().unwrap();
+    assert!(
+        ours.contains(
+            "[ERROR] SSL_renegotiate error: 1: error:0A00010B:SSL routines::wrong version number"
+        ),
+        "{ours}"
+    );
+
+    let log = srv.text();
+    assert!(!log.contains("corrupt message"), "{log}");
+    assert!(!log.contains("received unexpected message"), "{log}");
+    drop(srv);
+
+    // TLS 1.2 only against a TLS 1.3 FMC, and 1.3 only against 1.2: `unsupported protocol`,
+    // as `openssl s_server` says for the same ClientHello.
+    for (server, client) in [("1.3", "-tls1_3"), ("1.2", "-tls1_2")] {
+        let offered = if client == "-tls1_3" {
+            "-tls1_2"
+        } else {
+            "-tls1_3"
+        };
+        let mut args = files.clone();
+        args.extend(["--tls-version".to_owned(), server.to_owned()]);
+        let (srv, addr) = serve(&args);
+        let oss = Proc::spawn(
+            std::process::Command::new("openssl")
+                .args([
+                    "s_server",
+                    "-accept",
+                    "127.0.0.1:0",
+                    "-naccept",
+                    "1",
+                    client,
+                ])
+                .args(["-cert", s(&side.cert), "-key", s(&side.key)]),
+        );
+        let oaddr = oss
+            .wait_for(20, |l| l.starts_with("ACCEPT "))
+            .trim_start_matches("ACCEPT ")
+            .trim()
+            .to_owned();
+        for a in [&oaddr, &addr] {
+            let _ = crate::tunnel::run(
+                std::process::Command::new("openssl")
+                    .args(["s_client", "-connect", a, offered])
+                    .stdin(std::process::Stdio::null()),
+                20,
+            );
+        }
+        let theirs = oss.wait_for(20, |l| l.contains(":error:"));
+        assert!(
+            theirs.contains(":error:0A000102:SSL routines:")
+                && theirs.contains(":unsupported protocol:"),
+            "openssl {client}: {theirs}"
+        );
+        srv.wait_for(20, |l| {
+            l.ends_with("[ERROR] SSL_renegotiate error: 1: error:0A000102:SSL routines::unsupported protocol")
+        });
+        assert!(!srv.text().contains("incompatible"), "{}", srv.text());
+    }
+}
