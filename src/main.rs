@@ -12,7 +12,9 @@ fn main() -> ExitCode {
     let filter = match args.log_level() {
         Some(level) => tracing_subscriber::EnvFilter::new(level),
         None => tracing_subscriber::EnvFilter::try_from_default_env()
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            // rustls warns once per odd peer (a stray ChangeCipherSpec): the tunnel logs that
+            // peer's failure in OpenSSL's words already, so rustls's own say is kept to errors.
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,rustls=error")),
     };
     // A stderr that is closed (`2>&1 | head`) must not end the run: tracing-subscriber's
     // fallback report of a failed write is an eprintln!, which panics there.

@@ -4,12 +4,13 @@
 //!
 //! Owns layout only: which rows there are and what they say is `tunnel::status`'s. Times are
 //! typed until here and printed as RFC 3339 (UTC, whole seconds); every cell is escaped
-//! ([`crate::sftunnel::escape`]) because names and UUIDs came from a socket, so no value can
+//! ([`crate::sftunnel::escape_line`]: names and UUIDs off a socket were [`crate::sftunnel::escape`]d
+//! when they arrived, so the table escapes what is unsafe and never twice) so no value can
 //! break a row in two.
 
 use std::io::{self, Write};
 
-use crate::sftunnel::{ctime_utc, escape};
+use crate::sftunnel::{ctime_utc, escape_line as escape};
 use crate::tunnel::status::{PeerStatus, ServerInfo, wire_time};
 
 /// A header line about the server, then a table with one row per peer.
@@ -274,9 +275,9 @@ mod tests {
         text(&mut out, Some(&info), &peers).unwrap();
         let s = String::from_utf8(out).unwrap();
         assert_eq!(s.lines().count(), 4, "{s}");
-        assert!(s.contains("ftd-two\\x0aftd9"), "{s}");
+        assert!(s.contains("ftd-two\\x0Aftd9"), "{s}");
         assert!(
-            s.starts_with("sftunnel on fmc\\x0asftunnel is not running (-)"),
+            s.starts_with("sftunnel on fmc\\x0Asftunnel is not running (-)"),
             "{s}"
         );
     }

@@ -55,7 +55,7 @@ mod tests {
             String::from_utf8(out).unwrap(),
             format!(
                 "Oct  7 09:14:51 10.0.0.2 SF-IMS[analyze]: [frame 4] sftunnel:sf_ssl [INFO] x\n\
-                 {far} h SF-IMS[analyze]: sftunnel:sf_ssl [ERROR] y\\x0az\n"
+                 {far} h SF-IMS[analyze]: sftunnel:sf_ssl [ERROR] y\\x0Az\n"
             )
         );
     }

@@ -40,8 +40,8 @@ pub fn is_unsafe(c: char) -> bool {
 
 fn write_one(w: &mut impl Write, c: char) -> fmt::Result {
     match u32::from(c) {
-        n if n < 0x100 => write!(w, "\\x{n:02x}"),
-        n => write!(w, "\\u{{{n:04x}}}"),
+        n if n < 0x100 => write!(w, "\\x{n:02X}"),
+        n => write!(w, "\\u{{{n:04X}}}"),
     }
 }
 
@@ -97,17 +97,17 @@ mod tests {
         let forged = "ftd1\nSep 20 04:10:47 FMC SF-IMS[1]: [2] sftunnel:sf_ssl [ERROR] err 10:x";
         let e = escape(forged);
         assert!(!e.contains('\n'));
-        assert!(e.starts_with("ftd1\\x0aSep 20"), "{e}");
+        assert!(e.starts_with("ftd1\\x0ASep 20"), "{e}");
         assert_eq!(
-            escape("a\\x0ab"),
-            "a\\\\x0ab",
+            escape("a\\x0Ab"),
+            "a\\\\x0Ab",
             "a literal backslash-x0a is not a newline"
         );
-        assert_eq!(escape("x\r\t\u{1b}[31m"), "x\\x0d\\x09\\x1b[31m");
-        assert_eq!(escape("ftd\u{202e}1dtf"), "ftd\\u{202e}1dtf");
+        assert_eq!(escape("x\r\t\u{1b}[31m"), "x\\x0D\\x09\\x1B[31m");
+        assert_eq!(escape("ftd\u{202e}1dtf"), "ftd\\u{202E}1dtf");
         assert_eq!(escape("bad\u{2028}line"), "bad\\u{2028}line");
         // C1's 8-bit CSI, the marks and the isolates
-        assert_eq!(escape("a\u{9b}2Jb"), "a\\x9b2Jb");
+        assert_eq!(escape("a\u{9b}2Jb"), "a\\x9B2Jb");
         for c in [
             '\u{200e}', '\u{200f}', '\u{061c}', '\u{202a}', '\u{2066}', '\u{2069}',
         ] {
@@ -137,6 +137,6 @@ mod tests {
         assert_eq!(once, twice);
         let mut raw = String::new();
         write_line_safe(&mut raw, "a\\b\nc").unwrap();
-        assert_eq!(raw, "a\\b\\x0ac");
+        assert_eq!(raw, "a\\b\\x0Ac");
     }
 }

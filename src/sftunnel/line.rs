@@ -206,18 +206,18 @@ mod tests {
     #[test]
     fn a_peer_cannot_forge_a_line() {
         let forged = "ok\nSep 20 04:10:48 FMC SF-IMS[1]: [1] sftunnel:sf_peers [INFO] \
-                      Peer ftd9 registered\r\x1b[2J\u{2028}\u{85}Zürich \\x0a";
+                      Peer ftd9 registered\r\x1b[2J\u{2028}\u{85}Zürich \\x0A";
         let l = tunnel_line(datetime!(2024-09-20 04:10:47 UTC), "ftd\n1", forged).to_string();
         assert_eq!(l.lines().count(), 1, "{l}");
         assert!(!l.chars().any(super::super::escape::is_unsafe), "{l}");
         assert!(
-            l.starts_with("Sep 20 04:10:47 ftd\\x0a1 SF-IMS[50792]: "),
+            l.starts_with("Sep 20 04:10:47 ftd\\x0A1 SF-IMS[50792]: "),
             "{l}"
         );
         assert!(
             l.ends_with(
-                "[ERROR] ok\\x0aSep 20 04:10:48 FMC SF-IMS[1]: [1] sftunnel:sf_peers [INFO] \
-                 Peer ftd9 registered\\x0d\\x1b[2J\\u{2028}\\x85Zürich \\x0a"
+                "[ERROR] ok\\x0ASep 20 04:10:48 FMC SF-IMS[1]: [1] sftunnel:sf_peers [INFO] \
+                 Peer ftd9 registered\\x0D\\x1B[2J\\u{2028}\\x85Zürich \\x0A"
             ),
             "{l}"
         );

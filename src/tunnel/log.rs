@@ -335,6 +335,6 @@ mod tests {
         );
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text.lines().count(), 1, "{text}");
-        assert!(text.contains("ftd1\\x0aOct  5"), "{text}");
+        assert!(text.contains("ftd1\\x0AOct  5"), "{text}");
     }
 }

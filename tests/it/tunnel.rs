@@ -1499,7 +1499,7 @@ fn serve_root_admits_only_its_peers_named_by_the_root_and_escapes_what_they_clai
     assert!(st.success(), "{log}");
     srv.wait_for(20, |l| {
         l.contains(&format!(
-            "Peer ftd2\\x0aDec  1 00:00:00 FMC SF-IMS[1]: [1] sftunnel:sf_ssl [ERROR] err \
+            "Peer ftd2\\x0ADec  1 00:00:00 FMC SF-IMS[1]: [1] sftunnel:sf_ssl [ERROR] err \
              10:forged ({ftd1}) connected from"
         ))
     });
