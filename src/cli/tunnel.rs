@@ -553,6 +553,7 @@ async fn validate_cmd(a: ValidateArgs) -> anyhow::Result<ExitCode> {
                 vec![Device {
                     name: "device".into(),
                     files: dev,
+                    dialed: true,
                 }],
                 tls_version(a.tls_version, None)?,
             )
