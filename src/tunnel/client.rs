@@ -3,8 +3,8 @@
 //!
 //! Two ways to run it: [`Client::spawn`] keeps the tunnel up forever like sftunnel, both its
 //! channels (control and events, each its own TLS connection, each with every failure logged,
-//! retries with doubling backoff, files reloaded before every attempt so new certificates take
-//! effect on the next reconnect), and with [`Client::spawn_listening`] also accepts the FMC's
+//! retries with doubling backoff, files checked before every attempt and read again when they
+//! changed, so new certificates take effect on the next reconnect), and with [`Client::spawn_listening`] also accepts the FMC's
 //! own connections (the FMC dials its devices too; a channel the FMC opened is not dialed
 //! again while it is up); [`Client::once`] does one handshake and one heartbeat for scripts. The load generator that drives many of these at once is
 //! [`super::fleet`]'s; it reuses this module's attempt and session.
@@ -230,8 +230,9 @@ impl Client {
         self.addr
     }
 
-    /// Reads this device's files (when they changed since the last read: see
-    /// [`Self::identity`]) and builds its TLS configuration.
+    /// Reads this device's files (again only when they changed since the last read, or a
+    /// push left something to finish, which is finished first) and builds its TLS
+    /// configuration.
     pub fn load(&self) -> Result<(Arc<ClientConfig>, Identity), TunnelError> {
         let id = self.identity()?;
         let cfg = config::client_config_for(self.tls, &id, &self.s.clock, self.s.keylog.clone())?;

@@ -108,7 +108,10 @@ fn unusable_key(files: &TlsFiles, leaf: &CertInfo, e: &rustls::Error) -> TunnelE
 /// the nanosecond; `None` for a file that cannot be read): a file rewritten, renamed over or
 /// removed changes it, so material loaded under an equal stamp is still what the files hold.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(super) struct Stamp([Option<(u64, u64, u64, i64, i64, i64, i64)>; 3]);
+pub(super) struct Stamp([Option<FileStamp>; 3]);
+
+/// One file's device, inode, size, mtime and ctime (seconds, then nanoseconds).
+type FileStamp = (u64, u64, u64, i64, i64, i64, i64);
 
 impl Stamp {
     pub(super) fn of(files: &TlsFiles) -> Self {
