@@ -217,6 +217,22 @@ mod tests {
     }
 
     #[test]
+    fn recover_waits_for_another_holder_of_the_folder_lock_instead_of_failing() {
+        let d = tempfile::tempdir().unwrap();
+        let f = files(d.path());
+        // Another holder (flock(2) is per open file, so one in this process counts too).
+        let held = RootLock::acquire_with_journal(d.path(), DEVICE_JOURNAL).unwrap();
+        let start = Instant::now();
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            drop(held);
+        });
+        recover(&f).unwrap();
+        assert!(start.elapsed() >= Duration::from_millis(250));
+        release.join().unwrap();
+    }
+
+    #[test]
     fn a_bad_file_anywhere_in_the_push_leaves_every_old_file_in_place() {
         let d = tempfile::tempdir().unwrap();
         let f = files(d.path());
