@@ -280,6 +280,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
         .side
         .sflog(a.side.hostname.as_deref().unwrap_or(&host), &clock, false)?;
     let recorder = a.side.recorder(&clock)?;
+    let hup_log = log.clone();
     let mut server = Server::start_with(
         ServerSettings {
             listen: a.listen.clone(),
@@ -319,6 +320,12 @@ async fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
         tokio::spawn(async move {
             while hup.recv().await.is_some() {
                 if let Err(e) = handle.restart_files() {
+                    // The operator reads `--log`, not stderr: the refusal goes there too.
+                    hup_log.thread(hup_log.main_tid()).error(&format!(
+                        "Cannot restart the tunnel service with new certificates: {}; \
+                         keeping the loaded ones",
+                        sfdiag::sftunnel::escape(&e.to_string())
+                    ));
                     tracing::error!("restart: {e}");
                 }
             }
@@ -546,6 +553,7 @@ async fn validate_cmd(a: ValidateArgs) -> anyhow::Result<ExitCode> {
                 vec![Device {
                     name: "device".into(),
                     files: dev,
+                    dialed: true,
                 }],
                 tls_version(a.tls_version, None)?,
             )

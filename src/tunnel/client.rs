@@ -3,8 +3,8 @@
 //!
 //! Two ways to run it: [`Client::spawn`] keeps the tunnel up forever like sftunnel, both its
 //! channels (control and events, each its own TLS connection, each with every failure logged,
-//! retries with doubling backoff, files reloaded before every attempt so new certificates take
-//! effect on the next reconnect), and with [`Client::spawn_listening`] also accepts the FMC's
+//! retries with doubling backoff, files checked before every attempt and read again when they
+//! changed, so new certificates take effect on the next reconnect), and with [`Client::spawn_listening`] also accepts the FMC's
 //! own connections (the FMC dials its devices too; a channel the FMC opened is not dialed
 //! again while it is up); [`Client::once`] does one handshake and one heartbeat for scripts. The load generator that drives many of these at once is
 //! [`super::fleet`]'s; it reuses this module's attempt and session.
@@ -28,7 +28,7 @@ use super::framed::Framed;
 use super::handshake::{self, Established, Heard};
 use super::install;
 use super::log::{SfLog, ThreadLog};
-use super::material::{Identity, TlsFiles};
+use super::material::{Identity, Stamp, TlsFiles};
 use super::proto::{Message, PushAck};
 use super::server::Timeouts;
 use crate::recorder::{Recorder, Tapped};
@@ -139,6 +139,11 @@ pub struct Client {
     source: Option<std::net::IpAddr>,
     /// The TLS version spoken (`proxy_tls_version`).
     tls: TlsVersion,
+    /// The material last read from `s.files` and what the files were then: read again only
+    /// when they change. Behind a mutex so the connections of one client (its two channels,
+    /// the FMC's connections, a fleet) read the files one at a time, never racing each other
+    /// for the folder's lock ([`install::recover`]).
+    loaded: std::sync::Mutex<Option<(Stamp, Identity)>>,
 }
 
 /// `ADDR[:PORT]` with sftunnel's port when none is given: `fmc.lab`, `10.0.0.1`, `::1` and
@@ -184,6 +189,7 @@ impl Client {
             accepted_restart: Arc::new(Notify::new()),
             source: None,
             tls: TlsVersion::default(),
+            loaded: std::sync::Mutex::new(None),
         })
     }
 
@@ -224,11 +230,30 @@ impl Client {
         self.addr
     }
 
-    /// Reads this device's files and builds its TLS configuration, after finishing (or
-    /// undoing) a push the device was killed in the middle of.
+    /// Reads this device's files (again only when they changed since the last read, or a
+    /// push left something to finish, which is finished first) and builds its TLS
+    /// configuration.
     pub fn load(&self) -> Result<(Arc<ClientConfig>, Identity), TunnelError> {
-        let done = install::recover(&self.s.files).map_err(|reason| TunnelError::File {
-            path: install::journal(&self.s.files),
+        let id = self.identity()?;
+        let cfg = config::client_config_for(self.tls, &id, &self.s.clock, self.s.keylog.clone())?;
+        Ok((cfg, id))
+    }
+
+    /// This device's material. The files are read again, after finishing (or undoing) a push
+    /// the device was killed in the middle of, when they differ from the last read ([`Stamp`])
+    /// or a push left something to finish; otherwise the last read is reused.
+    fn identity(&self) -> Result<Identity, TunnelError> {
+        let files = &self.s.files;
+        let mut cached = crate::sync::lock(&self.loaded);
+        if let Some((stamp, id)) = &*cached
+            && *stamp == Stamp::of(files)
+            && !install::pending(files)
+        {
+            return Ok(id.clone());
+        }
+        *cached = None;
+        let done = install::recover(files).map_err(|reason| TunnelError::File {
+            path: install::journal(files),
             reason,
         })?;
         if !done.is_empty() {
@@ -242,9 +267,13 @@ impl Client {
                 ),
             );
         }
-        let id = Identity::load(&self.s.files)?;
-        let cfg = config::client_config_for(self.tls, &id, &self.s.clock, self.s.keylog.clone())?;
-        Ok((cfg, id))
+        let before = Stamp::of(files);
+        let id = Identity::load(files)?;
+        // Kept only when nothing changed the files while they were read.
+        if Stamp::of(files) == before && !install::pending(files) {
+            *cached = Some((before, id.clone()));
+        }
+        Ok(id)
     }
 
     /// [`Self::load`] for a connection the FMC opened to us: the device's files as a TLS
@@ -253,7 +282,7 @@ impl Client {
         &self,
     ) -> Result<(Arc<rustls::ServerConfig>, Identity), TunnelError> {
         // Finishes an interrupted push first, as `load` does.
-        let (_, id) = self.load()?;
+        let id = self.identity()?;
         let cfg = config::server_config_for(self.tls, &id, &self.s.clock, self.s.keylog.clone())?;
         Ok((cfg, id))
     }

@@ -11,7 +11,9 @@
 //! logged in the dialing FMC's words (the `VERIFY ssl_verify_callback_internal` /
 //! `establishConnectionUtil` / `establishSSLConnection` block, [`super::failure`]), announced
 //! as [`ServerEvent::DialFailed`], and retried with doubling backoff; when it was tried last
-//! is what `status --brief` prints as `Connection to peer ... Attempted at`.
+//! is what `status --brief` prints as `Connection to peer ... Attempted at`. A device address
+//! that turns out to reach this FMC's own listener (the peer presents this FMC's own
+//! certificate) is said so in one line and not dialed again.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,6 +23,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{Notify, broadcast};
 
 use super::TunnelError;
+use super::chain::PeerCert;
 use super::client::Backoff;
 use super::config;
 use super::failure::HandshakeFailure;
@@ -95,9 +98,14 @@ async fn dial_loop(h: ServerHandle, t: DialTarget, backoff: Backoff, nudge: Arc<
             continue;
         }
         h.note_attempt(&t);
-        if attempt(&h, &t, &mut events).await {
-            delay = backoff.initial;
-            continue;
+        match attempt(&h, &t, &mut events).await {
+            Attempt::Up(_) => {
+                delay = backoff.initial;
+                continue;
+            }
+            Attempt::Failed => {}
+            // Dialing it again would only reach this FMC again.
+            Attempt::Myself => break,
         }
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
@@ -123,12 +131,58 @@ async fn went_down(events: &mut broadcast::Receiver<ServerEvent>, uuid: &str) {
     }
 }
 
-/// One dial; true once a channel is registered (its session then runs on its own task).
+/// One dial of `t`, as `validate` makes it (no retry): the suite once a channel is registered
+/// (its session runs on until the device closes it or the server stops), else why it failed,
+/// as [`ServerEvent::DialFailed`] carried it.
+pub(super) async fn dial_once(
+    h: &ServerHandle,
+    t: &DialTarget,
+) -> Result<String, HandshakeFailure> {
+    let mut events = h.subscribe();
+    let mut failures = h.subscribe();
+    Err(match attempt(h, t, &mut events).await {
+        Attempt::Up(cipher) => return Ok(cipher),
+        Attempt::Myself => HandshakeFailure::Tls(format!("{} is this FMC itself", t.addr)),
+        Attempt::Failed => {
+            let announced = tokio::time::timeout(Duration::from_secs(1), async {
+                loop {
+                    match failures.recv().await {
+                        Ok(ServerEvent::DialFailed { uuid, failure, .. }) if uuid == t.uuid => {
+                            break Some(failure);
+                        }
+                        Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(broadcast::error::RecvError::Closed) => break None,
+                    }
+                }
+            });
+            // No announcement: the device dropped the connection during HELLO (logged).
+            announced
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or(HandshakeFailure::Closed)
+        }
+    })
+}
+
+/// How one dial went.
+enum Attempt {
+    /// A channel is registered (its session then runs on its own task), over this suite.
+    Up(String),
+    /// Logged and announced; tried again after the backoff.
+    Failed,
+    /// The address reached this FMC's own listener (a device address that is one of this
+    /// host's, such as 127.1.0.x while listening on 0.0.0.0): the peer presented this FMC's
+    /// own certificate.
+    Myself,
+}
+
+/// One dial.
 async fn attempt(
     h: &ServerHandle,
     t: &DialTarget,
     events: &mut broadcast::Receiver<ServerEvent>,
-) -> bool {
+) -> Attempt {
     let sh = h.shared();
     let log = sh.log();
     let tl = log.thread(log.next_tid()).on(TlsSide::Client, t.addr);
@@ -146,32 +200,49 @@ async fn attempt(
         t.addr,
         escape(&t.name)
     ));
-    let (tls, est, local) = match connect(h, t, &tl).await {
+    let (tls, est, local, own) = match connect(h, t, &tl).await {
         Ok(x) => x,
         Err(f) => {
             failed(f, &tl);
-            return false;
+            return Attempt::Failed;
         }
     };
+    if est.peer.is_some() && est.peer == own {
+        tl.error(&format!(
+            "{} ({}) is this FMC itself: it presented this FMC's own certificate; not \
+             dialing it again",
+            t.addr,
+            escape(&t.name)
+        ));
+        drop(tls);
+        return Attempt::Myself;
+    }
+    // The device's certificate as this direction saw it, for `status`.
+    if let Some(c) = &est.peer
+        && let Some(uuid) = &c.title
+    {
+        h.note_cert(uuid, c.not_after);
+    }
+    let cipher = est.cipher.clone();
     let mut c = Conn::dialed(h, tl, t.addr);
     c.local = local;
     let mut peer = match c.admit(&est) {
         Ok(p) => p,
         Err(f) => {
             failed(f, &c.tl);
-            return false;
+            return Attempt::Failed;
         }
     };
     let io = match c.hello(Framed::new(tls), &mut peer).await {
         Ok(io) => io,
         Err(Refused::Failed(f)) => {
             failed(f, &c.tl);
-            return false;
+            return Attempt::Failed;
         }
         Err(Refused::Dropped(why)) => {
             // The device had both channels by then (or broke the protocol).
             c.tl.warn(&format!("Dropped connection to {}: {why}", t.addr));
-            return false;
+            return Attempt::Failed;
         }
     };
     let (h2, tl, addr, local) = (h.clone(), c.tl.clone(), c.addr, c.local);
@@ -194,20 +265,32 @@ async fn attempt(
         }
     })
     .await;
-    true
+    Attempt::Up(cipher)
 }
 
 type DialedTls = tokio_rustls::client::TlsStream<handshake::Heard<Tapped<TcpStream>>>;
+
+/// What [`connect`] brings back: the stream, the handshake's facts, the local address, and
+/// the facts of this FMC's own certificate as it was read for this attempt.
+type Dialed = (
+    DialedTls,
+    handshake::Established,
+    Option<SocketAddr>,
+    Option<PeerCert>,
+);
 
 /// TCP and the TLS handshake as the client, with the FMC's files as they are now.
 async fn connect(
     h: &ServerHandle,
     t: &DialTarget,
     tl: &ThreadLog,
-) -> Result<(DialedTls, handshake::Established, Option<SocketAddr>), HandshakeFailure> {
+) -> Result<Dialed, HandshakeFailure> {
     let sh = h.shared();
-    let cfg = Identity::load(sh.files())
-        .and_then(|id| config::client_config_for(sh.tls(), &id, sh.clock(), sh.keylog()))
+    let (cfg, own) = Identity::load(sh.files())
+        .and_then(|id| {
+            let cfg = config::client_config_for(sh.tls(), &id, sh.clock(), sh.keylog())?;
+            Ok((cfg, id.cert()))
+        })
         .map_err(|e: TunnelError| {
             HandshakeFailure::Tls(format!("cannot load certificates: {e}"))
         })?;
@@ -247,5 +330,5 @@ async fn connect(
         // X509_NAME_oneline: printable ASCII already (escaping it again doubles backslashes).
         est.peer.as_ref().map_or("?", |c| c.subject.as_str())
     ));
-    Ok((tls, est, local))
+    Ok((tls, est, local, own))
 }

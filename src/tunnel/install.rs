@@ -13,10 +13,12 @@
 //! old files or all the new ones.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use super::material::TlsFiles;
 use super::proto::PushFile;
 use crate::cert;
+use crate::pki::PkiError;
 use crate::pki::fsio::{self, Faults, RootLock, Transaction};
 use crate::pki::layout::DEVICE_JOURNAL;
 
@@ -41,11 +43,27 @@ fn dir_of(p: &Path) -> &Path {
         .unwrap_or(Path::new("."))
 }
 
-/// The lock on the key's folder. When the user named files in other folders (`--ca F`),
-/// the change may touch them: they are the user's choice, not a path from the network.
+/// How long [`lock`] waits for another holder of the key folder's lock (a `pki copy`, a push
+/// being installed, another sfdiag on the same files) before it gives up: such a change takes
+/// milliseconds, and a tunnel attempt that waits is better than one refused at once.
+const LOCK_WAIT: Duration = Duration::from_secs(5);
+
+/// The lock on the key's folder, waited for up to [`LOCK_WAIT`]. When the user named files in
+/// other folders (`--ca F`), the change may touch them: they are the user's choice, not a
+/// path from the network.
 fn lock(files: &TlsFiles) -> Result<RootLock, String> {
     let dir = dir_of(&files.key);
-    let lock = RootLock::acquire_with_journal(dir, DEVICE_JOURNAL).map_err(|e| e.to_string())?;
+    let until = Instant::now() + LOCK_WAIT;
+    let lock = loop {
+        match RootLock::acquire_with_journal(dir, DEVICE_JOURNAL) {
+            Ok(l) => break l,
+            // flock(2) has no timeout: poll, briefly (the callers are synchronous).
+            Err(PkiError::Busy { .. }) if Instant::now() < until => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    };
     let inside = [&files.ca, &files.cert].iter().all(|p| dir_of(p) == dir);
     Ok(if inside { lock } else { lock.unconfined() })
 }
@@ -59,6 +77,16 @@ fn check(name: &str, data: &[u8]) -> Result<(), String> {
         cert::parse_named(data, name).map(drop)
     };
     read.map_err(|e| e.to_string())
+}
+
+/// A push or copy left something to finish here: its journal, or a staged `.<name>.push`
+/// file of an older sfdiag. Files loaded while this is true may be a mix of old and new.
+pub(crate) fn pending(files: &TlsFiles) -> bool {
+    journal(files).exists()
+        || [&files.ca, &files.cert, &files.key].iter().any(|dest| {
+            let name = dest.file_name().unwrap_or_default().to_string_lossy();
+            dest.with_file_name(format!(".{name}.push")).exists()
+        })
 }
 
 /// Finishes or undoes a push (or `pki copy`) the device was killed in the middle of. Returns
@@ -186,6 +214,22 @@ mod tests {
             mode: 0o644,
             data: data.as_bytes().to_vec(),
         }
+    }
+
+    #[test]
+    fn recover_waits_for_another_holder_of_the_folder_lock_instead_of_failing() {
+        let d = tempfile::tempdir().unwrap();
+        let f = files(d.path());
+        // Another holder (flock(2) is per open file, so one in this process counts too).
+        let held = RootLock::acquire_with_journal(d.path(), DEVICE_JOURNAL).unwrap();
+        let start = Instant::now();
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            drop(held);
+        });
+        recover(&f).unwrap();
+        assert!(start.elapsed() >= Duration::from_millis(250));
+        release.join().unwrap();
     }
 
     #[test]

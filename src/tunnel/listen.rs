@@ -53,6 +53,7 @@ pub(super) async fn accept_loop(
                         state: state.clone(),
                         restarts: restarts.clone(),
                         slots: slots.clone(),
+                        once: false,
                     };
                     tokio::spawn(job.run(tcp, addr));
                 }
@@ -66,23 +67,57 @@ pub(super) async fn accept_loop(
     }
 }
 
+/// The first connection the FMC opens to `listener`, the device's side of it until the FMC
+/// answers one heartbeat (`validate`'s FMC-dials-the-device tunnel): why it failed, if it did
+/// (logged as on any accepted connection). Gives up on accepting when `stop` turns true.
+pub(super) async fn accept_one(
+    me: Arc<Client>,
+    listener: TcpListener,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), super::failure::HandshakeFailure> {
+    let (tcp, addr) = tokio::select! {
+        r = listener.accept() => r.map_err(|e| super::failure::HandshakeFailure::Tls(format!("accept: {e}")))?,
+        _ = super::stopped(&mut stop) => return Err(super::failure::HandshakeFailure::Closed),
+    };
+    let job = Accepted {
+        me,
+        stop,
+        state: Arc::new(watch::channel(ClientState::Connecting).0),
+        restarts: (
+            [Arc::new(Notify::new()), Arc::new(Notify::new())],
+            Arc::new(Notify::new()),
+        ),
+        slots: Slots::new(1),
+        once: true,
+    };
+    job.run(tcp, addr).await
+}
+
 struct Accepted {
     me: Arc<Client>,
     stop: watch::Receiver<bool>,
     state: Arc<watch::Sender<ClientState>>,
     restarts: ([Arc<Notify>; 2], Arc<Notify>),
     slots: Slots,
+    /// The session ends once one heartbeat is answered, and a lost one is a failure.
+    once: bool,
 }
 
 impl Accepted {
-    async fn run(self, tcp: TcpStream, addr: SocketAddr) {
+    async fn run(
+        self,
+        tcp: TcpStream,
+        addr: SocketAddr,
+    ) -> Result<(), super::failure::HandshakeFailure> {
         let s = self.me.settings();
         let tl = s.log.thread(s.log.next_tid()).on(TlsSide::Server, addr);
         let v = if addr.is_ipv4() { "IPv4" } else { "IPv6" };
         tl.info(&format!("Accepted {v} connection from {addr}"));
-        if let Err(f) = self.session(tcp, addr, &tl).await {
+        let r = self.session(tcp, addr, &tl).await;
+        if let Err(f) = &r {
             f.log(&tl);
         }
+        r
     }
 
     async fn session(
@@ -126,7 +161,7 @@ impl Accepted {
             let _ = self.state.send(ClientState::Connected { fmc });
         }
         match session
-            .run(false, self.stop.clone(), &self.restarts.1)
+            .run(self.once, self.stop.clone(), &self.restarts.1)
             .await
         {
             End::Restart(why) => {
@@ -142,6 +177,7 @@ impl Accepted {
                 // And the FMC's other connections end too (it dials them again).
                 self.restarts.1.notify_waiters();
             }
+            End::Lost(why) if self.once => return Err(super::failure::HandshakeFailure::Tls(why)),
             End::Lost(why) => tl.warn(&format!("Connection from {addr} lost: {why}")),
             End::Stopped | End::Done(_) => {}
         }

@@ -104,6 +104,35 @@ fn unusable_key(files: &TlsFiles, leaf: &CertInfo, e: &rustls::Error) -> TunnelE
     file_err(&files.key, format!("unusable private key: {e}"))
 }
 
+/// What the three files of one side are on disk now (device, inode, size, mtime and ctime to
+/// the nanosecond; `None` for a file that cannot be read): a file rewritten, renamed over or
+/// removed changes it, so material loaded under an equal stamp is still what the files hold.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Stamp([Option<FileStamp>; 3]);
+
+/// One file's device, inode, size, mtime and ctime (seconds, then nanoseconds).
+type FileStamp = (u64, u64, u64, i64, i64, i64, i64);
+
+impl Stamp {
+    pub(super) fn of(files: &TlsFiles) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        let one = |p: &Path| {
+            std::fs::metadata(p).ok().map(|m| {
+                (
+                    m.dev(),
+                    m.ino(),
+                    m.size(),
+                    m.mtime(),
+                    m.mtime_nsec(),
+                    m.ctime(),
+                    m.ctime_nsec(),
+                )
+            })
+        };
+        Self([one(&files.ca), one(&files.cert), one(&files.key)])
+    }
+}
+
 impl Identity {
     /// Reads the three files.
     pub fn load(files: &TlsFiles) -> Result<Self, TunnelError> {

@@ -202,6 +202,10 @@ pub(super) struct Shared {
     /// When the FMC last dialed each device (by UUID), for `status --brief`.
     /// The device's name and address too, for a row of a device never seen.
     attempts: Mutex<BTreeMap<String, (String, String, time::OffsetDateTime)>>,
+    /// The notAfter of the certificate each device (by UUID) presented last, in either
+    /// direction (it dialed us, or our dial got as far as its certificate), for the rows of
+    /// devices not connected now.
+    certs: Mutex<BTreeMap<String, time::OffsetDateTime>>,
     /// The devices the FMC dials (by UUID), each with what wakes its dialer now.
     dialing: Mutex<HashMap<String, Arc<tokio::sync::Notify>>>,
     events: broadcast::Sender<ServerEvent>,
@@ -284,6 +288,7 @@ impl Server {
             peers: Mutex::new(BTreeMap::new()),
             departed: Mutex::new(BTreeMap::new()),
             attempts: Mutex::new(BTreeMap::new()),
+            certs: Mutex::new(BTreeMap::new()),
             dialing: Mutex::new(HashMap::new()),
             events: broadcast::channel(1024).0,
             shutdown,
@@ -365,14 +370,20 @@ impl ServerHandle {
             }
         }
         let attempts = lock(&self.shared.attempts);
+        let certs = lock(&self.shared.certs);
         for p in &mut all {
             p.attempted = attempts.get(&p.uuid).map(|a| a.2);
+            // A connected row shows its connection's certificate; any other the last one seen.
+            if !p.connected {
+                p.cert_not_after = certs.get(&p.uuid).copied().or(p.cert_not_after);
+            }
         }
         // A device the FMC dials and never reached.
         for (uuid, (name, ip, at)) in attempts.iter() {
             if !all.iter().any(|c| &c.uuid == uuid) {
                 all.push(PeerStatus {
                     attempted: Some(*at),
+                    cert_not_after: certs.get(uuid).copied(),
                     ..PeerStatus::unseen(name.clone(), uuid.clone(), ip.clone())
                 });
             }
@@ -498,6 +509,11 @@ impl ServerHandle {
             t.uuid.clone(),
             (t.name.clone(), t.addr.ip().to_string(), now),
         );
+    }
+
+    /// Notes the notAfter of the certificate the device `uuid` presented just now.
+    pub(super) fn note_cert(&self, uuid: &str, not_after: time::OffsetDateTime) {
+        lock(&self.shared.certs).insert(uuid.to_owned(), not_after);
     }
 
     /// Registers a dialer for `uuid`: what wakes it, or `None` when one dials it already.
@@ -857,6 +873,9 @@ impl<'a> Conn<'a> {
             cert,
         } = peer;
         let name = name.unwrap_or_default();
+        if let Some(c) = &cert {
+            self.h.note_cert(&uuid, c.not_after);
+        }
         let conn = sh.next_conn.fetch_add(1, Ordering::Relaxed);
         let (push_tx, push_rx) = mpsc::channel(4);
         let now = sh.clock.now();

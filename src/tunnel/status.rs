@@ -156,14 +156,22 @@ pub fn rows_for_root(seen: &[PeerStatus], root: &PkiRoot) -> Vec<PeerStatus> {
         .map(|p| {
             let uuid = p.uuid.to_string();
             // The newest row for the device: a connection that replaced an older one.
+            // A row the server made from a dial that never got the device's certificate
+            // (refused, timed out) has no notAfter: the file's stands in, as for a peer the
+            // server has not seen at all.
+            let on_disk = || {
+                root.device_files(&p.name)
+                    .and_then(|f| crate::cert::read_certs(f.cert).ok())
+                    .and_then(|certs| certs.first().and_then(super::chain::facts))
+                    .map(|c| c.not_after)
+            };
             match seen.iter().rev().find(|s| s.uuid == uuid) {
-                Some(s) => s.clone(),
+                Some(s) => PeerStatus {
+                    cert_not_after: s.cert_not_after.or_else(on_disk),
+                    ..s.clone()
+                },
                 None => PeerStatus {
-                    cert_not_after: root
-                        .device_files(&p.name)
-                        .and_then(|f| crate::cert::read_certs(f.cert).ok())
-                        .and_then(|certs| certs.first().and_then(super::chain::facts))
-                        .map(|c| c.not_after),
+                    cert_not_after: on_disk(),
                     ..PeerStatus::unseen(p.name.clone(), uuid, p.ip.to_string())
                 },
             }

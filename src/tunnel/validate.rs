@@ -3,9 +3,15 @@
 //!
 //! Owns the orchestration and the verdicts: for each time asked (now, `--at`), one server on
 //! 127.0.0.1 port 0 with the FMC's files on a clock showing that time, then for each device one
-//! tunnel (`Client::once`: mutual handshake, HELLO, heartbeat). A verdict says which side
-//! refused whom and why, in OpenSSL's words, with both sides' log lines.
+//! tunnel each way, as sftunnel's two ends dial each other: the device dialing the FMC
+//! (`Client::once`: mutual handshake, HELLO, heartbeat), then the FMC dialing the device (the
+//! device's listener of `connect --listen` on 127.0.0.1 port 0, dialed as `serve` dials it),
+//! where the device's certificate serves as a TLS server's (its purpose must allow
+//! `sslserver`). An HA secondary is not dialed by its primary, so its tunnel is tried one way.
+//! A verdict says which side refused whom, which way, and why, in OpenSSL's words, with both
+//! sides' log lines.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use time::OffsetDateTime;
@@ -14,6 +20,7 @@ use super::TunnelError;
 use super::client::{Backoff, Client, ClientSettings};
 use super::clock::Clock;
 use super::config::TlsVersion;
+use super::dial::DialTarget;
 use super::failure::HandshakeFailure;
 use super::log::SfLog;
 use super::material::{Identity, TlsFiles};
@@ -29,6 +36,26 @@ pub struct Device {
     pub name: String,
     /// Its three files.
     pub files: TlsFiles,
+    /// The FMC dials it too (a managed device); `false` for an HA secondary, which its
+    /// primary does not dial.
+    pub dialed: bool,
+}
+
+/// How the tunnel went when the FMC dialed the device.
+#[derive(Clone, Debug)]
+pub struct Dialed {
+    /// The negotiated suite when the tunnel came up.
+    pub cipher: Option<String>,
+    /// Why the FMC (the TLS client here) failed, if it did.
+    pub fmc: Option<HandshakeFailure>,
+    /// Why the device (the TLS server here) failed, if it did.
+    pub device_side: Option<HandshakeFailure>,
+}
+
+impl Dialed {
+    fn ok(&self) -> bool {
+        self.cipher.is_some() && self.fmc.is_none() && self.device_side.is_none()
+    }
 }
 
 /// The result of one device's tunnel at one time.
@@ -44,18 +71,24 @@ pub struct Verdict {
     pub cipher: Option<String>,
     /// The TLS version tried.
     pub tls: TlsVersion,
-    /// Why the FMC side failed (it rejected the device, or got an alert), if it did.
+    /// Why the FMC side failed (it rejected the device, or got an alert), if it did, on the
+    /// tunnel the device dialed.
     pub fmc: Option<HandshakeFailure>,
-    /// Why the device side failed, if it did.
+    /// Why the device side failed, if it did, on the tunnel the device dialed.
     pub device_side: Option<HandshakeFailure>,
+    /// The tunnel the FMC dialed; `None` when the FMC does not dial this peer.
+    pub fmc_dialing: Option<Dialed>,
     /// Both sides' log lines for this tunnel, the FMC's first.
     pub lines: Vec<String>,
 }
 
 impl Verdict {
-    /// The tunnel came up and neither side failed.
+    /// The tunnel came up each way tried and neither side failed.
     pub fn ok(&self) -> bool {
-        self.cipher.is_some() && self.fmc.is_none() && self.device_side.is_none()
+        self.cipher.is_some()
+            && self.fmc.is_none()
+            && self.device_side.is_none()
+            && self.fmc_dialing.as_ref().is_none_or(Dialed::ok)
     }
 
     /// The one line `validate` prints.
@@ -73,18 +106,36 @@ impl Verdict {
                 self.cipher.as_deref().unwrap_or("?")
             );
         }
-        let why = match (&self.fmc, &self.device_side) {
-            (Some(HandshakeFailure::Rejected(v)), _) => {
-                format!("FMC rejected the device's certificate: {}", rejection(v))
-            }
-            (_, Some(HandshakeFailure::Rejected(v))) => {
-                format!("device rejected the FMC's certificate: {}", rejection(v))
-            }
-            (_, Some(f)) => format!("device: {}", f.reason()),
-            (Some(f), None) => format!("FMC: {}", f.reason()),
-            (None, None) => "no tunnel".into(),
-        };
-        format!("{head}: FAILED: {why}")
+        // Each way that failed, named.
+        let mut why = Vec::new();
+        if self.cipher.is_none() || self.fmc.is_some() || self.device_side.is_some() {
+            why.push(format!(
+                "{} (the device dialing the FMC)",
+                failure(&self.fmc, &self.device_side)
+            ));
+        }
+        if let Some(d) = self.fmc_dialing.as_ref().filter(|d| !d.ok()) {
+            why.push(format!(
+                "{} (the FMC dialing the device)",
+                failure(&d.fmc, &d.device_side)
+            ));
+        }
+        format!("{head}: FAILED: {}", why.join("; "))
+    }
+}
+
+/// Why one tunnel failed, from either side's failure (a certificate verdict first).
+fn failure(fmc: &Option<HandshakeFailure>, device: &Option<HandshakeFailure>) -> String {
+    match (fmc, device) {
+        (Some(HandshakeFailure::Rejected(v)), _) => {
+            format!("FMC rejected the device's certificate: {}", rejection(v))
+        }
+        (_, Some(HandshakeFailure::Rejected(v))) => {
+            format!("device rejected the FMC's certificate: {}", rejection(v))
+        }
+        (_, Some(f)) => format!("device: {}", f.reason()),
+        (Some(f), None) => format!("FMC: {}", f.reason()),
+        (None, None) => "no tunnel".into(),
     }
 }
 
@@ -119,6 +170,7 @@ pub async fn validate_root(
             .map(|l| Device {
                 name: l.peer.name.clone(),
                 files: files(l.peer_files),
+                dialed: l.peer.role == crate::sftunnel::Role::Device,
             })
             .collect();
         if devices.is_empty() {
@@ -229,18 +281,94 @@ pub async fn validate_with(
             }));
             let mut lines: Vec<String> = fmc_log.lines().split_off(seen);
             lines.extend(dev_log.lines());
+            let uuid = id.cert().and_then(|c| c.title).unwrap_or_default();
+            let fmc_dialing = if d.dialed {
+                let seen = fmc_log.lines().len();
+                let dev_log = SfLog::memory(&d.name, std::process::id() + 2, clock.clone());
+                let dialed = fmc_dials(&server, d, &uuid, &clock, &dev_log, timeouts, tls).await?;
+                lines.extend(fmc_log.lines().split_off(seen));
+                lines.extend(dev_log.lines());
+                Some(dialed)
+            } else {
+                None
+            };
             out.push(Verdict {
                 device: d.name.clone(),
-                uuid: id.cert().and_then(|c| c.title).unwrap_or_default(),
+                uuid,
                 at: clock.now(),
                 cipher,
                 tls,
                 fmc: fmc_side,
                 device_side,
+                fmc_dialing,
                 lines,
             });
         }
         server.shutdown().await;
     }
     Ok(out)
+}
+
+/// The FMC dialing device `d`: the device's listener on 127.0.0.1 port 0 (as `connect
+/// --listen` runs it, its log `dev_log`), one dial from `server` with the FMC's files, and
+/// the device's account once its session answered a heartbeat or failed.
+async fn fmc_dials(
+    server: &Server,
+    d: &Device,
+    uuid: &str,
+    clock: &Clock,
+    dev_log: &SfLog,
+    timeouts: Timeouts,
+    tls: TlsVersion,
+) -> Result<Dialed, TunnelError> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let client = Client::new(ClientSettings {
+        // Never dialed: this device only accepts.
+        server: server.local_addr().to_string(),
+        files: d.files.clone(),
+        name: d.name.clone(),
+        clock: clock.clone(),
+        log: dev_log.clone(),
+        keylog: None,
+        timeouts,
+        backoff: Backoff::default(),
+    })?
+    .with_tls_version(tls);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let device = tokio::spawn(super::listen::accept_one(
+        Arc::new(client),
+        listener,
+        stopped,
+    ));
+    let target = DialTarget {
+        name: d.name.clone(),
+        uuid: uuid.to_owned(),
+        addr,
+    };
+    let h = server.handle();
+    let fmc = super::dial::dial_once(&h, &target).await;
+    // The device's side ends with its heartbeat answered, or with the FMC's refusal.
+    let mut device = device;
+    let device_side = match tokio::time::timeout(Duration::from_secs(10), &mut device).await {
+        Ok(Ok(r)) => r.err(),
+        Ok(Err(_)) => Some(HandshakeFailure::Closed),
+        Err(_) => {
+            let _ = stop.send(true);
+            let _ = device.await;
+            Some(HandshakeFailure::Timeout {
+                phase: "device verdict",
+                secs: 10,
+            })
+        }
+    };
+    let (cipher, fmc) = match fmc {
+        Ok(c) => (Some(c), None),
+        Err(f) => (None, Some(f)),
+    };
+    Ok(Dialed {
+        cipher,
+        fmc,
+        device_side,
+    })
 }

@@ -23,4 +23,5 @@ mod renew;
 mod reports;
 mod truth;
 mod tunnel;
+mod tunnel_ways;
 mod words;
