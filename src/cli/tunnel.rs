@@ -660,7 +660,7 @@ async fn status(a: StatusArgs) -> anyhow::Result<ExitCode> {
     }
     let mut out = std::io::stdout().lock();
     match a.format {
-        _ if a.brief => sfdiag::report::status::brief(&mut out, &peers)?,
+        _ if a.brief => sfdiag::report::status::brief_for(&mut out, info.as_ref(), &peers)?,
         StatusFormat::Text => sfdiag::report::status::text(&mut out, info.as_ref(), &peers)?,
         StatusFormat::Json => sfdiag::report::status::json(&mut out, info.as_ref(), &peers)?,
     }
