@@ -580,8 +580,7 @@ impl Tracker {
                     } else {
                         Dir::ServerToClient
                     };
-                    if done.isn[dir.index()] == Some(seg.seq) && done.interface != self.interface
-                    {
+                    if done.isn[dir.index()] == Some(seg.seq) && done.interface != self.interface {
                         // The same SYN on another interface: the connection seen twice (a
                         // pcapng written one interface's buffer at a time), not a new one.
                         // On its own interface a repeat is a replay and is read anew.

@@ -196,7 +196,10 @@ fn a_tls13_alert_retransmitted_after_both_fins_makes_the_session_failed() {
     );
     let s = of_type(&late, "session");
     assert_eq!(s.len(), 1, "{late:#?}");
-    assert_eq!((&s[0]["outcome"], &s[0]["failed_by"]), (&"failed".into(), &"client".into()));
+    assert_eq!(
+        (&s[0]["outcome"], &s[0]["failed_by"]),
+        (&"failed".into(), &"client".into())
+    );
     assert!(
         s[0]["reason"]
             .as_str()
