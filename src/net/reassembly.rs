@@ -629,7 +629,7 @@ mod tests {
         let mut h = started(1000);
         run(&mut h, &[(1001, b"ab", 1), (1006, b"f", 2)]);
         h.note_fin(1010);
-        let got = collect(&mut h, |h, e| h.flush(GapCause::Closed, e));
+        let got = collect(&mut h, |h, e| h.flush(GapCause::Closed, &mut |o| e(o)));
         assert_eq!(
             got,
             [

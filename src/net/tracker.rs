@@ -7,8 +7,7 @@
 //! total, live connections (least recently active evicted first), and connections the
 //! consumer has finished with keep counters only. A connection closes when a RST comes or
 //! when both FINs are through in stream order: a hole before a FIN (a segment lost before
-//! the tap, retransmitted after the FINs) is waited for up to [`Config::close_linger`] of
-//! capture time. A closed connection leaves the table at once; only its key and ISNs are
+//! the tap, retransmitted after the FINs) is waited for up to 30 s of capture time. A closed connection leaves the table at once; only its key and ISNs are
 //! remembered for a while (a bounded FIFO) so that the last ACK after a FIN exchange is not
 //! taken for a new connection, nor a copy of the connection seen on another pcapng interface.
 
@@ -41,13 +40,14 @@ pub struct Config {
     /// Only connections with one of these ports are tracked (empty: all). Others are
     /// counted in [`Stats::filtered`].
     pub ports: Vec<u16>,
-    /// How long, in capture time after both FINs were seen, a connection still missing
-    /// bytes before a FIN waits for their retransmission; then its holes become
-    /// [`GapCause::Closed`] gaps and it closes ([`CloseReason::Fin`]). Checked when a later
-    /// segment of any connection arrives, and given up at once when the table is full.
-    /// Default 30 s (Linux backs off a lost segment's retransmission to several seconds).
-    pub close_linger: Duration,
 }
+
+/// How long, in capture time after both FINs were seen, a connection still missing bytes
+/// before a FIN waits for their retransmission; then its holes become [`GapCause::Closed`]
+/// gaps and it closes ([`CloseReason::Fin`]). Checked when a later segment of any
+/// connection arrives; given up at once when the table is full. Linux backs a lost
+/// segment's retransmission off to several seconds.
+const CLOSE_LINGER: Duration = Duration::from_secs(30);
 
 impl Default for Config {
     fn default() -> Config {
@@ -57,7 +57,6 @@ impl Default for Config {
             max_buffered_per_conn: 2 << 20,
             max_buffered_total: 32 << 20,
             ports: Vec::new(),
-            close_linger: Duration::from_secs(30),
         }
     }
 }
@@ -77,8 +76,8 @@ pub enum Opening {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum CloseReason {
-    /// Both sides sent FIN and every byte before each FIN came, or
-    /// [`Config::close_linger`] passed (or the capture ended) with some still missing.
+    /// Both sides sent FIN and every byte before each FIN came, or 30 s of capture time
+    /// passed (or the capture ended, or the table was full) with some still missing.
     Fin,
     /// A RST was seen.
     Rst,
@@ -894,12 +893,12 @@ impl Tracker {
             self.close(slot, CloseReason::Fin, at, sink);
         } else if both_fins && !c.lingering {
             c.lingering = true;
-            let wait = i128::try_from(config.close_linger.as_nanos()).unwrap_or(i128::MAX);
+            let wait = i128::try_from(CLOSE_LINGER.as_nanos()).unwrap_or(i128::MAX);
             lingering.push_back((slot, id, at.ts.unix_nanos().saturating_add(wait)));
         }
     }
 
-    /// Closes ([`CloseReason::Fin`]) the connections whose [`Config::close_linger`] ended
+    /// Closes ([`CloseReason::Fin`]) the connections whose [`CLOSE_LINGER`] ended
     /// before `at`'s time: their holes are given up.
     fn expire_lingering<S: FnMut(Event<'_>)>(&mut self, at: Mark, sink: &mut S) {
         while self.close_lingering(Some(at.ts.unix_nanos()), at, sink) {}
@@ -1451,7 +1450,7 @@ mod tests {
             h.seg(&c, S, 0, SYN, b"");
             h.seg(S, &c, 0, SYN | ACK, b"");
             h.seg(&c, S, 1, ACK, b"x");
-            // Out of order before its FIN: waits `close_linger`, then flushed.
+            // Out of order before its FIN: waits `CLOSE_LINGER`, then flushed.
             h.seg(&c, S, 3, FIN | ACK, b"y");
             h.seg(S, &c, 1, FIN | ACK, b"");
             h.got.clear();
@@ -1459,7 +1458,7 @@ mod tests {
         }
         assert_eq!(h.t.stats().connections, 20_000);
         // One second a frame, five frames a connection: those whose second FIN came in the
-        // last 30 s (the default linger) still wait, one byte buffered each.
+        // last 30 s (`CLOSE_LINGER`) still wait, one byte buffered each.
         assert_eq!(h.t.connections(), 6);
         assert_eq!(h.t.buffered(), 6);
         h.finish();
@@ -1504,15 +1503,12 @@ mod tests {
 
     #[test]
     fn a_hole_before_a_fin_is_given_up_when_the_linger_ends() {
-        let mut h = Harness::new(Config {
-            close_linger: Duration::from_secs(10),
-            ..Config::default()
-        });
+        let mut h = Harness::new(Config::default());
         alert_lost_then_fins(&mut h);
         h.take();
-        // Frames are a second apart: the second FIN (frame 6) waits until second 16.
+        // Frames are a second apart: the second FIN (frame 6) waits until second 36.
         h.seg("10.0.0.3:1", S, 0, SYN, b"");
-        while h.frame < 15 {
+        while h.frame < 35 {
             h.seg("10.0.0.3:1", S, 1, ACK, b"");
         }
         assert_eq!(h.take(), ["open 1 10.0.0.3:1->10.0.0.2:8305 Syn @7"]);
@@ -1521,9 +1517,9 @@ mod tests {
         assert_eq!(
             h.take(),
             [
-                "gap 0 ServerToClient 5 Closed @16",
+                "gap 0 ServerToClient 5 Closed @36",
                 "fin 0 ServerToClient @5",
-                "closed 0 Fin @16",
+                "closed 0 Fin @36",
             ]
         );
         h.seg(S, C, 5001, ACK, b"alert"); // too late
