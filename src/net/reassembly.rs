@@ -92,6 +92,10 @@ pub(crate) struct Half {
     next_off: u64,
     ooo: VecDeque<Pending>,
     ooo_bytes: usize,
+    /// Stream offset of this direction's FIN (one past its last byte), from the first FIN
+    /// seen; `None` before one.
+    fin_off: Option<u64>,
+    /// The direction's FIN has been handed on ([`crate::net::EventKind::Fin`]).
     pub(crate) fin_seen: bool,
     pub(crate) counters: HalfCounters,
 }
@@ -123,6 +127,21 @@ impl Half {
         self.started = true;
         self.next_seq = seq;
         self.next_off = 0;
+    }
+
+    /// Records the first FIN of this direction: `seq` is the FIN's own sequence number
+    /// (after the segment's SYN, payload and any bytes the snap length cut off). A FIN
+    /// numbered before the stream start counts as at offset 0.
+    pub(crate) fn note_fin(&mut self, seq: u32) {
+        if self.fin_off.is_none() {
+            self.fin_off = Some(u64::try_from(self.offset_of(seq)).unwrap_or(0));
+        }
+    }
+
+    /// True once a FIN was noted and every byte before it was handed on (delivered or
+    /// skipped by a gap): nothing the sender sent can still fill a hole.
+    pub(crate) fn fin_reached(&self) -> bool {
+        self.fin_off.is_some_and(|f| self.next_off >= f)
     }
 
     /// Frees the buffer (the consumer has no more use for this connection's bytes).
@@ -306,9 +325,15 @@ impl Half {
         true
     }
 
-    /// Declares every remaining hole a gap and hands on everything buffered.
+    /// Declares every remaining hole a gap and hands on everything buffered; bytes still
+    /// missing before a FIN seen ([`Half::note_fin`]) end in a gap too.
     pub(crate) fn flush<F: FnMut(Out<'_>)>(&mut self, cause: GapCause, emit: &mut F) {
         while self.force_gap(cause, emit) {}
+        if let Some(fin) = self.fin_off
+            && fin > self.next_off
+        {
+            self.gap(fin - self.next_off, cause, emit);
+        }
     }
 }
 
@@ -588,5 +613,35 @@ mod tests {
         assert_eq!(h.buffered(), 1000);
         assert_eq!(h.drop_buffer(), 1000);
         assert_eq!(h.buffered(), 0);
+    }
+
+    #[test]
+    fn a_fin_is_reached_once_every_byte_before_it_is_through() {
+        let mut h = started(1000);
+        run(&mut h, &[(1001, b"ab", 1), (1006, b"f", 2)]);
+        h.note_fin(1007); // after "ab", a 3-byte hole, "f"
+        assert!(!h.fin_reached());
+        h.note_fin(1003); // only the first FIN counts
+        run(&mut h, &[(1003, b"cde", 3)]);
+        assert!(h.fin_reached());
+
+        // Given up: the hole, and the bytes missing at the end, become gaps up to the FIN.
+        let mut h = started(1000);
+        run(&mut h, &[(1001, b"ab", 1), (1006, b"f", 2)]);
+        h.note_fin(1010);
+        let got = collect(&mut h, |h, e| h.flush(GapCause::Closed, &mut |o| e(o)));
+        assert_eq!(
+            got,
+            [
+                Got::G(2, 3, GapCause::Closed),
+                Got::D(b"f".to_vec(), 2),
+                Got::G(6, 3, GapCause::Closed),
+            ]
+        );
+        assert!(h.fin_reached());
+        // A FIN numbered before the stream start is at offset 0.
+        let mut h = started(1000);
+        h.note_fin(900);
+        assert!(h.fin_reached());
     }
 }

@@ -5,12 +5,15 @@
 //! connection on reused ports from a retransmitted SYN, drives the two [`Half`] reassemblers
 //! of each connection, and enforces the limits: out-of-order bytes per connection and in
 //! total, live connections (least recently active evicted first), and connections the
-//! consumer has finished with keep counters only. A closed connection leaves the table at
-//! once; only its key is remembered for a while (a bounded FIFO) so that the last ACK after
-//! a FIN exchange is not taken for a new connection.
+//! consumer has finished with keep counters only. A connection closes when a RST comes or
+//! when both FINs are through in stream order: a hole before a FIN (a segment lost before
+//! the tap, retransmitted after the FINs) is waited for up to 30 s of capture time. A closed connection leaves the table at once; only its key and ISNs are
+//! remembered for a while (a bounded FIFO) so that the last ACK after a FIN exchange is not
+//! taken for a new connection, nor a copy of the connection seen on another pcapng interface.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 
 use super::decode::{Packet, TcpSegment, decode_with};
 use super::encap::{Encap, EncapSet, Outer};
@@ -39,6 +42,13 @@ pub struct Config {
     pub ports: Vec<u16>,
 }
 
+/// How long, in capture time after both FINs were seen, a connection still missing bytes
+/// before a FIN waits for their retransmission; then its holes become [`GapCause::Closed`]
+/// gaps and it closes ([`CloseReason::Fin`]). Checked when a later segment of any
+/// connection arrives; given up at once when the table is full. Linux backs a lost
+/// segment's retransmission off to several seconds.
+const CLOSE_LINGER: Duration = Duration::from_secs(30);
+
 impl Default for Config {
     fn default() -> Config {
         Config {
@@ -66,7 +76,8 @@ pub enum Opening {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum CloseReason {
-    /// Both sides sent FIN.
+    /// Both sides sent FIN and every byte before each FIN came, or 30 s of capture time
+    /// passed (or the capture ended, or the table was full) with some still missing.
     Fin,
     /// A RST was seen.
     Rst,
@@ -178,7 +189,9 @@ pub enum EventKind<'a> {
         /// Why the hole was given up on.
         cause: GapCause,
     },
-    /// The first FIN of a direction (marked with the segment carrying it).
+    /// The first FIN of a direction (marked with the segment carrying it), in stream order:
+    /// after every byte before it, so a hole before the FIN delays it until the hole is
+    /// filled or given up (a [`EventKind::Gap`] first).
     Fin {
         /// The connection.
         conn: ConnId,
@@ -243,8 +256,13 @@ pub struct Stats {
     pub encapsulations: EncapSet,
     /// TCP segments outside the configured ports.
     pub filtered: u64,
-    /// TCP segments of connections already closed (trailing ACKs, retransmitted FINs).
+    /// TCP segments of connections already closed (trailing ACKs, retransmitted FINs, the
+    /// segments of [`Stats::copies`]).
     pub after_close: u64,
+    /// Closed connections seen again on another capture interface (a pcapng with several,
+    /// each buffer written in a batch): a SYN with the closed connection's ISN on its
+    /// addresses and ports. Not reported again.
+    pub copies: u64,
     /// TCP segments the snap length cut short (their missing bytes are holes).
     pub cut_segments: u64,
     /// Connections opened (ids given out), new connections on reused ports included.
@@ -278,6 +296,13 @@ struct Conn {
     /// True when the client is the key's lower endpoint.
     client_is_lo: bool,
     halves: [Half; 2],
+    /// Per [`Dir::index`], where a FIN waits to be handed on: it was seen, but bytes before
+    /// it are still missing.
+    fin_at: [Option<Mark>; 2],
+    /// Both FINs were seen and the connection waits (in `Tracker::lingering`) for holes.
+    lingering: bool,
+    /// The capture interface of its first packet (pcapng interface id, 0 for pcap).
+    interface: u32,
     buffering: bool,
     last_seen: u64,
     first_frame: u64,
@@ -292,6 +317,37 @@ impl Conn {
     fn counters(&self) -> [HalfCounters; 2] {
         [self.halves[0].counters, self.halves[1].counters]
     }
+
+    /// Hands on each FIN whose direction has no byte before it still missing (or that is
+    /// no longer reassembled, so nothing more will come out of it).
+    fn hand_on_fins<S: FnMut(Event<'_>)>(&mut self, sink: &mut S) {
+        for dir in [Dir::ClientToServer, Dir::ServerToClient] {
+            let i = dir.index();
+            if let Some(mark) = self.fin_at[i]
+                && (!self.buffering || self.halves[i].fin_reached())
+            {
+                self.fin_at[i] = None;
+                self.halves[i].fin_seen = true;
+                sink(Event {
+                    mark,
+                    kind: EventKind::Fin { conn: self.id, dir },
+                });
+            }
+        }
+    }
+}
+
+/// What is remembered of a closed connection.
+struct Finished {
+    id: ConnId,
+    /// True when the client is the key's lower endpoint.
+    client_is_lo: bool,
+    /// The SYN's sequence number per [`Dir::index`] (`None`: no SYN seen that way).
+    isn: [Option<u32>; 2],
+    /// The interface of its first packet.
+    interface: u32,
+    /// Interfaces (id modulo 64) on which a copy of it was counted.
+    copies: u64,
 }
 
 /// Turns a reassembler output into an event; `at` marks gaps and conflicts (data keeps the
@@ -353,8 +409,8 @@ pub struct Tracker {
     lru: VecDeque<(u32, ConnId, u64)>,
     /// The last flow looked up: consecutive packets are mostly of one flow.
     last: Option<(FlowKey, u32)>,
-    /// Keys of recently closed connections, oldest first, bounded.
-    closed: HashMap<FlowKey, ConnId, FastBuild>,
+    /// Recently closed connections, bounded (oldest first in `closed_fifo`).
+    closed: HashMap<FlowKey, Finished, FastBuild>,
     closed_fifo: VecDeque<(FlowKey, ConnId)>,
     next_id: u64,
     tick: u64,
@@ -367,6 +423,11 @@ pub struct Tracker {
     unsupported_seen: Vec<Linktype>,
     /// The tunnel layers of the frame being pushed (reused; empty for bare frames).
     outer: Outer,
+    /// The capture interface of the frame being pushed (0 for [`Tracker::push_segment`]).
+    interface: u32,
+    /// Connections with both FINs seen waiting for holes: (slot, id, deadline in capture
+    /// nanoseconds), in the order they started waiting.
+    lingering: VecDeque<(u32, ConnId, i128)>,
 }
 
 impl Default for Tracker {
@@ -405,6 +466,8 @@ impl Tracker {
             removed: HalfCounters::default(),
             unsupported_seen: Vec::new(),
             outer: Outer::default(),
+            interface: 0,
+            lingering: VecDeque::new(),
         }
     }
 
@@ -413,6 +476,7 @@ impl Tracker {
         self.stats.frames += 1;
         let at = Mark::of(frame);
         self.latest = at;
+        self.interface = frame.interface;
         let decoded = decode_with(frame.linktype, frame.data, &mut self.outer);
         if !self.outer.is_empty() {
             self.stats.tunneled += 1;
@@ -470,6 +534,7 @@ impl Tracker {
         sink: &mut S,
     ) {
         self.outer.clear();
+        self.interface = 0;
         self.segment(seg, at, sink);
     }
 
@@ -482,6 +547,7 @@ impl Tracker {
         if seg.missing > 0 {
             self.stats.cut_segments += 1;
         }
+        self.expire_lingering(at, sink);
         if !self.config.ports.is_empty()
             && !self.config.ports.contains(&seg.src.port())
             && !self.config.ports.contains(&seg.dst.port())
@@ -502,9 +568,26 @@ impl Tracker {
             }
             Some(slot) => slot,
             None => {
-                if self.closed.contains_key(&key) {
+                if let Some(done) = self.closed.get_mut(&key) {
                     if !seg.flags.syn() {
                         // Trailing ACK or retransmitted FIN of a finished connection.
+                        self.stats.after_close += 1;
+                        return;
+                    }
+                    let dir = if src_is_lo == done.client_is_lo {
+                        Dir::ClientToServer
+                    } else {
+                        Dir::ServerToClient
+                    };
+                    if done.isn[dir.index()] == Some(seg.seq) && done.interface != self.interface {
+                        // The same SYN on another interface: the connection seen twice (a
+                        // pcapng written one interface's buffer at a time), not a new one.
+                        // On its own interface a repeat is a replay and is read anew.
+                        let bit = 1u64 << (self.interface % 64);
+                        if done.copies & bit == 0 {
+                            done.copies |= bit;
+                            self.stats.copies += 1;
+                        }
                         self.stats.after_close += 1;
                         return;
                     }
@@ -539,9 +622,16 @@ impl Tracker {
         slots.sort_unstable();
         let at = self.latest;
         for (_, slot) in slots {
-            self.retire(slot, CloseReason::EndOfCapture, at, sink);
+            // Both FINs came: closed by them, whatever hole is left.
+            let reason = if self.conn(slot).lingering {
+                CloseReason::Fin
+            } else {
+                CloseReason::EndOfCapture
+            };
+            self.retire(slot, reason, at, sink);
             self.remove(slot);
         }
+        self.lingering.clear();
         self.lru.clear();
         self.closed.clear();
         self.closed_fifo.clear();
@@ -626,7 +716,8 @@ impl Tracker {
         sink: &mut S,
     ) -> u32 {
         while self.table.len() >= self.config.max_connections.max(1) {
-            if !self.evict_one(at, sink) {
+            // A connection that only waits for a late retransmission goes first.
+            if !self.close_lingering(None, at, sink) && !self.evict_one(at, sink) {
                 break;
             }
         }
@@ -650,6 +741,9 @@ impl Tracker {
             server,
             client_is_lo: src_is_lo == sender_is_client,
             halves: [Half::default(), Half::default()],
+            fin_at: [None; 2],
+            lingering: false,
+            interface: self.interface,
             buffering: true,
             last_seen: self.tick,
             first_frame: at.frame,
@@ -706,6 +800,7 @@ impl Tracker {
             config,
             buffered_total,
             tick,
+            lingering,
             ..
         } = self;
         let Some(c) = conns[slot as usize].as_mut() else {
@@ -770,22 +865,70 @@ impl Tracker {
             }
         }
         let half = &mut c.halves[dir.index()];
-        if seg.flags.fin() && !half.fin_seen {
-            half.fin_seen = true;
-            sink(Event {
-                mark: at,
-                kind: EventKind::Fin { conn: id, dir },
-            });
+        if seg.flags.fin() && !half.fin_seen && c.fin_at[dir.index()].is_none() {
+            // why: sequence numbers count modulo 2^32; a segment's length fits easily.
+            #[allow(clippy::cast_possible_truncation)]
+            let len = seg.payload.len() as u32;
+            let fin_seq = seg
+                .seq
+                .wrapping_add(u32::from(seg.flags.syn()))
+                .wrapping_add(len)
+                .wrapping_add(seg.missing);
+            half.note_fin(fin_seq);
+            c.fin_at[dir.index()] = Some(at);
         }
+        c.hand_on_fins(sink);
+        let fin = |i: usize| c.halves[i].fin_seen || c.fin_at[i].is_some();
+        let (both_fins, both_through) = (
+            fin(0) && fin(1),
+            c.halves[0].fin_seen && c.halves[1].fin_seen,
+        );
         if seg.flags.rst() {
             sink(Event {
                 mark: at,
                 kind: EventKind::Rst { conn: id, dir },
             });
             self.close(slot, CloseReason::Rst, at, sink);
-        } else if c.halves[0].fin_seen && c.halves[1].fin_seen {
+        } else if both_through {
             self.close(slot, CloseReason::Fin, at, sink);
+        } else if both_fins && !c.lingering {
+            c.lingering = true;
+            let wait = i128::try_from(CLOSE_LINGER.as_nanos()).unwrap_or(i128::MAX);
+            lingering.push_back((slot, id, at.ts.unix_nanos().saturating_add(wait)));
         }
+    }
+
+    /// Closes ([`CloseReason::Fin`]) the connections whose [`CLOSE_LINGER`] ended
+    /// before `at`'s time: their holes are given up.
+    fn expire_lingering<S: FnMut(Event<'_>)>(&mut self, at: Mark, sink: &mut S) {
+        while self.close_lingering(Some(at.ts.unix_nanos()), at, sink) {}
+    }
+
+    /// Closes the first waiting connection, if its deadline is before `now` (any deadline
+    /// when `None`). False when none was closed.
+    fn close_lingering<S: FnMut(Event<'_>)>(
+        &mut self,
+        now: Option<i128>,
+        at: Mark,
+        sink: &mut S,
+    ) -> bool {
+        while let Some(&(slot, id, deadline)) = self.lingering.front() {
+            let live = self.conns[slot as usize]
+                .as_ref()
+                .is_some_and(|c| c.id == id);
+            if !live {
+                // Closed since (RST, port reuse, eviction).
+                self.lingering.pop_front();
+                continue;
+            }
+            if now.is_some_and(|now| deadline > now) {
+                return false;
+            }
+            self.lingering.pop_front();
+            self.close(slot, CloseReason::Fin, at, sink);
+            return true;
+        }
+        false
     }
 
     /// A connection ended by FIN or RST: retired, removed, and its key remembered.
@@ -796,16 +939,27 @@ impl Tracker {
         at: Mark,
         sink: &mut S,
     ) {
-        let Some((key, id)) = self.conns[slot as usize].as_ref().map(|c| (c.key, c.id)) else {
+        let Some((key, done)) = self.conns[slot as usize].as_ref().map(|c| {
+            let isn = [c.halves[0].syn_isn(), c.halves[1].syn_isn()];
+            let done = Finished {
+                id: c.id,
+                client_is_lo: c.client_is_lo,
+                isn,
+                interface: c.interface,
+                copies: 0,
+            };
+            (c.key, done)
+        }) else {
             return;
         };
+        let id = done.id;
         self.retire(slot, reason, at, sink);
         self.remove(slot);
-        self.closed.insert(key, id);
+        self.closed.insert(key, done);
         self.closed_fifo.push_back((key, id));
         while self.closed_fifo.len() > self.config.max_closed_remembered {
             if let Some((k, old)) = self.closed_fifo.pop_front()
-                && self.closed.get(&k) == Some(&old)
+                && self.closed.get(&k).is_some_and(|done| done.id == old)
             {
                 self.closed.remove(&k);
             }
@@ -844,6 +998,13 @@ impl Tracker {
             }
             h.drop_buffer();
             *buffered_total -= held;
+            if let Some(mark) = c.fin_at[dir.index()].take() {
+                h.fin_seen = true;
+                sink(Event {
+                    mark,
+                    kind: EventKind::Fin { conn: id, dir },
+                });
+            }
         }
         if reason == CloseReason::Evicted {
             stats.evicted += 1;
@@ -953,6 +1114,8 @@ mod tests {
         t: Tracker,
         frame: u64,
         got: Vec<String>,
+        /// The capture interface the next segments come on.
+        iface: u32,
     }
 
     impl Harness {
@@ -961,6 +1124,7 @@ mod tests {
                 t: Tracker::new(config),
                 frame: 0,
                 got: Vec::new(),
+                iface: 0,
             }
         }
 
@@ -977,7 +1141,9 @@ mod tests {
             };
             let got = &mut self.got;
             let at = Mark::new(self.frame, Timestamp::new(self.frame.cast_signed(), 0));
-            self.t.push_segment(&seg, at, &mut |e| got.push(show(&e)));
+            self.t.outer.clear();
+            self.t.interface = self.iface;
+            self.t.segment(&seg, at, &mut |e| got.push(show(&e)));
             self
         }
 
@@ -1284,18 +1450,154 @@ mod tests {
             h.seg(&c, S, 0, SYN, b"");
             h.seg(S, &c, 0, SYN | ACK, b"");
             h.seg(&c, S, 1, ACK, b"x");
-            h.seg(&c, S, 3, FIN | ACK, b"y"); // out of order before its FIN: flushed at close
+            // Out of order before its FIN: waits `CLOSE_LINGER`, then flushed.
+            h.seg(&c, S, 3, FIN | ACK, b"y");
             h.seg(S, &c, 1, FIN | ACK, b"");
             h.got.clear();
             assert!(h.t.connections() <= 500);
         }
         assert_eq!(h.t.stats().connections, 20_000);
+        // One second a frame, five frames a connection: those whose second FIN came in the
+        // last 30 s (`CLOSE_LINGER`) still wait, one byte buffered each.
+        assert_eq!(h.t.connections(), 6);
+        assert_eq!(h.t.buffered(), 6);
+        h.finish();
         assert_eq!(h.t.connections(), 0);
         assert_eq!(h.t.buffered(), 0);
         assert!(h.t.lru.len() <= 2 * 500 + 1);
         let remembered = Config::default().max_closed_remembered;
         assert!(h.t.closed.len() <= remembered && h.t.closed_fifo.len() <= remembered);
         assert_eq!(h.t.stats().evicted, 0);
+    }
+
+    /// The server's last segment lost before the tap: both FINs pass, then its
+    /// retransmission comes.
+    fn alert_lost_then_fins(h: &mut Harness) {
+        handshake(h, C, S, 100, 5000);
+        h.seg(C, S, 101, ACK, b"hello");
+        h.seg(S, C, 5006, FIN | ACK, b""); // after the 5 bytes at 5001, not yet seen
+        h.seg(C, S, 106, FIN | ACK, b"");
+    }
+
+    #[test]
+    fn a_segment_retransmitted_after_both_fins_is_delivered_before_the_fin() {
+        let mut h = Harness::new(Config::default());
+        alert_lost_then_fins(&mut h);
+        h.seg(S, C, 5001, ACK, b"alert");
+        h.seg(C, S, 107, ACK, b""); // the last ACK: after the close
+        assert_eq!(
+            h.take(),
+            [
+                "open 0 10.0.0.1:40000->10.0.0.2:8305 Syn @1",
+                "data 0 c>s \"hello\" @4",
+                "fin 0 ClientToServer @6",
+                "data 0 s>c \"alert\" @7",
+                "fin 0 ServerToClient @5",
+                "closed 0 Fin @7",
+            ]
+        );
+        let s = h.t.stats();
+        assert_eq!((s.gaps, s.after_close, s.connections), (0, 1, 1));
+        assert_eq!(h.t.connections(), 0);
+    }
+
+    #[test]
+    fn a_hole_before_a_fin_is_given_up_when_the_linger_ends() {
+        let mut h = Harness::new(Config::default());
+        alert_lost_then_fins(&mut h);
+        h.take();
+        // Frames are a second apart: the second FIN (frame 6) waits until second 36.
+        h.seg("10.0.0.3:1", S, 0, SYN, b"");
+        while h.frame < 35 {
+            h.seg("10.0.0.3:1", S, 1, ACK, b"");
+        }
+        assert_eq!(h.take(), ["open 1 10.0.0.3:1->10.0.0.2:8305 Syn @7"]);
+        assert_eq!(h.t.connections(), 2);
+        h.seg("10.0.0.3:1", S, 1, ACK, b"");
+        assert_eq!(
+            h.take(),
+            [
+                "gap 0 ServerToClient 5 Closed @36",
+                "fin 0 ServerToClient @5",
+                "closed 0 Fin @36",
+            ]
+        );
+        h.seg(S, C, 5001, ACK, b"alert"); // too late
+        assert!(h.take().is_empty());
+        assert_eq!(h.t.stats().after_close, 1);
+    }
+
+    #[test]
+    fn a_waiting_connection_closes_by_fin_at_end_of_capture_and_when_the_table_is_full() {
+        let mut h = Harness::new(Config::default());
+        alert_lost_then_fins(&mut h);
+        h.take();
+        h.finish();
+        assert_eq!(
+            h.take(),
+            [
+                "gap 0 ServerToClient 5 Closed @6",
+                "fin 0 ServerToClient @5",
+                "closed 0 Fin @6",
+            ]
+        );
+
+        let mut h = Harness::new(Config {
+            max_connections: 1,
+            ..Config::default()
+        });
+        alert_lost_then_fins(&mut h);
+        h.take();
+        h.seg("10.0.0.3:1", S, 0, SYN, b"");
+        assert_eq!(
+            h.take(),
+            [
+                "gap 0 ServerToClient 5 Closed @7",
+                "fin 0 ServerToClient @5",
+                "closed 0 Fin @7",
+                "open 1 10.0.0.3:1->10.0.0.2:8305 Syn @7",
+            ]
+        );
+        assert_eq!(h.t.stats().evicted, 0, "waiting is not being evicted");
+    }
+
+    #[test]
+    fn a_closed_connection_seen_again_on_another_interface_is_a_copy() {
+        let mut h = Harness::new(Config::default());
+        let once = |h: &mut Harness| {
+            handshake(h, C, S, 100, 5000);
+            h.seg(C, S, 101, ACK, b"hello");
+            h.seg(C, S, 106, FIN | ACK, b"")
+                .seg(S, C, 5001, FIN | ACK, b"")
+                .seg(C, S, 107, ACK, b"");
+        };
+        once(&mut h);
+        assert_eq!(h.take().last().unwrap(), "closed 0 Fin @6");
+        // The same packets from a second interface's buffer, written after the first's.
+        h.iface = 1;
+        once(&mut h);
+        assert!(h.take().is_empty());
+        let s = h.t.stats();
+        assert_eq!((s.connections, s.copies, s.after_close), (1, 1, 8));
+        // A third interface is a third copy; a retransmitted SYN there is not a fourth.
+        h.iface = 2;
+        h.seg(C, S, 100, SYN, b"").seg(C, S, 100, SYN, b"");
+        assert!(h.take().is_empty());
+        assert_eq!(h.t.stats().copies, 2);
+        // Another ISN on another interface: port reuse, a new connection.
+        h.seg(C, S, 777, SYN, b"");
+        assert_eq!(h.take(), ["open 1 10.0.0.1:40000->10.0.0.2:8305 Syn @17"]);
+
+        // The same ISN on the same interface again is a replay, read as a new connection.
+        let mut h = Harness::new(Config::default());
+        once(&mut h);
+        once(&mut h);
+        let got = h.take();
+        assert!(
+            got.contains(&"open 1 10.0.0.1:40000->10.0.0.2:8305 Syn @8".to_string()),
+            "{got:?}"
+        );
+        assert_eq!(h.t.stats().copies, 0);
     }
 
     #[test]

@@ -21,6 +21,7 @@ mod peers;
 mod pki;
 mod renew;
 mod reports;
+mod resent;
 mod truth;
 mod tunnel;
 mod tunnel_ways;
