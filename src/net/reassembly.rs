@@ -589,7 +589,7 @@ mod tests {
         run(&mut h, &[(1, b"abc", 1)]);
         h.cut_short(1, 3, 3);
         let got = run(&mut h, &[(1, b"abcdef", 2), (7, b"gh", 3)]);
-        assert_eq!(bytes(&got), b"abcdefgh");
+        assert_eq!(bytes(&got), b"defgh");
         // A later hole, not cut: its cause is its own.
         run(&mut h, &[(11, b"kl", 4)]);
         h.cut_short(20, 0, 5); // a cut segment far ahead leaves a later hole: no overlap
