@@ -25,12 +25,13 @@ use super::findings::{
     AlertFinding, CertificateFinding, CertsSeen, ChainFinding, Checked, Finding, Identity,
     NoteFinding, NoteKind, SessionFinding,
 };
-use super::outcome::{Close, Outcome, outcome};
+use super::outcome::{Close, Outcome, Wire, outcome};
 use super::remedy::{self, End, Facts, JudgedChain};
 use super::sink::{FindingSink, ReadProgress};
 use super::unlock;
 use crate::capture::Timestamp;
-use crate::net::{self, ConnId, Dir, EventKind as NetEvent, Mark};
+use crate::net::{self, ConnId, Dir, EventKind as NetEvent, GapCause, Mark, Opening};
+use crate::pki::conf::SFTUNNEL_PORT;
 use crate::sftunnel::TlsSide;
 use crate::tls::{self, EventKind as TlsEvent, Side};
 
@@ -50,11 +51,32 @@ struct Conn {
     identity: [Option<Identity>; 2],
     /// Tunnel layers around the connection's first packet (empty: none).
     outer: Vec<net::Encap>,
+    /// The TCP server and the handshake bytes each side lost (`snaplen` is filled in when
+    /// the session is reported).
+    wire: Wire,
 }
 
 impl Conn {
     fn addr(&self, side: Side) -> SocketAddr {
         self.tcp[side.index()]
+    }
+
+    /// The TLS role of `side`, from the hellos or else from TCP.
+    fn role(&self, side: Side) -> Option<TlsSide> {
+        self.wire.role(self.tls.progress(), side)
+    }
+}
+
+/// The TCP server, as far as TCP tells: the SYN's receiver, else (joined mid-stream) the
+/// one end on the sftunnel port.
+fn tcp_server(how: Opening, client: SocketAddr, server: SocketAddr) -> Option<Side> {
+    match how {
+        Opening::Syn | Opening::SynAck => Some(Side::B),
+        Opening::MidStream => match (client.port(), server.port()) {
+            (c, s) if s == SFTUNNEL_PORT && c != SFTUNNEL_PORT => Some(Side::B),
+            (c, s) if c == SFTUNNEL_PORT && s != SFTUNNEL_PORT => Some(Side::A),
+            _ => None,
+        },
     }
 }
 
@@ -102,6 +124,9 @@ pub(super) struct Engine<'s, S: FindingSink + ?Sized> {
     events: Vec<tls::Event<Mark>>,
     /// Connections whose bytes are no longer wanted, handed to `net` after each frame.
     pub(super) done_with: Vec<ConnId>,
+    /// The capture's snap length: the captured length of the frames it cut (the largest, if
+    /// they differ); `None` until a cut frame is read.
+    pub(super) snaplen: Option<u32>,
     pub(super) counts: Counts,
 }
 
@@ -125,6 +150,7 @@ impl<'s, S: FindingSink + ?Sized> Engine<'s, S> {
             halt: None,
             events: Vec::new(),
             done_with: Vec::new(),
+            snaplen: None,
             counts: Counts::default(),
         }
     }
@@ -192,8 +218,8 @@ impl<'s, S: FindingSink + ?Sized> Engine<'s, S> {
                 conn,
                 client,
                 server,
+                how,
                 outer,
-                ..
             } => {
                 self.conns.insert(
                     conn,
@@ -212,6 +238,10 @@ impl<'s, S: FindingSink + ?Sized> Engine<'s, S> {
                         chain: [None, None],
                         identity: [None, None],
                         outer: outer.to_vec(),
+                        wire: Wire {
+                            tcp_server: tcp_server(how, client, server),
+                            ..Wire::default()
+                        },
                     },
                 );
             }
@@ -246,6 +276,14 @@ impl<'s, S: FindingSink + ?Sized> Engine<'s, S> {
                     return;
                 };
                 let s = side(dir);
+                // Bytes lost after the handshake was done change nothing of its outcome.
+                if !c.tls.progress().done {
+                    let lost = &mut c.wire.missing[s.index()];
+                    lost.bytes += len;
+                    if cause == GapCause::SnapLength {
+                        lost.cut += len;
+                    }
+                }
                 c.tls.gap(s, m, &mut self.events);
                 if c.tls.is_tls() {
                     let kind = NoteKind::TcpGap {
@@ -254,6 +292,7 @@ impl<'s, S: FindingSink + ?Sized> Engine<'s, S> {
                         offset,
                         len,
                         cause,
+                        snaplen: self.snaplen.filter(|_| cause == GapCause::SnapLength),
                     };
                     self.note(m, kind);
                 }
@@ -314,7 +353,7 @@ impl<'s, S: FindingSink + ?Sized> Engine<'s, S> {
             return;
         };
         let (src, dst) = (c.addr(e.side), c.addr(e.side.other()));
-        let role = c.tls.role(e.side);
+        let role = c.role(e.side);
         match &e.kind {
             TlsEvent::Certificate {
                 role,
@@ -442,6 +481,8 @@ impl<'s, S: FindingSink + ?Sized> Engine<'s, S> {
                 }
             }
         }
+        let mut c = c;
+        c.wire.snaplen = self.snaplen;
         let s = session(&c, self.file.clone(), self.judge.checked());
         debug!(conn = c.id.0, client = %s.client, server = %s.server,
             outcome = s.outcome.as_str(), reason = ?s.reason, "session reported");
@@ -478,6 +519,7 @@ fn certs_seen(c: &Conn, side: Side, outcome: Outcome) -> CertsSeen {
         {
             CertsSeen::Encrypted
         }
+        None if c.wire.lost(side) => CertsSeen::PartlyCaptured,
         None if !p.hello_seen() => CertsSeen::NotCaptured,
         None => CertsSeen::NotSent,
     }
@@ -485,14 +527,17 @@ fn certs_seen(c: &Conn, side: Side, outcome: Outcome) -> CertsSeen {
 
 fn session(c: &Conn, file: Arc<str>, checked: Checked) -> SessionFinding {
     let p = c.tls.progress();
-    let server = p.side_of(TlsSide::Server).unwrap_or(Side::B);
+    let server = p
+        .side_of(TlsSide::Server)
+        .or(c.wire.tcp_server)
+        .unwrap_or(Side::B);
     let client = server.other();
-    let (outcome, mut reason, failed_by) = outcome(p, c.close);
+    let (outcome, mut reason, failed_by) = outcome(p, c.close, &c.wire);
     // What stayed encrypted: what its records still show, and the key-log lines that would
     // open it.
     let d = &p.decryption;
     if outcome == Outcome::EncryptedCertificates
-        && let Some(facts) = unlock::without_keys(p, c.close.zip(c.close_mark))
+        && let Some(facts) = unlock::without_keys(p, c.close.zip(c.close_mark), &c.wire)
     {
         reason += "; ";
         reason += &facts;
@@ -532,9 +577,10 @@ fn session(c: &Conn, file: Arc<str>, checked: Checked) -> SessionFinding {
         outcome,
         failed_by,
         fatal: p.fatal_alert.and_then(|f| {
-            let by = p.role(f.side)?;
+            let by = c.role(f.side)?;
             Some((by, f.alert.map(|a| a.description)))
         }),
+        fatal_seen: p.fatal_alert.is_some(),
         checked,
         certificate_requested: p.certificate_requested,
         server: end(server, TlsSide::Server),

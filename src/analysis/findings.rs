@@ -270,6 +270,10 @@ pub enum CertsSeen {
     Encrypted,
     /// The handshake is not in the capture (it began before the capture started).
     NotCaptured,
+    /// Bytes this side sent during the handshake are missing from the capture (cut by the
+    /// snap length, or lost before the tap) and no Certificate message was read: one may
+    /// have been among them.
+    PartlyCaptured,
 }
 
 /// An alert record.
@@ -445,6 +449,9 @@ pub enum NoteKind {
         len: u64,
         /// Why they were given up on.
         cause: GapCause,
+        /// The capture's snap length in bytes (the captured length of its cut frames), when
+        /// `cause` is [`GapCause::SnapLength`].
+        snaplen: Option<u32>,
     },
     /// A retransmission with other bytes than the first copy, which was kept
     /// (`tcp_conflict`).
@@ -479,6 +486,16 @@ pub enum NoteKind {
     /// The capture could not be read to its end (`read_error`); findings cover the frames
     /// up to `error.after_frame()`.
     ReadError(Arc<CaptureError>),
+    /// TCP segments the capture's snap length cut short (`snap_length`): their missing bytes
+    /// are holes in the streams, and sessions that lost handshake bytes to them are
+    /// `incomplete`, not judged on what was not captured.
+    SnapLength {
+        /// TCP segments with fewer bytes captured than their IP length declares (on any port).
+        segments: u64,
+        /// The snap length in bytes: the captured length of the cut frames (the largest, if
+        /// they differ).
+        snaplen: u32,
+    },
     /// Frames came through tunnels (`encapsulations`): which kinds, and how many frames were
     /// unwrapped. Flows are reported by their inner addresses; sessions keep the outer ones.
     Encapsulations {
@@ -499,6 +516,7 @@ impl NoteKind {
             NoteKind::Undecodable(_) => "undecodable_frame",
             NoteKind::Tls { .. } => "tls_error",
             NoteKind::ReadError(_) => "read_error",
+            NoteKind::SnapLength { .. } => "snap_length",
             NoteKind::Encapsulations { .. } => "encapsulations",
         }
     }
@@ -513,11 +531,20 @@ impl fmt::Display for NoteKind {
                 offset,
                 len,
                 cause,
-            } => write!(
-                f,
-                "{src} -> {dst}: {len} bytes missing at stream offset {offset} ({cause:?}); \
-                 TLS resynchronises on the next handshake record"
-            ),
+                snaplen,
+            } => {
+                write!(
+                    f,
+                    "{src} -> {dst}: {len} bytes missing at stream offset {offset} ("
+                )?;
+                match (cause, snaplen) {
+                    (GapCause::SnapLength, Some(n)) => {
+                        write!(f, "frames cut by the capture's snap length of {n} bytes")?;
+                    }
+                    _ => write!(f, "{cause}")?,
+                }
+                f.write_str("); TLS resynchronises on the next handshake record")
+            }
             NoteKind::TcpConflict { dir, offset, len } => write!(
                 f,
                 "retransmission with different bytes ({dir:?}, {len} bytes at offset {offset}); the first copy was kept"
@@ -532,6 +559,12 @@ impl fmt::Display for NoteKind {
                 0 => write!(f, "{e}; no frame could be read"),
                 after => write!(f, "{e}; findings cover frames 1-{after}"),
             },
+            NoteKind::SnapLength { segments, snaplen } => write!(
+                f,
+                "{segments} TCP segments were cut by the capture's snap length of {snaplen} bytes \
+                 (the bytes they lost are holes in their streams); capture with `-s 0` \
+                 (tcpdump, dumpcap: whole packets) to see the handshakes whole"
+            ),
             NoteKind::Encapsulations { seen, frames } => write!(
                 f,
                 "encapsulations: {seen} ({frames} frames unwrapped; flows are reported by their \

@@ -12,8 +12,8 @@
 //! and similar upgrades), unless `Options::ports` restricts it.
 //!
 //! Findings say only what the bytes show: per side whether certificates were sent, empty,
-//! encrypted (TLS 1.3) or not in the capture (`CertsSeen`); whether a verdict covers the
-//! chain or only dates (`Checked`, no `--ca`); when a `--ca` anchor is not the CA the peer
+//! encrypted (TLS 1.3), not in the capture or lost from it (`CertsSeen`); whether a verdict
+//! covers the chain or only dates (`Checked`, no `--ca`); when a `--ca` anchor is not the CA the peer
 //! sent (`AnchorMismatch`). A session that is a problem carries a `Remedy` (see `remedy` for
 //! the table from verify codes, alerts and sftunnel roles to what a TAC engineer does).
 //! With a key log (`Options::keys`, `--keylog`) the TLS layer opens what the log has secrets
@@ -187,6 +187,12 @@ pub fn analyze_reader<S: FindingSink + ?Sized>(
     loop {
         match reader.next_frame() {
             Ok(Some(frame)) => {
+                // A frame shorter than it was on the wire was cut by the snap length, which
+                // is then its captured length.
+                if u64::from(frame.orig_len) > frame.data.len() as u64 {
+                    let caplen = u32::try_from(frame.data.len()).unwrap_or(u32::MAX);
+                    engine.snaplen = engine.snaplen.max(Some(caplen));
+                }
                 tracker.push(&frame, &mut |ev| engine.on_net(ev));
                 for conn in engine.done_with.drain(..) {
                     tracker.stop_buffering(conn);
@@ -215,6 +221,10 @@ pub fn analyze_reader<S: FindingSink + ?Sized>(
     if engine.halt.is_none() {
         tracker.finish(&mut |ev| engine.on_net(ev));
         engine.finish_all();
+        let segments = tracker.stats().cut_segments;
+        if let Some(snaplen) = engine.snaplen.filter(|_| segments > 0) {
+            engine.note_at(None, None, NoteKind::SnapLength { segments, snaplen });
+        }
         engine.progress(progress(reader));
     }
     let halt = engine.halt.take();

@@ -128,6 +128,9 @@ pub(super) struct Facts<'a> {
     pub failed_by: Option<TlsSide>,
     /// The fatal alert and its sender (`None` description: encrypted).
     pub fatal: Option<(TlsSide, Option<AlertDescription>)>,
+    /// A fatal alert was seen, even one whose sender's role neither the hellos nor TCP tell
+    /// (then `fatal` is `None`).
+    pub fatal_seen: bool,
     pub checked: Checked,
     pub certificate_requested: bool,
     pub server: End<'a>,
@@ -181,6 +184,14 @@ pub(super) fn remedy(f: &Facts<'_>) -> Option<Remedy> {
                 f.end(by).who(),
                 f.end(by).log()
             ),
+        },
+        None if f.fatal_seen => Remedy {
+            action: Action::Log,
+            text: "one end ended the handshake with a fatal alert, and neither the hellos nor \
+                   the TCP handshake in the capture tell which: read both ends' logs (an FMC: \
+                   /var/log/messages, a device: /ngfw/var/log/messages; their sftunnel:sf_ssl \
+                   lines at the session's time)"
+                .to_string(),
         },
         None => {
             let by = f.end(f.failed_by.unwrap_or(TlsSide::Server));

@@ -12,7 +12,7 @@
 //! Pure: `tls::Progress` and the close in, text out.
 
 use super::findings::timestamp_rfc3339;
-use super::outcome::Close;
+use super::outcome::{Close, Wire};
 use crate::net::Mark;
 use crate::sftunnel::TlsSide;
 use crate::tls::{Progress, SecretKind, Side};
@@ -28,8 +28,13 @@ fn records(n: u32) -> String {
 }
 
 /// TLS 1.3 without (enough) keys: what the protected records and the close show. `None` when
-/// the records were decrypted.
-pub(super) fn without_keys(p: &Progress, close: Option<(Close, Mark)>) -> Option<String> {
+/// the records were decrypted. When handshake bytes are missing (`wire`), the record counts
+/// are only what was captured, and nothing is read into them.
+pub(super) fn without_keys(
+    p: &Progress,
+    close: Option<(Close, Mark)>,
+    wire: &Wire,
+) -> Option<String> {
     if !p.is_tls13() || p.decryption.decrypted.contains(&true) {
         return None;
     }
@@ -48,7 +53,13 @@ pub(super) fn without_keys(p: &Progress, close: Option<(Close, Mark)>) -> Option
     let alert_last = |side: Side| {
         r.last == Some(side) && r.in_turn == 1 && r.last_len[side.index()] == ALERT_RECORD_LEN
     };
-    let finished = if r.records[ci] == 0 {
+    let client_closed_first = matches!(close, Some((Close::Fin(s), _)) if s == client);
+    let finished = if let Some(lost) = wire.lost_text(p) {
+        format!(
+            "the handshake is partly not captured ({lost}): whether it finished cannot be told \
+             from the records"
+        )
+    } else if r.records[ci] == 0 {
         "the client never sent its encrypted flight (no Finished): the handshake did not finish"
             .to_string()
     } else if r.turns == 2 && alert_last(client) {
@@ -63,6 +74,17 @@ pub(super) fn without_keys(p: &Progress, close: Option<(Close, Mark)>) -> Option
         "the server answered the client's encrypted flight with one record the size of an \
          encrypted alert (19 bytes): it most likely rejected the client's certificate"
             .to_string()
+    } else if alert_last(server) && r.last_len[ci] == ALERT_RECORD_LEN && client_closed_first {
+        // close_notify is an alert too: the client's last record had its size, then the
+        // client closed and the server's last record answered it. Post-handshake
+        // authentication would end with the server's alert alone.
+        format!(
+            "the server answered the client's encrypted flight ({} turns of records), so the \
+             handshake most likely completed; the client's last record and then the server's \
+             have the size of an encrypted alert (19 bytes) and the client closed first: most \
+             likely an orderly close (close_notify both ways)",
+            r.turns
+        )
     } else if alert_last(server) {
         format!(
             "the server answered the client's encrypted flight ({} turns of records), so the \
@@ -214,7 +236,7 @@ mod tests {
             (Side::A, &[1500, 300, 53]),
             (Side::B, &[19]),
         ]);
-        let text = without_keys(&p, None).unwrap();
+        let text = without_keys(&p, None, &Wire::default()).unwrap();
         assert_eq!(
             text,
             "client sent 3 encrypted records (1853 bytes), server 3 encrypted records (2119 bytes); \
@@ -235,7 +257,8 @@ mod tests {
 
     #[test]
     fn turns_of_records_tell_how_far_the_handshake_went() {
-        let says = |turns: &[(Side, &[u16])]| without_keys(&tls13(turns), None).unwrap();
+        let says =
+            |turns: &[(Side, &[u16])]| without_keys(&tls13(turns), None, &Wire::default()).unwrap();
         assert!(says(&[(Side::B, &[3000])]).contains("did not finish"));
         assert!(says(&[(Side::B, &[3000]), (Side::A, &[19])]).contains("rejected the server's"));
         assert!(says(&[(Side::B, &[3000]), (Side::A, &[900, 53])]).contains("cannot be told"));
@@ -259,10 +282,52 @@ mod tests {
             pha.contains("post-handshake authentication rejects"),
             "{pha}"
         );
+        // close_notify both ways, the client first (and its FIN first): an orderly close, even
+        // with the same last server record as above.
+        let turns: &[(Side, &[u16])] = &[
+            (Side::B, &[3000]),
+            (Side::A, &[900, 53]),
+            (Side::B, &[250, 250]),
+            (Side::A, &[40, 19]),
+            (Side::B, &[19]),
+        ];
+        let client_fin = Some((Close::Fin(Side::A), Mark::default()));
+        let close = without_keys(&tls13(turns), client_fin, &Wire::default()).unwrap();
+        assert!(
+            close.contains("most likely an orderly close (close_notify both ways)")
+                && !close.contains("post-handshake"),
+            "{close}"
+        );
+        // The server closing first after its alert-sized record is not that.
+        let server_fin = Some((Close::Fin(Side::B), Mark::default()));
+        let pha = without_keys(&tls13(turns), server_fin, &Wire::default()).unwrap();
+        assert!(
+            pha.contains("post-handshake authentication rejects"),
+            "{pha}"
+        );
         // decrypted sessions need no such guesswork
         let mut d = tls13(&[(Side::B, &[3000])]);
         d.decryption.decrypted = [true, true];
-        assert_eq!(without_keys(&d, None), None);
+        assert_eq!(without_keys(&d, None, &Wire::default()), None);
+    }
+
+    #[test]
+    fn records_of_a_handshake_with_holes_are_not_read_into() {
+        // The client's flight cut by the snap length: no record of it was counted.
+        let p = tls13(&[(Side::B, &[3000])]);
+        let mut wire = Wire::default();
+        wire.missing[Side::A.index()] = super::super::outcome::Missing {
+            bytes: 1205,
+            cut: 1205,
+        };
+        wire.snaplen = Some(1200);
+        let text = without_keys(&p, None, &wire).unwrap();
+        assert_eq!(
+            text,
+            "client sent 0 encrypted records (0 bytes), server 1 encrypted record (3000 bytes); \
+             the handshake is partly not captured (1205 bytes from the client cut by the snap \
+             length of 1200 bytes): whether it finished cannot be told from the records"
+        );
     }
 
     #[test]

@@ -25,7 +25,26 @@ pub enum GapCause {
     Closed,
     /// The capture ended with bytes still missing.
     EndOfCapture,
+    /// The missing bytes are (partly) what the capture's snap length cut off segments:
+    /// they were on the wire, the capture did not keep them. Given whatever made the hole a
+    /// gap (buffer cap, close, end of capture), this cause wins.
+    SnapLength,
 }
+
+impl std::fmt::Display for GapCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            GapCause::BufferFull => "given up when the reassembly buffer filled",
+            GapCause::Closed => "still missing at connection close",
+            GapCause::EndOfCapture => "still missing at end of capture",
+            GapCause::SnapLength => "cut by the capture's snap length",
+        })
+    }
+}
+
+/// Holes remembered per direction as left by snap-length-cut segments; beyond this the last
+/// one is stretched to cover the new one (the cause of a gap in between is then coarse).
+const MAX_CUTS: usize = 64;
 
 /// What a direction produces, handed to the tracker in stream order.
 #[derive(Debug, PartialEq, Eq)]
@@ -98,6 +117,9 @@ pub(crate) struct Half {
     /// The direction's FIN has been handed on ([`crate::net::EventKind::Fin`]).
     pub(crate) fin_seen: bool,
     pub(crate) counters: HalfCounters,
+    /// Stream ranges `[start, end)` that snap-length-cut segments left missing and no gap
+    /// has covered yet, in order of arrival: a gap over one is [`GapCause::SnapLength`].
+    cuts: Vec<(u64, u64)>,
 }
 
 impl Half {
@@ -207,6 +229,26 @@ impl Half {
         self.deliver(&payload[skip..], at, emit);
     }
 
+    /// The segment at `seq` just given to [`Half::segment`] had `missing` more bytes on the
+    /// wire than its `captured` ones (the snap length cut it): remembers the hole they leave,
+    /// so that the gap it may become says why.
+    pub(crate) fn cut_short(&mut self, seq: u32, captured: usize, missing: u32) {
+        let start = self.offset_of(seq) + signed_len(captured);
+        let end = start + i64::from(missing);
+        let next = signed(self.next_off);
+        if missing == 0 || end <= next {
+            return;
+        }
+        // `next <= end` and `next >= 0`, so both are offsets.
+        let hole = (start.max(next).cast_unsigned(), end.cast_unsigned());
+        self.cuts.retain(|&(_, e)| e > self.next_off);
+        let full = self.cuts.len() >= MAX_CUTS;
+        match self.cuts.last_mut() {
+            Some(last) if full => last.1 = last.1.max(hole.1),
+            _ => self.cuts.push(hole),
+        }
+    }
+
     /// Hands on `data` (which starts at the next expected offset), giving way to buffered
     /// bytes seen earlier wherever they overlap, then drains the buffer as far as it is
     /// contiguous.
@@ -302,6 +344,12 @@ impl Half {
     }
 
     fn gap<F: FnMut(Out<'_>)>(&mut self, len: u64, cause: GapCause, emit: &mut F) {
+        let (start, end) = (self.next_off, self.next_off + len);
+        let cut = self.cuts.iter().any(|&(s, e)| s < end && e > start);
+        if !self.cuts.is_empty() {
+            self.cuts.retain(|&(_, e)| e > end);
+        }
+        let cause = if cut { GapCause::SnapLength } else { cause };
         emit(Out::Gap {
             offset: self.next_off,
             len,
@@ -534,6 +582,46 @@ mod tests {
         );
         assert_eq!(bytes(&got), b"abcdefghi");
         assert_eq!(h.counters.gaps, 0);
+    }
+
+    #[test]
+    fn a_hole_a_cut_segment_left_is_a_snap_length_gap_another_keeps_its_cause() {
+        // "abc" of "abcdef" captured (snap length), "ghi" whole; then "mno" with "jkl" lost.
+        let mut h = started(0);
+        let got = run(&mut h, &[(1, b"abc", 1)]);
+        h.cut_short(1, 3, 3);
+        assert_eq!(bytes(&got), b"abc");
+        run(&mut h, &[(7, b"ghi", 2), (13, b"mno", 3)]);
+        let got = collect(&mut h, |h, e| h.flush(GapCause::Closed, &mut |o| e(o)));
+        assert_eq!(
+            got,
+            [
+                Got::G(3, 3, GapCause::SnapLength),
+                Got::D(b"ghi".to_vec(), 2),
+                Got::G(9, 3, GapCause::Closed),
+                Got::D(b"mno".to_vec(), 3),
+            ]
+        );
+        assert!(
+            h.cuts.is_empty(),
+            "a declared gap forgets the cut it covered"
+        );
+    }
+
+    #[test]
+    fn a_cut_hole_a_retransmission_filled_is_forgotten() {
+        let mut h = started(0);
+        run(&mut h, &[(1, b"abc", 1)]);
+        h.cut_short(1, 3, 3);
+        let got = run(&mut h, &[(1, b"abcdef", 2), (7, b"gh", 3)]);
+        assert_eq!(bytes(&got), b"defgh");
+        // A later hole, not cut: its cause is its own.
+        run(&mut h, &[(11, b"kl", 4)]);
+        h.cut_short(20, 0, 5); // a cut segment far ahead leaves a later hole: no overlap
+        let got = collect(&mut h, |h, e| {
+            h.force_gap(GapCause::BufferFull, &mut |o| e(o));
+        });
+        assert_eq!(got[0], Got::G(8, 2, GapCause::BufferFull));
     }
 
     /// Small deterministic generator (xorshift) so the shuffles are reproducible.

@@ -814,7 +814,8 @@ impl Tracker {
         } else {
             Dir::ServerToClient
         };
-        let has_data = !seg.payload.is_empty();
+        // A segment the snap length cut to nothing still carried data: its hole is remembered.
+        let has_data = !seg.payload.is_empty() || seg.missing > 0;
         let half = &mut c.halves[dir.index()];
         if !half.started() {
             if seg.flags.syn() {
@@ -842,6 +843,9 @@ impl Tracker {
                 half.segment(seq, seg.payload, at, &mut |out| {
                     forward(out, id, dir, at, stats, sink)
                 });
+                if seg.missing > 0 {
+                    half.cut_short(seq, seg.payload.len(), seg.missing);
+                }
                 *buffered_total = *buffered_total + half.buffered() - before;
                 // Caps: give up on the oldest hole until back under them.
                 while c.buffered() > config.max_buffered_per_conn

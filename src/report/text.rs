@@ -369,6 +369,9 @@ fn chain_text(certs: CertsSeen, v: &Option<Verdict>, checked: Checked) -> String
             "certificates encrypted (TLS 1.3), not seen (--keylog opens them)".to_string()
         }
         (CertsSeen::NotCaptured, None) => "handshake not in the capture".to_string(),
+        (CertsSeen::PartlyCaptured, None) => {
+            "no Certificate message read (bytes of the handshake not captured)".to_string()
+        }
     }
 }
 
@@ -382,6 +385,7 @@ fn client_cert_text(k: &GroupKey) -> &'static str {
         (CertsSeen::NotSent, false) => "no (not asked for)",
         (CertsSeen::Encrypted, _) => "unknown (encrypted)",
         (CertsSeen::NotCaptured, _) => "unknown (handshake not in the capture)",
+        (CertsSeen::PartlyCaptured, _) => "unknown (bytes of the handshake not captured)",
     }
 }
 

@@ -47,6 +47,13 @@ fn one<'a>(records: &'a [Value], t: &str) -> &'a Value {
     v[0]
 }
 
+fn notes_of<'a>(records: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    of_type(records, "note")
+        .into_iter()
+        .filter(|n| n["kind"] == kind)
+        .collect()
+}
+
 fn path(p: &Path) -> &str {
     p.to_str().unwrap()
 }
@@ -336,6 +343,106 @@ fn a_truncated_capture_reports_what_came_before_the_cut_and_names_the_frame() {
     );
     assert_eq!(one(&r, "session")["outcome"], "incomplete");
     assert!(one(&r, "capture")["read_error"].is_string());
+}
+
+/// `capture` as `editcap -s snaplen` (or `tcpdump -s snaplen`) writes it: every record keeps
+/// at most `snaplen` bytes and its length on the wire; the file header says the snap length.
+fn snap_cut(capture: &str, snaplen: u32, dir: &Path) -> PathBuf {
+    let bytes = std::fs::read(cap(capture)).unwrap();
+    assert_eq!(
+        &bytes[..4],
+        &0xa1b2_c3d4_u32.to_le_bytes(),
+        "a little-endian pcap"
+    );
+    let mut out = bytes[..24].to_vec();
+    out[16..20].copy_from_slice(&snaplen.to_le_bytes());
+    let mut at = 24;
+    while at < bytes.len() {
+        let field = |o: usize| u32::from_le_bytes(bytes[at + o..at + o + 4].try_into().unwrap());
+        let incl = usize::try_from(field(8)).unwrap();
+        let keep = incl.min(usize::try_from(snaplen).unwrap());
+        out.extend_from_slice(&bytes[at..at + 8]);
+        out.extend_from_slice(&u32::try_from(keep).unwrap().to_le_bytes());
+        out.extend_from_slice(&bytes[at + 12..at + 16]);
+        out.extend_from_slice(&bytes[at + 16..at + 16 + keep]);
+        at += 16 + incl;
+    }
+    let file = dir.join(format!("{capture}.s{snaplen}.pcap"));
+    std::fs::write(&file, out).unwrap();
+    file
+}
+
+#[test]
+fn a_snap_length_cut_handshake_is_incomplete_not_failed_and_the_snap_length_is_named() {
+    // The valid handshake, its 1448-byte segments cut at 1200 bytes: the certificates and
+    // both Finished messages fall into the holes. It succeeded; the capture cannot say so.
+    let dir = tempfile::tempdir().unwrap();
+    let cut = snap_cut("sftunnel-valid.pcap", 1200, dir.path());
+    let ca = cap("valid.ca.pem");
+    let (r, code) = jsonl(&["--ca", path(&ca), path(&cut)]);
+    assert_eq!(code, 0, "nothing captured failed: {r:#?}");
+    let s = one(&r, "session");
+    assert_eq!(s["outcome"], "incomplete");
+    assert_eq!(
+        s["reason"],
+        "handshake partly not captured (314 bytes from the client cut by the snap length of \
+         1200 bytes, 723 bytes from the server cut by the snap length of 1200 bytes); the last \
+         message read is ServerHello; then the client closed the connection (FIN)"
+    );
+    assert_eq!(s["server_certificates"], "partly_captured");
+    assert_eq!(s["client_certificates"], "partly_captured");
+    assert_eq!(s["failed_by"], Value::Null);
+    assert_eq!(s["remedy"], Value::Null);
+    let gaps = notes_of(&r, "tcp_gap");
+    assert_eq!(gaps.len(), 4, "{gaps:#?}");
+    assert!(
+        gaps.iter().all(|g| g["text"]
+            .as_str()
+            .unwrap()
+            .contains("(frames cut by the capture's snap length of 1200 bytes)")),
+        "{gaps:#?}"
+    );
+    let snap = notes_of(&r, "snap_length");
+    assert_eq!(snap.len(), 1, "{r:#?}");
+    assert_eq!(
+        snap[0]["text"],
+        "4 TCP segments were cut by the capture's snap length of 1200 bytes (the bytes they \
+         lost are holes in their streams); capture with `-s 0` (tcpdump, dumpcap: whole \
+         packets) to see the handshakes whole"
+    );
+    let out = run(&["--ca", path(&ca), path(&cut)]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("client cert: unknown (bytes of the handshake not captured)"),
+        "{text}"
+    );
+    assert!(!text.contains("not asked for"), "{text}");
+    assert!(!text.contains("SSL handshake failed"), "{text}");
+}
+
+#[test]
+fn with_the_hellos_cut_an_alert_is_placed_by_tcp_and_its_remedy_is_about_the_alert() {
+    // The FMC (server) rejects the expired device certificate with certificate_expired;
+    // `-s 120` leaves 54 bytes of each hello, so the TLS roles come from the SYN.
+    let dir = tempfile::tempdir().unwrap();
+    let cut = snap_cut("sftunnel-ftd-expired.pcap", 120, dir.path());
+    let (r, code) = jsonl(&[path(&cut)]);
+    assert_eq!(code, 1, "the fatal alert is a problem");
+    let a = one(&r, "alert");
+    assert_eq!(a["description"], "certificate_expired");
+    assert_eq!(a["src"], "127.0.0.1:8305");
+    assert_eq!(a["role"], "server");
+    let s = one(&r, "session");
+    assert_eq!(s["outcome"], "failed");
+    assert_eq!(s["reason"], "server sent fatal certificate_expired");
+    assert_eq!(s["failed_by"], "server");
+    assert_eq!(s["server"], "127.0.0.1:8305");
+    let remedy = s["remedy"]["text"].as_str().unwrap();
+    assert!(
+        remedy.starts_with("the server ended the handshake with certificate_expired"),
+        "{remedy}"
+    );
+    assert!(!remedy.contains("without an alert"), "{remedy}");
 }
 
 #[test]
