@@ -10,8 +10,9 @@
 //! in any other session of the captures (bound at the end, so the order does not matter).
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
+use std::sync::Arc;
 
 use time::OffsetDateTime;
 
@@ -35,6 +36,52 @@ pub struct SeenCert {
     pub seen: Option<OffsetDateTime>,
 }
 
+/// The last fatal alert of a failed handshake, as far as the capture could read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FatalAlert {
+    /// The AlertDescription number (48).
+    pub code: u8,
+    /// Its TLS registry name (`unknown_ca`).
+    pub description: String,
+    /// The sender's sftunnel role (`Fmc` or `Ftd`), by its own certificate in that session or,
+    /// when it sent none, as the other end of one that did; `None` when neither end named
+    /// itself.
+    pub sender: Option<SubjectRole>,
+    /// The sender's TLS side, by the hellos or else by its address; `None` when neither tells.
+    pub side: Option<TlsSide>,
+}
+
+impl FatalAlert {
+    /// A certificate alert: what OpenSSL sends when it refuses the peer's certificate
+    /// (`ssl_verify_alarm_type`: 42 bad_certificate, 43 unsupported_certificate, 44
+    /// certificate_revoked, 45 certificate_expired, 46 certificate_unknown, 48 unknown_ca,
+    /// 51 decrypt_error for a bad signature).
+    pub fn refuses_a_certificate(&self) -> bool {
+        matches!(self.code, 42..=46 | 48 | 51)
+    }
+}
+
+/// A managed peer's certificate against the FMC it talked to, in the latest session that
+/// showed both.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuerCheck {
+    /// The FMC's UUID, from its certificate's subject.
+    pub fmc: String,
+    /// The CN of the peer certificate's issuer, lowercase (an InternalCA's CN is its FMC's
+    /// UUID).
+    pub issuer: String,
+    /// That session's last packet time.
+    pub at: Option<OffsetDateTime>,
+}
+
+impl IssuerCheck {
+    /// The certificate comes from another InternalCA than that FMC's: its CN names another
+    /// FMC (a renewed InternalCA keeps its CN, so this does not see a renewal).
+    pub fn foreign(&self) -> bool {
+        self.fmc != self.issuer
+    }
+}
+
 /// How an appliance's handshakes ended.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Handshakes {
@@ -46,14 +93,27 @@ pub struct Handshakes {
     pub last_error: Option<String>,
     /// The OpenSSL code of the last failed handshake's chain verdict, when one failed.
     pub last_code: Option<VerifyCode>,
+    /// The last fatal alert of the last failed handshake; `None` when it had none that could
+    /// be read (none sent, or encrypted without a key log).
+    pub last_alert: Option<FatalAlert>,
     /// The last packet time of the latest established session; `None` when none was.
     pub last_ok: Option<OffsetDateTime>,
     /// The last packet time of the latest failed session; `None` when none failed.
     pub last_failed: Option<OffsetDateTime>,
+    /// Its certificate's issuer against the FMC it talked to, in the latest session that
+    /// showed both (a managed peer's only); `None` when none did.
+    pub issuer_check: Option<IssuerCheck>,
+}
+
+/// What one session showed beyond its [`SessionFinding`], from the findings before it.
+#[derive(Debug, Clone, Default)]
+struct SessionFacts {
+    alert: Option<FatalAlert>,
+    issuer_check: Option<IssuerCheck>,
 }
 
 impl Handshakes {
-    fn add(&mut self, s: &SessionFinding) {
+    fn add(&mut self, s: &SessionFinding, facts: &SessionFacts) {
         let ts = s.last_ts.to_datetime();
         match s.outcome {
             Outcome::Established => {
@@ -70,9 +130,19 @@ impl Handshakes {
                         .flatten()
                         .find(|v| !v.is_ok())
                         .map(|v| v.code);
+                    self.last_alert = facts.alert.clone();
                 }
             }
             Outcome::Incomplete | Outcome::EncryptedCertificates => {}
+        }
+        if let Some(c) = &facts.issuer_check {
+            self.take_issuer_check(c);
+        }
+    }
+
+    fn take_issuer_check(&mut self, c: &IssuerCheck) {
+        if self.issuer_check.as_ref().is_none_or(|old| c.at >= old.at) {
+            self.issuer_check = Some(c.clone());
         }
     }
 
@@ -85,6 +155,10 @@ impl Handshakes {
             self.last_failed = o.last_failed;
             self.last_error = o.last_error.clone();
             self.last_code = o.last_code;
+            self.last_alert = o.last_alert.clone();
+        }
+        if let Some(c) = &o.issuer_check {
+            self.take_issuer_check(c);
         }
     }
 
@@ -139,6 +213,18 @@ pub struct Fold {
     by_ip: HashMap<IpAddr, String>,
     /// Handshakes per client address whose session named nobody.
     anonymous: HashMap<IpAddr, Handshakes>,
+    /// What the findings before a session showed of it, by capture and connection index
+    /// (the analyzer reports a connection's certificates and alerts before its session).
+    pending: HashMap<(Arc<str>, u64), Pending>,
+}
+
+/// One connection's findings that its [`SessionFinding`] does not carry.
+#[derive(Debug, Default)]
+struct Pending {
+    /// The last readable fatal alert: code, description, sender address, sender TLS side.
+    alert: Option<(u8, String, SocketAddr, Option<TlsSide>)>,
+    /// The issuer CN of the managed peer's own certificate sent in it (lowercase).
+    peer_issuer: Option<String>,
 }
 
 impl Fold {
@@ -161,6 +247,12 @@ impl Fold {
                     issuer_cn: issuer_cn(c.issuer.as_deref()),
                     seen: c.ts.to_datetime(),
                 };
+                if id.role == SubjectRole::Ftd
+                    && c.chain_index == 0
+                    && let Some(p) = self.pending(&c.file, c.conn)
+                {
+                    p.peer_issuer = seen.issuer_cn.clone();
+                }
                 if id.role == SubjectRole::InternalCa {
                     let newer = self
                         .seen
@@ -188,9 +280,26 @@ impl Fold {
                     self.by_ip.insert(ip, uuid);
                 }
             }
+            Finding::Alert(a) => {
+                if a.is_fatal_plaintext()
+                    && let (Some(code), Some(desc)) = (a.code, &a.description)
+                    && let Some(p) = self.pending(&a.file, a.conn)
+                {
+                    p.alert = Some((code, desc.clone(), a.src, a.role));
+                }
+            }
             Finding::Session(s) => self.session(s),
-            Finding::Chain(_) | Finding::Alert(_) | Finding::Note(_) => {}
+            Finding::Chain(_) | Finding::Note(_) => {}
         }
+    }
+
+    /// The pending facts of a connection; `None` past the cap (its session then goes without).
+    fn pending(&mut self, file: &Arc<str>, conn: u64) -> Option<&mut Pending> {
+        let key = (file.clone(), conn);
+        if self.pending.len() >= CAP && !self.pending.contains_key(&key) {
+            return None;
+        }
+        Some(self.pending.entry(key).or_default())
     }
 
     fn appliance(&mut self, uuid: &str) -> Option<&mut SeenAppliance> {
@@ -225,25 +334,56 @@ impl Fold {
             .flatten()
             .find(|id| id.role == SubjectRole::Fmc)
             .and_then(|id| id.uuid.as_ref().map(|u| u.to_ascii_lowercase()));
+        let pending = self
+            .pending
+            .remove(&(s.file.clone(), s.conn))
+            .unwrap_or_default();
+        let mut facts = SessionFacts {
+            alert: pending.alert.map(|(code, description, src, role)| {
+                let side = role.or(if src == s.client {
+                    Some(TlsSide::Client)
+                } else if src == s.server {
+                    Some(TlsSide::Server)
+                } else {
+                    None
+                });
+                FatalAlert {
+                    code,
+                    description,
+                    sender: side.and_then(|side| sender_role(s, side)),
+                    side,
+                }
+            }),
+            issuer_check: None,
+        };
         if let Some(uuid) = &fmc
             && let Some(a) = self.appliance(uuid)
         {
             a.role = Some(SubjectRole::Fmc);
-            a.handshakes.add(s);
+            a.handshakes.add(s, &facts);
             if a.ip.is_none() {
                 a.ip = Some(s.server.ip());
             }
         }
+        // Only the peer's own entry is judged by its certificate's issuer.
+        facts.issuer_check = match (&fmc, pending.peer_issuer, &peer) {
+            (Some(fmc), Some(issuer), Some(_)) => Some(IssuerCheck {
+                fmc: fmc.clone(),
+                issuer,
+                at: s.last_ts.to_datetime(),
+            }),
+            _ => None,
+        };
         match peer {
             Some((uuid, _)) => {
                 if let Some(a) = self.appliance(&uuid) {
-                    a.handshakes.add(s);
+                    a.handshakes.add(s, &facts);
                 }
             }
             None => {
                 let ip = s.client.ip();
                 if self.anonymous.len() < CAP || self.anonymous.contains_key(&ip) {
-                    self.anonymous.entry(ip).or_default().add(s);
+                    self.anonymous.entry(ip).or_default().add(s, &facts);
                 } else {
                     self.seen.dropped += 1;
                 }
@@ -270,6 +410,25 @@ impl Fold {
         }
         self.seen
     }
+}
+
+/// The sftunnel role of the end on `side`: by its own certificate, else as the other end of
+/// one that named itself (an FMC's peer is a managed one, and the other way round).
+fn sender_role(s: &SessionFinding, side: TlsSide) -> Option<SubjectRole> {
+    let (own, other) = match side {
+        TlsSide::Client => (&s.client_identity, &s.server_identity),
+        TlsSide::Server => (&s.server_identity, &s.client_identity),
+    };
+    let role = |id: &Option<analysis::Identity>| {
+        id.as_ref()
+            .map(|i| i.role)
+            .filter(|r| matches!(r, SubjectRole::Fmc | SubjectRole::Ftd))
+    };
+    role(own).or(match role(other) {
+        Some(SubjectRole::Fmc) => Some(SubjectRole::Ftd),
+        Some(SubjectRole::Ftd) => Some(SubjectRole::Fmc),
+        _ => None,
+    })
 }
 
 /// `CN=...` of an RFC 4514 issuer string.

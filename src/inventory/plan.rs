@@ -12,8 +12,10 @@
 //! (`warn_days`, 90 by default) must `renew`; then each of its peers either takes the `push`
 //! (it is connected, or nothing says otherwise) or needs a `copy` (it is not connected: it will
 //! be in FAILED_PUSH). A peer that already trusts another InternalCA than its FMC's current one,
-//! or whose files do not fit together, needs a `copy` now; so does one whose last handshake
-//! failed on a certificate that is not merely expired.
+//! or whose files do not fit together, or that showed the FMC it talked to a certificate of
+//! another FMC's InternalCA, needs a `copy` now; so does one whose last handshake failed on a
+//! certificate that is not merely out of its dates (by the chain's verdict, or by the fatal
+//! certificate alert one end sent: the refusal on the wire counts whatever `--ca` was given).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -22,7 +24,7 @@ use std::path::{Path, PathBuf};
 
 use time::OffsetDateTime;
 
-use super::capture::{Handshakes, Seen};
+use super::capture::{FatalAlert, Handshakes, Seen};
 use super::collect::{Collection, FileCert, Unreadable};
 use super::peers::{PeerProblem, ProblemKind};
 use crate::judge::VerifyCode;
@@ -85,6 +87,22 @@ pub enum Reason {
     Problem(ProblemKind),
     /// Its last handshake failed with this certificate verdict.
     HandshakeFailed(VerifyCode),
+    /// Its last handshake failed on this fatal certificate alert, sent by its FMC (refusing
+    /// its certificate) or by itself (refusing the FMC's).
+    Refused {
+        /// The alert's registry name (`unknown_ca`).
+        alert: String,
+        /// The FMC sent it (else the peer itself did).
+        by_fmc: bool,
+    },
+    /// In its latest session that showed both, its certificate's issuer was not the
+    /// InternalCA of the FMC it talked to: the wire's `ca_mismatch`.
+    ForeignIssuer {
+        /// The FMC it talked to, by UUID.
+        fmc: String,
+        /// Its certificate issuer's CN (the UUID of the FMC whose InternalCA issued it).
+        issuer: String,
+    },
 }
 
 impl fmt::Display for Reason {
@@ -123,6 +141,24 @@ impl fmt::Display for Reason {
                 "its last handshake failed: err {}:{}",
                 code.code(),
                 code.text()
+            ),
+            Reason::Refused {
+                alert,
+                by_fmc: true,
+            } => write!(
+                f,
+                "its last handshake failed: the FMC refused its certificate (fatal {alert})"
+            ),
+            Reason::Refused {
+                alert,
+                by_fmc: false,
+            } => write!(
+                f,
+                "its last handshake failed: it refused the FMC's certificate (fatal {alert})"
+            ),
+            Reason::ForeignIssuer { fmc, issuer } => write!(
+                f,
+                "its certificate was issued by the InternalCA of {issuer}, not of the FMC {fmc} it talked to"
             ),
         }
     }
@@ -423,7 +459,7 @@ pub fn plan(
     }
 
     // A managed peer with no CA of its own in the inputs uses the one that issued its
-    // certificate; its manager is that CA's FMC.
+    // certificate; its manager is the FMC it was seen talking to, else that CA's FMC.
     for d in drafts.values_mut() {
         if d.role == Some(Role::Fmc) {
             if d.ca.is_none()
@@ -436,7 +472,12 @@ pub fn plan(
         }
         let issuer = d.cert.as_ref().and_then(|(_, _, i)| i.clone());
         if d.manager.is_none() {
-            d.manager = issuer.clone();
+            d.manager = d
+                .handshakes
+                .as_ref()
+                .and_then(|h| h.issuer_check.as_ref())
+                .map(|c| c.fmc.clone())
+                .or(issuer.clone());
         }
         if d.ca.is_none()
             && let Some((ca, _)) = issuer.and_then(|i| cas.get(&i))
@@ -568,6 +609,11 @@ pub fn decide(entries: &mut [Entry], t: &Thresholds) {
     }
     for e in entries.iter_mut() {
         let connected = e.handshakes.as_ref().and_then(Handshakes::connected);
+        let foreign = e
+            .handshakes
+            .as_ref()
+            .and_then(|h| h.issuer_check.as_ref())
+            .filter(|c| c.foreign());
         let (action, reason) = if e.role == Role::Fmc {
             match e.uuid.as_ref().and_then(|u| renewing.get(u)) {
                 Some(r) => (Action::Renew, r.clone()),
@@ -575,6 +621,13 @@ pub fn decide(entries: &mut [Entry], t: &Thresholds) {
             }
         } else if let Some(p) = e.problems.first() {
             (Action::Copy, Reason::Problem(*p))
+        } else if let Some(c) = foreign {
+            let reason = Reason::ForeignIssuer {
+                fmc: c.fmc.clone(),
+                issuer: c.issuer.clone(),
+            };
+            e.problems.push(ProblemKind::CaMismatch);
+            (Action::Copy, reason)
         } else if e.manager.as_ref().is_some_and(|m| renewing.contains_key(m)) {
             if connected == Some(false) {
                 (Action::Copy, Reason::FmcRenewsNotConnected)
@@ -587,6 +640,21 @@ pub fn decide(entries: &mut [Entry], t: &Thresholds) {
             && code != VerifyCode::CertNotYetValid
         {
             (Action::Copy, Reason::HandshakeFailed(code))
+        } else if connected == Some(false)
+            && let Some(h) = e.handshakes.as_ref()
+            && !h.last_code.is_some_and(|c| {
+                c == VerifyCode::CertHasExpired || c == VerifyCode::CertNotYetValid
+            })
+            && let Some(a) = h.last_alert.as_ref().filter(|a| refusal(a))
+        {
+            let by_fmc = a.sender == Some(SubjectRole::Fmc);
+            (
+                Action::Copy,
+                Reason::Refused {
+                    alert: a.description.clone(),
+                    by_fmc,
+                },
+            )
         } else {
             (Action::None, Reason::Fine)
         };
@@ -595,9 +663,25 @@ pub fn decide(entries: &mut [Entry], t: &Thresholds) {
     }
 }
 
+/// A fatal alert of a failed handshake that a `copy` answers: the FMC refused the peer's
+/// certificate (any certificate alert), or the peer refused the FMC's for want of the right
+/// InternalCA (48 unknown_ca, 51 decrypt_error: what a `ca_mismatch` looks like on the wire).
+/// The peer's other refusals (expired, not yet valid: OpenSSL's bad_certificate) are the FMC's
+/// to renew or a clock's; a chain verdict out of dates is left to them too (the caller checks
+/// that).
+fn refusal(a: &FatalAlert) -> bool {
+    a.refuses_a_certificate()
+        && match a.sender {
+            Some(SubjectRole::Fmc) => true,
+            Some(SubjectRole::Ftd) => matches!(a.code, 48 | 51),
+            _ => false,
+        }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::inventory::capture::IssuerCheck;
     use time::macros::datetime;
 
     const AT: OffsetDateTime = datetime!(2034-09-01 00:00 UTC);
@@ -635,8 +719,10 @@ mod tests {
             failed: 1,
             last_error: Some("x".into()),
             last_code: Some(code),
+            last_alert: None,
             last_ok: Some(AT - time::Duration::days(2)),
             last_failed: Some(AT - time::Duration::days(1)),
+            issuer_check: None,
         })
     }
 
@@ -683,6 +769,104 @@ mod tests {
             es[1].reason.to_string(),
             "its last handshake failed: err 7:certificate signature failure"
         );
+    }
+
+    fn refused(code: u8, sender: SubjectRole, verdict: Option<VerifyCode>) -> Option<Handshakes> {
+        let mut h = failed(VerifyCode::Ok)?;
+        h.last_code = verdict;
+        h.last_alert = Some(FatalAlert {
+            code,
+            description: format!("alert {code}"),
+            sender: Some(sender),
+            side: None,
+        });
+        Some(h)
+    }
+
+    #[test]
+    fn a_certificate_refused_on_the_wire_asks_for_a_copy_unless_dates_explain_it() {
+        use SubjectRole::{Fmc, Ftd};
+        let t = Thresholds::default();
+        let cases = [
+            // The FMC refuses the device's certificate: any certificate alert.
+            (refused(48, Fmc, None), Action::Copy),
+            (refused(45, Fmc, None), Action::Copy),
+            (refused(42, Fmc, None), Action::Copy),
+            // The device refuses the FMC's for want of its InternalCA ...
+            (refused(51, Ftd, None), Action::Copy),
+            (refused(48, Ftd, None), Action::Copy),
+            // ... but an expired or not yet valid FMC chain is not a copy's to fix.
+            (refused(45, Ftd, None), Action::None),
+            (refused(42, Ftd, None), Action::None),
+            // A verdict out of dates, whoever sent the alert.
+            (
+                refused(42, Fmc, Some(VerifyCode::CertNotYetValid)),
+                Action::None,
+            ),
+            (
+                refused(45, Fmc, Some(VerifyCode::CertHasExpired)),
+                Action::None,
+            ),
+            // Not a certificate alert, or no sender known.
+            (refused(40, Fmc, None), Action::None),
+        ];
+        for (h, want) in cases {
+            let mut es = vec![
+                entry(Role::Fmc, FMC, 3000, None),
+                entry(Role::Device, "a", 3000, h.clone()),
+            ];
+            decide(&mut es, &t);
+            assert_eq!(es[1].action, want, "{h:?}");
+        }
+        let mut es = vec![entry(Role::Device, "a", 3000, refused(48, Fmc, None))];
+        decide(&mut es, &t);
+        assert_eq!(
+            es[0].reason.to_string(),
+            "its last handshake failed: the FMC refused its certificate (fatal alert 48)"
+        );
+        // Connected again since: nothing to do.
+        let mut h = refused(48, Fmc, None);
+        if let Some(h) = h.as_mut() {
+            h.last_ok = Some(AT);
+        }
+        let mut es = vec![entry(Role::Device, "a", 3000, h)];
+        decide(&mut es, &t);
+        assert_eq!(es[0].action, Action::None);
+    }
+
+    #[test]
+    fn a_certificate_of_another_fmcs_internal_ca_is_a_ca_mismatch() {
+        let t = Thresholds::default();
+        let check = |issuer: &str| IssuerCheck {
+            fmc: FMC.into(),
+            issuer: issuer.into(),
+            at: Some(AT),
+        };
+        let mut h = Handshakes {
+            ok: 1,
+            last_ok: Some(AT),
+            issuer_check: Some(check("6a0e4d52-0c1f-4b8e-a1d3-5e6f7a8b9c0d")),
+            ..Handshakes::default()
+        };
+        let mut es = vec![entry(Role::Device, "a", 3000, Some(h.clone()))];
+        decide(&mut es, &t);
+        assert_eq!(
+            es[0].action,
+            Action::Copy,
+            "connected or not, like the tree's"
+        );
+        assert_eq!(es[0].problems, [ProblemKind::CaMismatch]);
+        assert_eq!(
+            es[0].reason,
+            Reason::ForeignIssuer {
+                fmc: FMC.into(),
+                issuer: "6a0e4d52-0c1f-4b8e-a1d3-5e6f7a8b9c0d".into()
+            }
+        );
+        h.issuer_check = Some(check(FMC));
+        let mut es = vec![entry(Role::Device, "a", 3000, Some(h))];
+        decide(&mut es, &t);
+        assert_eq!((es[0].action, es[0].problems.len()), (Action::None, 0));
     }
 
     #[test]

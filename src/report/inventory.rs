@@ -206,6 +206,12 @@ pub fn render_json(w: &mut impl Write, inv: &Inventory) -> io::Result<()> {
                     "ok": h.ok,
                     "failed": h.failed,
                     "last_error": h.last_error,
+                    "last_alert": h.last_alert.as_ref().map(|a| json!({
+                        "code": a.code,
+                        "description": a.description,
+                        "sender": a.sender,
+                        "side": a.side.map(|s| s.as_str()),
+                    })),
                 })),
                 "manager": e.manager,
                 "problems": e.problems.iter().map(|p| p.as_str()).collect::<Vec<_>>(),

@@ -809,3 +809,193 @@ fn inventory_of_a_lab_capture_lists_the_fmc_and_three_devices_with_the_rebooted_
     }
     assert!(text.contains("ftd3: last failed handshake: "), "{text}");
 }
+
+/// The three files a device offers: the CA it trusts and a certificate of its own.
+fn side(ca: PathBuf, dir: &Path) -> crate::tunnel::Side {
+    crate::tunnel::Side {
+        ca,
+        cert: dir.join("sftunnel-cert.pem"),
+        key: dir.join("sftunnel-key.pem"),
+    }
+}
+
+/// One TLS 1.2 session between `sfdiag serve` as the FMC of `certs/valid` and `sfdiag connect
+/// --once` as `device`, recorded by the FMC's own `--pcap` (the real TLS bytes it sent and got).
+fn record_refusal(pcap: &Path, device: &crate::tunnel::Side) -> String {
+    let fmc = Path::new(env!("CARGO_MANIFEST_DIR")).join("certs/valid/fmc/etc/sf");
+    let fmc_side = crate::tunnel::Side {
+        ca: fmc.join("ca_root/cacert.pem"),
+        cert: fmc.join("keys/sftunnel-cert.pem"),
+        key: fmc.join("keys/sftunnel-key.pem"),
+    };
+    let mut args = fmc_side.args();
+    args.extend(["--tls-version", "1.2", "--pcap", s(pcap)].map(String::from));
+    let (srv, addr) = crate::tunnel::serve(&args);
+    let (st, log) = crate::tunnel::connect_once(&addr, device, &["--tls-version", "1.2"]);
+    assert!(!st.success(), "the FMC must refuse it: {log}");
+    drop(srv);
+    log
+}
+
+/// `inventory --format json` of `pcap` with these `--ca`: the exit code and the entries.
+fn inventory_json(pcap: &Path, cas: &[&Path]) -> (i32, Vec<Value>) {
+    let mut args = vec!["inventory", "--format", "json"];
+    for c in cas {
+        args.extend(["--ca", s(c)]);
+    }
+    args.push(s(pcap));
+    let (code, out, err) = run(&args);
+    let v = json(&out);
+    assert_eq!(v["exit_code"], code, "{out}{err}");
+    (code, v["entries"].as_array().unwrap().clone())
+}
+
+#[test]
+fn inventory_plans_a_copy_for_a_device_its_fmc_refuses_for_a_certificate_of_another_fmcs_ca() {
+    // ftd1 of certs/expired-ca (FMC 6a0e4d52...) dials the FMC of certs/valid (cdb123c8...),
+    // trusting that FMC: the FMC sends unknown_ca after the device's Certificate.
+    let d = tempfile::tempdir().unwrap();
+    let certs = Path::new(env!("CARGO_MANIFEST_DIR")).join("certs");
+    let valid_ca = certs.join("valid/fmc/etc/sf/ca_root/cacert.pem");
+    let other_ca = certs.join("expired-ca/fmc/etc/sf/ca_root/cacert.pem");
+    let other = "6a0e4d52-0c1f-4b8e-a1d3-5e6f7a8b9c0d";
+    let dev = "9b2c3d4e-5f60-4718-8a9b-0c1d2e3f4a5b";
+    let pcap = d.path().join("wrong-fmc.pcap");
+    let device = side(
+        valid_ca.clone(),
+        &certs.join(format!("expired-ca/ftd1/var/sf/peers/{other}")),
+    );
+    record_refusal(&pcap, &device);
+    // Whatever `--ca` says of its chain (nothing, err 20, or fine with both PKIs' CAs), the
+    // FMC it talked to refused it, and its certificate is not of that FMC's InternalCA.
+    for cas in [vec![], vec![&*valid_ca], vec![&*valid_ca, &*other_ca]] {
+        let (code, entries) = inventory_json(&pcap, &cas);
+        assert_eq!(code, 1, "--ca {cas:?}: {entries:?}");
+        let e = entries.iter().find(|e| e["uuid"] == dev).unwrap();
+        assert_eq!(e["action"], "copy", "--ca {cas:?}: {e}");
+        assert_eq!(e["problems"], serde_json::json!(["ca_mismatch"]), "{e}");
+        assert_eq!(
+            e["manager"], FMC,
+            "the FMC it talked to, not its issuer: {e}"
+        );
+        assert_eq!(
+            e["reason"],
+            format!(
+                "its certificate was issued by the InternalCA of {other}, not of the FMC {FMC} it talked to"
+            )
+        );
+        let h = &e["handshakes"];
+        assert_eq!((&h["ok"], &h["failed"]), (&0.into(), &1.into()), "{e}");
+        assert_eq!(
+            h["last_alert"],
+            serde_json::json!({"code": 48, "description": "unknown_ca", "sender": "fmc", "side": "server"}),
+        );
+        let last = h["last_error"].as_str().unwrap();
+        assert!(
+            last.starts_with("server sent fatal unknown_ca after client Certificate"),
+            "{last}"
+        );
+        let fmc = entries.iter().find(|e| e["uuid"] == FMC).unwrap();
+        assert_eq!(fmc["action"], "none", "{fmc}");
+    }
+    let (_, text, _) = run(&["inventory", s(&pcap)]);
+    assert!(
+        text.contains(&format!("1. copy the FMC's files to {dev} ")),
+        "{text}"
+    );
+}
+
+#[test]
+fn inventory_plans_a_copy_for_a_device_whose_certificate_its_fmc_refuses_by_alert_alone() {
+    // The device of an openssl-made PKI whose InternalCA has the same CN (cdb123c8...) as the
+    // FMC's, but another key: the wire of a renewed InternalCA whose files were not copied.
+    // Its issuer names the FMC it talks to; only the FMC's alert says it was refused.
+    let d = tempfile::tempdir().unwrap();
+    let pki = crate::tunnel::openssl_pki(&d.path().join("pki"), None);
+    let valid_ca =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("certs/valid/fmc/etc/sf/ca_root/cacert.pem");
+    let dev = "c8d5d5c6-87c9-11ef-a993-b9831565bc4e";
+    let pcap = d.path().join("renewed.pcap");
+    let device = crate::tunnel::Side {
+        ca: valid_ca.clone(),
+        ..pki.ftd.clone()
+    };
+    record_refusal(&pcap, &device);
+    for cas in [vec![], vec![&*valid_ca], vec![&*valid_ca, &*pki.fmc.ca]] {
+        let (code, entries) = inventory_json(&pcap, &cas);
+        assert_eq!(code, 1, "--ca {cas:?}: {entries:?}");
+        let e = entries.iter().find(|e| e["uuid"] == dev).unwrap();
+        assert_eq!(e["action"], "copy", "--ca {cas:?}: {e}");
+        assert_eq!(
+            e["problems"],
+            serde_json::json!([]),
+            "same CN: no wire mismatch: {e}"
+        );
+        let alert = &e["handshakes"]["last_alert"];
+        assert_eq!(alert["sender"], "fmc", "{e}");
+        assert_eq!(alert["side"], "server", "{e}");
+        let desc = alert["description"].as_str().unwrap();
+        assert!(matches!(desc, "unknown_ca" | "decrypt_error"), "{e}");
+        let reason = e["reason"].as_str().unwrap();
+        if cas.is_empty() {
+            assert_eq!(
+                reason,
+                format!(
+                    "its last handshake failed: the FMC refused its certificate (fatal {desc})"
+                )
+            );
+        }
+    }
+}
+
+#[test]
+fn inventory_plans_a_copy_for_a_device_that_refuses_a_regenerated_fmc_certificate() {
+    // openssl's device refuses the FMC's chain with decrypt_error (err 7 by --ca): without
+    // --ca only its alert says so; it sent no certificate, so it is known by its address.
+    let pcap = crate::common::project_captures().join("sftunnel-ca-regenerated.pcap");
+    let ca = crate::common::project_captures().join("regenerated.ca.pem");
+    for (cas, reason) in [
+        (
+            vec![],
+            "its last handshake failed: it refused the FMC's certificate (fatal decrypt_error)",
+        ),
+        (
+            vec![&*ca],
+            "its last handshake failed: err 7:certificate signature failure",
+        ),
+    ] {
+        let (code, entries) = inventory_json(&pcap, &cas);
+        assert_eq!(code, 1, "{entries:?}");
+        let e = entries.iter().find(|e| e["role"] == "device").unwrap();
+        assert_eq!(e["uuid"], Value::Null, "{e}");
+        assert_eq!(e["action"], "copy", "{e}");
+        assert_eq!(e["reason"], reason, "{e}");
+        assert_eq!(
+            e["handshakes"]["last_alert"],
+            serde_json::json!({"code": 51, "description": "decrypt_error", "sender": "ftd", "side": "client"})
+        );
+    }
+}
+
+#[test]
+fn inventory_leaves_a_refusal_of_an_expired_certificate_to_renewal() {
+    // The FMC refuses the device's expired certificate (45): its FMC renews (the device's
+    // certificate ends), the device is not connected, so it needs a copy after the renewal;
+    // the alert does not make a copy on its own where dates explain it.
+    let pcap = crate::common::project_captures().join("sftunnel-ftd-expired.pcap");
+    let (code, entries) = inventory_json(&pcap, &[]);
+    assert_eq!(code, 1, "{entries:?}");
+    let fmc = entries.iter().find(|e| e["role"] == "fmc").unwrap();
+    assert_eq!(fmc["action"], "renew", "{fmc}");
+    let e = entries.iter().find(|e| e["role"] == "device").unwrap();
+    assert_eq!(e["action"], "copy", "{e}");
+    assert_eq!(
+        e["reason"],
+        "its FMC renews; not connected, so the push will fail (FAILED_PUSH): copy its files"
+    );
+    assert_eq!(
+        e["handshakes"]["last_alert"]["description"],
+        "certificate_expired"
+    );
+    assert_eq!(e["handshakes"]["last_alert"]["sender"], "fmc");
+}
