@@ -788,6 +788,11 @@ fn inventory_of_a_lab_capture_lists_the_fmc_and_three_devices_with_the_rebooted_
         assert_eq!(e["ca_not_after"], fmc["ca_not_after"], "{e}");
     }
     // ftd3 rebooted after the CA expired: its handshakes failed (err 10) until `pki copy`.
+    // Its last failure is one of two, by how its retries (wall-clock backoff) fell on a
+    // loaded machine: before the renewal it refuses the expired chain (certificate_expired);
+    // between the renewal and the copy its old InternalCA cannot check the new FMC
+    // certificate's signature (OpenSSL's decrypt_error). Judged at `at` by the old, expired
+    // InternalCA, both are err 10.
     let ftd3 = by_uuid(devices[2].0);
     assert!(
         ftd3["handshakes"]["failed"].as_u64().unwrap() >= 1,
@@ -795,7 +800,8 @@ fn inventory_of_a_lab_capture_lists_the_fmc_and_three_devices_with_the_rebooted_
     );
     let last = ftd3["handshakes"]["last_error"].as_str().unwrap();
     assert!(
-        last.contains("certificate_expired") && last.contains("err 10"),
+        (last.contains("certificate_expired") || last.contains("decrypt_error"))
+            && last.contains("err 10"),
         "{last}"
     );
     for (uuid, _) in &devices[..2] {
