@@ -614,50 +614,54 @@ pub fn decide(entries: &mut [Entry], t: &Thresholds) {
             .as_ref()
             .and_then(|h| h.issuer_check.as_ref())
             .filter(|c| c.foreign());
-        let (action, reason) = if e.role == Role::Fmc {
-            match e.uuid.as_ref().and_then(|u| renewing.get(u)) {
-                Some(r) => (Action::Renew, r.clone()),
-                None => (Action::None, Reason::Fine),
-            }
-        } else if let Some(p) = e.problems.first() {
-            (Action::Copy, Reason::Problem(*p))
-        } else if let Some(c) = foreign {
-            let reason = Reason::ForeignIssuer {
-                fmc: c.fmc.clone(),
-                issuer: c.issuer.clone(),
-            };
-            e.problems.push(ProblemKind::CaMismatch);
-            (Action::Copy, reason)
-        } else if e.manager.as_ref().is_some_and(|m| renewing.contains_key(m)) {
-            if connected == Some(false) {
-                (Action::Copy, Reason::FmcRenewsNotConnected)
+        let (action, reason) =
+            if e.role == Role::Fmc && e.problems.contains(&ProblemKind::Interrupted) {
+                // A renewal a kill left half made: `pki renew` (or `pki copy`) finishes it first.
+                (Action::Renew, Reason::Problem(ProblemKind::Interrupted))
+            } else if e.role == Role::Fmc {
+                match e.uuid.as_ref().and_then(|u| renewing.get(u)) {
+                    Some(r) => (Action::Renew, r.clone()),
+                    None => (Action::None, Reason::Fine),
+                }
+            } else if let Some(p) = e.problems.first() {
+                (Action::Copy, Reason::Problem(*p))
+            } else if let Some(c) = foreign {
+                let reason = Reason::ForeignIssuer {
+                    fmc: c.fmc.clone(),
+                    issuer: c.issuer.clone(),
+                };
+                e.problems.push(ProblemKind::CaMismatch);
+                (Action::Copy, reason)
+            } else if e.manager.as_ref().is_some_and(|m| renewing.contains_key(m)) {
+                if connected == Some(false) {
+                    (Action::Copy, Reason::FmcRenewsNotConnected)
+                } else {
+                    (Action::Push, Reason::FmcRenewsConnected)
+                }
+            } else if connected == Some(false)
+                && let Some(code) = e.handshakes.as_ref().and_then(|h| h.last_code)
+                && code != VerifyCode::CertHasExpired
+                && code != VerifyCode::CertNotYetValid
+            {
+                (Action::Copy, Reason::HandshakeFailed(code))
+            } else if connected == Some(false)
+                && let Some(h) = e.handshakes.as_ref()
+                && !h.last_code.is_some_and(|c| {
+                    c == VerifyCode::CertHasExpired || c == VerifyCode::CertNotYetValid
+                })
+                && let Some(a) = h.last_alert.as_ref().filter(|a| refusal(a))
+            {
+                let by_fmc = a.sender == Some(SubjectRole::Fmc);
+                (
+                    Action::Copy,
+                    Reason::Refused {
+                        alert: a.description.clone(),
+                        by_fmc,
+                    },
+                )
             } else {
-                (Action::Push, Reason::FmcRenewsConnected)
-            }
-        } else if connected == Some(false)
-            && let Some(code) = e.handshakes.as_ref().and_then(|h| h.last_code)
-            && code != VerifyCode::CertHasExpired
-            && code != VerifyCode::CertNotYetValid
-        {
-            (Action::Copy, Reason::HandshakeFailed(code))
-        } else if connected == Some(false)
-            && let Some(h) = e.handshakes.as_ref()
-            && !h.last_code.is_some_and(|c| {
-                c == VerifyCode::CertHasExpired || c == VerifyCode::CertNotYetValid
-            })
-            && let Some(a) = h.last_alert.as_ref().filter(|a| refusal(a))
-        {
-            let by_fmc = a.sender == Some(SubjectRole::Fmc);
-            (
-                Action::Copy,
-                Reason::Refused {
-                    alert: a.description.clone(),
-                    by_fmc,
-                },
-            )
-        } else {
-            (Action::None, Reason::Fine)
-        };
+                (Action::None, Reason::Fine)
+            };
         e.action = action;
         e.reason = reason;
     }

@@ -273,7 +273,8 @@ impl InternalCa {
 
 /// Reads the CA's next serial number (hex, one line, as OpenSSL's `serial` file).
 pub fn read_next_serial(path: &Path) -> Result<u64, PkiError> {
-    let text = std::fs::read_to_string(path).map_err(|e| PkiError::io("read", path, e))?;
+    let text = // Bounded, and a FIFO or device is refused at once (crate::files).
+    crate::files::read_text_bounded(path, crate::files::MAX_CERT_FILE, crate::files::Links::Follow).map_err(|e| PkiError::io("read", path, e))?;
     u64::from_str_radix(text.trim(), 16).map_err(|_| PkiError::Parse {
         path: path.to_path_buf(),
         reason: format!("serial {:?} is not a hex number", text.trim()),

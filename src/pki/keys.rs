@@ -51,7 +51,8 @@ pub fn load_key_pem(text: &str, path: &Path) -> Result<KeyPair, PkiError> {
 
 /// Reads a private key file.
 pub fn load_key(path: &Path) -> Result<KeyPair, PkiError> {
-    let text = std::fs::read_to_string(path).map_err(|e| PkiError::io("read", path, e))?;
+    let text = // Bounded, and a FIFO or device is refused at once (crate::files).
+    crate::files::read_text_bounded(path, crate::files::MAX_CERT_FILE, crate::files::Links::Follow).map_err(|e| PkiError::io("read", path, e))?;
     load_key_pem(&text, path)
 }
 

@@ -149,8 +149,14 @@ pub fn render_text(w: &mut impl Write, inv: &Inventory) -> io::Result<()> {
             writeln!(w, "   {}: {}", name(e), e.reason)?;
         }
     }
-    if step == 0 {
+    if step == 0 && inv.unreadable.is_empty() {
         writeln!(w, "nothing to do: every appliance is fine")?;
+    } else if step == 0 {
+        // Files that could not be read may hold an appliance that needs something.
+        writeln!(
+            w,
+            "nothing to do for the appliances read; the files below could not be read"
+        )?;
     }
     for u in &inv.unreadable {
         writeln!(w, "UNREADABLE {}", field(&u.message))?;

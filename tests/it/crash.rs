@@ -666,6 +666,19 @@ fn check_and_inventory_name_a_change_a_kill_left_half_made() {
         serde_json::json!(["interrupted"]),
         "{ftd1}"
     );
+    // The FMC's own row says the renewal is to be finished, not "none".
+    let fmc = v["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["role"] == "fmc")
+        .unwrap()
+        .clone();
+    assert_eq!(fmc["action"], "renew", "{fmc}");
+    assert!(
+        fmc["reason"].as_str().unwrap_or("").contains("interrupted"),
+        "{fmc}"
+    );
     // Reading changed nothing: the journal is left for the next change to finish.
     assert!(journal.is_file());
 }
