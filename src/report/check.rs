@@ -14,8 +14,6 @@
 
 use std::io::{self, Write};
 
-use serde::Serialize;
-use serde_json::ser::{Formatter, PrettyFormatter};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
@@ -363,58 +361,6 @@ pub fn problem_json(p: &PeerProblem) -> Value {
     v
 }
 
-/// serde_json's pretty layout, with every character [`is_unsafe`] names written as a JSON
-/// `\uXXXX` escape: the same string to a JSON reader, but no raw C1 or bidirectional
-/// character (in a file name, say) reaches a terminal that shows the document. serde_json
-/// itself escapes only C0, `"` and `\`.
-struct SafeJson<'a>(PrettyFormatter<'a>);
-
-impl Formatter for SafeJson<'_> {
-    fn begin_array<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
-        self.0.begin_array(w)
-    }
-    fn end_array<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
-        self.0.end_array(w)
-    }
-    fn begin_array_value<W: ?Sized + Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
-        self.0.begin_array_value(w, first)
-    }
-    fn end_array_value<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
-        self.0.end_array_value(w)
-    }
-    fn begin_object<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
-        self.0.begin_object(w)
-    }
-    fn end_object<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
-        self.0.end_object(w)
-    }
-    fn begin_object_key<W: ?Sized + Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
-        self.0.begin_object_key(w, first)
-    }
-    fn begin_object_value<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
-        self.0.begin_object_value(w)
-    }
-    fn end_object_value<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
-        self.0.end_object_value(w)
-    }
-    fn write_string_fragment<W: ?Sized + Write>(
-        &mut self,
-        w: &mut W,
-        text: &str,
-    ) -> io::Result<()> {
-        let mut rest = text;
-        while let Some(i) = rest.find(is_unsafe) {
-            w.write_all(&rest.as_bytes()[..i])?;
-            let c = rest[i..].chars().next().unwrap_or_default();
-            for unit in c.encode_utf16(&mut [0; 2]) {
-                write!(w, "\\u{unit:04x}")?;
-            }
-            rest = &rest[i + c.len_utf8()..];
-        }
-        w.write_all(rest.as_bytes())
-    }
-}
-
 /// `--format json`: one document, certificates worst first.
 pub fn render_json(w: &mut impl Write, r: &CheckReport) -> io::Result<()> {
     let certs: Vec<Value> = r
@@ -480,8 +426,7 @@ pub fn render_json(w: &mut impl Write, r: &CheckReport) -> io::Result<()> {
         "errors": errors,
         "skipped": skipped,
     });
-    let mut ser = serde_json::Serializer::with_formatter(&mut *w, SafeJson(PrettyFormatter::new()));
-    doc.serialize(&mut ser)?;
+    super::safejson::to_writer_pretty(&mut *w, &doc)?;
     writeln!(w)
 }
 
@@ -569,27 +514,6 @@ mod tests {
         assert_eq!(
             perfdata("a\u{9b}2J\u{202e}b\u{2066}", 1, 60, 10),
             "'a_2J_b_'=1d;60:;10:"
-        );
-    }
-
-    #[test]
-    fn json_escapes_what_would_reach_a_terminal_raw() {
-        let v = json!({"file": "a\u{9b}2J\u{202e}b\n\\é"});
-        let mut out = Vec::new();
-        let mut ser =
-            serde_json::Serializer::with_formatter(&mut out, SafeJson(PrettyFormatter::new()));
-        v.serialize(&mut ser).unwrap();
-        let text = String::from_utf8(out).unwrap();
-        assert!(text.contains(r#""a\u009b2J\u202eb\n\\é""#), "{text}");
-        assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), v);
-        let plain = json!({"a": [1, {"b": "c"}]});
-        let mut out = Vec::new();
-        let mut ser =
-            serde_json::Serializer::with_formatter(&mut out, SafeJson(PrettyFormatter::new()));
-        plain.serialize(&mut ser).unwrap();
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            serde_json::to_string_pretty(&plain).unwrap()
         );
     }
 

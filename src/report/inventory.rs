@@ -241,7 +241,7 @@ pub fn render_json(w: &mut impl Write, inv: &Inventory) -> io::Result<()> {
         "entries": entries,
         "errors": errors,
     });
-    serde_json::to_writer_pretty(&mut *w, &doc)?;
+    super::safejson::to_writer_pretty(&mut *w, &doc)?;
     writeln!(w)
 }
 

@@ -61,7 +61,7 @@ impl<W: Write> JsonLines<W> {
     }
 
     fn line(&mut self, v: &impl Serialize) -> io::Result<()> {
-        serde_json::to_writer(&mut self.w, v)?;
+        super::safejson::to_writer(&mut self.w, v)?;
         self.w.write_all(b"\n")
     }
 }
@@ -113,7 +113,7 @@ impl<W: Write> JsonArray<W> {
     fn item(&mut self, v: &impl Serialize) -> io::Result<()> {
         self.w.write_all(if self.first { b"[\n" } else { b",\n" })?;
         self.first = false;
-        serde_json::to_writer(&mut self.w, v)?;
+        super::safejson::to_writer(&mut self.w, v)?;
         Ok(())
     }
 }

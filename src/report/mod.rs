@@ -18,6 +18,7 @@ pub mod fleet;
 pub mod inventory;
 mod json;
 pub mod renew;
+mod safejson;
 pub mod status;
 mod syslog;
 mod text;

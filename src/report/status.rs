@@ -83,7 +83,8 @@ pub fn text(w: &mut impl Write, info: Option<&ServerInfo>, peers: &[PeerStatus])
 /// escapes what a table must).
 pub fn json(w: &mut impl Write, info: Option<&ServerInfo>, peers: &[PeerStatus]) -> io::Result<()> {
     let v = serde_json::json!({ "server": info, "peers": peers });
-    writeln!(w, "{v}")
+    super::safejson::to_writer(&mut *w, &v)?;
+    writeln!(w)
 }
 
 /// [`brief`], first saying `sftunnel is not running` (as [`text`] does) when there is no
