@@ -2,7 +2,10 @@
 //! a key there decides which peers the lab trusts, and whoever can write a folder there can swap
 //! it for a link between a check and a write. The rule is OpenSSH's StrictModes
 //! (`auth_secure_path`): no entry group- or world-writable (`mode & 0o022`), and each owned by
-//! the user sfdiag runs as (its effective uid) or by root.
+//! the user sfdiag runs as (its effective uid) or by root. One difference: an entry of that
+//! user's that is writable only by the user's own effective group passes, because a umask of
+//! 002 with user private groups (Debian's and Ubuntu's default for people) leaves every folder
+//! so; a group-writable entry of any other group is refused.
 //!
 //! Owns only the permission check, run by [`super::layout::PkiRoot::load`] before it reads anything
 //! and by renew and init before they take the root's lock. The root and everything under it
@@ -43,7 +46,7 @@ fn check(path: &Path, root: &Path, depth: usize) -> Result<(), PkiError> {
     if meta.file_type().is_symlink() {
         return check_link(path, root);
     }
-    judge(path, meta.mode(), meta.uid())?;
+    judge(path, meta.mode(), meta.uid(), meta.gid())?;
     if meta.is_dir() && depth < MAX_DEPTH {
         let entries = std::fs::read_dir(path).map_err(|e| PkiError::io("list", path, e))?;
         for entry in entries {
@@ -57,16 +60,18 @@ fn check(path: &Path, root: &Path, depth: usize) -> Result<(), PkiError> {
 /// Errors when an entry with `mode` and owner `uid` could be changed by someone other than the
 /// user sfdiag runs as: world-writable, group-writable, or owned by another user than that
 /// one (the effective uid) or root. Checked in that order, so the message names the first
-/// fix that applies.
-pub(super) fn judge(path: &Path, mode: u32, uid: u32) -> Result<(), PkiError> {
+/// fix that applies. Group-writable passes for the user's own entry in its own effective
+/// group `gid` (the umask 002 of user private groups; see the module doc).
+pub(super) fn judge(path: &Path, mode: u32, uid: u32, gid: u32) -> Result<(), PkiError> {
     let path = || path.to_path_buf();
     if mode & 0o002 != 0 {
         return Err(PkiError::WorldWritable { path: path() });
     }
-    if mode & 0o020 != 0 {
+    let euid = rustix::process::geteuid().as_raw();
+    let own_group = uid == euid && gid == rustix::process::getegid().as_raw();
+    if mode & 0o020 != 0 && !own_group {
         return Err(PkiError::GroupWritable { path: path() });
     }
-    let euid = rustix::process::geteuid().as_raw();
     if uid != euid && uid != 0 {
         return Err(PkiError::ForeignOwner {
             path: path(),
@@ -171,24 +176,38 @@ mod tests {
         ] {
             chmod(p, 0o755);
         }
-        chmod(&ca_root, 0o2775);
-        let e = refuse_writable_by_others(&root).unwrap_err();
+        let euid = rustix::process::geteuid().as_raw();
+        let egid = rustix::process::getegid().as_raw();
+        // Group-writable in another group: refused, naming the fix.
+        let e = judge(&ca_root, 0o42775, euid, egid + 1).unwrap_err();
         assert!(
             matches!(&e, PkiError::GroupWritable { path } if *path == ca_root),
             "{e}"
         );
         assert!(e.to_string().contains("chmod g-w"), "{e}");
+        // The user's own folder in its own group, as a umask of 002 leaves it: passes.
+        chmod(&ca_root, 0o2775);
+        refuse_writable_by_others(&root).unwrap();
+        if euid == 0 {
+            // As root, a real folder given to another group.
+            std::os::unix::fs::chown(&ca_root, None, Some(100)).unwrap();
+            let e = refuse_writable_by_others(&root).unwrap_err();
+            assert!(
+                matches!(&e, PkiError::GroupWritable { path } if *path == ca_root),
+                "{e}"
+            );
+            std::os::unix::fs::chown(&ca_root, None, Some(egid)).unwrap();
+        }
         chmod(&ca_root, 0o755);
         refuse_writable_by_others(&root).unwrap();
 
-        let euid = rustix::process::geteuid().as_raw();
-        let e = judge(&ca_root, 0o40755, euid + 1).unwrap_err();
+        let e = judge(&ca_root, 0o40755, euid + 1, egid).unwrap_err();
         assert!(
             matches!(&e, PkiError::ForeignOwner { owner, .. } if *owner == euid + 1),
             "{e}"
         );
         assert!(e.to_string().contains(&format!("chown {euid}")), "{e}");
-        judge(&ca_root, 0o40755, 0).unwrap();
+        judge(&ca_root, 0o40755, 0, egid).unwrap();
         if euid == 0 {
             // As root, a real file given to nobody.
             std::os::unix::fs::chown(&ca_root, Some(65534), None).unwrap();

@@ -52,7 +52,7 @@ fn io_err(op: &'static str, path: &Path, e: Errno) -> PkiError {
 /// Judges an opened file or folder by the guard's rule (mode and owner, by `fstat`).
 fn judge(fd: BorrowedFd<'_>, path: &Path) -> Result<(), PkiError> {
     let st = rustix::fs::fstat(fd).map_err(|e| io_err("inspect", path, e))?;
-    crate::pki::guard::judge(path, st.st_mode, st.st_uid)
+    crate::pki::guard::judge(path, st.st_mode, st.st_uid, st.st_gid)
 }
 
 /// Opens the folder `name` in `parent` (at `path`) without following a link; creates it
