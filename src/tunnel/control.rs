@@ -228,8 +228,13 @@ fn private_folder(dir: &Path) -> std::io::Result<()> {
     match std::fs::metadata(dir) {
         Ok(m) => {
             let mode = m.permissions().mode();
-            // Writable by group or others, and not sticky: anyone could swap the socket.
-            if mode & 0o022 != 0 && mode & 0o1000 == 0 {
+            // Writable by group or others, and not sticky: anyone could swap the socket. As in
+            // the PKI guard (`pki::guard`), the user's own folder writable only by the user's
+            // own group passes: a umask of 002 with user private groups makes every folder so.
+            let own_group = m.uid() == rustix::process::geteuid().as_raw()
+                && m.gid() == rustix::process::getegid().as_raw();
+            let others = if own_group { 0o002 } else { 0o022 };
+            if mode & others != 0 && mode & 0o1000 == 0 {
                 return Err(std::io::Error::other(format!(
                     "folder {} is writable by others (mode {:o}): anyone could replace the \
                      socket; chmod go-w it",
