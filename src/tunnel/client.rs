@@ -302,21 +302,8 @@ impl Client {
             tl.info(&format!("Wait to connect to {port} (IP: {ip})"));
         }
         let deadline = self.s.timeouts.handshake;
-        let tcp = match tokio::time::timeout(deadline, self.dial()).await {
-            Err(_) => {
-                return Err(HandshakeFailure::Timeout {
-                    phase: "connect",
-                    secs: deadline.as_secs(),
-                });
-            }
-            Ok(Err(e)) => {
-                return Err(HandshakeFailure::Connect {
-                    addr: self.addr.to_string(),
-                    reason: e.to_string(),
-                });
-            }
-            Ok(Ok(t)) => t,
-        };
+        let tcp =
+            super::handshake::tcp_connect(self.dial(), &self.addr.to_string(), deadline).await?;
         let _ = tcp.set_nodelay(true);
         if !quiet {
             // APPLIANCE.md shows `Connected to 10.10.200.31 f` (cut there): `from` and our

@@ -295,21 +295,8 @@ async fn connect(
             HandshakeFailure::Tls(format!("cannot load certificates: {e}"))
         })?;
     let deadline = sh.timeouts().handshake;
-    let tcp = match tokio::time::timeout(deadline, TcpStream::connect(t.addr)).await {
-        Err(_) => {
-            return Err(HandshakeFailure::Timeout {
-                phase: "connect",
-                secs: deadline.as_secs(),
-            });
-        }
-        Ok(Err(e)) => {
-            return Err(HandshakeFailure::Connect {
-                addr: t.addr.to_string(),
-                reason: e.to_string(),
-            });
-        }
-        Ok(Ok(tcp)) => tcp,
-    };
+    let tcp =
+        handshake::tcp_connect(TcpStream::connect(t.addr), &t.addr.to_string(), deadline).await?;
     let _ = tcp.set_nodelay(true);
     let local = tcp.local_addr().ok();
     tl.info(&format!(

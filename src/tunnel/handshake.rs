@@ -762,6 +762,27 @@ async fn server_verdict<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
+/// The TCP connection a dialing side opens before its handshake: `connect` within the
+/// handshake deadline, its failure told as the handshake's (`Timeout` in phase "connect", or
+/// `Connect` naming `addr`). Shared by the device (`client`) and the FMC dialing it (`dial`).
+pub(super) async fn tcp_connect(
+    connect: impl Future<Output = io::Result<tokio::net::TcpStream>>,
+    addr: &str,
+    deadline: Duration,
+) -> Result<tokio::net::TcpStream, HandshakeFailure> {
+    match tokio::time::timeout(deadline, connect).await {
+        Err(_) => Err(HandshakeFailure::Timeout {
+            phase: "connect",
+            secs: deadline.as_secs(),
+        }),
+        Ok(Err(e)) => Err(HandshakeFailure::Connect {
+            addr: addr.to_owned(),
+            reason: e.to_string(),
+        }),
+        Ok(Ok(tcp)) => Ok(tcp),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     //! The server's answer to a client without a certificate, on real rustls bytes over an

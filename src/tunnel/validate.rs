@@ -247,17 +247,7 @@ pub async fn validate_with(
             let mut events = server.handle().subscribe();
             let seen = fmc_log.lines().len();
             let dev_log = SfLog::memory(&d.name, std::process::id() + 1, clock.clone());
-            let client = Client::new(ClientSettings {
-                server: server.local_addr().to_string(),
-                files: d.files.clone(),
-                name: d.name.clone(),
-                clock: clock.clone(),
-                log: dev_log.clone(),
-                keylog: None,
-                timeouts,
-                backoff: Backoff::default(),
-            })?
-            .with_tls_version(tls);
+            let client = device_client(&server, d, &clock, &dev_log, timeouts, tls)?;
             let (cipher, device_side) = match client.once().await {
                 Ok(r) => (Some(r.established.cipher), None),
                 Err(TunnelError::Handshake(f)) => (None, Some(f)),
@@ -309,6 +299,29 @@ pub async fn validate_with(
     Ok(out)
 }
 
+/// Device `d` as `connect` runs it, toward `server`, logging to `dev_log`: the one setup both
+/// directions of a validation use.
+fn device_client(
+    server: &Server,
+    d: &Device,
+    clock: &Clock,
+    dev_log: &SfLog,
+    timeouts: Timeouts,
+    tls: TlsVersion,
+) -> Result<Client, TunnelError> {
+    Ok(Client::new(ClientSettings {
+        server: server.local_addr().to_string(),
+        files: d.files.clone(),
+        name: d.name.clone(),
+        clock: clock.clone(),
+        log: dev_log.clone(),
+        keylog: None,
+        timeouts,
+        backoff: Backoff::default(),
+    })?
+    .with_tls_version(tls))
+}
+
 /// The FMC dialing device `d`: the device's listener on 127.0.0.1 port 0 (as `connect
 /// --listen` runs it, its log `dev_log`), one dial from `server` with the FMC's files, and
 /// the device's account once its session answered a heartbeat or failed.
@@ -323,18 +336,8 @@ async fn fmc_dials(
 ) -> Result<Dialed, TunnelError> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    let client = Client::new(ClientSettings {
-        // Never dialed: this device only accepts.
-        server: server.local_addr().to_string(),
-        files: d.files.clone(),
-        name: d.name.clone(),
-        clock: clock.clone(),
-        log: dev_log.clone(),
-        keylog: None,
-        timeouts,
-        backoff: Backoff::default(),
-    })?
-    .with_tls_version(tls);
+    // Its server address is never dialed: this device only accepts.
+    let client = device_client(server, d, clock, dev_log, timeouts, tls)?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let device = tokio::spawn(super::listen::accept_one(
         Arc::new(client),
