@@ -118,7 +118,9 @@ fn gnutls_server(side: &Side, v: &str) -> (Proc, String) {
     );
     // gnutls-serv prints "listening on IPv4 ... port N..." and then "done" or "failed" (the
     // port taken between free_port and its bind): only "done" means it listens.
-    p.wait_for(20, |l| l.contains("listening on IPv4") && l.ends_with("done"));
+    p.wait_for(20, |l| {
+        l.contains("listening on IPv4") && l.ends_with("done")
+    });
     (p, format!("127.0.0.1:{port}"))
 }
 
